@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * sendgroup: send one shared UDP payload to many receivers in one call.
+ *
+ * The group-unicast call of Lahav et al., "Group Unicast for the Real World"
+ * (NOSSDAV'08), as an ioctl on the misc device /dev/sendgroup. The shared
+ * payload is copied into the kernel once per call; every receiver's datagram
+ * references those pages and carries its own prepend and append bytes.
+ *
+ * This header is the one copy of the layout: the module, its tests and the
+ * Swift package all include it.
+ */
+#ifndef _UAPI_LINUX_SENDGROUP_H
+#define _UAPI_LINUX_SENDGROUP_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define SENDGROUP_DEVICE_PATH		"/dev/sendgroup"
+
+/* Bumped when a command or field is added; reported by SENDGROUP_IOC_INFO. */
+#define SENDGROUP_ABI_VERSION		1
+
+/* Most recipients in one SENDGROUP_IOC_SEND (as sendmmsg's UIO_MAXIOV). */
+#define SENDGROUP_MAX_RECIPIENTS	1024
+/* Largest UDP payload over IPv4: 65535 - 20 (IP) - 8 (UDP). */
+#define SENDGROUP_MAX_DATAGRAM		65507
+
+/*
+ * One receiver of a group send.
+ *
+ * @family:      AF_INET or AF_INET6. Any other value fails this recipient
+ *               with -EAFNOSUPPORT, as sendmsg() would.
+ * @port:        destination UDP port in host byte order (0..65535).
+ * @addr:        destination address in network byte order: IPv4 in the first
+ *               4 bytes (rest zero), IPv6 in all 16.
+ * @scope_id:    IPv6 scope (interface index) for link-local destinations;
+ *               0 otherwise and always 0 for IPv4.
+ * @flowinfo:    IPv6 flow label in network byte order (sin6_flowinfo); 0 for IPv4.
+ * @prepend:     pointer to bytes placed before the shared payload, or 0.
+ * @append:      pointer to bytes placed after the shared payload, or 0.
+ * @prepend_len: length of @prepend in bytes.
+ * @append_len:  length of @append in bytes.
+ *
+ * Entries are versioned by size (struct sendgroup_send_args.recipient_size):
+ * a caller may pass larger entries as long as the bytes this kernel does not
+ * know are zero.
+ */
+struct sendgroup_recipient {
+	__u32 family;
+	__u32 port;
+	__u8  addr[16];
+	__u32 scope_id;
+	__u32 flowinfo;
+	__u64 prepend;
+	__u64 append;
+	__u32 prepend_len;
+	__u32 append_len;
+};
+
+#define SENDGROUP_RECIPIENT_SIZE_VER0	56	/* sizeof first published struct */
+#define SENDGROUP_RECIPIENT_SIZE_LATEST	SENDGROUP_RECIPIENT_SIZE_VER0
+
+/*
+ * Arguments of SENDGROUP_IOC_SEND, versioned by @size (openat2 rules):
+ * a @size below SENDGROUP_SEND_ARGS_SIZE_VER0 is -EINVAL, a larger @size
+ * whose unknown tail is not all zero is -E2BIG.
+ *
+ * @size:            sizeof(struct sendgroup_send_args) as the caller knows it.
+ * @fd:              the caller's UDP socket (AF_INET or AF_INET6, SOCK_DGRAM).
+ * @flags:           SENDGROUP_SEND_* flags; none are defined yet: must be 0.
+ * @msg_flags:       sendmsg() flags applied to every datagram; only those in
+ *                   SENDGROUP_MSG_FLAGS are accepted (MSG_MORE is not: a
+ *                   group send never corks the socket).
+ * @shared:          pointer to the shared payload (may be 0 when @shared_len is 0).
+ * @shared_len:      bytes of shared payload, at most SENDGROUP_MAX_DATAGRAM.
+ * @recipient_size:  sizeof(struct sendgroup_recipient) as the caller knows it.
+ * @recipients:      pointer to @recipient_count entries of @recipient_size bytes.
+ * @recipient_count: 1..SENDGROUP_MAX_RECIPIENTS.
+ * @reserved:        must be 0.
+ * @results:         optional pointer to @recipient_count __s32 slots, or 0;
+ *                   each receives 0 or the negative errno of that recipient.
+ *
+ * Returns the number of recipients whose datagram was sent, or a negative
+ * errno when no recipient could be attempted. A fatal signal stops the call
+ * between recipients; it then returns what it sent so far and marks the
+ * recipients it did not attempt with -EINTR.
+ */
+struct sendgroup_send_args {
+	__u32 size;
+	__u32 fd;
+	__u32 flags;
+	__u32 msg_flags;
+	__u64 shared;
+	__u32 shared_len;
+	__u32 recipient_size;
+	__u64 recipients;
+	__u32 recipient_count;
+	__u32 reserved;
+	__u64 results;
+};
+
+#define SENDGROUP_SEND_ARGS_SIZE_VER0	56	/* sizeof first published struct */
+#define SENDGROUP_SEND_ARGS_SIZE_LATEST	SENDGROUP_SEND_ARGS_SIZE_VER0
+
+/* sendmsg() flags a group send accepts: MSG_DONTWAIT | MSG_DONTROUTE | MSG_CONFIRM | MSG_NOSIGNAL. */
+#define SENDGROUP_MSG_FLAGS		(0x40 | 0x4 | 0x800 | 0x4000)
+
+/* Features reported by SENDGROUP_IOC_INFO. */
+/* Shared payload pages are referenced by every datagram, not copied per recipient. */
+#define SENDGROUP_FEATURE_SHARED_PAGES	(1ULL << 0)
+
+/*
+ * Result of SENDGROUP_IOC_INFO, versioned by @size like the send arguments:
+ * the caller sets @size, the kernel fills what both know and zeroes the rest.
+ */
+struct sendgroup_info {
+	__u32 size;
+	__u32 abi_version;
+	__u32 max_recipients;
+	__u32 max_datagram;
+	__u32 recipient_size;	/* SENDGROUP_RECIPIENT_SIZE_LATEST of the module */
+	__u32 send_args_size;	/* SENDGROUP_SEND_ARGS_SIZE_LATEST of the module */
+	__u64 features;		/* SENDGROUP_FEATURE_* */
+};
+
+#define SENDGROUP_INFO_SIZE_VER0	32
+
+#define SENDGROUP_IOC_MAGIC		0xB9
+#define SENDGROUP_IOC_SEND		_IOW(SENDGROUP_IOC_MAGIC, 0x00, struct sendgroup_send_args)
+#define SENDGROUP_IOC_INFO		_IOWR(SENDGROUP_IOC_MAGIC, 0x01, struct sendgroup_info)
+
+#endif /* _UAPI_LINUX_SENDGROUP_H */
