@@ -1,0 +1,838 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * fastpath.c - libbpf loader of the groupcast fast path (see
+ * include/groupcast_fastpath.h for the API and Docs/fastpath.md for the
+ * design).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/capability.h>
+#include <linux/if_link.h>
+#include <linux/magic.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "groupcast_fastpath.h"
+#include "groupcast.skel.h"
+
+#define BPFFS_ROOT	"/sys/fs/bpf"
+
+#ifndef CAP_BPF
+#define CAP_BPF		39
+#endif
+#ifndef BPF_FS_MAGIC
+#define BPF_FS_MAGIC	0xcafe4a11
+#endif
+
+struct gcfp_handle {
+	int routes_fd;
+	int stats_fd;
+	int config_fd;
+	int state_fd;
+	char pin_dir[256];
+};
+
+static const char *const stat_names[GC_STAT_MAX] = GC_STAT_NAMES;
+
+const char *gcfp_stat_name(unsigned int stat)
+{
+	return stat < GC_STAT_MAX ? stat_names[stat] : NULL;
+}
+
+const char *gcfp_code_name(int code)
+{
+	switch (code < 0 ? -code : code) {
+	case GCFP_OK: return "success";
+	case GCFP_ERR_NOT_ROOT: return "not permitted (needs root)";
+	case GCFP_ERR_NO_DEVICE: return "no such device";
+	case GCFP_ERR_ALREADY_ATTACHED: return "already attached";
+	case GCFP_ERR_BUSY: return "hook in use by another program";
+	case GCFP_ERR_NOT_ATTACHED: return "not attached";
+	case GCFP_ERR_VERIFIER: return "program rejected by the verifier";
+	case GCFP_ERR_INVALID: return "invalid argument";
+	case GCFP_ERR_NO_ROUTE: return "no such route";
+	case GCFP_ERR_ROUTES_FULL: return "route map full";
+	case GCFP_ERR_BPFFS: return "bpffs unavailable";
+	case GCFP_ERR_ABI: return "layout version mismatch";
+	case GCFP_ERR_SYSTEM: return "system call failed";
+	}
+	return "unknown error";
+}
+
+__attribute__((format(printf, 4, 5)))
+static int fail(struct gcfp_error *err, int code, int sys_errno, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err) {
+		err->code = code;
+		err->sys_errno = sys_errno;
+		va_start(ap, fmt);
+		vsnprintf(err->message, sizeof(err->message), fmt, ap);
+		va_end(ap);
+		if (sys_errno) {
+			size_t len = strlen(err->message);
+
+			snprintf(err->message + len, sizeof(err->message) - len, ": %s",
+				 strerror(sys_errno));
+		}
+	}
+	return -code;
+}
+
+static void clear_err(struct gcfp_error *err)
+{
+	if (err)
+		memset(err, 0, sizeof(*err));
+}
+
+/* CAP_SYS_ADMIN, or CAP_BPF + CAP_NET_ADMIN (+ CAP_PERFMON is not needed). */
+static int check_caps(struct gcfp_error *err)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2] = {};
+	unsigned long long eff;
+
+	if (syscall(SYS_capget, &hdr, data))
+		return fail(err, GCFP_ERR_SYSTEM, errno, "capget");
+	eff = data[0].effective | ((unsigned long long)data[1].effective << 32);
+	if (eff & (1ULL << CAP_SYS_ADMIN))
+		return 0;
+	if ((eff & (1ULL << CAP_BPF)) && (eff & (1ULL << CAP_NET_ADMIN)))
+		return 0;
+	return fail(err, GCFP_ERR_NOT_ROOT, EPERM,
+		    "the fast path needs root (CAP_SYS_ADMIN, or CAP_BPF and CAP_NET_ADMIN)");
+}
+
+static int check_ifname(const char *ifname, unsigned int *ifindex, struct gcfp_error *err)
+{
+	if (!ifname || !*ifname || strlen(ifname) >= IFNAMSIZ || strchr(ifname, '/'))
+		return fail(err, GCFP_ERR_INVALID, 0, "invalid interface name '%s'",
+			    ifname ? ifname : "(null)");
+	*ifindex = if_nametoindex(ifname);
+	if (!*ifindex)
+		return fail(err, errno == ENODEV || errno == ENXIO ? GCFP_ERR_NO_DEVICE
+								  : GCFP_ERR_SYSTEM,
+			    errno, "no such device '%s' in this network namespace", ifname);
+	return 0;
+}
+
+static int netns_inode(unsigned long long *ino, unsigned long long *init_ino)
+{
+	struct stat self, init;
+
+	if (stat("/proc/self/ns/net", &self))
+		return -errno;
+	*ino = self.st_ino;
+	/* pid 1 may be in another netns only if we are in a container; if it
+	 * cannot be read, treat ours as the initial one. */
+	*init_ino = stat("/proc/1/ns/net", &init) ? self.st_ino : init.st_ino;
+	return 0;
+}
+
+int gcfp_pin_dir(const char *ifname, char *buf, size_t size, struct gcfp_error *err)
+{
+	unsigned long long ino, init_ino;
+	int n, ret;
+
+	if (!ifname || !*ifname || strlen(ifname) >= IFNAMSIZ || strchr(ifname, '/'))
+		return fail(err, GCFP_ERR_INVALID, 0, "invalid interface name '%s'",
+			    ifname ? ifname : "(null)");
+	ret = netns_inode(&ino, &init_ino);
+	if (ret)
+		return fail(err, GCFP_ERR_SYSTEM, -ret, "stat /proc/self/ns/net");
+	if (ino == init_ino)
+		n = snprintf(buf, size, "%s/%s", GC_PIN_ROOT, ifname);
+	else
+		n = snprintf(buf, size, "%s/%s@ns%llu", GC_PIN_ROOT, ifname, ino);
+	if (n < 0 || (size_t)n >= size)
+		return fail(err, GCFP_ERR_INVALID, 0, "pin path buffer too small");
+	return 0;
+}
+
+/*
+ * Make sure /sys/fs/bpf is a bpffs. In the initial mount namespace mount
+ * one if missing; in another (`ip netns exec` gives each command a fresh
+ * /sys) a private bpffs would vanish with the command, taking the pins
+ * with it, so refuse with a message that says what to do instead.
+ */
+static int ensure_bpffs(int may_mount, struct gcfp_error *err)
+{
+	struct stat self, init;
+	struct statfs sfs;
+
+	if (statfs(BPFFS_ROOT, &sfs))
+		return fail(err, GCFP_ERR_BPFFS, errno, "statfs %s", BPFFS_ROOT);
+	if (sfs.f_type == BPF_FS_MAGIC)
+		return 0;
+	if (!may_mount)
+		return fail(err, GCFP_ERR_NOT_ATTACHED, 0,
+			    "no bpffs at %s, so nothing is pinned there", BPFFS_ROOT);
+	if (!stat("/proc/self/ns/mnt", &self) && !stat("/proc/1/ns/mnt", &init) &&
+	    self.st_ino != init.st_ino)
+		return fail(err, GCFP_ERR_BPFFS, 0,
+			    "no bpffs at %s in this mount namespace: pins made here would vanish "
+			    "with it (ip netns exec remounts /sys per command; use "
+			    "nsenter --net=/run/netns/NAME, or mount bpffs at %s first)",
+			    BPFFS_ROOT, BPFFS_ROOT);
+	if (mount("bpf", BPFFS_ROOT, "bpf", 0, "mode=0700"))
+		return fail(err, GCFP_ERR_BPFFS, errno, "mount -t bpf bpf %s", BPFFS_ROOT);
+	return 0;
+}
+
+/* ---- verifier log capture ---------------------------------------------- */
+
+static char *log_buf;
+static size_t log_len, log_cap;
+
+static int capture_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	va_list aq;
+	int n;
+
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	va_copy(aq, ap);
+	n = vsnprintf(NULL, 0, fmt, aq);
+	va_end(aq);
+	if (n <= 0)
+		return 0;
+	if (log_len + n + 1 > log_cap) {
+		size_t cap = log_cap ? log_cap * 2 : 65536;
+		char *p;
+
+		while (cap < log_len + n + 1)
+			cap *= 2;
+		p = realloc(log_buf, cap);
+		if (!p)
+			return 0;
+		log_buf = p;
+		log_cap = cap;
+	}
+	vsnprintf(log_buf + log_len, n + 1, fmt, ap);
+	log_len += n;
+	return 0;
+}
+
+static int save_log(const char *path, struct gcfp_error *err)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -errno;
+	if (log_len)
+		fwrite(log_buf, 1, log_len, f);
+	fclose(f);
+	if (err)
+		snprintf(err->log_path, sizeof(err->log_path), "%.*s", (int)sizeof(err->log_path) - 1, path);
+	return 0;
+}
+
+/* ---- pins --------------------------------------------------------------- */
+
+static const char *const pin_names[] = {
+	GC_PIN_ROUTES, GC_PIN_STATS, GC_PIN_CONFIG, GC_PIN_STATE, GC_PIN_PROG_XDP, GC_PIN_PROG_TC,
+};
+
+static void unpin_all(const char *dir)
+{
+	char path[PATH_MAX];
+	size_t i;
+
+	for (i = 0; i < sizeof(pin_names) / sizeof(pin_names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, pin_names[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
+static int obj_get(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return bpf_obj_get(path);
+}
+
+static __u32 prog_id_of(int fd)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return 0;
+	return info.id;
+}
+
+static int read_state(int state_fd, struct gc_loader_state *st)
+{
+	__u32 key = 0;
+
+	return bpf_map_lookup_elem(state_fd, &key, st) ? -errno : 0;
+}
+
+/* ---- attach / detach ---------------------------------------------------- */
+
+static int xdp_current(int ifindex, struct bpf_xdp_query_opts *q)
+{
+	memset(q, 0, sizeof(*q));
+	q->sz = sizeof(*q);
+	return bpf_xdp_query(ifindex, 0, q);
+}
+
+int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
+{
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .attach_point = BPF_TC_INGRESS);
+	DECLARE_LIBBPF_OPTS(bpf_tc_opts, tc, .handle = GC_TC_HANDLE,
+			    .priority = GC_TC_PRIORITY);
+	struct gc_loader_state state = {};
+	struct bpf_xdp_query_opts q;
+	char dir[256], path[PATH_MAX], default_log[PATH_MAX];
+	struct groupcast *skel = NULL;
+	libbpf_print_fn_t old_print;
+	unsigned int ifindex;
+	int ret, xdp_fd, tc_fd, created = 0, xdp_attached = 0;
+	__u32 key = 0, mode_flags;
+
+	clear_err(err);
+	if (!o)
+		return fail(err, GCFP_ERR_INVALID, 0, "no attach options");
+	if (!o->port)
+		return fail(err, GCFP_ERR_INVALID, 0, "port must be 1..65535");
+	if (o->verifier_log_path && strlen(o->verifier_log_path) >= sizeof(err->log_path))
+		return fail(err, GCFP_ERR_INVALID, 0, "verifier log path longer than %zu bytes",
+			    sizeof(err->log_path) - 1);
+	if (o->xdp_mode > GCFP_XDP_GENERIC)
+		return fail(err, GCFP_ERR_INVALID, 0, "unknown XDP mode %u", o->xdp_mode);
+	ret = check_caps(err);
+	if (ret)
+		return ret;
+	ret = check_ifname(o->ifname, &ifindex, err);
+	if (ret)
+		return ret;
+	ret = gcfp_pin_dir(o->ifname, dir, sizeof(dir), err);
+	if (ret)
+		return ret;
+	ret = ensure_bpffs(1, err);
+	if (ret)
+		return ret;
+
+	/* Pins left by an attachment whose programs are gone (the interface
+	 * was deleted, or `ip link set dev X xdp off`) are stale: remove them. */
+	if (!access(dir, F_OK)) {
+		struct gcfp_status st;
+
+		if (gcfp_status(o->ifname, &st, NULL) == 0 &&
+		    (st.xdp_prog_id || st.tc_prog_id))
+			return fail(err, GCFP_ERR_ALREADY_ATTACHED, 0,
+				    "the fast path is already attached to %s (xdp prog %u, tc prog %u); "
+				    "detach it first", o->ifname, st.xdp_prog_id, st.tc_prog_id);
+		unpin_all(dir);
+	}
+	if (xdp_current(ifindex, &q) == 0 && q.prog_id)
+		return fail(err, GCFP_ERR_BUSY, 0,
+			    "%s already has XDP program %u attached (not ours)", o->ifname,
+			    q.prog_id);
+
+	skel = groupcast__open();
+	if (!skel) {
+		ret = fail(err, GCFP_ERR_SYSTEM, errno, "opening the BPF skeleton");
+		goto out;
+	}
+	skel->rodata->gc_cfg.abi_version = GC_ABI_VERSION;
+	skel->rodata->gc_cfg.port = o->port;
+	skel->rodata->gc_cfg.echo = o->echo ? 1 : 0;
+	if (o->max_routes &&
+	    bpf_map__set_max_entries(skel->maps.gc_routes, o->max_routes)) {
+		ret = fail(err, GCFP_ERR_INVALID, errno, "max_routes %u", o->max_routes);
+		goto out;
+	}
+
+	log_len = 0;
+	old_print = libbpf_set_print(capture_print);
+	ret = groupcast__load(skel);
+	libbpf_set_print(old_print);
+	if (ret) {
+		int e = -ret;
+		const char *lp = o->verifier_log_path;
+
+		if (!lp) {
+			snprintf(default_log, sizeof(default_log),
+				 "/tmp/groupcast-verifier-%s.log", o->ifname);
+			lp = default_log;
+		}
+		if (e == EPERM) {
+			ret = fail(err, GCFP_ERR_NOT_ROOT, e, "loading the BPF programs");
+			goto out;
+		}
+		if (save_log(lp, err))
+			ret = fail(err, GCFP_ERR_VERIFIER, e,
+				   "the kernel rejected the BPF programs (could not save the "
+				   "verifier log to %s)", lp);
+		else
+			ret = fail(err, GCFP_ERR_VERIFIER, e,
+				   "the kernel rejected the BPF programs; verifier log saved to %s",
+				   lp);
+		goto out;
+	}
+
+	if (mkdir(GC_PIN_ROOT, 0700) && errno != EEXIST) {
+		ret = fail(err, GCFP_ERR_BPFFS, errno, "mkdir %s", GC_PIN_ROOT);
+		goto out;
+	}
+	if (mkdir(dir, 0700)) {
+		ret = fail(err, GCFP_ERR_BPFFS, errno, "mkdir %s", dir);
+		goto out;
+	}
+#define PIN(obj_pin, what, name) do { \
+		snprintf(path, sizeof(path), "%s/%s", dir, name); \
+		if (obj_pin(what, path)) { \
+			ret = fail(err, GCFP_ERR_BPFFS, errno, "pinning %s", path); \
+			goto out_unpin; \
+		} \
+	} while (0)
+	PIN(bpf_map__pin, skel->maps.gc_routes, GC_PIN_ROUTES);
+	PIN(bpf_map__pin, skel->maps.gc_stats, GC_PIN_STATS);
+	PIN(bpf_map__pin, skel->maps.rodata, GC_PIN_CONFIG);
+	PIN(bpf_map__pin, skel->maps.gc_state, GC_PIN_STATE);
+	PIN(bpf_program__pin, skel->progs.groupcast_xdp, GC_PIN_PROG_XDP);
+	PIN(bpf_program__pin, skel->progs.groupcast_tc, GC_PIN_PROG_TC);
+#undef PIN
+
+	xdp_fd = bpf_program__fd(skel->progs.groupcast_xdp);
+	tc_fd = bpf_program__fd(skel->progs.groupcast_tc);
+
+	mode_flags = o->xdp_mode == GCFP_XDP_GENERIC ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
+	ret = bpf_xdp_attach(ifindex, xdp_fd, XDP_FLAGS_UPDATE_IF_NOEXIST | mode_flags, NULL);
+	if (ret && o->xdp_mode == GCFP_XDP_AUTO && (ret == -EOPNOTSUPP || ret == -EINVAL)) {
+		mode_flags = XDP_FLAGS_SKB_MODE;
+		ret = bpf_xdp_attach(ifindex, xdp_fd, XDP_FLAGS_UPDATE_IF_NOEXIST | mode_flags,
+				     NULL);
+	}
+	if (ret) {
+		ret = fail(err, ret == -EBUSY || ret == -EEXIST ? GCFP_ERR_BUSY : GCFP_ERR_SYSTEM,
+			   -ret, "attaching the XDP program to %s (%s mode)", o->ifname,
+			   mode_flags == XDP_FLAGS_SKB_MODE ? "generic" : "native");
+		goto out_unpin;
+	}
+	xdp_attached = 1;
+
+	hook.ifindex = ifindex;
+	ret = bpf_tc_hook_create(&hook);
+	if (ret && ret != -EEXIST) {
+		ret = fail(err, GCFP_ERR_SYSTEM, -ret, "creating the clsact qdisc on %s", o->ifname);
+		goto out_detach;
+	}
+	created = ret == 0;
+	tc.prog_fd = tc_fd;
+	ret = bpf_tc_attach(&hook, &tc);
+	if (ret) {
+		ret = fail(err, ret == -EEXIST ? GCFP_ERR_BUSY : GCFP_ERR_SYSTEM, -ret,
+			   "attaching the TC program to %s ingress (handle 0x%x prio 0x%x)",
+			   o->ifname, GC_TC_HANDLE, GC_TC_PRIORITY);
+		goto out_detach;
+	}
+
+	state.ifindex = ifindex;
+	state.xdp_flags = mode_flags;
+	state.tc_handle = GC_TC_HANDLE;
+	state.tc_priority = GC_TC_PRIORITY;
+	state.created_clsact = created;
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.gc_state), &key, &state, 0)) {
+		ret = fail(err, GCFP_ERR_SYSTEM, errno, "writing the loader state");
+		goto out_tc;
+	}
+	ret = 0;
+	goto out;	/* attachments and pins hold the objects: drop our fds */
+
+out_tc:
+	tc.prog_fd = tc.flags = tc.prog_id = 0;
+	bpf_tc_detach(&hook, &tc);
+out_detach:
+	if (created) {
+		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+		bpf_tc_hook_destroy(&hook);
+	}
+	if (xdp_attached)
+		bpf_xdp_detach(ifindex, mode_flags, NULL);
+out_unpin:
+	unpin_all(dir);
+out:
+	groupcast__destroy(skel);
+	return ret;
+}
+
+int gcfp_detach(const char *ifname, struct gcfp_error *err)
+{
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .attach_point = BPF_TC_INGRESS);
+	DECLARE_LIBBPF_OPTS(bpf_tc_opts, tc);
+	struct gc_loader_state state;
+	struct bpf_xdp_query_opts q;
+	unsigned int ifindex;
+	char dir[256];
+	int ret, fd, xdp_fd;
+	__u32 our_xdp = 0;
+
+	clear_err(err);
+	ret = check_caps(err);
+	if (ret)
+		return ret;
+	ret = gcfp_pin_dir(ifname, dir, sizeof(dir), err);
+	if (ret)
+		return ret;
+	ret = ensure_bpffs(0, err);
+	if (ret)
+		return ret;
+	fd = obj_get(dir, GC_PIN_STATE);
+	if (fd < 0)
+		return fail(err, GCFP_ERR_NOT_ATTACHED, 0,
+			    "the fast path is not attached to %s (nothing pinned at %s)", ifname,
+			    dir);
+	ret = read_state(fd, &state);
+	close(fd);
+	if (ret)
+		return fail(err, GCFP_ERR_SYSTEM, -ret, "reading %s/%s", dir, GC_PIN_STATE);
+
+	/* The interface may be gone (its programs went with it): then only
+	 * the pins remain to be removed. */
+	ifindex = if_nametoindex(ifname);
+	if (ifindex && ifindex == state.ifindex) {
+		xdp_fd = obj_get(dir, GC_PIN_PROG_XDP);
+		if (xdp_fd >= 0) {
+			our_xdp = prog_id_of(xdp_fd);
+			close(xdp_fd);
+		}
+		if (xdp_current(ifindex, &q) == 0 && q.prog_id && q.prog_id == our_xdp) {
+			ret = bpf_xdp_detach(ifindex, state.xdp_flags, NULL);
+			if (ret)
+				return fail(err, GCFP_ERR_SYSTEM, -ret,
+					    "detaching XDP program %u from %s", our_xdp, ifname);
+		}
+		hook.ifindex = ifindex;
+		tc.handle = state.tc_handle;
+		tc.priority = state.tc_priority;
+		ret = bpf_tc_detach(&hook, &tc);
+		if (ret && ret != -ENOENT && ret != -EINVAL)
+			return fail(err, GCFP_ERR_SYSTEM, -ret, "detaching the TC filter from %s",
+				    ifname);
+	}
+	unpin_all(dir);
+	return 0;
+}
+
+/* ---- handle, routes, stats --------------------------------------------- */
+
+void gcfp_close(struct gcfp_handle *h)
+{
+	if (!h)
+		return;
+	if (h->routes_fd >= 0)
+		close(h->routes_fd);
+	if (h->stats_fd >= 0)
+		close(h->stats_fd);
+	if (h->config_fd >= 0)
+		close(h->config_fd);
+	if (h->state_fd >= 0)
+		close(h->state_fd);
+	free(h);
+}
+
+int gcfp_open(const char *ifname, struct gcfp_handle **out, struct gcfp_error *err)
+{
+	struct gcfp_handle *h;
+	struct gc_config cfg;
+	__u32 key = 0;
+	int ret;
+
+	clear_err(err);
+	*out = NULL;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return fail(err, GCFP_ERR_SYSTEM, ENOMEM, "allocating a handle");
+	h->routes_fd = h->stats_fd = h->config_fd = h->state_fd = -1;
+	ret = gcfp_pin_dir(ifname, h->pin_dir, sizeof(h->pin_dir), err);
+	if (ret)
+		goto fail;
+	ret = ensure_bpffs(0, err);
+	if (ret)
+		goto fail;
+	h->config_fd = obj_get(h->pin_dir, GC_PIN_CONFIG);
+	if (h->config_fd < 0) {
+		ret = errno == ENOENT ? fail(err, GCFP_ERR_NOT_ATTACHED, 0,
+					     "the fast path is not attached to %s (nothing pinned at %s)",
+					     ifname, h->pin_dir)
+				      : fail(err, errno == EPERM || errno == EACCES ? GCFP_ERR_NOT_ROOT
+										    : GCFP_ERR_SYSTEM,
+					     errno, "opening %s/%s", h->pin_dir, GC_PIN_CONFIG);
+		goto fail;
+	}
+	if (bpf_map_lookup_elem(h->config_fd, &key, &cfg)) {
+		ret = fail(err, GCFP_ERR_SYSTEM, errno, "reading %s/%s", h->pin_dir, GC_PIN_CONFIG);
+		goto fail;
+	}
+	if (cfg.abi_version != GC_ABI_VERSION) {
+		ret = fail(err, GCFP_ERR_ABI, 0,
+			   "%s was pinned with layout version %u, this loader has %u: detach and attach again",
+			   h->pin_dir, cfg.abi_version, GC_ABI_VERSION);
+		goto fail;
+	}
+	h->routes_fd = obj_get(h->pin_dir, GC_PIN_ROUTES);
+	h->stats_fd = obj_get(h->pin_dir, GC_PIN_STATS);
+	h->state_fd = obj_get(h->pin_dir, GC_PIN_STATE);
+	if (h->routes_fd < 0 || h->stats_fd < 0 || h->state_fd < 0) {
+		ret = fail(err, GCFP_ERR_SYSTEM, errno, "opening the maps pinned in %s", h->pin_dir);
+		goto fail;
+	}
+	*out = h;
+	return 0;
+fail:
+	gcfp_close(h);
+	return ret;
+}
+
+int gcfp_status(const char *ifname, struct gcfp_status *st, struct gcfp_error *err)
+{
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .attach_point = BPF_TC_INGRESS);
+	DECLARE_LIBBPF_OPTS(bpf_tc_opts, tc);
+	struct gc_loader_state state;
+	struct bpf_xdp_query_opts q;
+	struct bpf_map_info info = {};
+	__u32 info_len = sizeof(info), key = 0, ssrc, *prev = NULL;
+	struct gcfp_handle *h;
+	struct gc_config cfg;
+	unsigned int ifindex;
+	int ret, fd;
+	__u32 our_xdp = 0, our_tc = 0;
+
+	memset(st, 0, sizeof(*st));
+	ret = gcfp_open(ifname, &h, err);
+	if (ret)
+		return ret;
+	snprintf(st->pin_dir, sizeof(st->pin_dir), "%s", h->pin_dir);
+	if (bpf_map_lookup_elem(h->config_fd, &key, &cfg) || read_state(h->state_fd, &state)) {
+		ret = fail(err, GCFP_ERR_SYSTEM, errno, "reading %s", h->pin_dir);
+		goto out;
+	}
+	st->port = cfg.port;
+	st->echo = cfg.echo;
+	st->ifindex = state.ifindex;
+	if (!bpf_obj_get_info_by_fd(h->routes_fd, &info, &info_len))
+		st->max_routes = info.max_entries;
+	while (bpf_map_get_next_key(h->routes_fd, prev, &ssrc) == 0) {
+		st->route_count++;
+		prev = &ssrc;
+	}
+
+	fd = obj_get(h->pin_dir, GC_PIN_PROG_XDP);
+	if (fd >= 0) {
+		our_xdp = prog_id_of(fd);
+		close(fd);
+	}
+	fd = obj_get(h->pin_dir, GC_PIN_PROG_TC);
+	if (fd >= 0) {
+		our_tc = prog_id_of(fd);
+		close(fd);
+	}
+	ifindex = if_nametoindex(ifname);
+	if (ifindex && ifindex == state.ifindex) {
+		if (xdp_current(ifindex, &q) == 0 && q.prog_id == our_xdp && our_xdp) {
+			st->xdp_prog_id = our_xdp;
+			st->xdp_mode = q.attach_mode == XDP_ATTACHED_SKB ? GCFP_XDP_GENERIC
+									 : GCFP_XDP_NATIVE;
+		}
+		hook.ifindex = ifindex;
+		tc.handle = state.tc_handle;
+		tc.priority = state.tc_priority;
+		if (bpf_tc_query(&hook, &tc) == 0 && tc.prog_id == our_tc && our_tc)
+			st->tc_prog_id = our_tc;
+	}
+	st->attached = st->xdp_prog_id && st->tc_prog_id;
+	ret = 0;
+out:
+	gcfp_close(h);
+	return ret;
+}
+
+int gcfp_subscriber_init(struct gc_subscriber *s, uint8_t family, const void *addr,
+			 uint16_t port, const uint8_t mac[6], uint32_t ifindex,
+			 struct gcfp_error *err)
+{
+	clear_err(err);
+	if (family != GC_FAMILY_IPV4 && family != GC_FAMILY_IPV6)
+		return fail(err, GCFP_ERR_INVALID, 0, "subscriber family %u is not 4 or 6", family);
+	if (!port)
+		return fail(err, GCFP_ERR_INVALID, 0, "subscriber port 0");
+	if (!ifindex)
+		return fail(err, GCFP_ERR_INVALID, 0, "subscriber ifindex 0");
+	memset(s, 0, sizeof(*s));
+	s->family = family;
+	s->port = htons(port);
+	s->ifindex = ifindex;
+	memcpy(s->dst_mac, mac, 6);
+	memcpy(s->addr, addr, family == GC_FAMILY_IPV4 ? 4 : 16);
+	return 0;
+}
+
+static int if_mac(uint32_t ifindex, uint8_t mac[6])
+{
+	char name[IF_NAMESIZE];
+	struct ifreq ifr = {};
+	int fd, ret = 0;
+
+	if (!if_indextoname(ifindex, name))
+		return -errno;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (ioctl(fd, SIOCGIFHWADDR, &ifr))
+		ret = -errno;
+	else
+		memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+	close(fd);
+	return ret;
+}
+
+int gcfp_route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
+		   const void *origin_addr, uint16_t origin_port, uint8_t stream_type,
+		   const struct gc_subscriber *subs, uint32_t n_subs, struct gcfp_error *err)
+{
+	static const uint8_t zero_mac[6];
+	struct gc_route *r;
+	uint32_t i;
+	int ret;
+
+	clear_err(err);
+	if (family != GC_FAMILY_IPV4 && family != GC_FAMILY_IPV6)
+		return fail(err, GCFP_ERR_INVALID, 0, "route family %u is not 4 or 6", family);
+	if (!origin_port)
+		return fail(err, GCFP_ERR_INVALID, 0, "origin port 0");
+	if (stream_type < GC_STREAM_ASQ || stream_type > GC_STREAM_VHQ)
+		return fail(err, GCFP_ERR_INVALID, 0, "stream type %u is not ASQ(1)/VSQ(2)/VHQ(3)",
+			    stream_type);
+	if (n_subs && !subs)
+		return fail(err, GCFP_ERR_INVALID, 0, "%u subscribers but no array", n_subs);
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return fail(err, GCFP_ERR_SYSTEM, ENOMEM, "allocating a route");
+	r->family = family;
+	memcpy(r->origin_addr, origin_addr, family == GC_FAMILY_IPV4 ? 4 : 16);
+	r->origin_port = htons(origin_port);
+	r->stream_type = stream_type;
+	if (n_subs > GC_MAX_SUBSCRIBERS) {
+		r->flags = GC_ROUTE_F_USERSPACE;
+		r->n_subs = 0;
+	} else {
+		r->n_subs = n_subs;
+		for (i = 0; i < n_subs; i++) {
+			const struct gc_subscriber *s = &subs[i];
+
+			if (s->family != family) {
+				ret = fail(err, GCFP_ERR_INVALID, 0,
+					   "subscriber %u is IPv%u, the route is IPv%u", i, s->family,
+					   family);
+				goto out;
+			}
+			if (!s->ifindex || !s->port || s->flags) {
+				ret = fail(err, GCFP_ERR_INVALID, 0,
+					   "subscriber %u: ifindex and port must be set, flags zero", i);
+				goto out;
+			}
+			r->subs[i] = *s;
+			if (!memcmp(s->src_mac, zero_mac, 6)) {
+				ret = if_mac(s->ifindex, r->subs[i].src_mac);
+				if (ret) {
+					ret = fail(err, ret == -ENXIO || ret == -ENODEV
+							? GCFP_ERR_NO_DEVICE : GCFP_ERR_SYSTEM,
+						   -ret, "subscriber %u: MAC address of ifindex %u", i,
+						   s->ifindex);
+					goto out;
+				}
+			}
+		}
+	}
+	if (bpf_map_update_elem(h->routes_fd, &ssrc, r, BPF_ANY)) {
+		ret = fail(err, errno == E2BIG ? GCFP_ERR_ROUTES_FULL : GCFP_ERR_SYSTEM, errno,
+			   "installing the route of SSRC %u", ssrc);
+		goto out;
+	}
+	ret = r->flags & GC_ROUTE_F_USERSPACE ? 1 : 0;
+out:
+	free(r);
+	return ret;
+}
+
+int gcfp_route_remove(struct gcfp_handle *h, uint32_t ssrc, struct gcfp_error *err)
+{
+	clear_err(err);
+	if (bpf_map_delete_elem(h->routes_fd, &ssrc))
+		return fail(err, errno == ENOENT ? GCFP_ERR_NO_ROUTE : GCFP_ERR_SYSTEM,
+			    errno == ENOENT ? 0 : errno, "no route for SSRC %u", ssrc);
+	return 0;
+}
+
+int gcfp_route_get(struct gcfp_handle *h, uint32_t ssrc, struct gc_route *out,
+		   struct gcfp_error *err)
+{
+	clear_err(err);
+	if (bpf_map_lookup_elem(h->routes_fd, &ssrc, out))
+		return fail(err, errno == ENOENT ? GCFP_ERR_NO_ROUTE : GCFP_ERR_SYSTEM,
+			    errno == ENOENT ? 0 : errno, "no route for SSRC %u", ssrc);
+	return 0;
+}
+
+int gcfp_route_next(struct gcfp_handle *h, const uint32_t *prev, uint32_t *next,
+		    struct gcfp_error *err)
+{
+	clear_err(err);
+	if (bpf_map_get_next_key(h->routes_fd, prev, next)) {
+		if (errno == ENOENT)
+			return 1;
+		return fail(err, GCFP_ERR_SYSTEM, errno, "iterating the routes");
+	}
+	return 0;
+}
+
+int gcfp_stats(struct gcfp_handle *h, uint64_t out[GC_STAT_MAX], struct gcfp_error *err)
+{
+	int ncpus = libbpf_num_possible_cpus();
+	__u64 *vals;
+	__u32 k;
+	int c;
+
+	clear_err(err);
+	if (ncpus <= 0)
+		return fail(err, GCFP_ERR_SYSTEM, -ncpus, "counting possible CPUs");
+	vals = calloc(ncpus, sizeof(*vals));
+	if (!vals)
+		return fail(err, GCFP_ERR_SYSTEM, ENOMEM, "allocating per-CPU values");
+	for (k = 0; k < GC_STAT_MAX; k++) {
+		if (bpf_map_lookup_elem(h->stats_fd, &k, vals)) {
+			int e = errno;
+
+			free(vals);
+			return fail(err, GCFP_ERR_SYSTEM, e, "reading counter %s", stat_names[k]);
+		}
+		out[k] = 0;
+		for (c = 0; c < ncpus; c++)
+			out[k] += vals[c];
+	}
+	free(vals);
+	return 0;
+}
