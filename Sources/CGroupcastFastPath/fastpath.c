@@ -133,6 +133,10 @@ static int check_ifname(const char *ifname, unsigned int *ifindex, struct gcfp_e
 	return 0;
 }
 
+/* The initial network namespace's inode number where the kernel fixes it
+ * (PROC_NET_INIT_INO); older kernels number it dynamically. */
+#define GC_PROC_NET_INIT_INO	0xEFFFFFF9U
+
 static int netns_inode(unsigned long long *ino, unsigned long long *init_ino)
 {
 	struct stat self, init;
@@ -140,15 +144,41 @@ static int netns_inode(unsigned long long *ino, unsigned long long *init_ino)
 	if (stat("/proc/self/ns/net", &self))
 		return -errno;
 	*ino = self.st_ino;
-	/* pid 1 may be in another netns only if we are in a container; if it
-	 * cannot be read, treat ours as the initial one. */
-	*init_ino = stat("/proc/1/ns/net", &init) ? self.st_ino : init.st_ino;
+	/* /proc/1 may be unreadable (sandboxes): then fall back on the fixed
+	 * number, and failing that name the pins after the netns. */
+	*init_ino = stat("/proc/1/ns/net", &init) ? GC_PROC_NET_INIT_INO : init.st_ino;
 	return 0;
 }
 
-int gcfp_pin_dir(const char *ifname, char *buf, size_t size, struct gcfp_error *err)
+/*
+ * Make sure /sys/fs/bpf is a bpffs, mounting one if @may_mount. Note that
+ * `ip netns exec` gives every command its own mount namespace with a fresh
+ * /sys: a bpffs mounted there, and the pins in it, vanish with the command.
+ * Run separate commands in a netns with `nsenter --net=/run/netns/NAME`,
+ * which keeps the host's /sys/fs/bpf.
+ */
+static int pin_root(char *buf, size_t size, int may_mount, struct gcfp_error *err)
 {
-	unsigned long long ino, init_ino;
+	struct statfs sfs;
+
+	snprintf(buf, size, "%s", BPFFS_ROOT);
+	if (!statfs(BPFFS_ROOT, &sfs) && sfs.f_type == BPF_FS_MAGIC)
+		return 0;
+	if (!may_mount)
+		return fail(err, GCFP_ERR_NOT_ATTACHED, 0,
+			    "no bpffs at %s, so nothing is pinned there (a command run by "
+			    "`ip netns exec` sees a fresh /sys: use nsenter --net=/run/netns/NAME)",
+			    BPFFS_ROOT);
+	if (mount("bpf", BPFFS_ROOT, "bpf", 0, "mode=0700"))
+		return fail(err, GCFP_ERR_BPFFS, errno, "mount -t bpf bpf %s", BPFFS_ROOT);
+	return 0;
+}
+
+static int pin_dir_of(const char *ifname, char *buf, size_t size, int may_mount,
+		      struct gcfp_error *err)
+{
+	unsigned long long ino = 0, init_ino = 0;
+	char root[64];
 	int n, ret;
 
 	if (!ifname || !*ifname || strlen(ifname) >= IFNAMSIZ || strchr(ifname, '/'))
@@ -157,43 +187,22 @@ int gcfp_pin_dir(const char *ifname, char *buf, size_t size, struct gcfp_error *
 	ret = netns_inode(&ino, &init_ino);
 	if (ret)
 		return fail(err, GCFP_ERR_SYSTEM, -ret, "stat /proc/self/ns/net");
+	ret = pin_root(root, sizeof(root), may_mount, err);
+	if (ret)
+		return ret;
 	if (ino == init_ino)
-		n = snprintf(buf, size, "%s/%s", GC_PIN_ROOT, ifname);
+		n = snprintf(buf, size, "%s/groupcast/%s", root, ifname);
 	else
-		n = snprintf(buf, size, "%s/%s@ns%llu", GC_PIN_ROOT, ifname, ino);
+		n = snprintf(buf, size, "%s/groupcast/%s@ns%llu", root, ifname, ino);
 	if (n < 0 || (size_t)n >= size)
 		return fail(err, GCFP_ERR_INVALID, 0, "pin path buffer too small");
 	return 0;
 }
 
-/*
- * Make sure /sys/fs/bpf is a bpffs. In the initial mount namespace mount
- * one if missing; in another (`ip netns exec` gives each command a fresh
- * /sys) a private bpffs would vanish with the command, taking the pins
- * with it, so refuse with a message that says what to do instead.
- */
-static int ensure_bpffs(int may_mount, struct gcfp_error *err)
+int gcfp_pin_dir(const char *ifname, char *buf, size_t size, struct gcfp_error *err)
 {
-	struct stat self, init;
-	struct statfs sfs;
-
-	if (statfs(BPFFS_ROOT, &sfs))
-		return fail(err, GCFP_ERR_BPFFS, errno, "statfs %s", BPFFS_ROOT);
-	if (sfs.f_type == BPF_FS_MAGIC)
-		return 0;
-	if (!may_mount)
-		return fail(err, GCFP_ERR_NOT_ATTACHED, 0,
-			    "no bpffs at %s, so nothing is pinned there", BPFFS_ROOT);
-	if (!stat("/proc/self/ns/mnt", &self) && !stat("/proc/1/ns/mnt", &init) &&
-	    self.st_ino != init.st_ino)
-		return fail(err, GCFP_ERR_BPFFS, 0,
-			    "no bpffs at %s in this mount namespace: pins made here would vanish "
-			    "with it (ip netns exec remounts /sys per command; use "
-			    "nsenter --net=/run/netns/NAME, or mount bpffs at %s first)",
-			    BPFFS_ROOT, BPFFS_ROOT);
-	if (mount("bpf", BPFFS_ROOT, "bpf", 0, "mode=0700"))
-		return fail(err, GCFP_ERR_BPFFS, errno, "mount -t bpf bpf %s", BPFFS_ROOT);
-	return 0;
+	clear_err(err);
+	return pin_dir_of(ifname, buf, size, 0, err);
 }
 
 /* ---- verifier log capture ---------------------------------------------- */
@@ -326,10 +335,7 @@ int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
 	ret = check_ifname(o->ifname, &ifindex, err);
 	if (ret)
 		return ret;
-	ret = gcfp_pin_dir(o->ifname, dir, sizeof(dir), err);
-	if (ret)
-		return ret;
-	ret = ensure_bpffs(1, err);
+	ret = pin_dir_of(o->ifname, dir, sizeof(dir), 1, err);
 	if (ret)
 		return ret;
 
@@ -350,6 +356,10 @@ int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
 			    "%s already has XDP program %u attached (not ours)", o->ifname,
 			    q.prog_id);
 
+	/* libbpf's messages (the verifier log among them) go to the log file
+	 * on failure, not to the caller's stderr. */
+	log_len = 0;
+	old_print = libbpf_set_print(capture_print);
 	skel = groupcast__open();
 	if (!skel) {
 		ret = fail(err, GCFP_ERR_SYSTEM, errno, "opening the BPF skeleton");
@@ -364,10 +374,7 @@ int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
 		goto out;
 	}
 
-	log_len = 0;
-	old_print = libbpf_set_print(capture_print);
 	ret = groupcast__load(skel);
-	libbpf_set_print(old_print);
 	if (ret) {
 		int e = -ret;
 		const char *lp = o->verifier_log_path;
@@ -392,8 +399,10 @@ int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
 		goto out;
 	}
 
-	if (mkdir(GC_PIN_ROOT, 0700) && errno != EEXIST) {
-		ret = fail(err, GCFP_ERR_BPFFS, errno, "mkdir %s", GC_PIN_ROOT);
+	snprintf(path, sizeof(path), "%s", dir);
+	*strrchr(path, '/') = 0;
+	if (mkdir(path, 0700) && errno != EEXIST) {
+		ret = fail(err, GCFP_ERR_BPFFS, errno, "mkdir %s", path);
 		goto out;
 	}
 	if (mkdir(dir, 0700)) {
@@ -475,6 +484,7 @@ out_unpin:
 	unpin_all(dir);
 out:
 	groupcast__destroy(skel);
+	libbpf_set_print(old_print);
 	return ret;
 }
 
@@ -493,10 +503,7 @@ int gcfp_detach(const char *ifname, struct gcfp_error *err)
 	ret = check_caps(err);
 	if (ret)
 		return ret;
-	ret = gcfp_pin_dir(ifname, dir, sizeof(dir), err);
-	if (ret)
-		return ret;
-	ret = ensure_bpffs(0, err);
+	ret = pin_dir_of(ifname, dir, sizeof(dir), 0, err);
 	if (ret)
 		return ret;
 	fd = obj_get(dir, GC_PIN_STATE);
@@ -566,10 +573,7 @@ int gcfp_open(const char *ifname, struct gcfp_handle **out, struct gcfp_error *e
 	if (!h)
 		return fail(err, GCFP_ERR_SYSTEM, ENOMEM, "allocating a handle");
 	h->routes_fd = h->stats_fd = h->config_fd = h->state_fd = -1;
-	ret = gcfp_pin_dir(ifname, h->pin_dir, sizeof(h->pin_dir), err);
-	if (ret)
-		goto fail;
-	ret = ensure_bpffs(0, err);
+	ret = pin_dir_of(ifname, h->pin_dir, sizeof(h->pin_dir), 0, err);
 	if (ret)
 		goto fail;
 	h->config_fd = obj_get(h->pin_dir, GC_PIN_CONFIG);

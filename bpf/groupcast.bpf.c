@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * groupcast.bpf.c - the SFU data plane in the kernel.
+ *
+ * Two programs share the maps and the read-only config:
+ *
+ *   groupcast_xdp  (XDP, the interface's ingress, before any skb exists)
+ *       validates SFU-port traffic and drops what must never be forwarded
+ *       (malformed, fragments, spoofed origin) at the cheapest point; passes
+ *       unknown SSRCs, RTCP and over-limit routes to user space; passes valid
+ *       media of a registered stream on to the TC program.
+ *
+ *   groupcast_tc   (TC clsact ingress of the same interface)
+ *       replicates: XDP cannot clone a frame, so each subscriber's copy is
+ *       made by bpf_clone_redirect() in a loop inside ONE program run (a
+ *       program re-entered per copy would hit the transmit recursion limit),
+ *       each copy with its own destination MAC/IP/port and incrementally
+ *       fixed IPv4 header and UDP checksums; the original is finally
+ *       rewritten back to its origin and redirected out of the ingress
+ *       device (the echo), or freed when echo is off.
+ *
+ * Copies and the echo come from the SFU: source address/port := the
+ * address/port the sender used (the SFU's), source MAC := the egress
+ * interface's MAC. TTL/hop limit, TOS, IP ID and payload are unchanged.
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "groupcast.h"
+#include "parsing.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Set by the loader before load (rodata; pinned as "config"). */
+const volatile struct gc_config gc_cfg = {
+	.abi_version = GC_ABI_VERSION,
+	.port = 5004,
+	.echo = 1,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, GC_DEFAULT_MAX_ROUTES);
+	__type(key, __u32);			/* SSRC, host order */
+	__type(value, struct gc_route);
+} gc_routes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GC_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} gc_stats SEC(".maps");
+
+/* Owned by the loader (what it attached, for detach and status). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gc_loader_state);
+} gc_state SEC(".maps");
+
+/* Bytes pulled into the linear area before parsing in TC: Ethernet + VLAN
+ * + IPv4 with options + UDP + RTP fixed header (IPv6: 40 + 8 + 12 + ext). */
+#define GC_TC_PULL_LEN	128
+
+static __always_inline void gc_count(__u32 stat, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&gc_stats, &stat);
+
+	if (v)
+		*v += n;
+}
+
+/* The registered origin sent this packet (address and port). */
+static __always_inline int gc_from_origin(const struct gc_route *r, const struct gc_pkt *pkt)
+{
+	const __u32 *o = (const __u32 *)r->origin_addr;
+
+	if (r->family != pkt->family || r->origin_port != pkt->sport)
+		return 0;
+	if (o[0] != pkt->saddr[0])
+		return 0;
+	if (pkt->family == GC_FAMILY_IPV6 &&
+	    (o[1] != pkt->saddr[1] || o[2] != pkt->saddr[2] || o[3] != pkt->saddr[3]))
+		return 0;
+	return 1;
+}
+
+/* Shared by both programs: classify and count everything but success. */
+static __always_inline int gc_classify(void *data, void *data_end, struct gc_pkt *pkt,
+				       struct gc_route **route, int count)
+{
+	struct gc_route *r;
+	int ret;
+
+	ret = gc_parse(data, data_end, bpf_htons(gc_cfg.port), pkt);
+	if (ret == GC_PARSE_OTHER)
+		return ret;
+	if (count && pkt->to_port)
+		gc_count(GC_STAT_RX, 1);
+	if (ret != GC_PARSE_RTP) {
+		if (count || ret == GC_PARSE_DROP)
+			gc_count(pkt->reason, 1);
+		return ret;
+	}
+	r = bpf_map_lookup_elem(&gc_routes, &pkt->ssrc);
+	if (!r) {
+		pkt->reason = GC_STAT_PASS_UNKNOWN_SSRC;
+		if (count)
+			gc_count(pkt->reason, 1);
+		return GC_PARSE_PASS;
+	}
+	if (!gc_from_origin(r, pkt)) {
+		pkt->reason = GC_STAT_DROP_SPOOFED;
+		gc_count(pkt->reason, 1);
+		return GC_PARSE_DROP;
+	}
+	if (r->flags & GC_ROUTE_F_USERSPACE) {
+		pkt->reason = GC_STAT_PASS_FANOUT_LIMIT;
+		if (count)
+			gc_count(pkt->reason, 1);
+		return GC_PARSE_PASS;
+	}
+	*route = r;
+	return GC_PARSE_RTP;
+}
+
+SEC("xdp")
+int groupcast_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct gc_route *route = NULL;
+	struct gc_pkt pkt = {};
+
+	switch (gc_classify(data, data_end, &pkt, &route, 1)) {
+	case GC_PARSE_DROP:
+		return XDP_DROP;
+	case GC_PARSE_RTP:
+		gc_count(GC_STAT_RX_MEDIA, 1);
+		return XDP_PASS;	/* to groupcast_tc, which replicates */
+	default:
+		return XDP_PASS;
+	}
+}
+
+/* Point the packet's destination at @addr/@port_be, fixing the IPv4 header
+ * checksum and the UDP checksum (pseudo header + port) incrementally from
+ * the current destination @cur/@cur_port_be, which is updated. */
+static __always_inline int gc_set_dst(struct __sk_buff *skb, const struct gc_pkt *pkt,
+				      __u32 *cur, __u16 *cur_port_be,
+				      const __u32 *addr, __u16 port_be)
+{
+	__u32 csum_off = pkt->l4_off + offsetof(struct udphdr, check);
+
+	if (pkt->family == GC_FAMILY_IPV4) {
+		__u32 old = cur[0], new = addr[0];
+
+		if (old != new) {
+			if (bpf_l4_csum_replace(skb, csum_off, old, new,
+						BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | 4))
+				return -1;
+			if (bpf_l3_csum_replace(skb, pkt->l3_off + offsetof(struct iphdr, check),
+						old, new, 4))
+				return -1;
+			if (bpf_skb_store_bytes(skb, pkt->l3_off + offsetof(struct iphdr, daddr),
+						&new, 4, 0))
+				return -1;
+			cur[0] = new;
+		}
+	} else {
+		__u32 new[4] = { addr[0], addr[1], addr[2], addr[3] };
+
+		if (cur[0] != new[0] || cur[1] != new[1] || cur[2] != new[2] || cur[3] != new[3]) {
+			__s64 diff = bpf_csum_diff(cur, 16, new, 16, 0);
+
+			if (diff < 0)
+				return -1;
+			if (bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR))
+				return -1;
+			/* No IPv6 header checksum absorbs the change:
+			 * keep a CHECKSUM_COMPLETE skb->csum right. */
+			if (bpf_skb_store_bytes(skb, pkt->l3_off + offsetof(struct ipv6hdr, daddr),
+						new, 16, BPF_F_RECOMPUTE_CSUM))
+				return -1;
+			cur[0] = new[0];
+			cur[1] = new[1];
+			cur[2] = new[2];
+			cur[3] = new[3];
+		}
+	}
+	if (*cur_port_be != port_be) {
+		if (bpf_l4_csum_replace(skb, csum_off, *cur_port_be, port_be,
+					BPF_F_MARK_MANGLED_0 | 2))
+			return -1;
+		if (bpf_skb_store_bytes(skb, pkt->l4_off + offsetof(struct udphdr, dest),
+					&port_be, 2, 0))
+			return -1;
+		*cur_port_be = port_be;
+	}
+	return 0;
+}
+
+/* Turn the packet around: source := the SFU (its old destination),
+ * destination := the origin. A swap leaves every checksum unchanged. */
+static __always_inline int gc_swap_addrs(struct __sk_buff *skb, const struct gc_pkt *pkt)
+{
+	__u16 ports[2] = { pkt->dport, pkt->sport };
+
+	if (pkt->family == GC_FAMILY_IPV4) {
+		__u32 addrs[2] = { pkt->daddr[0], pkt->saddr[0] };
+
+		if (bpf_skb_store_bytes(skb, pkt->l3_off + offsetof(struct iphdr, saddr),
+					addrs, 8, 0))
+			return -1;
+	} else {
+		__u32 addrs[8] = {
+			pkt->daddr[0], pkt->daddr[1], pkt->daddr[2], pkt->daddr[3],
+			pkt->saddr[0], pkt->saddr[1], pkt->saddr[2], pkt->saddr[3],
+		};
+
+		if (bpf_skb_store_bytes(skb, pkt->l3_off + offsetof(struct ipv6hdr, saddr),
+					addrs, 32, 0))
+			return -1;
+	}
+	return bpf_skb_store_bytes(skb, pkt->l4_off, ports, 4, 0);
+}
+
+/* State of the replication loop, shared with gc_send_copy() (bpf_loop()
+ * verifies the callback once, whatever the fan-out; an open-coded loop
+ * would be verified once per subscriber and per parse path). */
+struct gc_loop_ctx {
+	struct __sk_buff *skb;
+	const struct gc_route *route;
+	const struct gc_pkt *pkt;
+	__u32 *cur;		/* current destination address in the packet */
+	__u16 *cur_port;	/* current destination port */
+	__u32 sent;
+	__u32 failed;
+};
+
+/* bpf_loop() callback: send the copy for subscriber @i. */
+static long gc_send_copy(__u32 i, void *data)
+{
+	struct gc_loop_ctx *lc = data;
+	const struct gc_subscriber *s;
+	struct __sk_buff *skb = lc->skb;
+
+	if (i >= GC_MAX_SUBSCRIBERS)
+		return 1;
+	s = &lc->route->subs[i];
+	if (s->family != lc->pkt->family) {
+		gc_count(GC_STAT_DROP_FAMILY, 1);
+		return 0;
+	}
+	if (gc_set_dst(skb, lc->pkt, lc->cur, lc->cur_port, (const __u32 *)s->addr, s->port) ||
+	    /* dst_mac and src_mac are adjacent in the subscriber entry. */
+	    bpf_skb_store_bytes(skb, 0, s->dst_mac, 12, 0)) {
+		lc->failed = 1;
+		return 1;	/* the packet is in an unknown state: stop */
+	}
+	if (bpf_clone_redirect(skb, s->ifindex, 0))
+		gc_count(GC_STAT_DROP_REDIRECT, 1);
+	else
+		lc->sent++;
+	return 0;
+}
+
+SEC("tc")
+int groupcast_tc(struct __sk_buff *skb)
+{
+	struct gc_route *route = NULL;
+	struct gc_pkt pkt = {};
+	struct gc_loop_ctx lc = {};
+	__u32 cur[4], n, sent;
+	__u16 cur_port;
+	__u8 macs[12];
+	void *data, *data_end;
+	int ret;
+
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	if (data + GC_TC_PULL_LEN > data_end && skb->len > data_end - data) {
+		bpf_skb_pull_data(skb, skb->len < GC_TC_PULL_LEN ? skb->len : GC_TC_PULL_LEN);
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+	}
+
+	ret = gc_classify(data, data_end, &pkt, &route, 0);
+	if (ret == GC_PARSE_DROP)
+		return TC_ACT_SHOT;
+	if (ret != GC_PARSE_RTP || !route)
+		return TC_ACT_OK;
+
+	if (gc_swap_addrs(skb, &pkt))
+		goto rewrite_failed;
+	cur[0] = pkt.saddr[0];
+	cur[1] = pkt.saddr[1];
+	cur[2] = pkt.saddr[2];
+	cur[3] = pkt.saddr[3];
+	cur_port = pkt.sport;
+
+	lc.skb = skb;
+	lc.route = route;
+	lc.pkt = &pkt;
+	lc.cur = cur;
+	lc.cur_port = &cur_port;
+	n = route->n_subs;
+	if (n > GC_MAX_SUBSCRIBERS)
+		n = GC_MAX_SUBSCRIBERS;
+	bpf_loop(n, gc_send_copy, &lc, 0);
+	if (lc.failed)
+		goto rewrite_failed;
+	sent = lc.sent;
+	if (sent)
+		gc_count(GC_STAT_FORWARDED, sent);
+
+	if (!gc_cfg.echo) {
+		gc_count(GC_STAT_CONSUMED, 1);
+		return TC_ACT_SHOT;
+	}
+	if (gc_set_dst(skb, &pkt, cur, &cur_port, pkt.saddr, pkt.sport))
+		goto rewrite_failed;
+	__builtin_memcpy(macs, pkt.eth_src, 6);
+	__builtin_memcpy(macs + 6, pkt.eth_dst, 6);
+	if (bpf_skb_store_bytes(skb, 0, macs, 12, 0))
+		goto rewrite_failed;
+	ret = bpf_redirect(skb->ifindex, 0);
+	if (ret != TC_ACT_REDIRECT) {
+		gc_count(GC_STAT_DROP_REDIRECT, 1);
+		return TC_ACT_SHOT;
+	}
+	gc_count(GC_STAT_ECHOED, 1);
+	return ret;
+
+rewrite_failed:
+	gc_count(GC_STAT_DROP_REWRITE, 1);
+	return TC_ACT_SHOT;
+}

@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * groupcast.h - the one copy of the fast path's map and struct layouts.
+ *
+ * Included by the BPF programs (bpf/groupcast.bpf.c), the libbpf loader
+ * (Sources/CGroupcastFastPath) and, through that C target, by Swift.
+ * Only fixed-width types; every multi-byte field says its byte order.
+ * Layout changes bump GC_ABI_VERSION (stored in struct gc_config, so a
+ * loader can refuse maps pinned by a different layout).
+ */
+#ifndef GROUPCAST_H
+#define GROUPCAST_H
+
+#include <linux/types.h>
+
+#define GC_ABI_VERSION		1
+
+/* Most subscribers one route replicates to inside the kernel. A route with
+ * more is installed with GC_ROUTE_F_USERSPACE: its packets are still checked
+ * against the origin (spoofing) in the kernel, then passed up to the SFU
+ * process, which replicates them (counted as GC_STAT_PASS_FANOUT_LIMIT). */
+#define GC_MAX_SUBSCRIBERS	256
+
+/* Default capacity of the route map (one entry per source SSRC). */
+#define GC_DEFAULT_MAX_ROUTES	1024
+
+/* Address family of a route or subscriber. */
+#define GC_FAMILY_IPV4		4
+#define GC_FAMILY_IPV6		6
+
+/* Stream types of the pktswitch SFU. */
+enum gc_stream_type {
+	GC_STREAM_ASQ = 1,	/* audio, standard quality */
+	GC_STREAM_VSQ = 2,	/* video, standard quality (base layer) */
+	GC_STREAM_VHQ = 3,	/* video, high quality (enhancement layer) */
+};
+
+/* struct gc_route.flags */
+#define GC_ROUTE_F_USERSPACE	(1u << 0)	/* replicate in user space (fan-out above the limit) */
+#define GC_ROUTE_F_ALL		(GC_ROUTE_F_USERSPACE)
+
+/*
+ * One receiver of a stream.
+ * @ifindex: egress interface (the copy leaves through it, in the SFU's netns).
+ * @port:    destination UDP port, network byte order.
+ * @family:  GC_FAMILY_IPV4 or GC_FAMILY_IPV6; must equal the route's family.
+ * @flags:   reserved, zero.
+ * @dst_mac: the receiver's (or next hop's) MAC address.
+ * @src_mac: the MAC address of @ifindex (the loader fills it in).
+ * @addr:    destination address, network byte order: IPv4 in the first 4
+ *           bytes (rest zero), IPv6 in all 16.
+ */
+struct gc_subscriber {
+	__u32 ifindex;
+	__u16 port;
+	__u8  family;
+	__u8  flags;
+	__u8  dst_mac[6];
+	__u8  src_mac[6];
+	__u8  addr[16];
+};
+
+/*
+ * Value of the route map, keyed by the stream's SSRC (__u32, host byte order).
+ * @origin_addr/@origin_port: the only source allowed to send on this SSRC
+ *   (network byte order, IPv4 in the first 4 bytes); packets from anywhere
+ *   else are dropped as GC_STAT_DROP_SPOOFED.
+ * @n_subs: number of valid entries in @subs (0..GC_MAX_SUBSCRIBERS).
+ */
+struct gc_route {
+	__u8  origin_addr[16];
+	__u16 origin_port;
+	__u8  family;
+	__u8  stream_type;	/* enum gc_stream_type */
+	__u32 flags;		/* GC_ROUTE_F_* */
+	__u32 n_subs;
+	__u32 reserved;		/* zero */
+	struct gc_subscriber subs[GC_MAX_SUBSCRIBERS];
+};
+
+/*
+ * Read-only configuration of a loaded program (its .rodata, set before load).
+ * @port:    the SFU's media UDP port, host byte order.
+ * @echo:    1: every forwarded media packet also goes back to its origin.
+ */
+struct gc_config {
+	__u32 abi_version;	/* GC_ABI_VERSION */
+	__u16 port;
+	__u8  echo;
+	__u8  reserved;
+};
+
+/*
+ * Per-CPU counters, indexed by enum gc_stat; the loader sums over CPUs.
+ * Counting points: the XDP program counts what it sees (RX, PASS_*, DROP_*);
+ * the TC program counts what it does (FORWARDED, ECHOED, CONSUMED,
+ * DROP_REDIRECT) and, if the XDP program is not in front of it, the same
+ * DROP_* reasons (XDP drops them first when attached, so nothing is counted
+ * twice).
+ */
+enum gc_stat {
+	GC_STAT_RX = 0,			/* UDP datagrams to the SFU port (well-formed IP) */
+	GC_STAT_RX_MEDIA,		/* of those: valid RTP of a registered stream from its origin */
+	GC_STAT_FORWARDED,		/* copies sent to subscribers */
+	GC_STAT_ECHOED,			/* originals sent back to their origin */
+	GC_STAT_CONSUMED,		/* media handled with echo off (original freed, not an error) */
+	GC_STAT_PASS_UNKNOWN_SSRC,	/* RTP with an SSRC without route: to user space */
+	GC_STAT_PASS_FANOUT_LIMIT,	/* route marked GC_ROUTE_F_USERSPACE: to user space */
+	GC_STAT_PASS_RTCP,		/* RTCP (RFC 5761 muxed) on the media port: to user space */
+	GC_STAT_PASS_IPV6_EXT,		/* IPv6 with extension headers: to user space */
+	GC_STAT_DROP_TRUNCATED,		/* frame shorter than a header or than IP/UDP length says */
+	GC_STAT_DROP_BAD_IP_HEADER,	/* IPv4 version/IHL < 5/total length < header */
+	GC_STAT_DROP_FRAGMENT,		/* first fragment of a datagram to the SFU port */
+	GC_STAT_DROP_UDP_LENGTH,	/* UDP length != IP payload length */
+	GC_STAT_DROP_UDP_CSUM_ZERO6,	/* IPv6 UDP with checksum 0 (RFC 8200 8.1) */
+	GC_STAT_DROP_BAD_RTP_VERSION,	/* RTP version != 2 */
+	GC_STAT_DROP_SPOOFED,		/* registered SSRC from a source other than its origin */
+	GC_STAT_DROP_FAMILY,		/* subscriber family != packet family (copy skipped) */
+	GC_STAT_DROP_REDIRECT,		/* bpf_clone_redirect/bpf_redirect failed (copy lost) */
+	GC_STAT_DROP_REWRITE,		/* a header rewrite helper failed (copy or packet lost) */
+	GC_STAT_MAX
+};
+
+/* Names for enum gc_stat, for tools: GC_STAT_NAMES[i] is counter i. */
+#define GC_STAT_NAMES { \
+	"rx", "rx_media", "forwarded", "echoed", "consumed", \
+	"pass_unknown_ssrc", "pass_fanout_limit", "pass_rtcp", "pass_ipv6_ext", \
+	"drop_truncated", "drop_bad_ip_header", "drop_fragment", "drop_udp_length", \
+	"drop_udp_csum_zero6", "drop_bad_rtp_version", "drop_spoofed", "drop_family", \
+	"drop_redirect", "drop_rewrite" }
+
+/* Names of the pinned objects under /sys/fs/bpf/groupcast/IFACE/. */
+#define GC_PIN_ROOT		"/sys/fs/bpf/groupcast"
+#define GC_PIN_ROUTES		"routes"
+#define GC_PIN_STATS		"stats"
+#define GC_PIN_CONFIG		"config"	/* the programs' .rodata: struct gc_config */
+#define GC_PIN_STATE		"state"		/* struct gc_loader_state */
+#define GC_PIN_PROG_XDP		"prog_xdp"
+#define GC_PIN_PROG_TC		"prog_tc"
+
+/* What the loader remembers about an attachment (array map, one entry;
+ * never touched by the BPF programs). */
+struct gc_loader_state {
+	__u32 ifindex;
+	__u32 xdp_flags;	/* XDP_FLAGS_* used to attach */
+	__u32 tc_handle;
+	__u32 tc_priority;
+	__u32 created_clsact;	/* 1: detach removes the clsact qdisc it created */
+	__u32 reserved;
+};
+
+/* The TC filter's handle and priority on the clsact ingress hook. */
+#define GC_TC_HANDLE		0x6763	/* "gc" */
+#define GC_TC_PRIORITY		0x6763
+
+#endif /* GROUPCAST_H */

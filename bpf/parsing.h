@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * parsing.h - bounds-checked parsing of SFU media packets, for BPF programs.
+ *
+ * Ethernet (+ at most one 802.1Q/802.1ad tag), IPv4 (options, IHL, total
+ * length, fragments), IPv6 (payload length, up to GC_MAX_IPV6_EXT extension
+ * headers, fragment header), UDP, and the RTP v2 fixed header (RFC 3550 5.1).
+ * Every header is checked against data_end before it is read, so the same
+ * code works in XDP (struct xdp_md) and TC (struct __sk_buff) programs; the
+ * fast path (groupcast.bpf.c) and the AF_XDP redirect program share it.
+ *
+ * gc_parse() classifies a frame:
+ *   GC_PARSE_OTHER  not a UDP datagram to the SFU port (or cannot be told):
+ *                   leave it to the stack, count nothing.
+ *   GC_PARSE_RTP    an RTP v2 packet to the SFU port; pkt is filled in.
+ *   GC_PARSE_PASS   SFU-port traffic for user space (pkt->reason says why).
+ *   GC_PARSE_DROP   malformed; never to be forwarded (pkt->reason says why).
+ * pkt->to_port is 1 once the UDP destination port matched (for GC_STAT_RX).
+ * Malformed IPv4/IPv6 headers are dropped whatever their port: the stack
+ * would discard them too, and their port cannot be trusted.
+ */
+#ifndef GROUPCAST_PARSING_H
+#define GROUPCAST_PARSING_H
+
+#include <linux/types.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "groupcast.h"
+
+#ifndef IP_MF
+#define IP_MF		0x2000
+#endif
+#ifndef IP_OFFSET
+#define IP_OFFSET	0x1fff
+#endif
+#ifndef NEXTHDR_HOP
+#define NEXTHDR_HOP	0
+#define NEXTHDR_ROUTING	43
+#define NEXTHDR_FRAGMENT 44
+#define NEXTHDR_DEST	60
+#endif
+
+/* Extension headers (hop-by-hop, routing, destination options) walked to
+ * find the UDP header of an IPv6 packet. */
+#define GC_MAX_IPV6_EXT	4
+
+#define GC_RTP_HDR_LEN	12
+
+/* Make a derived packet pointer opaque to the compiler, so that it keeps the
+ * pointer the bounds check was made on instead of recomputing it from a
+ * spilled base + offset (which the verifier would see without its range). */
+#define gc_barrier_var(var) asm volatile("" : "+r"(var))
+
+enum gc_parse {
+	GC_PARSE_OTHER = 0,
+	GC_PARSE_RTP,
+	GC_PARSE_PASS,
+	GC_PARSE_DROP,
+};
+
+struct gc_vlan_hdr {
+	__be16 tci;
+	__be16 encap_proto;
+};
+
+struct gc_rtp_hdr {
+	__u8  vpxcc;		/* V(2) P(1) X(1) CC(4) */
+	__u8  mpt;		/* M(1) PT(7) */
+	__be16 seq;
+	__be32 ts;
+	__be32 ssrc;
+};
+
+struct gc_frag6_hdr {
+	__u8   nexthdr;
+	__u8   reserved;
+	__be16 frag_off;	/* offset(13) res(2) M(1) */
+	__be32 id;
+};
+
+/* What gc_parse() found. Offsets are from the start of the frame. */
+struct gc_pkt {
+	__u16 l3_off;		/* IPv4/IPv6 header */
+	__u16 l4_off;		/* UDP header */
+	__u16 rtp_off;		/* RTP header */
+	__u16 udp_len;		/* UDP length (header + payload), host order */
+	__u32 saddr[4];		/* source address, network order (IPv4: [0]) */
+	__u32 daddr[4];		/* destination address, network order */
+	__u16 sport;		/* network order */
+	__u16 dport;		/* network order */
+	__u32 ssrc;		/* host order */
+	__u8  family;		/* GC_FAMILY_IPV4 / GC_FAMILY_IPV6 */
+	__u8  to_port;		/* the UDP destination port is the SFU port */
+	__u8  vlan;		/* one VLAN tag was skipped */
+	__u8  reason;		/* enum gc_stat, for GC_PARSE_PASS / GC_PARSE_DROP */
+	__u8  eth_dst[6];
+	__u8  eth_src[6];
+};
+
+static __always_inline int gc_parse_drop(struct gc_pkt *pkt, enum gc_stat why)
+{
+	pkt->reason = why;
+	return GC_PARSE_DROP;
+}
+
+/* The UDP header at @udp and the RTP header behind it; @ip_payload_len is
+ * the length the IP header gives for UDP header + payload. */
+static __always_inline int gc_parse_udp_rtp(void *data, void *data_end, struct udphdr *udp,
+					    __u32 ip_payload_len, __u16 port_be,
+					    struct gc_pkt *pkt)
+{
+	struct gc_rtp_hdr *rtp;
+	__u32 ulen;
+
+	gc_barrier_var(udp);
+	if ((void *)(udp + 1) > data_end)
+		return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
+	if (udp->dest != port_be)
+		return GC_PARSE_OTHER;
+	pkt->to_port = 1;
+	pkt->sport = udp->source;
+	pkt->dport = udp->dest;
+	pkt->l4_off = (void *)udp - data;
+
+	ulen = bpf_ntohs(udp->len);
+	if (ulen != ip_payload_len)
+		return gc_parse_drop(pkt, GC_STAT_DROP_UDP_LENGTH);
+	pkt->udp_len = ulen;
+	if (pkt->family == GC_FAMILY_IPV6 && udp->check == 0)
+		return gc_parse_drop(pkt, GC_STAT_DROP_UDP_CSUM_ZERO6);
+
+	rtp = (void *)(udp + 1);
+	gc_barrier_var(rtp);
+	if (ulen < sizeof(*udp) + GC_RTP_HDR_LEN || (void *)(rtp + 1) > data_end)
+		return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
+	if ((rtp->vpxcc >> 6) != 2)
+		return gc_parse_drop(pkt, GC_STAT_DROP_BAD_RTP_VERSION);
+	/* RTCP multiplexed on the RTP port (RFC 5761 4): packet types 192-223. */
+	if (rtp->mpt >= 192 && rtp->mpt <= 223) {
+		pkt->reason = GC_STAT_PASS_RTCP;
+		return GC_PARSE_PASS;
+	}
+	pkt->rtp_off = (void *)rtp - data;
+	pkt->ssrc = bpf_ntohl(rtp->ssrc);
+	return GC_PARSE_RTP;
+}
+
+static __always_inline int gc_parse_ipv4(void *data, void *data_end, struct iphdr *iph,
+					 __u16 port_be, struct gc_pkt *pkt)
+{
+	__u32 hlen, tot_len;
+	__u16 frag;
+
+	if ((void *)(iph + 1) > data_end)
+		return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
+	if (iph->version != 4 || iph->ihl < 5)
+		return gc_parse_drop(pkt, GC_STAT_DROP_BAD_IP_HEADER);
+	hlen = iph->ihl * 4;
+	if ((void *)iph + hlen > data_end)
+		return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
+	tot_len = bpf_ntohs(iph->tot_len);
+	if (tot_len < hlen)
+		return gc_parse_drop(pkt, GC_STAT_DROP_BAD_IP_HEADER);
+	/* Ethernet may pad short frames: bytes past tot_len are allowed. */
+	if ((void *)iph + tot_len > data_end)
+		return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
+	if (iph->protocol != IPPROTO_UDP)
+		return GC_PARSE_OTHER;
+
+	pkt->family = GC_FAMILY_IPV4;
+	pkt->l3_off = (void *)iph - data;
+	pkt->saddr[0] = iph->saddr;
+	pkt->daddr[0] = iph->daddr;
+
+	frag = bpf_ntohs(iph->frag_off);
+	if (frag & IP_OFFSET)	/* a later fragment: no UDP header to look at */
+		return GC_PARSE_OTHER;
+	if (frag & IP_MF) {	/* the first fragment: drop it if it is ours */
+		struct udphdr *udp = (void *)iph + hlen;
+
+		if ((void *)(udp + 1) > data_end || udp->dest != port_be)
+			return GC_PARSE_OTHER;
+		pkt->to_port = 1;
+		return gc_parse_drop(pkt, GC_STAT_DROP_FRAGMENT);
+	}
+	return gc_parse_udp_rtp(data, data_end, (void *)iph + hlen, tot_len - hlen, port_be, pkt);
+}
+
+static __always_inline int gc_parse_ipv6(void *data, void *data_end, struct ipv6hdr *ip6,
+					 __u16 port_be, struct gc_pkt *pkt)
+{
+	struct gc_frag6_hdr *fh;
+	__u32 plen, ext_len = 0;
+	__u8 nexthdr;
+	void *l4;
+	int i;
+
+	if ((void *)(ip6 + 1) > data_end)
+		return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
+	if (ip6->version != 6)
+		return gc_parse_drop(pkt, GC_STAT_DROP_BAD_IP_HEADER);
+	plen = bpf_ntohs(ip6->payload_len);
+	if ((void *)(ip6 + 1) + plen > data_end)
+		return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
+
+	pkt->family = GC_FAMILY_IPV6;
+	pkt->l3_off = (void *)ip6 - data;
+	__builtin_memcpy(pkt->saddr, &ip6->saddr, 16);
+	__builtin_memcpy(pkt->daddr, &ip6->daddr, 16);
+
+	nexthdr = ip6->nexthdr;
+	l4 = ip6 + 1;
+#pragma unroll
+	for (i = 0; i < GC_MAX_IPV6_EXT; i++) {
+		struct ipv6_opt_hdr *opt = l4;
+		__u32 len;
+
+		if (nexthdr != NEXTHDR_HOP && nexthdr != NEXTHDR_ROUTING && nexthdr != NEXTHDR_DEST)
+			break;
+		if ((void *)(opt + 1) > data_end)
+			return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
+		len = (opt->hdrlen + 1) * 8;
+		nexthdr = opt->nexthdr;
+		l4 += len;
+		ext_len += len;
+	}
+
+	if (nexthdr == NEXTHDR_FRAGMENT) {
+		struct udphdr *udp;
+
+		fh = l4;
+		if ((void *)(fh + 1) > data_end)
+			return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
+		if (bpf_ntohs(fh->frag_off) & ~7)	/* a later fragment */
+			return GC_PARSE_OTHER;
+		udp = (void *)(fh + 1);
+		if (fh->nexthdr != IPPROTO_UDP || (void *)(udp + 1) > data_end ||
+		    udp->dest != port_be)
+			return GC_PARSE_OTHER;
+		pkt->to_port = 1;
+		return gc_parse_drop(pkt, GC_STAT_DROP_FRAGMENT);
+	}
+	if (nexthdr != IPPROTO_UDP)
+		return GC_PARSE_OTHER;
+	if (ext_len) {
+		struct udphdr *udp = l4;
+
+		if ((void *)(udp + 1) > data_end || udp->dest != port_be)
+			return GC_PARSE_OTHER;
+		pkt->to_port = 1;
+		pkt->reason = GC_STAT_PASS_IPV6_EXT;
+		return GC_PARSE_PASS;
+	}
+	return gc_parse_udp_rtp(data, data_end, l4, plen, port_be, pkt);
+}
+
+/* Classify the frame [data, data_end) for an SFU listening on UDP port
+ * @port_be (network byte order). */
+static __always_inline int gc_parse(void *data, void *data_end, __u16 port_be,
+				    struct gc_pkt *pkt)
+{
+	struct ethhdr *eth = data;
+	void *l3;
+	__u16 proto;
+
+	if ((void *)(eth + 1) > data_end)
+		return GC_PARSE_OTHER;
+	__builtin_memcpy(pkt->eth_dst, eth->h_dest, 6);
+	__builtin_memcpy(pkt->eth_src, eth->h_source, 6);
+	proto = eth->h_proto;
+	l3 = eth + 1;
+	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
+		struct gc_vlan_hdr *vh = l3;
+
+		if ((void *)(vh + 1) > data_end)
+			return GC_PARSE_OTHER;
+		proto = vh->encap_proto;
+		l3 = vh + 1;
+		pkt->vlan = 1;
+	}
+	if (proto == bpf_htons(ETH_P_IP))
+		return gc_parse_ipv4(data, data_end, l3, port_be, pkt);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return gc_parse_ipv6(data, data_end, l3, port_be, pkt);
+	return GC_PARSE_OTHER;
+}
+
+#endif /* GROUPCAST_PARSING_H */
