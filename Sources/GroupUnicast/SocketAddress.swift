@@ -288,6 +288,12 @@ extension SocketAddress {
         /// What was wrong with it.
         public var reason: Reason
 
+        /// Creates the error for `input` rejected because of `reason`.
+        public init(input: String, reason: Reason) {
+            self.input = input
+            self.reason = reason
+        }
+
         public var description: String {
             let why: String
             switch reason {

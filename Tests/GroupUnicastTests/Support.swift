@@ -1,0 +1,125 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import GroupUnicast
+import SystemPackage
+import Testing
+
+/// Every test of the package, run one at a time: the descriptor-leak test counts the process's
+/// open descriptors, and the 1,024-receiver tests use many of them.
+@Suite(.serialized)
+struct GroupUnicastTests {}
+
+/// The backends that work without the sendgroup module.
+let hostBackends: [GroupSendBackend] = [.sendmmsg, .sendmsgLoop, .automatic]
+
+/// Whether the kernel-backend tests run: the module is loaded, or the caller demands it
+/// (`GROUPUNICAST_REQUIRE_KERNEL=1`, as the VM runner sets), in which case absence fails them.
+enum KernelGate {
+    static let required = getenv("GROUPUNICAST_REQUIRE_KERNEL").map { String(cString: $0) } == "1"
+    static let loaded = GroupSocket.isKernelModuleLoaded
+    static let shouldRun = loaded || required
+    static let skipReason: Comment = """
+        sendgroup module not loaded (/dev/sendgroup missing): kernel-backend tests skipped; \
+        set GROUPUNICAST_REQUIRE_KERNEL=1 to make its absence a failure
+        """
+}
+
+func loopback(_ family: AddressFamily, port: UInt16 = 0) -> SocketAddress {
+    family == .ipv4 ? .ipv4Loopback(port: port) : .ipv6Loopback(port: port)
+}
+
+/// `count` nonblocking UDP sockets bound to loopback ports, each one receiver of a group.
+final class Receivers {
+    let sockets: [GroupSocket]
+    let addresses: [SocketAddress]
+
+    init(count: Int, family: AddressFamily) throws {
+        try raiseDescriptorLimit(atLeast: count + 256)
+        // `.sendmsgLoop`: receivers never open /dev/sendgroup.
+        sockets = try (0..<count).map { _ in
+            try GroupSocket(bindingTo: loopback(family), backend: .sendmsgLoop, options: .init(nonBlocking: true))
+        }
+        addresses = try sockets.map { try $0.localAddress }
+    }
+
+    /// Every datagram queued at receiver `index`, waiting up to `timeout` for the first `expected`.
+    func drain(_ index: Int, expected: Int, timeout: Duration = .seconds(2)) throws -> [ReceivedDatagram] {
+        let socket = sockets[index]
+        var received: [ReceivedDatagram] = []
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout)
+        while received.count < expected {
+            let left = clock.now.duration(to: deadline)
+            guard left > .zero, try socket.waitForReadable(timeout: left) else { break }
+            received += try socket.receiveBatch(maxCount: 64)
+        }
+        // Anything beyond what was expected is already queued: take it without waiting.
+        while case let more = try socket.receiveBatch(maxCount: 64), !more.isEmpty {
+            received += more
+        }
+        return received
+    }
+
+    /// What each receiver got, as byte arrays in arrival order.
+    func drainAll(expected: [Int]) throws -> [[[UInt8]]] {
+        try sockets.indices.map { index in try drain(index, expected: expected[index]).map(\.bytes) }
+    }
+
+    deinit {
+        for socket in sockets { try? socket.close() }
+    }
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to at least `needed` (up to the hard limit).
+func raiseDescriptorLimit(atLeast needed: Int) throws {
+    var limit = rlimit()
+    guard getrlimit(RLIMIT_NOFILE_VALUE, &limit) == 0 else {
+        throw Errno(rawValue: errno)
+    }
+    if limit.rlim_cur >= rlim_t(needed) { return }
+    guard limit.rlim_max >= rlim_t(needed) else {
+        Issue.record("RLIMIT_NOFILE hard limit \(limit.rlim_max) is below the \(needed) descriptors this test needs")
+        return
+    }
+    limit.rlim_cur = rlim_t(needed)
+    guard setrlimit(RLIMIT_NOFILE_VALUE, &limit) == 0 else {
+        throw Errno(rawValue: errno)
+    }
+}
+
+#if canImport(Glibc)
+let RLIMIT_NOFILE_VALUE = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+#else
+let RLIMIT_NOFILE_VALUE = RLIMIT_NOFILE
+#endif
+
+/// The number of entries in /proc/self/fd (the process's open descriptors).
+func openDescriptorCount() -> Int {
+    guard let directory = opendir("/proc/self/fd") else { return -1 }
+    defer { closedir(directory) }
+    var count = 0
+    while readdir(directory) != nil { count += 1 }
+    // ".", "..", and the descriptor opendir itself holds.
+    return count - 3
+}
+
+/// Deterministic bytes: `count` bytes starting from `seed`.
+func pattern(_ count: Int, seed: Int) -> [UInt8] {
+    (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed &* 7 &+ 1) }
+}
+
+/// A group of `count` recipients with varied prepend (0–4 bytes + index) and append (0–2 bytes).
+func variedRecipients(_ addresses: [SocketAddress]) -> [Recipient] {
+    addresses.enumerated().map { index, address in
+        Recipient(address,
+                  prepend: pattern(index % 5, seed: index) + withUnsafeBytes(of: UInt32(index).bigEndian, Array.init),
+                  append: pattern(index % 3, seed: index + 1000))
+    }
+}
+
+func expectedDatagram(_ recipient: Recipient, _ payload: [UInt8]) -> [UInt8] {
+    recipient.prepend + payload + recipient.append
+}
