@@ -35,6 +35,8 @@ public enum GroupUnicastError: Error, Hashable, Sendable {
 }
 
 extension GroupUnicastError: CustomStringConvertible {
+    /// The failed C call and the errno by name and text, such as
+    /// `sendmmsg failed: EBADF (Bad file descriptor)`, or the library's own message.
     public var description: String {
         switch self {
         case .systemCall(let call, let errno):

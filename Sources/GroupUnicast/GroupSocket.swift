@@ -213,7 +213,12 @@ public final class GroupSocket: Sendable {
         sendBuffers.withLock { $0 = SendBuffers() }
         receiveBuffers.withLock { $0 = ReceiveBuffers() }
         withExtendedLifetime(device) {}
-        _ = try systemCall("close") { Glibc.close(descriptor) }
+        // Not through the choke point: Linux releases the descriptor even when close(2) reports
+        // EINTR, so retrying could close a descriptor another thread just opened.
+        if Glibc.close(descriptor) == -1 {
+            let error = Errno(rawValue: errno)
+            if error != .interrupted { throw .systemCall(call: "close", errno: error) }
+        }
     }
 
     deinit {

@@ -73,6 +73,7 @@ public enum GroupSendBackend: String, Hashable, Sendable, CaseIterable, CustomSt
     /// One `sendmsg(2)` per recipient: the classic baseline, kept for benchmarks.
     case sendmsgLoop
 
+    /// The backend's name: `automatic`, `kernel`, `sendmmsg` or `sendmsgLoop`.
     public var description: String {
         rawValue
     }

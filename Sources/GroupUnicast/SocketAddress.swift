@@ -20,6 +20,7 @@ public enum AddressFamily: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// `IPv4` or `IPv6`.
     public var description: String {
         switch self {
         case .ipv4: "IPv4"
@@ -294,6 +295,7 @@ extension SocketAddress {
             self.reason = reason
         }
 
+        /// `invalid socket address "TEXT": REASON (expected 1.2.3.4:5 or [::1]:5)`.
         public var description: String {
             let why: String
             switch reason {

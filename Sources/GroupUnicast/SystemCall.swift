@@ -10,6 +10,8 @@ import SystemPackage
 // `EINTR` is retried here and nowhere else; every other failure leaves as the errno that the
 // caller turns into a per-recipient result or a `GroupUnicastError.systemCall` naming the call.
 // `EFAULT` means the library handed the kernel a bad pointer: a bug, never a user error.
+// close(2) is the one call that bypasses it: on Linux the descriptor is gone even when close
+// reports EINTR, so it must never be retried.
 
 /// Runs `body` until it does not fail with `EINTR`; `-1` is failure and `errno` the reason.
 @inline(__always)
