@@ -669,6 +669,27 @@ TEST_F(args, large_private_bytes)
 	EXPECT_TRUE(got_exactly(self->rx, append, shared, sizeof(shared), prepend));
 }
 
+/* Many recipients whose private bytes cross arena pages in the middle of a call. */
+TEST_F(args, private_bytes_cross_pages)
+{
+	static char prepend[8][1778], append[8][1000];
+	struct sendgroup_recipient r[8];
+	struct sendgroup_send_args args;
+
+	for (int i = 0; i < 8; i++) {
+		memset(prepend[i], 'A' + i, sizeof(prepend[i]) - 1);
+		memset(append[i], 'a' + i, sizeof(append[i]) - 1);
+		set_loopback(&r[i], AF_INET, self->port);
+		set_text(&r[i], prepend[i], append[i]);
+	}
+	args = send_args(self->sock, self->shared, sizeof(self->shared), r, 8, NULL);
+	EXPECT_EQ(8, sendgroup(self->dev, &args));
+	for (int i = 0; i < 8; i++) {
+		EXPECT_TRUE(got_exactly(self->rx, prepend[i], self->shared, sizeof(self->shared),
+					append[i])) TH_LOG("recipient %d", i);
+	}
+}
+
 TEST(unknown_ioctl_is_enotty)
 {
 	int dev = open_device();

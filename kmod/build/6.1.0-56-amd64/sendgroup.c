@@ -91,12 +91,18 @@ struct sg_payload {
 
 /*
  * Append-only page arena for prepend/append bytes. A page is never written
- * again once handed to the stack, and skbs hold their own page references,
- * so the arena only drops its own reference when it moves on.
+ * again once handed to the stack, and skbs take their own page references.
+ * A page the arena moves away from may still be described by the bvecs of
+ * the datagram being built, so it is retired, and released only after that
+ * datagram was sent.
  */
+#define SG_ARENA_MAX_RETIRED	(DIV_ROUND_UP(0xFFFF, PAGE_SIZE) + 1)
+
 struct sg_arena {
 	struct page *page;
 	unsigned int used;
+	struct page *retired[SG_ARENA_MAX_RETIRED];
+	unsigned int nr_retired;
 };
 
 #if !SG_SPLICE_PAGES
@@ -158,8 +164,16 @@ static int sg_payload_copy(struct sg_payload *payload, u64 uptr, u32 len)
 
 /* ---- private bytes ---------------------------------------------------- */
 
+/* Drop the pages the arena moved away from: call once the datagram is sent. */
+static void sg_arena_release_retired(struct sg_arena *arena)
+{
+	while (arena->nr_retired)
+		put_page(arena->retired[--arena->nr_retired]);
+}
+
 static void sg_arena_release(struct sg_arena *arena)
 {
+	sg_arena_release_retired(arena);
 	if (arena->page)
 		put_page(arena->page);
 	arena->page = NULL;
@@ -177,7 +191,11 @@ static int sg_arena_copy(struct sg_arena *arena, u64 uptr, u32 len,
 		unsigned int chunk;
 
 		if (!arena->page || arena->used == PAGE_SIZE) {
-			sg_arena_release(arena);
+			if (arena->page) {
+				if (WARN_ON_ONCE(arena->nr_retired == SG_ARENA_MAX_RETIRED))
+					return -EINVAL;
+				arena->retired[arena->nr_retired++] = arena->page;
+			}
 			arena->page = alloc_page(GFP_KERNEL_ACCOUNT);
 			if (!arena->page)
 				return -ENOMEM;
@@ -419,6 +437,7 @@ static int sg_send_all(struct sg_call *call)
 		if (fatal_signal_pending(current))
 			break;
 		ret = sg_send_one(call, entry);
+		sg_arena_release_retired(&call->arena);
 		if (call->results)
 			call->results[i] = ret;
 		if (ret)

@@ -1,0 +1,21 @@
+# GroupUnicast entry points. Each target installs what it needs (scripts/setup).
+#   make demo   - the main job: a demo SFU on a throw-away netns topology
+#   make test   - every test suite (host, BPF, and the module in VMs); needs root
+#   make module - build kmod/sendgroup.ko for the running kernel (KDIR=... for another)
+.PHONY: demo test module setup clean
+
+demo:
+	scripts/demo
+
+test:
+	scripts/test-all
+
+module:
+	$(MAKE) -C kmod
+
+setup:
+	scripts/setup
+
+clean:
+	$(MAKE) -C kmod clean
+	rm -rf kmod/build
