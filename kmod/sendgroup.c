@@ -36,6 +36,7 @@
 #include <linux/net.h>
 #include <linux/overflow.h>
 #include <linux/percpu.h>
+#include <linux/rcupdate.h>
 #include <linux/sched/signal.h>
 #include <linux/skbuff.h>
 #include <linux/slab.h>
@@ -108,11 +109,14 @@ struct sg_arena {
 #if !SG_SPLICE_PAGES
 /*
  * One ubuf_info per call, shared by every skb of the call. Its callback runs
- * when the last skb lets go, possibly after the ioctl returned, so it pins
- * the module until then.
+ * when the last skb lets go, possibly after the ioctl returned, so each one
+ * pins the module. The pin is dropped from an RCU callback, and module exit
+ * waits for those with rcu_barrier(): the kernel's pattern for callbacks
+ * into a module.
  */
 struct sg_zerocopy {
 	struct ubuf_info ubuf;
+	struct rcu_head rcu;
 };
 #endif
 
@@ -220,12 +224,18 @@ static int sg_arena_copy(struct sg_arena *arena, u64 uptr, u32 len,
 /* ---- zero-copy notification (kernels without UDP MSG_SPLICE_PAGES) ---- */
 
 #if !SG_SPLICE_PAGES
+static void sg_zerocopy_free_rcu(struct rcu_head *rcu)
+{
+	kfree(container_of(rcu, struct sg_zerocopy, rcu));
+	module_put(THIS_MODULE);
+}
+
 static void sg_zerocopy_put(struct ubuf_info *ubuf)
 {
-	if (refcount_dec_and_test(&ubuf->refcnt)) {
-		kfree(container_of(ubuf, struct sg_zerocopy, ubuf));
-		module_put(THIS_MODULE);
-	}
+	struct sg_zerocopy *zc = container_of(ubuf, struct sg_zerocopy, ubuf);
+
+	if (refcount_dec_and_test(&ubuf->refcnt))
+		call_rcu(&zc->rcu, sg_zerocopy_free_rcu);
 }
 
 static void sg_zerocopy_callback(struct sk_buff *skb, struct ubuf_info *ubuf,
@@ -646,7 +656,20 @@ static struct miscdevice sendgroup_misc = {
 	.groups = sendgroup_groups,
 };
 
-module_misc_device(sendgroup_misc);
+static int __init sendgroup_init(void)
+{
+	return misc_register(&sendgroup_misc);
+}
+
+static void __exit sendgroup_exit(void)
+{
+	misc_deregister(&sendgroup_misc);
+	/* Let queued zero-copy RCU callbacks finish before our text goes away. */
+	rcu_barrier();
+}
+
+module_init(sendgroup_init);
+module_exit(sendgroup_exit);
 
 MODULE_DESCRIPTION("Group unicast: one shared UDP payload to many receivers per call");
 MODULE_AUTHOR("GroupUnicast developers");
