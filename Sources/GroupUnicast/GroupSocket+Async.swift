@@ -44,7 +44,7 @@ extension GroupSocket {
     /// least one arrives.
     ///
     /// The corresponding C function is `recvmmsg(2)` with `MSG_DONTWAIT`, between waits for readability.
-    public func receiveBatch(maxCount: Int = 64, maxSize: Int = 65_535) async throws -> [ReceivedDatagram] {
+    public func receiveBatch(maxCount: Int = 64, maxSize: Int = 2048) async throws -> [ReceivedDatagram] {
         while true {
             let datagrams = try receive(count: maxCount, maxSize: maxSize, batched: true, flags: CInt(MSG_DONTWAIT))
             if !datagrams.isEmpty { return datagrams }

@@ -395,6 +395,7 @@ public final class GroupSocket: Sendable {
                     start = pending.endIndex
                 }
             }
+            buffers.trim()
             return GroupSendResult(backend: backend, errors: errors)
         }
     }
@@ -561,11 +562,14 @@ public final class GroupSocket: Sendable {
 
     /// Receives up to `maxCount` datagrams of at most `maxSize` bytes each in one system call.
     ///
+    /// The default `maxSize` fits an Ethernet-MTU datagram; a longer one is cut and marked
+    /// ``ReceivedDatagram/isTruncated``. Pass 65,535 for any UDP datagram (64 KiB per slot).
+    ///
     /// A blocking socket waits for the first datagram and then takes what is already queued
     /// (`MSG_WAITFORONE`); a nonblocking socket returns `[]` when nothing is queued.
     ///
     /// The corresponding C function is `recvmmsg(2)`.
-    public func receiveBatch(maxCount: Int = 64, maxSize: Int = 65_535) throws(GroupUnicastError) -> [ReceivedDatagram] {
+    public func receiveBatch(maxCount: Int = 64, maxSize: Int = 2048) throws(GroupUnicastError) -> [ReceivedDatagram] {
         try receive(count: maxCount, maxSize: maxSize, batched: true, flags: CInt(MSG_WAITFORONE))
     }
 
@@ -588,6 +592,7 @@ public final class GroupSocket: Sendable {
                 if length >= 0 { messages[0].msg_len = UInt32(length) }
                 return length >= 0 ? 1 : length
             }
+            defer { buffers.trim() }
             if isClosed { throw .socketClosed }
             switch result {
             case .success(let received):

@@ -5,6 +5,9 @@ import Musl
 #endif
 import CGroupUnicast
 
+/// Buffers up to this size stay allocated between calls; larger ones are freed after the call.
+internal let retainedBytesLimit = 1 << 20
+
 /// The per-socket memory a group send is assembled in: one `sockaddr_storage`, three iovecs
 /// (prepend, shared payload, append) and one `mmsghdr` or `sendgroup_recipient` per recipient of
 /// a chunk, plus an arena holding a copy of the chunk's prepend and append bytes (small
@@ -78,6 +81,14 @@ internal struct SendBuffers: ~Copyable {
                 header.msg_iovlen = 3
                 messages[slot] = CGroupUnicast_mmsghdr(msg_hdr: header, msg_len: 0)
             }
+        }
+    }
+
+    /// Frees the prepend/append arena when one send made it larger than ``retainedBytesLimit``.
+    mutating func trim() {
+        if arena.count > retainedBytesLimit {
+            arena.deallocate()
+            arena = UnsafeMutableRawBufferPointer(start: nil, count: 0)
         }
     }
 
@@ -166,6 +177,12 @@ internal struct ReceiveBuffers: ~Copyable {
         }
     }
 
+    /// Frees the datagram slots when one receive made them larger than ``retainedBytesLimit``
+    /// (a socket that once received 64 datagrams of 64 KiB should not keep 4 MiB for good).
+    mutating func trim() {
+        if data.count > retainedBytesLimit { release() }
+    }
+
     /// The datagram in `slot` after a receive of `length` bytes; `boundPort` completes the destination.
     func datagram(slot: Int, length: Int, boundPort: UInt16) -> ReceivedDatagram? {
         guard let addresses, let messages, let iovecs else { return nil }
@@ -204,6 +221,8 @@ internal struct ReceiveBuffers: ~Copyable {
         addresses = nil
         iovecs = nil
         messages = nil
+        count = 0
+        size = 0
     }
 
     deinit {

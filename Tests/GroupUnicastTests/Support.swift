@@ -46,7 +46,9 @@ final class Receivers {
     }
 
     /// Every datagram queued at receiver `index`, waiting up to `timeout` for the first `expected`.
-    func drain(_ index: Int, expected: Int, timeout: Duration = .seconds(2)) throws -> [ReceivedDatagram] {
+    /// Datagrams up to `maxSize` bytes are taken whole (the 1,024-receiver tests keep it small:
+    /// every receiver holds `8 × maxSize` bytes of receive buffer while it drains).
+    func drain(_ index: Int, expected: Int, timeout: Duration = .seconds(2), maxSize: Int = 4096) throws -> [ReceivedDatagram] {
         let socket = sockets[index]
         var received: [ReceivedDatagram] = []
         let clock = ContinuousClock()
@@ -54,10 +56,10 @@ final class Receivers {
         while received.count < expected {
             let left = clock.now.duration(to: deadline)
             guard left > .zero, try socket.waitForReadable(timeout: left) else { break }
-            received += try socket.receiveBatch(maxCount: 64)
+            received += try socket.receiveBatch(maxCount: 8, maxSize: maxSize)
         }
         // Anything beyond what was expected is already queued: take it without waiting.
-        while case let more = try socket.receiveBatch(maxCount: 64), !more.isEmpty {
+        while case let more = try socket.receiveBatch(maxCount: 8, maxSize: maxSize), !more.isEmpty {
             received += more
         }
         return received
