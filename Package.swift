@@ -11,6 +11,9 @@ let package = Package(
         .library(name: "GroupUnicast", targets: ["GroupUnicast"]),
         .executable(name: "game-broadcaster", targets: ["GameBroadcaster"]),
         .executable(name: "live-relay", targets: ["LiveRelay"]),
+        // Reference SFU (Docs/protocol.md): library and the `groupcast` command.
+        .library(name: "GroupcastSFU", targets: ["GroupcastSFU"]),
+        .executable(name: "groupcast", targets: ["Groupcast"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
@@ -32,6 +35,34 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+
+        // MARK: Reference SFU (Docs/protocol.md)
+
+        // Pure RTP and control-protocol parsers, session registry, routing table, the
+        // `Forwarder` protocol with its socket/sendmmsg/sendgroup backends, the client.
+        .target(
+            name: "GroupcastSFU",
+            dependencies: [
+                "GroupUnicast",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // `groupcast sfu | client | demo` (and later `xdp`, `bench`).
+        .executableTarget(
+            name: "Groupcast",
+            dependencies: [
+                "GroupcastSFU",
+                "GroupUnicast",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // libFuzzer entry points for the RTP and control parsers (scripts/test-sfu builds them
+        // with -sanitize=fuzzer); a plain build replays files given as arguments.
+        .executableTarget(
+            name: "GroupcastFuzz",
+            dependencies: ["GroupcastSFU"]
         ),
 
         // MARK: Examples (Examples/README.md)
@@ -64,6 +95,16 @@ let package = Package(
                 // Built before the tests, which run them as subprocesses.
                 "GameBroadcaster",
                 "LiveRelay",
+            ]
+        ),
+        // Reference SFU: parsers, registry, routing, forwarders end to end (scripts/test-sfu).
+        .testTarget(
+            name: "GroupcastSFUTests",
+            dependencies: [
+                "GroupcastSFU",
+                "GroupUnicast",
+                // Built before the tests, which run `groupcast` as a subprocess.
+                "Groupcast",
             ]
         ),
     ],

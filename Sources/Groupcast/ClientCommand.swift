@@ -1,0 +1,94 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import GroupcastSFU
+import GroupUnicast
+import Logging
+
+/// `groupcast client`: N participants sending ASQ/VSQ/VHQ and measuring echoes, loss and jitter.
+struct ClientCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "client",
+        abstract: "Run NMP participants against an SFU and print round-trip, loss and jitter per stream."
+    )
+
+    @Option(help: "The SFU's control address.")
+    var sfu: SocketAddress = .ipv4(.loopback, port: 7000)
+
+    @Option(help: "The SFU's media address (default: the control address's host, port 7002).")
+    var media: SocketAddress?
+
+    @Option(help: "Local address of the participants' sockets (port 0: any).")
+    var local: SocketAddress = .ipv4(.any, port: 0)
+
+    @Option(name: [.customShort("n"), .long], help: "Participants in this process.")
+    var participants: Int = 1
+
+    @Option(help: "Send interval per stream (e.g. 4ms).")
+    var interval: DurationArgument = .init(.milliseconds(4))
+
+    @Option(help: "RTP payload bytes per stream, e.g. asq=80,vsq=160,vhq=320.")
+    var sizes: SizesArgument = .init([.asq: 80, .vsq: 160, .vhq: 320])
+
+    @Option(help: "Stream types to send (asq,vsq,vhq | all | none).")
+    var send: StreamSet = .all
+
+    @Option(help: "Stream types to receive from every source (asq,vsq,vhq | all | none).")
+    var receive: StreamSet = .all
+
+    @Option(name: .customLong("subscribe"), help: "Per-source override SOURCE_ID:TYPES, e.g. 3:asq (repeatable).")
+    var subscriptions: [String] = []
+
+    @Option(help: "How long to send (e.g. 10s).")
+    var duration: DurationArgument = .init(.seconds(5))
+
+    @Option(help: "Write the report as JSON to this file.")
+    var jsonOutput: String?
+
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        guard participants >= 1 && participants <= 512 else { throw ValidationError("--participants must be 1...512") }
+        guard interval.value > .zero else { throw ValidationError("--interval must be positive") }
+        for item in subscriptions {
+            let parts = item.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, UInt32(parts[0]) != nil, StreamSet(list: String(parts[1])) != nil else {
+                throw ValidationError("--subscribe \(item): expected SOURCE_ID:TYPES such as 3:asq,vsq")
+            }
+        }
+    }
+
+    func run() throws {
+        let logger = logging.bootstrap(label: "groupcast.client")
+        var configuration = ConferenceClient.Configuration(control: sfu, media: media ?? sfu.withPort(7002), localAddress: local)
+        configuration.participants = participants
+        configuration.interval = interval.value
+        configuration.sizes.merge(sizes.sizes) { $1 }
+        configuration.send = send
+        configuration.receive = receive
+        configuration.duration = duration.value
+        for item in subscriptions {
+            let parts = item.split(separator: ":", maxSplits: 1)
+            configuration.perSource[UInt32(parts[0])!] = StreamSet(list: String(parts[1]))!
+        }
+        let client = ConferenceClient(configuration: configuration, logger: logger)
+        let stop = StopSignal()
+        let watcher = Thread {
+            while !stop.received { usleep(20_000) }
+            client.stop()
+        }
+        watcher.start()
+        let report: ClientReport
+        do { report = try client.run() } catch {
+            logger.critical("client failed: \(error)")
+            throw ExitCode(1)
+        }
+        print(report.table())
+        if let jsonOutput {
+            do { try Data(report.json().utf8).write(to: URL(fileURLWithPath: jsonOutput)) } catch {
+                logger.error("cannot write \(jsonOutput): \(error)")
+                throw ExitCode(1)
+            }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import ArgumentParser
+import GroupcastSFU
+import GroupUnicast
+import Logging
+
+extension SocketAddress: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
+}
+
+extension ForwarderBackend: ExpressibleByArgument {}
+
+extension StreamSet: ExpressibleByArgument {
+    public init?(argument: String) { self.init(list: argument) }
+}
+
+/// Options every subcommand shares.
+struct LoggingOptions: ParsableArguments {
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func bootstrap(label: String) -> Logger {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        return Logger(label: label)
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// `--duration 10`, `--duration 2.5`, `--interval 4ms`, `--interval 500us`.
+struct DurationArgument: ExpressibleByArgument, Sendable {
+    var value: Duration
+    init(_ value: Duration) { self.value = value }
+    init?(argument: String) {
+        let units: [(String, Double)] = [("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9), ("s", 1)]
+        for (suffix, scale) in units where argument.hasSuffix(suffix) {
+            guard let number = Double(argument.dropLast(suffix.count)), number >= 0 else { return nil }
+            value = .nanoseconds(Int64(number * scale * 1e9))
+            return
+        }
+        guard let seconds = Double(argument), seconds >= 0 else { return nil }
+        value = .nanoseconds(Int64(seconds * 1e9))
+    }
+    var defaultValueDescription: String { "\(value)" }
+}
+
+/// `asq=80,vsq=160,vhq=320`.
+struct SizesArgument: ExpressibleByArgument, Sendable {
+    var sizes: [StreamType: Int]
+    init(_ sizes: [StreamType: Int]) { self.sizes = sizes }
+    init?(argument: String) {
+        var sizes: [StreamType: Int] = [:]
+        for item in argument.split(separator: ",") {
+            let parts = item.split(separator: "=")
+            guard parts.count == 2, let type = StreamType(name: String(parts[0])), let size = Int(parts[1]), size >= 12, size <= 1400 else {
+                return nil
+            }
+            sizes[type] = size
+        }
+        self.sizes = sizes
+    }
+}

@@ -1,0 +1,197 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import GroupcastSFU
+import GroupUnicast
+import Logging
+
+/// `groupcast sfu`: run the SFU until SIGINT/SIGTERM, printing statistics periodically.
+struct SFUCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sfu",
+        abstract: "Run the selective forwarding unit.",
+        discussion: "Control requests on --control, RTP media on --media (Docs/protocol.md). Stops cleanly on SIGINT or SIGTERM and prints final statistics."
+    )
+
+    @Option(help: "Control address (REGISTER, SUBSCRIBE, ...).")
+    var control: SocketAddress = .ipv4(.any, port: 7000)
+
+    @Option(help: "Media (RTP) address.")
+    var media: SocketAddress = .ipv4(.any, port: 7002)
+
+    @Option(help: "Forwarding backend: socket (recvmsg + sendmsg per recipient), sendmmsg, sendgroup (kernel module). Default: the fastest available.")
+    var backend: ForwarderBackend = .fastestAvailable
+
+    @Option(help: "Room file (JSON) with static participants.")
+    var room: String?
+
+    @Option(help: "Most participants.")
+    var capacity: Int = 64
+
+    @Option(help: "Remove a participant after this long without KEEPALIVE (e.g. 10s, 500ms).")
+    var keepaliveTimeout: DurationArgument = .init(.seconds(10))
+
+    @Flag(inversion: .prefixedNo, help: "Send every media packet back to its sender.")
+    var echo = true
+
+    @Option(help: "Datagrams per recvmmsg (sendmmsg and sendgroup backends).")
+    var batch: Int = 64
+
+    @Option(help: "SO_RCVBUF of the media socket in bytes (the kernel doubles it).")
+    var receiveBuffer: Int?
+
+    @Option(help: "Receive-queue fill (0-1) above which VHQ is shed.")
+    var shedVhq: Double = 0.25
+
+    @Option(help: "Receive-queue fill (0-1) above which VSQ is shed too.")
+    var shedVsq: Double = 0.5
+
+    @Option(help: "Copies queued per slow receiver before its oldest are dropped.")
+    var backlog: Int = 64
+
+    @Option(help: "Print statistics every interval (0: only at exit).")
+    var statsInterval: DurationArgument = .init(.seconds(1))
+
+    @Option(help: "Write statistics as JSON to this file at every interval and at exit.")
+    var statsFile: String?
+
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        guard capacity >= 1 else { throw ValidationError("--capacity must be at least 1") }
+        guard batch >= 1 && batch <= 1024 else { throw ValidationError("--batch must be 1...1024") }
+        guard backlog >= 1 else { throw ValidationError("--backlog must be at least 1") }
+        guard 0 < shedVhq && shedVhq <= shedVsq && shedVsq <= 1 else {
+            throw ValidationError("need 0 < --shed-vhq <= --shed-vsq <= 1")
+        }
+    }
+
+    func run() throws {
+        let logger = logging.bootstrap(label: "groupcast.sfu")
+        var configuration = SFUServer.Configuration(controlAddress: control, mediaAddress: media, backend: backend)
+        configuration.capacity = capacity
+        configuration.keepaliveTimeout = keepaliveTimeout.value
+        configuration.echo = echo
+        configuration.forwarder.batchSize = batch
+        configuration.forwarder.receiveBufferSize = receiveBuffer
+        configuration.forwarder.shedVHQAt = shedVhq
+        configuration.forwarder.shedVSQAt = shedVsq
+        configuration.forwarder.backlogCapacity = backlog
+        if let room {
+            do { configuration.room = try RoomFile.load(path: room) } catch { throw ValidationError(error.description) }
+        }
+        let server: SFUServer
+        do { server = try SFUServer(configuration: configuration, logger: logger) } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(2)
+        }
+        let stop = StopSignal()
+        server.start()
+        logger.info("SFU up: backend \(backend), control \((try? server.controlAddress).map { "\($0)" } ?? "?"), media \((try? server.mediaAddress).map { "\($0)" } ?? "?"), \(server.participants().count) static participants")
+
+        let reporter = StatisticsReporter()
+        let intervalNs = UInt64(max(0, statsInterval.value.components.seconds)) * 1_000_000_000 + UInt64(statsInterval.value.components.attoseconds / 1_000_000_000)
+        var nextReport = monotonicNanoseconds() + (intervalNs == 0 ? UInt64.max / 2 : intervalNs)
+        while !stop.received, server.failure == nil {
+            usleep(20_000)
+            if monotonicNanoseconds() >= nextReport {
+                nextReport += intervalNs
+                let statistics = server.statistics()
+                print(reporter.line(statistics))
+                if let statsFile { writeStatistics(statistics, reporter: reporter, to: statsFile) }
+            }
+        }
+        let failure = server.failure
+        server.stop()
+        let statistics = server.statistics()
+        print("final: " + reporter.line(statistics, sinceStart: true))
+        print(StatisticsReporter.dropsLine(statistics.forwarder))
+        if let statsFile { writeStatistics(statistics, reporter: reporter, to: statsFile, final: true) }
+        if let failure {
+            logger.critical("SFU failed: \(failure)")
+            throw ExitCode(1)
+        }
+        logger.info("SFU stopped (\(stop.signalName ?? "exit"))")
+    }
+
+    func writeStatistics(_ statistics: SFUStatistics, reporter: StatisticsReporter, to path: String, final: Bool = false) {
+        let text = reporter.json(statistics, final: final)
+        let temporary = path + ".tmp"
+        do {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: temporary))
+            _ = rename(temporary, path)
+        } catch {
+            FileHandle.standardError.write(Data("groupcast sfu: cannot write \(path): \(error)\n".utf8))
+        }
+    }
+}
+
+/// SIGINT/SIGTERM turned into a flag (dispatch sources, so no work in a signal handler).
+final class StopSignal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var name: String?
+    private var sources: [DispatchSourceSignal] = []
+
+    init() {
+        for (number, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [weak self] in
+                guard let self else { return }
+                lock.lock()
+                if self.name == nil { self.name = name }
+                lock.unlock()
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    var received: Bool { signalName != nil }
+    var signalName: String? {
+        lock.lock()
+        defer { lock.unlock() }
+        return name
+    }
+}
+
+/// Formats periodic statistics lines: rates since the previous line, delay percentiles, CPU.
+final class StatisticsReporter {
+    private var previous: (time: UInt64, cpu: CPUTime, received: UInt64, sent: UInt64, dropped: UInt64)?
+    private let start = (time: monotonicNanoseconds(), cpu: CPUTime.now())
+
+    func line(_ s: SFUStatistics, sinceStart: Bool = false) -> String {
+        let now = monotonicNanoseconds()
+        let base = sinceStart ? (start.time, start.cpu, UInt64(0), UInt64(0), UInt64(0)) : (previous ?? (start.time, start.cpu, 0, 0, 0))
+        let elapsed = now - base.0
+        let cpu = s.cpu.percent(since: base.1, elapsed: elapsed)
+        let seconds = Double(elapsed) / 1e9
+        let f = s.forwarder
+        if !sinceStart { previous = (now, s.cpu, f.received, f.sent, f.dropped) }
+        func rate(_ a: UInt64, _ b: UInt64) -> String { seconds > 0 ? "\(Int(Double(a - min(a, b)) / seconds))" : "0" }
+        return "\(s.backend) participants \(s.control.participants) in \(f.received) (\(rate(f.received, base.2))/s) out \(f.sent) (\(rate(f.sent, base.3))/s) "
+            + "echo \(f.echoed) dropped \(f.dropped) delay p50 \(microseconds(f.delay.quantile(0.5))) p99 \(microseconds(f.delay.quantile(0.99))) "
+            + "max \(microseconds(f.delay.count == 0 ? 0 : f.delay.max)) us cpu user \(String(format: "%.1f", cpu.user))% sys \(String(format: "%.1f", cpu.system))%"
+    }
+
+    static func dropsLine(_ f: ForwarderStatistics) -> String {
+        "drops: " + DropReason.allCases.map { "\($0) \(f[$0])" }.joined(separator: " ") + " deferred \(f.deferred)"
+    }
+
+    func json(_ s: SFUStatistics, final: Bool) -> String {
+        let f = s.forwarder
+        let cpu = s.cpu.percent(since: start.cpu, elapsed: monotonicNanoseconds() - start.time)
+        let drops = DropReason.allCases.map { "\"\($0)\":\(f[$0])" }.joined(separator: ",")
+        let errors = ControlErrorCode.allCases.map { "\"\($0)\":\(s.control.errors[$0] ?? 0)" }.joined(separator: ",")
+        return """
+            {"backend":"\(s.backend)","final":\(final),"uptime_ns":\(s.uptime),"participants":\(s.control.participants),"routes":\(s.control.routes),\
+            "received":\(f.received),"forwarded":\(f.forwarded),"echoed":\(f.echoed),"deferred":\(f.deferred),"dropped":{\(drops)},\
+            "delay_ns":{"count":\(f.delay.count),"p50":\(f.delay.quantile(0.5)),"p99":\(f.delay.quantile(0.99)),"max":\(f.delay.count == 0 ? 0 : f.delay.max)},\
+            "cpu_percent":{"user":\(String(format: "%.2f", cpu.user)),"system":\(String(format: "%.2f", cpu.system))},\
+            "control":{"requests":\(s.control.requests),"registered":\(s.control.registered),"left":\(s.control.left),"expired":\(s.control.expired),"errors":{\(errors)}}}
+
+            """
+    }
+}
+
+func microseconds(_ ns: UInt64) -> String { String(format: "%.1f", Double(ns) / 1000) }

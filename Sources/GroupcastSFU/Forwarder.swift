@@ -1,0 +1,285 @@
+import GroupUnicast
+import SystemPackage
+
+/// How the SFU moves media packets. One name per backend, used by `--backend` and
+/// `GROUPCAST_SFU_BACKEND`.
+public enum ForwarderBackend: String, CaseIterable, Hashable, Sendable, CustomStringConvertible {
+    /// `recvmsg` one datagram per call, one `sendmsg` per recipient: the pktswitch paper's baseline.
+    case socket
+    /// `recvmmsg` batches, one `sendmmsg` per packet for all its recipients.
+    case sendmmsg
+    /// `recvmmsg` batches, one `ioctl(SENDGROUP_IOC_SEND)` per packet (the sendgroup module).
+    case sendgroup
+    /// The XDP/TC fast path programmed through `bpf/groupcast.h` maps (not in this library yet).
+    case xdp
+
+    public var description: String { rawValue }
+
+    /// The fastest backend that works here: `sendgroup` when `/dev/sendgroup` exists, else `sendmmsg`.
+    public static var fastestAvailable: ForwarderBackend {
+        GroupSocket.isKernelModuleLoaded ? .sendgroup : .sendmmsg
+    }
+}
+
+/// The data plane of the SFU: receives media, checks origins, replicates per the routing table.
+///
+/// The control plane never touches packets; it only hands the forwarder a new ``RoutingTable``
+/// after every change. A user-space forwarder replicates with ``Route/recipients``; an XDP
+/// forwarder writes each ``Route`` into the `gc_route` map of `bpf/groupcast.h` instead.
+public protocol Forwarder: AnyObject, Sendable {
+    var backend: ForwarderBackend { get }
+    /// The media socket's local address (the port clients send media to).
+    var localAddress: SocketAddress { get throws(SFUError) }
+    /// Replaces the routing table; takes effect for the next packet.
+    func install(_ table: RoutingTable) throws(SFUError)
+    /// Forwards until ``stop()``; returns then, after publishing final statistics.
+    func run() throws(SFUError)
+    /// Asks ``run()`` to return (from any thread) and closes nothing.
+    func stop()
+    /// The latest published counters.
+    func statistics() -> ForwarderStatistics
+    /// Closes the media socket; call after ``run()`` returned.
+    func close()
+}
+
+/// Errors of the SFU, each naming what failed.
+public enum SFUError: Error, CustomStringConvertible, Sendable {
+    /// A socket operation failed.
+    case socket(String, GroupUnicastError)
+    /// The backend cannot run here (for example `sendgroup` without the module).
+    case backendUnavailable(ForwarderBackend, String)
+    /// The room file or configuration was refused.
+    case configuration(String)
+
+    public var description: String {
+        switch self {
+        case .socket(let what, let error): "\(what): \(error)"
+        case .backendUnavailable(let backend, let reason): "backend \(backend) unavailable: \(reason)"
+        case .configuration(let reason): "configuration: \(reason)"
+        }
+    }
+}
+
+/// A bounded FIFO of copies waiting for one receiver; full, it drops its oldest (head drop), so a
+/// slow receiver loses its own oldest packets and nobody else's.
+public struct ReceiverBacklog: Sendable {
+    public struct Entry: Sendable {
+        public var bytes: [UInt8]
+        public var isEcho: Bool
+    }
+    public let capacity: Int
+    private var entries: [Entry?]
+    private var head = 0
+    public private(set) var count = 0
+
+    public init(capacity: Int) {
+        precondition(capacity > 0, "backlog capacity must be positive")
+        self.capacity = capacity
+        entries = Array(repeating: nil, count: capacity)
+    }
+
+    /// Appends `entry`; returns the entry dropped from the head to make room, if any.
+    @discardableResult
+    public mutating func append(_ entry: Entry) -> Entry? {
+        var dropped: Entry?
+        if count == capacity {
+            dropped = entries[head]
+            entries[head] = nil
+            head = (head + 1) % capacity
+            count -= 1
+        }
+        entries[(head + count) % capacity] = entry
+        count += 1
+        return dropped
+    }
+
+    public var first: Entry? { count == 0 ? nil : entries[head] }
+
+    public mutating func removeFirst() {
+        guard count > 0 else { return }
+        entries[head] = nil
+        head = (head + 1) % capacity
+        count -= 1
+    }
+
+    public var isEmpty: Bool { count == 0 }
+}
+
+/// The forwarding decisions, without I/O: parse, look up, check origin, shed, replicate through a
+/// `send` function, queue what the kernel refused for lack of buffer, count everything.
+///
+/// Every user-space backend runs this; tests drive it with a fake `send`.
+public struct ForwardingEngine: Sendable {
+    /// `send(payload, recipients) -> per-recipient errno` (a `GroupSocket.send`).
+    public typealias Send = (UnsafeRawBufferPointer, [Recipient]) -> [Errno?]
+
+    public var table: RoutingTable
+    public var statistics = ForwarderStatistics()
+    /// 0: forward all; 1: shed VHQ; 2: shed VHQ and VSQ. ASQ is never shed.
+    public var sheddingLevel = 0
+    public let backlogCapacity: Int
+    private var backlogs: [SocketAddress: ReceiverBacklog] = [:]
+    /// Receivers with a non-empty backlog, oldest first (flush order).
+    private var backlogged: [SocketAddress] = []
+
+    public init(table: RoutingTable, backlogCapacity: Int) {
+        self.table = table
+        self.backlogCapacity = backlogCapacity
+        statistics.tableGeneration = table.generation
+    }
+
+    public var hasBacklog: Bool { !backlogged.isEmpty }
+
+    /// Copies queued for `address`.
+    public func backlogCount(for address: SocketAddress) -> Int { backlogs[address]?.count ?? 0 }
+
+    /// Whether an errno means "no buffer now, try later" rather than a failed copy.
+    @inline(__always)
+    static func isBackpressure(_ error: Errno) -> Bool {
+        error == .wouldBlock || error == .noBufferSpace
+    }
+
+    /// Handles one received datagram picked up at `pickup` (monotonic ns).
+    public mutating func process(_ datagram: ReceivedDatagram, pickup: UInt64, send: Send) {
+        statistics.received &+= 1
+        if datagram.isTruncated {
+            statistics[.truncated] &+= 1
+            return
+        }
+        datagram.bytes.withUnsafeBytes { bytes in
+            process(bytes, from: datagram.source, pickup: pickup, send: send)
+        }
+    }
+
+    @inline(__always)
+    mutating func process(_ bytes: UnsafeRawBufferPointer, from source: SocketAddress, pickup: UInt64, send: Send) {
+        let header: RTPHeader
+        do {
+            header = try RTPHeader.parse(bytes)
+        } catch {
+            if case .rtcp = error { statistics[.rtcp] &+= 1 } else { statistics[.malformed] &+= 1 }
+            return
+        }
+        guard let route = table[header.ssrc] else {
+            statistics[.unknownSSRC] &+= 1
+            return
+        }
+        guard route.origin == source else {
+            statistics[.spoofed] &+= 1
+            return
+        }
+        switch route.streamType {
+        case .vhq where sheddingLevel >= 1:
+            statistics[.shedVHQ] &+= 1
+            return
+        case .vsq where sheddingLevel >= 2:
+            statistics[.shedVSQ] &+= 1
+            return
+        default:
+            break
+        }
+        let recipients = route.recipients
+        if !recipients.isEmpty {
+            if backlogged.isEmpty {
+                let errors = send(bytes, recipients)
+                account(errors, recipients: recipients, bytes: bytes, start: 0)
+            } else {
+                // Keep each receiver's order: receivers with a backlog queue behind it.
+                var direct: [Recipient] = []
+                var directIndices: [Int] = []
+                for (index, recipient) in recipients.enumerated() {
+                    if backlogs[recipient.address].map({ !$0.isEmpty }) ?? false {
+                        enqueue(bytes, for: recipient.address, isEcho: table.echo && index == 0)
+                    } else {
+                        direct.append(recipient)
+                        directIndices.append(index)
+                    }
+                }
+                if !direct.isEmpty {
+                    let errors = send(bytes, direct)
+                    for (slot, error) in errors.enumerated() {
+                        record(error, at: directIndices[slot], address: direct[slot].address, bytes: bytes)
+                    }
+                }
+            }
+        }
+        statistics.delay.record(monotonicNanoseconds() &- pickup)
+    }
+
+    @inline(__always)
+    private mutating func account(_ errors: [Errno?], recipients: [Recipient], bytes: UnsafeRawBufferPointer, start: Int) {
+        for (index, error) in errors.enumerated() {
+            record(error, at: index, address: recipients[index].address, bytes: bytes)
+        }
+    }
+
+    @inline(__always)
+    private mutating func record(_ error: Errno?, at index: Int, address: SocketAddress, bytes: UnsafeRawBufferPointer) {
+        let isEcho = table.echo && index == 0
+        guard let error else {
+            if isEcho { statistics.echoed &+= 1 } else { statistics.forwarded &+= 1 }
+            return
+        }
+        if Self.isBackpressure(error) {
+            enqueue(bytes, for: address, isEcho: isEcho)
+        } else {
+            statistics[.sendFailed] &+= 1
+        }
+    }
+
+    private mutating func enqueue(_ bytes: UnsafeRawBufferPointer, for address: SocketAddress, isEcho: Bool) {
+        statistics.deferred &+= 1
+        var backlog = backlogs.removeValue(forKey: address) ?? ReceiverBacklog(capacity: backlogCapacity)
+        if backlog.isEmpty { backlogged.append(address) }
+        if backlog.append(.init(bytes: Array(bytes), isEcho: isEcho)) != nil {
+            statistics[.headDrop] &+= 1
+        }
+        backlogs[address] = backlog
+    }
+
+    /// Sends queued copies, oldest receiver first, until the kernel pushes back again.
+    public mutating func flushBacklogs(send: Send) {
+        var index = 0
+        while index < backlogged.count {
+            let address = backlogged[index]
+            guard var backlog = backlogs.removeValue(forKey: address) else { backlogged.remove(at: index); continue }
+            var blocked = false
+            while let entry = backlog.first {
+                let error = entry.bytes.withUnsafeBytes { send($0, [Recipient(address)]) }.first ?? nil
+                if let error, Self.isBackpressure(error) {
+                    blocked = true
+                    break
+                }
+                backlog.removeFirst()
+                if error != nil {
+                    statistics[.sendFailed] &+= 1
+                } else if entry.isEcho {
+                    statistics.echoed &+= 1
+                } else {
+                    statistics.forwarded &+= 1
+                }
+            }
+            if backlog.isEmpty {
+                backlogged.remove(at: index)
+            } else {
+                backlogs[address] = backlog
+                index += 1
+            }
+            if blocked { return }
+        }
+    }
+
+    /// Installs a new table; backlogs of receivers no longer in any route are dropped (head drops).
+    public mutating func install(_ newTable: RoutingTable) {
+        table = newTable
+        statistics.tableGeneration = newTable.generation
+        guard !backlogged.isEmpty else { return }
+        var live = Set<SocketAddress>()
+        for route in newTable.routes.values { for recipient in route.recipients { live.insert(recipient.address) } }
+        for address in backlogged where !live.contains(address) {
+            statistics[.headDrop] &+= UInt64(backlogs[address]?.count ?? 0)
+            backlogs.removeValue(forKey: address)
+        }
+        backlogged.removeAll { !live.contains($0) }
+    }
+}

@@ -1,0 +1,166 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Monotonic time in nanoseconds (`clock_gettime(CLOCK_MONOTONIC)`), shared by every network
+/// namespace of the host, so a client can stamp a packet and another process can read the stamp.
+@inline(__always)
+public func monotonicNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+}
+
+/// A histogram of non-negative integer samples (nanoseconds) with about 3% relative error:
+/// exact below 64, then 32 sub-buckets per power of two. Fixed size, no allocation per sample.
+public struct LatencyHistogram: Hashable, Sendable {
+    static let exactLimit: UInt64 = 64
+    static let subBuckets = 32
+    static let bucketCount = 64 + (63 - 6 + 1) * 32
+
+    private var buckets: [UInt64]
+    public private(set) var count: UInt64 = 0
+    public private(set) var sum: UInt64 = 0
+    public private(set) var min: UInt64 = .max
+    public private(set) var max: UInt64 = 0
+
+    public init() {
+        buckets = [UInt64](repeating: 0, count: Self.bucketCount)
+    }
+
+    @inline(__always)
+    static func index(of value: UInt64) -> Int {
+        if value < exactLimit { return Int(value) }
+        let exponent = 63 - value.leadingZeroBitCount  // >= 6
+        let top = Int(value >> UInt64(exponent - 5))  // 32...63
+        return 64 + (exponent - 6) * subBuckets + (top - 32)
+    }
+
+    /// The largest value that falls in bucket `index`.
+    static func upperBound(of index: Int) -> UInt64 {
+        if index < Int(exactLimit) { return UInt64(index) }
+        let exponent = (index - 64) / subBuckets + 6
+        let top = UInt64((index - 64) % subBuckets + 32)
+        let shift = UInt64(exponent - 5)
+        let upper = (top + 1) << shift
+        return upper == 0 ? .max : upper - 1  // the last bucket ends at UInt64.max
+    }
+
+    @inline(__always)
+    public mutating func record(_ value: UInt64) {
+        buckets[Self.index(of: value)] &+= 1
+        count &+= 1
+        sum &+= value
+        if value < min { min = value }
+        if value > max { max = value }
+    }
+
+    public mutating func merge(_ other: LatencyHistogram) {
+        for index in buckets.indices { buckets[index] &+= other.buckets[index] }
+        count &+= other.count
+        sum &+= other.sum
+        min = Swift.min(min, other.min)
+        max = Swift.max(max, other.max)
+    }
+
+    /// The value at quantile `q` (0...1): the upper bound of the bucket holding that sample,
+    /// never above the largest sample seen. 0 when empty.
+    public func quantile(_ q: Double) -> UInt64 {
+        guard count > 0 else { return 0 }
+        let rank = Swift.max(1, UInt64((q * Double(count)).rounded(.up)))
+        var seen: UInt64 = 0
+        for (index, n) in buckets.enumerated() where n > 0 {
+            seen += n
+            if seen >= rank { return Swift.min(Self.upperBound(of: index), max) }
+        }
+        return max
+    }
+
+    public var mean: Double { count == 0 ? 0 : Double(sum) / Double(count) }
+}
+
+/// Why the forwarder dropped a datagram (or one copy of it).
+public enum DropReason: Int, CaseIterable, Hashable, Sendable, CustomStringConvertible, Codable {
+    /// Not an RTP v2 packet: too short, wrong version, truncated CSRC list or extension, bad padding.
+    case malformed
+    /// RTCP on the media port (not relayed by this SFU).
+    case rtcp
+    /// An SSRC no participant registered.
+    case unknownSSRC
+    /// A registered SSRC sent from an address other than its origin.
+    case spoofed
+    /// A VHQ packet shed because the SFU was behind.
+    case shedVHQ
+    /// A VSQ packet shed because the SFU was far behind.
+    case shedVSQ
+    /// A copy dropped from the head of a receiver's full backlog.
+    case headDrop
+    /// A copy the kernel refused for another reason (unreachable, too large, ...).
+    case sendFailed
+    /// A datagram larger than the receive buffer (cut by the kernel, `MSG_TRUNC`).
+    case truncated
+
+    public var description: String {
+        switch self {
+        case .malformed: "malformed"
+        case .rtcp: "rtcp"
+        case .unknownSSRC: "unknown_ssrc"
+        case .spoofed: "spoofed"
+        case .shedVHQ: "shed_vhq"
+        case .shedVSQ: "shed_vsq"
+        case .headDrop: "head_drop"
+        case .sendFailed: "send_failed"
+        case .truncated: "truncated"
+        }
+    }
+}
+
+/// The forwarder's counters and per-packet processing delay at one moment.
+public struct ForwarderStatistics: Hashable, Sendable {
+    /// Datagrams received on the media port.
+    public var received: UInt64 = 0
+    /// Copies sent to subscribers.
+    public var forwarded: UInt64 = 0
+    /// Copies sent back to their origin.
+    public var echoed: UInt64 = 0
+    /// Copies queued in a receiver backlog because the socket buffer was full.
+    public var deferred: UInt64 = 0
+    /// Drops by reason (indexed by ``DropReason/rawValue``).
+    public var drops: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
+    /// Receive (pickup) to last copy scheduled, nanoseconds, one sample per forwarded packet.
+    public var delay = LatencyHistogram()
+    /// The routing table generation in use.
+    public var tableGeneration: UInt64 = 0
+
+    public init() {}
+
+    public subscript(reason: DropReason) -> UInt64 {
+        get { drops[reason.rawValue] }
+        set { drops[reason.rawValue] = newValue }
+    }
+
+    public var sent: UInt64 { forwarded + echoed }
+    public var dropped: UInt64 { drops.reduce(0, +) }
+}
+
+/// CPU time of this process (`getrusage(RUSAGE_SELF)`), in microseconds.
+public struct CPUTime: Hashable, Sendable {
+    public var user: UInt64
+    public var system: UInt64
+
+    public static func now() -> CPUTime {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        func micros(_ t: timeval) -> UInt64 { UInt64(t.tv_sec) * 1_000_000 + UInt64(t.tv_usec) }
+        return CPUTime(user: micros(usage.ru_utime), system: micros(usage.ru_stime))
+    }
+
+    /// Percent of one core used between `earlier` and `self` over `elapsed` nanoseconds.
+    public func percent(since earlier: CPUTime, elapsed: UInt64) -> (user: Double, system: Double) {
+        guard elapsed > 0 else { return (0, 0) }
+        let scale = 100_000.0 / Double(elapsed)  // microseconds over nanoseconds, in percent
+        return (Double(user &- earlier.user) * scale, Double(system &- earlier.system) * scale)
+    }
+}

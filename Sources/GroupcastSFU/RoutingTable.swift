@@ -1,0 +1,57 @@
+import GroupUnicast
+
+/// Where one stream's packets go: the forwarding entry of one source SSRC.
+///
+/// It carries what `struct gc_route` in `bpf/groupcast.h` needs (origin address and port, stream
+/// type, subscriber addresses), so an XDP forwarder can program its map from the same value.
+public struct Route: Hashable, Sendable {
+    public var ssrc: UInt32
+    public var streamType: StreamType
+    /// The source participant.
+    public var participant: UInt32
+    /// The only address and port allowed to send on ``ssrc``; others are spoofed.
+    public var origin: SocketAddress
+    /// The participants that receive this stream (the origin excluded), by id order.
+    public var subscribers: [Subscriber]
+    /// What a user-space forwarder hands to `GroupSocket.send`: the origin first when echo is
+    /// on, then every subscriber.
+    public var recipients: [Recipient]
+}
+
+/// One receiver of a route.
+public struct Subscriber: Hashable, Sendable {
+    public var participant: UInt32
+    public var address: SocketAddress
+}
+
+/// The forwarding state: source SSRC -> route. Immutable; rebuilt from the ``SessionRegistry``
+/// after every control change and handed to the ``Forwarder`` whole.
+public struct RoutingTable: Sendable {
+    public let routes: [UInt32: Route]
+    /// Whether every media packet also goes back to its origin.
+    public let echo: Bool
+    /// Increases with every table the control plane builds.
+    public var generation: UInt64 = 0
+
+    public static let empty = RoutingTable(participants: [], echo: true)
+
+    public init(participants: [Participant], echo: Bool) {
+        self.echo = echo
+        var routes: [UInt32: Route] = [:]
+        for source in participants {
+            for (type, ssrc) in source.ssrcs.streams {
+                let subscribers = participants.filter { $0.id != source.id && $0.streams(from: source.id).contains(type) }
+                    .map { Subscriber(participant: $0.id, address: $0.mediaAddress) }
+                let recipients = (echo ? [Recipient(source.mediaAddress)] : [])
+                    + subscribers.map { Recipient($0.address) }
+                routes[ssrc] = Route(
+                    ssrc: ssrc, streamType: type, participant: source.id, origin: source.mediaAddress,
+                    subscribers: subscribers, recipients: recipients)
+            }
+        }
+        self.routes = routes
+    }
+
+    @inline(__always)
+    public subscript(ssrc: UInt32) -> Route? { routes[ssrc] }
+}

@@ -1,0 +1,182 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import GroupUnicast
+import Logging
+import Synchronization
+import SystemPackage
+
+/// The `socket`, `sendmmsg` and `sendgroup` backends: a nonblocking ``GroupSocket`` on the media
+/// port and a ``ForwardingEngine``.
+///
+/// | backend | receive | send per packet |
+/// | --- | --- | --- |
+/// | `socket` | `recvmsg`, one datagram per call | one `sendmsg` per recipient (`GroupSendBackend.sendmsgLoop`) |
+/// | `sendmmsg` | `recvmmsg`, up to `batchSize` | one `sendmmsg` for all recipients |
+/// | `sendgroup` | `recvmmsg`, up to `batchSize` | one `ioctl(SENDGROUP_IOC_SEND)` (`GroupSendBackend.kernel`) |
+///
+/// Overload: after every receive the forwarder reads how full the socket's receive queue is
+/// (`getsockopt(SO_MEMINFO)`); above ``Configuration/shedVHQAt`` it sheds VHQ, above
+/// ``Configuration/shedVSQAt`` VSQ too, never ASQ.
+public final class UserspaceForwarder: Forwarder {
+    public struct Configuration: Sendable {
+        public var bindAddress: SocketAddress
+        public var batchSize: Int = 64
+        /// `SO_RCVBUF` of the media socket (the kernel doubles it); `nil` keeps the default.
+        public var receiveBufferSize: Int? = nil
+        public var sendBufferSize: Int? = nil
+        /// Receive-queue fill (0...1) above which VHQ is shed.
+        public var shedVHQAt: Double = 0.25
+        /// Receive-queue fill above which VSQ is shed as well.
+        public var shedVSQAt: Double = 0.5
+        /// Copies queued per receiver while the socket pushes back.
+        public var backlogCapacity: Int = 64
+        public init(bindAddress: SocketAddress) { self.bindAddress = bindAddress }
+    }
+
+    public let backend: ForwarderBackend
+    public let configuration: Configuration
+    private let socket: GroupSocket
+    private let logger: Logger
+    private let pendingTable = Mutex<RoutingTable?>(nil)
+    private let published = Mutex(ForwarderStatistics())
+    private let stopping = Atomic<Bool>(false)
+
+    public init(backend: ForwarderBackend, configuration: Configuration, logger: Logger) throws(SFUError) {
+        let socketBackend: GroupSendBackend
+        switch backend {
+        case .socket: socketBackend = .sendmsgLoop
+        case .sendmmsg: socketBackend = .sendmmsg
+        case .sendgroup:
+            guard GroupSocket.isKernelModuleLoaded else {
+                throw .backendUnavailable(.sendgroup, "the sendgroup module is not loaded (/dev/sendgroup missing)")
+            }
+            socketBackend = .kernel
+        case .xdp:
+            throw .backendUnavailable(.xdp, "the XDP forwarder is driven by `groupcast xdp`, not this process")
+        }
+        self.backend = backend
+        self.configuration = configuration
+        self.logger = logger
+        let options = GroupSocket.Options(
+            nonBlocking: true, receiveBufferSize: configuration.receiveBufferSize, sendBufferSize: configuration.sendBufferSize)
+        do {
+            socket = try GroupSocket(bindingTo: configuration.bindAddress, backend: socketBackend, options: options, logger: logger)
+        } catch .kernelModuleNotLoaded {
+            throw .backendUnavailable(.sendgroup, GroupUnicastError.kernelModuleNotLoaded.description)
+        } catch {
+            throw .socket("media socket on \(configuration.bindAddress)", error)
+        }
+        guard socket.backend == socketBackend else {
+            throw .backendUnavailable(backend, "GroupSocket chose \(socket.backend) instead of \(socketBackend)")
+        }
+    }
+
+    public var localAddress: SocketAddress {
+        get throws(SFUError) {
+            do { return try socket.localAddress } catch { throw .socket("getsockname(media)", error) }
+        }
+    }
+
+    public func install(_ table: RoutingTable) throws(SFUError) {
+        pendingTable.withLock { $0 = table }
+    }
+
+    public func stop() { stopping.store(true, ordering: .releasing) }
+
+    public func statistics() -> ForwarderStatistics { published.withLock { $0 } }
+
+    public func close() { try? socket.close() }
+
+    /// The receive queue's fill, 0...1, from `SO_MEMINFO` (`rmem_alloc / rcvbuf`).
+    func receiveQueueFill(_ descriptor: CInt) -> Double {
+        // SO_MEMINFO (asm-generic/socket.h) returns SK_MEMINFO_VARS u32 counters
+        // (linux/sock_diag.h): [0] rmem_alloc, [1] rcvbuf. Not exported by Glibc's module.
+        let soMeminfo: CInt = 55
+        var values = (UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0))
+        var length = socklen_t(MemoryLayout.size(ofValue: values))
+        let result = getsockopt(descriptor, SOL_SOCKET, soMeminfo, &values, &length)
+        guard result == 0, values.1 > 0 else { return 0 }
+        return Double(values.0) / Double(values.1)
+    }
+
+    public func run() throws(SFUError) {
+        var engine = ForwardingEngine(table: pendingTable.withLock { $0 ?? .empty }, backlogCapacity: configuration.backlogCapacity)
+        let descriptor: CInt
+        do { descriptor = try socket.fileDescriptor.rawValue } catch { throw .socket("media socket", error) }
+        let batched = backend != .socket
+        let batchSize = batched ? max(1, configuration.batchSize) : 1
+        let send: ForwardingEngine.Send = { [socket] payload, recipients in
+            do throws(GroupUnicastError) {
+                return try socket.send(payload, to: recipients).errors
+            } catch {
+                // Only a closed socket or a refused call: every copy of this packet failed.
+                return Array(repeating: error.errno ?? .badFileDescriptor, count: recipients.count)
+            }
+        }
+        var lastPublish = monotonicNanoseconds()
+        var lastPressureLog = 0
+        defer { published.withLock { $0 = engine.statistics } }
+
+        while !stopping.load(ordering: .acquiring) {
+            if let table = pendingTable.withLock({ table -> RoutingTable? in defer { table = nil }; return table }) {
+                engine.install(table)
+            }
+            var entry = pollfd(fd: descriptor, events: CShort(POLLIN) | (engine.hasBacklog ? CShort(POLLOUT) : 0), revents: 0)
+            let ready = Glibc.poll(&entry, 1, 50)
+            if ready < 0 {
+                let error = Errno(rawValue: errno)
+                if error == .interrupted { continue }
+                throw .socket("poll(media)", .systemCall(call: "poll", errno: error))
+            }
+            if entry.revents & CShort(POLLNVAL) != 0 { throw .socket("poll(media)", .socketClosed) }
+            // A table installed while we slept applies to what woke us.
+            if let table = pendingTable.withLock({ table -> RoutingTable? in defer { table = nil }; return table }) {
+                engine.install(table)
+            }
+            if entry.revents & CShort(POLLOUT) != 0 { engine.flushBacklogs(send: send) }
+            if entry.revents & CShort(POLLIN) != 0 {
+                var sinceCheck = 0
+                drain: while true {
+                    if sinceCheck == 0 {
+                        let fill = receiveQueueFill(descriptor)
+                        let level = fill > configuration.shedVSQAt ? 2 : fill > configuration.shedVHQAt ? 1 : 0
+                        if level != engine.sheddingLevel {
+                            if level > lastPressureLog || level == 0 {
+                                logger.debug("receive queue \(Int(fill * 100))% full: shedding level \(level)")
+                            }
+                            lastPressureLog = level
+                            engine.sheddingLevel = level
+                        }
+                    }
+                    let datagrams: [ReceivedDatagram]
+                    do {
+                        datagrams = batched
+                            ? try socket.receiveBatch(maxCount: batchSize, maxSize: 2048)
+                            : (try socket.receive(maxSize: 2048)).map { [$0] } ?? []
+                    } catch {
+                        throw .socket(batched ? "recvmmsg(media)" : "recvmsg(media)", error)
+                    }
+                    if datagrams.isEmpty { break drain }
+                    let pickup = monotonicNanoseconds()
+                    for datagram in datagrams { engine.process(datagram, pickup: pickup, send: send) }
+                    sinceCheck = (sinceCheck + datagrams.count) >= 16 ? 0 : sinceCheck + datagrams.count
+                    if engine.hasBacklog { engine.flushBacklogs(send: send) }
+                    let now = monotonicNanoseconds()
+                    if now &- lastPublish > 50_000_000 {
+                        published.withLock { $0 = engine.statistics }
+                        lastPublish = now
+                    }
+                    if stopping.load(ordering: .relaxed) { break drain }
+                    if let table = pendingTable.withLock({ table -> RoutingTable? in defer { table = nil }; return table }) {
+                        engine.install(table)
+                    }
+                }
+            }
+            published.withLock { $0 = engine.statistics }
+            lastPublish = monotonicNanoseconds()
+        }
+    }
+}
