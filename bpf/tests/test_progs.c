@@ -1,0 +1,1107 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * test_progs - unit tests of the fast path through BPF_PROG_TEST_RUN, and
+ * of the loader library. TAP output; the last line is kselftest's
+ * "# Totals: pass:P fail:F ..." so scripts/lib/tally.sh can count it.
+ *
+ * Runs in a private network namespace (unshare at start: every device it
+ * creates dies with it). XDP cases: a fixture table of input frame ->
+ * verdict (+ the counter that must move); XDP never rewrites, so the output
+ * must equal the input. TC cases: the program runs on a frame "received" on
+ * veth gin0; its copies leave through veth pairs gsN -> grN and are captured
+ * with AF_PACKET on grN; every copy and the echo (the program's output) are
+ * compared byte for byte with frames built from scratch by pkt.h, and their
+ * checksums are verified independently.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/if_link.h>
+#include <linux/if_packet.h>
+#include <linux/pkt_cls.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/capability.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "groupcast_fastpath.h"
+#include "groupcast.skel.h"
+#include "pkt.h"
+
+#define SFU_PORT	5004
+#define N_SUB_DEVS	4
+#define FANOUT_MAX_SUBS	GC_MAX_SUBSCRIBERS
+
+static int n_run, n_pass, n_fail;
+static char fail_msg[512];
+
+__attribute__((format(printf, 1, 2)))
+static int failf(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(fail_msg, sizeof(fail_msg), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+#define CHECK(cond, ...) do { if (!(cond)) return failf(__VA_ARGS__); } while (0)
+
+static void report(const char *name, int ret)
+{
+	n_run++;
+	if (ret == 0) {
+		n_pass++;
+		printf("ok %d %s\n", n_run, name);
+	} else {
+		n_fail++;
+		printf("not ok %d %s # %s\n", n_run, name, fail_msg);
+	}
+	fflush(stdout);
+	fail_msg[0] = 0;
+}
+
+/* ---- environment -------------------------------------------------------- */
+
+static struct groupcast *skel_echo, *skel_noecho;
+static int ifi_in, ifi_sub[N_SUB_DEVS], cap_fd[N_SUB_DEVS];
+static uint8_t mac_sub_dev[N_SUB_DEVS][6];	/* MAC of gsN (the copies' source) */
+
+static const uint8_t MAC_SFU[6] = { 0x02, 0x5f, 0x00, 0x00, 0x00, 0xfe };
+static const uint8_t MAC_ORIGIN[6] = { 0x02, 0x0a, 0x00, 0x00, 0x00, 0x01 };
+static const uint8_t V4_SFU[4] = { 10, 0, 0, 254 };
+static const uint8_t V4_ORIGIN[4] = { 10, 0, 0, 1 };
+static const uint8_t V6_SFU[16] = { 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xfe };
+static const uint8_t V6_ORIGIN[16] = { 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
+#define ORIGIN_PORT	4000
+#define SSRC_V4		0x11110001u
+#define SSRC_V6		0x11110006u
+#define SSRC_FANOUT	0x11110100u
+#define SSRC_UNKNOWN	0x0badbeefu
+
+static int sh(const char *fmt, ...)
+{
+	char cmd[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+static int write_file(const char *path, const char *val)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -1;
+	fputs(val, f);
+	return fclose(f);
+}
+
+/* (Not /sys/class/net: sysfs shows the netns of whoever mounted it.) */
+static int if_mac(const char *name, uint8_t mac[6])
+{
+	struct ifreq ifr = {};
+	int fd, ret;
+
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	ret = ioctl(fd, SIOCGIFHWADDR, &ifr);
+	close(fd);
+	if (ret)
+		return -1;
+	memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+	return 0;
+}
+
+static int open_capture(const char *ifname)
+{
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL) };
+	int fd, one = 1, buf = 8 << 20;
+
+	fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ALL));
+	if (fd < 0)
+		return -1;
+	sll.sll_ifindex = if_nametoindex(ifname);
+	if (bind(fd, (struct sockaddr *)&sll, sizeof(sll)) ||
+	    setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* One captured frame, with a VLAN tag the receive path took off put back. */
+static ssize_t capture_one(int fd, uint8_t *out, size_t size)
+{
+	char cbuf[CMSG_SPACE(sizeof(struct tpacket_auxdata))];
+	uint8_t raw[PKT_MAX];
+	struct iovec iov = { raw, sizeof(raw) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			      .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c;
+	ssize_t n;
+
+	n = recvmsg(fd, &msg, 0);
+	if (n < 0)
+		return -1;
+	for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		struct tpacket_auxdata *aux = (void *)CMSG_DATA(c);
+		uint16_t tpid;
+
+		if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA)
+			continue;
+		if (!(aux->tp_status & TP_STATUS_VLAN_VALID) || n < 12 || (size_t)n + 4 > size)
+			continue;
+		tpid = aux->tp_status & TP_STATUS_VLAN_TPID_VALID ? aux->tp_vlan_tpid : 0x8100;
+		memcpy(out, raw, 12);
+		out[12] = tpid >> 8;
+		out[13] = tpid & 0xff;
+		out[14] = aux->tp_vlan_tci >> 8;
+		out[15] = aux->tp_vlan_tci & 0xff;
+		memcpy(out + 16, raw + 12, n - 12);
+		return n + 4;
+	}
+	if ((size_t)n > size)
+		return -1;
+	memcpy(out, raw, n);
+	return n;
+}
+
+struct frame {
+	uint8_t b[PKT_MAX];
+	size_t len;
+};
+
+/* Collect up to @max frames from @fd: wait up to 2 s for @want, then
+ * 50 ms more for any extra. */
+static int capture(int fd, struct frame *fr, int max, int want)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int n = 0, timeout = 2000;
+
+	while (n < max) {
+		ssize_t len;
+
+		if (poll(&p, 1, n >= want ? 50 : timeout) <= 0)
+			break;
+		len = capture_one(fd, fr[n].b, sizeof(fr[n].b));
+		if (len < 0)
+			continue;
+		fr[n++].len = len;
+	}
+	return n;
+}
+
+static void drain(int fd)
+{
+	uint8_t b[PKT_MAX];
+
+	while (recv(fd, b, sizeof(b), MSG_DONTWAIT) > 0)
+		;
+}
+
+static int setup_netns(void)
+{
+	char name[IFNAMSIZ];
+	int i;
+
+	if (unshare(CLONE_NEWNET)) {
+		perror("unshare(CLONE_NEWNET)");
+		return -1;
+	}
+	/* No IPv6 autoconfiguration chatter on the capture devices. */
+	if (write_file("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1") ||
+	    write_file("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1"))
+		fprintf(stderr, "# warning: cannot disable IPv6 autoconf\n");
+	if (sh("ip link set lo up") || sh("ip link add gin0 type veth peer name gin1") ||
+	    sh("ip link set gin0 up") || sh("ip link set gin1 up"))
+		return -1;
+	ifi_in = if_nametoindex("gin0");
+	for (i = 0; i < N_SUB_DEVS; i++) {
+		if (sh("ip link add gs%d type veth peer name gr%d", i, i) ||
+		    sh("ip link set gs%d up && ip link set gr%d up", i, i))
+			return -1;
+		snprintf(name, sizeof(name), "gs%d", i);
+		ifi_sub[i] = if_nametoindex(name);
+		if (if_mac(name, mac_sub_dev[i]))
+			return -1;
+		snprintf(name, sizeof(name), "gr%d", i);
+		cap_fd[i] = open_capture(name);
+		if (cap_fd[i] < 0) {
+			perror("AF_PACKET capture");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static struct groupcast *load_skel(int echo)
+{
+	struct groupcast *s = groupcast__open();
+
+	if (!s)
+		return NULL;
+	s->rodata->gc_cfg.port = SFU_PORT;
+	s->rodata->gc_cfg.echo = echo;
+	if (groupcast__load(s)) {
+		groupcast__destroy(s);
+		return NULL;
+	}
+	return s;
+}
+
+static int stats_read(struct groupcast *s, uint64_t out[GC_STAT_MAX])
+{
+	int ncpu = libbpf_num_possible_cpus(), c;
+	uint64_t vals[512];
+	__u32 k;
+
+	if (ncpu <= 0 || ncpu > 512)
+		return -1;
+	for (k = 0; k < GC_STAT_MAX; k++) {
+		if (bpf_map_lookup_elem(bpf_map__fd(s->maps.gc_stats), &k, vals))
+			return -1;
+		out[k] = 0;
+		for (c = 0; c < ncpu; c++)
+			out[k] += vals[c];
+	}
+	return 0;
+}
+
+/* The counters that changed between @a and @b must be exactly @want
+ * (pairs of stat, delta, terminated by -1). */
+static int stats_expect(const uint64_t *a, const uint64_t *b, ...)
+{
+	int64_t want[GC_STAT_MAX] = {};
+	va_list ap;
+	int k;
+
+	va_start(ap, b);
+	while ((k = va_arg(ap, int)) >= 0)
+		want[k] = va_arg(ap, int);
+	va_end(ap);
+	for (k = 0; k < GC_STAT_MAX; k++)
+		CHECK((int64_t)(b[k] - a[k]) == want[k], "counter %s moved by %lld, want %lld",
+		      gcfp_stat_name(k), (long long)(b[k] - a[k]), (long long)want[k]);
+	return 0;
+}
+
+/* ---- routes ------------------------------------------------------------- */
+
+struct sub_def {
+	int dev;		/* index into ifi_sub, or -1 for a missing ifindex */
+	uint8_t family;
+	uint8_t addr[16];
+	uint16_t port;
+	uint8_t mac[6];
+};
+
+static void sub_def_v4(struct sub_def *d, int dev, int i)
+{
+	memset(d, 0, sizeof(*d));
+	d->dev = dev;
+	d->family = 4;
+	d->addr[0] = 10;
+	d->addr[1] = 1 + i / 250;
+	d->addr[2] = dev < 0 ? 99 : dev;
+	d->addr[3] = 1 + i % 250;
+	d->port = 6000 + i;
+	memcpy(d->mac, (uint8_t[]){ 0x02, 0xaa, dev & 0xff, 0, i >> 8, i & 0xff }, 6);
+}
+
+static void sub_def_v6(struct sub_def *d, int dev, int i)
+{
+	memset(d, 0, sizeof(*d));
+	d->dev = dev;
+	d->family = 6;
+	d->addr[0] = 0xfd;
+	d->addr[1] = 0x01;
+	d->addr[13] = dev;
+	d->addr[14] = i >> 8;
+	d->addr[15] = (i & 0xff) + 1;
+	d->port = 6000 + i;
+	memcpy(d->mac, (uint8_t[]){ 0x02, 0xbb, dev & 0xff, 0, i >> 8, i & 0xff }, 6);
+}
+
+static int route_put(struct groupcast *s, uint32_t ssrc, uint8_t family, const uint8_t *origin,
+		     uint16_t oport, const struct sub_def *defs, int n, uint32_t flags)
+{
+	struct gc_route *r = calloc(1, sizeof(*r));
+	int i, ret;
+
+	if (!r)
+		return -1;
+	r->family = family;
+	memcpy(r->origin_addr, origin, family == 4 ? 4 : 16);
+	r->origin_port = htons(oport);
+	r->stream_type = GC_STREAM_ASQ;
+	r->flags = flags;
+	r->n_subs = n;
+	for (i = 0; i < n; i++) {
+		struct gc_subscriber *e = &r->subs[i];
+		const struct sub_def *d = &defs[i];
+
+		e->ifindex = d->dev < 0 ? 0x7ffffff0 : ifi_sub[d->dev];
+		e->port = htons(d->port);
+		e->family = d->family;
+		memcpy(e->dst_mac, d->mac, 6);
+		if (d->dev >= 0)
+			memcpy(e->src_mac, mac_sub_dev[d->dev], 6);
+		memcpy(e->addr, d->addr, 16);
+	}
+	ret = bpf_map_update_elem(bpf_map__fd(s->maps.gc_routes), &ssrc, r, BPF_ANY);
+	free(r);
+	return ret;
+}
+
+/* ---- frames ------------------------------------------------------------- */
+
+static uint8_t payload_buf[1500];
+
+/* The media frame the origin sends to the SFU. */
+static void spec_media(struct pkt_spec *s, int family, uint32_t ssrc, uint16_t vlan, size_t media)
+{
+	memset(s, 0, sizeof(*s));
+	memcpy(s->dmac, MAC_SFU, 6);
+	memcpy(s->smac, MAC_ORIGIN, 6);
+	s->vlan_tci = vlan;
+	s->family = family;
+	memcpy(s->saddr, family == 4 ? V4_ORIGIN : V6_ORIGIN, family == 4 ? 4 : 16);
+	memcpy(s->daddr, family == 4 ? V4_SFU : V6_SFU, family == 4 ? 4 : 16);
+	s->sport = ORIGIN_PORT;
+	s->dport = SFU_PORT;
+	s->ttl = 61;
+	s->ip_id = 0x1234;
+	s->payload = payload_buf;
+	s->payload_len = rtp_build(payload_buf, ssrc, 77, 96, media);
+}
+
+/* What subscriber @d must receive for @in: from the SFU (address/port the
+ * origin sent to, MAC of the egress device) to @d. */
+static size_t expect_copy(const struct pkt_spec *in, const struct sub_def *d, uint8_t *buf)
+{
+	struct pkt_spec s = *in;
+
+	memcpy(s.dmac, d->mac, 6);
+	memcpy(s.smac, mac_sub_dev[d->dev], 6);
+	memcpy(s.saddr, in->daddr, 16);
+	memcpy(s.daddr, d->addr, 16);
+	s.sport = in->dport;
+	s.dport = d->port;
+	return pkt_build(&s, buf, NULL);
+}
+
+static size_t expect_echo(const struct pkt_spec *in, uint8_t *buf)
+{
+	struct pkt_spec s = *in;
+
+	memcpy(s.dmac, in->smac, 6);
+	memcpy(s.smac, in->dmac, 6);
+	memcpy(s.saddr, in->daddr, 16);
+	memcpy(s.daddr, in->saddr, 16);
+	s.sport = in->dport;
+	s.dport = in->sport;
+	return pkt_build(&s, buf, NULL);
+}
+
+static void hexdiff(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	size_t i;
+
+	for (i = 0; i < alen && i < blen; i++)
+		if (a[i] != b[i]) {
+			failf("length %zu/%zu, first difference at byte %zu: got %02x want %02x",
+			      alen, blen, i, a[i], b[i]);
+			return;
+		}
+	failf("length %zu, want %zu", alen, blen);
+}
+
+static int frame_eq(const uint8_t *got, size_t glen, const uint8_t *want, size_t wlen,
+		    const char *what)
+{
+	const char *why;
+
+	if (glen != wlen || memcmp(got, want, wlen)) {
+		char m[256];
+
+		hexdiff(got, glen, want, wlen);
+		snprintf(m, sizeof(m), "%.255s", fail_msg);
+		return failf("%s: %s", what, m);
+	}
+	if (pkt_check_csums(got, glen, &why))
+		return failf("%s: %s", what, why);
+	return 0;
+}
+
+/* ---- XDP fixtures ------------------------------------------------------- */
+
+enum mut {
+	M_NONE, M_WRONG_ADDR, M_WRONG_PORT, M_OTHER_PORT, M_ARP, M_TRUNC_L3HDR, M_TRUNC_L3,
+	M_BAD_IHL, M_BAD_VERSION, M_TOTLEN_LT_IHL, M_FRAG_FIRST, M_FRAG_LATER, M_BAD_RTP_VER,
+	M_UDPLEN_LONG, M_UDPLEN_SHORT, M_V6_ZERO_CSUM, M_V6_FRAG, M_V6_HBH, M_PAD, M_RTCP,
+	M_SHORT_RTP, M_TCP,
+};
+
+struct xdp_case {
+	const char *name;
+	int family;
+	uint16_t vlan;
+	uint32_t ssrc;
+	enum mut mut;
+	uint8_t ip_opts;
+	int verdict;
+	int stat;	/* counter that must move by 1 (besides rx), -1: none */
+	int rx;		/* GC_STAT_RX moves by 1 */
+};
+
+static const struct xdp_case xdp_cases[] = {
+	{ "xdp: ipv4 media of a registered stream -> pass to tc", 4, 0, SSRC_V4, M_NONE, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1 },
+	{ "xdp: ipv6 media -> pass to tc", 6, 0, SSRC_V6, M_NONE, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1 },
+	{ "xdp: vlan ipv4 media -> pass to tc", 4, 100, SSRC_V4, M_NONE, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1 },
+	{ "xdp: vlan ipv6 media -> pass to tc", 6, 4094, SSRC_V6, M_NONE, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1 },
+	{ "xdp: ipv4 with options (ihl 8) -> pass to tc", 4, 0, SSRC_V4, M_NONE, 12, XDP_PASS, GC_STAT_RX_MEDIA, 1 },
+	{ "xdp: ethernet padding after the datagram -> pass to tc", 4, 0, SSRC_V4, M_PAD, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1 },
+	{ "xdp: spoofed source address -> drop", 4, 0, SSRC_V4, M_WRONG_ADDR, 0, XDP_DROP, GC_STAT_DROP_SPOOFED, 1 },
+	{ "xdp: spoofed source port -> drop", 4, 0, SSRC_V4, M_WRONG_PORT, 0, XDP_DROP, GC_STAT_DROP_SPOOFED, 1 },
+	{ "xdp: ipv6 spoofed source address -> drop", 6, 0, SSRC_V6, M_WRONG_ADDR, 0, XDP_DROP, GC_STAT_DROP_SPOOFED, 1 },
+	{ "xdp: vlan spoofed source -> drop", 4, 7, SSRC_V4, M_WRONG_ADDR, 0, XDP_DROP, GC_STAT_DROP_SPOOFED, 1 },
+	{ "xdp: registered ssrc over ipv6 for an ipv4 origin -> drop", 6, 0, SSRC_V4, M_NONE, 0, XDP_DROP, GC_STAT_DROP_SPOOFED, 1 },
+	{ "xdp: unknown ssrc -> pass to user space", 4, 0, SSRC_UNKNOWN, M_NONE, 0, XDP_PASS, GC_STAT_PASS_UNKNOWN_SSRC, 1 },
+	{ "xdp: route over the fan-out limit -> pass to user space", 4, 0, SSRC_FANOUT, M_NONE, 0, XDP_PASS, GC_STAT_PASS_FANOUT_LIMIT, 1 },
+	{ "xdp: rtcp on the media port -> pass to user space", 4, 0, SSRC_V4, M_RTCP, 0, XDP_PASS, GC_STAT_PASS_RTCP, 1 },
+	{ "xdp: ipv6 hop-by-hop header -> pass to user space", 6, 0, SSRC_V6, M_V6_HBH, 0, XDP_PASS, GC_STAT_PASS_IPV6_EXT, 1 },
+	{ "xdp: udp to another port -> pass, not counted", 4, 0, SSRC_V4, M_OTHER_PORT, 0, XDP_PASS, -1, 0 },
+	{ "xdp: tcp -> pass, not counted", 4, 0, SSRC_V4, M_TCP, 0, XDP_PASS, -1, 0 },
+	{ "xdp: arp -> pass, not counted", 4, 0, SSRC_V4, M_ARP, 0, XDP_PASS, -1, 0 },
+	{ "xdp: later ipv4 fragment -> pass (no port to see)", 4, 0, SSRC_V4, M_FRAG_LATER, 0, XDP_PASS, -1, 0 },
+	{ "xdp: truncated ipv4 header -> drop", 4, 0, SSRC_V4, M_TRUNC_L3HDR, 0, XDP_DROP, GC_STAT_DROP_TRUNCATED, 0 },
+	{ "xdp: ipv4 total length beyond the frame -> drop", 4, 0, SSRC_V4, M_TRUNC_L3, 0, XDP_DROP, GC_STAT_DROP_TRUNCATED, 0 },
+	{ "xdp: ipv6 payload length beyond the frame -> drop", 6, 0, SSRC_V6, M_TRUNC_L3, 0, XDP_DROP, GC_STAT_DROP_TRUNCATED, 0 },
+	{ "xdp: truncated rtp header -> drop", 4, 0, SSRC_V4, M_SHORT_RTP, 0, XDP_DROP, GC_STAT_DROP_TRUNCATED, 1 },
+	{ "xdp: ipv4 ihl 4 -> drop", 4, 0, SSRC_V4, M_BAD_IHL, 0, XDP_DROP, GC_STAT_DROP_BAD_IP_HEADER, 0 },
+	{ "xdp: ip version 5 in an ipv4 frame -> drop", 4, 0, SSRC_V4, M_BAD_VERSION, 0, XDP_DROP, GC_STAT_DROP_BAD_IP_HEADER, 0 },
+	{ "xdp: ipv4 total length below ihl -> drop", 4, 0, SSRC_V4, M_TOTLEN_LT_IHL, 0, XDP_DROP, GC_STAT_DROP_BAD_IP_HEADER, 0 },
+	{ "xdp: first ipv4 fragment to the port -> drop", 4, 0, SSRC_V4, M_FRAG_FIRST, 0, XDP_DROP, GC_STAT_DROP_FRAGMENT, 1 },
+	{ "xdp: first ipv6 fragment to the port -> drop", 6, 0, SSRC_V6, M_V6_FRAG, 0, XDP_DROP, GC_STAT_DROP_FRAGMENT, 1 },
+	{ "xdp: rtp version 1 -> drop", 4, 0, SSRC_V4, M_BAD_RTP_VER, 0, XDP_DROP, GC_STAT_DROP_BAD_RTP_VERSION, 1 },
+	{ "xdp: udp length above ip payload -> drop", 4, 0, SSRC_V4, M_UDPLEN_LONG, 0, XDP_DROP, GC_STAT_DROP_UDP_LENGTH, 1 },
+	{ "xdp: udp length below ip payload -> drop", 4, 0, SSRC_V4, M_UDPLEN_SHORT, 0, XDP_DROP, GC_STAT_DROP_UDP_LENGTH, 1 },
+	{ "xdp: ipv6 udp length mismatch -> drop", 6, 0, SSRC_V6, M_UDPLEN_SHORT, 0, XDP_DROP, GC_STAT_DROP_UDP_LENGTH, 1 },
+	{ "xdp: ipv6 udp checksum 0 -> drop", 6, 0, SSRC_V6, M_V6_ZERO_CSUM, 0, XDP_DROP, GC_STAT_DROP_UDP_CSUM_ZERO6, 1 },
+};
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = v >> 8;
+	p[1] = v & 0xff;
+}
+
+/* Insert an 8-byte IPv6 extension header (@type) right after the IPv6 header. */
+static size_t v6_insert_ext(uint8_t *f, size_t len, const struct pkt_layout *lay, uint8_t type)
+{
+	uint8_t *ip = f + lay->l3, *ext = f + lay->l4;
+	uint16_t plen = (ip[4] << 8 | ip[5]) + 8;
+
+	memmove(ext + 8, ext, len - lay->l4);
+	memset(ext, 0, 8);
+	ext[0] = ip[6];		/* next header: UDP */
+	if (type == 44) {
+		ext[2] = 0;
+		ext[3] = 1;	/* offset 0, M = 1 */
+		ext[7] = 42;	/* id */
+	}
+	ip[6] = type;
+	put16(ip + 4, plen);
+	return len + 8;
+}
+
+static size_t xdp_case_frame(const struct xdp_case *c, uint8_t *f, struct pkt_spec *spec)
+{
+	struct pkt_layout lay;
+	size_t len;
+	uint8_t *u;
+
+	spec_media(spec, c->family, c->ssrc, c->vlan, 40);
+	spec->ip_opts_len = c->ip_opts;
+	if (c->mut == M_WRONG_ADDR)
+		spec->saddr[c->family == 4 ? 3 : 15] ^= 0x80;
+	if (c->mut == M_WRONG_PORT)
+		spec->sport++;
+	if (c->mut == M_OTHER_PORT)
+		spec->dport = SFU_PORT + 1;
+	if (c->mut == M_RTCP)
+		payload_buf[1] = 200;	/* SR */
+	if (c->mut == M_BAD_RTP_VER)
+		payload_buf[0] = 0x40;
+	if (c->mut == M_SHORT_RTP)
+		spec->payload_len = 8;
+	len = pkt_build(spec, f, &lay);
+	u = f + lay.l4;
+	switch (c->mut) {
+	case M_ARP:
+		f[12] = 0x08;
+		f[13] = 0x06;
+		len = 42;
+		break;
+	case M_TCP:
+		f[lay.l3 + 9] = 6;
+		break;
+	case M_PAD:
+		memset(f + len, 0, 10);
+		len += 10;
+		break;
+	case M_TRUNC_L3HDR:
+		len = lay.l3 + 10;
+		break;
+	case M_TRUNC_L3:
+		len -= 4;
+		break;
+	case M_BAD_IHL:
+		f[lay.l3] = 0x44;
+		break;
+	case M_BAD_VERSION:
+		f[lay.l3] = 0x55;
+		break;
+	case M_TOTLEN_LT_IHL:
+		put16(f + lay.l3 + 2, 16);
+		break;
+	case M_FRAG_FIRST:
+		put16(f + lay.l3 + 6, 0x2000);
+		break;
+	case M_FRAG_LATER:
+		put16(f + lay.l3 + 6, 0x0010);
+		break;
+	case M_UDPLEN_LONG:
+		put16(u + 4, (u[4] << 8 | u[5]) + 4);
+		break;
+	case M_UDPLEN_SHORT:
+		put16(u + 4, (u[4] << 8 | u[5]) - 4);
+		break;
+	case M_V6_ZERO_CSUM:
+		u[6] = u[7] = 0;
+		break;
+	case M_V6_FRAG:
+		len = v6_insert_ext(f, len, &lay, 44);
+		break;
+	case M_V6_HBH:
+		len = v6_insert_ext(f, len, &lay, 0);
+		break;
+	default:
+		break;
+	}
+	return len;
+}
+
+static int run_xdp_case(const struct xdp_case *c)
+{
+	uint8_t in[PKT_MAX], out[PKT_MAX];
+	uint64_t before[GC_STAT_MAX], after[GC_STAT_MAX];
+	struct pkt_spec spec;
+	size_t len = xdp_case_frame(c, in, &spec);
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = len, .data_out = out,
+		    .data_size_out = sizeof(out), .repeat = 1);
+	int ret;
+
+	CHECK(stats_read(skel_echo, before) == 0, "reading counters");
+	ret = bpf_prog_test_run_opts(bpf_program__fd(skel_echo->progs.groupcast_xdp), &o);
+	CHECK(ret == 0, "BPF_PROG_TEST_RUN: %s", strerror(errno));
+	CHECK((int)o.retval == c->verdict, "verdict %u, want %d", o.retval, c->verdict);
+	CHECK(o.data_size_out == len && !memcmp(in, out, len), "XDP changed the frame");
+	CHECK(stats_read(skel_echo, after) == 0, "reading counters");
+	if (c->stat >= 0 && c->rx)
+		return stats_expect(before, after, GC_STAT_RX, 1, c->stat, 1, -1);
+	if (c->stat >= 0)
+		return stats_expect(before, after, c->stat, 1, -1);
+	return stats_expect(before, after, -1);
+}
+
+/* ---- TC cases ------------------------------------------------------------ */
+
+struct tc_run {
+	uint32_t retval;
+	uint8_t out[PKT_MAX];
+	size_t out_len;
+};
+
+static int tc_run(struct groupcast *s, const uint8_t *in, size_t len, struct tc_run *r)
+{
+	struct __sk_buff ctx = { .ifindex = ifi_in };
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = len, .data_out = r->out,
+		    .data_size_out = sizeof(r->out), .ctx_in = &ctx, .ctx_size_in = sizeof(ctx),
+		    .repeat = 1);
+	int i;
+
+	for (i = 0; i < N_SUB_DEVS; i++)
+		drain(cap_fd[i]);
+	if (bpf_prog_test_run_opts(bpf_program__fd(s->progs.groupcast_tc), &o))
+		return failf("BPF_PROG_TEST_RUN: %s", strerror(errno));
+	r->retval = o.retval;
+	r->out_len = o.data_size_out;
+	return 0;
+}
+
+/* Every subscriber in @defs on device @dev got exactly its copy of @in. */
+static int check_copies(const struct pkt_spec *in, const struct sub_def *defs, int n, int dev)
+{
+	static struct frame got[FANOUT_MAX_SUBS + 8];
+	int want = 0, i, j, cnt;
+	uint8_t exp[PKT_MAX];
+
+	for (i = 0; i < n; i++)
+		want += defs[i].dev == dev;
+	cnt = capture(cap_fd[dev], got, FANOUT_MAX_SUBS + 8, want);
+	CHECK(cnt == want, "gr%d captured %d frames, want %d", dev, cnt, want);
+	/* Copies leave in subscriber order. */
+	for (i = 0, j = 0; i < n; i++) {
+		size_t elen;
+		char what[64];
+
+		if (defs[i].dev != dev)
+			continue;
+		elen = expect_copy(in, &defs[i], exp);
+		snprintf(what, sizeof(what), "copy for subscriber %d on gr%d", i, dev);
+		if (frame_eq(got[j].b, got[j].len, exp, elen, what))
+			return -1;
+		j++;
+	}
+	return 0;
+}
+
+static int check_all_copies(const struct pkt_spec *in, const struct sub_def *defs, int n)
+{
+	int d;
+
+	for (d = 0; d < N_SUB_DEVS; d++)
+		if (check_copies(in, defs, n, d))
+			return -1;
+	return 0;
+}
+
+static int tc_forward(int family, uint16_t vlan, int zero_csum, int echo)
+{
+	struct groupcast *s = echo ? skel_echo : skel_noecho;
+	uint32_t ssrc = family == 4 ? SSRC_V4 : SSRC_V6;
+	uint64_t before[GC_STAT_MAX], after[GC_STAT_MAX];
+	uint8_t in[PKT_MAX], exp[PKT_MAX];
+	struct sub_def defs[3];
+	struct pkt_spec spec;
+	struct tc_run r;
+	size_t len, elen;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		if (family == 4)
+			sub_def_v4(&defs[i], i, i);
+		else
+			sub_def_v6(&defs[i], i, i);
+	}
+	CHECK(route_put(s, ssrc, family, family == 4 ? V4_ORIGIN : V6_ORIGIN, ORIGIN_PORT,
+			defs, 3, 0) == 0, "installing the route: %s", strerror(errno));
+	spec_media(&spec, family, ssrc, vlan, 160);
+	spec.zero_csum = zero_csum;
+	len = pkt_build(&spec, in, NULL);
+	CHECK(stats_read(s, before) == 0, "reading counters");
+	if (tc_run(s, in, len, &r))
+		return -1;
+	if (echo) {
+		CHECK(r.retval == TC_ACT_REDIRECT, "verdict %u, want TC_ACT_REDIRECT", r.retval);
+		elen = expect_echo(&spec, exp);
+		if (frame_eq(r.out, r.out_len, exp, elen, "echo"))
+			return -1;
+	} else {
+		CHECK(r.retval == TC_ACT_SHOT, "verdict %u, want TC_ACT_SHOT", r.retval);
+	}
+	if (check_all_copies(&spec, defs, 3))
+		return -1;
+	CHECK(stats_read(s, after) == 0, "reading counters");
+	return echo ? stats_expect(before, after, GC_STAT_FORWARDED, 3, GC_STAT_ECHOED, 1, -1)
+		    : stats_expect(before, after, GC_STAT_FORWARDED, 3, GC_STAT_CONSUMED, 1, -1);
+}
+
+static int t_tc_v4(void) { return tc_forward(4, 0, 0, 1); }
+static int t_tc_v6(void) { return tc_forward(6, 0, 0, 1); }
+static int t_tc_vlan_v4(void) { return tc_forward(4, 0x0123, 0, 1); }
+static int t_tc_vlan_v6(void) { return tc_forward(6, 0x0fff, 0, 1); }
+static int t_tc_zero_csum(void) { return tc_forward(4, 0, 1, 1); }
+static int t_tc_no_echo(void) { return tc_forward(4, 0, 0, 0); }
+
+static int fanout(int family)
+{
+	static struct sub_def defs[FANOUT_MAX_SUBS];
+	uint64_t before[GC_STAT_MAX], after[GC_STAT_MAX];
+	uint8_t in[PKT_MAX], exp[PKT_MAX];
+	uint32_t ssrc = SSRC_V4 + 0x100 + family;
+	struct pkt_spec spec;
+	struct tc_run r;
+	size_t len;
+	int i;
+
+	for (i = 0; i < FANOUT_MAX_SUBS; i++) {
+		if (family == 4)
+			sub_def_v4(&defs[i], i % N_SUB_DEVS, i);
+		else
+			sub_def_v6(&defs[i], i % N_SUB_DEVS, i);
+	}
+	CHECK(route_put(skel_echo, ssrc, family, family == 4 ? V4_ORIGIN : V6_ORIGIN,
+			ORIGIN_PORT, defs, FANOUT_MAX_SUBS, 0) == 0, "installing the route");
+	spec_media(&spec, family, ssrc, 0, 320);
+	len = pkt_build(&spec, in, NULL);
+	CHECK(stats_read(skel_echo, before) == 0, "reading counters");
+	if (tc_run(skel_echo, in, len, &r))
+		return -1;
+	CHECK(r.retval == TC_ACT_REDIRECT, "verdict %u, want TC_ACT_REDIRECT", r.retval);
+	if (frame_eq(r.out, r.out_len, exp, expect_echo(&spec, exp), "echo"))
+		return -1;
+	if (check_all_copies(&spec, defs, FANOUT_MAX_SUBS))
+		return -1;
+	CHECK(stats_read(skel_echo, after) == 0, "reading counters");
+	return stats_expect(before, after, GC_STAT_FORWARDED, FANOUT_MAX_SUBS, GC_STAT_ECHOED, 1, -1);
+}
+
+static int t_tc_fanout_v4(void) { return fanout(4); }
+static int t_tc_fanout_v6(void) { return fanout(6); }
+
+static int t_tc_missing_egress(void)
+{
+	uint64_t before[GC_STAT_MAX], after[GC_STAT_MAX];
+	uint8_t in[PKT_MAX];
+	struct sub_def defs[3];
+	struct pkt_spec spec;
+	struct tc_run r;
+	size_t len;
+
+	sub_def_v4(&defs[0], 0, 0);
+	sub_def_v4(&defs[1], -1, 1);	/* an ifindex that does not exist */
+	sub_def_v4(&defs[2], 1, 2);
+	CHECK(route_put(skel_echo, SSRC_V4, 4, V4_ORIGIN, ORIGIN_PORT, defs, 3, 0) == 0,
+	      "installing the route");
+	spec_media(&spec, 4, SSRC_V4, 0, 80);
+	len = pkt_build(&spec, in, NULL);
+	CHECK(stats_read(skel_echo, before) == 0, "reading counters");
+	if (tc_run(skel_echo, in, len, &r))
+		return -1;
+	CHECK(r.retval == TC_ACT_REDIRECT, "verdict %u, want TC_ACT_REDIRECT", r.retval);
+	if (check_copies(&spec, defs, 3, 0) || check_copies(&spec, defs, 3, 1))
+		return -1;
+	CHECK(stats_read(skel_echo, after) == 0, "reading counters");
+	return stats_expect(before, after, GC_STAT_FORWARDED, 2, GC_STAT_ECHOED, 1,
+			    GC_STAT_DROP_REDIRECT, 1, -1);
+}
+
+static int t_tc_family_mismatch(void)
+{
+	uint64_t before[GC_STAT_MAX], after[GC_STAT_MAX];
+	uint8_t in[PKT_MAX];
+	struct sub_def defs[2];
+	struct pkt_spec spec;
+	struct tc_run r;
+	size_t len;
+
+	sub_def_v6(&defs[0], 0, 0);	/* IPv6 subscriber on an IPv4 route */
+	sub_def_v4(&defs[1], 1, 1);
+	CHECK(route_put(skel_echo, SSRC_V4, 4, V4_ORIGIN, ORIGIN_PORT, defs, 2, 0) == 0,
+	      "installing the route");
+	spec_media(&spec, 4, SSRC_V4, 0, 80);
+	len = pkt_build(&spec, in, NULL);
+	CHECK(stats_read(skel_echo, before) == 0, "reading counters");
+	if (tc_run(skel_echo, in, len, &r))
+		return -1;
+	/* Nothing on gr0 (the IPv6 subscriber's device), the copy on gr1. */
+	if (check_copies(&spec, defs + 1, 1, 0) || check_copies(&spec, defs + 1, 1, 1))
+		return -1;
+	CHECK(stats_read(skel_echo, after) == 0, "reading counters");
+	return stats_expect(before, after, GC_STAT_FORWARDED, 1, GC_STAT_ECHOED, 1,
+			    GC_STAT_DROP_FAMILY, 1, -1);
+}
+
+/* Without XDP in front, TC must still refuse what XDP would have dropped,
+ * and leave alone what goes to user space. */
+static int tc_alone(enum mut m, uint32_t ssrc, int verdict, int stat)
+{
+	const struct xdp_case c = { "", 4, 0, ssrc, m, 0, 0, 0, 0 };
+	uint64_t before[GC_STAT_MAX], after[GC_STAT_MAX];
+	struct sub_def defs[1];
+	uint8_t in[PKT_MAX];
+	struct frame got[4];
+	struct pkt_spec spec;
+	struct tc_run r;
+	size_t len;
+
+	sub_def_v4(&defs[0], 0, 0);
+	CHECK(route_put(skel_echo, SSRC_V4, 4, V4_ORIGIN, ORIGIN_PORT, defs, 1, 0) == 0,
+	      "installing the route");
+	len = xdp_case_frame(&c, in, &spec);
+	CHECK(stats_read(skel_echo, before) == 0, "reading counters");
+	if (tc_run(skel_echo, in, len, &r))
+		return -1;
+	CHECK((int)r.retval == verdict, "verdict %u, want %d", r.retval, verdict);
+	CHECK(r.out_len == len && !memcmp(r.out, in, len), "the frame was modified");
+	CHECK(capture(cap_fd[0], got, 4, 0) == 0, "a copy was sent");
+	CHECK(stats_read(skel_echo, after) == 0, "reading counters");
+	return stat >= 0 ? stats_expect(before, after, stat, 1, -1) : stats_expect(before, after, -1);
+}
+
+static int t_tc_spoof(void) { return tc_alone(M_WRONG_ADDR, SSRC_V4, TC_ACT_SHOT, GC_STAT_DROP_SPOOFED); }
+static int t_tc_malformed(void) { return tc_alone(M_UDPLEN_LONG, SSRC_V4, TC_ACT_SHOT, GC_STAT_DROP_UDP_LENGTH); }
+static int t_tc_bad_rtp(void) { return tc_alone(M_BAD_RTP_VER, SSRC_V4, TC_ACT_SHOT, GC_STAT_DROP_BAD_RTP_VERSION); }
+static int t_tc_unknown(void) { return tc_alone(M_NONE, SSRC_UNKNOWN, TC_ACT_OK, -1); }
+static int t_tc_other_port(void) { return tc_alone(M_OTHER_PORT, SSRC_V4, TC_ACT_OK, -1); }
+
+/* ---- loader library ------------------------------------------------------ */
+
+static int t_loader_no_device(void)
+{
+	struct gcfp_attach_opts o = { .ifname = "gcnosuch0", .port = SFU_PORT, .echo = 1 };
+	struct gcfp_error err;
+
+	CHECK(gcfp_attach(&o, &err) == -GCFP_ERR_NO_DEVICE, "attach: %s", err.message);
+	CHECK(err.code == GCFP_ERR_NO_DEVICE && strstr(err.message, "gcnosuch0"),
+	      "error names the device: %s", err.message);
+	return 0;
+}
+
+static int t_loader_lifecycle(void)
+{
+	struct gcfp_attach_opts o = { .ifname = "gin1", .port = 7000, .echo = 0,
+				      .max_routes = 64 };
+	struct gc_subscriber subs[GC_MAX_SUBSCRIBERS + 1];
+	struct bpf_xdp_query_opts q = { .sz = sizeof(q) };
+	struct gcfp_status st;
+	struct gcfp_handle *h;
+	struct gcfp_error err;
+	struct gc_route *r;
+	uint64_t c[GC_STAT_MAX];
+	uint32_t next;
+	int i, ret;
+
+	CHECK(gcfp_status("gin1", &st, &err) == -GCFP_ERR_NOT_ATTACHED, "status before attach");
+	CHECK(gcfp_attach(&o, &err) == 0, "attach: %s", err.message);
+	CHECK(gcfp_attach(&o, &err) == -GCFP_ERR_ALREADY_ATTACHED, "second attach: %s",
+	      err.message);
+	CHECK(gcfp_status("gin1", &st, &err) == 0, "status: %s", err.message);
+	CHECK(st.attached && st.xdp_prog_id && st.tc_prog_id && st.xdp_mode == GCFP_XDP_NATIVE,
+	      "status: attached %u xdp %u tc %u mode %u", st.attached, st.xdp_prog_id,
+	      st.tc_prog_id, st.xdp_mode);
+	CHECK(st.port == 7000 && !st.echo && st.max_routes == 64 && st.route_count == 0,
+	      "status: port %u echo %u max_routes %u routes %u", st.port, st.echo, st.max_routes,
+	      st.route_count);
+	CHECK(st.ifindex == if_nametoindex("gin1"), "status ifindex");
+
+	CHECK(gcfp_open("gin1", &h, &err) == 0, "open: %s", err.message);
+	for (i = 0; i <= GC_MAX_SUBSCRIBERS; i++) {
+		uint8_t a[4] = { 10, 9, i >> 8, i & 0xff }, mac[6] = { 2, 0, 0, 0, 0, 1 };
+
+		CHECK(gcfp_subscriber_init(&subs[i], 4, a, 9000 + i, mac, ifi_sub[i % N_SUB_DEVS],
+					   &err) == 0, "subscriber_init: %s", err.message);
+	}
+	ret = gcfp_route_set(h, 1, 4, V4_ORIGIN, ORIGIN_PORT, GC_STREAM_VSQ, subs,
+			     GC_MAX_SUBSCRIBERS, &err);
+	CHECK(ret == 0, "route_set at the limit: %d %s", ret, err.message);
+	r = malloc(sizeof(*r));
+	CHECK(r, "malloc");
+	ret = gcfp_route_get(h, 1, r, &err);
+	if (ret == 0 && (r->n_subs != GC_MAX_SUBSCRIBERS || r->flags ||
+			 memcmp(r->subs[5].src_mac, mac_sub_dev[5 % N_SUB_DEVS], 6) ||
+			 r->subs[5].port != htons(9005) || r->stream_type != GC_STREAM_VSQ))
+		ret = failf("route as read back: n %u flags %u", r->n_subs, r->flags);
+	if (ret == 0) {
+		ret = gcfp_route_set(h, 2, 4, V4_ORIGIN, ORIGIN_PORT, GC_STREAM_VHQ, subs,
+				     GC_MAX_SUBSCRIBERS + 1, &err);
+		if (ret != 1)
+			ret = failf("route_set over the limit returned %d (%s), want 1", ret,
+				    err.message);
+		else if (gcfp_route_get(h, 2, r, &err) || !(r->flags & GC_ROUTE_F_USERSPACE) ||
+			 r->n_subs)
+			ret = failf("over-limit route not marked for user space");
+		else
+			ret = 0;
+	}
+	free(r);
+	if (ret)
+		return ret;
+	CHECK(gcfp_route_set(h, 3, 6, V6_ORIGIN, ORIGIN_PORT, GC_STREAM_ASQ, subs, 1, &err) ==
+	      -GCFP_ERR_INVALID, "ipv4 subscriber on an ipv6 route accepted");
+	CHECK(gcfp_route_set(h, 3, 4, V4_ORIGIN, ORIGIN_PORT, 9, subs, 1, &err) ==
+	      -GCFP_ERR_INVALID, "stream type 9 accepted");
+	CHECK(gcfp_route_remove(h, 77, &err) == -GCFP_ERR_NO_ROUTE, "removing a missing route: %s",
+	      err.message);
+	CHECK(gcfp_route_next(h, NULL, &next, &err) == 0, "route_next");
+	CHECK(gcfp_route_remove(h, 2, &err) == 0, "route_remove: %s", err.message);
+	CHECK(gcfp_stats(h, c, &err) == 0, "stats: %s", err.message);
+	gcfp_close(h);
+	CHECK(gcfp_status("gin1", &st, &err) == 0 && st.route_count == 1, "route count %u",
+	      st.route_count);
+
+	CHECK(gcfp_detach("gin1", &err) == 0, "detach: %s", err.message);
+	CHECK(bpf_xdp_query(if_nametoindex("gin1"), 0, &q) == 0 && q.prog_id == 0,
+	      "XDP program still attached after detach");
+	CHECK(gcfp_status("gin1", &st, &err) == -GCFP_ERR_NOT_ATTACHED, "status after detach");
+	CHECK(gcfp_detach("gin1", &err) == -GCFP_ERR_NOT_ATTACHED, "second detach");
+	/* Attach again with generic XDP. */
+	o.xdp_mode = GCFP_XDP_GENERIC;
+	CHECK(gcfp_attach(&o, &err) == 0, "generic attach: %s", err.message);
+	CHECK(gcfp_status("gin1", &st, &err) == 0 && st.attached &&
+	      st.xdp_mode == GCFP_XDP_GENERIC, "generic mode status");
+	CHECK(gcfp_detach("gin1", &err) == 0, "detach: %s", err.message);
+	return 0;
+}
+
+static int t_loader_busy(void)
+{
+	struct gcfp_attach_opts o = { .ifname = "gin1", .port = 7000, .echo = 1 };
+	struct gcfp_error err;
+	int ret;
+
+	/* Someone else's XDP program (ours, loaded by hand) holds the hook. */
+	if (bpf_xdp_attach(if_nametoindex("gin1"),
+			   bpf_program__fd(skel_echo->progs.groupcast_xdp), 0, NULL))
+		return failf("attaching a foreign XDP program: %s", strerror(errno));
+	ret = gcfp_attach(&o, &err);
+	bpf_xdp_detach(if_nametoindex("gin1"), 0, NULL);
+	CHECK(ret == -GCFP_ERR_BUSY, "attach over a foreign program: %d %s", ret, err.message);
+	return 0;
+}
+
+static int t_loader_not_root(void)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid < 0)
+		return failf("fork: %s", strerror(errno));
+	if (pid == 0) {
+		struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+		struct __user_cap_data_struct data[2] = {};
+		struct gcfp_attach_opts o = { .ifname = "gin1", .port = 7000, .echo = 1 };
+		struct gcfp_error err;
+
+		if (syscall(SYS_capset, &hdr, data))
+			_exit(3);
+		_exit(gcfp_attach(&o, &err) == -GCFP_ERR_NOT_ROOT &&
+		      strstr(err.message, "root") ? 0 : 1);
+	}
+	if (waitpid(pid, &status, 0) != pid)
+		return failf("waitpid");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "attach without capabilities did not fail with GCFP_ERR_NOT_ROOT (status %d)",
+	      status);
+	return 0;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+struct named_test {
+	const char *name;
+	int (*fn)(void);
+};
+
+static const struct named_test tests[] = {
+	{ "tc: ipv4 forward to 3 subscribers + echo", t_tc_v4 },
+	{ "tc: ipv6 forward to 3 subscribers + echo", t_tc_v6 },
+	{ "tc: vlan ipv4 forward, copies keep the tag", t_tc_vlan_v4 },
+	{ "tc: vlan ipv6 forward, copies keep the tag", t_tc_vlan_v6 },
+	{ "tc: ipv4 udp checksum 0 stays 0", t_tc_zero_csum },
+	{ "tc: echo off -> copies sent, original consumed", t_tc_no_echo },
+	{ "tc: ipv4 fan-out of GC_MAX_SUBSCRIBERS", t_tc_fanout_v4 },
+	{ "tc: ipv6 fan-out of GC_MAX_SUBSCRIBERS", t_tc_fanout_v6 },
+	{ "tc: missing egress device counted, others delivered", t_tc_missing_egress },
+	{ "tc: subscriber of the wrong family skipped and counted", t_tc_family_mismatch },
+	{ "tc: spoofed source dropped without xdp", t_tc_spoof },
+	{ "tc: udp length mismatch dropped without xdp", t_tc_malformed },
+	{ "tc: bad rtp version dropped without xdp", t_tc_bad_rtp },
+	{ "tc: unknown ssrc left to the stack", t_tc_unknown },
+	{ "tc: other port left to the stack", t_tc_other_port },
+	{ "loader: no such device", t_loader_no_device },
+	{ "loader: attach, status, routes, detach, generic mode", t_loader_lifecycle },
+	{ "loader: busy hook", t_loader_busy },
+	{ "loader: not root", t_loader_not_root },
+};
+
+static void bench_xdp(void)
+{
+	uint8_t in[PKT_MAX], out[PKT_MAX];
+	struct pkt_spec spec;
+	size_t len;
+
+	spec_media(&spec, 4, SSRC_V4, 0, 160);
+	len = pkt_build(&spec, in, NULL);
+	{
+		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = len,
+			    .data_out = out, .data_size_out = sizeof(out), .repeat = 1000000);
+
+		if (!bpf_prog_test_run_opts(bpf_program__fd(skel_echo->progs.groupcast_xdp), &o))
+			printf("# xdp validate+lookup: %u ns per packet (BPF_PROG_TEST_RUN repeat 1e6)\n",
+			       o.duration);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	size_t n_xdp = sizeof(xdp_cases) / sizeof(xdp_cases[0]);
+	size_t n_tests = sizeof(tests) / sizeof(tests[0]), i;
+	struct sub_def defs[1];
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("TAP version 13\n1..%zu\n", n_xdp + n_tests);
+	if (geteuid() != 0) {
+		printf("Bail out! needs root (network namespaces, BPF)\n");
+		printf("# Totals: pass:0 fail:0 xfail:0 xpass:0 skip:0 error:1\n");
+		return 1;
+	}
+	if (setup_netns()) {
+		printf("Bail out! cannot set up the test network namespace \n");
+		printf("# Totals: pass:0 fail:0 xfail:0 xpass:0 skip:0 error:1\n");
+		return 1;
+	}
+	skel_echo = load_skel(1);
+	skel_noecho = load_skel(0);
+	if (!skel_echo || !skel_noecho) {
+		printf("Bail out! the BPF programs did not load\n");
+		printf("# Totals: pass:0 fail:0 xfail:0 xpass:0 skip:0 error:1\n");
+		return 1;
+	}
+	/* Routes of the XDP fixtures. */
+	sub_def_v4(&defs[0], 0, 0);
+	if (route_put(skel_echo, SSRC_V4, 4, V4_ORIGIN, ORIGIN_PORT, defs, 1, 0) ||
+	    route_put(skel_echo, SSRC_FANOUT, 4, V4_ORIGIN, ORIGIN_PORT, NULL, 0,
+		      GC_ROUTE_F_USERSPACE)) {
+		printf("Bail out! cannot install routes\n");
+		return 1;
+	}
+	sub_def_v6(&defs[0], 0, 0);
+	if (route_put(skel_echo, SSRC_V6, 6, V6_ORIGIN, ORIGIN_PORT, defs, 1, 0)) {
+		printf("Bail out! cannot install routes\n");
+		return 1;
+	}
+	for (i = 0; i < n_xdp; i++)
+		report(xdp_cases[i].name, run_xdp_case(&xdp_cases[i]));
+	for (i = 0; i < n_tests; i++)
+		report(tests[i].name, tests[i].fn());
+	if (argc > 1 && !strcmp(argv[1], "--bench"))
+		bench_xdp();
+	groupcast__destroy(skel_echo);
+	groupcast__destroy(skel_noecho);
+	printf("# Totals: pass:%d fail:%d xfail:0 xpass:0 skip:0 error:0\n", n_pass, n_fail);
+	return n_fail ? 1 : 0;
+}
