@@ -98,14 +98,31 @@ let RLIMIT_NOFILE_VALUE = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
 let RLIMIT_NOFILE_VALUE = RLIMIT_NOFILE
 #endif
 
-/// The number of entries in /proc/self/fd (the process's open descriptors).
-func openDescriptorCount() -> Int {
-    guard let directory = opendir("/proc/self/fd") else { return -1 }
+/// The process's open descriptors (/proc/self/fd) that are sockets or /dev/sendgroup, with what
+/// each refers to (`socket:[INODE]`). Other test targets may run in parallel with this suite and
+/// open or close files of their own; they do not open sockets or the sendgroup device.
+func openNetworkDescriptors() -> [String: String] {
+    guard let directory = opendir("/proc/self/fd") else {
+        Issue.record("cannot open /proc/self/fd: \(Errno(rawValue: errno))")
+        return [:]
+    }
     defer { closedir(directory) }
-    var count = 0
-    while readdir(directory) != nil { count += 1 }
-    // ".", "..", and the descriptor opendir itself holds.
-    return count - 3
+    var descriptors: [String: String] = [:]
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name.hasPrefix(".") { continue }
+        var target = [CChar](repeating: 0, count: 256)
+        let length = readlink("/proc/self/fd/\(name)", &target, target.count - 1)
+        guard length > 0 else { continue }
+        let text = String(decoding: target.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if text.hasPrefix("socket:") || text == "/dev/sendgroup" { descriptors[name] = text }
+    }
+    return descriptors
+}
+
+/// The sockets and /dev/sendgroup descriptors open now that were not open in `before`.
+func leakedDescriptors(since before: [String: String]) -> [String: String] {
+    openNetworkDescriptors().filter { before[$0.key] != $0.value }
 }
 
 /// Deterministic bytes: `count` bytes starting from `seed`.
