@@ -1,0 +1,276 @@
+import Foundation
+import GroupcastSFU
+import GroupUnicast
+import Testing
+
+/// The SFU end to end over loopback (scripts/test-sfu runs this inside a private network
+/// namespace), on the backend `GROUPCAST_SFU_BACKEND` names.
+@Suite(.serialized) struct EndToEndTests {
+    @Test func registrationAssignsIdsAndUniqueSSRCs() throws {
+        let sfu = try TestSFU()
+        let clients = try (1...3).map { try TestParticipant(sfu, host: UInt8(10 + $0)).register() }
+        #expect(Set(clients.map(\.id)).count == 3)
+        let ssrcs = clients.flatMap { [$0.ssrcs.asq, $0.ssrcs.vsq, $0.ssrcs.vhq] }
+        #expect(Set(ssrcs).count == 9 && !ssrcs.contains(0))
+        // A repeated REGISTER (lost reply) returns the same participant.
+        let again = try clients[0].channel.register(receive: .all, requestID: 99)
+        #expect(again.id == clients[0].id && again.ssrcs == clients[0].ssrcs)
+        guard case .rosterReply(_, let entries) = try clients[1].rawControl(ControlMessage.roster(requestID: 5, participant: clients[1].id).encoded()) else {
+            Issue.record("no ROSTER reply")
+            return
+        }
+        #expect(entries.map(\.participant) == clients.map(\.id).sorted())
+        #expect(sfu.server.participants().count == 3)
+    }
+
+    @Test func preferencesAndEchoAreHonoured() throws {
+        let sfu = try TestSFU()
+        let a = try TestParticipant(sfu, host: 21).register(receive: .all)
+        let b = try TestParticipant(sfu, host: 22).register(receive: [.asq, .vsq])
+        let c = try TestParticipant(sfu, host: 23).register(receive: [.asq])
+        // C overrides for A only: VHQ, no ASQ.
+        try c.subscribe(to: a.id, [.vhq])
+        for participant in [a, b, c] {
+            for type in StreamType.allCases { try participant.sendMedia(type) }
+        }
+        #expect(sfu.waitForReceived(9))
+        let atA = try a.collectMedia(), atB = try b.collectMedia(), atC = try c.collectMedia()
+        // Echo: every sender gets each of its own packets back once.
+        for (participant, packets) in [(a, atA), (b, atB), (c, atC)] {
+            for type in StreamType.allCases { #expect(packets.count(of: participant.ssrcs[type]) == 1, "echo of \(type)") }
+        }
+        // A: everything from B and C.
+        for source in [b, c] { for type in StreamType.allCases { #expect(atA.count(of: source.ssrcs[type]) == 1) } }
+        // B: ASQ and VSQ, never VHQ.
+        for source in [a, c] {
+            #expect(atB.count(of: source.ssrcs.asq) == 1 && atB.count(of: source.ssrcs.vsq) == 1)
+            #expect(atB.count(of: source.ssrcs.vhq) == 0)
+        }
+        // C: from A only VHQ (override); from B only ASQ (default).
+        #expect(atC.count(of: a.ssrcs.vhq) == 1 && atC.count(of: a.ssrcs.asq) == 0 && atC.count(of: a.ssrcs.vsq) == 0)
+        #expect(atC.count(of: b.ssrcs.asq) == 1 && atC.count(of: b.ssrcs.vsq) == 0 && atC.count(of: b.ssrcs.vhq) == 0)
+        #expect(atA.count == 9 && atB.count == 7 && atC.count == 5)
+        // Forwarded bytes are the sent bytes.
+        let sent = RTPHeader.packet(payloadType: StreamType.vsq.rtpPayloadType, sequenceNumber: 1, timestamp: 0, ssrc: b.ssrcs.vsq, payload: [UInt8](repeating: 2, count: 16))
+        #expect(atA.first { $0.ssrc == b.ssrcs.vsq }?.bytes == sent)
+        let stats = sfu.stats
+        #expect(stats.received == 9 && stats.echoed == 9 && stats.forwarded == 12 && stats.dropped == 0)
+        #expect(stats.delay.count == 9 && stats.delay.max > 0)
+    }
+
+    @Test func noEchoWhenDisabled() throws {
+        let sfu = try TestSFU(echo: false)
+        let a = try TestParticipant(sfu, host: 24).register()
+        let b = try TestParticipant(sfu, host: 25).register()
+        try a.sendMedia(.asq)
+        #expect(sfu.waitForReceived(1))
+        #expect(try a.collectMedia().isEmpty)
+        #expect(try b.collectMedia().count(of: a.ssrcs.asq) == 1)
+    }
+
+    @Test func leaveRemovesRoutesAndSubscriptions() throws {
+        let sfu = try TestSFU()
+        let a = try TestParticipant(sfu, host: 31).register()
+        let b = try TestParticipant(sfu, host: 32).register()
+        let c = try TestParticipant(sfu, host: 33).register()
+        try b.channel.expect(.leave(requestID: 7, participant: b.id), .left)
+        try a.sendMedia(.asq)
+        try b.sendMedia(.asq)  // after LEAVE its SSRC is unknown
+        #expect(sfu.waitForReceived(2))
+        #expect(try b.collectMedia().isEmpty)
+        let atC = try c.collectMedia()
+        #expect(atC.count(of: a.ssrcs.asq) == 1 && atC.count(of: b.ssrcs.asq) == 0)
+        #expect(sfu.stats[.unknownSSRC] == 1)
+        // Leaving twice: unknown participant.
+        guard case .error(7, .unknownParticipant, _) = try b.rawControl(ControlMessage.leave(requestID: 7, participant: b.id).encoded()) else {
+            Issue.record("second LEAVE not refused")
+            return
+        }
+        #expect(sfu.server.participants().map(\.id) == [a.id, c.id])
+    }
+
+    @Test func silentParticipantsTimeOut() throws {
+        let sfu = try TestSFU(keepalive: .milliseconds(400))
+        let a = try TestParticipant(sfu, host: 41).register()
+        let b = try TestParticipant(sfu, host: 42).register()
+        guard case .registered(_, _, _, let timeout) = try a.rawControl(ControlMessage.register(requestID: 3, mediaPort: 0, receive: .all).encoded()) else {
+            Issue.record("no REGISTERED")
+            return
+        }
+        #expect(timeout == 400)
+        // A keeps alive for 1 s; B stays silent.
+        for _ in 0..<10 {
+            try a.channel.expect(.keepalive(requestID: 9, participant: a.id), .keepaliveAck)
+            usleep(100_000)
+        }
+        #expect(sfu.server.participants().map(\.id) == [a.id])
+        #expect(sfu.server.statistics().control.expired == 1)
+        guard case .error(_, .unknownParticipant, _) = try b.rawControl(ControlMessage.keepalive(requestID: 4, participant: b.id).encoded()) else {
+            Issue.record("KEEPALIVE of an expired participant not refused")
+            return
+        }
+        try b.sendMedia(.asq)
+        #expect(sfu.waitForReceived(1))
+        #expect(try a.collectMedia().isEmpty)
+        #expect(sfu.stats[.unknownSSRC] == 1)
+    }
+
+    @Test func spoofedAndUnknownMediaIsDroppedAndCounted() throws {
+        let sfu = try TestSFU()
+        let a = try TestParticipant(sfu, host: 51).register()
+        let b = try TestParticipant(sfu, host: 52).register()
+        let intruder = try TestParticipant(sfu, host: 53)  // never registers
+        try intruder.sendMedia(.asq, ssrc: a.ssrcs.asq)  // A's SSRC from elsewhere
+        try intruder.sendMedia(.vsq, ssrc: 0x1234_5678)  // nobody's SSRC
+        // Same IP as B but another port: still spoofed (origin is address and port).
+        let sameHost = try TestParticipant(sfu, host: 52)
+        try sameHost.sendMedia(.vhq, ssrc: b.ssrcs.vhq)
+        try intruder.socket.send([0x80, 0x60, 0, 1], to: sfu.media)  // 4 bytes: malformed
+        try intruder.socket.send(RTPHeader.packet(payloadType: 0, sequenceNumber: 0, timestamp: 0, ssrc: a.ssrcs.asq, payload: []).enumerated().map { $0.offset == 1 ? 200 : $0.element }, to: sfu.media)  // RTCP SR
+        #expect(sfu.waitForReceived(5))
+        #expect(try a.collectMedia().isEmpty)
+        #expect(try b.collectMedia().isEmpty)
+        #expect(try intruder.collectMedia(for: .milliseconds(100)).isEmpty)
+        #expect(try sameHost.collectMedia(for: .milliseconds(100)).isEmpty)
+        let stats = sfu.stats
+        #expect(stats[.spoofed] == 2 && stats[.unknownSSRC] == 1 && stats[.malformed] == 1 && stats[.rtcp] == 1)
+        #expect(stats.forwarded == 0 && stats.echoed == 0)
+    }
+
+    @Test func malformedControlIsAnsweredWithTypedErrors() throws {
+        let sfu = try TestSFU(capacity: 3)
+        let a = try TestParticipant(sfu, host: 61).register()
+        let other = try TestParticipant(sfu, host: 62)
+        let keepalive = ControlMessage.keepalive(requestID: 0x0A0B_0C0D, participant: a.id).encoded()
+        func mutated(_ bytes: [UInt8], _ index: Int, _ value: UInt8) -> [UInt8] {
+            var copy = bytes
+            copy[index] = value
+            return copy
+        }
+        let cases: [([UInt8], ControlErrorCode, UInt32)] = [
+            ([], .malformed, 0),
+            ([0x47], .malformed, 0),
+            (Array(keepalive.prefix(8)), .malformed, 0x0A0B_0C0D),
+            (keepalive + [0], .malformed, 0x0A0B_0C0D),
+            (mutated(keepalive, 0, 0x00), .malformed, 0),
+            (mutated(keepalive, 2, 9), .unsupportedVersion, 0x0A0B_0C0D),
+            (mutated(keepalive, 3, 0x66), .unknownType, 0x0A0B_0C0D),
+            (ControlMessage.left(requestID: 5, participant: a.id).encoded(), .unknownType, 5),
+            (mutated(ControlMessage.register(requestID: 6, mediaPort: 0, receive: .all).encoded(), 10, 0xF0), .malformed, 6),
+            (ControlMessage.keepalive(requestID: 7, participant: 999).encoded(), .unknownParticipant, 7),
+            (ControlMessage.subscribe(requestID: 8, participant: a.id, source: ControlMessage.allSources, streams: []).encoded(), .notOwner, 8),
+            ([UInt8](repeating: 0xFF, count: 3000), .malformed, 0),
+        ]
+        for (bytes, code, requestID) in cases {
+            guard case .error(let id, let got, _) = try other.rawControl(bytes) else {
+                Issue.record("no ERROR reply to \(bytes.prefix(12))")
+                continue
+            }
+            #expect(got == code && id == requestID, "\(bytes.prefix(12)): \(got) id \(id)")
+        }
+        guard case .error(9, .unknownSource, _) = try a.rawControl(ControlMessage.subscribe(requestID: 9, participant: a.id, source: 4242, streams: .all).encoded()) else {
+            Issue.record("SUBSCRIBE to a missing source not refused")
+            return
+        }
+        // Random garbage on both ports never takes the SFU down.
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<500 {
+            let bytes = (0..<Int.random(in: 0...64, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            try other.socket.send(bytes, to: sfu.control)
+            try other.socket.send(bytes, to: sfu.media)
+        }
+        // Capacity 3: two more register, the fourth is refused.
+        _ = try TestParticipant(sfu, host: 63).register()
+        _ = try TestParticipant(sfu, host: 64).register()
+        do {
+            _ = try TestParticipant(sfu, host: 65).register()
+            Issue.record("fourth REGISTER accepted in a room of 3")
+        } catch ClientError.refused(_, let code, _) {
+            #expect(code == .roomFull)
+        }
+        #expect(sfu.server.failure == nil)
+        let errors = sfu.server.statistics().control.errors
+        #expect((errors[.malformed] ?? 0) >= 6 && errors[.roomFull] == 1 && errors[.notOwner] == 1)
+    }
+
+    @Test func staticRoomWithPlainRTPSender() throws {
+        // The plain sender: a bare UDP socket on a fixed port that only speaks RTP.
+        let plain = try GroupSocket(bindingTo: .ipv4(IPv4Address(127, 0, 0, 71), port: 0), backend: .sendmsgLoop, options: .init(nonBlocking: true))
+        let plainAddress = try plain.localAddress
+        let json = """
+            {"capacity": 8, "participants": [
+              {"id": 100, "address": "\(plainAddress)", "ssrc": {"asq": 5001, "vsq": 5002}, "receive": ["asq"]}
+            ]}
+            """
+        let room = try RoomFile.parse(Data(json.utf8))
+        let sfu = try TestSFU(room: room)
+        let a = try TestParticipant(sfu, host: 72).register(receive: [.asq])
+        #expect(a.id > 100)
+        // The static participant cannot be driven over the control protocol.
+        guard case .error(_, .notOwner, _) = try a.rawControl(ControlMessage.leave(requestID: 1, participant: 100).encoded()) else {
+            Issue.record("LEAVE of a static participant not refused")
+            return
+        }
+        try plain.send(RTPHeader.packet(payloadType: 0, sequenceNumber: 1, timestamp: 160, ssrc: 5001, payload: [UInt8](repeating: 0xD5, count: 160)), to: sfu.media)
+        try plain.send(RTPHeader.packet(payloadType: 0, sequenceNumber: 1, timestamp: 160, ssrc: 5002, payload: [UInt8](repeating: 0xD5, count: 160)), to: sfu.media)
+        try a.sendMedia(.asq)
+        try a.sendMedia(.vsq)
+        #expect(sfu.waitForReceived(4))
+        let atA = try a.collectMedia()
+        #expect(atA.count(of: 5001) == 1 && atA.count(of: 5002) == 0)  // A receives ASQ only
+        var atPlain: [UInt32] = []
+        while try plain.waitForReadable(timeout: .milliseconds(200)) {
+            atPlain += try plain.receiveBatch().compactMap { try? RTPHeader.parse($0.bytes).ssrc }
+        }
+        #expect(atPlain.sorted() == [a.ssrcs.asq, 5001, 5002].sorted())  // echoes of both, A's ASQ only
+    }
+
+    @Test func overloadShedsVHQFirstThenVSQNeverASQ() throws {
+        // The forwarder alone, fed a burst before it starts: its receive queue is full when it wakes.
+        var registry = SessionRegistry(capacity: 4, keepaliveTimeout: .seconds(10))
+        let sender = try GroupSocket(bindingTo: .ipv4(IPv4Address(127, 0, 0, 81), port: 0), backend: .sendmsgLoop)
+        let receiver = try GroupSocket(bindingTo: .ipv4(IPv4Address(127, 0, 0, 82), port: 0), backend: .sendmsgLoop, options: .init(nonBlocking: true, receiveBufferSize: 4 << 20))
+        let source = try registry.register(from: try sender.localAddress, mediaPort: 0, receive: [], now: 0)
+        _ = try registry.register(from: try receiver.localAddress, mediaPort: 0, receive: .all, now: 0)
+        var configuration = UserspaceForwarder.Configuration(bindAddress: .ipv4(.loopback, port: 0))
+        configuration.receiveBufferSize = 200_000
+        configuration.shedVHQAt = 0.1
+        configuration.shedVSQAt = 0.3
+        let forwarder = try UserspaceForwarder(backend: TestBackend.selected, configuration: configuration, logger: testLogger)
+        defer { forwarder.close() }
+        try forwarder.install(registry.routingTable(echo: false))
+        let rounds = 100
+        for round in 0..<rounds {
+            for type in StreamType.allCases {
+                try sender.send(RTPHeader.packet(payloadType: type.rtpPayloadType, sequenceNumber: UInt16(round), timestamp: 0, ssrc: source.ssrcs[type], payload: [UInt8](repeating: 0, count: 64)), to: try forwarder.localAddress)
+            }
+        }
+        let thread = Thread { try? forwarder.run() }
+        thread.start()
+        var counts: [UInt32: Int] = [:]
+        let deadline = ContinuousClock.now.advanced(by: .seconds(5))
+        while ContinuousClock.now < deadline {
+            if try receiver.waitForReadable(timeout: .milliseconds(200)) {
+                for datagram in try receiver.receiveBatch(maxCount: 256) {
+                    if let header = try? RTPHeader.parse(datagram.bytes) { counts[header.ssrc, default: 0] += 1 }
+                }
+            } else if forwarder.statistics().received > 0 {
+                break
+            }
+        }
+        forwarder.stop()
+        while !thread.isFinished { usleep(1000) }
+        let stats = forwarder.statistics()
+        let kernelDropped = 3 * rounds - Int(stats.received)
+        let asq = counts[source.ssrcs.asq] ?? 0, vsq = counts[source.ssrcs.vsq] ?? 0, vhq = counts[source.ssrcs.vhq] ?? 0
+        #expect(stats[.shedVSQ] > 0 && stats[.shedVHQ] > stats[.shedVSQ], "shed vhq \(stats[.shedVHQ]) vsq \(stats[.shedVSQ])")
+        #expect(asq > vsq && vsq > vhq, "delivered asq \(asq) vsq \(vsq) vhq \(vhq)")
+        #expect(asq >= rounds - kernelDropped, "ASQ lost beyond kernel drops: \(asq) of \(rounds), \(kernelDropped) dropped by the kernel")
+        #expect(Int(stats.forwarded) == asq + vsq + vhq)
+    }
+
+    @Test func requestedBackendIsTheOneRunning() throws {
+        let sfu = try TestSFU()
+        #expect(sfu.server.forwarder.backend == TestBackend.selected)
+    }
+}

@@ -1,0 +1,121 @@
+import GroupcastSFU
+import GroupUnicast
+import SystemPackage
+import Testing
+
+@Suite struct EngineTests {
+    static let origin = SocketAddress.ipv4(IPv4Address(10, 0, 0, 1), port: 1000)
+    static let fast = SocketAddress.ipv4(IPv4Address(10, 0, 0, 2), port: 1000)
+    static let slow = SocketAddress.ipv4(IPv4Address(10, 0, 0, 3), port: 1000)
+
+    func table() throws -> (RoutingTable, UInt32) {
+        var registry = SessionRegistry(capacity: 4, keepaliveTimeout: .seconds(1))
+        let source = try registry.register(from: Self.origin, mediaPort: 0, receive: [], now: 0)
+        _ = try registry.register(from: Self.fast, mediaPort: 0, receive: .all, now: 0)
+        _ = try registry.register(from: Self.slow, mediaPort: 0, receive: .all, now: 0)
+        return (registry.routingTable(echo: true), source.ssrcs.asq)
+    }
+
+    @Test func slowReceiverLosesItsOwnOldestPacketsOnly() throws {
+        let (table, ssrc) = try table()
+        var engine = ForwardingEngine(table: table, backlogCapacity: 4)
+        var delivered: [SocketAddress: [UInt16]] = [:]
+        var slowBlocked = true
+        let send: ForwardingEngine.Send = { payload, recipients in
+            recipients.map { recipient in
+                if recipient.address == Self.slow && slowBlocked { return .wouldBlock }
+                let sequence = UInt16(payload[2]) << 8 | UInt16(payload[3])
+                delivered[recipient.address, default: []].append(sequence)
+                return nil
+            }
+        }
+        for sequence in 0..<10 {
+            let packet = RTPHeader.packet(payloadType: 96, sequenceNumber: UInt16(sequence), timestamp: 0, ssrc: ssrc, payload: [1, 2])
+            engine.process(ReceivedDatagram(bytes: packet, source: Self.origin), pickup: monotonicNanoseconds(), send: send)
+        }
+        #expect(delivered[Self.fast] == Array(0..<10))
+        #expect(delivered[Self.origin] == Array(0..<10))  // echo
+        #expect(engine.backlogCount(for: Self.slow) == 4)
+        #expect(engine.statistics[.headDrop] == 6)
+        slowBlocked = false
+        engine.flushBacklogs(send: send)
+        #expect(delivered[Self.slow] == [6, 7, 8, 9])  // the newest four, in order
+        #expect(!engine.hasBacklog)
+        #expect(engine.statistics.forwarded == 10 + 4 && engine.statistics.echoed == 10)
+    }
+
+    @Test func queuedReceiverKeepsOrderBehindItsBacklog() throws {
+        let (table, ssrc) = try table()
+        var engine = ForwardingEngine(table: table, backlogCapacity: 8)
+        var delivered: [UInt16] = []
+        var blocked = true
+        let send: ForwardingEngine.Send = { payload, recipients in
+            recipients.map { recipient in
+                guard recipient.address == Self.slow else { return nil }
+                if blocked { return .noBufferSpace }
+                delivered.append(UInt16(payload[2]) << 8 | UInt16(payload[3]))
+                return nil
+            }
+        }
+        func packet(_ sequence: UInt16) -> ReceivedDatagram {
+            ReceivedDatagram(bytes: RTPHeader.packet(payloadType: 96, sequenceNumber: sequence, timestamp: 0, ssrc: ssrc, payload: []), source: Self.origin)
+        }
+        engine.process(packet(1), pickup: 0, send: send)
+        blocked = false
+        engine.process(packet(2), pickup: 0, send: send)  // must queue behind 1, not overtake it
+        #expect(delivered.isEmpty)
+        engine.flushBacklogs(send: send)
+        #expect(delivered == [1, 2])
+    }
+
+    @Test func otherSendErrorsAreCountedNotQueued() throws {
+        let (table, ssrc) = try table()
+        var engine = ForwardingEngine(table: table, backlogCapacity: 8)
+        let send: ForwardingEngine.Send = { _, recipients in recipients.map { $0.address == Self.slow ? .networkUnreachable : nil } }
+        engine.process(ReceivedDatagram(bytes: RTPHeader.packet(payloadType: 96, sequenceNumber: 0, timestamp: 0, ssrc: ssrc, payload: []), source: Self.origin), pickup: 0, send: send)
+        #expect(engine.statistics[.sendFailed] == 1 && !engine.hasBacklog && engine.statistics.forwarded == 1)
+    }
+
+    @Test func routingTableFollowsSubscriptions() throws {
+        var registry = SessionRegistry(capacity: 4, keepaliveTimeout: .seconds(1))
+        let a = try registry.register(from: Self.origin, mediaPort: 0, receive: .all, now: 0)
+        let b = try registry.register(from: Self.fast, mediaPort: 5000, receive: [.asq], now: 0)
+        try registry.subscribe(b.id, to: a.id, streams: [.vhq], from: Self.fast, now: 0)
+        let table = registry.routingTable(echo: false)
+        #expect(table.routes.count == 6)
+        #expect(table[a.ssrcs.vhq]?.subscribers.map(\.address) == [Self.fast.withPort(5000)])
+        #expect(table[a.ssrcs.asq]?.subscribers.isEmpty == true)
+        #expect(table[b.ssrcs.vsq]?.subscribers.map(\.participant) == [a.id])
+        #expect(table[b.ssrcs.vsq]?.origin == Self.fast.withPort(5000))
+        #expect(table[a.ssrcs.vhq]?.streamType == .vhq)
+        try registry.leave(a.id, from: Self.origin)
+        #expect(registry.routingTable(echo: false).routes.count == 3)
+        #expect(registry.participants[b.id]?.perSource.isEmpty == true)
+    }
+
+    @Test func histogramQuantilesWithinThreePercent() {
+        var histogram = LatencyHistogram()
+        for value in 1...10_000 { histogram.record(UInt64(value) * 1000) }
+        let p50 = Double(histogram.quantile(0.5)), p99 = Double(histogram.quantile(0.99))
+        #expect(abs(p50 - 5_000_000) / 5_000_000 < 0.035)
+        #expect(abs(p99 - 9_900_000) / 9_900_000 < 0.035)
+        #expect(histogram.max == 10_000_000 && histogram.min == 1000 && histogram.count == 10_000)
+        #expect(histogram.quantile(1) == 10_000_000)
+        var small = LatencyHistogram()
+        for value: UInt64 in [3, 3, 5, 60] { small.record(value) }
+        #expect(small.quantile(0.5) == 3 && small.quantile(0.75) == 5 && small.quantile(1) == 60)
+        #expect(LatencyHistogram().quantile(0.5) == 0)
+    }
+
+    @Test func roomFileErrorsNameTheField() {
+        #expect(throws: RoomFile.LoadError.self) { try RoomFile.parse(Data("{\"participants\":[{\"id\":1,\"address\":\"nowhere\"}]}".utf8)) }
+        do {
+            _ = try RoomFile.parse(Data("{\"participants\":[{\"id\":1,\"address\":\"1.2.3.4:5\",\"receive\":[\"video\"]}]}".utf8))
+            Issue.record("unknown stream type accepted")
+        } catch {
+            #expect(error.description.contains("participant 1: receive: unknown stream type \"video\""))
+        }
+    }
+}
+
+import Foundation
