@@ -1,8 +1,10 @@
 // Fuzz entry points for the SFU's parsers (mediasoup keeps one fuzzer per parser too).
 //
 // Built by scripts/test-sfu with
-//   swift build --product GroupcastFuzz -Xswiftc -sanitize=fuzzer -Xswiftc -DGROUPCAST_LIBFUZZER
-// which links libFuzzer's main; GROUPCAST_FUZZ_TARGET=rtp|control picks the parser.
+//   swift build --product GroupcastFuzz -Xswiftc -sanitize=fuzzer -Xswiftc -DGROUPCAST_LIBFUZZER \
+//       -Xswiftc -parse-as-library
+// SwiftPM links an executable's entry point as `GroupcastFuzz_main`; in fuzzing builds that entry
+// hands control to libFuzzer (LLVMFuzzerRunDriver). GROUPCAST_FUZZ_TARGET=rtp|control picks the parser.
 // A plain build replays files instead: `GroupcastFuzz rtp|control FILE...`.
 import Foundation
 import GroupcastSFU
@@ -27,12 +29,29 @@ func fuzzOne(_ target: String, _ bytes: UnsafeRawBufferPointer) {
 }
 
 #if GROUPCAST_LIBFUZZER
-nonisolated(unsafe) let fuzzTarget = ProcessInfo.processInfo.environment["GROUPCAST_FUZZ_TARGET"] ?? "rtp"
+let fuzzTarget = ProcessInfo.processInfo.environment["GROUPCAST_FUZZ_TARGET"] ?? "rtp"
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     fuzzOne(fuzzTarget, UnsafeRawBufferPointer(start: data, count: size))
     return 0
+}
+
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
+
+@_cdecl("GroupcastFuzz_main")
+public func groupcastFuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var argc = argc
+    var argv = argv
+    return LLVMFuzzerRunDriver(&argc, &argv) { data, size in
+        fuzzOne(fuzzTarget, UnsafeRawBufferPointer(start: data, count: size))
+        return 0
+    }
 }
 #else
 @main
