@@ -60,7 +60,6 @@ struct DemoCommand: ParsableCommand {
             throw ExitCode(1)
         }
         _ = logging.bootstrap(label: "groupcast.demo")
-        setvbuf(stdout, nil, _IOLBF, 0)  // the status line is written unbuffered; keep the order
         let topology = Topology(clients: clients)
         Topology.removeStale()
         let stop = StopSignal()
@@ -68,7 +67,7 @@ struct DemoCommand: ParsableCommand {
         var failure: String?
         do {
             try topology.create()
-            print("topology \(topology.prefix): SFU namespace \(topology.sfuNamespace), \(clients) client namespaces, veth 10.199.N.1 <-> 10.199.N.2, no default route")
+            say("topology \(topology.prefix): SFU namespace \(topology.sfuNamespace), \(clients) client namespaces, veth 10.199.N.1 <-> 10.199.N.2, no default route")
             for backend in backends {
                 guard !stop.received else { break }
                 results.append(try runOnce(backend: backend, topology: topology, stop: stop))
@@ -77,16 +76,16 @@ struct DemoCommand: ParsableCommand {
             failure = "\(error)"
         }
         topology.destroy()
-        if !results.isEmpty { print("\n" + DemoResult.table(results)) }
+        if !results.isEmpty { say("\n" + DemoResult.table(results)) }
         if let failure {
             FileHandle.standardError.write(Data("groupcast demo failed: \(failure)\n".utf8))
             throw ExitCode(1)
         }
         if stop.received {
-            print("interrupted (\(stop.signalName ?? "signal")): everything the demo created was removed")
+            say("interrupted (\(stop.signalName ?? "signal")): everything the demo created was removed")
             throw ExitCode(130)
         }
-        print("removed namespaces and links \(topology.prefix)-*")
+        say("removed namespaces and links \(topology.prefix)-*")
     }
 
     func runOnce(backend: ForwarderBackend, topology: Topology, stop: StopSignal) throws -> DemoResult {
@@ -138,7 +137,11 @@ struct DemoCommand: ParsableCommand {
             }
             usleep(250_000)
         }
-        print()
+        say("")
+        if stop.received {
+            // Interrupted: the clients stop sending, report what they have, and leave.
+            for process in clientProcesses where process.isRunning { process.interrupt() }
+        }
         for (index, process) in clientProcesses.enumerated() {
             process.waitUntilExit()
             if process.terminationStatus != 0 && !stop.received {
@@ -266,7 +269,7 @@ struct Topology {
             else { continue }
             if kill(pid, 0) != 0 && errno == ESRCH {
                 _ = try? ip(["netns", "del", name])
-                print("removed stale namespace \(name) of an earlier demo (process \(pid) is gone)")
+                say("removed stale namespace \(name) of an earlier demo (process \(pid) is gone)")
             }
         }
     }
@@ -356,4 +359,9 @@ func pad(_ text: String, _ width: Int, left: Bool = false) -> String {
 
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+/// Writes a line to standard output unbuffered, in order with the status line.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
