@@ -1,0 +1,108 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import GroupcastSFU
+import Testing
+
+/// `groupcast sfu` and `groupcast client` as a user runs them, on the selected backend.
+@Suite(.serialized) struct CommandLineTests {
+    /// Ports unlikely to collide when the suite runs outside a private namespace.
+    static let basePort = 20_000 + Int(getpid() % 20_000)
+
+    static func start(_ arguments: [String], output: Pipe) throws -> Process {
+        let process = Process()
+        process.executableURL = GroupcastBinary.url
+        process.arguments = arguments
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        return process
+    }
+
+    @Test func sfuAndThreeClientsThenCleanShutdownOnSIGTERM() throws {
+        let control = "127.0.0.1:\(Self.basePort)", media = "127.0.0.1:\(Self.basePort + 1)"
+        let statsFile = NSTemporaryDirectory() + "groupcast-test-\(getpid()).json"
+        let reportFile = NSTemporaryDirectory() + "groupcast-test-client-\(getpid()).json"
+        defer {
+            try? FileManager.default.removeItem(atPath: statsFile)
+            try? FileManager.default.removeItem(atPath: reportFile)
+        }
+        let sfuOutput = Pipe()
+        let sfu = try Self.start(
+            ["sfu", "--control", control, "--media", media, "--backend", TestBackend.selected.rawValue,
+             "--stats-interval", "200ms", "--stats-file", statsFile, "--log-level", "warning"], output: sfuOutput)
+        defer { if sfu.isRunning { sfu.terminate() } }
+        let clientOutput = Pipe()
+        let client = try Self.start(
+            ["client", "--sfu", control, "--media", media, "--local", "127.0.0.1:0", "-n", "3", "--duration", "1s",
+             "--receive", "asq,vsq", "--json-output", reportFile, "--log-level", "warning"], output: clientOutput)
+        let clientText = String(decoding: clientOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        client.waitUntilExit()
+        #expect(client.terminationStatus == 0, "\(clientText)")
+
+        // The report: echoes for every stream, VHQ never received (not subscribed), ASQ/VSQ from both others.
+        let data = try #require(FileManager.default.contents(atPath: reportFile))
+        let rows = try #require((try JSONSerialization.jsonObject(with: data) as? [String: Any])?["streams"] as? [[String: Any]])
+        #expect(rows.count == 9)
+        for row in rows {
+            let sent = (row["sent"] as? Int) ?? 0, echoed = (row["echoed"] as? Int) ?? 0, received = (row["received"] as? Int) ?? 0
+            #expect(sent >= 200, "\(row)")
+            #expect(echoed >= sent * 95 / 100, "\(row)")
+            if row["stream"] as? String == "VHQ" {
+                #expect(received == 0, "\(row)")
+            } else {
+                #expect(received >= 2 * sent * 95 / 100 && (row["sources"] as? Int) == 2, "\(row)")
+            }
+        }
+
+        kill(sfu.processIdentifier, SIGTERM)
+        let sfuText = String(decoding: sfuOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        sfu.waitUntilExit()
+        #expect(sfu.terminationStatus == 0, "\(sfuText)")
+        #expect(sfuText.contains("final: \(TestBackend.selected) participants 0"), "\(sfuText)")
+        let stats = try #require(FileManager.default.contents(atPath: statsFile))
+        let json = try #require(try JSONSerialization.jsonObject(with: stats) as? [String: Any])
+        #expect(json["final"] as? Bool == true)
+        #expect(json["backend"] as? String == TestBackend.selected.rawValue)
+        let counters = try #require(json["control"] as? [String: Any])
+        #expect(counters["registered"] as? Int == 3 && counters["left"] as? Int == 3)
+        let delay = try #require(json["delay_ns"] as? [String: Any])
+        #expect(((delay["count"] as? Int) ?? 0) > 0 && ((delay["p99"] as? Int) ?? 0) >= ((delay["p50"] as? Int) ?? 0))
+    }
+
+    @Test func sfuRefusesAnUnavailableBackendWithANamedError() throws {
+        var cases = [("xdp", "backend xdp unavailable")]
+        if !FileManager.default.fileExists(atPath: "/dev/sendgroup") {
+            cases.append(("sendgroup", "backend sendgroup unavailable: the sendgroup module is not loaded"))
+        }
+        for (backend, message) in cases {
+            let output = Pipe()
+            let sfu = try Self.start(["sfu", "--control", "127.0.0.1:0", "--media", "127.0.0.1:0", "--backend", backend], output: output)
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            sfu.waitUntilExit()
+            #expect(sfu.terminationStatus == 2, "\(text)")
+            #expect(text.contains(message), "\(text)")
+        }
+    }
+
+    @Test func demoWithoutRootSaysSoAndCreatesNothing() throws {
+        // As root, drop to nobody for this one run (setpriv, util-linux).
+        let output = Pipe()
+        let demo = Process()
+        if geteuid() == 0 {
+            demo.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            demo.arguments = ["--reuid", "65534", "--regid", "65534", "--clear-groups", GroupcastBinary.url.path, "demo", "--duration", "1s"]
+        } else {
+            demo.executableURL = GroupcastBinary.url
+            demo.arguments = ["demo", "--duration", "1s"]
+        }
+        demo.standardOutput = output
+        demo.standardError = output
+        try demo.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        demo.waitUntilExit()
+        #expect(demo.terminationStatus == 1, "\(text)")
+        #expect(text.contains("groupcast demo needs root: it creates network namespaces and veth links"), "\(text)")
+    }
+}
