@@ -139,42 +139,45 @@ public struct ForwardingEngine: Sendable {
         error == .wouldBlock || error == .noBufferSpace
     }
 
-    /// Handles one received datagram picked up at `pickup` (monotonic ns).
-    public mutating func process(_ datagram: ReceivedDatagram, pickup: UInt64, send: Send) {
+    /// Handles one received datagram picked up at `pickup` (monotonic ns: when the receive call
+    /// returned or, inside a batch, when the previous packet was done). Returns when this one was
+    /// done (its last copy scheduled), or `pickup` for a packet dropped before any copy.
+    @discardableResult
+    public mutating func process(_ datagram: ReceivedDatagram, pickup: UInt64, send: Send) -> UInt64 {
         statistics.received &+= 1
         if datagram.isTruncated {
             statistics[.truncated] &+= 1
-            return
+            return pickup
         }
-        datagram.bytes.withUnsafeBytes { bytes in
+        return datagram.bytes.withUnsafeBytes { bytes in
             process(bytes, from: datagram.source, pickup: pickup, send: send)
         }
     }
 
     @inline(__always)
-    mutating func process(_ bytes: UnsafeRawBufferPointer, from source: SocketAddress, pickup: UInt64, send: Send) {
+    mutating func process(_ bytes: UnsafeRawBufferPointer, from source: SocketAddress, pickup: UInt64, send: Send) -> UInt64 {
         let header: RTPHeader
         do {
             header = try RTPHeader.parse(bytes)
         } catch {
             if case .rtcp = error { statistics[.rtcp] &+= 1 } else { statistics[.malformed] &+= 1 }
-            return
+            return pickup
         }
         guard let route = table[header.ssrc] else {
             statistics[.unknownSSRC] &+= 1
-            return
+            return pickup
         }
         guard route.origin == source else {
             statistics[.spoofed] &+= 1
-            return
+            return pickup
         }
         switch route.streamType {
         case .vhq where sheddingLevel >= 1:
             statistics[.shedVHQ] &+= 1
-            return
+            return pickup
         case .vsq where sheddingLevel >= 2:
             statistics[.shedVSQ] &+= 1
-            return
+            return pickup
         default:
             break
         }
@@ -203,7 +206,9 @@ public struct ForwardingEngine: Sendable {
                 }
             }
         }
-        statistics.delay.record(monotonicNanoseconds() &- pickup)
+        let done = monotonicNanoseconds()
+        statistics.delay.record(done &- pickup)
+        return done
     }
 
     @inline(__always)

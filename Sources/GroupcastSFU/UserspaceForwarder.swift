@@ -160,8 +160,10 @@ public final class UserspaceForwarder: Forwarder {
                         throw .socket(batched ? "recvmmsg(media)" : "recvmsg(media)", error)
                     }
                     if datagrams.isEmpty { break drain }
-                    let pickup = monotonicNanoseconds()
-                    for datagram in datagrams { engine.process(datagram, pickup: pickup, send: send) }
+                    // Delay per packet: from the receive call's return, or within a batch from the
+                    // moment the previous packet was done (waiting in the batch is not processing).
+                    var pickup = monotonicNanoseconds()
+                    for datagram in datagrams { pickup = engine.process(datagram, pickup: pickup, send: send) }
                     sinceCheck = (sinceCheck + datagrams.count) >= 16 ? 0 : sinceCheck + datagrams.count
                     if engine.hasBacklog { engine.flushBacklogs(send: send) }
                     let now = monotonicNanoseconds()
