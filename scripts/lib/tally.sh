@@ -44,33 +44,11 @@ tally_print() { # suite
 	[ "$tally_failed" -eq 0 ]
 }
 
-# Count a `swift test` / XCTest / Swift Testing run from its summary lines.
-# XCTest: "Executed N tests, with M failures"; Swift Testing: "Test run with N tests ... passed"
-# or "... failed with M issues". A run with neither line crashed: one failure.
-tally_from_swift() { # logfile
-	local line n f found=0
-	line=$(grep -E 'Executed [0-9]+ tests?, with [0-9]+ failures?' "$1" | tail -1)
-	if [ -n "$line" ]; then
-		n=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$line")
-		f=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$line")
-		tally_add $((n - f)) "$f"
-		found=1
-	fi
-	line=$(grep -E 'Test run with [0-9]+ tests?' "$1" | tail -1)
-	if [ -n "$line" ]; then
-		n=$(sed -E 's/.*Test run with ([0-9]+) tests?.*/\1/' <<<"$line")
-		if grep -qE 'Test run with [0-9]+ tests? .*(failed|issues?)' <<<"$line" && ! grep -q 'passed after' <<<"$line"; then
-			# Swift Testing counts failing tests only through their issues.
-			f=$(grep -cE '^.{0,4}Test [^ ]+.* failed after' "$1" || true)
-			[ "$f" -gt 0 ] || f=1
-			tally_add $((n - f)) "$f"
-		else
-			tally_add "$n" 0
-		fi
-		found=1
-	fi
-	if [ "$found" -eq 0 ]; then
-		echo "no swift test summary in $1 (the test binary crashed or did not run)" >&2
-		tally_add 0 1
-	fi
+# Count a `swift test` / XCTest / Swift Testing log (one implementation:
+# scripts/test-swift --count-only). A run without a summary line crashed.
+tally_from_swift() { # logfile [exit-status]
+	local counted p f
+	counted=$("$(dirname "${BASH_SOURCE[0]}")/../test-swift" --count-only "$1" "${2:-0}" | tail -1)
+	read -r p f < <(sed -E 's/.* ([0-9]+) passed, ([0-9]+) failed.*/\1 \2/' <<<"$counted")
+	tally_add "${p:-0}" "${f:-1}"
 }
