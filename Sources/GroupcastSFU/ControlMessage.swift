@@ -150,6 +150,8 @@ public enum ControlErrorCode: UInt16, CaseIterable, Hashable, Sendable, CustomSt
     case roomFull = 6
     /// SUBSCRIBE names a source participant that is not in the room.
     case unknownSource = 7
+    /// REGISTER names a media address another participant already sends from.
+    case addressInUse = 8
 
     public var description: String {
         switch self {
@@ -160,6 +162,7 @@ public enum ControlErrorCode: UInt16, CaseIterable, Hashable, Sendable, CustomSt
         case .notOwner: "not owner"
         case .roomFull: "room full"
         case .unknownSource: "unknown source"
+        case .addressInUse: "address in use"
         }
     }
 }

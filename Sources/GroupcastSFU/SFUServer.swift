@@ -60,7 +60,16 @@ public final class SFUServer: Sendable {
         var generation: UInt64 = 0
     }
 
-    public init(configuration: Configuration, logger: Logger) throws(SFUError) {
+    /// An SFU with the user-space forwarder of `configuration.backend`.
+    public convenience init(configuration: Configuration, logger: Logger) throws(SFUError) {
+        let forwarder = try UserspaceForwarder(backend: configuration.backend, configuration: configuration.forwarder, logger: logger)
+        try self.init(configuration: configuration, forwarder: forwarder, logger: logger)
+    }
+
+    /// An SFU driving `forwarder` (any data plane, an XDP one included): the control plane
+    /// installs every new routing table into it. `configuration.forwarder` and `.backend` are not
+    /// used. On failure the forwarder is closed.
+    public init(configuration: Configuration, forwarder: any Forwarder, logger: Logger) throws(SFUError) {
         self.configuration = configuration
         self.logger = logger
         var registry = SessionRegistry(capacity: configuration.room?.capacity ?? configuration.capacity, keepaliveTimeout: configuration.keepaliveTimeout)
@@ -68,10 +77,13 @@ public final class SFUServer: Sendable {
             registry.keepaliveTimeout = UInt64(timeout) * 1_000_000
         }
         for participant in configuration.room?.participants ?? [] {
-            do { try registry.addStatic(participant) } catch { throw .configuration("room: \(error.reason)") }
+            do { try registry.addStatic(participant) } catch {
+                forwarder.close()
+                throw .configuration("room: \(error.reason)")
+            }
         }
         state = Mutex(ControlState(registry: registry))
-        forwarder = try UserspaceForwarder(backend: configuration.backend, configuration: configuration.forwarder, logger: logger)
+        self.forwarder = forwarder
         do {
             controlSocket = try GroupSocket(
                 bindingTo: configuration.controlAddress, backend: .sendmsgLoop, options: .init(nonBlocking: true), logger: logger)

@@ -62,6 +62,9 @@ public struct SessionRegistry: Sendable {
     /// Adds a participant from the room file.
     public mutating func addStatic(_ participant: RoomFile.StaticParticipant) throws(RegistryError) {
         guard participants.count < capacity else { throw RegistryError(.roomFull, "room capacity \(capacity) reached by static participants") }
+        if let other = participants.values.first(where: { $0.mediaAddress == participant.address }) {
+            throw RegistryError(.addressInUse, "participant \(participant.id): address \(participant.address) belongs to participant \(other.id)")
+        }
         guard participants[participant.id] == nil, participant.id != ControlMessage.allSources, participant.id != 0 else {
             throw RegistryError(.malformed, "participant id \(participant.id) is reserved or used twice")
         }
@@ -87,6 +90,10 @@ public struct SessionRegistry: Sendable {
         from source: SocketAddress, mediaPort: UInt16, receive: StreamSet, now: UInt64
     ) throws(RegistryError) -> Participant {
         let media = mediaPort == 0 ? source : source.withPort(mediaPort)
+        // One origin per media address: otherwise the spoof rule could not tell senders apart.
+        if let other = participants.values.first(where: { $0.mediaAddress == media && $0.controlAddress != source }) {
+            throw RegistryError(.addressInUse, "media address \(media) belongs to participant \(other.id)")
+        }
         if let id = byControlAddress[source], var existing = participants[id] {
             existing.mediaAddress = media
             existing.defaultStreams = receive

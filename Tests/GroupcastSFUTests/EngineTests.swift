@@ -93,6 +93,18 @@ import Testing
         #expect(registry.participants[b.id]?.perSource.isEmpty == true)
     }
 
+    @Test func mediaAddressesAreUnique() throws {
+        var registry = SessionRegistry(capacity: 4, keepaliveTimeout: .seconds(1))
+        let a = try registry.register(from: Self.origin, mediaPort: 6000, receive: .all, now: 0)
+        // Another control address claiming A's media address is refused; A itself may re-register.
+        #expect(throws: RegistryError(.addressInUse, "media address \(Self.origin.withPort(6000)) belongs to participant \(a.id)")) {
+            try registry.register(from: Self.origin.withPort(1001), mediaPort: 6000, receive: .all, now: 0)
+        }
+        #expect(throws: RegistryError.self) { try registry.register(from: Self.origin.withPort(6000), mediaPort: 0, receive: .all, now: 0) }
+        #expect(try registry.register(from: Self.origin, mediaPort: 6000, receive: [.asq], now: 1).id == a.id)
+        #expect(registry.count == 1)
+    }
+
     @Test func histogramQuantilesWithinThreePercent() {
         var histogram = LatencyHistogram()
         for value in 1...10_000 { histogram.record(UInt64(value) * 1000) }
