@@ -37,14 +37,14 @@ struct SFUCommand: ParsableCommand {
     @Option(help: "Datagrams per recvmmsg (sendmmsg and sendgroup backends).")
     var batch: Int = 64
 
-    @Option(help: "SO_RCVBUF of the media socket in bytes (the kernel doubles it).")
-    var receiveBuffer: Int?
+    @Option(help: "SO_RCVBUF of the media socket in bytes (the kernel doubles it, capped by net.core.rmem_max).")
+    var receiveBuffer: Int = 4 << 20
 
     @Option(help: "Receive-queue fill (0-1) above which VHQ is shed.")
-    var shedVhq: Double = 0.25
+    var shedVhq: Double = 0.5
 
     @Option(help: "Receive-queue fill (0-1) above which VSQ is shed too.")
-    var shedVsq: Double = 0.5
+    var shedVsq: Double = 0.75
 
     @Option(help: "Copies queued per slow receiver before its oldest are dropped.")
     var backlog: Int = 64
@@ -54,6 +54,9 @@ struct SFUCommand: ParsableCommand {
 
     @Option(help: "Write statistics as JSON to this file at every interval and at exit.")
     var statsFile: String?
+
+    @Option(help: "Serve Prometheus metrics at http://ADDRESS/metrics (e.g. 127.0.0.1:9464).")
+    var metricsListen: SocketAddress?
 
     @OptionGroup var logging: LoggingOptions
 
@@ -86,6 +89,17 @@ struct SFUCommand: ParsableCommand {
             throw ExitCode(2)
         }
         let stop = StopSignal()
+        var metrics: MetricsServer?
+        if let metricsListen {
+            do {
+                metrics = try MetricsServer(listeningOn: metricsListen, logger: logger) { PrometheusText.render(server.statistics()) }
+            } catch {
+                logger.critical("cannot start: \(error)")
+                server.stop()
+                throw ExitCode(2)
+            }
+        }
+        defer { metrics?.stop() }
         server.start()
         logger.info("SFU up: backend \(backend), control \((try? server.controlAddress).map { "\($0)" } ?? "?"), media \((try? server.mediaAddress).map { "\($0)" } ?? "?"), \(server.participants().count) static participants")
 

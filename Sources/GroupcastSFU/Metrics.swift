@@ -150,6 +150,11 @@ public struct CPUTime: Hashable, Sendable {
     public var user: UInt64
     public var system: UInt64
 
+    public init(user: UInt64, system: UInt64) {
+        self.user = user
+        self.system = system
+    }
+
     public static func now() -> CPUTime {
         var usage = rusage()
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)

@@ -13,6 +13,8 @@ public struct ControlStatistics: Hashable, Sendable {
     public var expired: UInt64 = 0
     public var participants = 0
     public var routes = 0
+
+    public init() {}
 }
 
 /// Everything the SFU reports: forwarder, control plane, CPU.
@@ -23,6 +25,14 @@ public struct SFUStatistics: Sendable {
     public var cpu: CPUTime
     /// Monotonic ns since the SFU started.
     public var uptime: UInt64
+
+    public init(backend: ForwarderBackend, forwarder: ForwarderStatistics, control: ControlStatistics, cpu: CPUTime, uptime: UInt64) {
+        self.backend = backend
+        self.forwarder = forwarder
+        self.control = control
+        self.cpu = cpu
+        self.uptime = uptime
+    }
 }
 
 /// The SFU: a control plane (session registry and routing table on the control port) and a

@@ -24,13 +24,15 @@ public final class UserspaceForwarder: Forwarder {
     public struct Configuration: Sendable {
         public var bindAddress: SocketAddress
         public var batchSize: Int = 64
-        /// `SO_RCVBUF` of the media socket (the kernel doubles it); `nil` keeps the default.
-        public var receiveBufferSize: Int? = nil
+        /// `SO_RCVBUF` of the media socket (the kernel doubles it and caps the request at
+        /// `net.core.rmem_max`); `nil` keeps the system default. The default asks for 4 MiB: room
+        /// for a scheduling hiccup before the overload thresholds below are reached.
+        public var receiveBufferSize: Int? = 4 << 20
         public var sendBufferSize: Int? = nil
         /// Receive-queue fill (0...1) above which VHQ is shed.
-        public var shedVHQAt: Double = 0.25
+        public var shedVHQAt: Double = 0.5
         /// Receive-queue fill above which VSQ is shed as well.
-        public var shedVSQAt: Double = 0.5
+        public var shedVSQAt: Double = 0.75
         /// Copies queued per receiver while the socket pushes back.
         public var backlogCapacity: Int = 64
         public init(bindAddress: SocketAddress) { self.bindAddress = bindAddress }

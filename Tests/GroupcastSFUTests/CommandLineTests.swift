@@ -29,9 +29,11 @@ import Testing
             try? FileManager.default.removeItem(atPath: reportFile)
         }
         let sfuOutput = Pipe()
+        let metricsPort = UInt16(Self.basePort + 2)
         let sfu = try Self.start(
             ["sfu", "--control", control, "--media", media, "--backend", TestBackend.selected.rawValue,
-             "--stats-interval", "200ms", "--stats-file", statsFile, "--log-level", "warning"], output: sfuOutput)
+             "--stats-interval", "200ms", "--stats-file", statsFile, "--log-level", "warning",
+             "--metrics-listen", "127.0.0.1:\(metricsPort)"], output: sfuOutput)
         defer { if sfu.isRunning { sfu.terminate() } }
         let clientOutput = Pipe()
         let client = try Self.start(
@@ -55,6 +57,12 @@ import Testing
                 #expect(received >= 2 * sent * 95 / 100 && (row["sources"] as? Int) == 2, "\(row)")
             }
         }
+
+        // The Prometheus endpoint reports what the forwarder counted.
+        let metrics = try #require(httpGet(port: metricsPort, path: "/metrics"))
+        #expect(metrics.hasPrefix("HTTP/1.0 200 OK"), "\(metrics.prefix(200))")
+        #expect(metrics.contains("groupcast_sfu_packets_received_total{backend=\"\(TestBackend.selected)\"} "))
+        #expect(try #require(httpGet(port: metricsPort, path: "/other")).hasPrefix("HTTP/1.0 404"))
 
         kill(sfu.processIdentifier, SIGTERM)
         let sfuText = String(decoding: sfuOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -105,4 +113,29 @@ import Testing
         #expect(demo.terminationStatus == 1, "\(text)")
         #expect(text.contains("groupcast demo needs root: it creates network namespaces and veth links"), "\(text)")
     }
+}
+
+/// One HTTP/1.0 GET to 127.0.0.1:`port`; the whole response, or nil if it could not connect.
+func httpGet(port: UInt16, path: String) -> String? {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { return nil }
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { return nil }
+    let request = Array("GET \(path) HTTP/1.0\r\n\r\n".utf8)
+    guard request.withUnsafeBytes({ send(descriptor, $0.baseAddress, $0.count, 0) }) == request.count else { return nil }
+    var response: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+        guard count > 0 else { break }
+        response += buffer[0..<count]
+    }
+    return String(decoding: response, as: UTF8.self)
 }
