@@ -35,6 +35,9 @@ public final class UserspaceForwarder: Forwarder {
         public var shedVSQAt: Double = 0.75
         /// Copies queued per receiver while the socket pushes back.
         public var backlogCapacity: Int = 64
+        /// Largest media datagram forwarded (jumbo frames fit); larger ones are dropped as
+        /// ``DropReason/truncated``.
+        public var maxDatagramSize: Int = 9216
         public init(bindAddress: SocketAddress) { self.bindAddress = bindAddress }
     }
 
@@ -156,8 +159,8 @@ public final class UserspaceForwarder: Forwarder {
                     let datagrams: [ReceivedDatagram]
                     do {
                         datagrams = batched
-                            ? try socket.receiveBatch(maxCount: batchSize, maxSize: 2048)
-                            : (try socket.receive(maxSize: 2048)).map { [$0] } ?? []
+                            ? try socket.receiveBatch(maxCount: batchSize, maxSize: configuration.maxDatagramSize)
+                            : (try socket.receive(maxSize: configuration.maxDatagramSize)).map { [$0] } ?? []
                     } catch {
                         throw .socket(batched ? "recvmmsg(media)" : "recvmsg(media)", error)
                     }
