@@ -1,13 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * sendgroup - send one shared UDP payload to many receivers in one call.
+ * The datagram sender, and SENDGROUP_IOC_SEND (one shared payload to a
+ * recipient list given with each call).
  *
- * /dev/sendgroup implements the sendgroup() call of Lahav et al., "Group
- * Unicast for the Real World" (NOSSDAV'08) as an ioctl. The shared payload is
- * copied from user space once per call into pages; every receiver gets one
- * datagram, built by the socket's own sendmsg path, whose frags reference
- * those pages. Per-receiver prepend and append bytes are copied into pages of
- * a per-call arena and referenced the same way.
+ * The shared payload is copied from user space once per call into pages;
+ * every receiver gets one datagram, built by the socket's own sendmsg path,
+ * whose frags reference those pages. Per-receiver prepend and append bytes
+ * are copied into pages of a per-call arena and referenced the same way.
  *
  * Each datagram is one uncorked sock_sendmsg() on the caller's socket, so it
  * is indivisible with respect to other senders on that socket, and routing,
@@ -26,117 +25,26 @@
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
-#include <linux/bvec.h>
-#include <linux/fs.h>
-#include <linux/in.h>
-#include <linux/in6.h>
-#include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/module.h>
-#include <linux/net.h>
 #include <linux/overflow.h>
-#include <linux/percpu.h>
 #include <linux/rcupdate.h>
 #include <linux/sched/signal.h>
-#include <linux/skbuff.h>
 #include <linux/slab.h>
 #include <linux/socket.h>
 #include <linux/uaccess.h>
 #include <linux/udp.h>
 #include <linux/uio.h>
-#include <linux/version.h>
 #include <net/sock.h>
 
-#include <uapi/linux/sendgroup.h>
+#include "sg_internal.h"
 
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 0, 0)
-#error "sendgroup needs Linux 6.0 or later (msghdr.msg_ubuf)"
-#endif
-
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 5, 0)
-#define SG_SPLICE_PAGES 1	/* UDP honours MSG_SPLICE_PAGES */
-#else
-#define SG_SPLICE_PAGES 0	/* use msg_ubuf zero-copy instead */
-#endif
-
-/* Pages that can hold one datagram's shared payload. */
-#define SG_SHARED_PAGES		DIV_ROUND_UP(SENDGROUP_MAX_DATAGRAM, PAGE_SIZE)
-/*
- * bvec entries one recipient can need: prepend and append may each straddle
- * page boundaries of the arena; the datagram is at most 64 KiB in total.
- */
-#define SG_MAX_BVECS		(3 * (SG_SHARED_PAGES + 1))
 /* Larger entries are refused: nothing legitimate needs a page per recipient. */
 #define SG_MAX_RECIPIENT_SIZE	PAGE_SIZE
 
-struct sendgroup_stats {
-	u64 calls;
-	u64 recipients_sent;
-	u64 recipient_errors;
-	u64 shared_copies;
-	u64 shared_bytes_copied;
-	u64 private_bytes_copied;
-	u64 copied_sends;
-};
-
-static DEFINE_PER_CPU(struct sendgroup_stats, sendgroup_stats);
-
-#define sg_stat_add(field, n) this_cpu_add(sendgroup_stats.field, (n))
-
-/* The shared payload, copied from user space once per call. */
-struct sg_payload {
-	struct page *pages[SG_SHARED_PAGES];
-	unsigned int nr_pages;
-	unsigned int len;
-};
-
-/*
- * Append-only page arena for prepend/append bytes. A page is never written
- * again once handed to the stack, and skbs take their own page references.
- * A page the arena moves away from may still be described by the bvecs of
- * the datagram being built, so it is retired, and released only after that
- * datagram was sent.
- */
-#define SG_ARENA_MAX_RETIRED	(DIV_ROUND_UP(0xFFFF, PAGE_SIZE) + 1)
-
-struct sg_arena {
-	struct page *page;
-	unsigned int used;
-	struct page *retired[SG_ARENA_MAX_RETIRED];
-	unsigned int nr_retired;
-};
-
-#if !SG_SPLICE_PAGES
-/*
- * One ubuf_info per call, shared by every skb of the call. Its callback runs
- * when the last skb lets go, possibly after the ioctl returned, so each one
- * pins the module. The pin is dropped from an RCU callback, and module exit
- * waits for those with rcu_barrier(): the kernel's pattern for callbacks
- * into a module.
- */
-struct sg_zerocopy {
-	struct ubuf_info ubuf;
-	struct rcu_head rcu;
-};
-#endif
-
-/* Everything one SENDGROUP_IOC_SEND needs after validation. */
-struct sg_call {
-	struct socket *sock;
-	struct sendgroup_send_args args;
-	void *recipients;		/* args.recipient_count entries */
-	s32 *results;
-	struct sg_payload shared;
-	struct sg_arena arena;
-	struct bio_vec bvec[SG_MAX_BVECS];
-#if !SG_SPLICE_PAGES
-	struct sg_zerocopy *zerocopy;
-#endif
-};
-
 /* ---- shared pages ---------------------------------------------------- */
 
-static void sg_payload_release(struct sg_payload *payload)
+void sg_payload_release(struct sg_payload *payload)
 {
 	unsigned int i;
 
@@ -145,7 +53,7 @@ static void sg_payload_release(struct sg_payload *payload)
 	payload->nr_pages = 0;
 }
 
-static int sg_payload_copy(struct sg_payload *payload, u64 uptr, u32 len)
+int sg_payload_copy(struct sg_payload *payload, u64 uptr, u32 len)
 {
 	const char __user *src = u64_to_user_ptr(uptr);
 	unsigned int off;
@@ -183,16 +91,17 @@ static void sg_arena_release(struct sg_arena *arena)
 	arena->page = NULL;
 }
 
-/* Copy @len user bytes into the arena and describe them as bvecs at *@nr. */
-static int sg_arena_copy(struct sg_arena *arena, u64 uptr, u32 len,
+/* Copy @bytes into the arena and describe them as bvecs at *@nr. */
+static int sg_arena_copy(struct sg_arena *arena, const struct sg_bytes *bytes,
 			 struct bio_vec *bvec, unsigned int *nr)
 {
-	const char __user *src = u64_to_user_ptr(uptr);
+	const char __user *src = u64_to_user_ptr(bytes->user);
 	unsigned int start = *nr;
 	u32 done = 0;
 
-	while (done < len) {
-		unsigned int chunk;
+	while (done < bytes->len) {
+		void *dst;
+		u32 chunk;
 
 		if (!arena->page || arena->used == PAGE_SIZE) {
 			if (arena->page) {
@@ -205,25 +114,39 @@ static int sg_arena_copy(struct sg_arena *arena, u64 uptr, u32 len,
 				return -ENOMEM;
 			arena->used = 0;
 		}
-		chunk = min_t(u32, len - done, PAGE_SIZE - arena->used);
-		if (copy_from_user(page_address(arena->page) + arena->used,
-				   src + done, chunk)) {
+		if (WARN_ON_ONCE(*nr >= SG_MAX_BVECS))
+			return -EINVAL;
+		chunk = min_t(u32, bytes->len - done, PAGE_SIZE - arena->used);
+		dst = page_address(arena->page) + arena->used;
+		if (bytes->kernel) {
+			memcpy(dst, bytes->kernel + done, chunk);
+		} else if (copy_from_user(dst, src + done, chunk)) {
 			*nr = start;
 			return -EFAULT;
 		}
-		if (WARN_ON_ONCE(*nr >= SG_MAX_BVECS))
-			return -EINVAL;
 		bvec_set_page(&bvec[(*nr)++], arena->page, chunk, arena->used);
 		arena->used += chunk;
 		done += chunk;
 	}
-	sg_stat_add(private_bytes_copied, len);
+	sg_stat_add(private_bytes_copied, bytes->len);
 	return 0;
 }
 
 /* ---- zero-copy notification (kernels without UDP MSG_SPLICE_PAGES) ---- */
 
 #if !SG_SPLICE_PAGES
+/*
+ * One ubuf_info per sender, shared by every skb it builds. Its callback runs
+ * when the last skb lets go, possibly after the ioctl returned, so each one
+ * pins the module. The pin is dropped from an RCU callback, and module exit
+ * waits for those with rcu_barrier(): the kernel's pattern for callbacks
+ * into a module.
+ */
+struct sg_zerocopy {
+	struct ubuf_info ubuf;
+	struct rcu_head rcu;
+};
+
 static void sg_zerocopy_free_rcu(struct rcu_head *rcu)
 {
 	kfree(container_of(rcu, struct sg_zerocopy, rcu));
@@ -244,7 +167,7 @@ static void sg_zerocopy_callback(struct sk_buff *skb, struct ubuf_info *ubuf,
 	sg_zerocopy_put(ubuf);
 }
 
-static struct sg_zerocopy *sg_zerocopy_alloc(void)
+static struct ubuf_info *sg_zerocopy_alloc(void)
 {
 	struct sg_zerocopy *zc = kzalloc(sizeof(*zc), GFP_KERNEL);
 
@@ -255,20 +178,36 @@ static struct sg_zerocopy *sg_zerocopy_alloc(void)
 	zc->ubuf.flags = SKBFL_ZEROCOPY_FRAG | SKBFL_DONT_ORPHAN;
 	refcount_set(&zc->ubuf.refcnt, 1);
 	__module_get(THIS_MODULE);
-	return zc;
+	return &zc->ubuf;
 }
 #endif
 
-/* ---- one recipient ---------------------------------------------------- */
+/* ---- one datagram ----------------------------------------------------- */
 
-union sg_sockaddr {
-	struct sockaddr_in v4;
-	struct sockaddr_in6 v6;
-};
+int sg_sender_init(struct sg_sender *sender, struct socket *sock, u32 msg_flags)
+{
+	sender->sock = sock;
+	sender->msg_flags = msg_flags;
+#if !SG_SPLICE_PAGES
+	sender->zerocopy = sg_zerocopy_alloc();
+	if (!sender->zerocopy)
+		return -ENOMEM;
+#endif
+	return 0;
+}
+
+void sg_sender_release(struct sg_sender *sender)
+{
+#if !SG_SPLICE_PAGES
+	if (sender->zerocopy)
+		sg_zerocopy_put(sender->zerocopy);
+	sender->zerocopy = NULL;
+#endif
+	sg_arena_release(&sender->arena);
+}
 
 /* Fill @sa from @r; returns the address length or -EAFNOSUPPORT. */
-static int sg_recipient_sockaddr(const struct sendgroup_recipient *r,
-				 union sg_sockaddr *sa)
+int sg_recipient_sockaddr(const struct sendgroup_recipient *r, union sg_sockaddr *sa)
 {
 	memset(sa, 0, sizeof(*sa));
 	switch (r->family) {
@@ -289,59 +228,63 @@ static int sg_recipient_sockaddr(const struct sendgroup_recipient *r,
 	}
 }
 
-/* Send one datagram; 0 or a negative errno, exactly as sendmsg() would. */
-static int sg_send_one(struct sg_call *call, const struct sendgroup_recipient *r)
+/*
+ * Send prepend + shared + append to @addr; 0 or a negative errno, exactly as
+ * sendmsg() would. @addrlen < 0 is the errno of an unusable address.
+ */
+int sg_send_datagram(struct sg_sender *sender, const union sg_sockaddr *addr, int addrlen,
+		     const struct sg_bytes *prepend, const struct sg_payload *shared,
+		     const struct sg_bytes *append)
 {
-	struct msghdr msg = { .msg_flags = call->args.msg_flags };
-	u64 total = (u64)r->prepend_len + call->shared.len + r->append_len;
-	union sg_sockaddr sa;
+	struct msghdr msg = { .msg_flags = sender->msg_flags };
+	u64 total = (u64)prepend->len + shared->len + append->len;
 	unsigned int nr = 0, i;
-	int len, ret;
+	int ret;
 
-	len = sg_recipient_sockaddr(r, &sa);
-	if (len < 0)
-		return len;
+	if (addrlen < 0)
+		return addrlen;
 	/* udp_sendmsg's own limit; checked first so nothing is copied. */
 	if (total > 0xFFFF)
 		return -EMSGSIZE;
 
-	ret = sg_arena_copy(&call->arena, r->prepend, r->prepend_len, call->bvec, &nr);
+	ret = sg_arena_copy(&sender->arena, prepend, sender->bvec, &nr);
 	if (ret)
-		return ret;
-	for (i = 0; i < call->shared.nr_pages; i++) {
-		unsigned int off = i * PAGE_SIZE;
-
-		bvec_set_page(&call->bvec[nr++], call->shared.pages[i],
-			      min_t(unsigned int, call->shared.len - off, PAGE_SIZE), 0);
-	}
-	ret = sg_arena_copy(&call->arena, r->append, r->append_len, call->bvec, &nr);
+		goto out;
+	for (i = 0; i < shared->nr_pages; i++)
+		bvec_set_page(&sender->bvec[nr++], shared->pages[i],
+			      min_t(unsigned int, shared->len - i * PAGE_SIZE, PAGE_SIZE), 0);
+	ret = sg_arena_copy(&sender->arena, append, sender->bvec, &nr);
 	if (ret)
-		return ret;
+		goto out;
 
-	msg.msg_name = &sa;
-	msg.msg_namelen = len;
-	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, call->bvec, nr, total);
+	msg.msg_name = (void *)addr;
+	msg.msg_namelen = addrlen;
+	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, sender->bvec, nr, total);
 
 	if (nr <= MAX_SKB_FRAGS) {
 #if SG_SPLICE_PAGES
 		msg.msg_flags |= MSG_SPLICE_PAGES;
 #else
 		msg.msg_flags |= MSG_ZEROCOPY;
-		msg.msg_ubuf = &call->zerocopy->ubuf;
+		msg.msg_ubuf = sender->zerocopy;
 #endif
 	} else {
 		sg_stat_add(copied_sends, 1);
 	}
 
-	ret = sock_sendmsg(call->sock, &msg);
-	if (ret < 0)
-		return ret == -ERESTARTSYS ? -EINTR : ret;
-	return 0;
+	ret = sock_sendmsg(sender->sock, &msg);
+	if (ret == -ERESTARTSYS)
+		ret = -EINTR;
+	else if (ret > 0)
+		ret = 0;
+out:
+	sg_arena_release_retired(&sender->arena);
+	return ret;
 }
 
-/* ---- SENDGROUP_IOC_SEND ----------------------------------------------- */
+/* ---- argument checks shared with groups -------------------------------- */
 
-static int sg_check_socket(struct socket *sock)
+int sg_check_udp_socket(struct socket *sock)
 {
 	struct sock *sk = sock->sk;
 
@@ -358,14 +301,42 @@ static int sg_check_socket(struct socket *sock)
 	return 0;
 }
 
-static int sg_check_args(const struct sendgroup_send_args *args)
+int sg_check_msg_flags(u32 msg_flags)
 {
 	BUILD_BUG_ON(SENDGROUP_MSG_FLAGS !=
 		     (MSG_DONTWAIT | MSG_DONTROUTE | MSG_CONFIRM | MSG_NOSIGNAL));
 
+	return msg_flags & ~SENDGROUP_MSG_FLAGS ? -EINVAL : 0;
+}
+
+/* The fields of a recipient must make sense for its family. */
+int sg_check_recipient(const struct sendgroup_recipient *r)
+{
+	if (r->port > 0xFFFF)
+		return -EINVAL;
+	if (r->family == AF_INET &&
+	    (memchr_inv(r->addr + 4, 0, sizeof(r->addr) - 4) || r->scope_id || r->flowinfo))
+		return -EINVAL;
+	return 0;
+}
+
+/* ---- SENDGROUP_IOC_SEND ----------------------------------------------- */
+
+/* Everything one SENDGROUP_IOC_SEND needs after validation. */
+struct sg_call {
+	struct socket *sock;
+	struct sendgroup_send_args args;
+	void *recipients;		/* args.recipient_count entries */
+	s32 *results;
+	struct sg_payload shared;
+	struct sg_sender sender;
+};
+
+static int sg_check_args(const struct sendgroup_send_args *args)
+{
 	if (args->flags || args->reserved)
 		return -EINVAL;
-	if (args->msg_flags & ~SENDGROUP_MSG_FLAGS)
+	if (sg_check_msg_flags(args->msg_flags))
 		return -EINVAL;
 	if (!args->recipient_count)
 		return -EINVAL;
@@ -380,19 +351,11 @@ static int sg_check_args(const struct sendgroup_send_args *args)
 	return 0;
 }
 
-/* An entry's fields must make sense for its family; unknown tails must be zero. */
-static int sg_check_recipient(const void *entry, u32 entry_size)
+/* An entry larger than this kernel knows must have an all-zero tail. */
+static int sg_check_entry_tail(const void *entry, u32 entry_size, size_t known)
 {
-	const struct sendgroup_recipient *r = entry;
-
-	if (entry_size > sizeof(*r) &&
-	    memchr_inv((const u8 *)entry + sizeof(*r), 0, entry_size - sizeof(*r)))
+	if (entry_size > known && memchr_inv(entry + known, 0, entry_size - known))
 		return -E2BIG;
-	if (r->port > 0xFFFF)
-		return -EINVAL;
-	if (r->family == AF_INET &&
-	    (memchr_inv(r->addr + 4, 0, sizeof(r->addr) - 4) || r->scope_id || r->flowinfo))
-		return -EINVAL;
 	return 0;
 }
 
@@ -411,8 +374,12 @@ static int sg_copy_recipients(struct sg_call *call)
 		return ret;
 	}
 	for (i = 0; i < args->recipient_count; i++) {
-		ret = sg_check_recipient(call->recipients + (size_t)i * args->recipient_size,
-					 args->recipient_size);
+		const void *entry = call->recipients + (size_t)i * args->recipient_size;
+
+		ret = sg_check_entry_tail(entry, args->recipient_size,
+					  sizeof(struct sendgroup_recipient));
+		if (!ret)
+			ret = sg_check_recipient(entry);
 		if (ret)
 			return ret;
 	}
@@ -441,13 +408,17 @@ static int sg_send_all(struct sg_call *call)
 	u32 i, sent = 0, failed = 0;
 
 	for (i = 0; i < count; i++) {
-		const void *entry = call->recipients + (size_t)i * call->args.recipient_size;
+		const struct sendgroup_recipient *r =
+			call->recipients + (size_t)i * call->args.recipient_size;
+		struct sg_bytes prepend = { .user = r->prepend, .len = r->prepend_len };
+		struct sg_bytes append = { .user = r->append, .len = r->append_len };
+		union sg_sockaddr sa;
 		int ret;
 
 		if (fatal_signal_pending(current))
 			break;
-		ret = sg_send_one(call, entry);
-		sg_arena_release_retired(&call->arena);
+		ret = sg_send_datagram(&call->sender, &sa, sg_recipient_sockaddr(r, &sa),
+				       &prepend, &call->shared, &append);
 		if (call->results)
 			call->results[i] = ret;
 		if (ret)
@@ -474,7 +445,7 @@ static int sg_send_all(struct sg_call *call)
 	return sent;
 }
 
-static long sendgroup_ioctl_send(void __user *uargs)
+long sendgroup_ioctl_send(void __user *uargs)
 {
 	struct sg_call *call;
 	u32 usize;
@@ -505,7 +476,7 @@ static long sendgroup_ioctl_send(void __user *uargs)
 		ret = err;	/* -EBADF or -ENOTSOCK */
 		goto out_free_call;
 	}
-	ret = sg_check_socket(call->sock);
+	ret = sg_check_udp_socket(call->sock);
 	if (ret)
 		goto out_put_sock;
 
@@ -518,21 +489,14 @@ static long sendgroup_ioctl_send(void __user *uargs)
 	ret = sg_payload_copy(&call->shared, call->args.shared, call->args.shared_len);
 	if (ret)
 		goto out_release_shared;
-
-#if !SG_SPLICE_PAGES
-	call->zerocopy = sg_zerocopy_alloc();
-	if (!call->zerocopy) {
-		ret = -ENOMEM;
-		goto out_release_shared;
-	}
-#endif
+	ret = sg_sender_init(&call->sender, call->sock, call->args.msg_flags);
+	if (ret)
+		goto out_release_sender;
 
 	ret = sg_send_all(call);
 
-#if !SG_SPLICE_PAGES
-	sg_zerocopy_put(&call->zerocopy->ubuf);
-#endif
-	sg_arena_release(&call->arena);
+out_release_sender:
+	sg_sender_release(&call->sender);
 out_release_shared:
 	sg_payload_release(&call->shared);
 out_free_results:
@@ -545,132 +509,3 @@ out_free_call:
 	kfree(call);
 	return ret;
 }
-
-/* ---- SENDGROUP_IOC_INFO ----------------------------------------------- */
-
-static long sendgroup_ioctl_info(void __user *uinfo)
-{
-	struct sendgroup_info info = {
-		.size = sizeof(info),
-		.abi_version = SENDGROUP_ABI_VERSION,
-		.max_recipients = SENDGROUP_MAX_RECIPIENTS,
-		.max_datagram = SENDGROUP_MAX_DATAGRAM,
-		.recipient_size = SENDGROUP_RECIPIENT_SIZE_LATEST,
-		.send_args_size = SENDGROUP_SEND_ARGS_SIZE_LATEST,
-		.features = SENDGROUP_FEATURE_SHARED_PAGES,
-	};
-	u32 usize;
-
-	BUILD_BUG_ON(sizeof(info) != SENDGROUP_INFO_SIZE_VER0);
-
-	if (get_user(usize, (u32 __user *)uinfo))
-		return -EFAULT;
-	if (usize < SENDGROUP_INFO_SIZE_VER0)
-		return -EINVAL;
-	/* A newer caller's larger struct gets zeros where we know nothing. */
-	if (usize > sizeof(info) &&
-	    clear_user(uinfo + sizeof(info), usize - sizeof(info)))
-		return -EFAULT;
-	if (copy_to_user(uinfo, &info, sizeof(info)))
-		return -EFAULT;
-	return 0;
-}
-
-static long sendgroup_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
-{
-	void __user *argp = (void __user *)arg;
-
-	switch (cmd) {
-	case SENDGROUP_IOC_SEND:
-		return sendgroup_ioctl_send(argp);
-	case SENDGROUP_IOC_INFO:
-		return sendgroup_ioctl_info(argp);
-	default:
-		return -ENOTTY;
-	}
-}
-
-/* ---- counters: /sys/class/misc/sendgroup/stats/ ------------------------ */
-
-static u64 sg_stat_sum(size_t offset)
-{
-	u64 sum = 0;
-	int cpu;
-
-	for_each_possible_cpu(cpu)
-		sum += *(u64 *)((char *)per_cpu_ptr(&sendgroup_stats, cpu) + offset);
-	return sum;
-}
-
-#define SG_STAT_ATTR(field)							\
-static ssize_t field##_show(struct device *dev,					\
-			    struct device_attribute *attr, char *buf)		\
-{										\
-	return sysfs_emit(buf, "%llu\n",					\
-			  sg_stat_sum(offsetof(struct sendgroup_stats, field)));\
-}										\
-static DEVICE_ATTR_RO(field)
-
-SG_STAT_ATTR(calls);
-SG_STAT_ATTR(recipients_sent);
-SG_STAT_ATTR(recipient_errors);
-SG_STAT_ATTR(shared_copies);
-SG_STAT_ATTR(shared_bytes_copied);
-SG_STAT_ATTR(private_bytes_copied);
-SG_STAT_ATTR(copied_sends);
-
-static struct attribute *sendgroup_stats_attrs[] = {
-	&dev_attr_calls.attr,
-	&dev_attr_recipients_sent.attr,
-	&dev_attr_recipient_errors.attr,
-	&dev_attr_shared_copies.attr,
-	&dev_attr_shared_bytes_copied.attr,
-	&dev_attr_private_bytes_copied.attr,
-	&dev_attr_copied_sends.attr,
-	NULL,
-};
-
-static const struct attribute_group sendgroup_stats_group = {
-	.name = "stats",
-	.attrs = sendgroup_stats_attrs,
-};
-
-static const struct attribute_group *sendgroup_groups[] = {
-	&sendgroup_stats_group,
-	NULL,
-};
-
-static const struct file_operations sendgroup_fops = {
-	.owner = THIS_MODULE,
-	.unlocked_ioctl = sendgroup_ioctl,
-	.compat_ioctl = compat_ptr_ioctl,
-	.llseek = noop_llseek,
-};
-
-static struct miscdevice sendgroup_misc = {
-	.minor = MISC_DYNAMIC_MINOR,
-	.name = "sendgroup",
-	/* The device grants nothing: every datagram passes sendmsg's checks. */
-	.mode = 0666,
-	.fops = &sendgroup_fops,
-	.groups = sendgroup_groups,
-};
-
-static int __init sendgroup_init(void)
-{
-	return misc_register(&sendgroup_misc);
-}
-
-static void __exit sendgroup_exit(void)
-{
-	misc_deregister(&sendgroup_misc);
-	/* Let queued zero-copy RCU callbacks finish before our text goes away. */
-	rcu_barrier();
-}
-
-module_init(sendgroup_init);
-module_exit(sendgroup_exit);
-
-MODULE_DESCRIPTION("Group unicast: one shared UDP payload to many receivers per call");
-MODULE_AUTHOR("GroupUnicast developers");
-MODULE_LICENSE("GPL");

@@ -18,8 +18,8 @@ struct ClientCommand: ParsableCommand {
     @Option(help: "The SFU's media address (default: the control address's host, port 7002).")
     var media: SocketAddress?
 
-    @Option(help: "Local address of the participants' sockets (port 0: any).")
-    var local: SocketAddress = .ipv4(.any, port: 0)
+    @Option(help: "Local address of the participants' sockets (port 0: any). Default: any address of the SFU's family.")
+    var local: SocketAddress?
 
     @Option(name: [.customShort("n"), .long], help: "Participants in this process.")
     var participants: Int = 1
@@ -60,7 +60,7 @@ struct ClientCommand: ParsableCommand {
 
     func run() throws {
         let logger = logging.bootstrap(label: "groupcast.client")
-        var configuration = ConferenceClient.Configuration(control: sfu, media: media ?? sfu.withPort(7002), localAddress: local)
+        var configuration = ConferenceClient.Configuration(control: sfu, media: media ?? sfu.withPort(7002), localAddress: local ?? (sfu.family == .ipv4 ? .ipv4(.any, port: 0) : .ipv6(.any, port: 0)))
         configuration.participants = participants
         configuration.interval = interval.value
         configuration.sizes.merge(sizes.sizes) { $1 }

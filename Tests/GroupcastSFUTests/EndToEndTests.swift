@@ -274,6 +274,20 @@ import Testing
         #expect(Int(stats.forwarded) == asq + vsq + vhq)
     }
 
+    @Test func ipv6ParticipantsAreRoutedAndEchoed() throws {
+        let sfu = try TestSFU(host: .ipv6(.loopback, port: 0))
+        let a = try TestParticipant(sfu, host: 0).register(receive: .all)
+        let b = try TestParticipant(sfu, host: 0).register(receive: [.vsq])
+        try a.sendMedia(.vsq)
+        try a.sendMedia(.vhq)
+        try b.sendMedia(.asq)
+        #expect(sfu.waitForReceived(3))
+        let atA = try a.collectMedia(), atB = try b.collectMedia()
+        #expect(atA.count(of: a.ssrcs.vsq) == 1 && atA.count(of: a.ssrcs.vhq) == 1 && atA.count(of: b.ssrcs.asq) == 1)
+        #expect(atB.count(of: a.ssrcs.vsq) == 1 && atB.count(of: a.ssrcs.vhq) == 0 && atB.count(of: b.ssrcs.asq) == 1)
+        #expect(sfu.server.participants().allSatisfy { $0.mediaAddress.family == .ipv6 })
+    }
+
     @Test func requestedBackendIsTheOneRunning() throws {
         let sfu = try TestSFU()
         #expect(sfu.server.forwarder.backend == TestBackend.selected)

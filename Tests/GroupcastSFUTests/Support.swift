@@ -34,10 +34,9 @@ final class TestSFU {
 
     init(
         capacity: Int = 16, keepalive: Duration = .seconds(10), echo: Bool = true, room: RoomFile? = nil,
-        backend: ForwarderBackend = TestBackend.selected
+        backend: ForwarderBackend = TestBackend.selected, host: SocketAddress = .ipv4(.loopback, port: 0)
     ) throws {
-        var configuration = SFUServer.Configuration(
-            controlAddress: .ipv4(.loopback, port: 0), mediaAddress: .ipv4(.loopback, port: 0), backend: backend)
+        var configuration = SFUServer.Configuration(controlAddress: host, mediaAddress: host, backend: backend)
         configuration.capacity = capacity
         configuration.keepaliveTimeout = keepalive
         configuration.echo = echo
@@ -75,9 +74,9 @@ final class TestParticipant {
 
     init(_ sfu: TestSFU, host: UInt8, port: UInt16 = 0) throws {
         self.sfu = sfu
+        let local: SocketAddress = sfu.control.family == .ipv4 ? .ipv4(IPv4Address(127, 0, 0, host), port: port) : .ipv6(.loopback, port: port)
         socket = try GroupSocket(
-            bindingTo: .ipv4(IPv4Address(127, 0, 0, host), port: port), backend: .sendmsgLoop,
-            options: .init(nonBlocking: true, receiveBufferSize: 1 << 20))
+            bindingTo: local, backend: .sendmsgLoop, options: .init(nonBlocking: true, receiveBufferSize: 1 << 20))
         channel = ControlChannel(socket: socket, sfu: sfu.control)
     }
 

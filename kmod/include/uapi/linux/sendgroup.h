@@ -18,8 +18,12 @@
 
 #define SENDGROUP_DEVICE_PATH		"/dev/sendgroup"
 
-/* Bumped when a command or field is added; reported by SENDGROUP_IOC_INFO. */
-#define SENDGROUP_ABI_VERSION		1
+/*
+ * Bumped when a command or field is added; reported by SENDGROUP_IOC_INFO.
+ * 1: SENDGROUP_IOC_SEND, SENDGROUP_IOC_INFO.
+ * 2: kernel-resident groups (SENDGROUP_IOC_GROUP_CREATE, SENDGROUP_GROUP_IOC_*).
+ */
+#define SENDGROUP_ABI_VERSION		2
 
 /* Most recipients in one SENDGROUP_IOC_SEND (as sendmmsg's UIO_MAXIOV). */
 #define SENDGROUP_MAX_RECIPIENTS	1024
@@ -109,6 +113,8 @@ struct sendgroup_send_args {
 /* Features reported by SENDGROUP_IOC_INFO. */
 /* Shared payload pages are referenced by every datagram, not copied per recipient. */
 #define SENDGROUP_FEATURE_SHARED_PAGES	(1ULL << 0)
+/* Kernel-resident groups: SENDGROUP_IOC_GROUP_CREATE and the group fd's ioctls. */
+#define SENDGROUP_FEATURE_GROUPS	(1ULL << 1)
 
 /*
  * Result of SENDGROUP_IOC_INFO, versioned by @size like the send arguments:
@@ -126,8 +132,127 @@ struct sendgroup_info {
 
 #define SENDGROUP_INFO_SIZE_VER0	32
 
+/*
+ * Kernel-resident groups.
+ *
+ * SENDGROUP_IOC_GROUP_CREATE on /dev/sendgroup returns a new file descriptor
+ * (O_CLOEXEC) for a group bound to a UDP socket. The group holds its own
+ * reference to that socket: closing the caller's socket fd does not stop the
+ * group; closing the group fd frees the group and drops the reference.
+ * Members live in the kernel; a group send passes only the payloads, so the
+ * recipient array is not copied from user space on every call.
+ */
+#define SENDGROUP_MAX_MEMBERS		65536	/* per group */
+#define SENDGROUP_MAX_MEMBER_PRIVATE	1024	/* prepend_len + append_len per member */
+#define SENDGROUP_MAX_PAYLOADS		64	/* payloads per SENDGROUP_GROUP_IOC_SEND */
+
+/*
+ * @size:     sizeof(struct sendgroup_group_create_args) as the caller knows it.
+ * @fd:       the UDP socket the group sends through.
+ * @flags:    none defined yet: must be 0.
+ * @reserved: must be 0.
+ */
+struct sendgroup_group_create_args {
+	__u32 size;
+	__u32 fd;
+	__u32 flags;
+	__u32 reserved;
+};
+
+#define SENDGROUP_GROUP_CREATE_ARGS_SIZE_VER0	16
+
+/*
+ * A member: a caller-chosen id, unique in its group, and its destination and
+ * private bytes as for a one-shot send. Prepend and append are copied into
+ * the kernel when the member is added or updated (at most
+ * SENDGROUP_MAX_MEMBER_PRIVATE bytes together).
+ */
+struct sendgroup_member {
+	__u64 id;
+	struct sendgroup_recipient recipient;
+};
+
+#define SENDGROUP_MEMBER_SIZE_VER0	64
+
+/*
+ * SENDGROUP_GROUP_IOC_ADD, _UPDATE: @members points to @count entries of
+ * @member_size bytes (struct sendgroup_member, versioned by size like
+ * recipients). SENDGROUP_GROUP_IOC_REMOVE: @members points to @count __u64
+ * ids and @member_size must be 8. Each call is all or nothing: ADD fails
+ * with EEXIST if an id is already a member (or repeats in the call),
+ * UPDATE and REMOVE with ENOENT if one is not; ENOSPC past
+ * SENDGROUP_MAX_MEMBERS. When REMOVE returns, no send will reach the removed
+ * members any more; the same holds for the old bytes after UPDATE.
+ */
+struct sendgroup_members_args {
+	__u32 size;
+	__u32 flags;		/* none defined yet: must be 0 */
+	__u64 members;
+	__u32 count;		/* 1..SENDGROUP_MAX_MEMBERS */
+	__u32 member_size;
+};
+
+#define SENDGROUP_MEMBERS_ARGS_SIZE_VER0	24
+
+/*
+ * SENDGROUP_GROUP_IOC_LIST: the kernel writes the group's member count to
+ * @count and up to @capacity member ids, ascending, to @ids. Returns the
+ * number of ids written.
+ */
+struct sendgroup_list_args {
+	__u32 size;
+	__u32 capacity;
+	__u64 ids;
+	__u32 count;		/* out */
+	__u32 reserved;		/* must be 0 */
+};
+
+#define SENDGROUP_LIST_ARGS_SIZE_VER0	24
+
+/* One payload of a group send. */
+struct sendgroup_payload {
+	__u64 data;
+	__u32 len;		/* at most SENDGROUP_MAX_DATAGRAM */
+	__u32 reserved;		/* must be 0 */
+};
+
+/* A member a datagram could not be sent to, and why. */
+struct sendgroup_failure {
+	__u64 member_id;
+	__u32 payload_index;
+	__s32 error;		/* negative errno, as sendmsg() would return */
+};
+
+/*
+ * SENDGROUP_GROUP_IOC_SEND: send each of @payload_count payloads (in order)
+ * to every member (in ascending id order). Returns the number of datagrams
+ * sent. Failures never stop the call; up to @failure_capacity of them are
+ * written to @failures, and @failure_count receives how many there were in
+ * all (which may exceed the capacity).
+ */
+struct sendgroup_group_send_args {
+	__u32 size;
+	__u32 flags;		/* none defined yet: must be 0 */
+	__u32 msg_flags;	/* as struct sendgroup_send_args */
+	__u32 payload_count;	/* 1..SENDGROUP_MAX_PAYLOADS */
+	__u64 payloads;		/* struct sendgroup_payload[payload_count] */
+	__u64 failures;		/* optional: struct sendgroup_failure[failure_capacity] */
+	__u32 failure_capacity;
+	__u32 failure_count;	/* out */
+};
+
+#define SENDGROUP_GROUP_SEND_ARGS_SIZE_VER0	40
+
 #define SENDGROUP_IOC_MAGIC		0xB9
+/* On /dev/sendgroup. */
 #define SENDGROUP_IOC_SEND		_IOW(SENDGROUP_IOC_MAGIC, 0x00, struct sendgroup_send_args)
 #define SENDGROUP_IOC_INFO		_IOWR(SENDGROUP_IOC_MAGIC, 0x01, struct sendgroup_info)
+#define SENDGROUP_IOC_GROUP_CREATE	_IOW(SENDGROUP_IOC_MAGIC, 0x02, struct sendgroup_group_create_args)
+/* On a group fd. */
+#define SENDGROUP_GROUP_IOC_ADD		_IOW(SENDGROUP_IOC_MAGIC, 0x10, struct sendgroup_members_args)
+#define SENDGROUP_GROUP_IOC_UPDATE	_IOW(SENDGROUP_IOC_MAGIC, 0x11, struct sendgroup_members_args)
+#define SENDGROUP_GROUP_IOC_REMOVE	_IOW(SENDGROUP_IOC_MAGIC, 0x12, struct sendgroup_members_args)
+#define SENDGROUP_GROUP_IOC_LIST	_IOWR(SENDGROUP_IOC_MAGIC, 0x13, struct sendgroup_list_args)
+#define SENDGROUP_GROUP_IOC_SEND	_IOWR(SENDGROUP_IOC_MAGIC, 0x14, struct sendgroup_group_send_args)
 
 #endif /* _UAPI_LINUX_SENDGROUP_H */

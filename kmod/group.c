@@ -1,0 +1,655 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Kernel-resident groups: SENDGROUP_IOC_GROUP_CREATE and the group fd.
+ *
+ * A group is bound to one UDP socket and keeps its members (destination and
+ * private bytes) in the kernel, so a group send passes only the payloads:
+ * the recipient array is not copied from user space on every call.
+ *
+ * Members live in an xarray keyed by member id. Sends walk it inside an SRCU
+ * read section (sends sleep); membership changes are serialised by the
+ * group's mutex, and a removed or replaced member is freed only after
+ * synchronize_srcu(), which is also what lets REMOVE promise that no send
+ * reaches the member once it returned.
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/anon_inodes.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/overflow.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/sort.h>
+#include <linux/srcu.h>
+#include <linux/uaccess.h>
+#include <linux/xarray.h>
+
+#include "sg_internal.h"
+
+/* Larger entries are refused: nothing legitimate needs a page per member. */
+#define SG_MAX_MEMBER_SIZE	PAGE_SIZE
+
+struct sg_member {
+	u64 id;
+	union sg_sockaddr addr;
+	int addrlen;		/* or the -errno an unusable address sends with */
+	u32 prepend_len;
+	u32 append_len;
+	u8 private[];		/* prepend, then append */
+};
+
+struct sg_group {
+	struct socket *sock;	/* holds a reference on the socket's file */
+	struct mutex lock;	/* serialises membership changes */
+	struct xarray members;	/* member id -> struct sg_member */
+	u32 count;		/* members, under @lock */
+};
+
+DEFINE_STATIC_SRCU(sg_members_srcu);
+
+static void sg_member_free(struct sg_member *member)
+{
+	kfree(member);
+	sg_stat_add(members_live, -1);
+}
+
+/* ---- group fd lifetime ------------------------------------------------ */
+
+static int sg_group_release(struct inode *inode, struct file *file)
+{
+	struct sg_group *group = file->private_data;
+	struct sg_member *member;
+	unsigned long id;
+
+	/* No ioctl can run any more: the file has no users left. */
+	xa_for_each(&group->members, id, member)
+		sg_member_free(member);
+	xa_destroy(&group->members);
+	sockfd_put(group->sock);
+	mutex_destroy(&group->lock);
+	kfree(group);
+	sg_stat_add(groups_live, -1);
+	return 0;
+}
+
+/* ---- argument helpers ------------------------------------------------- */
+
+/* copy_struct_from_user() with the VER0 floor every command has. */
+static int sg_copy_args(void *dst, size_t ksize, size_t ver0, const void __user *src)
+{
+	u32 usize;
+
+	if (get_user(usize, (const u32 __user *)src))
+		return -EFAULT;
+	if (usize < ver0)
+		return -EINVAL;
+	return copy_struct_from_user(dst, ksize, src, usize);
+}
+
+static int sg_cmp_u64(const void *a, const void *b)
+{
+	u64 x = *(const u64 *)a, y = *(const u64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* True when @ids (sorted) has a repeated id. */
+static bool sg_has_duplicates(const u64 *ids, u32 count)
+{
+	u32 i;
+
+	for (i = 1; i < count; i++)
+		if (ids[i] == ids[i - 1])
+			return true;
+	return false;
+}
+
+/* Member ids index the xarray, so they must fit an unsigned long. */
+static bool sg_id_valid(u64 id)
+{
+	return id == (unsigned long)id;
+}
+
+/* Build a member from a user entry: validate, then copy its private bytes in. */
+static struct sg_member *sg_member_from_user(const void *entry, u32 entry_size)
+{
+	const struct sendgroup_member *m = entry;
+	const struct sendgroup_recipient *r = &m->recipient;
+	struct sg_member *member;
+	u64 private_len = (u64)r->prepend_len + r->append_len;
+	int ret;
+
+	if (entry_size > sizeof(*m) &&
+	    memchr_inv(entry + sizeof(*m), 0, entry_size - sizeof(*m)))
+		return ERR_PTR(-E2BIG);
+	if (!sg_id_valid(m->id))
+		return ERR_PTR(-EINVAL);
+	ret = sg_check_recipient(r);
+	if (ret)
+		return ERR_PTR(ret);
+	if (private_len > SENDGROUP_MAX_MEMBER_PRIVATE)
+		return ERR_PTR(-EMSGSIZE);
+
+	member = kmalloc(struct_size(member, private, private_len), GFP_KERNEL_ACCOUNT);
+	if (!member)
+		return ERR_PTR(-ENOMEM);
+	member->id = m->id;
+	member->addrlen = sg_recipient_sockaddr(r, &member->addr);
+	member->prepend_len = r->prepend_len;
+	member->append_len = r->append_len;
+	if (copy_from_user(member->private, u64_to_user_ptr(r->prepend), r->prepend_len) ||
+	    copy_from_user(member->private + r->prepend_len, u64_to_user_ptr(r->append),
+			   r->append_len)) {
+		kfree(member);
+		return ERR_PTR(-EFAULT);
+	}
+	sg_stat_add(members_live, 1);
+	return member;
+}
+
+/* ---- ADD / UPDATE ----------------------------------------------------- */
+
+static void sg_free_members(struct sg_member **members, u32 count)
+{
+	u32 i;
+
+	for (i = 0; i < count; i++)
+		if (!IS_ERR_OR_NULL(members[i]))
+			sg_member_free(members[i]);
+}
+
+/* Copy and validate a members_args call's entries; returns their ids, sorted. */
+static int sg_members_from_user(const struct sendgroup_members_args *args,
+				struct sg_member ***out_members, u64 **out_ids)
+{
+	struct sg_member **members;
+	void *entries;
+	u64 *ids;
+	u32 i;
+	int ret = 0;
+
+	if (args->flags)
+		return -EINVAL;
+	if (!args->count)
+		return -EINVAL;
+	if (args->count > SENDGROUP_MAX_MEMBERS)
+		return -E2BIG;
+	if (args->member_size < SENDGROUP_MEMBER_SIZE_VER0)
+		return -EINVAL;
+	if (args->member_size > SG_MAX_MEMBER_SIZE)
+		return -E2BIG;
+
+	entries = vmemdup_user(u64_to_user_ptr(args->members),
+			       array_size(args->count, args->member_size));
+	if (IS_ERR(entries))
+		return PTR_ERR(entries);
+	members = kvcalloc(args->count, sizeof(*members), GFP_KERNEL);
+	ids = kvcalloc(args->count, sizeof(*ids), GFP_KERNEL);
+	if (!members || !ids) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	for (i = 0; i < args->count; i++) {
+		members[i] = sg_member_from_user(entries + (size_t)i * args->member_size,
+						 args->member_size);
+		if (IS_ERR(members[i])) {
+			ret = PTR_ERR(members[i]);
+			goto out_free;
+		}
+		ids[i] = members[i]->id;
+		cond_resched();
+	}
+	sort(ids, args->count, sizeof(*ids), sg_cmp_u64, NULL);
+	if (sg_has_duplicates(ids, args->count)) {
+		ret = -EINVAL;
+		goto out_free;
+	}
+	*out_members = members;
+	*out_ids = ids;
+	kvfree(entries);
+	return 0;
+
+out_free:
+	if (members)
+		sg_free_members(members, args->count);
+	kvfree(members);
+	kvfree(ids);
+	kvfree(entries);
+	return ret;
+}
+
+static long sg_group_ioctl_add(struct sg_group *group, void __user *uargs)
+{
+	struct sendgroup_members_args args;
+	struct sg_member **members;
+	u32 i, inserted = 0;
+	u64 *ids;
+	int ret;
+
+	ret = sg_copy_args(&args, sizeof(args), SENDGROUP_MEMBERS_ARGS_SIZE_VER0, uargs);
+	if (ret)
+		return ret;
+	ret = sg_members_from_user(&args, &members, &ids);
+	if (ret)
+		return ret;
+
+	mutex_lock(&group->lock);
+	if ((u64)group->count + args.count > SENDGROUP_MAX_MEMBERS) {
+		ret = -ENOSPC;
+		goto out_unlock;
+	}
+	for (i = 0; i < args.count; i++) {
+		if (xa_load(&group->members, ids[i])) {
+			ret = -EEXIST;
+			goto out_unlock;
+		}
+	}
+	for (i = 0; i < args.count; i++) {
+		ret = xa_insert(&group->members, members[i]->id, members[i], GFP_KERNEL_ACCOUNT);
+		if (ret)
+			break;
+		inserted++;
+	}
+	if (ret) {
+		/* Out of memory half-way: take back what this call added. */
+		for (i = 0; i < inserted; i++)
+			xa_erase(&group->members, members[i]->id);
+		mutex_unlock(&group->lock);
+		synchronize_srcu(&sg_members_srcu);
+		goto out_free;
+	}
+	group->count += args.count;
+	mutex_unlock(&group->lock);
+	kvfree(members);
+	kvfree(ids);
+	return 0;
+
+out_unlock:
+	mutex_unlock(&group->lock);
+out_free:
+	sg_free_members(members, args.count);
+	kvfree(members);
+	kvfree(ids);
+	return ret;
+}
+
+static long sg_group_ioctl_update(struct sg_group *group, void __user *uargs)
+{
+	struct sendgroup_members_args args;
+	struct sg_member **members;
+	u64 *ids;
+	u32 i;
+	int ret;
+
+	ret = sg_copy_args(&args, sizeof(args), SENDGROUP_MEMBERS_ARGS_SIZE_VER0, uargs);
+	if (ret)
+		return ret;
+	ret = sg_members_from_user(&args, &members, &ids);
+	if (ret)
+		return ret;
+
+	mutex_lock(&group->lock);
+	for (i = 0; i < args.count; i++) {
+		if (!xa_load(&group->members, ids[i])) {
+			mutex_unlock(&group->lock);
+			ret = -ENOENT;
+			goto out_free;
+		}
+	}
+	/* Replacing an existing entry allocates nothing: it cannot fail. */
+	for (i = 0; i < args.count; i++)
+		members[i] = xa_store(&group->members, members[i]->id, members[i], GFP_KERNEL);
+	mutex_unlock(&group->lock);
+	/* members[] now holds the old versions: free them once no send can see them. */
+	synchronize_srcu(&sg_members_srcu);
+out_free:
+	sg_free_members(members, args.count);
+	kvfree(members);
+	kvfree(ids);
+	return ret;
+}
+
+/* ---- REMOVE ----------------------------------------------------------- */
+
+static long sg_group_ioctl_remove(struct sg_group *group, void __user *uargs)
+{
+	struct sendgroup_members_args args;
+	struct sg_member **removed;
+	u64 *ids;
+	u32 i;
+	int ret;
+
+	ret = sg_copy_args(&args, sizeof(args), SENDGROUP_MEMBERS_ARGS_SIZE_VER0, uargs);
+	if (ret)
+		return ret;
+	if (args.flags || !args.count || args.member_size != sizeof(u64))
+		return -EINVAL;
+	if (args.count > SENDGROUP_MAX_MEMBERS)
+		return -E2BIG;
+
+	ids = vmemdup_user(u64_to_user_ptr(args.members), array_size(args.count, sizeof(u64)));
+	if (IS_ERR(ids))
+		return PTR_ERR(ids);
+	removed = kvcalloc(args.count, sizeof(*removed), GFP_KERNEL);
+	if (!removed) {
+		ret = -ENOMEM;
+		goto out_free_ids;
+	}
+	sort(ids, args.count, sizeof(*ids), sg_cmp_u64, NULL);
+	if (sg_has_duplicates(ids, args.count)) {
+		ret = -EINVAL;
+		goto out_free_removed;
+	}
+
+	mutex_lock(&group->lock);
+	for (i = 0; i < args.count; i++) {
+		if (!sg_id_valid(ids[i]) || !xa_load(&group->members, ids[i])) {
+			mutex_unlock(&group->lock);
+			ret = -ENOENT;
+			goto out_free_removed;
+		}
+	}
+	for (i = 0; i < args.count; i++)
+		removed[i] = xa_erase(&group->members, ids[i]);
+	group->count -= args.count;
+	mutex_unlock(&group->lock);
+
+	/* Sends that may still see the removed members finish before we return. */
+	synchronize_srcu(&sg_members_srcu);
+	sg_free_members(removed, args.count);
+
+out_free_removed:
+	kvfree(removed);
+out_free_ids:
+	kvfree(ids);
+	return ret;
+}
+
+/* ---- LIST ------------------------------------------------------------- */
+
+static long sg_group_ioctl_list(struct sg_group *group, struct sendgroup_list_args __user *uargs)
+{
+	struct sendgroup_list_args args;
+	struct sg_member *member;
+	unsigned long id;
+	u32 written = 0, count;
+	u64 *ids = NULL;
+	int ret;
+
+	ret = sg_copy_args(&args, sizeof(args), SENDGROUP_LIST_ARGS_SIZE_VER0, uargs);
+	if (ret)
+		return ret;
+	if (args.reserved)
+		return -EINVAL;
+
+	mutex_lock(&group->lock);
+	count = group->count;
+	if (args.capacity) {
+		ids = kvmalloc_array(min(args.capacity, count ?: 1), sizeof(*ids), GFP_KERNEL);
+		if (!ids) {
+			mutex_unlock(&group->lock);
+			return -ENOMEM;
+		}
+		xa_for_each(&group->members, id, member) {
+			if (written == args.capacity)
+				break;
+			ids[written++] = member->id;
+		}
+	}
+	mutex_unlock(&group->lock);
+
+	if (put_user(count, &uargs->count) ||
+	    (written && copy_to_user(u64_to_user_ptr(args.ids), ids, written * sizeof(*ids))))
+		ret = -EFAULT;
+	kvfree(ids);
+	return ret ?: written;
+}
+
+/* ---- SEND ------------------------------------------------------------- */
+
+struct sg_group_send {
+	struct sendgroup_group_send_args args;
+	struct sendgroup_payload *payload_descs;
+	struct sg_payload *payloads;
+	struct sg_sender sender;
+	u32 sent;
+	u32 failed;
+	bool failures_faulted;
+};
+
+static int sg_group_send_check(const struct sendgroup_group_send_args *args)
+{
+	if (args->flags || sg_check_msg_flags(args->msg_flags))
+		return -EINVAL;
+	if (!args->payload_count)
+		return -EINVAL;
+	if (args->payload_count > SENDGROUP_MAX_PAYLOADS)
+		return -E2BIG;
+	return 0;
+}
+
+static int sg_group_send_copy_payloads(struct sg_group_send *gs)
+{
+	u32 i, count = gs->args.payload_count;
+	int ret;
+
+	gs->payload_descs = memdup_user(u64_to_user_ptr(gs->args.payloads),
+					array_size(count, sizeof(*gs->payload_descs)));
+	if (IS_ERR(gs->payload_descs)) {
+		ret = PTR_ERR(gs->payload_descs);
+		gs->payload_descs = NULL;
+		return ret;
+	}
+	for (i = 0; i < count; i++) {
+		if (gs->payload_descs[i].reserved)
+			return -EINVAL;
+		if (gs->payload_descs[i].len > SENDGROUP_MAX_DATAGRAM)
+			return -EMSGSIZE;
+	}
+	gs->payloads = kcalloc(count, sizeof(*gs->payloads), GFP_KERNEL);
+	if (!gs->payloads)
+		return -ENOMEM;
+	for (i = 0; i < count; i++) {
+		ret = sg_payload_copy(&gs->payloads[i], gs->payload_descs[i].data,
+				      gs->payload_descs[i].len);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void sg_group_send_record_failure(struct sg_group_send *gs, u64 member_id,
+					 u32 payload_index, int error)
+{
+	struct sendgroup_failure failure = {
+		.member_id = member_id,
+		.payload_index = payload_index,
+		.error = error,
+	};
+	struct sendgroup_failure __user *slots = u64_to_user_ptr(gs->args.failures);
+
+	if (gs->failed < gs->args.failure_capacity && !gs->failures_faulted &&
+	    copy_to_user(&slots[gs->failed], &failure, sizeof(failure)))
+		gs->failures_faulted = true;
+	gs->failed++;
+}
+
+static void sg_group_send_all(struct sg_group *group, struct sg_group_send *gs)
+{
+	struct sg_member *member;
+	unsigned long id;
+	u32 p;
+	int idx;
+
+	idx = srcu_read_lock(&sg_members_srcu);
+	for (p = 0; p < gs->args.payload_count; p++) {
+		xa_for_each(&group->members, id, member) {
+			struct sg_bytes prepend = {
+				.kernel = member->private, .len = member->prepend_len,
+			};
+			struct sg_bytes append = {
+				.kernel = member->private + member->prepend_len,
+				.len = member->append_len,
+			};
+			int ret;
+
+			if (fatal_signal_pending(current))
+				goto out_unlock;
+			ret = sg_send_datagram(&gs->sender, &member->addr, member->addrlen,
+					       &prepend, &gs->payloads[p], &append);
+			if (ret)
+				sg_group_send_record_failure(gs, member->id, p, ret);
+			else
+				gs->sent++;
+			cond_resched();
+		}
+	}
+out_unlock:
+	srcu_read_unlock(&sg_members_srcu, idx);
+}
+
+static long sg_group_ioctl_send(struct sg_group *group,
+				struct sendgroup_group_send_args __user *uargs)
+{
+	struct sg_group_send *gs;
+	u32 i;
+	long ret;
+
+	gs = kzalloc(sizeof(*gs), GFP_KERNEL);
+	if (!gs)
+		return -ENOMEM;
+	ret = sg_copy_args(&gs->args, sizeof(gs->args), SENDGROUP_GROUP_SEND_ARGS_SIZE_VER0, uargs);
+	if (ret)
+		goto out_free;
+	ret = sg_group_send_check(&gs->args);
+	if (ret)
+		goto out_free;
+	/* The failure array is written during the send: a bad one fails first. */
+	if (gs->args.failure_capacity &&
+	    clear_user(u64_to_user_ptr(gs->args.failures),
+		       array_size(gs->args.failure_capacity, sizeof(struct sendgroup_failure)))) {
+		ret = -EFAULT;
+		goto out_free;
+	}
+	ret = sg_check_udp_socket(group->sock);
+	if (ret)
+		goto out_free;
+	ret = sg_group_send_copy_payloads(gs);
+	if (ret)
+		goto out_release_payloads;
+	ret = sg_sender_init(&gs->sender, group->sock, gs->args.msg_flags);
+	if (ret)
+		goto out_release_sender;
+
+	sg_group_send_all(group, gs);
+	sg_stat_add(group_calls, 1);
+	sg_stat_add(recipients_sent, gs->sent);
+	sg_stat_add(recipient_errors, gs->failed);
+
+	if (put_user(gs->failed, &uargs->failure_count) || gs->failures_faulted)
+		ret = -EFAULT;
+	else if (!gs->sent && fatal_signal_pending(current))
+		ret = -EINTR;
+	else
+		ret = gs->sent;
+
+out_release_sender:
+	sg_sender_release(&gs->sender);
+out_release_payloads:
+	if (gs->payloads)
+		for (i = 0; i < gs->args.payload_count; i++)
+			sg_payload_release(&gs->payloads[i]);
+	kfree(gs->payloads);
+	kfree(gs->payload_descs);
+out_free:
+	kfree(gs);
+	return ret;
+}
+
+/* ---- group fd --------------------------------------------------------- */
+
+static long sg_group_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct sg_group *group = file->private_data;
+	void __user *argp = (void __user *)arg;
+
+	switch (cmd) {
+	case SENDGROUP_GROUP_IOC_ADD:
+		return sg_group_ioctl_add(group, argp);
+	case SENDGROUP_GROUP_IOC_UPDATE:
+		return sg_group_ioctl_update(group, argp);
+	case SENDGROUP_GROUP_IOC_REMOVE:
+		return sg_group_ioctl_remove(group, argp);
+	case SENDGROUP_GROUP_IOC_LIST:
+		return sg_group_ioctl_list(group, argp);
+	case SENDGROUP_GROUP_IOC_SEND:
+		return sg_group_ioctl_send(group, argp);
+	default:
+		return -ENOTTY;
+	}
+}
+
+static const struct file_operations sg_group_fops = {
+	.owner = THIS_MODULE,
+	.release = sg_group_release,
+	.unlocked_ioctl = sg_group_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.llseek = noop_llseek,
+};
+
+/* ---- SENDGROUP_IOC_GROUP_CREATE (on /dev/sendgroup) -------------------- */
+
+long sendgroup_ioctl_group_create(void __user *uargs)
+{
+	struct sendgroup_group_create_args args;
+	struct sg_group *group;
+	struct socket *sock;
+	int ret, fd;
+
+	BUILD_BUG_ON(sizeof(struct sendgroup_group_create_args) != SENDGROUP_GROUP_CREATE_ARGS_SIZE_VER0);
+	BUILD_BUG_ON(sizeof(struct sendgroup_member) != SENDGROUP_MEMBER_SIZE_VER0);
+	BUILD_BUG_ON(sizeof(struct sendgroup_members_args) != SENDGROUP_MEMBERS_ARGS_SIZE_VER0);
+	BUILD_BUG_ON(sizeof(struct sendgroup_list_args) != SENDGROUP_LIST_ARGS_SIZE_VER0);
+	BUILD_BUG_ON(sizeof(struct sendgroup_group_send_args) != SENDGROUP_GROUP_SEND_ARGS_SIZE_VER0);
+
+	ret = sg_copy_args(&args, sizeof(args), SENDGROUP_GROUP_CREATE_ARGS_SIZE_VER0, uargs);
+	if (ret)
+		return ret;
+	if (args.flags || args.reserved)
+		return -EINVAL;
+
+	sock = sockfd_lookup(args.fd, &ret);
+	if (!sock)
+		return ret;	/* -EBADF or -ENOTSOCK */
+	ret = sg_check_udp_socket(sock);
+	if (ret)
+		goto out_put_sock;
+
+	group = kzalloc(sizeof(*group), GFP_KERNEL_ACCOUNT);
+	if (!group) {
+		ret = -ENOMEM;
+		goto out_put_sock;
+	}
+	group->sock = sock;
+	mutex_init(&group->lock);
+	xa_init(&group->members);
+
+	fd = anon_inode_getfd("[sendgroup-group]", &sg_group_fops, group, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		ret = fd;
+		goto out_free_group;
+	}
+	sg_stat_add(groups_live, 1);
+	return fd;
+
+out_free_group:
+	mutex_destroy(&group->lock);
+	kfree(group);
+out_put_sock:
+	sockfd_put(sock);
+	return ret;
+}

@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Shared by the parts of sendgroup.ko: the datagram sender (send.c), the
+ * one-shot SENDGROUP_IOC_SEND (send.c), kernel-resident groups (group.c) and
+ * the misc device (main.c).
+ */
+#ifndef SG_INTERNAL_H
+#define SG_INTERNAL_H
+
+#include <linux/bvec.h>
+#include <linux/in.h>
+#include <linux/in6.h>
+#include <linux/net.h>
+#include <linux/percpu.h>
+#include <linux/skbuff.h>
+#include <linux/version.h>
+
+#include <uapi/linux/sendgroup.h>
+
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 0, 0)
+#error "sendgroup needs Linux 6.0 or later (msghdr.msg_ubuf)"
+#endif
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 5, 0)
+#define SG_SPLICE_PAGES 1	/* UDP honours MSG_SPLICE_PAGES */
+#else
+#define SG_SPLICE_PAGES 0	/* use msg_ubuf zero-copy instead */
+#endif
+
+/* Pages that can hold one datagram's shared payload. */
+#define SG_SHARED_PAGES		DIV_ROUND_UP(SENDGROUP_MAX_DATAGRAM, PAGE_SIZE)
+/*
+ * bvec entries one datagram can need: prepend and append may each straddle
+ * page boundaries of the arena; the datagram is at most 64 KiB in total.
+ */
+#define SG_MAX_BVECS		(3 * (SG_SHARED_PAGES + 1))
+/* Pages the arena can move away from while one datagram is being built. */
+#define SG_ARENA_MAX_RETIRED	(DIV_ROUND_UP(0xFFFF, PAGE_SIZE) + 1)
+
+struct sendgroup_stats {
+	u64 calls;
+	u64 recipients_sent;
+	u64 recipient_errors;
+	u64 shared_copies;
+	u64 shared_bytes_copied;
+	u64 private_bytes_copied;
+	u64 copied_sends;
+	u64 group_calls;
+	u64 groups_live;	/* may go negative per CPU; the sum is right */
+	u64 members_live;
+};
+
+DECLARE_PER_CPU(struct sendgroup_stats, sendgroup_stats);
+
+#define sg_stat_add(field, n) this_cpu_add(sendgroup_stats.field, (n))
+
+union sg_sockaddr {
+	struct sockaddr_in v4;
+	struct sockaddr_in6 v6;
+};
+
+/* A shared payload, copied from user space once into pages. */
+struct sg_payload {
+	struct page *pages[SG_SHARED_PAGES];
+	unsigned int nr_pages;
+	unsigned int len;
+};
+
+/*
+ * Append-only page arena for prepend/append bytes. A page is never written
+ * again once handed to the stack, and skbs take their own page references.
+ * A page the arena moves away from may still be described by the bvecs of
+ * the datagram being built, so it is retired, and released only after that
+ * datagram was sent.
+ */
+struct sg_arena {
+	struct page *page;
+	unsigned int used;
+	struct page *retired[SG_ARENA_MAX_RETIRED];
+	unsigned int nr_retired;
+};
+
+/* Private bytes of one datagram: in user space (one-shot sends) or in the kernel (groups). */
+struct sg_bytes {
+	const void *kernel;	/* used when non-NULL */
+	u64 user;
+	u32 len;
+};
+
+/* Sends datagrams on one socket; one per ioctl call. */
+struct sg_sender {
+	struct socket *sock;
+	u32 msg_flags;
+	struct sg_arena arena;
+	struct bio_vec bvec[SG_MAX_BVECS];
+	struct ubuf_info *zerocopy;	/* kernels without UDP MSG_SPLICE_PAGES */
+};
+
+int sg_payload_copy(struct sg_payload *payload, u64 uptr, u32 len);
+void sg_payload_release(struct sg_payload *payload);
+
+int sg_sender_init(struct sg_sender *sender, struct socket *sock, u32 msg_flags);
+void sg_sender_release(struct sg_sender *sender);
+int sg_send_datagram(struct sg_sender *sender, const union sg_sockaddr *addr, int addrlen,
+		     const struct sg_bytes *prepend, const struct sg_payload *shared,
+		     const struct sg_bytes *append);
+
+int sg_recipient_sockaddr(const struct sendgroup_recipient *r, union sg_sockaddr *sa);
+int sg_check_recipient(const struct sendgroup_recipient *r);
+int sg_check_udp_socket(struct socket *sock);
+int sg_check_msg_flags(u32 msg_flags);
+
+long sendgroup_ioctl_send(void __user *uargs);
+long sendgroup_ioctl_group_create(void __user *uargs);
+
+#endif /* SG_INTERNAL_H */
