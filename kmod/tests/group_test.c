@@ -416,7 +416,10 @@ TEST_F(members, failures_are_reported_per_member)
 	EXPECT_EQ(1, f[2].payload_index);
 	EXPECT_EQ(30, f[3].member_id);
 	EXPECT_EQ(1, f[3].payload_index);
-	EXPECT_EQ((__u64)0xcccccccccccccccc, f[4].member_id);
+	/* The kernel clears the whole array before sending (that is how a bad
+	 * pointer fails early); slots past the count stay zero. */
+	EXPECT_EQ(0, f[4].member_id);
+	EXPECT_EQ(0, f[4].error);
 	EXPECT_TRUE(got_exactly(self->rx, "ok:", (const unsigned char *)"A", 1, NULL));
 	EXPECT_TRUE(got_exactly(self->rx, "ok2:", (const unsigned char *)"A", 1, NULL));
 	EXPECT_TRUE(got_exactly(self->rx, "ok:", (const unsigned char *)"B", 1, NULL));
@@ -577,17 +580,22 @@ TEST(group_fd_passed_with_scm_rights)
  */
 static unsigned long long tx_packets(const char *dev)
 {
-	char path[128], buf[32] = "";
-	FILE *f;
+	/* /proc/net/dev is this namespace's; /sys/class/net is the mounter's. */
+	unsigned long long v[16];
+	char line[512], name[64];
+	unsigned long long packets = ~0ULL;
+	FILE *f = fopen("/proc/net/dev", "r");
 
-	snprintf(path, sizeof(path), "/sys/class/net/%s/statistics/tx_packets", dev);
-	f = fopen(path, "r");
 	if (!f)
 		return ~0ULL;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, " %63[^:]: %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu",
+			   name, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7],
+			   &v[8], &v[9]) == 11 && !strcmp(name, dev))
+			packets = v[9];	/* transmit packets */
+	}
 	fclose(f);
-	return strtoull(buf, NULL, 10);
+	return packets;
 }
 
 TEST(route_change_between_sends_is_followed)
@@ -800,6 +808,7 @@ TEST_F_TIMEOUT(memory, returns_after_many_groups, 900)
 	unsigned long long members_live = read_stat("members_live");
 	long long slab_before, slab_after;
 	int dev = open_device(), sock = socket(AF_INET, SOCK_DGRAM, 0);
+	struct timespec t0, t1;
 
 	ASSERT_TRUE(m != NULL);
 	for (unsigned int i = 0; i < size; i++)
@@ -815,6 +824,7 @@ TEST_F_TIMEOUT(memory, returns_after_many_groups, 900)
 	system("sync; echo 2 > /proc/sys/vm/drop_caches");
 	slab_before = meminfo_kb("Slab");
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (unsigned int i = 0; i < groups; i++) {
 		int g = group_create(dev, sock);
 
@@ -822,6 +832,9 @@ TEST_F_TIMEOUT(memory, returns_after_many_groups, 900)
 		ASSERT_EQ(0, add_members(g, m, size)) TH_LOG("group %u", i);
 		close(g);
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	TH_LOG("%u groups in %.1f s", groups,
+	       (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
 	EXPECT_EQ(groups_live, read_stat("groups_live"));
 	EXPECT_EQ(members_live, read_stat("members_live"));
 	/* Freed slab objects may take an RCU grace period and a shrink to show. */
