@@ -9,11 +9,14 @@
  *              io_uring_submit_and_wait() per group, fixed file
  *   sendgroup  one SENDGROUP_IOC_SEND ioctl on /dev/sendgroup per group
  *              (only where the module is loaded)
+ *   sendgroup-group  kernel-resident group: SENDGROUP_IOC_GROUP_CREATE and
+ *              SENDGROUP_GROUP_IOC_ADD once per point (not timed), then one
+ *              SENDGROUP_GROUP_IOC_SEND with one payload per group send: the
+ *              recipient array is not passed per call, private bytes live in
+ *              the kernel (where the module reports SENDGROUP_FEATURE_GROUPS)
  *
- * Extension point: the kernel-resident group method ("sendgroup-group",
- * SENDGROUP_IOC_GROUP_CREATE + SENDGROUP_GROUP_IOC_SEND) is one more entry
- * in methods[] below (setup = create the group fd and add the members,
- * run = one group send per iteration, teardown = close the group fd).
+ * A method is one entry in methods[]: available(), optional per-point
+ * setup()/teardown() (untimed), and run().
  *
  * Sweeps (each point: every method, REPS repetitions, methods interleaved
  * and rotated per repetition so drift and other load hit all alike):
@@ -92,6 +95,9 @@ struct ctx {
 	struct msghdr msg[MAX_GROUP];
 	struct mmsghdr mmsg[MAX_GROUP];
 	struct sendgroup_recipient rcpt[MAX_GROUP];
+	struct sendgroup_member member[MAX_GROUP];
+	int group_fd;		/* kernel-resident group of the current point, or -1 */
+	__u64 sg_features;	/* SENDGROUP_IOC_INFO features */
 	struct io_uring ring;
 	bool ring_ok;
 	unsigned ring_flags;
@@ -116,6 +122,8 @@ struct method {
 	bool needs_module;
 	const char *(*available)(struct ctx *c);	/* NULL if usable, else why not */
 	void (*run)(struct ctx *c, long iters);
+	void (*setup)(struct ctx *c);		/* per point, untimed; may be NULL */
+	void (*teardown)(struct ctx *c);	/* per point, untimed; may be NULL */
 };
 
 static const char *always(struct ctx *c) { (void)c; return NULL; }
@@ -235,15 +243,74 @@ static void run_sendgroup(struct ctx *c, long iters)
 	}
 }
 
+static const char *group_available(struct ctx *c)
+{
+	if (c->sg < 0)
+		return "/dev/sendgroup not present (module not loaded)";
+	if (!(c->sg_features & SENDGROUP_FEATURE_GROUPS))
+		return "the loaded module has no kernel-resident groups";
+	return NULL;
+}
+
+static void group_setup(struct ctx *c)
+{
+	struct sendgroup_group_create_args ca = { .size = sizeof(ca), .fd = c->fd };
+	int g = c->pt->group;
+
+	c->group_fd = ioctl(c->sg, SENDGROUP_IOC_GROUP_CREATE, &ca);
+	if (c->group_fd < 0) {
+		perror("SENDGROUP_IOC_GROUP_CREATE");
+		exit(1);
+	}
+	for (int i = 0; i < g; i++) {
+		c->member[i].id = i;
+		c->member[i].recipient = c->rcpt[i];	/* prepend copied into the kernel */
+	}
+	struct sendgroup_members_args ma = {
+		.size = sizeof(ma), .members = (uintptr_t)c->member, .count = g,
+		.member_size = sizeof(struct sendgroup_member),
+	};
+	if (ioctl(c->group_fd, SENDGROUP_GROUP_IOC_ADD, &ma) < 0) {
+		perror("SENDGROUP_GROUP_IOC_ADD");
+		exit(1);
+	}
+}
+
+static void group_teardown(struct ctx *c)
+{
+	close(c->group_fd);
+	c->group_fd = -1;
+}
+
+static void run_group(struct ctx *c, long iters)
+{
+	int g = c->pt->group;
+	struct sendgroup_payload pl = { .data = (uintptr_t)c->shared, .len = c->pt->shared };
+	struct sendgroup_group_send_args a = {
+		.size = sizeof(a), .payload_count = 1, .payloads = (uintptr_t)&pl,
+	};
+
+	for (long it = 0; it < iters; it++) {
+		a.failure_count = 0;
+		int n = ioctl(c->group_fd, SENDGROUP_GROUP_IOC_SEND, &a);
+
+		if (n < 0) {
+			note_error(c, errno);
+			c->errors += g - 1;
+			continue;
+		}
+		c->packets += n;
+		for (int i = n; i < g; i++)
+			note_error(c, EIO);
+	}
+}
+
 static const struct method methods[] = {
-	{ "sendmsg",   false, always,              run_sendmsg },
-	{ "sendmmsg",  false, always,              run_sendmmsg },
-	{ "uring",     false, uring_available,     run_uring },
-	{ "sendgroup", true,  sendgroup_available, run_sendgroup },
-	/* EXTENSION POINT: { "sendgroup-group", true, group_available, run_group }
-	 * once SENDGROUP_IOC_GROUP_CREATE is in the committed uAPI (needs a
-	 * per-point setup/teardown hook: create the group, add c->pt->group
-	 * members with their prepend bytes, close it after the point). */
+	{ "sendmsg",         false, always,              run_sendmsg,   NULL, NULL },
+	{ "sendmmsg",        false, always,              run_sendmmsg,  NULL, NULL },
+	{ "uring",           false, uring_available,     run_uring,     NULL, NULL },
+	{ "sendgroup",       true,  sendgroup_available, run_sendgroup, NULL, NULL },
+	{ "sendgroup-group", true,  group_available,     run_group,     group_setup, group_teardown },
 };
 #define NMETHODS (int)(sizeof(methods) / sizeof(methods[0]))
 
@@ -307,7 +374,7 @@ static void setup_ring(struct ctx *c)
 
 struct sample {
 	double wall_ns, user_ns, sys_ns;
-	long nivcsw;
+	long nivcsw, nvcsw;
 	uint64_t packets, errors;
 };
 
@@ -338,6 +405,7 @@ static struct sample measure(struct ctx *c, const struct method *m, long iters)
 		.user_ns = tv_ns(r1.ru_utime) - tv_ns(r0.ru_utime),
 		.sys_ns = tv_ns(r1.ru_stime) - tv_ns(r0.ru_stime),
 		.nivcsw = r1.ru_nivcsw - r0.ru_nivcsw,
+		.nvcsw = r1.ru_nvcsw - r0.ru_nvcsw,
 		.packets = c->packets - p0,
 		.errors = c->errors - e0,
 	};
@@ -488,7 +556,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: sendbench --src A.B.C.D --dst-net A.B.C.0 [--sweeps all|group,payload,private]\n"
-		"                 [--methods all|sendmsg,sendmmsg,uring,sendgroup] [--reps N] [--time SEC]\n"
+		"                 [--methods all|sendmsg,sendmmsg,uring,sendgroup,sendgroup-group] [--reps N] [--time SEC]\n"
 		"                 [--quick] [--json FILE] [--csv FILE] [--label TEXT] [--count-dev DEV]\n");
 	exit(1);
 }
@@ -564,6 +632,13 @@ int main(int argc, char **argv)
 	if (setsockopt(c.fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
 		setsockopt(c.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	c.sg = open(SENDGROUP_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	c.group_fd = -1;
+	if (c.sg >= 0) {
+		struct sendgroup_info info = { .size = sizeof(info) };
+
+		if (ioctl(c.sg, SENDGROUP_IOC_INFO, &info) == 0)
+			c.sg_features = info.features;
+	}
 	setup_ring(&c);
 
 	bool usable[NMETHODS];
@@ -618,10 +693,11 @@ int main(int argc, char **argv)
 		read_loadavg(&l1);
 		fprintf(json, "{\n\"meta\": {\"label\": \"%s\", \"kernel\": \"%s\", \"machine\": \"%s\", "
 			"\"cpus_online\": %ld, \"reps\": %d, \"seconds_per_measurement\": %g, \"quick\": %s, "
-			"\"io_uring_setup_flags\": %u, \"sendgroup_device\": %s, \"loadavg_start\": %.2f, "
+			"\"io_uring_setup_flags\": %u, \"sendgroup_device\": %s, \"sendgroup_features\": %llu, \"loadavg_start\": %.2f, "
 			"\"methods\": [",
 			o.label, u.release, u.machine, sysconf(_SC_NPROCESSORS_ONLN), o.reps, o.seconds,
-			o.quick ? "true" : "false", c.ring_flags, c.sg >= 0 ? "true" : "false", l1);
+			o.quick ? "true" : "false", c.ring_flags, c.sg >= 0 ? "true" : "false",
+			(unsigned long long)c.sg_features, l1);
 		for (int m = 0, k = 0; m < NMETHODS; m++)
 			if (usable[m])
 				fprintf(json, "%s\"%s\"", k++ ? ", " : "", methods[m].name);
@@ -634,15 +710,15 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		fprintf(csv, "label,kernel,sweep,group,shared,private,private_pct,method,rep,iters,"
-			     "packets,errors,wall_ns,user_ns,sys_ns,nivcsw\n");
+			     "packets,errors,wall_ns,user_ns,sys_ns,nivcsw,nvcsw\n");
 	}
 
 	printf("# sendbench %s on %s (%ld CPUs online), %d reps x %.3g s per measurement%s\n",
 	       o.label, u.release, sysconf(_SC_NPROCESSORS_ONLN), o.reps, o.seconds,
 	       o.quick ? " (quick)" : "");
 	printf("# ns/pkt = wall time per datagram; cpu = user+sys per datagram; x = sendmsg's ns/pkt / this (same rep)\n");
-	printf("%-8s %5s %5s %5s  %-10s %10s %8s %10s %8s %7s %6s %7s\n", "sweep", "group", "shared",
-	       "priv", "method", "ns/pkt", "sd", "cpu ns/pkt", "x", "sd", "x cpu", "ivcsw");
+	printf("%-8s %5s %5s %5s  %-15s %10s %8s %10s %8s %7s %6s %7s %6s\n", "sweep", "group", "shared",
+	       "priv", "method", "ns/pkt", "sd", "cpu ns/pkt", "x", "sd", "x cpu", "ivcsw", "vcsw");
 
 	for (int pi = 0; pi < npts; pi++) {
 		const struct point *p = &pts[pi];
@@ -652,6 +728,9 @@ int main(int argc, char **argv)
 
 		build_msgs(&c, p);
 		read_loadavg(&l_before);
+		for (int m = 0; m < NMETHODS; m++)
+			if (usable[m] && methods[m].setup)
+				methods[m].setup(&c);
 		for (int m = 0; m < NMETHODS; m++)
 			if (usable[m])
 				iters[m] = calibrate(&c, &methods[m], o.seconds);
@@ -671,13 +750,16 @@ int main(int argc, char **argv)
 		}
 		if (o.progress)
 			fprintf(stderr, "\r%100s\r", "");
+		for (int m = 0; m < NMETHODS; m++)
+			if (usable[m] && methods[m].teardown)
+				methods[m].teardown(&c);
 		read_loadavg(&l_after);
 
 		for (int m = 0; m < NMETHODS; m++) {
 			if (!usable[m])
 				continue;
 			double ns[MAX_REPS], cpu[MAX_REPS], x[MAX_REPS], xc[MAX_REPS];
-			long ivcsw = 0;
+			long ivcsw = 0, vcsw = 0;
 
 			for (int r = 0; r < o.reps; r++) {
 				struct sample *q = &s[m][r];
@@ -686,6 +768,7 @@ int main(int argc, char **argv)
 				ns[r] = q->wall_ns / pk;
 				cpu[r] = (q->user_ns + q->sys_ns) / pk;
 				ivcsw += q->nivcsw;
+				vcsw += q->nvcsw;
 				if (baseline >= 0) {
 					struct sample *b = &s[baseline][r];
 
@@ -698,18 +781,18 @@ int main(int argc, char **argv)
 					fprintf(json, "%s{\"sweep\": \"%s\", \"group\": %d, \"shared\": %d, "
 						"\"private\": %d, \"private_pct\": %d, \"method\": \"%s\", "
 						"\"rep\": %d, \"iters\": %ld, \"packets\": %llu, \"errors\": %llu, "
-						"\"wall_ns\": %.0f, \"user_ns\": %.0f, \"sys_ns\": %.0f, \"nivcsw\": %ld}",
+						"\"wall_ns\": %.0f, \"user_ns\": %.0f, \"sys_ns\": %.0f, \"nivcsw\": %ld, \"nvcsw\": %ld}",
 						json_first_row ? "" : ",\n", p->sweep, p->group, p->shared,
 						p->private_len, p->private_pct, methods[m].name, r, iters[m],
 						(unsigned long long)q->packets, (unsigned long long)q->errors,
-						q->wall_ns, q->user_ns, q->sys_ns, q->nivcsw);
+						q->wall_ns, q->user_ns, q->sys_ns, q->nivcsw, q->nvcsw);
 				json_first_row = false;
 				if (csv)
-					fprintf(csv, "%s,%s,%s,%d,%d,%d,%d,%s,%d,%ld,%llu,%llu,%.0f,%.0f,%.0f,%ld\n",
+					fprintf(csv, "%s,%s,%s,%d,%d,%d,%d,%s,%d,%ld,%llu,%llu,%.0f,%.0f,%.0f,%ld,%ld\n",
 						o.label, u.release, p->sweep, p->group, p->shared, p->private_len,
 						p->private_pct, methods[m].name, r, iters[m],
 						(unsigned long long)q->packets, (unsigned long long)q->errors,
-						q->wall_ns, q->user_ns, q->sys_ns, q->nivcsw);
+						q->wall_ns, q->user_ns, q->sys_ns, q->nivcsw, q->nvcsw);
 			}
 			double ns_m, ns_sd, cpu_m, cpu_sd, x_m, x_sd, xc_m, xc_sd;
 
@@ -717,9 +800,9 @@ int main(int argc, char **argv)
 			mean_sd(cpu, o.reps, &cpu_m, &cpu_sd);
 			mean_sd(x, o.reps, &x_m, &x_sd);
 			mean_sd(xc, o.reps, &xc_m, &xc_sd);
-			printf("%-8s %5d %5d %5d  %-10s %10.1f %8.1f %10.1f %8.3f %7.3f %6.3f %7ld\n",
+			printf("%-8s %5d %5d %5d  %-15s %10.1f %8.1f %10.1f %8.3f %7.3f %6.3f %7ld %6ld\n",
 			       p->sweep, p->group, p->shared, p->private_len, methods[m].name,
-			       ns_m, ns_sd, cpu_m, x_m, x_sd, xc_m, ivcsw);
+			       ns_m, ns_sd, cpu_m, x_m, x_sd, xc_m, ivcsw, vcsw);
 			if (json) {
 				sum_printf("%s{\"sweep\": \"%s\", \"group\": %d, \"shared\": %d, \"private\": %d, "
 					   "\"private_pct\": %d, \"method\": \"%s\", \"reps\": %d, "
@@ -727,13 +810,13 @@ int main(int argc, char **argv)
 					   "\"cpu_ns_per_pkt\": %.2f, \"cpu_ns_per_pkt_sd\": %.2f, "
 					   "\"factor\": %.4f, \"factor_sd\": %.4f, "
 					   "\"factor_cpu\": %.4f, \"factor_cpu_sd\": %.4f, "
-					   "\"nivcsw\": %ld, \"loadavg_before\": %.2f, \"loadavg_after\": %.2f}",
+					   "\"nivcsw\": %ld, \"nvcsw\": %ld, \"loadavg_before\": %.2f, \"loadavg_after\": %.2f}",
 					   json_first_sum ? "" : ",\n", p->sweep, p->group, p->shared,
 					   p->private_len, p->private_pct, methods[m].name, o.reps,
 					   ns_m, ns_sd, cpu_m, cpu_sd,
 					   isnan(x_m) ? -1 : x_m, isnan(x_sd) ? -1 : x_sd,
 					   isnan(xc_m) ? -1 : xc_m, isnan(xc_sd) ? -1 : xc_sd,
-					   ivcsw, l_before, l_after);
+					   ivcsw, vcsw, l_before, l_after);
 				json_first_sum = false;
 			}
 		}
