@@ -21,6 +21,19 @@ _Static_assert(sizeof(struct sendgroup_send_args) == SENDGROUP_SEND_ARGS_SIZE_LA
 _Static_assert(sizeof(struct sendgroup_info) == SENDGROUP_INFO_SIZE_VER0,
 	       "struct sendgroup_info size");
 
+_Static_assert(sizeof(struct sendgroup_group_create_args) == SENDGROUP_GROUP_CREATE_ARGS_SIZE_VER0,
+	       "struct sendgroup_group_create_args size");
+_Static_assert(sizeof(struct sendgroup_member) == SENDGROUP_MEMBER_SIZE_VER0,
+	       "struct sendgroup_member size");
+_Static_assert(sizeof(struct sendgroup_members_args) == SENDGROUP_MEMBERS_ARGS_SIZE_VER0,
+	       "struct sendgroup_members_args size");
+_Static_assert(sizeof(struct sendgroup_list_args) == SENDGROUP_LIST_ARGS_SIZE_VER0,
+	       "struct sendgroup_list_args size");
+_Static_assert(sizeof(struct sendgroup_payload) == 16, "struct sendgroup_payload size");
+_Static_assert(sizeof(struct sendgroup_failure) == 16, "struct sendgroup_failure size");
+_Static_assert(sizeof(struct sendgroup_group_send_args) == SENDGROUP_GROUP_SEND_ARGS_SIZE_VER0,
+	       "struct sendgroup_group_send_args size");
+
 int CGroupUnicast_sendgroup_send(int device_fd, struct sendgroup_send_args *args)
 {
 	return ioctl(device_fd, SENDGROUP_IOC_SEND, args);
@@ -29,6 +42,36 @@ int CGroupUnicast_sendgroup_send(int device_fd, struct sendgroup_send_args *args
 int CGroupUnicast_sendgroup_info(int device_fd, struct sendgroup_info *info)
 {
 	return ioctl(device_fd, SENDGROUP_IOC_INFO, info);
+}
+
+int CGroupUnicast_sendgroup_group_create(int device_fd, struct sendgroup_group_create_args *args)
+{
+	return ioctl(device_fd, SENDGROUP_IOC_GROUP_CREATE, args);
+}
+
+int CGroupUnicast_sendgroup_group_add(int group_fd, struct sendgroup_members_args *args)
+{
+	return ioctl(group_fd, SENDGROUP_GROUP_IOC_ADD, args);
+}
+
+int CGroupUnicast_sendgroup_group_update(int group_fd, struct sendgroup_members_args *args)
+{
+	return ioctl(group_fd, SENDGROUP_GROUP_IOC_UPDATE, args);
+}
+
+int CGroupUnicast_sendgroup_group_remove(int group_fd, struct sendgroup_members_args *args)
+{
+	return ioctl(group_fd, SENDGROUP_GROUP_IOC_REMOVE, args);
+}
+
+int CGroupUnicast_sendgroup_group_list(int group_fd, struct sendgroup_list_args *args)
+{
+	return ioctl(group_fd, SENDGROUP_GROUP_IOC_LIST, args);
+}
+
+int CGroupUnicast_sendgroup_group_send(int group_fd, struct sendgroup_group_send_args *args)
+{
+	return ioctl(group_fd, SENDGROUP_GROUP_IOC_SEND, args);
 }
 
 int CGroupUnicast_sendgroup_recipient_set_address(struct sendgroup_recipient *recipient,

@@ -27,10 +27,37 @@ public enum GroupUnicastError: Error, Hashable, Sendable {
     /// The socket was closed before or during the operation.
     case socketClosed
 
+    /// The ``MemberGroup`` was closed (by ``MemberGroup/close()``, or by closing its socket).
+    case groupClosed
+
+    /// ``GroupSocket/makeGroup(placement:)`` was asked for ``MemberGroup/Placement/kernel`` but
+    /// the socket cannot have a kernel-resident group; `reason` says why (its backend is not
+    /// `.kernel`, or the module lacks `SENDGROUP_FEATURE_GROUPS`).
+    case kernelGroupsUnavailable(reason: String)
+
+    /// A ``MemberGroup`` membership change was refused as a whole; the group is unchanged.
+    ///
+    /// `errno` is the same for both group implementations (it is what the kernel's
+    /// `SENDGROUP_GROUP_IOC_ADD`, `_UPDATE` or `_REMOVE` answers):
+    /// `E2BIG` more than 65,536 members in one call; `EMSGSIZE` a member's prepend + append over
+    /// 1,024 bytes; `EINVAL` an id twice in the call; `ENOSPC` the group would exceed 65,536 members;
+    /// `EEXIST` ``GroupMembershipChange/add`` of an id already in the group; `ENOENT`
+    /// ``GroupMembershipChange/update`` or ``GroupMembershipChange/remove`` of an id not in it.
+    /// When a call has several of these faults, the first in this order is reported.
+    case membershipRefused(change: GroupMembershipChange, errno: Errno)
+
+    /// Payload `index` of a ``MemberGroup`` send is larger than 65,507 bytes
+    /// (`SENDGROUP_MAX_DATAGRAM`); nothing was sent.
+    case groupPayloadTooLarge(index: Int, size: Int)
+
     /// The errno of a failed system call, or `nil` for the library's own errors.
     public var errno: Errno? {
-        if case .systemCall(_, let errno) = self { return errno }
-        return nil
+        switch self {
+        case .systemCall(_, let errno), .membershipRefused(_, let errno):
+            return errno
+        default:
+            return nil
+        }
     }
 }
 
@@ -49,6 +76,14 @@ extension GroupUnicastError: CustomStringConvertible {
             return "sendgroup module returned inconsistent results: \(reason)"
         case .socketClosed:
             return "the GroupSocket is closed"
+        case .groupClosed:
+            return "the MemberGroup is closed"
+        case .kernelGroupsUnavailable(let reason):
+            return "no kernel-resident group: \(reason)"
+        case .membershipRefused(let change, let errno):
+            return "\(change) refused: \(errno.symbolicName) (\(errno))"
+        case .groupPayloadTooLarge(let index, let size):
+            return "group payload \(index) is \(size) bytes, over \(SENDGROUP_MAX_DATAGRAM)"
         }
     }
 }

@@ -85,6 +85,12 @@ public final class GroupSocket: Sendable {
     private let sendBuffers = Mutex(SendBuffers())
     private let receiveBuffers = Mutex(ReceiveBuffers())
     internal let readiness = ReadinessWaiters()
+    /// The groups made by ``makeGroup(placement:)`` that are still alive: ``close()`` closes them.
+    private let groups = Mutex<[ObjectIdentifier: WeakGroup]>([:])
+
+    private struct WeakGroup: Sendable {
+        weak var group: MemberGroup?
+    }
 
     private struct State {
         var descriptor: CInt?
@@ -209,6 +215,13 @@ public final class GroupSocket: Sendable {
         // Wake receives and waits blocked in the kernel; unconnected UDP answers ENOTCONN but wakes them.
         _ = shutdown(descriptor, CInt(SHUT_RDWR))
         readiness.closeAll()
+        // A kernel group holds its own reference to the socket: close the groups so the socket
+        // really goes away now. Their blocked sends were woken by the shutdown above.
+        let liveGroups = groups.withLock { groups in
+            defer { groups = [:] }
+            return groups.values.compactMap(\.group)
+        }
+        for group in liveGroups { group.closeBecauseSocketClosed() }
         // Wait for operations in progress, and free their memory.
         sendBuffers.withLock { $0 = SendBuffers() }
         receiveBuffers.withLock { $0 = ReceiveBuffers() }
@@ -296,6 +309,31 @@ public final class GroupSocket: Sendable {
         return descriptor
     }
 
+    /// The descriptor and the open `/dev/sendgroup` (when the backend is `.kernel`), for creating a
+    /// kernel group; `register` runs under the same lock, so ``close()`` cannot miss the group.
+    internal func withOpenDescriptor<R>(
+        _ body: (CInt, SendgroupDevice?) throws(GroupUnicastError) -> R
+    ) throws(GroupUnicastError) -> R {
+        try state.withLock { (state) throws(GroupUnicastError) -> R in
+            guard let descriptor = state.descriptor else { throw .socketClosed }
+            return try body(descriptor, state.backend == .kernel ? state.device : nil)
+        }
+    }
+
+    /// Lets ``close()`` close `group` too. Throws ``GroupUnicastError/socketClosed`` when the socket
+    /// is already closed (the caller then closes the group itself).
+    internal func register(_ group: MemberGroup) throws(GroupUnicastError) {
+        try state.withLock { (state) throws(GroupUnicastError) in
+            guard state.descriptor != nil else { throw .socketClosed }
+            groups.withLock { $0[ObjectIdentifier(group)] = WeakGroup(group: group) }
+        }
+    }
+
+    /// Forgets `group` (it was closed or released).
+    internal func unregister(_ group: ObjectIdentifier) {
+        groups.withLock { _ = $0.removeValue(forKey: group) }
+    }
+
     // MARK: Group send
 
     /// Sends `prepend + payload + append` to every recipient, in one system call per chunk.
@@ -336,10 +374,13 @@ public final class GroupSocket: Sendable {
         }
     }
 
+    /// The group send of every backend. `checksDatagramSize: false` (``MemberGroup``'s user-space
+    /// implementation) leaves the per-recipient size limit to the UDP stack, as a kernel group does.
     internal func send(
         _ payload: UnsafeRawBufferPointer,
         to recipients: [Recipient],
-        extraFlags: CInt
+        extraFlags: CInt,
+        checksDatagramSize: Bool = true
     ) throws(GroupUnicastError) -> GroupSendResult {
         // The buffers point at the payload only for the duration of this call.
         let payload = PayloadReference(payload)
@@ -356,7 +397,7 @@ public final class GroupSocket: Sendable {
             pending.reserveCapacity(recipients.count)
             for (index, recipient) in recipients.enumerated() {
                 let size = recipient.prepend.count + payload.count + recipient.append.count
-                if size > Self.maxDatagramSize {
+                if checksDatagramSize && size > Self.maxDatagramSize {
                     errors[index] = .messageTooLong
                 } else {
                     pending.append(index)

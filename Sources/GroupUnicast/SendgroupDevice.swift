@@ -28,6 +28,12 @@ public struct SendgroupModuleInfo: Hashable, Sendable {
     public var sharesPayloadPages: Bool {
         features & UInt64(SENDGROUP_FEATURE_SHARED_PAGES) != 0
     }
+
+    /// Whether the module keeps groups in the kernel (`SENDGROUP_FEATURE_GROUPS`):
+    /// ``GroupSocket/makeGroup(placement:)`` then creates a group fd with `SENDGROUP_IOC_GROUP_CREATE`.
+    public var supportsGroups: Bool {
+        features & UInt64(SENDGROUP_FEATURE_GROUPS) != 0
+    }
 }
 
 /// An open `/dev/sendgroup`, owned by one ``GroupSocket``; closed when the socket lets go of it.

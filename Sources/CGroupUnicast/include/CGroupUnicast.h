@@ -26,6 +26,23 @@
 int CGroupUnicast_sendgroup_send(int device_fd, struct sendgroup_send_args *args);
 int CGroupUnicast_sendgroup_info(int device_fd, struct sendgroup_info *info);
 
+// Kernel-resident groups (SENDGROUP_FEATURE_GROUPS). The ioctl numbers are
+// _IOW/_IOWR expressions Swift cannot import and ioctl(2) is variadic, so each
+// command gets a wrapper. Each returns what ioctl(2) returns (a new group fd
+// for GROUP_CREATE, the ids written for LIST, the datagrams sent for SEND);
+// errno is left for the caller.
+//
+// GROUP_CREATE runs on /dev/sendgroup and binds a group to a UDP socket.
+int CGroupUnicast_sendgroup_group_create(int device_fd, struct sendgroup_group_create_args *args);
+// ADD, UPDATE and REMOVE run on a group fd; all or nothing.
+int CGroupUnicast_sendgroup_group_add(int group_fd, struct sendgroup_members_args *args);
+int CGroupUnicast_sendgroup_group_update(int group_fd, struct sendgroup_members_args *args);
+int CGroupUnicast_sendgroup_group_remove(int group_fd, struct sendgroup_members_args *args);
+// LIST writes the member count and up to args->capacity ids, ascending.
+int CGroupUnicast_sendgroup_group_list(int group_fd, struct sendgroup_list_args *args);
+// SEND sends every payload to every member and reports failures.
+int CGroupUnicast_sendgroup_group_send(int group_fd, struct sendgroup_group_send_args *args);
+
 // SENDGROUP_MSG_FLAGS is a parenthesised expression, which Swift does not import.
 static const unsigned int CGroupUnicast_SENDGROUP_MSG_FLAGS = SENDGROUP_MSG_FLAGS;
 
