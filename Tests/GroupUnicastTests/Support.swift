@@ -98,7 +98,8 @@ let RLIMIT_NOFILE_VALUE = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
 let RLIMIT_NOFILE_VALUE = RLIMIT_NOFILE
 #endif
 
-/// The process's open descriptors (/proc/self/fd) that are sockets or /dev/sendgroup, with what
+/// The process's open descriptors (/proc/self/fd) that are sockets, /dev/sendgroup or sendgroup
+/// group fds (`anon_inode:[sendgroup-group]`), with what
 /// each refers to (`socket:[INODE]`). Other test targets may run in parallel with this suite and
 /// open or close files of their own; they do not open sockets or the sendgroup device.
 func openNetworkDescriptors() -> [String: String] {
@@ -115,7 +116,9 @@ func openNetworkDescriptors() -> [String: String] {
         let length = readlink("/proc/self/fd/\(name)", &target, target.count - 1)
         guard length > 0 else { continue }
         let text = String(decoding: target.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        if text.hasPrefix("socket:") || text == "/dev/sendgroup" { descriptors[name] = text }
+        if text.hasPrefix("socket:") || text == "/dev/sendgroup" || text == "anon_inode:[sendgroup-group]" {
+            descriptors[name] = text
+        }
     }
     return descriptors
 }
