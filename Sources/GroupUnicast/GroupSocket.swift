@@ -309,14 +309,14 @@ public final class GroupSocket: Sendable {
         return descriptor
     }
 
-    /// The descriptor and the open `/dev/sendgroup` (when the backend is `.kernel`), for creating a
+    /// The descriptor, backend and open `/dev/sendgroup` (when the backend is `.kernel`), for creating a
     /// kernel group; `register` runs under the same lock, so ``close()`` cannot miss the group.
     internal func withOpenDescriptor<R>(
-        _ body: (CInt, SendgroupDevice?) throws(GroupUnicastError) -> R
+        _ body: (CInt, GroupSendBackend, SendgroupDevice?) throws(GroupUnicastError) -> R
     ) throws(GroupUnicastError) -> R {
         try state.withLock { (state) throws(GroupUnicastError) -> R in
             guard let descriptor = state.descriptor else { throw .socketClosed }
-            return try body(descriptor, state.backend == .kernel ? state.device : nil)
+            return try body(descriptor, state.backend, state.backend == .kernel ? state.device : nil)
         }
     }
 

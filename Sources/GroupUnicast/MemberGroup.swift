@@ -199,29 +199,30 @@ public final class MemberGroup: Sendable {
 
     internal init(socket: GroupSocket, placement: Placement) throws(GroupUnicastError) {
         self.socket = socket
-        let kernel = try socket.withOpenDescriptor { (descriptor, device) throws(GroupUnicastError) -> KernelGroupDescriptor? in
+        let (backend, kernel) = try socket.withOpenDescriptor {
+            (descriptor, backend, device) throws(GroupUnicastError) -> (GroupSendBackend, KernelGroupDescriptor?) in
             switch placement {
             case .userSpace:
-                return nil
+                return (backend, nil)
             case .automatic:
-                guard let device, device.info.supportsGroups else { return nil }
-                return try KernelGroupDescriptor.create(device: device, socket: descriptor)
+                guard let device, device.info.supportsGroups else { return (backend, nil) }
+                return (backend, try KernelGroupDescriptor.create(device: device, socket: descriptor))
             case .kernel:
                 guard let device else {
-                    throw .kernelGroupsUnavailable(reason: "the socket's backend is \(socket.backend), not kernel")
+                    throw .kernelGroupsUnavailable(reason: "the socket's backend is \(backend), not kernel")
                 }
                 guard device.info.supportsGroups else {
                     throw .kernelGroupsUnavailable(
                         reason: "the sendgroup module (ABI \(device.info.abiVersion)) does not report SENDGROUP_FEATURE_GROUPS")
                 }
-                return try KernelGroupDescriptor.create(device: device, socket: descriptor)
+                return (backend, try KernelGroupDescriptor.create(device: device, socket: descriptor))
             }
         }
         if let kernel {
             implementation = .kernel
             state = Mutex(.kernel(kernel))
         } else {
-            implementation = .userSpace(socket.backend)
+            implementation = .userSpace(backend)
             state = Mutex(.userSpace(UserSpaceMembers()))
         }
         do {
