@@ -2,8 +2,10 @@
 /*
  * bench.bpf.c - programs used only by scripts/bench-bpf (not the product):
  *
- *   bench_sink        XDP: count and drop (the receivers' end of the benchmark,
- *                     the same cost whatever replicates the packets).
+ *   bench_sink        XDP: count and drop.
+ *   bench_tc_sink     TC ingress: count and drop (the receivers' end of the
+ *                     benchmark: an XDP sink on a veth would first copy every
+ *                     cloned skb into a page, a cost real NICs do not have).
  *   bench_devmap_in   XDP: the alternative replication mechanism measured
  *   bench_devmap_out  against groupcast_tc: validate (shared parsing.h), turn
  *                     the packet around, bpf_redirect_map(BPF_F_BROADCAST) to
@@ -15,6 +17,7 @@
  *                     measurement.
  */
 #include <linux/bpf.h>
+#include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
@@ -41,6 +44,17 @@ int bench_sink(struct xdp_md *ctx)
 	if (v)
 		*v += 1;
 	return XDP_DROP;
+}
+
+SEC("tc")
+int bench_tc_sink(struct __sk_buff *skb)
+{
+	__u32 k = 0;
+	__u64 *v = bpf_map_lookup_elem(&sink_count, &k);
+
+	if (v)
+		*v += 1;
+	return TC_ACT_SHOT;
 }
 
 /* ssrc -> origin (address, port), as in gc_routes. */

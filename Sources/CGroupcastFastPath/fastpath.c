@@ -141,7 +141,7 @@ static int netns_inode(unsigned long long *ino, unsigned long long *init_ino)
 {
 	struct stat self, init;
 
-	if (stat("/proc/self/ns/net", &self))
+	if (stat("/proc/thread-self/ns/net", &self))
 		return -errno;
 	*ino = self.st_ino;
 	/* /proc/1 may be unreadable (sandboxes): then fall back on the fixed

@@ -2,10 +2,10 @@
 /*
  * bench-helper - load the benchmark-only programs of bench.bpf.o.
  *
- *   bench-helper sink PIN NETNS:IFACE...
- *       Attach one bench_sink instance (count + XDP_DROP, native mode) to
- *       every IFACE (each in its network namespace /run/netns/NETNS) and pin
- *       its counter map at PIN. The attachments outlive this process.
+ *   bench-helper sink xdp|tc PIN NETNS:IFACE...
+ *       Attach one sink instance (count + drop: native XDP, or TC ingress)
+ *       to every IFACE (each in its network namespace /run/netns/NETNS) and
+ *       pin its counter map at PIN. The attachments outlive this process.
  *   bench-helper count PIN
  *       Print the sum over CPUs of the pinned counter.
  *   bench-helper devmap NETNS IFACE PORT SSRC ORIGIN_IP ORIGIN_PORT ORIGIN_MAC \
@@ -102,14 +102,16 @@ static struct bpf_object *open_obj(const char *keep1, const char *keep2)
 	return obj;
 }
 
-static int cmd_sink(int argc, char **argv)
+static int cmd_sink(const char *kind, int argc, char **argv)
 {
-	struct bpf_object *obj = open_obj("bench_sink", NULL);
+	int tc = !strcmp(kind, "tc");
+	const char *name = tc ? "bench_tc_sink" : "bench_sink";
+	struct bpf_object *obj = open_obj(name, NULL);
 	int i, fd, self;
 
 	if (!obj || bpf_object__load(obj))
 		return 1;
-	fd = bpf_program__fd(bpf_object__find_program_by_name(obj, "bench_sink"));
+	fd = bpf_program__fd(bpf_object__find_program_by_name(obj, name));
 	if (bpf_map__pin(bpf_object__find_map_by_name(obj, "sink_count"), argv[0])) {
 		fprintf(stderr, "bench-helper: pinning %s: %s\n", argv[0], strerror(errno));
 		return 1;
@@ -124,7 +126,17 @@ static int cmd_sink(int argc, char **argv)
 		*ifn++ = 0;
 		if (enter_netns(ns))
 			return 1;
-		ret = bpf_xdp_attach(if_nametoindex(ifn), fd, XDP_FLAGS_DRV_MODE, NULL);
+		if (tc) {
+			DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = if_nametoindex(ifn),
+					    .attach_point = BPF_TC_INGRESS);
+			DECLARE_LIBBPF_OPTS(bpf_tc_opts, o, .prog_fd = fd);
+
+			ret = bpf_tc_hook_create(&hook);
+			if (!ret || ret == -EEXIST)
+				ret = bpf_tc_attach(&hook, &o);
+		} else {
+			ret = bpf_xdp_attach(if_nametoindex(ifn), fd, XDP_FLAGS_DRV_MODE, NULL);
+		}
 		if (ret) {
 			fprintf(stderr, "bench-helper: attaching the sink to %s in %s: %s\n", ifn, ns,
 				strerror(-ret));
@@ -236,13 +248,14 @@ static int cmd_devmap(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	if (argc >= 4 && !strcmp(argv[1], "sink"))
-		return cmd_sink(argc - 2, argv + 2);
+	if (argc >= 5 && !strcmp(argv[1], "sink") &&
+	    (!strcmp(argv[2], "xdp") || !strcmp(argv[2], "tc")))
+		return cmd_sink(argv[2], argc - 3, argv + 3);
 	if (argc == 3 && !strcmp(argv[1], "count"))
 		return cmd_count(argv[2]);
 	if (argc >= 3 && !strcmp(argv[1], "devmap"))
 		return cmd_devmap(argc - 2, argv + 2);
-	fprintf(stderr, "usage: bench-helper sink PIN NETNS:IFACE... | count PIN | "
+	fprintf(stderr, "usage: bench-helper sink xdp|tc PIN NETNS:IFACE... | count PIN | "
 		"devmap NETNS IFACE PORT SSRC ORIGIN_IP ORIGIN_PORT ORIGIN_MAC SUB...\n");
 	return 2;
 }
