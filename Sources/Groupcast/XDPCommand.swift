@@ -1,0 +1,173 @@
+import ArgumentParser
+import Glibc
+import GroupcastFastPath
+
+/// `groupcast xdp`: the in-kernel SFU data plane (Docs/fastpath.md).
+struct XDPCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "xdp",
+        abstract: "Attach, inspect and program the eBPF fast path (XDP + TC replication).",
+        subcommands: [Attach.self, Detach.self, Status.self, Stats.self, Routes.self]
+    )
+
+    struct Device: ParsableArguments {
+        @Option(name: .customLong("dev"), help: "The SFU's network interface.")
+        var interface: String
+    }
+
+    struct Attach: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Load and attach the fast path.")
+        @OptionGroup var device: Device
+        @Option(help: "The SFU's media UDP port.") var port: UInt16
+        @Flag(help: "Do not echo media packets to their sender.") var noEcho = false
+        @Option(help: "XDP mode: auto, native or generic.") var mode: Mode = .auto
+        @Option(help: "Route map capacity (source SSRCs); 0: default.") var maxRoutes: UInt32 = 0
+        @Option(help: "Where to save the verifier log if the kernel rejects the programs.")
+        var verifierLog: String?
+
+        enum Mode: String, ExpressibleByArgument, CaseIterable {
+            case auto, native, generic
+            var xdp: XDPMode { self == .auto ? .automatic : self == .native ? .native : .generic }
+        }
+
+        func validate() throws {
+            guard port != 0 else { throw ValidationError("--port must be 1...65535") }
+        }
+
+        func run() throws {
+            try fastPath {
+                _ = try FastPath.attach(interface: device.interface, port: port, echo: !noEcho,
+                                        mode: mode.xdp, maxRoutes: maxRoutes, verifierLogPath: verifierLog)
+            }
+        }
+    }
+
+    struct Detach: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Detach the fast path and remove its pins.")
+        @OptionGroup var device: Device
+        func run() throws { try fastPath { try FastPath.detach(interface: device.interface) } }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show whether and how the fast path is attached.")
+        @OptionGroup var device: Device
+        func run() throws {
+            try fastPath {
+                let s = try FastPath.status(interface: device.interface)
+                let mode = s.mode.map { $0 == .native ? "native" : "generic" } ?? "none"
+                print("""
+                    interface: \(device.interface)
+                    attached: \(s.attached ? "yes" : "no")
+                    mode: \(mode)
+                    xdp_prog_id: \(s.xdpProgramID)
+                    tc_prog_id: \(s.tcProgramID)
+                    port: \(s.port)
+                    echo: \(s.echo ? "on" : "off")
+                    routes: \(s.routeCount)
+                    max_routes: \(s.maxRoutes)
+                    pin_dir: \(s.pinDirectory)
+                    """)
+            }
+        }
+    }
+
+    struct Stats: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the counters (summed over CPUs).")
+        @OptionGroup var device: Device
+        func run() throws {
+            try fastPath {
+                for c in try FastPath.open(interface: device.interface).stats().counters {
+                    print("\(c.name) \(c.value)")
+                }
+            }
+        }
+    }
+
+    struct Routes: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List, add or remove routes (source SSRC -> subscribers).",
+            subcommands: [List.self, Add.self, Remove.self]
+        )
+
+        struct List: ParsableCommand {
+            @OptionGroup var device: Device
+            func run() throws {
+                try fastPath {
+                    for r in try FastPath.open(interface: device.interface).routes().sorted(by: { $0.source < $1.source }) {
+                        let type = r.type.map { "\($0)" } ?? "?"
+                        print("ssrc \(r.source) type \(type) origin \(r.origin.address) port \(r.origin.port) "
+                              + "subscribers \(r.subscribers.count)\(r.userSpace ? " userspace" : "")")
+                        for s in r.subscribers {
+                            let mac = s.mac.map { String($0, radix: 16).leftPadded(2) }.joined(separator: ":")
+                            print("  #\(s.ifindex) \(mac) \(s.destination.address) \(s.destination.port)")
+                        }
+                    }
+                }
+            }
+        }
+
+        struct Add: ParsableCommand {
+            @OptionGroup var device: Device
+            @Option(help: "The stream's RTP SSRC.") var ssrc: UInt32
+            @Option(help: "The only address allowed to send on it.") var origin: String
+            @Option(help: "Its UDP port.") var originPort: UInt16
+            @Option(help: "Stream type: asq, vsq or vhq.") var type: String
+            @Option(name: .customLong("sub"), help: "A subscriber IFACE,MAC,ADDR,PORT (repeatable).")
+            var subs: [String] = []
+
+            func run() throws {
+                guard let address = IPAddress(origin) else { throw ValidationError("--origin: not an address") }
+                guard let t = ["asq": StreamType.asq, "vsq": .vsq, "vhq": .vhq][type] else {
+                    throw ValidationError("--type: expected asq, vsq or vhq")
+                }
+                let subscribers = try subs.map(parseSubscriber)
+                try fastPath {
+                    let fp = try FastPath.open(interface: device.interface)
+                    if try fp.setRoute(source: ssrc, origin: Endpoint(address: address, port: originPort),
+                                       type: t, subscribers: subscribers) == .userSpace {
+                        printError("\(subscribers.count) subscribers exceed the in-kernel fan-out limit of "
+                                   + "\(FastPath.maxSubscribers): SSRC \(ssrc) is origin-checked in the kernel "
+                                   + "and replicated in user space")
+                    }
+                }
+            }
+
+            private func parseSubscriber(_ spec: String) throws -> Subscriber {
+                let f = spec.split(separator: ",").map(String.init)
+                let mac = f.count == 4 ? f[1].split(separator: ":").compactMap { UInt8($0, radix: 16) } : []
+                guard f.count == 4, mac.count == 6, let a = IPAddress(f[2]), let p = UInt16(f[3]), p != 0 else {
+                    throw ValidationError("--sub \(spec): expected IFACE,MAC,ADDR,PORT")
+                }
+                return Subscriber(interface: f[0], mac: mac, address: a, port: p)
+            }
+        }
+
+        struct Remove: ParsableCommand {
+            @OptionGroup var device: Device
+            @Option(help: "The stream's RTP SSRC.") var ssrc: UInt32
+            func run() throws {
+                try fastPath { try FastPath.open(interface: device.interface).removeRoute(source: ssrc) }
+            }
+        }
+    }
+}
+
+/// Runs a fast-path operation; a ``FastPathError`` becomes a message on stderr and exit status 1.
+private func fastPath(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as FastPathError {
+        printError("groupcast xdp: \(e)")
+        if case .verifierRejected(_, let log) = e, !log.isEmpty { printError("verifier log: \(log)") }
+        throw ExitCode(1)
+    }
+}
+
+private func printError(_ s: String) {
+    let line = s + "\n"
+    _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
+}
+
+private extension String {
+    func leftPadded(_ n: Int) -> String { String(repeating: "0", count: max(0, n - count)) + self }
+}

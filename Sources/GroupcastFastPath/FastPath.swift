@@ -1,0 +1,405 @@
+import CGroupcastFastPath
+import Glibc
+
+/// The in-kernel SFU data plane (Docs/fastpath.md): XDP validation and TC replication of the media
+/// packets arriving for one UDP port on one interface, with per-subscriber rewrites and the echo.
+///
+/// State lives in BPF objects pinned under `/sys/fs/bpf/groupcast/<interface>`, so an attachment
+/// outlives the process that made it and several processes (a CLI, the SFU) can drive it. A
+/// `FastPath` value is an open handle on those pinned maps.
+///
+/// The corresponding C API is `groupcast_fastpath.h` (target `CGroupcastFastPath`).
+public final class FastPath {
+    /// The interface the fast path is attached to.
+    public let interface: String
+    private var handle: OpaquePointer?
+
+    private init(interface: String, handle: OpaquePointer) {
+        self.interface = interface
+        self.handle = handle
+    }
+
+    deinit {
+        gcfp_close(handle)
+    }
+
+    /// Loads the programs, pins their maps and attaches them to `interface` (XDP ingress + TC clsact
+    /// ingress), then returns a handle on the new attachment.
+    ///
+    /// - Parameters:
+    ///   - port: the SFU's media UDP port.
+    ///   - echo: send every media packet back to its origin (the pktswitch SFU does).
+    ///   - mode: native XDP, generic XDP, or native falling back to generic.
+    ///   - maxRoutes: capacity of the route map (one entry per source SSRC); 0 for the default.
+    ///   - verifierLogPath: where the verifier log goes if the kernel rejects the programs.
+    /// - Throws: ``FastPathError`` (`.notRoot`, `.noSuchDevice`, `.alreadyAttached`, `.busy`,
+    ///   `.verifierRejected`, ...).
+    public static func attach(
+        interface: String, port: UInt16, echo: Bool = true, mode: XDPMode = .automatic,
+        maxRoutes: UInt32 = 0, verifierLogPath: String? = nil
+    ) throws(FastPathError) -> FastPath {
+        var err = gcfp_error()
+        let ret: Int32 = interface.withCString { ifname in
+            withOptionalCString(verifierLogPath) { logPath in
+                var opts = gcfp_attach_opts()
+                opts.ifname = ifname
+                opts.port = port
+                opts.echo = echo ? 1 : 0
+                opts.xdp_mode = mode.rawValue
+                opts.max_routes = maxRoutes
+                opts.verifier_log_path = logPath
+                return gcfp_attach(&opts, &err)
+            }
+        }
+        if ret != 0 { throw FastPathError(err) }
+        return try open(interface: interface)
+    }
+
+    /// Opens the maps of an existing attachment on `interface`.
+    ///
+    /// - Throws: ``FastPathError/notAttached(_:)`` if nothing is pinned for it.
+    public static func open(interface: String) throws(FastPathError) -> FastPath {
+        var err = gcfp_error()
+        var h: OpaquePointer?
+        let ret = gcfp_open(interface, &h, &err)
+        guard ret == 0, let h else { throw FastPathError(err) }
+        return FastPath(interface: interface, handle: h)
+    }
+
+    /// The state of the attachment on `interface`.
+    public static func status(interface: String) throws(FastPathError) -> FastPathStatus {
+        var err = gcfp_error()
+        var st = gcfp_status()
+        if gcfp_status(interface, &st, &err) != 0 { throw FastPathError(err) }
+        return FastPathStatus(st)
+    }
+
+    /// Detaches both programs from `interface` and removes its pins.
+    public static func detach(interface: String) throws(FastPathError) {
+        var err = gcfp_error()
+        if gcfp_detach(interface, &err) != 0 { throw FastPathError(err) }
+    }
+
+    /// Detaches this attachment (see ``detach(interface:)``) and closes the handle.
+    public func detach() throws(FastPathError) {
+        gcfp_close(handle)
+        handle = nil
+        try FastPath.detach(interface: interface)
+    }
+
+    /// Installs or replaces the route of the stream whose RTP SSRC is `source`: only `origin` may
+    /// send on it; copies go to `subscribers`.
+    ///
+    /// - Returns: `.kernel`, or `.userSpace` when there are more subscribers than
+    ///   ``FastPath/maxSubscribers``: then the kernel still drops spoofed packets but passes the
+    ///   stream's packets to user space for the SFU to replicate.
+    @discardableResult
+    public func setRoute(
+        source: UInt32, origin: Endpoint, type: StreamType, subscribers: [Subscriber]
+    ) throws(FastPathError) -> RouteInstallation {
+        let h = try open()
+        var subs = [gc_subscriber](repeating: gc_subscriber(), count: subscribers.count)
+        var err = gcfp_error()
+        for (i, s) in subscribers.enumerated() {
+            guard s.address.family == origin.address.family else {
+                throw .invalidArgument("subscriber \(i) (\(s.address)) is not of the origin's family")
+            }
+            let ifindex = if_nametoindex(s.interface)
+            if ifindex == 0 { throw .noSuchDevice("subscriber \(i): no such device '\(s.interface)'") }
+            let ret = s.address.bytes.withUnsafeBytes { addr in
+                s.mac.withUnsafeBufferPointer { mac in
+                    gcfp_subscriber_init(&subs[i], s.address.family, addr.baseAddress, s.port,
+                                         mac.baseAddress, ifindex, &err)
+                }
+            }
+            if ret != 0 { throw FastPathError(err) }
+        }
+        let ret = origin.address.bytes.withUnsafeBytes { addr in
+            gcfp_route_set(h, source, origin.address.family, addr.baseAddress, origin.port,
+                           type.rawValue, subs, UInt32(subs.count), &err)
+        }
+        if ret < 0 { throw FastPathError(err) }
+        return ret == 1 ? .userSpace : .kernel
+    }
+
+    /// Removes the route of `source`.
+    ///
+    /// - Throws: ``FastPathError/noSuchRoute(_:)`` if there is none.
+    public func removeRoute(source: UInt32) throws(FastPathError) {
+        let h = try open()
+        var err = gcfp_error()
+        if gcfp_route_remove(h, source, &err) != 0 { throw FastPathError(err) }
+    }
+
+    /// Every installed route.
+    public func routes() throws(FastPathError) -> [Route] {
+        let h = try open()
+        var err = gcfp_error()
+        var out: [Route] = []
+        var prev: UInt32 = 0
+        var first = true
+        let route = UnsafeMutablePointer<gc_route>.allocate(capacity: 1)
+        defer { route.deallocate() }
+        while true {
+            var next: UInt32 = 0
+            let r = first ? gcfp_route_next(h, nil, &next, &err) : gcfp_route_next(h, &prev, &next, &err)
+            if r == 1 { break }
+            if r < 0 { throw FastPathError(err) }
+            first = false
+            prev = next
+            let g = gcfp_route_get(h, next, route, &err)
+            if g == -Int32(GCFP_ERR_NO_ROUTE.rawValue) { continue }  // removed meanwhile
+            if g != 0 { throw FastPathError(err) }
+            out.append(Route(source: next, route.pointee))
+        }
+        return out
+    }
+
+    /// The per-CPU counters summed, by name (`forwarded`, `drop_spoofed`, ...).
+    public func stats() throws(FastPathError) -> FastPathStats {
+        let h = try open()
+        var err = gcfp_error()
+        var values = [UInt64](repeating: 0, count: Int(GC_STAT_MAX.rawValue))
+        let ret = values.withUnsafeMutableBufferPointer { gcfp_stats(h, $0.baseAddress, &err) }
+        if ret != 0 { throw FastPathError(err) }
+        var counters: [(String, UInt64)] = []
+        for (i, v) in values.enumerated() {
+            counters.append((String(cString: gcfp_stat_name(UInt32(i))), v))
+        }
+        return FastPathStats(counters: counters)
+    }
+
+    /// The most subscribers one route replicates to in the kernel (`GC_MAX_SUBSCRIBERS`).
+    public static let maxSubscribers = Int(GC_MAX_SUBSCRIBERS)
+
+    private func open() throws(FastPathError) -> OpaquePointer {
+        guard let handle else { throw .notAttached("the fast path on \(interface) was detached") }
+        return handle
+    }
+}
+
+/// How a route was installed.
+public enum RouteInstallation: Sendable, Equatable {
+    /// Replicated in the kernel.
+    case kernel
+    /// More subscribers than the kernel replicates to: origin-checked in the kernel, replicated in
+    /// user space.
+    case userSpace
+}
+
+public enum XDPMode: UInt8, Sendable, CaseIterable {
+    case automatic = 0, native = 1, generic = 2
+}
+
+/// The pktswitch SFU's stream types.
+public enum StreamType: UInt8, Sendable, CaseIterable {
+    case asq = 1, vsq = 2, vhq = 3
+}
+
+/// An IPv4 or IPv6 address in network byte order.
+public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
+    /// `GC_FAMILY_IPV4` (4) or `GC_FAMILY_IPV6` (6).
+    public let family: UInt8
+    /// 4 or 16 bytes.
+    public let bytes: [UInt8]
+
+    /// Parses a numeric IPv4 or IPv6 address; `nil` if it is neither.
+    public init?(_ text: String) {
+        var b = [UInt8](repeating: 0, count: 16)
+        if inet_pton(AF_INET, text, &b) == 1 {
+            family = 4
+            bytes = Array(b[0..<4])
+        } else if inet_pton(AF_INET6, text, &b) == 1 {
+            family = 6
+            bytes = b
+        } else {
+            return nil
+        }
+    }
+
+    init(family: UInt8, raw: UnsafeRawBufferPointer) {
+        self.family = family
+        bytes = Array(raw.prefix(family == 4 ? 4 : 16))
+    }
+
+    public var description: String {
+        var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        var padded = bytes + [UInt8](repeating: 0, count: 16 - bytes.count)
+        _ = inet_ntop(family == 4 ? AF_INET : AF_INET6, &padded, &buf, socklen_t(buf.count))
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+public struct Endpoint: Sendable, Hashable {
+    public var address: IPAddress
+    /// Host byte order.
+    public var port: UInt16
+
+    public init(address: IPAddress, port: UInt16) {
+        self.address = address
+        self.port = port
+    }
+}
+
+/// A receiver of a stream: the copy leaves through `interface` to `mac`, `address`:`port`.
+public struct Subscriber: Sendable, Hashable {
+    public var interface: String
+    /// 6 bytes.
+    public var mac: [UInt8]
+    public var address: IPAddress
+    /// Host byte order.
+    public var port: UInt16
+
+    public init(interface: String, mac: [UInt8], address: IPAddress, port: UInt16) {
+        self.interface = interface
+        self.mac = mac
+        self.address = address
+        self.port = port
+    }
+}
+
+/// An installed route, as read back from the kernel.
+public struct Route: Sendable, Hashable {
+    public var source: UInt32
+    public var origin: Endpoint
+    public var type: StreamType?
+    /// Replicated in user space (more subscribers than the kernel replicates to).
+    public var userSpace: Bool
+    /// Egress interface index, MAC, destination of each subscriber.
+    public var subscribers: [(ifindex: UInt32, mac: [UInt8], destination: Endpoint)] {
+        subs.map { ($0.ifindex, $0.mac, $0.destination) }
+    }
+    private var subs: [Sub]
+
+    private struct Sub: Sendable, Hashable {
+        var ifindex: UInt32
+        var mac: [UInt8]
+        var destination: Endpoint
+    }
+
+    init(source: UInt32, _ r: gc_route) {
+        self.source = source
+        var r = r
+        origin = withUnsafeBytes(of: &r.origin_addr) {
+            Endpoint(address: IPAddress(family: r.family, raw: $0), port: UInt16(bigEndian: r.origin_port))
+        }
+        type = StreamType(rawValue: r.stream_type)
+        userSpace = r.flags & UInt32(GC_ROUTE_F_USERSPACE) != 0
+        let n = Int(min(r.n_subs, UInt32(GC_MAX_SUBSCRIBERS)))
+        subs = withUnsafeBytes(of: &r.subs) { raw in
+            let s = raw.bindMemory(to: gc_subscriber.self)
+            return (0..<n).map { i in
+                var e = s[i]
+                let mac = withUnsafeBytes(of: &e.dst_mac) { Array($0) }
+                let dst = withUnsafeBytes(of: &e.addr) {
+                    Endpoint(address: IPAddress(family: e.family, raw: $0), port: UInt16(bigEndian: e.port))
+                }
+                return Sub(ifindex: e.ifindex, mac: mac, destination: dst)
+            }
+        }
+    }
+
+    public static func == (a: Route, b: Route) -> Bool {
+        a.source == b.source && a.origin == b.origin && a.type == b.type && a.userSpace == b.userSpace
+            && a.subs == b.subs
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(source)
+        h.combine(origin)
+        h.combine(subs)
+    }
+}
+
+public struct FastPathStatus: Sendable, Equatable {
+    public var attached: Bool
+    public var mode: XDPMode?
+    public var xdpProgramID: UInt32
+    public var tcProgramID: UInt32
+    public var port: UInt16
+    public var echo: Bool
+    public var routeCount: UInt32
+    public var maxRoutes: UInt32
+    public var pinDirectory: String
+
+    init(_ s: gcfp_status) {
+        var s = s
+        attached = s.attached != 0
+        mode = s.xdp_mode == 0 ? nil : XDPMode(rawValue: s.xdp_mode)
+        xdpProgramID = s.xdp_prog_id
+        tcProgramID = s.tc_prog_id
+        port = s.port
+        echo = s.echo != 0
+        routeCount = s.route_count
+        maxRoutes = s.max_routes
+        pinDirectory = withUnsafeBytes(of: &s.pin_dir) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+}
+
+/// The fast path's counters, in `enum gc_stat` order.
+public struct FastPathStats: Sendable {
+    public let counters: [(name: String, value: UInt64)]
+
+    public subscript(name: String) -> UInt64? {
+        counters.first { $0.name == name }?.value
+    }
+}
+
+/// Why a fast-path operation failed; each case carries the loader's message, which names the
+/// interface and the failing call.
+public enum FastPathError: Error, Equatable, Sendable, CustomStringConvertible {
+    case notRoot(String)
+    case noSuchDevice(String)
+    case alreadyAttached(String)
+    /// Another XDP program or TC filter holds the hook.
+    case busy(String)
+    case notAttached(String)
+    /// The kernel rejected the programs; the verifier log is at `logPath`.
+    case verifierRejected(message: String, logPath: String)
+    case invalidArgument(String)
+    case noSuchRoute(String)
+    case routesFull(String)
+    case bpffsUnavailable(String)
+    /// The pinned maps have another layout version: detach and attach again.
+    case layoutMismatch(String)
+    case systemCall(message: String, errno: Int32)
+
+    init(_ e: gcfp_error) {
+        var e = e
+        let msg = withUnsafeBytes(of: &e.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        switch UInt32(e.code) {
+        case GCFP_ERR_NOT_ROOT.rawValue: self = .notRoot(msg)
+        case GCFP_ERR_NO_DEVICE.rawValue: self = .noSuchDevice(msg)
+        case GCFP_ERR_ALREADY_ATTACHED.rawValue: self = .alreadyAttached(msg)
+        case GCFP_ERR_BUSY.rawValue: self = .busy(msg)
+        case GCFP_ERR_NOT_ATTACHED.rawValue: self = .notAttached(msg)
+        case GCFP_ERR_VERIFIER.rawValue:
+            let path = withUnsafeBytes(of: &e.log_path) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            self = .verifierRejected(message: msg, logPath: path)
+        case GCFP_ERR_INVALID.rawValue: self = .invalidArgument(msg)
+        case GCFP_ERR_NO_ROUTE.rawValue: self = .noSuchRoute(msg)
+        case GCFP_ERR_ROUTES_FULL.rawValue: self = .routesFull(msg)
+        case GCFP_ERR_BPFFS.rawValue: self = .bpffsUnavailable(msg)
+        case GCFP_ERR_ABI.rawValue: self = .layoutMismatch(msg)
+        default: self = .systemCall(message: msg, errno: e.sys_errno)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .notRoot(let m), .noSuchDevice(let m), .alreadyAttached(let m), .busy(let m),
+             .notAttached(let m), .invalidArgument(let m), .noSuchRoute(let m), .routesFull(let m),
+             .bpffsUnavailable(let m), .layoutMismatch(let m):
+            return m
+        case .verifierRejected(let m, _):
+            return m
+        case .systemCall(let m, _):
+            return m
+        }
+    }
+}
+
+private func withOptionalCString<R>(_ s: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+    guard let s else { return body(nil) }
+    return s.withCString { body($0) }
+}

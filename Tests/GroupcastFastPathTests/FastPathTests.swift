@@ -1,0 +1,127 @@
+import CGroupcastFastPath
+import Glibc
+import GroupcastFastPath
+import XCTest
+
+/// The Swift API over the loader. Tests that need a device run only as root, in a network
+/// namespace private to the test's thread (unshare(CLONE_NEWNET) is per thread), restored after.
+final class FastPathTests: XCTestCase {
+    func testAddressParsing() {
+        XCTAssertEqual(IPAddress("10.1.2.3")?.family, 4)
+        XCTAssertEqual(IPAddress("10.1.2.3")?.bytes, [10, 1, 2, 3])
+        XCTAssertEqual(IPAddress("fd00::1")?.family, 6)
+        XCTAssertEqual(IPAddress("fd00::1")?.description, "fd00::1")
+        XCTAssertNil(IPAddress("10.1.2"))
+        XCTAssertNil(IPAddress("eth0"))
+    }
+
+    func testStatusOfUnattachedInterface() throws {
+        XCTAssertThrowsError(try FastPath.status(interface: "gcnotattached0")) { error in
+            guard case .notAttached(let m)? = error as? FastPathError else {
+                return XCTFail("unexpected \(error)")
+            }
+            XCTAssertTrue(m.contains("gcnotattached0"), m)
+        }
+    }
+
+    func testAttachToMissingDevice() throws {
+        XCTAssertThrowsError(try FastPath.attach(interface: "gcnosuchdev0", port: 5004)) { error in
+            switch error as? FastPathError {
+            case .noSuchDevice(let m)?: XCTAssertTrue(m.contains("gcnosuchdev0"), m)
+            case .notRoot?: XCTAssertNotEqual(geteuid(), 0, "root got notRoot")
+            default: XCTFail("unexpected \(error)")
+            }
+        }
+    }
+
+    func testLifecycleOnVeth() throws {
+        try XCTSkipIf(geteuid() != 0, "needs root (BPF, network namespaces)")
+        let original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
+        XCTAssertGreaterThanOrEqual(original, 0)
+        defer {
+            _ = setns(original, cloneNewNet)
+            close(original)
+        }
+        XCTAssertEqual(unshare(cloneNewNet), 0, "unshare: \(errno)")
+        try run("ip", "link", "add", "gcsw0", "type", "veth", "peer", "name", "gcsw1")
+        try run("ip", "link", "set", "gcsw0", "up")
+        try run("ip", "link", "set", "gcsw1", "up")
+
+        let fp = try FastPath.attach(interface: "gcsw0", port: 5004, echo: false, maxRoutes: 16)
+        XCTAssertThrowsError(try FastPath.attach(interface: "gcsw0", port: 5004)) { error in
+            guard case .alreadyAttached? = error as? FastPathError else { return XCTFail("\(error)") }
+        }
+        let st = try FastPath.status(interface: "gcsw0")
+        XCTAssertTrue(st.attached)
+        XCTAssertEqual(st.mode, .native)
+        XCTAssertEqual(st.port, 5004)
+        XCTAssertFalse(st.echo)
+        XCTAssertEqual(st.maxRoutes, 16)
+        XCTAssertNotEqual(st.xdpProgramID, 0)
+        XCTAssertNotEqual(st.tcProgramID, 0)
+
+        let origin = Endpoint(address: IPAddress("10.9.0.2")!, port: 4000)
+        let sub = Subscriber(interface: "gcsw1", mac: [2, 0, 0, 0, 0, 7], address: IPAddress("10.9.1.2")!,
+                             port: 6000)
+        XCTAssertEqual(try fp.setRoute(source: 42, origin: origin, type: .vsq, subscribers: [sub]), .kernel)
+        let many = (0...FastPath.maxSubscribers).map { i in
+            Subscriber(interface: "gcsw1", mac: [2, 0, 0, 0, 0, 8], address: IPAddress("10.9.1.3")!,
+                       port: UInt16(7000 + i))
+        }
+        XCTAssertEqual(try fp.setRoute(source: 43, origin: origin, type: .vhq, subscribers: many), .userSpace)
+        XCTAssertThrowsError(try fp.setRoute(
+            source: 44, origin: Endpoint(address: IPAddress("fd00::2")!, port: 4000), type: .asq,
+            subscribers: [sub])) { error in
+            guard case .invalidArgument? = error as? FastPathError else { return XCTFail("\(error)") }
+        }
+
+        let routes = try fp.routes().sorted { $0.source < $1.source }
+        XCTAssertEqual(routes.map(\.source), [42, 43])
+        XCTAssertEqual(routes[0].origin, origin)
+        XCTAssertEqual(routes[0].type, .vsq)
+        XCTAssertFalse(routes[0].userSpace)
+        XCTAssertEqual(routes[0].subscribers.count, 1)
+        XCTAssertEqual(routes[0].subscribers[0].mac, [2, 0, 0, 0, 0, 7])
+        XCTAssertEqual(routes[0].subscribers[0].destination,
+                       Endpoint(address: IPAddress("10.9.1.2")!, port: 6000))
+        XCTAssertEqual(routes[0].subscribers[0].ifindex, if_nametoindex("gcsw1"))
+        XCTAssertTrue(routes[1].userSpace)
+
+        try fp.removeRoute(source: 43)
+        XCTAssertThrowsError(try fp.removeRoute(source: 43)) { error in
+            guard case .noSuchRoute? = error as? FastPathError else { return XCTFail("\(error)") }
+        }
+        let stats = try fp.stats()
+        XCTAssertEqual(stats.counters.count, Int(GC_STAT_MAX.rawValue))
+        XCTAssertEqual(stats["forwarded"], 0)
+        XCTAssertNil(stats["no such counter"])
+
+        try fp.detach()
+        XCTAssertThrowsError(try fp.stats())
+        XCTAssertThrowsError(try FastPath.status(interface: "gcsw0")) { error in
+            guard case .notAttached? = error as? FastPathError else { return XCTFail("\(error)") }
+        }
+    }
+
+    // unshare(2) and setns(2) need _GNU_SOURCE, which Glibc's module does not import.
+    private typealias Unshare = @convention(c) (Int32) -> Int32
+    private typealias Setns = @convention(c) (Int32, Int32) -> Int32
+    private let cloneNewNet: Int32 = 0x4000_0000
+    private func unshare(_ flags: Int32) -> Int32 {
+        unsafeBitCast(dlsym(nil, "unshare"), to: Unshare.self)(flags)
+    }
+    private func setns(_ fd: Int32, _ type: Int32) -> Int32 {
+        unsafeBitCast(dlsym(nil, "setns"), to: Setns.self)(fd, type)
+    }
+
+    /// Runs a command in this thread's network namespace (posix_spawn from this thread).
+    private func run(_ args: String...) throws {
+        var pid: pid_t = 0
+        var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        XCTAssertEqual(posix_spawnp(&pid, args[0], nil, nil, &argv, environ), 0)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        XCTAssertEqual(status, 0, args.joined(separator: " "))
+    }
+}
