@@ -43,6 +43,9 @@ let package = Package(
             ]
         ),
 
+        // Swift API of the eBPF fast path (Docs/fastpath.md) over CGroupcastFastPath.
+        .target(name: "GroupcastFastPath", dependencies: ["CGroupcastFastPath"]),
+
         // MARK: Reference SFU (Docs/protocol.md)
 
         // Pure RTP and control-protocol parsers, session registry, routing table, the
@@ -60,6 +63,7 @@ let package = Package(
             dependencies: [
                 "GroupcastSFU",
                 "GroupUnicast",
+                "GroupcastFastPath",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -102,6 +106,11 @@ let package = Package(
                 "GameBroadcaster",
                 "LiveRelay",
             ]
+        ),
+        // The fast path's Swift API; the device test runs as root in a thread-private netns.
+        .testTarget(
+            name: "GroupcastFastPathTests",
+            dependencies: ["GroupcastFastPath", "CGroupcastFastPath"]
         ),
         // Reference SFU: parsers, registry, routing, forwarders end to end (scripts/test-sfu).
         .testTarget(
