@@ -178,9 +178,9 @@ struct sendgroup_member {
  * SENDGROUP_GROUP_IOC_ADD, _UPDATE: @members points to @count entries of
  * @member_size bytes (struct sendgroup_member, versioned by size like
  * recipients). SENDGROUP_GROUP_IOC_REMOVE: @members points to @count __u64
- * ids and @member_size must be 8. Each call is all or nothing: ADD fails
- * with EEXIST if an id is already a member (or repeats in the call),
- * UPDATE and REMOVE with ENOENT if one is not; ENOSPC past
+ * ids and @member_size must be 8. Each call is all or nothing: EINVAL if an
+ * id repeats in the call; ADD fails with EEXIST if an id is already a
+ * member, UPDATE and REMOVE with ENOENT if one is not; ENOSPC past
  * SENDGROUP_MAX_MEMBERS. When REMOVE returns, no send will reach the removed
  * members any more; the same holds for the old bytes after UPDATE.
  */
