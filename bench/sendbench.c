@@ -374,6 +374,7 @@ static void setup_ring(struct ctx *c)
 
 struct sample {
 	double wall_ns, user_ns, sys_ns;
+	double run_ns, delay_ns;	/* this thread's on-CPU and runqueue-wait time (schedstat) */
 	long nivcsw, nvcsw;
 	uint64_t packets, errors;
 };
@@ -388,11 +389,28 @@ static double now_ns(void)
 
 static double tv_ns(struct timeval t) { return t.tv_sec * 1e9 + t.tv_usec * 1e3; }
 
+/* /proc/thread-self/schedstat: time on CPU, time waiting on a runqueue (ns). */
+static void schedstat(double *run, double *delay)
+{
+	unsigned long long r = 0, d = 0;
+	FILE *f = fopen("/proc/thread-self/schedstat", "r");
+
+	if (f) {
+		if (fscanf(f, "%llu %llu", &r, &d) != 2)
+			r = d = 0;
+		fclose(f);
+	}
+	*run = r;
+	*delay = d;
+}
+
 static struct sample measure(struct ctx *c, const struct method *m, long iters)
 {
 	struct rusage r0, r1;
 	uint64_t p0 = c->packets, e0 = c->errors;
+	double run0, delay0, run1, delay1;
 
+	schedstat(&run0, &delay0);
 	getrusage(RUSAGE_SELF, &r0);
 	double t0 = now_ns();
 
@@ -400,8 +418,11 @@ static struct sample measure(struct ctx *c, const struct method *m, long iters)
 	double t1 = now_ns();
 
 	getrusage(RUSAGE_SELF, &r1);
+	schedstat(&run1, &delay1);
 	return (struct sample){
 		.wall_ns = t1 - t0,
+		.run_ns = run1 - run0,
+		.delay_ns = delay1 - delay0,
 		.user_ns = tv_ns(r1.ru_utime) - tv_ns(r0.ru_utime),
 		.sys_ns = tv_ns(r1.ru_stime) - tv_ns(r0.ru_stime),
 		.nivcsw = r1.ru_nivcsw - r0.ru_nivcsw,
@@ -441,6 +462,22 @@ static void mean_sd(const double *x, int n, double *mean, double *sd)
 	for (int i = 0; i < n; i++)
 		v += (x[i] - *mean) * (x[i] - *mean);
 	*sd = n > 1 ? sqrt(v / (n - 1)) : 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double median(const double *x, int n)
+{
+	double t[MAX_REPS];
+
+	memcpy(t, x, n * sizeof(*t));
+	qsort(t, n, sizeof(*t), cmp_double);
+	return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
 }
 
 /* ---------- output ---------- */
@@ -563,7 +600,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	struct opts o = { .sweeps = "all", .methods = "all", .reps = 5, .seconds = 0.2,
+	struct opts o = { .sweeps = "all", .methods = "all", .reps = 10, .seconds = 0.1,
 			  .label = "", .progress = isatty(2) };
 	static const struct option lo[] = {
 		{ "src", 1, 0, 's' }, { "dst-net", 1, 0, 'd' }, { "sweeps", 1, 0, 'w' },
@@ -710,15 +747,16 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		fprintf(csv, "label,kernel,sweep,group,shared,private,private_pct,method,rep,iters,"
-			     "packets,errors,wall_ns,user_ns,sys_ns,nivcsw,nvcsw\n");
+			     "packets,errors,wall_ns,user_ns,sys_ns,run_ns,delay_ns,nivcsw,nvcsw\n");
 	}
 
 	printf("# sendbench %s on %s (%ld CPUs online), %d reps x %.3g s per measurement%s\n",
 	       o.label, u.release, sysconf(_SC_NPROCESSORS_ONLN), o.reps, o.seconds,
 	       o.quick ? " (quick)" : "");
-	printf("# ns/pkt = wall time per datagram; cpu = user+sys per datagram; x = sendmsg's ns/pkt / this (same rep)\n");
-	printf("%-8s %5s %5s %5s  %-15s %10s %8s %10s %8s %7s %6s %7s %6s\n", "sweep", "group", "shared",
-	       "priv", "method", "ns/pkt", "sd", "cpu ns/pkt", "x", "sd", "x cpu", "ivcsw", "vcsw");
+	printf("# ns/pkt = wall time per datagram; cpu = user+sys per datagram; x = sendmsg's ns/pkt / this (same rep);\n"
+	       "# rq-wait = time runnable but not running (other load), per datagram; ivcsw/vcsw = context switches\n");
+	printf("%-8s %5s %5s %5s  %-15s %10s %8s %10s %8s %7s %6s %8s %7s %6s\n", "sweep", "group", "shared",
+	       "priv", "method", "ns/pkt", "sd", "cpu ns/pkt", "x", "sd", "x cpu", "rq-wait", "ivcsw", "vcsw");
 
 	for (int pi = 0; pi < npts; pi++) {
 		const struct point *p = &pts[pi];
@@ -760,6 +798,7 @@ int main(int argc, char **argv)
 				continue;
 			double ns[MAX_REPS], cpu[MAX_REPS], x[MAX_REPS], xc[MAX_REPS];
 			long ivcsw = 0, vcsw = 0;
+			double wait = 0, pk_all = 0;
 
 			for (int r = 0; r < o.reps; r++) {
 				struct sample *q = &s[m][r];
@@ -769,6 +808,8 @@ int main(int argc, char **argv)
 				cpu[r] = (q->user_ns + q->sys_ns) / pk;
 				ivcsw += q->nivcsw;
 				vcsw += q->nvcsw;
+				wait += q->delay_ns;
+				pk_all += q->packets;
 				if (baseline >= 0) {
 					struct sample *b = &s[baseline][r];
 
@@ -781,18 +822,19 @@ int main(int argc, char **argv)
 					fprintf(json, "%s{\"sweep\": \"%s\", \"group\": %d, \"shared\": %d, "
 						"\"private\": %d, \"private_pct\": %d, \"method\": \"%s\", "
 						"\"rep\": %d, \"iters\": %ld, \"packets\": %llu, \"errors\": %llu, "
-						"\"wall_ns\": %.0f, \"user_ns\": %.0f, \"sys_ns\": %.0f, \"nivcsw\": %ld, \"nvcsw\": %ld}",
+						"\"wall_ns\": %.0f, \"user_ns\": %.0f, \"sys_ns\": %.0f, \"run_ns\": %.0f, \"delay_ns\": %.0f, \"nivcsw\": %ld, \"nvcsw\": %ld}",
 						json_first_row ? "" : ",\n", p->sweep, p->group, p->shared,
 						p->private_len, p->private_pct, methods[m].name, r, iters[m],
 						(unsigned long long)q->packets, (unsigned long long)q->errors,
-						q->wall_ns, q->user_ns, q->sys_ns, q->nivcsw, q->nvcsw);
+						q->wall_ns, q->user_ns, q->sys_ns, q->run_ns, q->delay_ns, q->nivcsw, q->nvcsw);
 				json_first_row = false;
 				if (csv)
-					fprintf(csv, "%s,%s,%s,%d,%d,%d,%d,%s,%d,%ld,%llu,%llu,%.0f,%.0f,%.0f,%ld,%ld\n",
+					fprintf(csv, "%s,%s,%s,%d,%d,%d,%d,%s,%d,%ld,%llu,%llu,%.0f,%.0f,%.0f,%.0f,%.0f,%ld,%ld\n",
 						o.label, u.release, p->sweep, p->group, p->shared, p->private_len,
 						p->private_pct, methods[m].name, r, iters[m],
 						(unsigned long long)q->packets, (unsigned long long)q->errors,
-						q->wall_ns, q->user_ns, q->sys_ns, q->nivcsw, q->nvcsw);
+						q->wall_ns, q->user_ns, q->sys_ns, q->run_ns, q->delay_ns,
+						q->nivcsw, q->nvcsw);
 			}
 			double ns_m, ns_sd, cpu_m, cpu_sd, x_m, x_sd, xc_m, xc_sd;
 
@@ -800,23 +842,25 @@ int main(int argc, char **argv)
 			mean_sd(cpu, o.reps, &cpu_m, &cpu_sd);
 			mean_sd(x, o.reps, &x_m, &x_sd);
 			mean_sd(xc, o.reps, &xc_m, &xc_sd);
-			printf("%-8s %5d %5d %5d  %-15s %10.1f %8.1f %10.1f %8.3f %7.3f %6.3f %7ld %6ld\n",
+			printf("%-8s %5d %5d %5d  %-15s %10.1f %8.1f %10.1f %8.3f %7.3f %6.3f %8.1f %7ld %6ld\n",
 			       p->sweep, p->group, p->shared, p->private_len, methods[m].name,
-			       ns_m, ns_sd, cpu_m, x_m, x_sd, xc_m, ivcsw, vcsw);
+			       ns_m, ns_sd, cpu_m, x_m, x_sd, xc_m, wait / pk_all, ivcsw, vcsw);
 			if (json) {
 				sum_printf("%s{\"sweep\": \"%s\", \"group\": %d, \"shared\": %d, \"private\": %d, "
 					   "\"private_pct\": %d, \"method\": \"%s\", \"reps\": %d, "
 					   "\"ns_per_pkt\": %.2f, \"ns_per_pkt_sd\": %.2f, "
 					   "\"cpu_ns_per_pkt\": %.2f, \"cpu_ns_per_pkt_sd\": %.2f, "
-					   "\"factor\": %.4f, \"factor_sd\": %.4f, "
-					   "\"factor_cpu\": %.4f, \"factor_cpu_sd\": %.4f, "
-					   "\"nivcsw\": %ld, \"nvcsw\": %ld, \"loadavg_before\": %.2f, \"loadavg_after\": %.2f}",
+					   "\"factor\": %.4f, \"factor_sd\": %.4f, \"factor_median\": %.4f, "
+					   "\"factor_cpu\": %.4f, \"factor_cpu_sd\": %.4f, \"factor_cpu_median\": %.4f, "
+					   "\"runqueue_wait_ns_per_pkt\": %.2f, \"nivcsw\": %ld, \"nvcsw\": %ld, \"loadavg_before\": %.2f, \"loadavg_after\": %.2f}",
 					   json_first_sum ? "" : ",\n", p->sweep, p->group, p->shared,
 					   p->private_len, p->private_pct, methods[m].name, o.reps,
 					   ns_m, ns_sd, cpu_m, cpu_sd,
 					   isnan(x_m) ? -1 : x_m, isnan(x_sd) ? -1 : x_sd,
+					   isnan(x_m) ? -1 : median(x, o.reps),
 					   isnan(xc_m) ? -1 : xc_m, isnan(xc_sd) ? -1 : xc_sd,
-					   ivcsw, vcsw, l_before, l_after);
+					   isnan(xc_m) ? -1 : median(xc, o.reps),
+					   wait / pk_all, ivcsw, vcsw, l_before, l_after);
 				json_first_sum = false;
 			}
 		}
