@@ -57,6 +57,18 @@
  * spilled base + offset (which the verifier would see without its range). */
 #define gc_barrier_var(var) asm volatile("" : "+r"(var))
 
+/* A 16-bit network-order length, with bounds the verifier can see: kernels
+ * before 6.5 or so do not track bounds through a byte swap, so mask it, and
+ * hide the value from the compiler first so that it keeps the mask. Needed
+ * wherever the result is added to a packet pointer. */
+static __always_inline __u32 gc_len16(__be16 v)
+{
+	__u32 x = bpf_ntohs(v);
+
+	gc_barrier_var(x);
+	return x & 0xffff;
+}
+
 enum gc_parse {
 	GC_PARSE_OTHER = 0,
 	GC_PARSE_RTP,
@@ -164,7 +176,7 @@ static __always_inline int gc_parse_ipv4(void *data, void *data_end, struct iphd
 	hlen = iph->ihl * 4;
 	if ((void *)iph + hlen > data_end)
 		return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
-	tot_len = bpf_ntohs(iph->tot_len);
+	tot_len = gc_len16(iph->tot_len);
 	if (tot_len < hlen)
 		return gc_parse_drop(pkt, GC_STAT_DROP_BAD_IP_HEADER);
 	/* Ethernet may pad short frames: bytes past tot_len are allowed. */
@@ -205,7 +217,7 @@ static __always_inline int gc_parse_ipv6(void *data, void *data_end, struct ipv6
 		return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
 	if (ip6->version != 6)
 		return gc_parse_drop(pkt, GC_STAT_DROP_BAD_IP_HEADER);
-	plen = bpf_ntohs(ip6->payload_len);
+	plen = gc_len16(ip6->payload_len);
 	if ((void *)(ip6 + 1) + plen > data_end)
 		return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
 
