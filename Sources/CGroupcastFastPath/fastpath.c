@@ -33,6 +33,9 @@
 
 #define BPFFS_ROOT	"/sys/fs/bpf"
 
+#ifndef CAP_PERFMON
+#define CAP_PERFMON	38
+#endif
 #ifndef CAP_BPF
 #define CAP_BPF		39
 #endif
@@ -102,7 +105,9 @@ static void clear_err(struct gcfp_error *err)
 		memset(err, 0, sizeof(*err));
 }
 
-/* CAP_SYS_ADMIN, or CAP_BPF + CAP_NET_ADMIN (+ CAP_PERFMON is not needed). */
+/* CAP_SYS_ADMIN, or CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON: without
+ * CAP_PERFMON the verifier refuses the variable-offset packet pointer
+ * arithmetic the parser needs ("pointer arithmetic prohibited for !root"). */
 static int check_caps(struct gcfp_error *err)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
@@ -114,10 +119,11 @@ static int check_caps(struct gcfp_error *err)
 	eff = data[0].effective | ((unsigned long long)data[1].effective << 32);
 	if (eff & (1ULL << CAP_SYS_ADMIN))
 		return 0;
-	if ((eff & (1ULL << CAP_BPF)) && (eff & (1ULL << CAP_NET_ADMIN)))
+	if ((eff & (1ULL << CAP_BPF)) && (eff & (1ULL << CAP_NET_ADMIN)) &&
+	    (eff & (1ULL << CAP_PERFMON)))
 		return 0;
 	return fail(err, GCFP_ERR_NOT_ROOT, EPERM,
-		    "the fast path needs root (CAP_SYS_ADMIN, or CAP_BPF and CAP_NET_ADMIN)");
+		    "the fast path needs root (CAP_SYS_ADMIN, or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)");
 }
 
 static int check_ifname(const char *ifname, unsigned int *ifindex, struct gcfp_error *err)

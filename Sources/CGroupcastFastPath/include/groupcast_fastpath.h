@@ -26,7 +26,7 @@ extern "C" {
 
 enum gcfp_code {
 	GCFP_OK = 0,
-	GCFP_ERR_NOT_ROOT = 1,		/* needs CAP_SYS_ADMIN or CAP_BPF + CAP_NET_ADMIN */
+	GCFP_ERR_NOT_ROOT = 1,		/* needs CAP_SYS_ADMIN or CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON */
 	GCFP_ERR_NO_DEVICE = 2,		/* no such network interface (in this netns) */
 	GCFP_ERR_ALREADY_ATTACHED = 3,	/* the fast path is already attached there */
 	GCFP_ERR_BUSY = 4,		/* another XDP program / TC filter holds the hook */
