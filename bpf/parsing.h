@@ -273,7 +273,8 @@ static __always_inline int gc_parse_ipv6(void *data, void *data_end, struct ipv6
 }
 
 /* Classify the frame [data, data_end) for an SFU listening on UDP port
- * @port_be (network byte order). */
+ * @port_be (network byte order). @pkt must be zeroed by the caller (IPv4
+ * addresses fill only saddr[0]/daddr[0]). */
 static __always_inline int gc_parse(void *data, void *data_end, __u16 port_be,
 				    struct gc_pkt *pkt)
 {
