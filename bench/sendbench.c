@@ -27,9 +27,13 @@
  *
  * Each measurement runs one method for a fixed number of group sends
  * (calibrated per point and method to last --time seconds) and records
- * wall time (CLOCK_MONOTONIC) and this process's CPU time (getrusage
- * RUSAGE_SELF: user + sys of all its threads, io_uring's io-wq workers
- * included), plus involuntary context switches (a sign of other load).
+ * wall time (CLOCK_MONOTONIC) and this process's CPU time, user + sys of all
+ * its threads, io_uring's io-wq workers included: CLOCK_PROCESS_CPUTIME_ID,
+ * the scheduler's exact runtime. getrusage(RUSAGE_SELF)'s user and sys are
+ * recorded too, for the split only: they are tick samples scaled to that
+ * runtime and kept monotonic (cputime_adjust), so over a 0.1 s window their
+ * sum can lag or lead it (in the TCG guest it was sometimes 0). Also the
+ * thread's runqueue wait (schedstat) and context switches: signs of other load.
  *
  * The caller provides the destinations (scripts/bench-send): a source
  * address to bind (--src) and a /24 whose .2 ... .251 are routed to a device
@@ -373,7 +377,7 @@ static void setup_ring(struct ctx *c)
 /* ---------- measurement ---------- */
 
 struct sample {
-	double wall_ns, user_ns, sys_ns;
+	double wall_ns, cpu_ns, user_ns, sys_ns;
 	double run_ns, delay_ns;	/* this thread's on-CPU and runqueue-wait time (schedstat) */
 	long nivcsw, nvcsw;
 	uint64_t packets, errors;
@@ -388,6 +392,14 @@ static double now_ns(void)
 }
 
 static double tv_ns(struct timeval t) { return t.tv_sec * 1e9 + t.tv_usec * 1e3; }
+
+static double process_cpu_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+	return t.tv_sec * 1e9 + t.tv_nsec;
+}
 
 /* /proc/thread-self/schedstat: time on CPU, time waiting on a runqueue (ns). */
 static void schedstat(double *run, double *delay)
@@ -412,15 +424,18 @@ static struct sample measure(struct ctx *c, const struct method *m, long iters)
 
 	schedstat(&run0, &delay0);
 	getrusage(RUSAGE_SELF, &r0);
+	double c0 = process_cpu_ns();
 	double t0 = now_ns();
 
 	m->run(c, iters);
 	double t1 = now_ns();
+	double c1 = process_cpu_ns();
 
 	getrusage(RUSAGE_SELF, &r1);
 	schedstat(&run1, &delay1);
 	return (struct sample){
 		.wall_ns = t1 - t0,
+		.cpu_ns = c1 - c0,
 		.run_ns = run1 - run0,
 		.delay_ns = delay1 - delay0,
 		.user_ns = tv_ns(r1.ru_utime) - tv_ns(r0.ru_utime),
@@ -747,13 +762,13 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		fprintf(csv, "label,kernel,sweep,group,shared,private,private_pct,method,rep,iters,"
-			     "packets,errors,wall_ns,user_ns,sys_ns,run_ns,delay_ns,nivcsw,nvcsw\n");
+			     "packets,errors,wall_ns,cpu_ns,user_ns,sys_ns,run_ns,delay_ns,nivcsw,nvcsw\n");
 	}
 
 	printf("# sendbench %s on %s (%ld CPUs online), %d reps x %.3g s per measurement%s\n",
 	       o.label, u.release, sysconf(_SC_NPROCESSORS_ONLN), o.reps, o.seconds,
 	       o.quick ? " (quick)" : "");
-	printf("# ns/pkt = wall time per datagram; cpu = user+sys per datagram; x = sendmsg's ns/pkt / this (same rep);\n"
+	printf("# ns/pkt = wall time per datagram; cpu = process CPU time (user+sys) per datagram; x = sendmsg's ns/pkt / this (same rep);\n"
 	       "# rq-wait = time runnable but not running (other load), per datagram; ivcsw/vcsw = context switches\n");
 	printf("%-8s %5s %5s %5s  %-15s %10s %8s %10s %8s %7s %6s %8s %7s %6s\n", "sweep", "group", "shared",
 	       "priv", "method", "ns/pkt", "sd", "cpu ns/pkt", "x", "sd", "x cpu", "rq-wait", "ivcsw", "vcsw");
@@ -805,7 +820,7 @@ int main(int argc, char **argv)
 				double pk = q->packets ? (double)q->packets : NAN;
 
 				ns[r] = q->wall_ns / pk;
-				cpu[r] = (q->user_ns + q->sys_ns) / pk;
+				cpu[r] = q->cpu_ns / pk;
 				ivcsw += q->nivcsw;
 				vcsw += q->nvcsw;
 				wait += q->delay_ns;
@@ -814,7 +829,7 @@ int main(int argc, char **argv)
 					struct sample *b = &s[baseline][r];
 
 					x[r] = (b->wall_ns / b->packets) / ns[r];
-					xc[r] = ((b->user_ns + b->sys_ns) / b->packets) / cpu[r];
+					xc[r] = (b->cpu_ns / b->packets) / cpu[r];
 				} else {
 					x[r] = xc[r] = NAN;
 				}
@@ -822,18 +837,18 @@ int main(int argc, char **argv)
 					fprintf(json, "%s{\"sweep\": \"%s\", \"group\": %d, \"shared\": %d, "
 						"\"private\": %d, \"private_pct\": %d, \"method\": \"%s\", "
 						"\"rep\": %d, \"iters\": %ld, \"packets\": %llu, \"errors\": %llu, "
-						"\"wall_ns\": %.0f, \"user_ns\": %.0f, \"sys_ns\": %.0f, \"run_ns\": %.0f, \"delay_ns\": %.0f, \"nivcsw\": %ld, \"nvcsw\": %ld}",
+						"\"wall_ns\": %.0f, \"cpu_ns\": %.0f, \"user_ns\": %.0f, \"sys_ns\": %.0f, \"run_ns\": %.0f, \"delay_ns\": %.0f, \"nivcsw\": %ld, \"nvcsw\": %ld}",
 						json_first_row ? "" : ",\n", p->sweep, p->group, p->shared,
 						p->private_len, p->private_pct, methods[m].name, r, iters[m],
 						(unsigned long long)q->packets, (unsigned long long)q->errors,
-						q->wall_ns, q->user_ns, q->sys_ns, q->run_ns, q->delay_ns, q->nivcsw, q->nvcsw);
+						q->wall_ns, q->cpu_ns, q->user_ns, q->sys_ns, q->run_ns, q->delay_ns, q->nivcsw, q->nvcsw);
 				json_first_row = false;
 				if (csv)
-					fprintf(csv, "%s,%s,%s,%d,%d,%d,%d,%s,%d,%ld,%llu,%llu,%.0f,%.0f,%.0f,%.0f,%.0f,%ld,%ld\n",
+					fprintf(csv, "%s,%s,%s,%d,%d,%d,%d,%s,%d,%ld,%llu,%llu,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%ld,%ld\n",
 						o.label, u.release, p->sweep, p->group, p->shared, p->private_len,
 						p->private_pct, methods[m].name, r, iters[m],
 						(unsigned long long)q->packets, (unsigned long long)q->errors,
-						q->wall_ns, q->user_ns, q->sys_ns, q->run_ns, q->delay_ns,
+						q->wall_ns, q->cpu_ns, q->user_ns, q->sys_ns, q->run_ns, q->delay_ns,
 						q->nivcsw, q->nvcsw);
 			}
 			double ns_m, ns_sd, cpu_m, cpu_sd, x_m, x_sd, xc_m, xc_sd;
