@@ -497,6 +497,20 @@ static double median(const double *x, int n)
 
 /* ---------- output ---------- */
 
+/* A double as a JSON number, or null when it is not finite (rotating buffers). */
+static const char *jnum(double v)
+{
+	static char buf[16][32];
+	static int i;
+	char *b = buf[i++ % 16];
+
+	if (isfinite(v))
+		snprintf(b, sizeof(buf[0]), "%.4f", v);
+	else
+		snprintf(b, sizeof(buf[0]), "null");
+	return b;
+}
+
 static FILE *json, *csv;
 static bool json_first_row = true, json_first_sum = true;
 static char *json_summaries;	/* buffered summary objects, written after the rows */
@@ -861,21 +875,22 @@ int main(int argc, char **argv)
 			       p->sweep, p->group, p->shared, p->private_len, methods[m].name,
 			       ns_m, ns_sd, cpu_m, x_m, x_sd, xc_m, wait / pk_all, ivcsw, vcsw);
 			if (json) {
+				/* A CPU time of 0 (coarse guest clocks under TCG) makes a
+				 * factor infinite or NaN: JSON gets null, not "inf". */
 				sum_printf("%s{\"sweep\": \"%s\", \"group\": %d, \"shared\": %d, \"private\": %d, "
 					   "\"private_pct\": %d, \"method\": \"%s\", \"reps\": %d, "
-					   "\"ns_per_pkt\": %.2f, \"ns_per_pkt_sd\": %.2f, "
-					   "\"cpu_ns_per_pkt\": %.2f, \"cpu_ns_per_pkt_sd\": %.2f, "
-					   "\"factor\": %.4f, \"factor_sd\": %.4f, \"factor_median\": %.4f, "
-					   "\"factor_cpu\": %.4f, \"factor_cpu_sd\": %.4f, \"factor_cpu_median\": %.4f, "
-					   "\"runqueue_wait_ns_per_pkt\": %.2f, \"nivcsw\": %ld, \"nvcsw\": %ld, \"loadavg_before\": %.2f, \"loadavg_after\": %.2f}",
+					   "\"ns_per_pkt\": %s, \"ns_per_pkt_sd\": %s, "
+					   "\"cpu_ns_per_pkt\": %s, \"cpu_ns_per_pkt_sd\": %s, "
+					   "\"factor\": %s, \"factor_sd\": %s, \"factor_median\": %s, "
+					   "\"factor_cpu\": %s, \"factor_cpu_sd\": %s, \"factor_cpu_median\": %s, "
+					   "\"runqueue_wait_ns_per_pkt\": %s, \"nivcsw\": %ld, \"nvcsw\": %ld, "
+					   "\"loadavg_before\": %.2f, \"loadavg_after\": %.2f}",
 					   json_first_sum ? "" : ",\n", p->sweep, p->group, p->shared,
 					   p->private_len, p->private_pct, methods[m].name, o.reps,
-					   ns_m, ns_sd, cpu_m, cpu_sd,
-					   isnan(x_m) ? -1 : x_m, isnan(x_sd) ? -1 : x_sd,
-					   isnan(x_m) ? -1 : median(x, o.reps),
-					   isnan(xc_m) ? -1 : xc_m, isnan(xc_sd) ? -1 : xc_sd,
-					   isnan(xc_m) ? -1 : median(xc, o.reps),
-					   wait / pk_all, ivcsw, vcsw, l_before, l_after);
+					   jnum(ns_m), jnum(ns_sd), jnum(cpu_m), jnum(cpu_sd),
+					   jnum(x_m), jnum(x_sd), jnum(median(x, o.reps)),
+					   jnum(xc_m), jnum(xc_sd), jnum(median(xc, o.reps)),
+					   jnum(wait / pk_all), ivcsw, vcsw, l_before, l_after);
 				json_first_sum = false;
 			}
 		}
