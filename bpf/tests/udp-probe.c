@@ -9,12 +9,14 @@
  *       dst:dport with byte-exact payloads.
  *
  *   udp-probe recv --dev IFACE --port P --ssrc N --from ADDR --from-port P
- *                  --expect C [--size BYTES] [--timeout-ms T] [--ready FILE]
+ *                  --expect C [--size BYTES] [--timeout-ms T] [--first-timeout-ms F]
+ *                  [--ready FILE]
  *       Receives on UDP port P (a socket, so the stack delivered it) and
  *       captures on IFACE (AF_PACKET) to verify every frame's IP and UDP
  *       checksums in software. Succeeds iff exactly C distinct datagrams
  *       arrived, all from ADDR:P with byte-exact payloads, and every captured
- *       frame to P had valid checksums.
+ *       frame to P had valid checksums. It waits up to F ms (default T) for
+ *       the first datagram, then until T ms pass without a valid one.
  *
  * Exit status 0 on success, 1 on a failed expectation (the reason on
  * stderr), 2 on usage errors.
@@ -44,7 +46,7 @@ struct opts {
 	const char *src, *dst, *dev, *from, *ready;
 	int sport, dport, port, from_port;
 	uint32_t ssrc;
-	int count, size, interval_us, timeout_ms, expect, expect_echo;
+	int count, size, interval_us, timeout_ms, first_timeout_ms, expect, expect_echo;
 };
 
 static int parse_sockaddr(const char *a, int port, struct sockaddr_storage *ss, socklen_t *len)
@@ -279,7 +281,7 @@ static int do_recv(const struct opts *o)
 		if (rf >= 0)
 			close(rf);
 	}
-	deadline = now_ms() + o->timeout_ms;
+	deadline = now_ms() + (o->first_timeout_ms ? o->first_timeout_ms : o->timeout_ms);
 	for (;;) {
 		struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = cap, .events = POLLIN } };
 		long long left = deadline - now_ms();
@@ -306,6 +308,7 @@ static int do_recv(const struct opts *o)
 			}
 			seen[seq] = 1;
 			got++;
+			deadline = now_ms() + o->timeout_ms;
 		}
 	}
 	/* Frames still queued on the capture socket. */
@@ -338,7 +341,8 @@ int main(int argc, char **argv)
 		{ "size", 1, NULL, 7 }, { "interval-us", 1, NULL, 8 }, { "echo-timeout-ms", 1, NULL, 9 },
 		{ "expect-echo", 1, NULL, 10 }, { "dev", 1, NULL, 11 }, { "port", 1, NULL, 12 },
 		{ "from", 1, NULL, 13 }, { "from-port", 1, NULL, 14 }, { "expect", 1, NULL, 15 },
-		{ "timeout-ms", 1, NULL, 16 }, { "ready", 1, NULL, 17 }, {}
+		{ "timeout-ms", 1, NULL, 16 }, { "ready", 1, NULL, 17 },
+		{ "first-timeout-ms", 1, NULL, 18 }, {}
 	};
 	struct opts o = { .size = 160, .timeout_ms = 2000, .expect = -1, .expect_echo = -1 };
 	int c;
@@ -364,6 +368,7 @@ int main(int argc, char **argv)
 		case 14: o.from_port = atoi(optarg); break;
 		case 15: o.expect = atoi(optarg); break;
 		case 17: o.ready = optarg; break;
+		case 18: o.first_timeout_ms = atoi(optarg); break;
 		default: goto usage;
 		}
 	}
@@ -380,6 +385,6 @@ usage:
 	fprintf(stderr, "usage: udp-probe send --src A --sport P --dst A --dport P --ssrc N --count C "
 		"[--size B] [--interval-us U] [--expect-echo E] [--echo-timeout-ms T]\n"
 		"       udp-probe recv --dev IF --port P --ssrc N --from A --from-port P --expect C "
-		"[--count C] [--size B] [--timeout-ms T] [--ready FILE]\n");
+		"[--count C] [--size B] [--timeout-ms T] [--first-timeout-ms F] [--ready FILE]\n");
 	return 2;
 }
