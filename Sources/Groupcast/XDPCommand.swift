@@ -108,7 +108,8 @@ struct XDPCommand: ParsableCommand {
 
         struct Add: ParsableCommand {
             @OptionGroup var device: Device
-            @Option(help: "The stream's RTP SSRC.") var ssrc: UInt32
+            @Option(help: "The stream's RTP SSRC (decimal or 0x-prefixed hex).", transform: SSRCArgument.parse)
+            var ssrc: UInt32
             @Option(help: "The only address allowed to send on it.") var origin: String
             @Option(help: "Its UDP port.") var originPort: UInt16
             @Option(help: "Stream type: asq, vsq or vhq.") var type: String
@@ -144,7 +145,8 @@ struct XDPCommand: ParsableCommand {
 
         struct Remove: ParsableCommand {
             @OptionGroup var device: Device
-            @Option(help: "The stream's RTP SSRC.") var ssrc: UInt32
+            @Option(help: "The stream's RTP SSRC (decimal or 0x-prefixed hex).", transform: SSRCArgument.parse)
+            var ssrc: UInt32
             func run() throws {
                 try fastPath { try FastPath.open(interface: device.interface).removeRoute(source: ssrc) }
             }
@@ -170,4 +172,16 @@ private func printError(_ s: String) {
 
 private extension String {
     func leftPadded(_ n: Int) -> String { String(repeating: "0", count: max(0, n - count)) + self }
+}
+
+/// SSRCs are usually written in hex (RTP tools print them so): accept both forms.
+enum SSRCArgument {
+    static func parse(_ text: String) throws -> UInt32 {
+        let lowered = text.lowercased()
+        let value = lowered.hasPrefix("0x") ? UInt32(lowered.dropFirst(2), radix: 16) : UInt32(lowered)
+        guard let value else {
+            throw ValidationError("'\(text)' is not an SSRC: a 32-bit number, decimal or 0x-prefixed hex")
+        }
+        return value
+    }
 }
