@@ -222,67 +222,65 @@ out_free:
 	return ret;
 }
 
-static long sg_group_ioctl_add(struct sg_group *group, void __user *uargs)
+/* Under the lock. On success the members belong to the xarray and members[] is emptied. */
+static int sg_members_add_locked(struct sg_group *group, struct sg_member **members,
+				 const u64 *ids, u32 count)
 {
-	struct sendgroup_members_args args;
-	struct sg_member **members;
-	u32 i, inserted = 0;
-	u64 *ids;
-	int ret;
+	u32 i, inserted;
+	int ret = 0;
 
-	ret = sg_copy_args(&args, sizeof(args), SENDGROUP_MEMBERS_ARGS_SIZE_VER0, uargs);
-	if (ret)
-		return ret;
-	ret = sg_members_from_user(&args, &members, &ids);
-	if (ret)
-		return ret;
-
-	mutex_lock(&group->lock);
-	if ((u64)group->count + args.count > SENDGROUP_MAX_MEMBERS) {
-		ret = -ENOSPC;
-		goto out_unlock;
-	}
-	for (i = 0; i < args.count; i++) {
-		if (xa_load(&group->members, ids[i])) {
-			ret = -EEXIST;
-			goto out_unlock;
-		}
-	}
-	for (i = 0; i < args.count; i++) {
-		ret = xa_insert(&group->members, members[i]->id, members[i], GFP_KERNEL_ACCOUNT);
+	if ((u64)group->count + count > SENDGROUP_MAX_MEMBERS)
+		return -ENOSPC;
+	for (i = 0; i < count; i++)
+		if (xa_load(&group->members, ids[i]))
+			return -EEXIST;
+	for (inserted = 0; inserted < count; inserted++) {
+		ret = xa_insert(&group->members, members[inserted]->id, members[inserted],
+				GFP_KERNEL_ACCOUNT);
 		if (ret)
 			break;
-		inserted++;
 	}
 	if (ret) {
 		/* Out of memory half-way: take back what this call added. */
 		for (i = 0; i < inserted; i++)
 			xa_erase(&group->members, members[i]->id);
-		mutex_unlock(&group->lock);
-		synchronize_srcu(&sg_members_srcu);
-		goto out_free;
+		return ret;
 	}
-	group->count += args.count;
-	mutex_unlock(&group->lock);
-	kvfree(members);
-	kvfree(ids);
+	group->count += count;
+	memset(members, 0, count * sizeof(*members));
 	return 0;
-
-out_unlock:
-	mutex_unlock(&group->lock);
-out_free:
-	sg_free_members(members, args.count);
-	kvfree(members);
-	kvfree(ids);
-	return ret;
 }
 
-static long sg_group_ioctl_update(struct sg_group *group, void __user *uargs)
+/* Under the lock. On success members[] holds the versions the update replaced. */
+static int sg_members_update_locked(struct sg_group *group, struct sg_member **members,
+				    const u64 *ids, u32 count)
+{
+	u32 i;
+
+	for (i = 0; i < count; i++)
+		if (!xa_load(&group->members, ids[i]))
+			return -ENOENT;
+	/* Replacing an existing entry allocates nothing: it cannot fail. */
+	for (i = 0; i < count; i++)
+		members[i] = xa_store(&group->members, members[i]->id, members[i], GFP_KERNEL);
+	return 0;
+}
+
+typedef int (*sg_members_apply_fn)(struct sg_group *group, struct sg_member **members,
+				   const u64 *ids, u32 count);
+
+/*
+ * ADD and UPDATE take the same entries: copy and validate them, apply them
+ * under the group's lock, then free whatever members[] holds afterwards
+ * (replaced versions, an ADD taken back, or a refused call's new members)
+ * once no send can see it.
+ */
+static long sg_group_ioctl_members(struct sg_group *group, void __user *uargs,
+				   sg_members_apply_fn apply)
 {
 	struct sendgroup_members_args args;
 	struct sg_member **members;
 	u64 *ids;
-	u32 i;
 	int ret;
 
 	ret = sg_copy_args(&args, sizeof(args), SENDGROUP_MEMBERS_ARGS_SIZE_VER0, uargs);
@@ -293,20 +291,11 @@ static long sg_group_ioctl_update(struct sg_group *group, void __user *uargs)
 		return ret;
 
 	mutex_lock(&group->lock);
-	for (i = 0; i < args.count; i++) {
-		if (!xa_load(&group->members, ids[i])) {
-			mutex_unlock(&group->lock);
-			ret = -ENOENT;
-			goto out_free;
-		}
-	}
-	/* Replacing an existing entry allocates nothing: it cannot fail. */
-	for (i = 0; i < args.count; i++)
-		members[i] = xa_store(&group->members, members[i]->id, members[i], GFP_KERNEL);
+	ret = apply(group, members, ids, args.count);
 	mutex_unlock(&group->lock);
-	/* members[] now holds the old versions: free them once no send can see them. */
-	synchronize_srcu(&sg_members_srcu);
-out_free:
+
+	if (members[0])
+		synchronize_srcu(&sg_members_srcu);
 	sg_free_members(members, args.count);
 	kvfree(members);
 	kvfree(ids);
@@ -579,9 +568,9 @@ static long sg_group_ioctl(struct file *file, unsigned int cmd, unsigned long ar
 
 	switch (cmd) {
 	case SENDGROUP_GROUP_IOC_ADD:
-		return sg_group_ioctl_add(group, argp);
+		return sg_group_ioctl_members(group, argp, sg_members_add_locked);
 	case SENDGROUP_GROUP_IOC_UPDATE:
-		return sg_group_ioctl_update(group, argp);
+		return sg_group_ioctl_members(group, argp, sg_members_update_locked);
 	case SENDGROUP_GROUP_IOC_REMOVE:
 		return sg_group_ioctl_remove(group, argp);
 	case SENDGROUP_GROUP_IOC_LIST:
