@@ -19,8 +19,9 @@
  *    struct ubuf_info in msg_ubuf, the mechanism io_uring's zero-copy send
  *    uses. The stack falls back to copying where the device cannot
  *    checksum (no CHECKSUM_PARTIAL) or the datagram needs IP fragmentation.
- * A datagram that would need more frags than an skb holds is sent through the
- * copying path instead and counted in copied_sends.
+ * A datagram that would need more frags than an skb may hold (MAX_SKB_FRAGS,
+ * or the lower net.core.max_skb_frags on kernels that splice) is sent through
+ * the copying path instead and counted in copied_sends.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -38,6 +39,10 @@
 #include <net/sock.h>
 
 #include "sg_internal.h"
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 9, 0)
+#include <net/hotdata.h>
+#endif
 
 /* Larger entries are refused: nothing legitimate needs a page per recipient. */
 #define SG_MAX_RECIPIENT_SIZE	PAGE_SIZE
@@ -184,6 +189,19 @@ static struct ubuf_info *sg_zerocopy_alloc(void)
 
 /* ---- one datagram ----------------------------------------------------- */
 
+/* Page fragments one datagram may reference before the stack refuses it. */
+static unsigned int sg_max_frags(void)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 9, 0)
+	/* skb_splice_from_iter() stops at the sysctl, not at MAX_SKB_FRAGS. */
+	return min_t(unsigned int, READ_ONCE(net_hotdata.sysctl_max_skb_frags), MAX_SKB_FRAGS);
+#elif SG_SPLICE_PAGES
+	return min_t(unsigned int, READ_ONCE(sysctl_max_skb_frags), MAX_SKB_FRAGS);
+#else
+	return MAX_SKB_FRAGS;	/* __zerocopy_sg_from_iter()'s limit */
+#endif
+}
+
 int sg_sender_init(struct sg_sender *sender, struct socket *sock, u32 msg_flags)
 {
 	sender->sock = sock;
@@ -261,7 +279,7 @@ int sg_send_datagram(struct sg_sender *sender, const union sg_sockaddr *addr, in
 	msg.msg_namelen = addrlen;
 	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, sender->bvec, nr, total);
 
-	if (nr <= MAX_SKB_FRAGS) {
+	if (nr <= sg_max_frags()) {
 #if SG_SPLICE_PAGES
 		msg.msg_flags |= MSG_SPLICE_PAGES;
 #else
