@@ -78,18 +78,6 @@ static int sg_group_release(struct inode *inode, struct file *file)
 
 /* ---- argument helpers ------------------------------------------------- */
 
-/* copy_struct_from_user() with the VER0 floor every command has. */
-static int sg_copy_args(void *dst, size_t ksize, size_t ver0, const void __user *src)
-{
-	u32 usize;
-
-	if (get_user(usize, (const u32 __user *)src))
-		return -EFAULT;
-	if (usize < ver0)
-		return -EINVAL;
-	return copy_struct_from_user(dst, ksize, src, usize);
-}
-
 static int sg_cmp_u64(const void *a, const void *b)
 {
 	u64 x = *(const u64 *)a, y = *(const u64 *)b;

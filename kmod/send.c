@@ -302,6 +302,18 @@ out:
 
 /* ---- argument checks shared with groups -------------------------------- */
 
+/* copy_struct_from_user() with the VER0 floor every command has. */
+int sg_copy_args(void *dst, size_t ksize, size_t ver0, const void __user *src)
+{
+	u32 usize;
+
+	if (get_user(usize, (const u32 __user *)src))
+		return -EFAULT;
+	if (usize < ver0)
+		return -EINVAL;
+	return copy_struct_from_user(dst, ksize, src, usize);
+}
+
 int sg_check_udp_socket(struct socket *sock)
 {
 	struct sock *sk = sock->sk;
@@ -466,23 +478,17 @@ static int sg_send_all(struct sg_call *call)
 long sendgroup_ioctl_send(void __user *uargs)
 {
 	struct sg_call *call;
-	u32 usize;
 	long ret;
 	int err;
 
 	BUILD_BUG_ON(sizeof(struct sendgroup_send_args) != SENDGROUP_SEND_ARGS_SIZE_LATEST);
 	BUILD_BUG_ON(sizeof(struct sendgroup_recipient) != SENDGROUP_RECIPIENT_SIZE_LATEST);
 
-	if (get_user(usize, (u32 __user *)uargs))
-		return -EFAULT;
-	if (usize < SENDGROUP_SEND_ARGS_SIZE_VER0)
-		return -EINVAL;
-
 	call = kzalloc(sizeof(*call), GFP_KERNEL);
 	if (!call)
 		return -ENOMEM;
 
-	ret = copy_struct_from_user(&call->args, sizeof(call->args), uargs, usize);
+	ret = sg_copy_args(&call->args, sizeof(call->args), SENDGROUP_SEND_ARGS_SIZE_VER0, uargs);
 	if (ret)
 		goto out_free_call;
 	ret = sg_check_args(&call->args);

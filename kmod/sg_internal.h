@@ -107,6 +107,7 @@ int sg_send_datagram(struct sg_sender *sender, const union sg_sockaddr *addr, in
 
 int sg_recipient_sockaddr(const struct sendgroup_recipient *r, union sg_sockaddr *sa);
 int sg_check_recipient(const struct sendgroup_recipient *r);
+int sg_copy_args(void *dst, size_t ksize, size_t ver0, const void __user *src);
 int sg_check_udp_socket(struct socket *sock);
 int sg_check_msg_flags(u32 msg_flags);
 
