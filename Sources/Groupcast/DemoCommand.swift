@@ -47,7 +47,7 @@ struct DemoCommand: ParsableCommand {
         guard (1...64).contains(participants) else { throw ValidationError("--participants must be 1...64") }
         guard duration.value > .zero else { throw ValidationError("--duration must be positive") }
         for backend in backends {
-            if backend == .xdp { throw ValidationError("--backends: the xdp backend runs through `groupcast xdp`") }
+            if backend == .xdp || backend == .ring { throw ValidationError("--backends: the \(backend) backend is not built yet") }
             if backend == .sendgroup && !GroupSocket.isKernelModuleLoaded {
                 throw ValidationError("--backends sendgroup: the sendgroup module is not loaded (/dev/sendgroup missing)")
             }

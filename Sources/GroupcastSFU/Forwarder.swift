@@ -12,6 +12,9 @@ public enum ForwarderBackend: String, CaseIterable, Hashable, Sendable, CustomSt
     case sendgroup
     /// The XDP/TC fast path programmed through `bpf/groupcast.h` maps (not in this library yet).
     case xdp
+    /// AF_XDP rings (the pktswitch paper's netmap model): batch receive, n copies into TX slots
+    /// (not in this library yet).
+    case ring
 
     public var description: String { rawValue }
 

@@ -59,8 +59,8 @@ public final class UserspaceForwarder: Forwarder {
                 throw .backendUnavailable(.sendgroup, "the sendgroup module is not loaded (/dev/sendgroup missing)")
             }
             socketBackend = .kernel
-        case .xdp:
-            throw .backendUnavailable(.xdp, "the XDP forwarder is driven by `groupcast xdp`, not this process")
+        case .xdp, .ring:
+            throw .backendUnavailable(backend, "not a user-space socket backend")
         }
         self.backend = backend
         self.configuration = configuration
