@@ -30,6 +30,8 @@
 
 #include "groupcast_fastpath.h"
 #include "groupcast.skel.h"
+#include "internal.h"
+
 
 #define BPFFS_ROOT	"/sys/fs/bpf"
 
@@ -74,12 +76,14 @@ const char *gcfp_code_name(int code)
 	case GCFP_ERR_BPFFS: return "bpffs unavailable";
 	case GCFP_ERR_ABI: return "layout version mismatch";
 	case GCFP_ERR_SYSTEM: return "system call failed";
+	case GCFP_ERR_UNREACHABLE: return "no route to host";
+	case GCFP_ERR_NEIGH_UNRESOLVED: return "neighbour not resolved";
+	case GCFP_ERR_UNSUPPORTED_LINK: return "unsupported link type";
 	}
 	return "unknown error";
 }
 
-__attribute__((format(printf, 4, 5)))
-static int fail(struct gcfp_error *err, int code, int sys_errno, const char *fmt, ...)
+int gcfp_fail(struct gcfp_error *err, int code, int sys_errno, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -115,25 +119,25 @@ static int check_caps(struct gcfp_error *err)
 	unsigned long long eff;
 
 	if (syscall(SYS_capget, &hdr, data))
-		return fail(err, GCFP_ERR_SYSTEM, errno, "capget");
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "capget");
 	eff = data[0].effective | ((unsigned long long)data[1].effective << 32);
 	if (eff & (1ULL << CAP_SYS_ADMIN))
 		return 0;
 	if ((eff & (1ULL << CAP_BPF)) && (eff & (1ULL << CAP_NET_ADMIN)) &&
 	    (eff & (1ULL << CAP_PERFMON)))
 		return 0;
-	return fail(err, GCFP_ERR_NOT_ROOT, EPERM,
+	return gcfp_fail(err, GCFP_ERR_NOT_ROOT, EPERM,
 		    "the fast path needs root (CAP_SYS_ADMIN, or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)");
 }
 
 static int check_ifname(const char *ifname, unsigned int *ifindex, struct gcfp_error *err)
 {
 	if (!ifname || !*ifname || strlen(ifname) >= IFNAMSIZ || strchr(ifname, '/'))
-		return fail(err, GCFP_ERR_INVALID, 0, "invalid interface name '%s'",
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "invalid interface name '%s'",
 			    ifname ? ifname : "(null)");
 	*ifindex = if_nametoindex(ifname);
 	if (!*ifindex)
-		return fail(err, errno == ENODEV || errno == ENXIO ? GCFP_ERR_NO_DEVICE
+		return gcfp_fail(err, errno == ENODEV || errno == ENXIO ? GCFP_ERR_NO_DEVICE
 								  : GCFP_ERR_SYSTEM,
 			    errno, "no such device '%s' in this network namespace", ifname);
 	return 0;
@@ -171,12 +175,12 @@ static int pin_root(char *buf, size_t size, int may_mount, struct gcfp_error *er
 	if (!statfs(BPFFS_ROOT, &sfs) && sfs.f_type == BPF_FS_MAGIC)
 		return 0;
 	if (!may_mount)
-		return fail(err, GCFP_ERR_NOT_ATTACHED, 0,
+		return gcfp_fail(err, GCFP_ERR_NOT_ATTACHED, 0,
 			    "no bpffs at %s, so nothing is pinned there (a command run by "
 			    "`ip netns exec` sees a fresh /sys: use nsenter --net=/run/netns/NAME)",
 			    BPFFS_ROOT);
 	if (mount("bpf", BPFFS_ROOT, "bpf", 0, "mode=0700"))
-		return fail(err, GCFP_ERR_BPFFS, errno, "mount -t bpf bpf %s", BPFFS_ROOT);
+		return gcfp_fail(err, GCFP_ERR_BPFFS, errno, "mount -t bpf bpf %s", BPFFS_ROOT);
 	return 0;
 }
 
@@ -188,11 +192,11 @@ static int pin_dir_of(const char *ifname, char *buf, size_t size, int may_mount,
 	int n, ret;
 
 	if (!ifname || !*ifname || strlen(ifname) >= IFNAMSIZ || strchr(ifname, '/'))
-		return fail(err, GCFP_ERR_INVALID, 0, "invalid interface name '%s'",
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "invalid interface name '%s'",
 			    ifname ? ifname : "(null)");
 	ret = netns_inode(&ino, &init_ino);
 	if (ret)
-		return fail(err, GCFP_ERR_SYSTEM, -ret, "stat /proc/self/ns/net");
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, -ret, "stat /proc/self/ns/net");
 	ret = pin_root(root, sizeof(root), may_mount, err);
 	if (ret)
 		return ret;
@@ -201,7 +205,7 @@ static int pin_dir_of(const char *ifname, char *buf, size_t size, int may_mount,
 	else
 		n = snprintf(buf, size, "%s/groupcast/%s@ns%llu", root, ifname, ino);
 	if (n < 0 || (size_t)n >= size)
-		return fail(err, GCFP_ERR_INVALID, 0, "pin path buffer too small");
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "pin path buffer too small");
 	return 0;
 }
 
@@ -327,14 +331,14 @@ int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
 
 	clear_err(err);
 	if (!o)
-		return fail(err, GCFP_ERR_INVALID, 0, "no attach options");
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "no attach options");
 	if (!o->port)
-		return fail(err, GCFP_ERR_INVALID, 0, "port must be 1..65535");
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "port must be 1..65535");
 	if (o->verifier_log_path && strlen(o->verifier_log_path) >= sizeof(err->log_path))
-		return fail(err, GCFP_ERR_INVALID, 0, "verifier log path longer than %zu bytes",
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "verifier log path longer than %zu bytes",
 			    sizeof(err->log_path) - 1);
 	if (o->xdp_mode > GCFP_XDP_GENERIC)
-		return fail(err, GCFP_ERR_INVALID, 0, "unknown XDP mode %u", o->xdp_mode);
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "unknown XDP mode %u", o->xdp_mode);
 	ret = check_caps(err);
 	if (ret)
 		return ret;
@@ -352,13 +356,13 @@ int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
 
 		if (gcfp_status(o->ifname, &st, NULL) == 0 &&
 		    (st.xdp_prog_id || st.tc_prog_id))
-			return fail(err, GCFP_ERR_ALREADY_ATTACHED, 0,
+			return gcfp_fail(err, GCFP_ERR_ALREADY_ATTACHED, 0,
 				    "the fast path is already attached to %s (xdp prog %u, tc prog %u); "
 				    "detach it first", o->ifname, st.xdp_prog_id, st.tc_prog_id);
 		unpin_all(dir);
 	}
 	if (xdp_current(ifindex, &q) == 0 && q.prog_id)
-		return fail(err, GCFP_ERR_BUSY, 0,
+		return gcfp_fail(err, GCFP_ERR_BUSY, 0,
 			    "%s already has XDP program %u attached (not ours)", o->ifname,
 			    q.prog_id);
 
@@ -368,7 +372,7 @@ int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
 	old_print = libbpf_set_print(capture_print);
 	skel = groupcast__open();
 	if (!skel) {
-		ret = fail(err, GCFP_ERR_SYSTEM, errno, "opening the BPF skeleton");
+		ret = gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "opening the BPF skeleton");
 		goto out;
 	}
 	skel->rodata->gc_cfg.abi_version = GC_ABI_VERSION;
@@ -376,7 +380,7 @@ int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
 	skel->rodata->gc_cfg.echo = o->echo ? 1 : 0;
 	if (o->max_routes &&
 	    bpf_map__set_max_entries(skel->maps.gc_routes, o->max_routes)) {
-		ret = fail(err, GCFP_ERR_INVALID, errno, "max_routes %u", o->max_routes);
+		ret = gcfp_fail(err, GCFP_ERR_INVALID, errno, "max_routes %u", o->max_routes);
 		goto out;
 	}
 
@@ -391,15 +395,15 @@ int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
 			lp = default_log;
 		}
 		if (e == EPERM) {
-			ret = fail(err, GCFP_ERR_NOT_ROOT, e, "loading the BPF programs");
+			ret = gcfp_fail(err, GCFP_ERR_NOT_ROOT, e, "loading the BPF programs");
 			goto out;
 		}
 		if (save_log(lp, err))
-			ret = fail(err, GCFP_ERR_VERIFIER, e,
+			ret = gcfp_fail(err, GCFP_ERR_VERIFIER, e,
 				   "the kernel rejected the BPF programs (could not save the "
 				   "verifier log to %s)", lp);
 		else
-			ret = fail(err, GCFP_ERR_VERIFIER, e,
+			ret = gcfp_fail(err, GCFP_ERR_VERIFIER, e,
 				   "the kernel rejected the BPF programs; verifier log saved to %s",
 				   lp);
 		goto out;
@@ -408,17 +412,17 @@ int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
 	snprintf(path, sizeof(path), "%s", dir);
 	*strrchr(path, '/') = 0;
 	if (mkdir(path, 0700) && errno != EEXIST) {
-		ret = fail(err, GCFP_ERR_BPFFS, errno, "mkdir %s", path);
+		ret = gcfp_fail(err, GCFP_ERR_BPFFS, errno, "mkdir %s", path);
 		goto out;
 	}
 	if (mkdir(dir, 0700)) {
-		ret = fail(err, GCFP_ERR_BPFFS, errno, "mkdir %s", dir);
+		ret = gcfp_fail(err, GCFP_ERR_BPFFS, errno, "mkdir %s", dir);
 		goto out;
 	}
 #define PIN(obj_pin, what, name) do { \
 		snprintf(path, sizeof(path), "%s/%s", dir, name); \
 		if (obj_pin(what, path)) { \
-			ret = fail(err, GCFP_ERR_BPFFS, errno, "pinning %s", path); \
+			ret = gcfp_fail(err, GCFP_ERR_BPFFS, errno, "pinning %s", path); \
 			goto out_unpin; \
 		} \
 	} while (0)
@@ -441,7 +445,7 @@ int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
 				     NULL);
 	}
 	if (ret) {
-		ret = fail(err, ret == -EBUSY || ret == -EEXIST ? GCFP_ERR_BUSY : GCFP_ERR_SYSTEM,
+		ret = gcfp_fail(err, ret == -EBUSY || ret == -EEXIST ? GCFP_ERR_BUSY : GCFP_ERR_SYSTEM,
 			   -ret, "attaching the XDP program to %s (%s mode)", o->ifname,
 			   mode_flags == XDP_FLAGS_SKB_MODE ? "generic" : "native");
 		goto out_unpin;
@@ -451,14 +455,14 @@ int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
 	hook.ifindex = ifindex;
 	ret = bpf_tc_hook_create(&hook);
 	if (ret && ret != -EEXIST) {
-		ret = fail(err, GCFP_ERR_SYSTEM, -ret, "creating the clsact qdisc on %s", o->ifname);
+		ret = gcfp_fail(err, GCFP_ERR_SYSTEM, -ret, "creating the clsact qdisc on %s", o->ifname);
 		goto out_detach;
 	}
 	created = ret == 0;
 	tc.prog_fd = tc_fd;
 	ret = bpf_tc_attach(&hook, &tc);
 	if (ret) {
-		ret = fail(err, ret == -EEXIST ? GCFP_ERR_BUSY : GCFP_ERR_SYSTEM, -ret,
+		ret = gcfp_fail(err, ret == -EEXIST ? GCFP_ERR_BUSY : GCFP_ERR_SYSTEM, -ret,
 			   "attaching the TC program to %s ingress (handle 0x%x prio 0x%x)",
 			   o->ifname, GC_TC_HANDLE, GC_TC_PRIORITY);
 		goto out_detach;
@@ -470,7 +474,7 @@ int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
 	state.tc_priority = GC_TC_PRIORITY;
 	state.created_clsact = created;
 	if (bpf_map_update_elem(bpf_map__fd(skel->maps.gc_state), &key, &state, 0)) {
-		ret = fail(err, GCFP_ERR_SYSTEM, errno, "writing the loader state");
+		ret = gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "writing the loader state");
 		goto out_tc;
 	}
 	ret = 0;
@@ -514,13 +518,13 @@ int gcfp_detach(const char *ifname, struct gcfp_error *err)
 		return ret;
 	fd = obj_get(dir, GC_PIN_STATE);
 	if (fd < 0)
-		return fail(err, GCFP_ERR_NOT_ATTACHED, 0,
+		return gcfp_fail(err, GCFP_ERR_NOT_ATTACHED, 0,
 			    "the fast path is not attached to %s (nothing pinned at %s)", ifname,
 			    dir);
 	ret = read_state(fd, &state);
 	close(fd);
 	if (ret)
-		return fail(err, GCFP_ERR_SYSTEM, -ret, "reading %s/%s", dir, GC_PIN_STATE);
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, -ret, "reading %s/%s", dir, GC_PIN_STATE);
 
 	/* The interface may be gone (its programs went with it): then only
 	 * the pins remain to be removed. */
@@ -534,7 +538,7 @@ int gcfp_detach(const char *ifname, struct gcfp_error *err)
 		if (xdp_current(ifindex, &q) == 0 && q.prog_id && q.prog_id == our_xdp) {
 			ret = bpf_xdp_detach(ifindex, state.xdp_flags, NULL);
 			if (ret)
-				return fail(err, GCFP_ERR_SYSTEM, -ret,
+				return gcfp_fail(err, GCFP_ERR_SYSTEM, -ret,
 					    "detaching XDP program %u from %s", our_xdp, ifname);
 		}
 		hook.ifindex = ifindex;
@@ -542,7 +546,7 @@ int gcfp_detach(const char *ifname, struct gcfp_error *err)
 		tc.priority = state.tc_priority;
 		ret = bpf_tc_detach(&hook, &tc);
 		if (ret && ret != -ENOENT && ret != -EINVAL)
-			return fail(err, GCFP_ERR_SYSTEM, -ret, "detaching the TC filter from %s",
+			return gcfp_fail(err, GCFP_ERR_SYSTEM, -ret, "detaching the TC filter from %s",
 				    ifname);
 	}
 	unpin_all(dir);
@@ -577,27 +581,27 @@ int gcfp_open(const char *ifname, struct gcfp_handle **out, struct gcfp_error *e
 	*out = NULL;
 	h = calloc(1, sizeof(*h));
 	if (!h)
-		return fail(err, GCFP_ERR_SYSTEM, ENOMEM, "allocating a handle");
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, ENOMEM, "allocating a handle");
 	h->routes_fd = h->stats_fd = h->config_fd = h->state_fd = -1;
 	ret = pin_dir_of(ifname, h->pin_dir, sizeof(h->pin_dir), 0, err);
 	if (ret)
 		goto fail;
 	h->config_fd = obj_get(h->pin_dir, GC_PIN_CONFIG);
 	if (h->config_fd < 0) {
-		ret = errno == ENOENT ? fail(err, GCFP_ERR_NOT_ATTACHED, 0,
+		ret = errno == ENOENT ? gcfp_fail(err, GCFP_ERR_NOT_ATTACHED, 0,
 					     "the fast path is not attached to %s (nothing pinned at %s)",
 					     ifname, h->pin_dir)
-				      : fail(err, errno == EPERM || errno == EACCES ? GCFP_ERR_NOT_ROOT
+				      : gcfp_fail(err, errno == EPERM || errno == EACCES ? GCFP_ERR_NOT_ROOT
 										    : GCFP_ERR_SYSTEM,
 					     errno, "opening %s/%s", h->pin_dir, GC_PIN_CONFIG);
 		goto fail;
 	}
 	if (bpf_map_lookup_elem(h->config_fd, &key, &cfg)) {
-		ret = fail(err, GCFP_ERR_SYSTEM, errno, "reading %s/%s", h->pin_dir, GC_PIN_CONFIG);
+		ret = gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "reading %s/%s", h->pin_dir, GC_PIN_CONFIG);
 		goto fail;
 	}
 	if (cfg.abi_version != GC_ABI_VERSION) {
-		ret = fail(err, GCFP_ERR_ABI, 0,
+		ret = gcfp_fail(err, GCFP_ERR_ABI, 0,
 			   "%s was pinned with layout version %u, this loader has %u: detach and attach again",
 			   h->pin_dir, cfg.abi_version, GC_ABI_VERSION);
 		goto fail;
@@ -606,7 +610,7 @@ int gcfp_open(const char *ifname, struct gcfp_handle **out, struct gcfp_error *e
 	h->stats_fd = obj_get(h->pin_dir, GC_PIN_STATS);
 	h->state_fd = obj_get(h->pin_dir, GC_PIN_STATE);
 	if (h->routes_fd < 0 || h->stats_fd < 0 || h->state_fd < 0) {
-		ret = fail(err, GCFP_ERR_SYSTEM, errno, "opening the maps pinned in %s", h->pin_dir);
+		ret = gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "opening the maps pinned in %s", h->pin_dir);
 		goto fail;
 	}
 	*out = h;
@@ -636,7 +640,7 @@ int gcfp_status(const char *ifname, struct gcfp_status *st, struct gcfp_error *e
 		return ret;
 	snprintf(st->pin_dir, sizeof(st->pin_dir), "%s", h->pin_dir);
 	if (bpf_map_lookup_elem(h->config_fd, &key, &cfg) || read_state(h->state_fd, &state)) {
-		ret = fail(err, GCFP_ERR_SYSTEM, errno, "reading %s", h->pin_dir);
+		ret = gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "reading %s", h->pin_dir);
 		goto out;
 	}
 	st->port = cfg.port;
@@ -685,11 +689,11 @@ int gcfp_subscriber_init(struct gc_subscriber *s, uint8_t family, const void *ad
 {
 	clear_err(err);
 	if (family != GC_FAMILY_IPV4 && family != GC_FAMILY_IPV6)
-		return fail(err, GCFP_ERR_INVALID, 0, "subscriber family %u is not 4 or 6", family);
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "subscriber family %u is not 4 or 6", family);
 	if (!port)
-		return fail(err, GCFP_ERR_INVALID, 0, "subscriber port 0");
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "subscriber port 0");
 	if (!ifindex)
-		return fail(err, GCFP_ERR_INVALID, 0, "subscriber ifindex 0");
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "subscriber ifindex 0");
 	memset(s, 0, sizeof(*s));
 	s->family = family;
 	s->port = htons(port);
@@ -730,17 +734,17 @@ int gcfp_route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
 
 	clear_err(err);
 	if (family != GC_FAMILY_IPV4 && family != GC_FAMILY_IPV6)
-		return fail(err, GCFP_ERR_INVALID, 0, "route family %u is not 4 or 6", family);
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "route family %u is not 4 or 6", family);
 	if (!origin_port)
-		return fail(err, GCFP_ERR_INVALID, 0, "origin port 0");
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "origin port 0");
 	if (stream_type < GC_STREAM_ASQ || stream_type > GC_STREAM_VHQ)
-		return fail(err, GCFP_ERR_INVALID, 0, "stream type %u is not ASQ(1)/VSQ(2)/VHQ(3)",
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "stream type %u is not ASQ(1)/VSQ(2)/VHQ(3)",
 			    stream_type);
 	if (n_subs && !subs)
-		return fail(err, GCFP_ERR_INVALID, 0, "%u subscribers but no array", n_subs);
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "%u subscribers but no array", n_subs);
 	r = calloc(1, sizeof(*r));
 	if (!r)
-		return fail(err, GCFP_ERR_SYSTEM, ENOMEM, "allocating a route");
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, ENOMEM, "allocating a route");
 	r->family = family;
 	memcpy(r->origin_addr, origin_addr, family == GC_FAMILY_IPV4 ? 4 : 16);
 	r->origin_port = htons(origin_port);
@@ -754,13 +758,13 @@ int gcfp_route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
 			const struct gc_subscriber *s = &subs[i];
 
 			if (s->family != family) {
-				ret = fail(err, GCFP_ERR_INVALID, 0,
+				ret = gcfp_fail(err, GCFP_ERR_INVALID, 0,
 					   "subscriber %u is IPv%u, the route is IPv%u", i, s->family,
 					   family);
 				goto out;
 			}
 			if (!s->ifindex || !s->port || s->flags) {
-				ret = fail(err, GCFP_ERR_INVALID, 0,
+				ret = gcfp_fail(err, GCFP_ERR_INVALID, 0,
 					   "subscriber %u: ifindex and port must be set, flags zero", i);
 				goto out;
 			}
@@ -768,7 +772,7 @@ int gcfp_route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
 			if (!memcmp(s->src_mac, zero_mac, 6)) {
 				ret = if_mac(s->ifindex, r->subs[i].src_mac);
 				if (ret) {
-					ret = fail(err, ret == -ENXIO || ret == -ENODEV
+					ret = gcfp_fail(err, ret == -ENXIO || ret == -ENODEV
 							? GCFP_ERR_NO_DEVICE : GCFP_ERR_SYSTEM,
 						   -ret, "subscriber %u: MAC address of ifindex %u", i,
 						   s->ifindex);
@@ -778,7 +782,7 @@ int gcfp_route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
 		}
 	}
 	if (bpf_map_update_elem(h->routes_fd, &ssrc, r, BPF_ANY)) {
-		ret = fail(err, errno == E2BIG ? GCFP_ERR_ROUTES_FULL : GCFP_ERR_SYSTEM, errno,
+		ret = gcfp_fail(err, errno == E2BIG ? GCFP_ERR_ROUTES_FULL : GCFP_ERR_SYSTEM, errno,
 			   "installing the route of SSRC %u", ssrc);
 		goto out;
 	}
@@ -792,7 +796,7 @@ int gcfp_route_remove(struct gcfp_handle *h, uint32_t ssrc, struct gcfp_error *e
 {
 	clear_err(err);
 	if (bpf_map_delete_elem(h->routes_fd, &ssrc))
-		return fail(err, errno == ENOENT ? GCFP_ERR_NO_ROUTE : GCFP_ERR_SYSTEM,
+		return gcfp_fail(err, errno == ENOENT ? GCFP_ERR_NO_ROUTE : GCFP_ERR_SYSTEM,
 			    errno == ENOENT ? 0 : errno, "no route for SSRC %u", ssrc);
 	return 0;
 }
@@ -802,7 +806,7 @@ int gcfp_route_get(struct gcfp_handle *h, uint32_t ssrc, struct gc_route *out,
 {
 	clear_err(err);
 	if (bpf_map_lookup_elem(h->routes_fd, &ssrc, out))
-		return fail(err, errno == ENOENT ? GCFP_ERR_NO_ROUTE : GCFP_ERR_SYSTEM,
+		return gcfp_fail(err, errno == ENOENT ? GCFP_ERR_NO_ROUTE : GCFP_ERR_SYSTEM,
 			    errno == ENOENT ? 0 : errno, "no route for SSRC %u", ssrc);
 	return 0;
 }
@@ -814,7 +818,7 @@ int gcfp_route_next(struct gcfp_handle *h, const uint32_t *prev, uint32_t *next,
 	if (bpf_map_get_next_key(h->routes_fd, prev, next)) {
 		if (errno == ENOENT)
 			return 1;
-		return fail(err, GCFP_ERR_SYSTEM, errno, "iterating the routes");
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "iterating the routes");
 	}
 	return 0;
 }
@@ -828,16 +832,16 @@ int gcfp_stats(struct gcfp_handle *h, uint64_t out[GC_STAT_MAX], struct gcfp_err
 
 	clear_err(err);
 	if (ncpus <= 0)
-		return fail(err, GCFP_ERR_SYSTEM, -ncpus, "counting possible CPUs");
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, -ncpus, "counting possible CPUs");
 	vals = calloc(ncpus, sizeof(*vals));
 	if (!vals)
-		return fail(err, GCFP_ERR_SYSTEM, ENOMEM, "allocating per-CPU values");
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, ENOMEM, "allocating per-CPU values");
 	for (k = 0; k < GC_STAT_MAX; k++) {
 		if (bpf_map_lookup_elem(h->stats_fd, &k, vals)) {
 			int e = errno;
 
 			free(vals);
-			return fail(err, GCFP_ERR_SYSTEM, e, "reading counter %s", stat_names[k]);
+			return gcfp_fail(err, GCFP_ERR_SYSTEM, e, "reading counter %s", stat_names[k]);
 		}
 		out[k] = 0;
 		for (c = 0; c < ncpus; c++)

@@ -103,6 +103,74 @@ final class FastPathTests: XCTestCase {
         }
     }
 
+    /// NextHop.resolve: loopback (NOARP, local), no route, a static neighbour, a gateway, IPv6, and
+    /// an unresolved neighbour that a probe gets resolved (the peer answers ARP from its netns).
+    func testNextHopResolution() throws {
+        try XCTSkipIf(geteuid() != 0, "needs root (network namespaces)")
+        let original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
+        XCTAssertGreaterThanOrEqual(original, 0)
+        let peer = "gcnhpeer\(getpid())"
+        defer {
+            _ = setns(original, cloneNewNet)
+            close(original)
+            try? run("ip", "netns", "del", peer)
+        }
+        XCTAssertEqual(unshare(cloneNewNet), 0, "unshare: \(errno)")
+        try run("ip", "link", "set", "lo", "up")
+        try run("ip", "netns", "add", peer)
+        try run("ip", "link", "add", "gcnh0", "address", "02:00:00:00:00:10", "type", "veth", "peer", "name", "gcnh1",
+                "address", "02:00:00:00:00:20", "netns", peer)
+        try run("ip", "addr", "add", "10.77.0.1/24", "dev", "gcnh0")
+        try run("ip", "-6", "addr", "add", "fd77::1/64", "dev", "gcnh0", "nodad")
+        try run("ip", "link", "set", "gcnh0", "up")
+        try run("ip", "-n", peer, "addr", "add", "10.77.0.2/24", "dev", "gcnh1")
+        try run("ip", "-n", peer, "link", "set", "gcnh1", "up")
+        try run("ip", "neigh", "add", "10.77.0.3", "lladdr", "02:00:00:00:00:33", "dev", "gcnh0")
+        try run("ip", "-6", "neigh", "add", "fd77::3", "lladdr", "02:00:00:00:00:36", "dev", "gcnh0")
+        try run("ip", "route", "add", "10.88.0.0/16", "via", "10.77.0.3")
+
+        let local = try NextHop.resolve(IPAddress("127.0.0.1")!)
+        XCTAssertEqual(local.interface, "lo")
+        XCTAssertTrue(local.isNoARP && local.isLocal)
+        XCTAssertEqual(local.destinationMAC, [0, 0, 0, 0, 0, 0])
+
+        XCTAssertThrowsError(try NextHop.resolve(IPAddress("192.0.2.9")!)) { error in
+            guard case .unreachable(let m)? = error as? NextHopError else { return XCTFail("\(error)") }
+            XCTAssertTrue(m.contains("192.0.2.9"), m)
+        }
+
+        let onLink = try NextHop.resolve(IPAddress("10.77.0.3")!)
+        XCTAssertEqual(onLink.interface, "gcnh0")
+        XCTAssertEqual(onLink.destinationMAC, [2, 0, 0, 0, 0, 0x33])
+        XCTAssertEqual(onLink.sourceMAC, [2, 0, 0, 0, 0, 0x10])
+        XCTAssertEqual(onLink.sourceAddress, IPAddress("10.77.0.1"))
+        XCTAssertFalse(onLink.isGateway || onLink.isNoARP || onLink.isLocal)
+
+        let routed = try NextHop.resolve(IPAddress("10.88.1.1")!)
+        XCTAssertTrue(routed.isGateway)
+        XCTAssertEqual(routed.via, IPAddress("10.77.0.3"))
+        XCTAssertEqual(routed.destinationMAC, [2, 0, 0, 0, 0, 0x33])
+
+        let v6 = try NextHop.resolve(IPAddress("fd77::3")!)
+        XCTAssertEqual(v6.interface, "gcnh0")
+        XCTAssertEqual(v6.destinationMAC, [2, 0, 0, 0, 0, 0x36])
+
+        // Never sent to: unresolved; a probe starts ARP and the peer's answer resolves it.
+        XCTAssertThrowsError(try NextHop.resolve(IPAddress("10.77.0.2")!)) { error in
+            guard case .neighbourUnresolved? = error as? NextHopError else { return XCTFail("\(error)") }
+        }
+        XCTAssertThrowsError(try NextHop.resolve(IPAddress("10.77.0.2")!, probe: true)) { error in
+            guard case .neighbourUnresolved(let m)? = error as? NextHopError else { return XCTFail("\(error)") }
+            XCTAssertTrue(m.contains("resolution started"), m)
+        }
+        var resolved: NextHop?
+        for _ in 0..<100 where resolved == nil {
+            resolved = try? NextHop.resolve(IPAddress("10.77.0.2")!)
+            if resolved == nil { usleep(10_000) }
+        }
+        XCTAssertEqual(resolved?.destinationMAC, [2, 0, 0, 0, 0, 0x20])
+    }
+
     // unshare(2) and setns(2) need _GNU_SOURCE, which Glibc's module does not import.
     private typealias Unshare = @convention(c) (Int32) -> Int32
     private typealias Setns = @convention(c) (Int32, Int32) -> Int32

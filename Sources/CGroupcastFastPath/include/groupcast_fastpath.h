@@ -38,6 +38,9 @@ enum gcfp_code {
 	GCFP_ERR_BPFFS = 10,		/* no usable bpffs at /sys/fs/bpf */
 	GCFP_ERR_ABI = 11,		/* pinned objects of another layout (GC_ABI_VERSION) */
 	GCFP_ERR_SYSTEM = 12,		/* any other failed call: err->sys_errno */
+	GCFP_ERR_UNREACHABLE = 13,	/* no route to the address (groupcast_nexthop.h) */
+	GCFP_ERR_NEIGH_UNRESOLVED = 14,	/* the next hop's link-layer address is not known yet */
+	GCFP_ERR_UNSUPPORTED_LINK = 15,	/* the egress device is neither Ethernet nor loopback */
 };
 
 struct gcfp_error {

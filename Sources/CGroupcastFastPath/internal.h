@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Shared by the loader's source files; not part of the API. */
+#ifndef GROUPCAST_FASTPATH_INTERNAL_H
+#define GROUPCAST_FASTPATH_INTERNAL_H
+
+#include "groupcast_fastpath.h"
+
+/* Fill @err (if not NULL) with @code, @sys_errno and the message; returns -@code. */
+__attribute__((format(printf, 4, 5)))
+int gcfp_fail(struct gcfp_error *err, int code, int sys_errno, const char *fmt, ...);
+
+#endif

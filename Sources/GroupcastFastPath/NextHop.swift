@@ -1,0 +1,107 @@
+import CGroupcastFastPath
+import Glibc
+
+/// Where a packet to an address leaves this host: what the kernel's output path would use, for
+/// data planes that write Ethernet frames themselves (the XDP/TC fast path, the AF_XDP ring).
+///
+/// Asked of the kernel over rtnetlink in the caller's network namespace (`RTM_GETROUTE`, then
+/// `RTM_GETNEIGH` for the gateway or the on-link destination), like `ip route get` + `ip neigh get`.
+/// The C API is `groupcast_nexthop.h`.
+public struct NextHop: Sendable, Hashable, CustomStringConvertible {
+    /// Egress interface.
+    public var interface: String
+    public var interfaceIndex: UInt32
+    /// The next hop's MAC address: the gateway's, or the destination's on link. All zero on
+    /// devices without link-layer resolution (loopback, NOARP).
+    public var destinationMAC: [UInt8]
+    /// The egress interface's MAC address (zero on loopback).
+    public var sourceMAC: [UInt8]
+    /// The source address the route prefers, if it names one.
+    public var sourceAddress: IPAddress?
+    /// The address that was resolved to ``destinationMAC``: the gateway or the destination.
+    public var via: IPAddress
+    /// The route goes through a gateway.
+    public var isGateway: Bool
+    /// No link-layer resolution on this device (loopback, NOARP).
+    public var isNoARP: Bool
+    /// The destination is one of this host's own addresses.
+    public var isLocal: Bool
+
+    /// Resolves the next hop towards `destination`.
+    ///
+    /// - Parameter probe: when the neighbour is not resolved, ask the kernel to resolve it (as if
+    ///   a packet were waiting for it: ARP request / neighbour solicitation; needs `CAP_NET_ADMIN`)
+    ///   before throwing ``NextHopError/neighbourUnresolved(_:)``: a later call will then find it.
+    /// - Throws: ``NextHopError``.
+    public static func resolve(_ destination: IPAddress, probe: Bool = false) throws(NextHopError) -> NextHop {
+        var out = gcfp_nexthop()
+        var err = gcfp_error()
+        let ret = destination.bytes.withUnsafeBytes { raw in
+            gcfp_resolve_nexthop(destination.family, raw.baseAddress, probe ? UInt32(GCFP_RESOLVE_PROBE) : 0, &out, &err)
+        }
+        if ret != 0 { throw NextHopError(err) }
+        return NextHop(out)
+    }
+
+    init(_ n: gcfp_nexthop) {
+        var n = n
+        interfaceIndex = n.ifindex
+        interface = withUnsafeBytes(of: &n.ifname) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        destinationMAC = withUnsafeBytes(of: &n.dst_mac) { Array($0) }
+        sourceMAC = withUnsafeBytes(of: &n.src_mac) { Array($0) }
+        let family = n.family
+        let source = withUnsafeBytes(of: &n.src_addr) { IPAddress(family: family, raw: $0) }
+        sourceAddress = source.bytes.allSatisfy { $0 == 0 } ? nil : source
+        via = withUnsafeBytes(of: &n.via) { IPAddress(family: family, raw: $0) }
+        isGateway = n.flags & UInt8(GCFP_NH_F_GATEWAY) != 0
+        isNoARP = n.flags & UInt8(GCFP_NH_F_NOARP) != 0
+        isLocal = n.flags & UInt8(GCFP_NH_F_LOCAL) != 0
+    }
+
+    public var description: String {
+        let mac = destinationMAC.map { hex2($0) }.joined(separator: ":")
+        return "\(isGateway ? "via \(via) " : "")dev \(interface) lladdr \(mac)\(sourceAddress.map { " src \($0)" } ?? "")"
+    }
+}
+
+/// Why a next hop could not be resolved.
+public enum NextHopError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// No route to the address, or an unreachable/blackhole/prohibit one.
+    case unreachable(String)
+    /// The route is known but the next hop's link-layer address is not (yet).
+    case neighbourUnresolved(String)
+    /// The egress device is neither Ethernet nor loopback.
+    case unsupportedLink(String)
+    /// Probing needs `CAP_NET_ADMIN`.
+    case notPermitted(String)
+    case invalidArgument(String)
+    case systemCall(message: String, errno: Int32)
+
+    init(_ e: gcfp_error) {
+        var e = e
+        let msg = withUnsafeBytes(of: &e.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        switch UInt32(e.code) {
+        case GCFP_ERR_UNREACHABLE.rawValue: self = .unreachable(msg)
+        case GCFP_ERR_NEIGH_UNRESOLVED.rawValue: self = .neighbourUnresolved(msg)
+        case GCFP_ERR_UNSUPPORTED_LINK.rawValue: self = .unsupportedLink(msg)
+        case GCFP_ERR_NOT_ROOT.rawValue: self = .notPermitted(msg)
+        case GCFP_ERR_INVALID.rawValue: self = .invalidArgument(msg)
+        default: self = .systemCall(message: msg, errno: e.sys_errno)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .unreachable(let m), .neighbourUnresolved(let m), .unsupportedLink(let m), .notPermitted(let m),
+             .invalidArgument(let m):
+            return m
+        case .systemCall(let m, _):
+            return m
+        }
+    }
+}
+
+private func hex2(_ b: UInt8) -> String {
+    let digits = Array("0123456789abcdef")
+    return String([digits[Int(b >> 4)], digits[Int(b & 15)]])
+}
