@@ -127,19 +127,19 @@ static int check_caps(struct gcfp_error *err)
 	    (eff & (1ULL << CAP_PERFMON)))
 		return 0;
 	return gcfp_fail(err, GCFP_ERR_NOT_ROOT, EPERM,
-		    "the fast path needs root (CAP_SYS_ADMIN, or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)");
+			 "the fast path needs root (CAP_SYS_ADMIN, or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)");
 }
 
 static int check_ifname(const char *ifname, unsigned int *ifindex, struct gcfp_error *err)
 {
 	if (!ifname || !*ifname || strlen(ifname) >= IFNAMSIZ || strchr(ifname, '/'))
 		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "invalid interface name '%s'",
-			    ifname ? ifname : "(null)");
+				 ifname ? ifname : "(null)");
 	*ifindex = if_nametoindex(ifname);
 	if (!*ifindex)
 		return gcfp_fail(err, errno == ENODEV || errno == ENXIO ? GCFP_ERR_NO_DEVICE
-								  : GCFP_ERR_SYSTEM,
-			    errno, "no such device '%s' in this network namespace", ifname);
+								       : GCFP_ERR_SYSTEM,
+				 errno, "no such device '%s' in this network namespace", ifname);
 	return 0;
 }
 
@@ -176,9 +176,9 @@ static int pin_root(char *buf, size_t size, int may_mount, struct gcfp_error *er
 		return 0;
 	if (!may_mount)
 		return gcfp_fail(err, GCFP_ERR_NOT_ATTACHED, 0,
-			    "no bpffs at %s, so nothing is pinned there (a command run by "
-			    "`ip netns exec` sees a fresh /sys: use nsenter --net=/run/netns/NAME)",
-			    BPFFS_ROOT);
+				 "no bpffs at %s, so nothing is pinned there (a command run by "
+				 "`ip netns exec` sees a fresh /sys: use nsenter --net=/run/netns/NAME)",
+				 BPFFS_ROOT);
 	if (mount("bpf", BPFFS_ROOT, "bpf", 0, "mode=0700"))
 		return gcfp_fail(err, GCFP_ERR_BPFFS, errno, "mount -t bpf bpf %s", BPFFS_ROOT);
 	return 0;
@@ -193,7 +193,7 @@ static int pin_dir_of(const char *ifname, char *buf, size_t size, int may_mount,
 
 	if (!ifname || !*ifname || strlen(ifname) >= IFNAMSIZ || strchr(ifname, '/'))
 		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "invalid interface name '%s'",
-			    ifname ? ifname : "(null)");
+				 ifname ? ifname : "(null)");
 	ret = netns_inode(&ino, &init_ino);
 	if (ret)
 		return gcfp_fail(err, GCFP_ERR_SYSTEM, -ret, "stat /proc/self/ns/net");
@@ -336,7 +336,7 @@ int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
 		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "port must be 1..65535");
 	if (o->verifier_log_path && strlen(o->verifier_log_path) >= sizeof(err->log_path))
 		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "verifier log path longer than %zu bytes",
-			    sizeof(err->log_path) - 1);
+				 sizeof(err->log_path) - 1);
 	if (o->xdp_mode > GCFP_XDP_GENERIC)
 		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "unknown XDP mode %u", o->xdp_mode);
 	ret = check_caps(err);
@@ -357,14 +357,14 @@ int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
 		if (gcfp_status(o->ifname, &st, NULL) == 0 &&
 		    (st.xdp_prog_id || st.tc_prog_id))
 			return gcfp_fail(err, GCFP_ERR_ALREADY_ATTACHED, 0,
-				    "the fast path is already attached to %s (xdp prog %u, tc prog %u); "
-				    "detach it first", o->ifname, st.xdp_prog_id, st.tc_prog_id);
+					 "the fast path is already attached to %s (xdp prog %u, tc prog %u); "
+					 "detach it first", o->ifname, st.xdp_prog_id, st.tc_prog_id);
 		unpin_all(dir);
 	}
 	if (xdp_current(ifindex, &q) == 0 && q.prog_id)
 		return gcfp_fail(err, GCFP_ERR_BUSY, 0,
-			    "%s already has XDP program %u attached (not ours)", o->ifname,
-			    q.prog_id);
+				 "%s already has XDP program %u attached (not ours)", o->ifname,
+				 q.prog_id);
 
 	/* libbpf's messages (the verifier log among them) go to the log file
 	 * on failure, not to the caller's stderr. */
@@ -400,12 +400,12 @@ int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
 		}
 		if (save_log(lp, err))
 			ret = gcfp_fail(err, GCFP_ERR_VERIFIER, e,
-				   "the kernel rejected the BPF programs (could not save the "
-				   "verifier log to %s)", lp);
+					"the kernel rejected the BPF programs (could not save the "
+					"verifier log to %s)", lp);
 		else
 			ret = gcfp_fail(err, GCFP_ERR_VERIFIER, e,
-				   "the kernel rejected the BPF programs; verifier log saved to %s",
-				   lp);
+					"the kernel rejected the BPF programs; verifier log saved to %s",
+					lp);
 		goto out;
 	}
 
@@ -446,8 +446,8 @@ int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
 	}
 	if (ret) {
 		ret = gcfp_fail(err, ret == -EBUSY || ret == -EEXIST ? GCFP_ERR_BUSY : GCFP_ERR_SYSTEM,
-			   -ret, "attaching the XDP program to %s (%s mode)", o->ifname,
-			   mode_flags == XDP_FLAGS_SKB_MODE ? "generic" : "native");
+				-ret, "attaching the XDP program to %s (%s mode)", o->ifname,
+				mode_flags == XDP_FLAGS_SKB_MODE ? "generic" : "native");
 		goto out_unpin;
 	}
 	xdp_attached = 1;
@@ -463,8 +463,8 @@ int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
 	ret = bpf_tc_attach(&hook, &tc);
 	if (ret) {
 		ret = gcfp_fail(err, ret == -EEXIST ? GCFP_ERR_BUSY : GCFP_ERR_SYSTEM, -ret,
-			   "attaching the TC program to %s ingress (handle 0x%x prio 0x%x)",
-			   o->ifname, GC_TC_HANDLE, GC_TC_PRIORITY);
+				"attaching the TC program to %s ingress (handle 0x%x prio 0x%x)",
+				o->ifname, GC_TC_HANDLE, GC_TC_PRIORITY);
 		goto out_detach;
 	}
 
@@ -519,8 +519,8 @@ int gcfp_detach(const char *ifname, struct gcfp_error *err)
 	fd = obj_get(dir, GC_PIN_STATE);
 	if (fd < 0)
 		return gcfp_fail(err, GCFP_ERR_NOT_ATTACHED, 0,
-			    "the fast path is not attached to %s (nothing pinned at %s)", ifname,
-			    dir);
+				 "the fast path is not attached to %s (nothing pinned at %s)", ifname,
+				 dir);
 	ret = read_state(fd, &state);
 	close(fd);
 	if (ret)
@@ -539,7 +539,7 @@ int gcfp_detach(const char *ifname, struct gcfp_error *err)
 			ret = bpf_xdp_detach(ifindex, state.xdp_flags, NULL);
 			if (ret)
 				return gcfp_fail(err, GCFP_ERR_SYSTEM, -ret,
-					    "detaching XDP program %u from %s", our_xdp, ifname);
+						 "detaching XDP program %u from %s", our_xdp, ifname);
 		}
 		hook.ifindex = ifindex;
 		tc.handle = state.tc_handle;
@@ -547,7 +547,7 @@ int gcfp_detach(const char *ifname, struct gcfp_error *err)
 		ret = bpf_tc_detach(&hook, &tc);
 		if (ret && ret != -ENOENT && ret != -EINVAL)
 			return gcfp_fail(err, GCFP_ERR_SYSTEM, -ret, "detaching the TC filter from %s",
-				    ifname);
+					 ifname);
 	}
 	unpin_all(dir);
 	return 0;
@@ -589,11 +589,11 @@ int gcfp_open(const char *ifname, struct gcfp_handle **out, struct gcfp_error *e
 	h->config_fd = obj_get(h->pin_dir, GC_PIN_CONFIG);
 	if (h->config_fd < 0) {
 		ret = errno == ENOENT ? gcfp_fail(err, GCFP_ERR_NOT_ATTACHED, 0,
-					     "the fast path is not attached to %s (nothing pinned at %s)",
-					     ifname, h->pin_dir)
+						  "the fast path is not attached to %s (nothing pinned at %s)",
+						  ifname, h->pin_dir)
 				      : gcfp_fail(err, errno == EPERM || errno == EACCES ? GCFP_ERR_NOT_ROOT
-										    : GCFP_ERR_SYSTEM,
-					     errno, "opening %s/%s", h->pin_dir, GC_PIN_CONFIG);
+											 : GCFP_ERR_SYSTEM,
+						  errno, "opening %s/%s", h->pin_dir, GC_PIN_CONFIG);
 		goto fail;
 	}
 	if (bpf_map_lookup_elem(h->config_fd, &key, &cfg)) {
@@ -602,8 +602,8 @@ int gcfp_open(const char *ifname, struct gcfp_handle **out, struct gcfp_error *e
 	}
 	if (cfg.abi_version != GC_ABI_VERSION) {
 		ret = gcfp_fail(err, GCFP_ERR_ABI, 0,
-			   "%s was pinned with layout version %u, this loader has %u: detach and attach again",
-			   h->pin_dir, cfg.abi_version, GC_ABI_VERSION);
+				"%s was pinned with layout version %u, this loader has %u: detach and attach again",
+				h->pin_dir, cfg.abi_version, GC_ABI_VERSION);
 		goto fail;
 	}
 	h->routes_fd = obj_get(h->pin_dir, GC_PIN_ROUTES);
@@ -739,7 +739,7 @@ int gcfp_route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
 		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "origin port 0");
 	if (stream_type < GC_STREAM_ASQ || stream_type > GC_STREAM_VHQ)
 		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "stream type %u is not ASQ(1)/VSQ(2)/VHQ(3)",
-			    stream_type);
+				 stream_type);
 	if (n_subs && !subs)
 		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "%u subscribers but no array", n_subs);
 	r = calloc(1, sizeof(*r));
@@ -759,13 +759,13 @@ int gcfp_route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
 
 			if (s->family != family) {
 				ret = gcfp_fail(err, GCFP_ERR_INVALID, 0,
-					   "subscriber %u is IPv%u, the route is IPv%u", i, s->family,
-					   family);
+						"subscriber %u is IPv%u, the route is IPv%u", i, s->family,
+						family);
 				goto out;
 			}
 			if (!s->ifindex || !s->port || s->flags) {
 				ret = gcfp_fail(err, GCFP_ERR_INVALID, 0,
-					   "subscriber %u: ifindex and port must be set, flags zero", i);
+						"subscriber %u: ifindex and port must be set, flags zero", i);
 				goto out;
 			}
 			r->subs[i] = *s;
@@ -773,9 +773,9 @@ int gcfp_route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
 				ret = if_mac(s->ifindex, r->subs[i].src_mac);
 				if (ret) {
 					ret = gcfp_fail(err, ret == -ENXIO || ret == -ENODEV
-							? GCFP_ERR_NO_DEVICE : GCFP_ERR_SYSTEM,
-						   -ret, "subscriber %u: MAC address of ifindex %u", i,
-						   s->ifindex);
+							     ? GCFP_ERR_NO_DEVICE : GCFP_ERR_SYSTEM,
+							-ret, "subscriber %u: MAC address of ifindex %u", i,
+							s->ifindex);
 					goto out;
 				}
 			}
@@ -783,7 +783,7 @@ int gcfp_route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
 	}
 	if (bpf_map_update_elem(h->routes_fd, &ssrc, r, BPF_ANY)) {
 		ret = gcfp_fail(err, errno == E2BIG ? GCFP_ERR_ROUTES_FULL : GCFP_ERR_SYSTEM, errno,
-			   "installing the route of SSRC %u", ssrc);
+				"installing the route of SSRC %u", ssrc);
 		goto out;
 	}
 	ret = r->flags & GC_ROUTE_F_USERSPACE ? 1 : 0;
@@ -797,7 +797,7 @@ int gcfp_route_remove(struct gcfp_handle *h, uint32_t ssrc, struct gcfp_error *e
 	clear_err(err);
 	if (bpf_map_delete_elem(h->routes_fd, &ssrc))
 		return gcfp_fail(err, errno == ENOENT ? GCFP_ERR_NO_ROUTE : GCFP_ERR_SYSTEM,
-			    errno == ENOENT ? 0 : errno, "no route for SSRC %u", ssrc);
+				 errno == ENOENT ? 0 : errno, "no route for SSRC %u", ssrc);
 	return 0;
 }
 
@@ -807,7 +807,7 @@ int gcfp_route_get(struct gcfp_handle *h, uint32_t ssrc, struct gc_route *out,
 	clear_err(err);
 	if (bpf_map_lookup_elem(h->routes_fd, &ssrc, out))
 		return gcfp_fail(err, errno == ENOENT ? GCFP_ERR_NO_ROUTE : GCFP_ERR_SYSTEM,
-			    errno == ENOENT ? 0 : errno, "no route for SSRC %u", ssrc);
+				 errno == ENOENT ? 0 : errno, "no route for SSRC %u", ssrc);
 	return 0;
 }
 
