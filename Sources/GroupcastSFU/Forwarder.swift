@@ -10,13 +10,25 @@ public enum ForwarderBackend: String, CaseIterable, Hashable, Sendable, CustomSt
     case sendmmsg
     /// `recvmmsg` batches, one `ioctl(SENDGROUP_IOC_SEND)` per packet (the sendgroup module).
     case sendgroup
-    /// The XDP/TC fast path programmed through `bpf/groupcast.h` maps (not in this library yet).
+    /// The XDP/TC fast path (`bpf/groupcast.bpf.c`): the control plane programs its route map,
+    /// the kernel replicates; what it passes up is forwarded by a user-space slow path
+    /// (`XDPForwarder` in GroupcastSFUInterface).
     case xdp
     /// AF_XDP rings (the pktswitch paper's netmap model): batch receive, n copies into TX slots
     /// (not in this library yet).
     case ring
 
     public var description: String { rawValue }
+
+    /// Whether the data plane runs on a network interface (XDP, AF_XDP) rather than on a socket:
+    /// such a backend needs a real device path to its receivers (not loopback) and attaches to
+    /// the interface(s) the media address is on.
+    public var needsInterface: Bool {
+        switch self {
+        case .socket, .sendmmsg, .sendgroup: false
+        case .xdp, .ring: true
+        }
+    }
 
     /// The fastest backend that works here: `sendgroup` when `/dev/sendgroup` exists, else `sendmmsg`.
     public static var fastestAvailable: ForwarderBackend {

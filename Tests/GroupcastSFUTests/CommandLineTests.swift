@@ -10,10 +10,15 @@ import Testing
     /// Ports unlikely to collide when the suite runs outside a private namespace.
     static let basePort = 20_000 + Int(getpid() % 20_000)
 
-    static func start(_ arguments: [String], output: Pipe) throws -> Process {
+    /// Runs `groupcast ARGUMENTS` (in the participants' namespace when `asParticipant`).
+    static func start(_ arguments: [String], output: Pipe, asParticipant: Bool = false) throws -> Process {
         let process = Process()
-        process.executableURL = GroupcastBinary.url
-        process.arguments = arguments
+        if asParticipant {
+            (process.executableURL, process.arguments) = TestNetwork.selected.participantCommand([GroupcastBinary.url.path] + arguments)
+        } else {
+            process.executableURL = GroupcastBinary.url
+            process.arguments = arguments
+        }
         process.standardOutput = output
         process.standardError = output
         try process.run()
@@ -21,7 +26,8 @@ import Testing
     }
 
     @Test func sfuAndThreeClientsThenCleanShutdownOnSIGTERM() throws {
-        let control = "127.0.0.1:\(Self.basePort)", media = "127.0.0.1:\(Self.basePort + 1)"
+        let network = TestNetwork.selected
+        let control = "\(network.sfuHost(port: UInt16(Self.basePort)))", media = "\(network.sfuHost(port: UInt16(Self.basePort + 1)))"
         let statsFile = NSTemporaryDirectory() + "groupcast-test-\(getpid()).json"
         let reportFile = NSTemporaryDirectory() + "groupcast-test-client-\(getpid()).json"
         defer {
@@ -37,8 +43,9 @@ import Testing
         defer { if sfu.isRunning { sfu.terminate() } }
         let clientOutput = Pipe()
         let client = try Self.start(
-            ["client", "--sfu", control, "--media", media, "--local", "127.0.0.1:0", "-n", "3", "--duration", "1s",
-             "--receive", "asq,vsq", "--json-output", reportFile, "--log-level", "warning"], output: clientOutput)
+            ["client", "--sfu", control, "--media", media, "--local", "\(network.participantAddress(host: 2, family: .ipv4))", "-n", "3",
+             "--duration", "1s", "--receive", "asq,vsq", "--json-output", reportFile, "--log-level", "warning"],
+            output: clientOutput, asParticipant: true)
         let clientText = String(decoding: clientOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         client.waitUntilExit()
         #expect(client.terminationStatus == 0, "\(clientText)")

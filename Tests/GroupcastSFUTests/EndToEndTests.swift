@@ -3,8 +3,9 @@ import GroupcastSFU
 import GroupUnicast
 import Testing
 
-/// The SFU end to end over loopback (scripts/test-sfu runs this inside a private network
-/// namespace), on the backend `GROUPCAST_SFU_BACKEND` names.
+/// The SFU end to end (scripts/test-sfu runs this inside a private network namespace), on the
+/// backend `GROUPCAST_SFU_BACKEND` names, over loopback or, for an interface backend, over a veth
+/// into a peer namespace (``TestNetwork``).
 @Suite(.serialized) struct EndToEndTests {
     @Test func registrationAssignsIdsAndUniqueSSRCs() throws {
         let sfu = try TestSFU()
@@ -196,7 +197,7 @@ import Testing
 
     @Test func staticRoomWithPlainRTPSender() throws {
         // The plain sender: a bare UDP socket on a fixed port that only speaks RTP.
-        let plain = try GroupSocket(bindingTo: .ipv4(IPv4Address(127, 0, 0, 71), port: 0), backend: .sendmsgLoop, options: .init(nonBlocking: true))
+        let plain = try TestNetwork.selected.participantSocket(bindingTo: TestNetwork.selected.participantAddress(host: 71, family: .ipv4))
         let plainAddress = try plain.localAddress
         let json = """
             {"capacity": 8, "participants": [
@@ -229,11 +230,12 @@ import Testing
     @Test func overloadShedsVHQFirstThenVSQNeverASQ() throws {
         // The forwarder alone, fed a burst before it starts: its receive queue is full when it wakes.
         var registry = SessionRegistry(capacity: 4, keepaliveTimeout: .seconds(10))
-        let sender = try GroupSocket(bindingTo: .ipv4(IPv4Address(127, 0, 0, 81), port: 0), backend: .sendmsgLoop)
-        let receiver = try GroupSocket(bindingTo: .ipv4(IPv4Address(127, 0, 0, 82), port: 0), backend: .sendmsgLoop, options: .init(nonBlocking: true, receiveBufferSize: 4 << 20))
+        let network = TestNetwork.selected
+        let sender = try network.participantSocket(bindingTo: network.participantAddress(host: 81, family: .ipv4), options: .init())
+        let receiver = try network.participantSocket(bindingTo: network.participantAddress(host: 82, family: .ipv4), options: .init(nonBlocking: true, receiveBufferSize: 4 << 20))
         let source = try registry.register(from: try sender.localAddress, mediaPort: 0, receive: [], now: 0)
         _ = try registry.register(from: try receiver.localAddress, mediaPort: 0, receive: .all, now: 0)
-        var configuration = UserspaceForwarder.Configuration(bindAddress: .ipv4(.loopback, port: 0))
+        var configuration = UserspaceForwarder.Configuration(bindAddress: network.sfuHost())
         configuration.receiveBufferSize = 200_000
         configuration.shedVHQAt = 0.1
         configuration.shedVSQAt = 0.3
@@ -275,7 +277,7 @@ import Testing
     }
 
     @Test func ipv6ParticipantsAreRoutedAndEchoed() throws {
-        let sfu = try TestSFU(host: .ipv6(.loopback, port: 0))
+        let sfu = try TestSFU(host: TestNetwork.selected.sfuHost(.ipv6))
         let a = try TestParticipant(sfu, host: 0).register(receive: .all)
         let b = try TestParticipant(sfu, host: 0).register(receive: [.vsq])
         try a.sendMedia(.vsq)

@@ -8,16 +8,154 @@ import Logging
 import Testing
 
 /// The backend every end-to-end test runs on: `GROUPCAST_SFU_BACKEND` (socket, sendmmsg,
-/// sendgroup), default sendmmsg. A requested backend that cannot run here makes the tests fail
-/// (the SFU refuses to start), never skip.
+/// sendgroup, xdp, ring), default sendmmsg. A requested backend that cannot run here makes the
+/// tests fail (the SFU refuses to start), never skip.
 enum TestBackend {
     static let selected: ForwarderBackend = {
         guard let name = ProcessInfo.processInfo.environment["GROUPCAST_SFU_BACKEND"] else { return .sendmmsg }
         guard let backend = ForwarderBackend(rawValue: name) else {
-            fatalError("GROUPCAST_SFU_BACKEND=\(name): not one of socket, sendmmsg, sendgroup")
+            fatalError("GROUPCAST_SFU_BACKEND=\(name): not one of \(ForwarderBackend.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         return backend
     }()
+}
+
+/// Where the test SFU and its participants live.
+///
+/// - `loopback`: everything on `lo` of the test's network namespace (127.0.0.N, ::1).
+/// - `veth`: what an interface backend (``ForwarderBackend/needsInterface``) needs, a real device
+///   path: the SFU's addresses are on `gcsfu0` (10.203.0.1, fd20:3::1) in the test's namespace;
+///   the participants' sockets live in a peer namespace behind the veth (10.203.0.N,
+///   fd20:3::N on `gcpeer0`). No default route on either side. Created once per test process
+///   (scripts/test-sfu runs each backend's tests in a fresh namespace) and removed with it: the
+///   peer namespace has no name, only this process's file descriptor keeps it alive.
+///   `GROUPCAST_SFU_TOPOLOGY=veth` selects it for the socket backends too.
+enum TestNetwork {
+    case loopback, veth
+
+    static let selected: TestNetwork =
+        TestBackend.selected.needsInterface || ProcessInfo.processInfo.environment["GROUPCAST_SFU_TOPOLOGY"] == "veth"
+        ? .veth : .loopback
+
+    /// The SFU's address (port 0: ephemeral) of `family`.
+    func sfuHost(_ family: AddressFamily = .ipv4, port: UInt16 = 0) -> SocketAddress {
+        if self == .veth { _ = VethTopology.shared }  // the address exists once the veth does
+        switch (self, family) {
+        case (.loopback, .ipv4): return .ipv4(.loopback, port: port)
+        case (.loopback, .ipv6): return .ipv6(.loopback, port: port)
+        case (.veth, .ipv4): return .ipv4(IPv4Address(10, 203, 0, 1), port: port)
+        case (.veth, .ipv6): return .ipv6(VethTopology.ipv6(1), port: port)
+        }
+    }
+
+    /// Participant number `host` (2...99; 0 means 2): 127.0.0.N or ::1 on loopback.
+    func participantAddress(host: UInt8, family: AddressFamily, port: UInt16 = 0) -> SocketAddress {
+        let host = host == 0 ? 2 : host
+        switch (self, family) {
+        case (.loopback, .ipv4): return .ipv4(IPv4Address(127, 0, 0, host), port: port)
+        case (.loopback, .ipv6): return .ipv6(.loopback, port: port)
+        case (.veth, .ipv4): return .ipv4(IPv4Address(10, 203, 0, host), port: port)
+        case (.veth, .ipv6): return .ipv6(VethTopology.ipv6(host), port: port)
+        }
+    }
+
+    /// A participant's socket bound to `address`, created in the participants' namespace (a socket
+    /// stays in the namespace it was created in, whichever thread uses it later).
+    func participantSocket(
+        bindingTo address: SocketAddress, options: GroupSocket.Options = .init(nonBlocking: true)
+    ) throws -> GroupSocket {
+        switch self {
+        case .loopback:
+            return try GroupSocket(bindingTo: address, backend: .sendmsgLoop, options: options)
+        case .veth:
+            return try VethTopology.shared.inPeer { try GroupSocket(bindingTo: address, backend: .sendmsgLoop, options: options) }
+        }
+    }
+
+    /// argv that runs `arguments` where the participants live (`nsenter` into the peer namespace).
+    func participantCommand(_ arguments: [String]) -> (executable: URL, arguments: [String]) {
+        switch self {
+        case .loopback:
+            return (URL(fileURLWithPath: arguments[0]), Array(arguments.dropFirst()))
+        case .veth:
+            return (URL(fileURLWithPath: "/usr/bin/nsenter"), ["--net=\(VethTopology.shared.peerPath)"] + arguments)
+        }
+    }
+}
+
+/// The veth topology of ``TestNetwork/veth``.
+final class VethTopology: @unchecked Sendable {
+    static let shared: VethTopology = {
+        do { return try VethTopology() } catch { fatalError("test topology: \(error)") }
+    }()
+
+    static func ipv6(_ host: UInt8) -> IPv6Address { IPv6Address(high: 0xfd20_0003_0000_0000, low: UInt64(host)) }
+
+    /// The peer namespace (kept alive by this descriptor) and the test's own.
+    let peer: CInt
+    let home: CInt
+    /// `/proc/PID/fd/N` of ``peer``, for `nsenter --net=` and `ip link ... netns`.
+    let peerPath: String
+
+    struct SetupError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    private init() throws {
+        home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
+        guard home >= 0 else { throw SetupError(description: "open own netns: errno \(errno)") }
+        guard namespaceCall("unshare", CInt(0x4000_0000)) == 0 else { throw SetupError(description: "unshare(CLONE_NEWNET): errno \(errno) (needs root)") }
+        peer = open("/proc/thread-self/ns/net", O_RDONLY)  // inherited by nsenter/ip children
+        let opened = errno
+        guard namespaceCall("setns", home, CInt(0x4000_0000)) == 0 else { fatalError("setns back: errno \(errno)") }
+        guard peer >= 0 else { throw SetupError(description: "open peer netns: errno \(opened)") }
+        peerPath = "/proc/\(getpid())/fd/\(peer)"
+        var commands = [
+            ["ip", "link", "add", "gcsfu0", "type", "veth", "peer", "name", "gcpeer0", "netns", peerPath],
+            ["ip", "addr", "add", "10.203.0.1/24", "dev", "gcsfu0"],
+            ["ip", "-6", "addr", "add", "fd20:3::1/64", "dev", "gcsfu0", "nodad"],
+            ["ip", "link", "set", "gcsfu0", "up"],
+        ]
+        var peerBatch = ["link set lo up", "link set gcpeer0 up"]
+        for host in 2...99 {
+            peerBatch.append("addr add 10.203.0.\(host)/24 dev gcpeer0")
+            peerBatch.append("addr add fd20:3::\(String(host, radix: 16))/64 dev gcpeer0 nodad")
+        }
+        let batchFile = NSTemporaryDirectory() + "groupcast-test-peer-\(getpid()).ip"
+        try peerBatch.joined(separator: "\n").write(toFile: batchFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: batchFile) }
+        commands.append(["/usr/bin/nsenter", "--net=\(peerPath)", "ip", "-batch", batchFile])
+        for command in commands {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: command[0].hasPrefix("/") ? command[0] : "/usr/sbin/\(command[0])")
+            process.arguments = Array(command.dropFirst())
+            try process.run()
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else {
+                throw SetupError(description: "\(command.joined(separator: " ")) exited \(process.terminationStatus)")
+            }
+        }
+    }
+
+    /// Runs `body` on this thread inside the peer namespace, then switches back.
+    func inPeer<T>(_ body: () throws -> T) throws -> T {
+        guard namespaceCall("setns", peer, CInt(0x4000_0000)) == 0 else { throw SetupError(description: "setns(peer): errno \(errno)") }
+        defer {
+            if namespaceCall("setns", home, CInt(0x4000_0000)) != 0 { fatalError("setns back: errno \(errno)") }
+        }
+        return try body()
+    }
+}
+
+// unshare(2) and setns(2) need _GNU_SOURCE, which Glibc's module does not import.
+private func namespaceCall(_ name: String, _ flags: CInt) -> CInt {
+    typealias Unshare = @convention(c) (CInt) -> CInt
+    return unsafeBitCast(dlsym(nil, name), to: Unshare.self)(flags)
+}
+
+private func namespaceCall(_ name: String, _ fd: CInt, _ type: CInt) -> CInt {
+    typealias Setns = @convention(c) (CInt, CInt) -> CInt
+    return unsafeBitCast(dlsym(nil, name), to: Setns.self)(fd, type)
 }
 
 let testLogger: Logger = {
@@ -26,7 +164,7 @@ let testLogger: Logger = {
     return logger
 }()
 
-/// A running SFU on loopback with ephemeral ports; stopped on deinit.
+/// A running SFU on the test network (``TestNetwork``) with ephemeral ports; stopped on deinit.
 final class TestSFU {
     let server: SFUServer
     let control: SocketAddress
@@ -34,7 +172,7 @@ final class TestSFU {
 
     init(
         capacity: Int = 16, keepalive: Duration = .seconds(10), echo: Bool = true, room: RoomFile? = nil,
-        backend: ForwarderBackend = TestBackend.selected, host: SocketAddress = .ipv4(.loopback, port: 0)
+        backend: ForwarderBackend = TestBackend.selected, host: SocketAddress = TestNetwork.selected.sfuHost()
     ) throws {
         var configuration = SFUServer.Configuration(controlAddress: host, mediaAddress: host, backend: backend)
         configuration.capacity = capacity
@@ -62,7 +200,8 @@ final class TestSFU {
     }
 }
 
-/// A participant speaking the control protocol from its own loopback address (127.0.0.N).
+/// A participant speaking the control protocol from its own address (127.0.0.N, or 10.203.0.N in
+/// the peer namespace of the veth topology).
 final class TestParticipant {
     let socket: GroupSocket
     let channel: ControlChannel
@@ -74,9 +213,8 @@ final class TestParticipant {
 
     init(_ sfu: TestSFU, host: UInt8, port: UInt16 = 0) throws {
         self.sfu = sfu
-        let local: SocketAddress = sfu.control.family == .ipv4 ? .ipv4(IPv4Address(127, 0, 0, host), port: port) : .ipv6(.loopback, port: port)
-        socket = try GroupSocket(
-            bindingTo: local, backend: .sendmsgLoop, options: .init(nonBlocking: true, receiveBufferSize: 1 << 20))
+        let local = TestNetwork.selected.participantAddress(host: host, family: sfu.control.family, port: port)
+        socket = try TestNetwork.selected.participantSocket(bindingTo: local, options: .init(nonBlocking: true, receiveBufferSize: 1 << 20))
         channel = ControlChannel(socket: socket, sfu: sfu.control)
     }
 
