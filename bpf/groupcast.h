@@ -153,4 +153,34 @@ struct gc_loader_state {
 #define GC_TC_HANDLE		0x6763	/* "gc" */
 #define GC_TC_PRIORITY		0x6763
 
+/*
+ * The AF_XDP ring backend (bpf/ring.bpf.c, Sources/CGroupcastFastPath/ring.c):
+ * an XDP program that moves SFU-port frames to the AF_XDP socket of their
+ * receive queue (the XSKMAP, keyed by queue index) and passes all other
+ * traffic to the host stack.
+ */
+
+/* Entries of the XSKMAP: receive queues one interface may bind. */
+#define GC_RING_MAX_QUEUES	64
+
+/*
+ * Read-only configuration of the ring program (its .rodata, set before load).
+ * @port: the SFU's media UDP port, host byte order.
+ */
+struct gc_ring_config {
+	__u32 abi_version;	/* GC_ABI_VERSION */
+	__u16 port;
+	__u16 reserved;		/* zero */
+};
+
+/* Per-CPU counters of the ring program, indexed by enum gc_ring_stat. */
+enum gc_ring_stat {
+	GC_RING_STAT_TO_PORT = 0,	/* frames to the SFU media port */
+	GC_RING_STAT_REDIRECTED,	/* of those: moved to an AF_XDP socket */
+	GC_RING_STAT_NO_SOCKET,		/* of those: no socket on their queue, passed to the stack */
+	GC_RING_STAT_MAX
+};
+
+#define GC_RING_STAT_NAMES { "to_port", "redirected", "no_socket" }
+
 #endif /* GROUPCAST_H */

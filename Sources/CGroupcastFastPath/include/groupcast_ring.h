@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * groupcast_ring.h - the AF_XDP ring backend of the SFU (Docs/ring.md).
+ *
+ * The pktswitch paper's netmap SFU on mainline Linux: per interface one
+ * AF_XDP socket (UMEM, fill/completion/RX/TX rings) bound to one receive
+ * queue, fed by bpf/ring.bpf.c (SFU media port -> the socket, the rest ->
+ * the host stack).  Per batch: receive up to `batch` frames from RX, route
+ * each media packet with one table lookup, write n copies into TX slots with
+ * rewritten Ethernet/IP/UDP headers and checksums, move the received buffer
+ * itself to TX as the echo, kick once, recycle completions.  No allocation
+ * per packet: every buffer is a UMEM frame preallocated at open.
+ *
+ * Driven from one thread (Swift's RingForwarder): gc_ring_wait(),
+ * gc_ring_install() and gc_ring_process() are not thread-safe; only
+ * gc_ring_stats() may be called from another thread (it reads a snapshot the
+ * processing thread publishes).
+ *
+ * Functions returning int give 0 (or a count) on success and a negative
+ * enum gcfp_code on failure, with @err filled as in groupcast_fastpath.h.
+ */
+#ifndef GROUPCAST_RING_H
+#define GROUPCAST_RING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "groupcast.h"
+#include "groupcast_fastpath.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum gc_ring_mode {
+	GC_RING_MODE_AUTO = 0,		/* zero-copy where the driver offers it, else copy */
+	GC_RING_MODE_COPY = 1,		/* XDP_COPY */
+	GC_RING_MODE_ZEROCOPY = 2,	/* XDP_ZEROCOPY or fail */
+};
+
+struct gc_ring_opts {
+	__u16 port;		/* SFU media UDP port, host order */
+	__u32 queue;		/* receive queue bound on every interface (default 0) */
+	__u32 ring_size;	/* entries of RX, TX, fill and completion rings (power of 2; default 1024) */
+	__u32 frame_count;	/* UMEM frames per interface (default 4 * ring_size) */
+	__u32 frame_size;	/* 2048 or 4096 (default 2048) */
+	__u32 batch;		/* RX descriptors per batch (default 64, at most ring_size) */
+	int mode;		/* enum gc_ring_mode */
+	int echo;		/* 1: move each received media buffer back to its origin */
+	__u32 shed_vhq_permille; /* RX ring fill above which VHQ is shed (default 500) */
+	__u32 shed_vsq_permille; /* RX ring fill above which VSQ is shed too (default 750) */
+};
+
+/* Fills @opts with the defaults above (port 7002, echo on). */
+void gc_ring_opts_init(struct gc_ring_opts *opts);
+
+/* Drop reasons, in the order of GroupcastSFU's DropReason. */
+enum gc_ring_drop {
+	GC_RING_DROP_MALFORMED = 0,
+	GC_RING_DROP_RTCP,
+	GC_RING_DROP_UNKNOWN_SSRC,
+	GC_RING_DROP_SPOOFED,
+	GC_RING_DROP_SHED_VHQ,
+	GC_RING_DROP_SHED_VSQ,
+	GC_RING_DROP_HEAD_DROP,
+	GC_RING_DROP_SEND_FAILED,	/* copy not sent: no next hop, or another interface failed */
+	GC_RING_DROP_TRUNCATED,
+	GC_RING_DROP_MAX
+};
+
+/* LatencyHistogram's buckets (Metrics.swift): exact below 64 ns, then 32
+ * sub-buckets per power of two. */
+#define GC_RING_DELAY_BUCKETS	(64 + (63 - 6 + 1) * 32)
+
+struct gc_ring_stats {
+	__u64 received;		/* frames taken from RX rings */
+	__u64 forwarded;	/* copies placed in TX rings */
+	__u64 echoed;		/* received buffers moved to TX as the echo */
+	__u64 drops[GC_RING_DROP_MAX];
+	__u64 batches;		/* non-empty RX batches */
+	__u64 kicks;		/* sendto() calls that started transmission */
+	__u64 wakeups;		/* recvfrom()/poll() calls for the fill ring (need_wakeup) */
+	__u64 tx_stalls;	/* times a TX ring or the free frames ran out mid-batch */
+	__u64 tx_stall_ns;	/* time spent waiting for TX space (the paper's NTX wait) */
+	__u64 rx_ring_dropped;	/* kernel: frames dropped for lack of fill-ring buffers (XDP_STATISTICS) */
+	__u64 delay_count, delay_sum, delay_min, delay_max;
+	__u64 delay_buckets[GC_RING_DELAY_BUCKETS];
+};
+
+/* One interface the ring serves. */
+struct gc_ring_port_info {
+	char ifname[16];
+	__u32 ifindex;
+	__u32 queue;
+	__u8 mac[6];
+	__u8 zerocopy;		/* 1: XDP_ZEROCOPY, 0: XDP_COPY */
+	__u8 xdp_native;	/* 1: program attached in driver mode, 0: generic (skb) mode */
+	__u8 ipv4[4];		/* the interface's first IPv4 address (copies' source), 0 if none */
+	__u8 ipv6[16];		/* its first global IPv6 address, 0 if none */
+};
+
+struct gc_ring;
+struct gc_ring_table;
+
+/* A ring without interfaces (add them with gc_ring_add_interface). */
+int gc_ring_open(const struct gc_ring_opts *opts, struct gc_ring **ring, struct gcfp_error *err);
+
+/* Loads the redirect program on @ifname, creates and binds its AF_XDP socket
+ * (zero-copy first in AUTO mode, falling back to copy with a log line on
+ * stderr), attaches the program (driver mode, else generic). Returns the
+ * port index (>= 0). GCFP_ERR_BUSY: another XDP program holds the interface. */
+int gc_ring_add_interface(struct gc_ring *ring, const char *ifname, struct gcfp_error *err);
+
+int gc_ring_port_count(const struct gc_ring *ring);
+int gc_ring_port_info(const struct gc_ring *ring, int port, struct gc_ring_port_info *info);
+
+/* Waits up to @timeout_ms for received frames (or, with transmissions in
+ * flight, completions). 1: something to do, 0: timeout, <0: -errno. */
+int gc_ring_wait(struct gc_ring *ring, int timeout_ms);
+
+/* One pass over every port: a batch from each RX ring, forwarded, kicked,
+ * completions recycled. Waits for TX space when a TX ring is full, unless
+ * *@stop becomes nonzero. Returns the frames received. */
+int gc_ring_process(struct gc_ring *ring, const volatile int *stop);
+
+/* Replaces the routing table (the ring owns @table from now on and frees the
+ * previous one). Subscribers whose ifindex is not one of the ring's ports (or
+ * 0: next hop unresolved) are counted as GC_RING_DROP_SEND_FAILED. */
+void gc_ring_install(struct gc_ring *ring, struct gc_ring_table *table);
+
+/* The statistics published at the end of the last gc_ring_process(). */
+void gc_ring_stats(struct gc_ring *ring, struct gc_ring_stats *stats);
+
+/* Frames per state, summed over ports (accounting checks). Between
+ * gc_ring_process() calls free + fill + tx == total. */
+struct gc_ring_frames {
+	__u64 total;	/* UMEM frames */
+	__u64 free;	/* owned by user space, in no ring */
+	__u64 fill;	/* given to the kernel: fill ring, or received and not yet taken from RX */
+	__u64 tx;	/* placed in TX, not yet back through the completion ring */
+};
+void gc_ring_frames(const struct gc_ring *ring, struct gc_ring_frames *frames);
+
+/* Detaches the programs, closes the sockets, frees everything. NULL is fine. */
+void gc_ring_close(struct gc_ring *ring);
+
+/* Routing table: one route per source SSRC, subscribers as in gc_route
+ * (ifindex, dst/src MAC, address, port). */
+struct gc_ring_table *gc_ring_table_new(__u32 max_routes, int echo);
+/* -GCFP_ERR_ROUTES_FULL, -GCFP_ERR_INVALID (duplicate SSRC, bad family). */
+int gc_ring_table_add(struct gc_ring_table *table, __u32 ssrc, __u8 family, __u8 stream_type,
+		      const __u8 origin_addr[16], __u16 origin_port_be,
+		      const struct gc_subscriber *subs, __u32 n_subs);
+void gc_ring_table_free(struct gc_ring_table *table);
+
+/*
+ * Testing without a kernel: a ring whose @n_ports ports have rings and UMEM
+ * in ordinary memory. The test plays the kernel through the ring views
+ * below and the kick hook, which gc_ring_process() calls where it would call
+ * sendto() (return 0, or -EAGAIN when nothing could be sent: TX full).
+ */
+struct gc_xsk_ring {
+	__u32 *producer;
+	__u32 *consumer;
+	__u32 *flags;
+	void *descs;		/* struct xdp_desc[] (RX, TX) or __u64[] (fill, completion) */
+	__u32 size;
+	__u32 mask;
+	__u32 cached_prod;
+	__u32 cached_cons;
+};
+
+struct gc_ring_sim_port {
+	struct gc_xsk_ring *rx, *tx, *fill, *comp;
+	void *umem;
+	__u64 umem_size;
+};
+
+typedef int (*gc_ring_kick_fn)(void *ctx, int port);
+
+int gc_ring_open_simulated(const struct gc_ring_opts *opts, int n_ports,
+			   const struct gc_ring_port_info *infos,
+			   gc_ring_kick_fn kick, void *ctx,
+			   struct gc_ring **ring, struct gcfp_error *err);
+int gc_ring_sim_port(struct gc_ring *ring, int port, struct gc_ring_sim_port *view);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GROUPCAST_RING_H */

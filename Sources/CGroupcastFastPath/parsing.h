@@ -1,0 +1,1 @@
+../../bpf/parsing.h

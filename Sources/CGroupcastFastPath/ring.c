@@ -1,0 +1,1259 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * ring.c - the AF_XDP ring backend of the SFU (groupcast_ring.h, Docs/ring.md).
+ *
+ * The raw AF_XDP uAPI (linux/if_xdp.h) rather than libxdp's xsk API: libbpf
+ * 1.1 dropped xsk.h, libxdp would bring its multi-program dispatcher while we
+ * load our own program from a skeleton and own the XSKMAP, and the part we
+ * need - four mmapped rings and their producer/consumer indices - is a page
+ * of code that also lets the accounting test run the core against rings in
+ * ordinary memory.
+ *
+ * Frame ownership, per port (interface): every UMEM frame is in exactly one
+ * of three places, counted by n_free + n_fill + n_tx == n_frames:
+ *   free  user space's stack of unused frames;
+ *   fill  handed to the kernel: in the fill ring, or received into RX and
+ *         not yet passed on (a received frame stays "fill" until it is moved
+ *         to TX as the echo or returned to the free stack);
+ *   tx    in the TX ring or sent and not yet returned through completion.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/if_link.h>
+#include <linux/if_xdp.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "groupcast_ring.h"
+#include "ring.skel.h"
+
+/* The BPF parser (bpf/parsing.h), run here in user space over the frame in
+ * the UMEM: the same checks as the program in front of the ring. It needs
+ * only bpf_endian.h; keep bpf_helpers.h (BPF helper declarations) out. */
+#define __BPF_HELPERS__
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunknown-pragmas"	/* #pragma unroll, for clang -target bpf */
+#include "parsing.h"
+#pragma GCC diagnostic pop
+
+#ifndef SOL_XDP
+#define SOL_XDP 283
+#endif
+#ifndef AF_XDP
+#define AF_XDP 44
+#endif
+
+struct ring_port {
+	struct gc_ring_port_info info;
+	int fd;				/* -1: simulated */
+	struct groupcast_ring *skel;
+	__u32 xdp_flags;
+	int attached;
+
+	void *umem;
+	size_t umem_size;
+	void *maps[4];			/* mmapped rings: rx, tx, fill, comp */
+	size_t map_len[4];
+	struct gc_xsk_ring rx, tx, fill, comp;
+
+	__u64 *free;			/* stack of frame addresses */
+	__u32 n_free, n_fill, n_tx, n_frames;
+	__u64 frame_mask;		/* frame address -> the frame's first byte */
+	__u32 tx_unkicked;		/* descriptors produced on TX since the last kick */
+};
+
+struct ring_copy {
+	struct gc_subscriber sub;
+	int port;			/* index into gc_ring.ports, -1: not reachable by the ring */
+};
+
+struct ring_route {
+	__u32 ssrc;
+	__u8 used;
+	__u8 family;
+	__u8 stream_type;
+	__u16 origin_port;		/* network order */
+	__u8 origin_addr[16];
+	__u32 first, n_copies;		/* into gc_ring_table.copies */
+};
+
+struct gc_ring_table {
+	__u32 n_slots;			/* power of two, >= 2 * max_routes */
+	__u32 n_routes, max_routes;
+	int echo;
+	int resolved;			/* ring ports filled in by gc_ring_install() */
+	struct ring_route *slots;
+	struct ring_copy *copies;
+	__u32 n_copies, cap_copies;
+};
+
+struct gc_ring {
+	struct gc_ring_opts opts;
+	struct ring_port *ports;
+	int n_ports;
+	struct gc_ring_table *table;
+	gc_ring_kick_fn sim_kick;
+	void *sim_ctx;
+	int shed_level;
+	__u64 last_publish;
+	struct gc_ring_stats stats;		/* the processing thread's */
+	struct gc_ring_stats published;		/* copied under publish_lock */
+	atomic_flag publish_lock;
+};
+
+/* ---- errors ---------------------------------------------------------------- */
+
+static int ring_fail(struct gcfp_error *err, int code, int sys_errno, const char *fmt, ...)
+{
+	if (err) {
+		va_list ap;
+
+		err->code = code;
+		err->sys_errno = sys_errno;
+		err->log_path[0] = '\0';
+		va_start(ap, fmt);
+		vsnprintf(err->message, sizeof(err->message), fmt, ap);
+		va_end(ap);
+		if (sys_errno) {
+			size_t len = strlen(err->message);
+
+			snprintf(err->message + len, sizeof(err->message) - len, ": %s", strerror(sys_errno));
+		}
+	}
+	return -code;
+}
+
+static int errno_code(int e)
+{
+	switch (e) {
+	case EPERM: case EACCES: return GCFP_ERR_NOT_ROOT;
+	case ENODEV: case ENXIO: return GCFP_ERR_NO_DEVICE;
+	case EBUSY: case EEXIST: return GCFP_ERR_BUSY;
+	case EINVAL: return GCFP_ERR_INVALID;
+	default: return GCFP_ERR_SYSTEM;
+	}
+}
+
+/* ---- rings ----------------------------------------------------------------- */
+
+/* Producer side (fill, TX): free slots, refreshing the consumer index only
+ * when the cached view is short (cached_cons holds consumer + size). */
+static inline __u32 prod_free(struct gc_xsk_ring *r, __u32 want)
+{
+	__u32 free = r->cached_cons - r->cached_prod;
+
+	if (free >= want)
+		return free;
+	r->cached_cons = __atomic_load_n(r->consumer, __ATOMIC_ACQUIRE) + r->size;
+	return r->cached_cons - r->cached_prod;
+}
+
+static inline void prod_submit(struct gc_xsk_ring *r)
+{
+	__atomic_store_n(r->producer, r->cached_prod, __ATOMIC_RELEASE);
+}
+
+/* Consumer side (RX, completion): entries ready, at most @max. */
+static inline __u32 cons_avail(struct gc_xsk_ring *r, __u32 max)
+{
+	__u32 n = r->cached_prod - r->cached_cons;
+
+	if (n == 0) {
+		r->cached_prod = __atomic_load_n(r->producer, __ATOMIC_ACQUIRE);
+		n = r->cached_prod - r->cached_cons;
+	}
+	return n < max ? n : max;
+}
+
+static inline void cons_release(struct gc_xsk_ring *r, __u32 n)
+{
+	r->cached_cons += n;
+	__atomic_store_n(r->consumer, r->cached_cons, __ATOMIC_RELEASE);
+}
+
+static inline __u64 *ring_addr(struct gc_xsk_ring *r, __u32 idx)
+{
+	return &((__u64 *)r->descs)[idx & r->mask];
+}
+
+static inline struct xdp_desc *ring_desc(struct gc_xsk_ring *r, __u32 idx)
+{
+	return &((struct xdp_desc *)r->descs)[idx & r->mask];
+}
+
+static void ring_init_prod(struct gc_xsk_ring *r)
+{
+	r->cached_prod = *r->producer;
+	r->cached_cons = *r->consumer + r->size;
+}
+
+static void ring_init_cons(struct gc_xsk_ring *r)
+{
+	r->cached_prod = *r->producer;
+	r->cached_cons = *r->consumer;
+}
+
+/* ---- time, delay histogram (LatencyHistogram in Metrics.swift) -------------- */
+
+static inline __u64 now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static inline __u32 delay_bucket(__u64 v)
+{
+	int exponent;
+
+	if (v < 64)
+		return v;
+	exponent = 63 - __builtin_clzll(v);
+	return 64 + (exponent - 6) * 32 + ((__u32)(v >> (exponent - 5)) - 32);
+}
+
+static inline void delay_record(struct gc_ring_stats *s, __u64 v)
+{
+	s->delay_buckets[delay_bucket(v)]++;
+	s->delay_count++;
+	s->delay_sum += v;
+	if (v < s->delay_min)
+		s->delay_min = v;
+	if (v > s->delay_max)
+		s->delay_max = v;
+}
+
+/* ---- frames ---------------------------------------------------------------- */
+
+static inline __u64 frame_base(const struct gc_ring *ring, __u64 addr)
+{
+	return addr & ~(__u64)(ring->opts.frame_size - 1);
+}
+
+static inline void frame_free(struct ring_port *p, __u64 base)
+{
+	p->free[p->n_free++] = base;
+}
+
+/* Completions: sent frames back to the free stack. */
+static void reap(struct ring_port *p)
+{
+	__u32 n = cons_avail(&p->comp, p->comp.size), i;
+
+	for (i = 0; i < n; i++)
+		p->free[p->n_free++] = *ring_addr(&p->comp, p->comp.cached_cons + i) & p->frame_mask;
+	if (n) {
+		cons_release(&p->comp, n);
+		p->n_tx -= n;
+	}
+}
+
+/* Top the fill ring up, keeping a TX ring's worth of frames for copies. */
+static void refill(struct gc_ring *ring, struct ring_port *p)
+{
+	__u32 reserve = p->tx.size, n, i;
+
+	if (p->n_free <= reserve)
+		return;
+	n = prod_free(&p->fill, p->n_free - reserve);
+	if (n > p->n_free - reserve)
+		n = p->n_free - reserve;
+	for (i = 0; i < n; i++)
+		*ring_addr(&p->fill, p->fill.cached_prod + i) = p->free[--p->n_free];
+	if (!n)
+		return;
+	p->fill.cached_prod += n;
+	prod_submit(&p->fill);
+	p->n_fill += n;
+	/* Zero-copy drivers may sleep until told the fill ring has buffers. */
+	if (p->fd >= 0 && (*p->fill.flags & XDP_RING_NEED_WAKEUP)) {
+		recvfrom(p->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+		ring->stats.wakeups++;
+	}
+}
+
+/* Start transmission of what is in TX. Copy mode sends at most 32 frames per
+ * sendto() (TX_BATCH_SIZE in net/xdp/xsk.c) and says -EAGAIN while more wait,
+ * and stops when the completion ring is full: reap before each call. */
+static int kick(struct gc_ring *ring, int index)
+{
+	struct ring_port *p = &ring->ports[index];
+	int rounds = p->tx.size / 32 + 2, ret = 0;
+
+	if (!p->tx_unkicked)
+		return 0;
+	if (p->fd < 0) {
+		reap(p);
+		ring->stats.kicks++;
+		ret = ring->sim_kick ? ring->sim_kick(ring->sim_ctx, index) : 0;
+		reap(p);
+		if (ret == 0)
+			p->tx_unkicked = 0;
+		return ret;
+	}
+	if (p->info.zerocopy && !(*p->tx.flags & XDP_RING_NEED_WAKEUP)) {
+		p->tx_unkicked = 0;
+		return 0;
+	}
+	while (rounds--) {
+		reap(p);
+		ring->stats.kicks++;
+		if (sendto(p->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) >= 0) {
+			ret = 0;
+		} else if (errno == EAGAIN || errno == EBUSY || errno == ENOBUFS) {
+			/* EBUSY: the device dropped one frame (it was completed). */
+			ret = -EAGAIN;
+		} else {
+			ret = -errno;
+			break;
+		}
+		if (__atomic_load_n(p->tx.consumer, __ATOMIC_ACQUIRE) == p->tx.cached_prod) {
+			ret = 0;
+			break;
+		}
+	}
+	reap(p);
+	if (ret == 0)
+		p->tx_unkicked = 0;
+	return ret;
+}
+
+/* Wait until port @index has a TX slot and (@need_frame) a free frame: the
+ * paper's "wait for NTX buffers", counted as stall time. 0, or -1 when it
+ * cannot come (no frames in flight), on stop or after a second. */
+static int wait_tx_space(struct gc_ring *ring, int index, int need_frame, const volatile int *stop)
+{
+	struct ring_port *p = &ring->ports[index];
+	__u64 start = now_ns(), now = start;
+	int ret = 0;
+
+	ring->stats.tx_stalls++;
+	for (;;) {
+		kick(ring, index);
+		reap(p);
+		if (prod_free(&p->tx, 1) >= 1 && (!need_frame || p->n_free > 0))
+			break;
+		if (need_frame && p->n_free == 0 && p->n_tx == 0) {
+			ret = -1;	/* every frame is in the fill ring: none will come back */
+			break;
+		}
+		now = now_ns();
+		if ((stop && *stop) || now - start > 1000000000ull) {
+			ret = -1;
+			break;
+		}
+		if (p->fd >= 0) {
+			struct pollfd pfd = { .fd = p->fd, .events = POLLOUT };
+
+			poll(&pfd, 1, 1);
+		}
+	}
+	ring->stats.tx_stall_ns += now_ns() - start;
+	return ret;
+}
+
+static inline void tx_push(struct ring_port *p, __u64 addr, __u32 len)
+{
+	struct xdp_desc *d = ring_desc(&p->tx, p->tx.cached_prod++);
+
+	d->addr = addr;
+	d->len = len;
+	d->options = 0;
+	prod_submit(&p->tx);
+	p->n_tx++;
+	p->tx_unkicked++;
+}
+
+/* ---- checksums ------------------------------------------------------------- */
+
+/* RFC 1624 incremental update of the 16-bit one's complement sum at @csum for
+ * a field changing from @old to @new (@len even). Byte order does not matter
+ * to a one's complement sum as long as it is the same throughout. */
+static inline void csum_replace(__u16 *csum, const void *old, const void *new, size_t len)
+{
+	const __u16 *o = old, *n = new;
+	__u32 sum = (__u16)~*csum;
+	size_t i;
+
+	for (i = 0; i < len / 2; i++) {
+		sum += (__u16)~o[i];
+		sum += n[i];
+	}
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	*csum = (__u16)~sum;
+}
+
+/* ---- routing table ---------------------------------------------------------- */
+
+struct gc_ring_table *gc_ring_table_new(__u32 max_routes, int echo)
+{
+	struct gc_ring_table *t = calloc(1, sizeof(*t));
+	__u32 slots = 16;
+
+	if (!t)
+		return NULL;
+	while (slots < 2 * max_routes)
+		slots <<= 1;
+	t->n_slots = slots;
+	t->max_routes = max_routes;
+	t->echo = echo;
+	t->slots = calloc(slots, sizeof(*t->slots));
+	if (!t->slots) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void gc_ring_table_free(struct gc_ring_table *t)
+{
+	if (!t)
+		return;
+	free(t->slots);
+	free(t->copies);
+	free(t);
+}
+
+static inline __u32 ssrc_hash(__u32 ssrc)
+{
+	return ssrc * 2654435761u;	/* Knuth's multiplicative hash */
+}
+
+static inline const struct ring_route *table_lookup(const struct gc_ring_table *t, __u32 ssrc)
+{
+	__u32 i = ssrc_hash(ssrc) & (t->n_slots - 1);
+
+	for (;;) {
+		const struct ring_route *r = &t->slots[i];
+
+		if (!r->used)
+			return NULL;
+		if (r->ssrc == ssrc)
+			return r;
+		i = (i + 1) & (t->n_slots - 1);
+	}
+}
+
+int gc_ring_table_add(struct gc_ring_table *t, __u32 ssrc, __u8 family, __u8 stream_type,
+		      const __u8 origin_addr[16], __u16 origin_port_be,
+		      const struct gc_subscriber *subs, __u32 n_subs)
+{
+	struct ring_route *r;
+	__u32 i;
+
+	if (family != GC_FAMILY_IPV4 && family != GC_FAMILY_IPV6)
+		return -GCFP_ERR_INVALID;
+	if (t->n_routes >= t->max_routes)
+		return -GCFP_ERR_ROUTES_FULL;
+	if (table_lookup(t, ssrc))
+		return -GCFP_ERR_INVALID;
+	if (t->n_copies + n_subs > t->cap_copies) {
+		__u32 cap = t->cap_copies ? t->cap_copies : 64;
+		struct ring_copy *c;
+
+		while (cap < t->n_copies + n_subs)
+			cap *= 2;
+		c = realloc(t->copies, cap * sizeof(*c));
+		if (!c)
+			return -GCFP_ERR_SYSTEM;
+		t->copies = c;
+		t->cap_copies = cap;
+	}
+	for (i = ssrc_hash(ssrc) & (t->n_slots - 1); t->slots[i].used; i = (i + 1) & (t->n_slots - 1))
+		;
+	r = &t->slots[i];
+	r->used = 1;
+	r->ssrc = ssrc;
+	r->family = family;
+	r->stream_type = stream_type;
+	r->origin_port = origin_port_be;
+	memcpy(r->origin_addr, origin_addr, 16);
+	r->first = t->n_copies;
+	r->n_copies = n_subs;
+	for (i = 0; i < n_subs; i++) {
+		t->copies[t->n_copies].sub = subs[i];
+		t->copies[t->n_copies].port = -1;
+		t->n_copies++;
+	}
+	t->n_routes++;
+	return 0;
+}
+
+void gc_ring_install(struct gc_ring *ring, struct gc_ring_table *t)
+{
+	__u32 i;
+	int k;
+
+	for (i = 0; t && i < t->n_copies; i++) {
+		struct ring_copy *c = &t->copies[i];
+
+		c->port = -1;
+		for (k = 0; k < ring->n_ports; k++)
+			if (c->sub.ifindex && c->sub.ifindex == ring->ports[k].info.ifindex)
+				c->port = k;
+	}
+	gc_ring_table_free(ring->table);
+	ring->table = t;
+}
+
+/* ---- forwarding ------------------------------------------------------------ */
+
+/* RTPHeader.parse's checks beyond what parsing.h looks at: CSRC list,
+ * extension and padding within the datagram. */
+static int rtp_valid(const __u8 *rtp, __u32 len)
+{
+	__u32 off = GC_RTP_HDR_LEN + 4 * (rtp[0] & 0x0f);
+
+	if (off > len)
+		return 0;
+	if (rtp[0] & 0x10) {
+		if (off + 4 > len)
+			return 0;
+		off += 4 + 4 * ((rtp[off + 2] << 8) | rtp[off + 3]);
+		if (off > len)
+			return 0;
+	}
+	if (rtp[0] & 0x20) {
+		__u32 pad = rtp[len - 1];
+
+		if (pad == 0 || pad > len - off)
+			return 0;
+	}
+	return 1;
+}
+
+static inline int from_origin(const struct ring_route *r, const struct gc_pkt *pkt)
+{
+	if (r->family != pkt->family || r->origin_port != pkt->sport)
+		return 0;
+	return memcmp(r->origin_addr, pkt->saddr, pkt->family == GC_FAMILY_IPV4 ? 4 : 16) == 0;
+}
+
+/* Write one copy of the frame [data, data + len) into a TX slot of port
+ * @q, addressed to @c, and rewrite its headers. */
+static int place_copy(struct gc_ring *ring, const __u8 *data, __u32 len, const struct gc_pkt *pkt,
+		      const struct ring_copy *c, const volatile int *stop)
+{
+	struct ring_port *q = &ring->ports[c->port];
+	__u8 *out;
+	__u64 base;
+
+	if (c->sub.family != pkt->family)
+		return -1;
+	if ((prod_free(&q->tx, 1) < 1 || q->n_free == 0) && wait_tx_space(ring, c->port, 1, stop))
+		return -1;
+	base = q->free[--q->n_free];
+	out = (__u8 *)q->umem + base;
+	memcpy(out, data, len);
+
+	memcpy(out, c->sub.dst_mac, 6);
+	memcpy(out + 6, q->info.mac, 6);
+	if (pkt->family == GC_FAMILY_IPV4) {
+		struct iphdr *ip = (struct iphdr *)(out + pkt->l3_off);
+		struct udphdr *udp = (struct udphdr *)(out + pkt->l4_off);
+		__u32 saddr = ip->saddr, daddr;
+		__u16 sport = pkt->dport;
+
+		if (*(__u32 *)q->info.ipv4)
+			memcpy(&saddr, q->info.ipv4, 4);
+		else
+			saddr = ip->daddr;	/* the address the origin sent to */
+		memcpy(&daddr, c->sub.addr, 4);
+		if (udp->check) {
+			csum_replace(&udp->check, &ip->saddr, &saddr, 4);
+			csum_replace(&udp->check, &ip->daddr, &daddr, 4);
+			csum_replace(&udp->check, &udp->source, &sport, 2);
+			csum_replace(&udp->check, &udp->dest, &c->sub.port, 2);
+			if (!udp->check)
+				udp->check = 0xffff;
+		}
+		csum_replace(&ip->check, &ip->saddr, &saddr, 4);
+		csum_replace(&ip->check, &ip->daddr, &daddr, 4);
+		ip->saddr = saddr;
+		ip->daddr = daddr;
+		udp->source = sport;
+		udp->dest = c->sub.port;
+	} else {
+		struct ipv6hdr *ip6 = (struct ipv6hdr *)(out + pkt->l3_off);
+		struct udphdr *udp = (struct udphdr *)(out + pkt->l4_off);
+		__u8 saddr[16];
+		__u16 sport = pkt->dport;
+		static const __u8 zero[16];
+
+		memcpy(saddr, memcmp(q->info.ipv6, zero, 16) ? q->info.ipv6 : (const __u8 *)&ip6->daddr, 16);
+		csum_replace(&udp->check, &ip6->saddr, saddr, 16);
+		csum_replace(&udp->check, &ip6->daddr, c->sub.addr, 16);
+		csum_replace(&udp->check, &udp->source, &sport, 2);
+		csum_replace(&udp->check, &udp->dest, &c->sub.port, 2);
+		if (!udp->check)
+			udp->check = 0xffff;
+		memcpy(&ip6->saddr, saddr, 16);
+		memcpy(&ip6->daddr, c->sub.addr, 16);
+		udp->source = sport;
+		udp->dest = c->sub.port;
+	}
+	tx_push(q, base, len);
+	return 0;
+}
+
+/* The echo: the received buffer itself, addressed back to its origin (every
+ * address and port swapped: the checksums stay valid), moved to TX. */
+static int place_echo(struct gc_ring *ring, int index, __u64 addr, __u8 *data, __u32 len,
+		      const struct gc_pkt *pkt, const volatile int *stop)
+{
+	struct ring_port *p = &ring->ports[index];
+	struct udphdr *udp = (struct udphdr *)(data + pkt->l4_off);
+	__u8 mac[6];
+	__u16 port;
+
+	if (prod_free(&p->tx, 1) < 1 && wait_tx_space(ring, index, 0, stop))
+		return -1;
+	memcpy(mac, data, 6);
+	memcpy(data, data + 6, 6);
+	memcpy(data + 6, mac, 6);
+	if (pkt->family == GC_FAMILY_IPV4) {
+		struct iphdr *ip = (struct iphdr *)(data + pkt->l3_off);
+		__u32 a = ip->saddr;
+
+		ip->saddr = ip->daddr;
+		ip->daddr = a;
+	} else {
+		struct ipv6hdr *ip6 = (struct ipv6hdr *)(data + pkt->l3_off);
+		struct in6_addr a = ip6->saddr;
+
+		ip6->saddr = ip6->daddr;
+		ip6->daddr = a;
+	}
+	port = udp->source;
+	udp->source = udp->dest;
+	udp->dest = port;
+	p->n_fill--;		/* received frame: from "fill" to "tx" */
+	tx_push(p, addr, len);
+	return 0;
+}
+
+/* One received frame. Returns 1 when a delay sample was taken. */
+static int handle_frame(struct gc_ring *ring, int index, const struct xdp_desc *desc,
+			__u64 *pickup, const volatile int *stop)
+{
+	struct ring_port *p = &ring->ports[index];
+	struct gc_ring_stats *s = &ring->stats;
+	const struct gc_ring_table *t = ring->table;
+	__u8 *data = (__u8 *)p->umem + desc->addr;
+	const struct ring_route *r;
+	struct gc_pkt pkt = {};
+	__u32 i, len = desc->len;
+	int kind, reason = -1;
+	__u64 done;
+
+	kind = gc_parse(data, data + len, htons(ring->opts.port), &pkt);
+	if (kind == GC_PARSE_PASS && pkt.reason == GC_STAT_PASS_RTCP)
+		reason = GC_RING_DROP_RTCP;
+	else if (kind != GC_PARSE_RTP)
+		reason = GC_RING_DROP_MALFORMED;	/* incl. IPv4/IPv6 fragments, IPv6 extension headers */
+	else if (!rtp_valid(data + pkt.rtp_off, pkt.udp_len - 8))
+		reason = GC_RING_DROP_MALFORMED;
+	else if (!t || !(r = table_lookup(t, pkt.ssrc)))
+		reason = GC_RING_DROP_UNKNOWN_SSRC;
+	else if (!from_origin(r, &pkt))
+		reason = GC_RING_DROP_SPOOFED;
+	else if (r->stream_type == GC_STREAM_VHQ && ring->shed_level >= 1)
+		reason = GC_RING_DROP_SHED_VHQ;
+	else if (r->stream_type == GC_STREAM_VSQ && ring->shed_level >= 2)
+		reason = GC_RING_DROP_SHED_VSQ;
+	if (reason >= 0) {
+		s->drops[reason]++;
+		p->n_fill--;
+		frame_free(p, frame_base(ring, desc->addr));
+		return 0;
+	}
+
+	/* Ethernet padding of short frames is not part of the datagram. */
+	len = pkt.l4_off + pkt.udp_len;
+	for (i = 0; i < r->n_copies; i++) {
+		const struct ring_copy *c = &t->copies[r->first + i];
+
+		if (c->port < 0 || place_copy(ring, data, len, &pkt, c, stop))
+			s->drops[GC_RING_DROP_SEND_FAILED]++;
+		else
+			s->forwarded++;
+	}
+	if (!t->echo) {
+		p->n_fill--;
+		frame_free(p, frame_base(ring, desc->addr));
+	} else if (place_echo(ring, index, desc->addr, data, len, &pkt, stop)) {
+		s->drops[GC_RING_DROP_SEND_FAILED]++;
+		p->n_fill--;
+		frame_free(p, frame_base(ring, desc->addr));
+	} else {
+		s->echoed++;
+	}
+	done = now_ns();
+	delay_record(s, done - *pickup);
+	*pickup = done;
+	return 1;
+}
+
+static void publish(struct gc_ring *ring)
+{
+	while (atomic_flag_test_and_set_explicit(&ring->publish_lock, memory_order_acquire))
+		;
+	memcpy(&ring->published, &ring->stats, sizeof(ring->stats));
+	atomic_flag_clear_explicit(&ring->publish_lock, memory_order_release);
+}
+
+void gc_ring_stats(struct gc_ring *ring, struct gc_ring_stats *stats)
+{
+	while (atomic_flag_test_and_set_explicit(&ring->publish_lock, memory_order_acquire))
+		;
+	memcpy(stats, &ring->published, sizeof(*stats));
+	atomic_flag_clear_explicit(&ring->publish_lock, memory_order_release);
+}
+
+static void update_rx_drops(struct gc_ring *ring)
+{
+	__u64 dropped = 0;
+	int k;
+
+	for (k = 0; k < ring->n_ports; k++) {
+		struct xdp_statistics xs;
+		socklen_t len = sizeof(xs);
+
+		if (ring->ports[k].fd >= 0 &&
+		    getsockopt(ring->ports[k].fd, SOL_XDP, XDP_STATISTICS, &xs, &len) == 0)
+			dropped += xs.rx_dropped + xs.rx_fill_ring_empty_descs;
+	}
+	ring->stats.rx_ring_dropped = dropped;
+}
+
+int gc_ring_process(struct gc_ring *ring, const volatile int *stop)
+{
+	__u32 batch = ring->opts.batch, total = 0;
+	int k;
+
+	for (k = 0; k < ring->n_ports; k++) {
+		struct ring_port *p = &ring->ports[k];
+		__u32 n, i, fill_permille;
+		__u64 pickup;
+
+		reap(p);
+		n = cons_avail(&p->rx, batch);
+		if (!n)
+			continue;
+		/* Overload: how full the RX ring is (the socket backends read the
+		 * receive queue's fill). */
+		fill_permille = (__u32)(((__u64)(p->rx.cached_prod - p->rx.cached_cons)) * 1000 / p->rx.size);
+		ring->shed_level = fill_permille > ring->opts.shed_vsq_permille ? 2 :
+				   fill_permille > ring->opts.shed_vhq_permille ? 1 : 0;
+		ring->stats.batches++;
+		ring->stats.received += n;
+		pickup = now_ns();
+		for (i = 0; i < n; i++)
+			handle_frame(ring, k, ring_desc(&p->rx, p->rx.cached_cons + i), &pickup, stop);
+		cons_release(&p->rx, n);
+		total += n;
+	}
+	/* One kick per TX ring per batch, then recycle. */
+	for (k = 0; k < ring->n_ports; k++)
+		kick(ring, k);
+	for (k = 0; k < ring->n_ports; k++) {
+		reap(&ring->ports[k]);
+		refill(ring, &ring->ports[k]);
+	}
+	if (total || now_ns() - ring->last_publish > 50000000ull) {
+		if (!total)
+			update_rx_drops(ring);
+		ring->last_publish = now_ns();
+		publish(ring);
+	}
+	return total;
+}
+
+int gc_ring_wait(struct gc_ring *ring, int timeout_ms)
+{
+	struct pollfd pfds[64];
+	int k, n = 0, ret;
+
+	for (k = 0; k < ring->n_ports && n < 64; k++) {
+		struct ring_port *p = &ring->ports[k];
+
+		if (cons_avail(&p->rx, 1))
+			return 1;
+		if (p->fd < 0)
+			continue;
+		pfds[n].fd = p->fd;
+		pfds[n].events = POLLIN | (p->tx_unkicked ? POLLOUT : 0);
+		pfds[n].revents = 0;
+		n++;
+	}
+	if (!n)
+		return 0;
+	ret = poll(pfds, n, timeout_ms);
+	if (ret < 0)
+		return errno == EINTR ? 0 : -errno;
+	return ret > 0;
+}
+
+void gc_ring_frames(const struct gc_ring *ring, struct gc_ring_frames *f)
+{
+	int k;
+
+	memset(f, 0, sizeof(*f));
+	for (k = 0; k < ring->n_ports; k++) {
+		const struct ring_port *p = &ring->ports[k];
+
+		f->total += p->n_frames;
+		f->free += p->n_free;
+		f->fill += p->n_fill;
+		f->tx += p->n_tx;
+	}
+}
+
+/* ---- setup ----------------------------------------------------------------- */
+
+void gc_ring_opts_init(struct gc_ring_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->port = 7002;
+	o->ring_size = 1024;
+	o->frame_size = 2048;
+	o->batch = 64;
+	o->mode = GC_RING_MODE_AUTO;
+	o->echo = 1;
+	o->shed_vhq_permille = 500;
+	o->shed_vsq_permille = 750;
+}
+
+static int check_opts(struct gc_ring_opts *o, struct gcfp_error *err)
+{
+	if (!o->ring_size || (o->ring_size & (o->ring_size - 1)) || o->ring_size > 65536)
+		return ring_fail(err, GCFP_ERR_INVALID, 0, "ring size %u: not a power of two up to 65536", o->ring_size);
+	if (o->frame_size != 2048 && o->frame_size != 4096)
+		return ring_fail(err, GCFP_ERR_INVALID, 0, "frame size %u: 2048 or 4096", o->frame_size);
+	if (!o->frame_count)
+		o->frame_count = 4 * o->ring_size;
+	if (o->frame_count < 2 * o->ring_size + o->batch)
+		return ring_fail(err, GCFP_ERR_INVALID, 0, "%u frames: need at least 2 * ring size + batch (%u)",
+				 o->frame_count, 2 * o->ring_size + o->batch);
+	if (!o->batch || o->batch > o->ring_size)
+		return ring_fail(err, GCFP_ERR_INVALID, 0, "batch %u: 1 to the ring size (%u)", o->batch, o->ring_size);
+	if (o->mode < GC_RING_MODE_AUTO || o->mode > GC_RING_MODE_ZEROCOPY)
+		return ring_fail(err, GCFP_ERR_INVALID, 0, "mode %d: auto, copy or zerocopy", o->mode);
+	if (!o->port)
+		return ring_fail(err, GCFP_ERR_INVALID, 0, "media port 0");
+	return 0;
+}
+
+static struct gc_ring *ring_alloc(const struct gc_ring_opts *opts, struct gcfp_error *err)
+{
+	struct gc_ring *ring = calloc(1, sizeof(*ring));
+
+	if (!ring) {
+		ring_fail(err, GCFP_ERR_SYSTEM, ENOMEM, "gc_ring");
+		return NULL;
+	}
+	ring->opts = *opts;
+	ring->stats.delay_min = UINT64_MAX;
+	ring->published.delay_min = UINT64_MAX;
+	atomic_flag_clear(&ring->publish_lock);
+	return ring;
+}
+
+int gc_ring_open(const struct gc_ring_opts *opts, struct gc_ring **out, struct gcfp_error *err)
+{
+	struct gc_ring_opts o = *opts;
+	int ret = check_opts(&o, err);
+
+	if (ret)
+		return ret;
+	*out = ring_alloc(&o, err);
+	return *out ? 0 : -GCFP_ERR_SYSTEM;
+}
+
+static struct ring_port *port_new(struct gc_ring *ring, struct gcfp_error *err)
+{
+	struct ring_port *ports = realloc(ring->ports, (ring->n_ports + 1) * sizeof(*ports)), *p;
+
+	if (!ports) {
+		ring_fail(err, GCFP_ERR_SYSTEM, ENOMEM, "port");
+		return NULL;
+	}
+	ring->ports = ports;
+	p = &ports[ring->n_ports];
+	memset(p, 0, sizeof(*p));
+	p->fd = -1;
+	p->n_frames = ring->opts.frame_count;
+	p->frame_mask = ~(__u64)(ring->opts.frame_size - 1);
+	p->free = calloc(p->n_frames, sizeof(*p->free));
+	if (!p->free) {
+		ring_fail(err, GCFP_ERR_SYSTEM, ENOMEM, "frame stack");
+		return NULL;
+	}
+	return p;
+}
+
+/* All frames to the free stack, then the fill ring filled. */
+static void port_start(struct gc_ring *ring, struct ring_port *p)
+{
+	__u32 i;
+
+	ring_init_cons(&p->rx);
+	ring_init_prod(&p->tx);
+	ring_init_prod(&p->fill);
+	ring_init_cons(&p->comp);
+	for (i = p->n_frames; i-- > 0;)
+		p->free[p->n_free++] = (__u64)i * ring->opts.frame_size;
+	refill(ring, p);
+}
+
+static void port_release(struct ring_port *p)
+{
+	int i;
+
+	if (p->attached && p->skel)
+		bpf_xdp_detach(p->info.ifindex, p->xdp_flags, NULL);
+	if (p->fd >= 0)
+		close(p->fd);
+	for (i = 0; i < 4; i++)
+		if (p->maps[i])
+			munmap(p->maps[i], p->map_len[i]);
+	if (p->skel)
+		groupcast_ring__destroy(p->skel);
+	if (p->umem)
+		munmap(p->umem, p->umem_size);
+	free(p->free);
+}
+
+/* Fake rings in ordinary memory: producer, consumer, flags, then entries. */
+static void *sim_ring(struct gc_xsk_ring *r, __u32 size, size_t entry)
+{
+	__u32 *m = calloc(1, 16 + (size_t)size * entry);
+
+	if (!m)
+		return NULL;
+	r->producer = &m[0];
+	r->consumer = &m[1];
+	r->flags = &m[2];
+	r->descs = &m[4];
+	r->size = size;
+	r->mask = size - 1;
+	return m;
+}
+
+int gc_ring_open_simulated(const struct gc_ring_opts *opts, int n_ports,
+			   const struct gc_ring_port_info *infos, gc_ring_kick_fn kick_fn, void *ctx,
+			   struct gc_ring **out, struct gcfp_error *err)
+{
+	struct gc_ring *ring;
+	int ret, k;
+
+	ret = gc_ring_open(opts, &ring, err);
+	if (ret)
+		return ret;
+	ring->sim_kick = kick_fn;
+	ring->sim_ctx = ctx;
+	for (k = 0; k < n_ports; k++) {
+		struct ring_port *p = port_new(ring, err);
+		__u32 size = ring->opts.ring_size;
+
+		if (!p)
+			goto fail;
+		ring->n_ports++;
+		p->info = infos[k];
+		p->umem_size = (size_t)p->n_frames * ring->opts.frame_size;
+		p->umem = mmap(NULL, p->umem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p->umem == MAP_FAILED) {
+			p->umem = NULL;
+			ring_fail(err, GCFP_ERR_SYSTEM, errno, "UMEM");
+			goto fail;
+		}
+		/* freed by gc_ring_close() through maps[] with map_len 0: use
+		 * free() instead, marked by fd == -1 */
+		if (!sim_ring(&p->rx, size, sizeof(struct xdp_desc)) || !sim_ring(&p->tx, size, sizeof(struct xdp_desc)) ||
+		    !sim_ring(&p->fill, size, 8) || !sim_ring(&p->comp, size, 8)) {
+			ring_fail(err, GCFP_ERR_SYSTEM, ENOMEM, "rings");
+			goto fail;
+		}
+		port_start(ring, p);
+	}
+	*out = ring;
+	return 0;
+fail:
+	gc_ring_close(ring);
+	return -(err ? err->code : GCFP_ERR_SYSTEM);
+}
+
+int gc_ring_sim_port(struct gc_ring *ring, int port, struct gc_ring_sim_port *v)
+{
+	struct ring_port *p;
+
+	if (port < 0 || port >= ring->n_ports)
+		return -GCFP_ERR_INVALID;
+	p = &ring->ports[port];
+	v->rx = &p->rx;
+	v->tx = &p->tx;
+	v->fill = &p->fill;
+	v->comp = &p->comp;
+	v->umem = p->umem;
+	v->umem_size = p->umem_size;
+	return 0;
+}
+
+static int map_ring(struct ring_port *p, int which, struct gc_xsk_ring *r, const struct xdp_ring_offset *off,
+		    __u32 size, size_t entry, off_t pgoff, struct gcfp_error *err)
+{
+	size_t len = off->desc + (size_t)size * entry;
+	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, p->fd, pgoff);
+
+	if (m == MAP_FAILED)
+		return ring_fail(err, GCFP_ERR_SYSTEM, errno, "%s: mmap AF_XDP ring", p->info.ifname);
+	p->maps[which] = m;
+	p->map_len[which] = len;
+	r->producer = (__u32 *)((char *)m + off->producer);
+	r->consumer = (__u32 *)((char *)m + off->consumer);
+	r->flags = (__u32 *)((char *)m + off->flags);
+	r->descs = (char *)m + off->desc;
+	r->size = size;
+	r->mask = size - 1;
+	return 0;
+}
+
+/* The interface's MAC, first IPv4 and first global IPv6 address. */
+static int read_addresses(struct ring_port *p, struct gcfp_error *err)
+{
+	struct ifaddrs *ifa, *a;
+	struct ifreq ifr = {};
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return ring_fail(err, GCFP_ERR_SYSTEM, errno, "socket");
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", p->info.ifname);
+	if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0) {
+		int e = errno;
+
+		close(fd);
+		return ring_fail(err, GCFP_ERR_SYSTEM, e, "%s: SIOCGIFHWADDR", p->info.ifname);
+	}
+	close(fd);
+	memcpy(p->info.mac, ifr.ifr_hwaddr.sa_data, 6);
+	if (getifaddrs(&ifa) < 0)
+		return ring_fail(err, GCFP_ERR_SYSTEM, errno, "getifaddrs");
+	for (a = ifa; a; a = a->ifa_next) {
+		if (!a->ifa_addr || strcmp(a->ifa_name, p->info.ifname))
+			continue;
+		if (a->ifa_addr->sa_family == AF_INET && !*(__u32 *)p->info.ipv4) {
+			memcpy(p->info.ipv4, &((struct sockaddr_in *)a->ifa_addr)->sin_addr, 4);
+		} else if (a->ifa_addr->sa_family == AF_INET6) {
+			const struct in6_addr *in6 = &((struct sockaddr_in6 *)a->ifa_addr)->sin6_addr;
+			static const __u8 zero[16];
+
+			if (!IN6_IS_ADDR_LINKLOCAL(in6) && !memcmp(p->info.ipv6, zero, 16))
+				memcpy(p->info.ipv6, in6, 16);
+		}
+	}
+	freeifaddrs(ifa);
+	return 0;
+}
+
+static int bind_socket(struct gc_ring *ring, struct ring_port *p, __u16 flags)
+{
+	struct sockaddr_xdp sxdp = {
+		.sxdp_family = AF_XDP,
+		.sxdp_ifindex = p->info.ifindex,
+		.sxdp_queue_id = ring->opts.queue,
+		.sxdp_flags = flags | XDP_USE_NEED_WAKEUP,
+	};
+
+	return bind(p->fd, (struct sockaddr *)&sxdp, sizeof(sxdp)) ? -errno : 0;
+}
+
+int gc_ring_add_interface(struct gc_ring *ring, const char *ifname, struct gcfp_error *err)
+{
+	struct xdp_umem_reg reg = {};
+	struct xdp_mmap_offsets off;
+	socklen_t optlen = sizeof(off);
+	struct ring_port *p;
+	__u32 size = ring->opts.ring_size, key, fd_value;
+	int ret, index, e;
+
+	if (!ifname || !*ifname || strlen(ifname) >= IFNAMSIZ)
+		return ring_fail(err, GCFP_ERR_INVALID, 0, "interface name \"%s\"", ifname ? ifname : "");
+	if (ring->n_ports >= 64)
+		return ring_fail(err, GCFP_ERR_INVALID, 0, "%s: at most 64 interfaces", ifname);
+	if (ring->opts.queue >= GC_RING_MAX_QUEUES)
+		return ring_fail(err, GCFP_ERR_INVALID, 0, "queue %u: the XSKMAP has %d entries",
+				 ring->opts.queue, GC_RING_MAX_QUEUES);
+	p = port_new(ring, err);
+	if (!p)
+		return -(err ? err->code : GCFP_ERR_SYSTEM);
+	index = ring->n_ports++;
+	snprintf(p->info.ifname, sizeof(p->info.ifname), "%s", ifname);
+	p->info.queue = ring->opts.queue;
+	p->info.ifindex = if_nametoindex(ifname);
+	if (!p->info.ifindex) {
+		ret = ring_fail(err, GCFP_ERR_NO_DEVICE, errno, "%s: no such interface", ifname);
+		goto fail;
+	}
+	ret = read_addresses(p, err);
+	if (ret)
+		goto fail;
+
+	/* UMEM: page-aligned frames, registered once, never allocated again. */
+	p->umem_size = (size_t)p->n_frames * ring->opts.frame_size;
+	p->umem = mmap(NULL, p->umem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (p->umem == MAP_FAILED) {
+		p->umem = NULL;
+		ret = ring_fail(err, GCFP_ERR_SYSTEM, errno, "%s: mmap UMEM of %zu bytes", ifname, p->umem_size);
+		goto fail;
+	}
+	p->fd = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
+	if (p->fd < 0) {
+		e = errno;
+		ret = ring_fail(err, errno_code(e), e, "%s: socket(AF_XDP)", ifname);
+		goto fail;
+	}
+	reg.addr = (__u64)(uintptr_t)p->umem;
+	reg.len = p->umem_size;
+	reg.chunk_size = ring->opts.frame_size;
+	if (setsockopt(p->fd, SOL_XDP, XDP_UMEM_REG, &reg, sizeof(reg)) ||
+	    setsockopt(p->fd, SOL_XDP, XDP_UMEM_FILL_RING, &size, sizeof(size)) ||
+	    setsockopt(p->fd, SOL_XDP, XDP_UMEM_COMPLETION_RING, &size, sizeof(size)) ||
+	    setsockopt(p->fd, SOL_XDP, XDP_RX_RING, &size, sizeof(size)) ||
+	    setsockopt(p->fd, SOL_XDP, XDP_TX_RING, &size, sizeof(size))) {
+		e = errno;
+		ret = ring_fail(err, errno_code(e), e, "%s: AF_XDP UMEM/ring setup (%u frames of %u, rings of %u)",
+				ifname, p->n_frames, ring->opts.frame_size, size);
+		goto fail;
+	}
+	if (getsockopt(p->fd, SOL_XDP, XDP_MMAP_OFFSETS, &off, &optlen)) {
+		ret = ring_fail(err, GCFP_ERR_SYSTEM, errno, "%s: XDP_MMAP_OFFSETS", ifname);
+		goto fail;
+	}
+	if ((ret = map_ring(p, 0, &p->rx, &off.rx, size, sizeof(struct xdp_desc), XDP_PGOFF_RX_RING, err)) ||
+	    (ret = map_ring(p, 1, &p->tx, &off.tx, size, sizeof(struct xdp_desc), XDP_PGOFF_TX_RING, err)) ||
+	    (ret = map_ring(p, 2, &p->fill, &off.fr, size, 8, XDP_UMEM_PGOFF_FILL_RING, err)) ||
+	    (ret = map_ring(p, 3, &p->comp, &off.cr, size, 8, XDP_UMEM_PGOFF_COMPLETION_RING, err)))
+		goto fail;
+
+	/* The program, one instance per interface (its XSKMAP is per queue). */
+	p->skel = groupcast_ring__open();
+	if (!p->skel) {
+		ret = ring_fail(err, GCFP_ERR_SYSTEM, errno, "%s: open the ring BPF object", ifname);
+		goto fail;
+	}
+	p->skel->rodata->gc_ring_cfg.port = ring->opts.port;
+	if (groupcast_ring__load(p->skel)) {
+		e = errno;
+		ret = ring_fail(err, e == EPERM ? GCFP_ERR_NOT_ROOT : GCFP_ERR_VERIFIER, e,
+				"%s: load the ring BPF program", ifname);
+		goto fail;
+	}
+
+	/* Zero-copy first (AUTO), copy when the driver cannot. */
+	ret = -EOPNOTSUPP;
+	if (ring->opts.mode != GC_RING_MODE_COPY) {
+		ret = bind_socket(ring, p, XDP_ZEROCOPY);
+		if (ret && ring->opts.mode == GC_RING_MODE_ZEROCOPY) {
+			ret = ring_fail(err, errno_code(-ret), -ret, "%s queue %u: bind AF_XDP in zero-copy mode",
+					ifname, ring->opts.queue);
+			goto fail;
+		}
+		if (ret)
+			fprintf(stderr, "groupcast ring: %s queue %u: no zero-copy (%s), using copy mode\n",
+				ifname, ring->opts.queue, strerror(-ret));
+	}
+	if (ret) {
+		ret = bind_socket(ring, p, XDP_COPY);
+		if (ret) {
+			ret = ring_fail(err, errno_code(-ret), -ret, "%s queue %u: bind AF_XDP in copy mode",
+					ifname, ring->opts.queue);
+			goto fail;
+		}
+	} else {
+		p->info.zerocopy = 1;
+	}
+
+	key = ring->opts.queue;
+	fd_value = p->fd;
+	if (bpf_map_update_elem(bpf_map__fd(p->skel->maps.gc_xsks), &key, &fd_value, BPF_ANY)) {
+		ret = ring_fail(err, GCFP_ERR_SYSTEM, errno, "%s: insert the socket into the XSKMAP", ifname);
+		goto fail;
+	}
+	/* Driver mode (veth has it), else generic; never replace another program. */
+	p->xdp_flags = XDP_FLAGS_UPDATE_IF_NOEXIST | XDP_FLAGS_DRV_MODE;
+	ret = bpf_xdp_attach(p->info.ifindex, bpf_program__fd(p->skel->progs.groupcast_ring), p->xdp_flags, NULL);
+	if (ret == -EOPNOTSUPP || ret == -EINVAL) {
+		p->xdp_flags = XDP_FLAGS_UPDATE_IF_NOEXIST | XDP_FLAGS_SKB_MODE;
+		ret = bpf_xdp_attach(p->info.ifindex, bpf_program__fd(p->skel->progs.groupcast_ring), p->xdp_flags, NULL);
+	} else if (!ret) {
+		p->info.xdp_native = 1;
+	}
+	if (ret) {
+		ret = ring_fail(err, errno_code(-ret), -ret, "%s: attach the ring XDP program%s", ifname,
+				ret == -EBUSY || ret == -EEXIST ? " (another XDP program is attached)" : "");
+		goto fail;
+	}
+	p->attached = 1;
+	port_start(ring, p);
+	return index;
+fail:
+	port_release(p);
+	ring->n_ports--;
+	return ret;
+}
+
+int gc_ring_port_count(const struct gc_ring *ring)
+{
+	return ring->n_ports;
+}
+
+int gc_ring_port_info(const struct gc_ring *ring, int port, struct gc_ring_port_info *info)
+{
+	if (port < 0 || port >= ring->n_ports)
+		return -GCFP_ERR_INVALID;
+	*info = ring->ports[port].info;
+	return 0;
+}
+
+void gc_ring_close(struct gc_ring *ring)
+{
+	int k;
+
+	if (!ring)
+		return;
+	for (k = 0; k < ring->n_ports; k++) {
+		struct ring_port *p = &ring->ports[k];
+
+		if (p->fd < 0 && !p->skel) {	/* simulated: rings in heap memory */
+			free(p->rx.producer);
+			free(p->tx.producer);
+			free(p->fill.producer);
+			free(p->comp.producer);
+			p->rx.producer = p->tx.producer = p->fill.producer = p->comp.producer = NULL;
+		}
+		port_release(p);
+	}
+	gc_ring_table_free(ring->table);
+	free(ring->ports);
+	free(ring);
+}

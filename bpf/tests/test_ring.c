@@ -1,0 +1,446 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * test_ring.c - the AF_XDP ring core (Sources/CGroupcastFastPath/ring.c)
+ * against a simulated kernel: rings and UMEM in ordinary memory, this file
+ * playing the kernel's part (fill -> RX on receive, TX -> completion on a
+ * kick). It tracks which frames the "kernel" holds, so a frame handed over
+ * twice is caught when it happens and a frame lost in user space shows up as
+ * a difference between the ring's counters and the kernel's holdings.
+ *
+ * TAP output; the last line is kselftest's "# Totals: ..." (tally.sh).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/if_xdp.h>
+
+#include "groupcast_ring.h"
+#include "pkt.h"
+
+#define PORTS		2
+#define RING_SIZE	256
+#define FRAME_SIZE	2048
+#define HEADROOM	256	/* where copy-mode AF_XDP puts received data in a frame */
+#define SFU_PORT	7002
+
+struct sim {
+	struct gc_ring *ring;
+	struct gc_ring_sim_port view[PORTS];
+	__u32 n_frames;
+	unsigned char *kernel_holds[PORTS];	/* 1: frame in fill/RX or TX/completion */
+	__u64 held[PORTS];
+	__u32 fill_seen[PORTS];			/* fill-ring entries already claimed */
+	int blocked_kicks;			/* kicks to refuse (TX "full") before draining */
+	__u64 refused, sent, bad_csum, double_use, rx_no_frame;
+	__u64 to_sub[PORTS], echoes;
+};
+
+static int n_pass, n_fail, n_test;
+
+static void result(int ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	n_test++;
+	printf("%s %d - ", ok ? "ok" : "not ok", n_test);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	if (ok)
+		n_pass++;
+	else
+		n_fail++;
+}
+
+static const __u8 sfu_mac[PORTS][6] = { { 2, 0, 0, 0, 0, 1 }, { 2, 0, 0, 0, 1, 1 } };
+static const __u8 sfu_ip[PORTS][4] = { { 10, 9, 0, 1 }, { 10, 9, 1, 1 } };
+/* Participants: 0 (origin) and 1 behind port 0, 2 and 3 behind port 1. */
+static const __u8 part_mac[4][6] = { { 2, 1, 0, 0, 0, 2 }, { 2, 1, 0, 0, 0, 3 }, { 2, 1, 0, 0, 1, 2 }, { 2, 1, 0, 0, 1, 3 } };
+static const __u8 part_ip[4][4] = { { 10, 9, 0, 2 }, { 10, 9, 0, 3 }, { 10, 9, 1, 2 }, { 10, 9, 1, 3 } };
+static const __u16 part_port[4] = { 5000, 5001, 5002, 5003 };
+#define SSRC_ORIGIN	0x1000
+#define SSRC_UNKNOWN	0x2000
+
+static int take(struct sim *s, int port, __u64 addr)
+{
+	__u32 frame = addr / FRAME_SIZE;
+
+	if (frame >= s->n_frames || s->kernel_holds[port][frame]) {
+		s->double_use++;
+		return -1;
+	}
+	s->kernel_holds[port][frame] = 1;
+	s->held[port]++;
+	return 0;
+}
+
+static void give_back(struct sim *s, int port, __u64 addr)
+{
+	s->kernel_holds[port][addr / FRAME_SIZE] = 0;
+	s->held[port]--;
+}
+
+/* The kernel receiving a frame on @port: a fill-ring buffer -> RX. */
+static int sim_receive(struct sim *s, int port, const __u8 *frame, size_t len)
+{
+	struct gc_ring_sim_port *v = &s->view[port];
+	__u32 prod = *v->fill->producer, cons = *v->fill->consumer;
+	struct xdp_desc *d;
+	__u64 addr;
+
+	if (prod == cons || *v->rx->producer - *v->rx->consumer == v->rx->size) {
+		s->rx_no_frame++;
+		return -1;
+	}
+	addr = ((__u64 *)v->fill->descs)[cons & v->fill->mask];
+	__atomic_store_n(v->fill->consumer, cons + 1, __ATOMIC_RELEASE);
+	/* A fill-ring frame stays the kernel's until RX hands it over: it is
+	 * "held" from the fill ring on, and user space owns it again when it
+	 * takes it from RX (gc_ring_frames counts it under fill until then). */
+	memcpy((__u8 *)v->umem + addr + HEADROOM, frame, len);
+	d = &((struct xdp_desc *)v->rx->descs)[*v->rx->producer & v->rx->mask];
+	d->addr = addr + HEADROOM;
+	d->len = len;
+	d->options = 0;
+	__atomic_store_n(v->rx->producer, *v->rx->producer + 1, __ATOMIC_RELEASE);
+	give_back(s, port, addr);	/* user space's again, through RX */
+	return 0;
+}
+
+/* Frames the ring put into the fill ring since we last looked: the kernel's. */
+static void sim_claim_fill(struct sim *s, int port)
+{
+	struct gc_ring_sim_port *v = &s->view[port];
+	__u32 prod = *v->fill->producer;
+
+	for (; s->fill_seen[port] != prod; s->fill_seen[port]++)
+		take(s, port, ((__u64 *)v->fill->descs)[s->fill_seen[port] & v->fill->mask]);
+}
+
+static int check_frame(struct sim *s, int port, const __u8 *f, __u32 len)
+{
+	const char *why;
+	int i;
+
+	if (pkt_check_csums(f, len, &why)) {
+		s->bad_csum++;
+		return -1;
+	}
+	if (memcmp(f + 6, sfu_mac[port], 6) || memcmp(f + 14 + 12, sfu_ip[port], 4) ||
+	    (f[14 + 20] << 8 | f[14 + 21]) != SFU_PORT) {
+		s->bad_csum++;
+		return -1;
+	}
+	for (i = 0; i < 4; i++) {
+		if (!memcmp(f, part_mac[i], 6) && !memcmp(f + 14 + 16, part_ip[i], 4) &&
+		    (f[14 + 22] << 8 | f[14 + 23]) == part_port[i]) {
+			if (i == 0)
+				s->echoes++;
+			else
+				s->to_sub[port]++;
+			return 0;
+		}
+	}
+	s->bad_csum++;
+	return -1;
+}
+
+/* The kernel's side of sendto(): TX -> (wire) -> completion. */
+static int sim_kick(void *ctx, int port)
+{
+	struct sim *s = ctx;
+	struct gc_ring_sim_port *v = &s->view[port];
+	__u32 cons = *v->tx->consumer, prod = *v->tx->producer;
+
+	if (s->blocked_kicks > 0) {
+		s->blocked_kicks--;
+		s->refused++;
+		return -EAGAIN;
+	}
+	for (; cons != prod; cons++) {
+		struct xdp_desc *d = &((struct xdp_desc *)v->tx->descs)[cons & v->tx->mask];
+		__u32 cprod = *v->comp->producer;
+
+		if (cprod - *v->comp->consumer == v->comp->size)
+			break;	/* completion ring full: the kernel stops (xsk_cq_reserve_addr) */
+		take(s, port, d->addr & ~(__u64)(FRAME_SIZE - 1));
+		check_frame(s, port, (__u8 *)v->umem + d->addr, d->len);
+		s->sent++;
+		((__u64 *)v->comp->descs)[cprod & v->comp->mask] = d->addr;
+		__atomic_store_n(v->comp->producer, cprod + 1, __ATOMIC_RELEASE);
+		give_back(s, port, d->addr & ~(__u64)(FRAME_SIZE - 1));
+	}
+	__atomic_store_n(v->tx->consumer, cons, __ATOMIC_RELEASE);
+	return cons == prod ? 0 : -EAGAIN;
+}
+
+static size_t build(__u8 *buf, int from, __u32 ssrc, __u16 seq, int kind)
+{
+	__u8 payload[200];
+	struct pkt_spec sp = { .family = 4, .ttl = 64, .sport = part_port[from], .dport = SFU_PORT };
+	struct pkt_layout lay;
+	size_t plen = rtp_build(payload, ssrc, seq, 96, kind == 3 ? 4 : 60 + seq % 100);
+
+	if (kind == 1)
+		payload[0] = 0x40;		/* RTP version 1: malformed */
+	else if (kind == 2)
+		payload[1] = 200;		/* RTCP SR */
+	else if (kind == 3)
+		payload[0] = 0x8f;		/* 15 CSRCs that are not there */
+	memcpy(sp.dmac, sfu_mac[from >= 2], 6);
+	memcpy(sp.smac, part_mac[from], 6);
+	memcpy(sp.saddr, part_ip[from], 4);
+	memcpy(sp.daddr, sfu_ip[from >= 2], 4);
+	sp.payload = payload;
+	sp.payload_len = plen;
+	return pkt_build(&sp, buf, &lay);
+}
+
+static struct gc_ring_table *table(void)
+{
+	struct gc_ring_table *t = gc_ring_table_new(8, 1);
+	struct gc_subscriber subs[3] = {};
+	__u8 origin[16] = {};
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		int who = i + 1;
+
+		subs[i].ifindex = who >= 2 ? 12 : 11;
+		subs[i].family = GC_FAMILY_IPV4;
+		subs[i].port = htons(part_port[who]);
+		memcpy(subs[i].dst_mac, part_mac[who], 6);
+		memcpy(subs[i].addr, part_ip[who], 4);
+	}
+	memcpy(origin, part_ip[0], 4);
+	if (gc_ring_table_add(t, SSRC_ORIGIN, GC_FAMILY_IPV4, GC_STREAM_ASQ, origin, htons(part_port[0]), subs, 3))
+		return NULL;
+	return t;
+}
+
+/* Ring counters against what the simulated kernel holds. */
+static int accounting_ok(struct sim *s, const char *when)
+{
+	struct gc_ring_frames f;
+	__u64 kernel = 0;
+	int k;
+
+	gc_ring_frames(s->ring, &f);
+	for (k = 0; k < PORTS; k++) {
+		sim_claim_fill(s, k);
+		kernel += s->held[k];
+	}
+	if (f.total != (__u64)PORTS * s->n_frames || f.free + f.fill + f.tx != f.total ||
+	    f.fill + f.tx != kernel || s->double_use) {
+		printf("# %s: total %llu free %llu fill %llu tx %llu, kernel holds %llu, double use %llu\n", when,
+		       (unsigned long long)f.total, (unsigned long long)f.free, (unsigned long long)f.fill,
+		       (unsigned long long)f.tx, (unsigned long long)kernel, (unsigned long long)s->double_use);
+		return 0;
+	}
+	return 1;
+}
+
+/* Until nothing is in RX or TX any more. */
+static void drain(struct sim *s)
+{
+	int rounds = 100;
+
+	while (rounds--) {
+		struct gc_ring_frames f;
+
+		gc_ring_process(s->ring, NULL);
+		gc_ring_frames(s->ring, &f);
+		for (int k = 0; k < PORTS; k++)
+			sim_claim_fill(s, k);
+		if (f.tx == 0)
+			break;
+	}
+}
+
+/* @n packets, @kinds mixing in malformed/RTCP/unknown/spoofed ones. */
+static void traffic(struct sim *s, long n, int mix, const volatile int *stop)
+{
+	__u8 buf[PKT_MAX];
+	long i;
+
+	for (i = 0; i < n; i++) {
+		int kind = mix ? (int)(i % 50) : 0, from = 0;
+		__u32 ssrc = SSRC_ORIGIN;
+		size_t len;
+
+		if (kind == 10)
+			ssrc = SSRC_UNKNOWN;
+		else if (kind == 20)
+			from = 2;	/* spoofed: right SSRC, wrong source */
+		len = build(buf, from, ssrc, (__u16)i, kind > 3 ? 0 : kind);
+		for (int k = 0; k < PORTS; k++)
+			sim_claim_fill(s, k);
+		if (sim_receive(s, from >= 2, buf, len)) {
+			/* RX full or no fill buffers: let the SFU run, then retry. */
+			gc_ring_process(s->ring, stop);
+			i--;
+			continue;
+		}
+		if (i % 64 == 63)
+			gc_ring_process(s->ring, stop);
+	}
+}
+
+static int sim_open(struct sim *s, int frames)
+{
+	struct gc_ring_opts o;
+	struct gc_ring_port_info infos[PORTS] = {};
+	struct gcfp_error err = {};
+	int k;
+
+	memset(s, 0, sizeof(*s));
+	gc_ring_opts_init(&o);
+	o.port = SFU_PORT;
+	o.ring_size = RING_SIZE;
+	o.frame_size = FRAME_SIZE;
+	o.frame_count = frames;
+	o.batch = 64;
+	o.shed_vhq_permille = 1000;	/* no shedding: every packet is accounted for exactly */
+	o.shed_vsq_permille = 1000;
+	for (k = 0; k < PORTS; k++) {
+		snprintf(infos[k].ifname, sizeof(infos[k].ifname), "sim%d", k);
+		infos[k].ifindex = 11 + k;
+		memcpy(infos[k].mac, sfu_mac[k], 6);
+		memcpy(infos[k].ipv4, sfu_ip[k], 4);
+	}
+	if (gc_ring_open_simulated(&o, PORTS, infos, sim_kick, s, &s->ring, &err)) {
+		printf("# gc_ring_open_simulated: %s\n", err.message);
+		return -1;
+	}
+	s->n_frames = frames;
+	for (k = 0; k < PORTS; k++) {
+		s->kernel_holds[k] = calloc(frames, 1);
+		gc_ring_sim_port(s->ring, k, &s->view[k]);
+		sim_claim_fill(s, k);
+	}
+	gc_ring_install(s->ring, table());
+	return 0;
+}
+
+static void sim_close(struct sim *s)
+{
+	gc_ring_close(s->ring);
+	for (int k = 0; k < PORTS; k++)
+		free(s->kernel_holds[k]);
+}
+
+static void test_million(void)
+{
+	struct sim s;
+	struct gc_ring_stats st;
+	const long n = 1000000;
+	long valid = 0, i;
+
+	if (sim_open(&s, 4 * RING_SIZE)) {
+		result(0, "1e6 packets: open");
+		return;
+	}
+	traffic(&s, n, 1, NULL);
+	drain(&s);
+	gc_ring_process(s.ring, NULL);
+	gc_ring_stats(s.ring, &st);
+	for (i = 0; i < n; i++)
+		valid += (i % 50) == 0 || (i % 50) > 3 ? ((i % 50) != 10 && (i % 50) != 20) : 0;
+	result(st.received == (__u64)n, "1e6 packets: all received (%llu)", (unsigned long long)st.received);
+	result(st.forwarded == 3 * (__u64)valid && st.echoed == (__u64)valid,
+	       "1e6 packets: %ld valid -> %llu copies, %llu echoes", valid,
+	       (unsigned long long)st.forwarded, (unsigned long long)st.echoed);
+	result(st.drops[GC_RING_DROP_MALFORMED] == 2 * (__u64)(n / 50) && st.drops[GC_RING_DROP_RTCP] == (__u64)(n / 50) &&
+	       st.drops[GC_RING_DROP_UNKNOWN_SSRC] == (__u64)(n / 50) && st.drops[GC_RING_DROP_SPOOFED] == (__u64)(n / 50) &&
+	       st.drops[GC_RING_DROP_SEND_FAILED] == 0,
+	       "1e6 packets: drops by reason (malformed %llu rtcp %llu unknown %llu spoofed %llu send_failed %llu)",
+	       (unsigned long long)st.drops[GC_RING_DROP_MALFORMED], (unsigned long long)st.drops[GC_RING_DROP_RTCP],
+	       (unsigned long long)st.drops[GC_RING_DROP_UNKNOWN_SSRC], (unsigned long long)st.drops[GC_RING_DROP_SPOOFED],
+	       (unsigned long long)st.drops[GC_RING_DROP_SEND_FAILED]);
+	result(s.bad_csum == 0 && s.sent == st.forwarded + st.echoed && s.echoes == st.echoed &&
+	       s.to_sub[0] == (__u64)valid && s.to_sub[1] == 2 * (__u64)valid,
+	       "1e6 packets: every frame on the wire has valid checksums and the right addresses "
+	       "(%llu sent, %llu bad, %llu/%llu per port)", (unsigned long long)s.sent, (unsigned long long)s.bad_csum,
+	       (unsigned long long)s.to_sub[0], (unsigned long long)s.to_sub[1]);
+	result(accounting_ok(&s, "after 1e6 packets"), "1e6 packets: no UMEM frame leaked or used twice");
+	result(st.delay_count == (__u64)valid, "1e6 packets: one delay sample per forwarded packet (%llu TX stalls, %llu kicks)", (unsigned long long)st.tx_stalls, (unsigned long long)st.kicks);
+	sim_close(&s);
+}
+
+static void test_tx_full(void)
+{
+	struct sim s;
+	struct gc_ring_stats st;
+	volatile int stop = 0;
+
+	if (sim_open(&s, 4 * RING_SIZE)) {
+		result(0, "TX full: open");
+		return;
+	}
+	/* The "NIC" takes nothing for a while: TX fills up within a few
+	 * batches and the ring must wait, keeping its pending copies. */
+	s.blocked_kicks = 200;
+	traffic(&s, 5000, 0, &stop);
+	drain(&s);
+	gc_ring_process(s.ring, NULL);
+	gc_ring_stats(s.ring, &st);
+	result(st.tx_stalls > 0 && st.tx_stall_ns > 0 && s.refused == 200,
+	       "TX full: the ring waited (%llu stalls, %llu ns, %llu refused kicks)",
+	       (unsigned long long)st.tx_stalls, (unsigned long long)st.tx_stall_ns, (unsigned long long)s.refused);
+	result(st.forwarded == 3 * 5000 && st.echoed == 5000 && st.drops[GC_RING_DROP_SEND_FAILED] == 0,
+	       "TX full: nothing lost (%llu copies, %llu echoes, %llu failed)", (unsigned long long)st.forwarded,
+	       (unsigned long long)st.echoed, (unsigned long long)st.drops[GC_RING_DROP_SEND_FAILED]);
+	result(accounting_ok(&s, "after a TX-full episode"), "TX full: no UMEM frame leaked or used twice");
+
+	/* Stopped while waiting: the copies that could not go are counted as
+	 * failed, their frames are not lost. */
+	s.blocked_kicks = 1 << 30;
+	stop = 1;
+	traffic(&s, 500, 0, &stop);
+	s.blocked_kicks = 0;
+	drain(&s);
+	gc_ring_process(s.ring, NULL);
+	gc_ring_stats(s.ring, &st);
+	result(st.drops[GC_RING_DROP_SEND_FAILED] > 0 &&
+	       st.forwarded + st.echoed + st.drops[GC_RING_DROP_SEND_FAILED] == 4 * 5500,
+	       "TX full + stop: every copy sent or counted as failed (%llu failed)",
+	       (unsigned long long)st.drops[GC_RING_DROP_SEND_FAILED]);
+	result(accounting_ok(&s, "after stop during TX full"), "TX full + stop: no UMEM frame leaked or used twice");
+	sim_close(&s);
+}
+
+static void test_options(void)
+{
+	struct gc_ring_opts o;
+	struct gc_ring *ring = NULL;
+	struct gcfp_error err = {};
+
+	gc_ring_opts_init(&o);
+	o.ring_size = 1000;
+	result(gc_ring_open(&o, &ring, &err) == -GCFP_ERR_INVALID && strstr(err.message, "power of two"),
+	       "options: ring size not a power of two is refused (%s)", err.message);
+	gc_ring_opts_init(&o);
+	o.frame_count = 100;
+	result(gc_ring_open(&o, &ring, &err) == -GCFP_ERR_INVALID, "options: too few frames refused (%s)", err.message);
+	gc_ring_opts_init(&o);
+	o.batch = 0;
+	result(gc_ring_open(&o, &ring, &err) == -GCFP_ERR_INVALID, "options: batch 0 refused (%s)", err.message);
+	gc_ring_opts_init(&o);
+	result(gc_ring_open(&o, &ring, &err) == 0 &&
+	       gc_ring_add_interface(ring, "gc-no-such-if", &err) == -GCFP_ERR_NO_DEVICE,
+	       "options: a missing interface is named (%s)", err.message);
+	gc_ring_close(ring);
+}
+
+int main(void)
+{
+	printf("TAP version 13\n1..15\n");
+	test_options();
+	test_million();
+	test_tx_full();
+	printf("# Totals: pass:%d fail:%d xfail:0 xpass:0 skip:0 error:0\n", n_pass, n_fail);
+	return n_fail ? 1 : 0;
+}
