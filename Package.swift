@@ -48,6 +48,19 @@ let package = Package(
 
         // MARK: Reference SFU (Docs/protocol.md)
 
+        // The `ring` backend (Docs/ring.md): the pktswitch netmap SFU on AF_XDP, a `Forwarder`
+        // over the C ring core of CGroupcastFastPath (groupcast_ring.h).
+        .target(
+            name: "GroupcastRing",
+            dependencies: [
+                "CGroupcastFastPath",
+                "GroupcastSFU",
+                "GroupUnicast",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+
         // Pure RTP and control-protocol parsers, session registry, routing table, the
         // `Forwarder` protocol with its socket/sendmmsg/sendgroup backends, the client.
         .target(
@@ -64,6 +77,7 @@ let package = Package(
                 "GroupcastSFU",
                 "GroupUnicast",
                 "GroupcastFastPath",
+                "GroupcastRing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -118,6 +132,7 @@ let package = Package(
             dependencies: [
                 "GroupcastSFU",
                 "GroupUnicast",
+                "GroupcastRing",
                 // Built before the tests, which run `groupcast` as a subprocess.
                 "Groupcast",
             ]

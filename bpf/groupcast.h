@@ -165,12 +165,15 @@ struct gc_loader_state {
 
 /*
  * Read-only configuration of the ring program (its .rodata, set before load).
- * @port: the SFU's media UDP port, host byte order.
+ * @port:      the SFU's media UDP port, host byte order.
+ * @max_frame: the longest frame a UMEM frame holds; longer ones to the media
+ *             port are dropped here and counted (GC_RING_STAT_TOO_BIG), where
+ *             the socket would have dropped them uncounted.
  */
 struct gc_ring_config {
 	__u32 abi_version;	/* GC_ABI_VERSION */
 	__u16 port;
-	__u16 reserved;		/* zero */
+	__u16 max_frame;
 };
 
 /* Per-CPU counters of the ring program, indexed by enum gc_ring_stat. */
@@ -178,9 +181,10 @@ enum gc_ring_stat {
 	GC_RING_STAT_TO_PORT = 0,	/* frames to the SFU media port */
 	GC_RING_STAT_REDIRECTED,	/* of those: moved to an AF_XDP socket */
 	GC_RING_STAT_NO_SOCKET,		/* of those: no socket on their queue, passed to the stack */
+	GC_RING_STAT_TOO_BIG,		/* of those: longer than max_frame, dropped */
 	GC_RING_STAT_MAX
 };
 
-#define GC_RING_STAT_NAMES { "to_port", "redirected", "no_socket" }
+#define GC_RING_STAT_NAMES { "to_port", "redirected", "no_socket", "too_big" }
 
 #endif /* GROUPCAST_H */

@@ -26,6 +26,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile struct gc_ring_config gc_ring_cfg = {
 	.abi_version = GC_ABI_VERSION,
 	.port = 7002,
+	.max_frame = 1792,
 };
 
 struct {
@@ -62,6 +63,10 @@ int groupcast_ring(struct xdp_md *ctx)
 	if (!pkt.to_port)
 		return XDP_PASS;
 	gc_ring_count(GC_RING_STAT_TO_PORT);
+	if (data_end - data > gc_ring_cfg.max_frame) {
+		gc_ring_count(GC_RING_STAT_TOO_BIG);
+		return XDP_DROP;
+	}
 	/* XDP_PASS in the flags: no socket on this queue -> the host stack. */
 	action = bpf_redirect_map(&gc_xsks, ctx->rx_queue_index, XDP_PASS);
 	gc_ring_count(action == XDP_REDIRECT ? GC_RING_STAT_REDIRECTED : GC_RING_STAT_NO_SOCKET);

@@ -114,6 +114,7 @@ struct gc_ring {
 	void *sim_ctx;
 	int shed_level;
 	__u64 last_publish;
+	__u64 last_kernel_read;
 	struct gc_ring_stats stats;		/* the processing thread's */
 	struct gc_ring_stats published;		/* copied under publish_lock */
 	atomic_flag publish_lock;
@@ -403,6 +404,58 @@ static inline void csum_replace(__u16 *csum, const void *old, const void *new, s
 	*csum = (__u16)~sum;
 }
 
+static inline __u32 csum_add(__u32 sum, const void *p, size_t len)
+{
+	const __u8 *b = p;
+	size_t i;
+
+	for (i = 0; i + 1 < len; i += 2)
+		sum += *(const __u16 *)(b + i);
+	if (len & 1) {
+		__u16 last = 0;
+
+		memcpy(&last, b + len - 1, 1);
+		sum += last;
+	}
+	return sum;
+}
+
+static inline __u16 csum_fold(__u32 sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)sum;
+}
+
+/*
+ * A datagram sent by a local socket through veth or lo reaches XDP with the
+ * checksum offloaded (CHECKSUM_PARTIAL): the UDP checksum field holds only
+ * the folded pseudo-header sum, and nothing in the frame says so. Recognise
+ * that value and finish the sum, so copies and the echo leave complete; a
+ * complete checksum (what a NIC delivers) is left alone and the incremental
+ * updates keep it right (or keep a corrupt one wrong, for the receiver).
+ */
+static void udp_csum_complete(__u8 *data, const struct gc_pkt *pkt)
+{
+	struct udphdr *udp = (struct udphdr *)(data + pkt->l4_off);
+	__u16 proto = htons(IPPROTO_UDP), ulen = htons(pkt->udp_len);
+	int alen = pkt->family == GC_FAMILY_IPV4 ? 4 : 16;
+	__u32 pseudo = 0;
+	__u16 check;
+
+	if (pkt->family == GC_FAMILY_IPV4 && udp->check == 0)
+		return;		/* IPv4 without checksum */
+	pseudo = csum_add(pseudo, pkt->saddr, alen);
+	pseudo = csum_add(pseudo, pkt->daddr, alen);
+	pseudo += proto;
+	pseudo += ulen;
+	if (csum_fold(pseudo) != udp->check)
+		return;
+	udp->check = 0;
+	check = ~csum_fold(csum_add(pseudo, udp, pkt->udp_len));
+	udp->check = check ? check : 0xffff;
+}
+
 /* ---- routing table ---------------------------------------------------------- */
 
 struct gc_ring_table *gc_ring_table_new(__u32 max_routes, int echo)
@@ -690,6 +743,7 @@ static int handle_frame(struct gc_ring *ring, int index, const struct xdp_desc *
 
 	/* Ethernet padding of short frames is not part of the datagram. */
 	len = pkt.l4_off + pkt.udp_len;
+	udp_csum_complete(data, &pkt);
 	for (i = 0; i < r->n_copies; i++) {
 		const struct ring_copy *c = &t->copies[r->first + i];
 
@@ -730,20 +784,30 @@ void gc_ring_stats(struct gc_ring *ring, struct gc_ring_stats *stats)
 	atomic_flag_clear_explicit(&ring->publish_lock, memory_order_release);
 }
 
-static void update_rx_drops(struct gc_ring *ring)
+/* The kernel's counters: XDP_STATISTICS of each socket, the program's. */
+static void read_kernel_counters(struct gc_ring *ring)
 {
-	__u64 dropped = 0;
-	int k;
+	__u64 dropped = 0, too_big = 0;
+	int k, ncpus = libbpf_num_possible_cpus();
 
 	for (k = 0; k < ring->n_ports; k++) {
+		struct ring_port *p = &ring->ports[k];
 		struct xdp_statistics xs;
 		socklen_t len = sizeof(xs);
+		__u32 key = GC_RING_STAT_TOO_BIG;
 
-		if (ring->ports[k].fd >= 0 &&
-		    getsockopt(ring->ports[k].fd, SOL_XDP, XDP_STATISTICS, &xs, &len) == 0)
-			dropped += xs.rx_dropped + xs.rx_fill_ring_empty_descs;
+		if (p->fd >= 0 && getsockopt(p->fd, SOL_XDP, XDP_STATISTICS, &xs, &len) == 0)
+			dropped += xs.rx_dropped + xs.rx_ring_full;
+		if (p->skel && ncpus > 0 && ncpus <= 1024) {
+			__u64 values[ncpus];
+
+			if (!bpf_map_lookup_elem(bpf_map__fd(p->skel->maps.gc_ring_stats), &key, values))
+				for (int c = 0; c < ncpus; c++)
+					too_big += values[c];
+		}
 	}
 	ring->stats.rx_ring_dropped = dropped;
+	ring->stats.too_big = too_big;
 }
 
 int gc_ring_process(struct gc_ring *ring, const volatile int *stop)
@@ -781,9 +845,14 @@ int gc_ring_process(struct gc_ring *ring, const volatile int *stop)
 		refill(ring, &ring->ports[k]);
 	}
 	if (total || now_ns() - ring->last_publish > 50000000ull) {
-		if (!total)
-			update_rx_drops(ring);
-		ring->last_publish = now_ns();
+		__u64 now = now_ns();
+
+		/* Two system calls per port: when idle, or every 100 ms. */
+		if (!total || now - ring->last_kernel_read > 100000000ull) {
+			read_kernel_counters(ring);
+			ring->last_kernel_read = now;
+		}
+		ring->last_publish = now;
 		publish(ring);
 	}
 	return total;
@@ -1075,6 +1144,9 @@ static int read_addresses(struct ring_port *p, struct gcfp_error *err)
 	return 0;
 }
 
+/* EBUSY: another socket holds the queue - or held it: a closed socket's
+ * buffer pool lets go of the queue in deferred work (xp_release_deferred), so
+ * an SFU restarted at once may find it busy for a moment. Retry for 2 s. */
 static int bind_socket(struct gc_ring *ring, struct ring_port *p, __u16 flags)
 {
 	struct sockaddr_xdp sxdp = {
@@ -1083,8 +1155,14 @@ static int bind_socket(struct gc_ring *ring, struct ring_port *p, __u16 flags)
 		.sxdp_queue_id = ring->opts.queue,
 		.sxdp_flags = flags | XDP_USE_NEED_WAKEUP,
 	};
+	int tries = 100;
 
-	return bind(p->fd, (struct sockaddr *)&sxdp, sizeof(sxdp)) ? -errno : 0;
+	while (bind(p->fd, (struct sockaddr *)&sxdp, sizeof(sxdp))) {
+		if (errno != EBUSY || !--tries)
+			return -errno;
+		usleep(20000);
+	}
+	return 0;
 }
 
 int gc_ring_add_interface(struct gc_ring *ring, const char *ifname, struct gcfp_error *err)
@@ -1162,6 +1240,8 @@ int gc_ring_add_interface(struct gc_ring *ring, const char *ifname, struct gcfp_
 		goto fail;
 	}
 	p->skel->rodata->gc_ring_cfg.port = ring->opts.port;
+	/* Copy and aligned zero-copy mode put XDP_PACKET_HEADROOM before the data. */
+	p->skel->rodata->gc_ring_cfg.max_frame = ring->opts.frame_size - XDP_PACKET_HEADROOM;
 	if (groupcast_ring__load(p->skel)) {
 		e = errno;
 		ret = ring_fail(err, e == EPERM ? GCFP_ERR_NOT_ROOT : GCFP_ERR_VERIFIER, e,

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import GroupcastRing
 import GroupcastSFU
 import GroupUnicast
 import Logging
@@ -19,7 +20,7 @@ struct SFUCommand: ParsableCommand {
     @Option(help: "Media (RTP) address.")
     var media: SocketAddress = .ipv4(.any, port: 7002)
 
-    @Option(help: "Forwarding backend: socket (recvmsg + sendmsg per recipient), sendmmsg, sendgroup (kernel module). Default: the fastest available.")
+    @Option(help: "Forwarding backend: socket (recvmsg + sendmsg per recipient), sendmmsg, sendgroup (kernel module), ring (AF_XDP rings, Docs/ring.md). Default: the fastest available.")
     var backend: ForwarderBackend = .fastestAvailable
 
     @Option(help: "Room file (JSON) with static participants.")
@@ -34,8 +35,26 @@ struct SFUCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Send every media packet back to its sender.")
     var echo = true
 
-    @Option(help: "Datagrams per recvmmsg (sendmmsg and sendgroup backends).")
+    @Option(help: "Datagrams per recvmmsg (sendmmsg and sendgroup backends), RX descriptors per batch (ring).")
     var batch: Int = 64
+
+    @Option(name: .customLong("ring-interface"), help: "ring: an interface to serve (repeat for several). Default: the one holding --media's address, or every interface that is up with an address for 0.0.0.0/::.")
+    var ringInterfaces: [String] = []
+
+    @Option(help: "ring: the receive queue bound on each interface.")
+    var ringQueue: UInt32 = 0
+
+    @Option(help: "ring: how the AF_XDP sockets bind: auto (zero-copy where the driver offers it, else copy), copy, zerocopy.")
+    var ringMode: RingMode = .auto
+
+    @Option(help: "ring: entries of each RX, TX, fill and completion ring (power of two).")
+    var ringSize: UInt32 = 1024
+
+    @Option(help: "ring: UMEM frames per interface (0: 4 x --ring-size).")
+    var ringFrames: UInt32 = 0
+
+    @Option(help: "ring: UMEM frame size, 2048 or 4096.")
+    var ringFrameSize: UInt32 = 2048
 
     @Option(help: "SO_RCVBUF of the media socket in bytes (the kernel doubles it, capped by net.core.rmem_max).")
     var receiveBuffer: Int = 4 << 20
@@ -64,6 +83,9 @@ struct SFUCommand: ParsableCommand {
         guard capacity >= 1 else { throw ValidationError("--capacity must be at least 1") }
         guard batch >= 1 && batch <= 1024 else { throw ValidationError("--batch must be 1...1024") }
         guard backlog >= 1 else { throw ValidationError("--backlog must be at least 1") }
+        guard ringSize.nonzeroBitCount == 1, ringSize <= 65536 else { throw ValidationError("--ring-size must be a power of two up to 65536") }
+        guard ringFrameSize == 2048 || ringFrameSize == 4096 else { throw ValidationError("--ring-frame-size must be 2048 or 4096") }
+        guard batch <= Int(ringSize) || backend != .ring else { throw ValidationError("--batch must not exceed --ring-size") }
         guard 0 < shedVhq && shedVhq <= shedVsq && shedVsq <= 1 else {
             throw ValidationError("need 0 < --shed-vhq <= --shed-vsq <= 1")
         }
@@ -84,7 +106,24 @@ struct SFUCommand: ParsableCommand {
             do { configuration.room = try RoomFile.load(path: room) } catch { throw ValidationError(error.description) }
         }
         let server: SFUServer
-        do { server = try SFUServer(configuration: configuration, logger: logger) } catch {
+        do {
+            if backend == .ring {
+                var ring = RingForwarder.Configuration(bindAddress: media)
+                ring.interfaces = ringInterfaces
+                ring.queue = ringQueue
+                ring.mode = ringMode
+                ring.ringSize = ringSize
+                ring.frameCount = ringFrames
+                ring.frameSize = ringFrameSize
+                ring.batchSize = batch
+                ring.shedVHQAt = shedVhq
+                ring.shedVSQAt = shedVsq
+                let forwarder = try RingForwarder(configuration: ring, logger: logger)
+                server = try SFUServer(configuration: configuration, forwarder: forwarder, logger: logger)
+            } else {
+                server = try SFUServer(configuration: configuration, logger: logger)
+            }
+        } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode(2)
         }
@@ -190,6 +229,7 @@ final class StatisticsReporter {
 
     static func dropsLine(_ f: ForwarderStatistics) -> String {
         "drops: " + DropReason.allCases.map { "\($0) \(f[$0])" }.joined(separator: " ") + " deferred \(f.deferred)"
+            + " tx_stalls \(f.transmitStalls) tx_stall_us \(f.transmitStallNanoseconds / 1000)"
     }
 
     func json(_ s: SFUStatistics, final: Bool) -> String {
@@ -200,6 +240,7 @@ final class StatisticsReporter {
         return """
             {"backend":"\(s.backend)","final":\(final),"uptime_ns":\(s.uptime),"participants":\(s.control.participants),"routes":\(s.control.routes),\
             "received":\(f.received),"forwarded":\(f.forwarded),"echoed":\(f.echoed),"deferred":\(f.deferred),"dropped":{\(drops)},\
+            "tx_stalls":\(f.transmitStalls),"tx_stall_ns":\(f.transmitStallNanoseconds),\
             "delay_ns":{"count":\(f.delay.count),"p50":\(f.delay.quantile(0.5)),"p99":\(f.delay.quantile(0.99)),"max":\(f.delay.count == 0 ? 0 : f.delay.max)},\
             "cpu_percent":{"user":\(String(format: "%.2f", cpu.user)),"system":\(String(format: "%.2f", cpu.system))},\
             "control":{"requests":\(s.control.requests),"registered":\(s.control.registered),"left":\(s.control.left),"expired":\(s.control.expired),"errors":{\(errors)}}}
@@ -209,3 +250,6 @@ final class StatisticsReporter {
 }
 
 func microseconds(_ ns: UInt64) -> String { String(format: "%.1f", Double(ns) / 1000) }
+
+/// `--ring-mode auto|copy|zerocopy`.
+extension RingMode: ExpressibleByArgument {}

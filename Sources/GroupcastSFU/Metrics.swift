@@ -30,6 +30,17 @@ public struct LatencyHistogram: Hashable, Sendable {
         buckets = [UInt64](repeating: 0, count: Self.bucketCount)
     }
 
+    /// A histogram from raw bucket counts kept elsewhere with the same bucketing (the ring
+    /// backend's C core, `GC_RING_DELAY_BUCKETS`); `nil` when `buckets` has another size.
+    public init?(buckets: some Collection<UInt64>, count: UInt64, sum: UInt64, min: UInt64, max: UInt64) {
+        guard buckets.count == Self.bucketCount else { return nil }
+        self.buckets = Array(buckets)
+        self.count = count
+        self.sum = sum
+        self.min = count == 0 ? .max : min
+        self.max = max
+    }
+
     @inline(__always)
     static func index(of value: UInt64) -> Int {
         if value < exactLimit { return Int(value) }
@@ -133,6 +144,11 @@ public struct ForwarderStatistics: Hashable, Sendable {
     public var delay = LatencyHistogram()
     /// The routing table generation in use.
     public var tableGeneration: UInt64 = 0
+    /// Times the forwarder had to wait for transmit space mid-batch (ring backend: TX ring or
+    /// free UMEM frames exhausted; the pktswitch paper's wait for NTX buffers).
+    public var transmitStalls: UInt64 = 0
+    /// Time spent in those waits, nanoseconds.
+    public var transmitStallNanoseconds: UInt64 = 0
 
     public init() {}
 

@@ -1,4 +1,5 @@
 import Foundation
+import GroupcastRing
 import GroupcastSFU
 import GroupUnicast
 import Testing
@@ -235,11 +236,22 @@ import Testing
         let receiver = try network.participantSocket(bindingTo: network.participantAddress(host: 82, family: .ipv4), options: .init(nonBlocking: true, receiveBufferSize: 4 << 20))
         let source = try registry.register(from: try sender.localAddress, mediaPort: 0, receive: [], now: 0)
         _ = try registry.register(from: try receiver.localAddress, mediaPort: 0, receive: .all, now: 0)
-        var configuration = UserspaceForwarder.Configuration(bindAddress: network.sfuHost())
-        configuration.receiveBufferSize = 200_000
-        configuration.shedVHQAt = 0.1
-        configuration.shedVSQAt = 0.3
-        let forwarder = try UserspaceForwarder(backend: TestBackend.selected, configuration: configuration, logger: testLogger)
+        let forwarder: any Forwarder
+        if TestBackend.selected == .ring {
+            // The ring's queue is its RX ring: 256 entries, taken 32 at a time.
+            var configuration = RingForwarder.Configuration(bindAddress: network.sfuHost())
+            configuration.ringSize = 256
+            configuration.batchSize = 32
+            configuration.shedVHQAt = 0.1
+            configuration.shedVSQAt = 0.3
+            forwarder = try RingForwarder(configuration: configuration, logger: testLogger)
+        } else {
+            var configuration = UserspaceForwarder.Configuration(bindAddress: network.sfuHost())
+            configuration.receiveBufferSize = 200_000
+            configuration.shedVHQAt = 0.1
+            configuration.shedVSQAt = 0.3
+            forwarder = try UserspaceForwarder(backend: TestBackend.selected, configuration: configuration, logger: testLogger)
+        }
         defer { forwarder.close() }
         try forwarder.install(registry.routingTable(echo: false))
         let rounds = 100

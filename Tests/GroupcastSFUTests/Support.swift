@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import GroupcastRing
 import GroupcastSFU
 import GroupUnicast
 import Logging
@@ -179,7 +180,12 @@ final class TestSFU {
         configuration.keepaliveTimeout = keepalive
         configuration.echo = echo
         configuration.room = room
-        server = try SFUServer(configuration: configuration, logger: testLogger)
+        if backend == .ring {
+            let forwarder = try RingForwarder(configuration: .init(bindAddress: host), logger: testLogger)
+            server = try SFUServer(configuration: configuration, forwarder: forwarder, logger: testLogger)
+        } else {
+            server = try SFUServer(configuration: configuration, logger: testLogger)
+        }
         control = try server.controlAddress
         media = try server.mediaAddress
         server.start()

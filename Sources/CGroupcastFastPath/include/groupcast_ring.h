@@ -82,7 +82,8 @@ struct gc_ring_stats {
 	__u64 wakeups;		/* recvfrom()/poll() calls for the fill ring (need_wakeup) */
 	__u64 tx_stalls;	/* times a TX ring or the free frames ran out mid-batch */
 	__u64 tx_stall_ns;	/* time spent waiting for TX space (the paper's NTX wait) */
-	__u64 rx_ring_dropped;	/* kernel: frames dropped for lack of fill-ring buffers (XDP_STATISTICS) */
+	__u64 rx_ring_dropped;	/* kernel: frames dropped for lack of fill-ring buffers or RX space (XDP_STATISTICS) */
+	__u64 too_big;		/* frames to the media port longer than a frame holds (dropped by the program) */
 	__u64 delay_count, delay_sum, delay_min, delay_max;
 	__u64 delay_buckets[GC_RING_DELAY_BUCKETS];
 };
@@ -127,6 +128,17 @@ int gc_ring_process(struct gc_ring *ring, const volatile int *stop);
  * previous one). Subscribers whose ifindex is not one of the ring's ports (or
  * 0: next hop unresolved) are counted as GC_RING_DROP_SEND_FAILED. */
 void gc_ring_install(struct gc_ring *ring, struct gc_ring_table *table);
+
+/* The stop flag gc_ring_process() watches, for callers without C11 atomics. */
+static inline void gc_ring_store_int(int *flag, int value)
+{
+	__atomic_store_n(flag, value, __ATOMIC_RELEASE);
+}
+
+static inline int gc_ring_load_int(const int *flag)
+{
+	return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
+}
 
 /* The statistics published at the end of the last gc_ring_process(). */
 void gc_ring_stats(struct gc_ring *ring, struct gc_ring_stats *stats);

@@ -1,0 +1,440 @@
+import CGroupcastFastPath
+import Glibc
+import GroupcastSFU
+import GroupUnicast
+import Logging
+import Synchronization
+import SystemPackage
+
+/// How the AF_XDP sockets bind: zero-copy where the driver offers it (`auto`), or forced.
+public enum RingMode: String, CaseIterable, Sendable, CustomStringConvertible {
+    case auto
+    case copy
+    case zerocopy
+
+    public var description: String { rawValue }
+
+    var cValue: Int32 {
+        switch self {
+        case .auto: Int32(GC_RING_MODE_AUTO.rawValue)
+        case .copy: Int32(GC_RING_MODE_COPY.rawValue)
+        case .zerocopy: Int32(GC_RING_MODE_ZEROCOPY.rawValue)
+        }
+    }
+}
+
+/// One interface the ring serves: its AF_XDP socket and how it is bound.
+public struct RingPort: Hashable, Sendable, CustomStringConvertible {
+    public var interface: String
+    public var ifindex: UInt32
+    public var queue: UInt32
+    /// `XDP_ZEROCOPY` (else `XDP_COPY`).
+    public var zeroCopy: Bool
+    /// The redirect program runs in driver mode (else generic/skb mode).
+    public var nativeXDP: Bool
+
+    public var description: String {
+        "\(interface) queue \(queue) \(zeroCopy ? "zero-copy" : "copy") mode, \(nativeXDP ? "native" : "generic") XDP"
+    }
+}
+
+/// The `ring` backend (Docs/ring.md): the pktswitch paper's netmap SFU on AF_XDP.
+///
+/// The C core (`groupcast_ring.h`) owns the rings: per interface a UMEM, fill/completion/RX/TX
+/// rings and `bpf/ring.bpf.c`, which moves frames for the media port into the RX ring and passes
+/// everything else (the control plane's traffic) to the host stack. This class drives it from one
+/// thread: wait, install a new routing table (resolving each subscriber's next hop), process a
+/// batch; and publishes the core's counters as ``ForwarderStatistics``.
+///
+/// The media port stays bound by an ordinary UDP socket that never reads: it reserves the port (and
+/// resolves port 0) in the host stack, so nothing else takes it and frames the program passes on
+/// (none, normally) do not draw ICMP port-unreachable errors.
+public final class RingForwarder: Forwarder {
+    public struct Configuration: Sendable {
+        /// Address and port of the media socket; a specific address selects the interface
+        /// holding it, the wildcard every interface that is up with an address (loopback excluded).
+        public var bindAddress: SocketAddress
+        /// Interfaces to serve; empty: chosen from ``bindAddress`` as above.
+        public var interfaces: [String] = []
+        public var queue: UInt32 = 0
+        /// Entries of each RX, TX, fill and completion ring (power of two).
+        public var ringSize: UInt32 = 1024
+        /// UMEM frames per interface; 0: 4 x ``ringSize``.
+        public var frameCount: UInt32 = 0
+        /// 2048 or 4096 bytes.
+        public var frameSize: UInt32 = 2048
+        /// RX descriptors taken per batch.
+        public var batchSize: Int = 64
+        public var mode: RingMode = .auto
+        /// RX ring fill (0...1) above which VHQ is shed.
+        public var shedVHQAt: Double = 0.5
+        /// RX ring fill above which VSQ is shed as well.
+        public var shedVSQAt: Double = 0.75
+
+        public init(bindAddress: SocketAddress) { self.bindAddress = bindAddress }
+    }
+
+    public let backend = ForwarderBackend.ring
+    public let configuration: Configuration
+    /// The interfaces served, in the order the core numbers them.
+    public let ports: [RingPort]
+    private let reservation: GroupSocket
+    private let logger: Logger
+    private nonisolated(unsafe) let ring: OpaquePointer
+    /// Read by the C core while it waits for TX space; written by ``stop()``.
+    private nonisolated(unsafe) let stopFlag: UnsafeMutablePointer<Int32>
+    private let pendingTable = Mutex<RoutingTable?>(nil)
+    private let generation = Atomic<UInt64>(0)
+    private let closed = Atomic<Bool>(false)
+
+    public init(configuration: Configuration, logger: Logger) throws(SFUError) {
+        self.configuration = configuration
+        self.logger = logger
+        guard geteuid() == 0 else {
+            throw .backendUnavailable(.ring, "AF_XDP and XDP need root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW)")
+        }
+        do {
+            reservation = try GroupSocket(
+                bindingTo: configuration.bindAddress, backend: .sendmsgLoop, options: .init(nonBlocking: true, receiveBufferSize: 4096),
+                logger: logger)
+        } catch {
+            throw .socket("media port reservation on \(configuration.bindAddress)", error)
+        }
+        let port: UInt16
+        do { port = try reservation.localAddress.port } catch {
+            try? reservation.close()
+            throw .socket("getsockname(media)", error)
+        }
+        let interfaces: [String]
+        do throws(SFUError) {
+            interfaces = configuration.interfaces.isEmpty
+                ? try InterfaceAddresses.interfaces(serving: configuration.bindAddress) : configuration.interfaces
+        } catch {
+            try? reservation.close()
+            throw error
+        }
+
+        if let loopback = interfaces.first(where: InterfaceAddresses.isLoopback), !Self.loopbackAcceptsOwnFrames() {
+            try? reservation.close()
+            throw .backendUnavailable(
+                .ring,
+                "on \(loopback), frames sent from AF_XDP re-enter the stack as received and are dropped as martians: "
+                    + "set net.ipv4.conf.{all,lo}.route_localnet=1 and accept_local=1 (in a test namespace), or serve a real interface")
+        }
+        var options = gc_ring_opts()
+        gc_ring_opts_init(&options)
+        options.port = port
+        options.queue = configuration.queue
+        options.ring_size = configuration.ringSize
+        options.frame_count = configuration.frameCount
+        options.frame_size = configuration.frameSize
+        options.batch = UInt32(clamping: configuration.batchSize)
+        options.mode = configuration.mode.cValue
+        options.shed_vhq_permille = UInt32((configuration.shedVHQAt * 1000).rounded())
+        options.shed_vsq_permille = UInt32((configuration.shedVSQAt * 1000).rounded())
+        var error = gcfp_error()
+        var opened: OpaquePointer?
+        guard gc_ring_open(&options, &opened, &error) == 0, let opened else {
+            try? reservation.close()
+            throw .configuration("ring: \(Self.message(error))")
+        }
+        var ports: [RingPort] = []
+        for name in interfaces {
+            let index = gc_ring_add_interface(opened, name, &error)
+            guard index >= 0 else {
+                gc_ring_close(opened)
+                try? reservation.close()
+                throw .backendUnavailable(.ring, Self.message(error))
+            }
+            var info = gc_ring_port_info()
+            gc_ring_port_info(opened, index, &info)
+            let port = RingPort(
+                interface: name, ifindex: info.ifindex, queue: info.queue, zeroCopy: info.zerocopy != 0, nativeXDP: info.xdp_native != 0)
+            logger.info("ring: \(port)")
+            ports.append(port)
+        }
+        ring = opened
+        self.ports = ports
+        stopFlag = .allocate(capacity: 1)
+        stopFlag.initialize(to: 0)
+    }
+
+    deinit {
+        close()
+        stopFlag.deallocate()
+    }
+
+    /// Whether `lo` takes back what the ring transmits on it (see the error above).
+    static func loopbackAcceptsOwnFrames() -> Bool {
+        func enabled(_ setting: String) -> Bool {
+            ["all", "lo"].contains { device in
+                guard let file = fopen("/proc/sys/net/ipv4/conf/\(device)/\(setting)", "r") else { return false }
+                defer { fclose(file) }
+                var value: Int32 = 0
+                return withUnsafeMutablePointer(to: &value) { fscanf_int(file, $0) } && value == 1
+            }
+        }
+        return enabled("route_localnet") && enabled("accept_local")
+    }
+
+    static func message(_ error: gcfp_error) -> String {
+        var error = error
+        return withUnsafeBytes(of: &error.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+
+    public var localAddress: SocketAddress {
+        get throws(SFUError) {
+            do { return try reservation.localAddress } catch { throw .socket("getsockname(media)", error) }
+        }
+    }
+
+    public func install(_ table: RoutingTable) throws(SFUError) {
+        pendingTable.withLock { $0 = table }
+    }
+
+    public func stop() {
+        // A plain store the C core polls as `const volatile int *`.
+        gc_ring_store_int(stopFlag, 1)
+    }
+
+    public func close() {
+        // Under the statistics lock: statistics() never reads a closed ring.
+        let wasOpen = published.withLock { last -> Bool in
+            guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return false }
+            last = readStatistics()
+            gc_ring_close(ring)
+            return true
+        }
+        if wasOpen { try? reservation.close() }
+    }
+
+    public func statistics() -> ForwarderStatistics {
+        published.withLock { last in
+            if !closed.load(ordering: .acquiring) { last = readStatistics() }
+            return last
+        }
+    }
+
+    /// The latest statistics; after ``close()``, the final ones.
+    private let published = Mutex(ForwarderStatistics())
+
+    private func readStatistics() -> ForwarderStatistics {
+        let raw = UnsafeMutablePointer<gc_ring_stats>.allocate(capacity: 1)
+        defer { raw.deallocate() }
+        gc_ring_stats(ring, raw)
+        var statistics = Self.convert(raw)
+        statistics.tableGeneration = generation.load(ordering: .relaxed)
+        return statistics
+    }
+
+    static func convert(_ raw: UnsafeMutablePointer<gc_ring_stats>) -> ForwarderStatistics {
+        var statistics = ForwarderStatistics()
+        // Frames too long for a UMEM frame never reach the rings; the socket backends count
+        // them as received and truncated.
+        statistics.received = raw.pointee.received + raw.pointee.too_big
+        statistics.forwarded = raw.pointee.forwarded
+        statistics.echoed = raw.pointee.echoed
+        withUnsafeBytes(of: &raw.pointee.drops) { bytes in
+            let drops = bytes.bindMemory(to: UInt64.self)
+            let order: [DropReason] = [.malformed, .rtcp, .unknownSSRC, .spoofed, .shedVHQ, .shedVSQ, .headDrop, .sendFailed, .truncated]
+            for (index, reason) in order.enumerated() { statistics[reason] = drops[index] }
+        }
+        statistics[.truncated] += raw.pointee.too_big
+        statistics.transmitStalls = raw.pointee.tx_stalls
+        statistics.transmitStallNanoseconds = raw.pointee.tx_stall_ns
+        let histogram = withUnsafeBytes(of: &raw.pointee.delay_buckets) { bytes in
+            LatencyHistogram(
+                buckets: bytes.bindMemory(to: UInt64.self), count: raw.pointee.delay_count, sum: raw.pointee.delay_sum,
+                min: raw.pointee.delay_min, max: raw.pointee.delay_max)
+        }
+        if let histogram { statistics.delay = histogram }
+        return statistics
+    }
+
+    public func run() throws(SFUError) {
+        var current = pendingTable.withLock { $0 } ?? .empty
+        pendingTable.withLock { $0 = nil }
+        var unresolved = installInCore(current)
+        var lastResolve = monotonicNanoseconds()
+        while gc_ring_load_int(stopFlag) == 0 {
+            if let table = pendingTable.withLock({ table -> RoutingTable? in defer { table = nil }; return table }) {
+                current = table
+                unresolved = installInCore(current)
+                lastResolve = monotonicNanoseconds()
+            }
+            let ready = gc_ring_wait(ring, 50)
+            if ready < 0 {
+                throw .socket("poll(AF_XDP)", .systemCall(call: "poll", errno: Errno(rawValue: -ready)))
+            }
+            // A table installed while we slept applies to what woke us; next hops the kernel has
+            // learned since (the control plane's replies resolve them) are picked up.
+            if let table = pendingTable.withLock({ table -> RoutingTable? in defer { table = nil }; return table }) {
+                current = table
+                unresolved = installInCore(current)
+                lastResolve = monotonicNanoseconds()
+            } else if unresolved > 0, monotonicNanoseconds() &- lastResolve > 10_000_000 {
+                unresolved = installInCore(current)
+                lastResolve = monotonicNanoseconds()
+            }
+            gc_ring_process(ring, stopFlag)
+        }
+        gc_ring_process(ring, stopFlag)
+    }
+
+    /// Builds the core's table from `table`; returns how many subscribers had no next hop.
+    private func installInCore(_ table: RoutingTable) -> Int {
+        let neighbours = NeighbourTable.read()
+        guard let core = gc_ring_table_new(UInt32(max(1, table.routes.count)), table.echo ? 1 : 0) else {
+            logger.error("ring: routing table allocation failed; keeping the previous one")
+            return 1
+        }
+        var unresolved = 0
+        for route in table.routes.values.sorted(by: { $0.ssrc < $1.ssrc }) {
+            var subscribers: [gc_subscriber] = []
+            for subscriber in route.subscribers {
+                var entry = gc_subscriber()
+                entry.port = subscriber.address.port.bigEndian
+                entry.family = UInt8(subscriber.address.family == .ipv4 ? GC_FAMILY_IPV4 : GC_FAMILY_IPV6)
+                withUnsafeMutableBytes(of: &entry.addr) { $0.copyBytes(from: subscriber.address.addressBytes) }
+                if let hop = neighbours.nextHop(for: subscriber.address, ports: ports) {
+                    entry.ifindex = hop.ifindex
+                    withUnsafeMutableBytes(of: &entry.dst_mac) { $0.copyBytes(from: hop.mac) }
+                } else {
+                    unresolved += 1
+                }
+                subscribers.append(entry)
+            }
+            var origin = [UInt8](repeating: 0, count: 16)
+            origin.replaceSubrange(0..<route.origin.addressBytes.count, with: route.origin.addressBytes)
+            let family = UInt8(route.origin.family == .ipv4 ? GC_FAMILY_IPV4 : GC_FAMILY_IPV6)
+            let result = subscribers.withUnsafeBufferPointer { subs in
+                gc_ring_table_add(
+                    core, route.ssrc, family, route.streamType.rawValue, origin, route.origin.port.bigEndian, subs.baseAddress,
+                    UInt32(subs.count))
+            }
+            if result != 0 { logger.error("ring: route for SSRC \(route.ssrc) refused (\(gcfp_code_name(-result).map { String(cString: $0) } ?? "\(result)"))") }
+        }
+        gc_ring_install(ring, core)
+        generation.store(table.generation, ordering: .relaxed)
+        if unresolved > 0 { logger.debug("ring: \(unresolved) subscribers without a known next hop yet") }
+        return unresolved
+    }
+}
+
+extension SocketAddress {
+    /// The address in network byte order: 4 bytes (IPv4) or 16 (IPv6).
+    var addressBytes: [UInt8] {
+        switch self {
+        case .ipv4(let address, _): address.bytes
+        case .ipv6(let address, _, _): address.bytes
+        }
+    }
+}
+
+/// The kernel's neighbour table as far as the ring needs it: IPv4 entries of `/proc/net/arp` that
+/// are complete (the control plane's replies to a participant make the kernel resolve it), and
+/// loopback, which needs no resolution.
+struct NeighbourTable {
+    struct Entry {
+        var mac: [UInt8]
+        var device: String
+    }
+    var ipv4: [UInt32: Entry] = [:]
+
+    static func read() -> NeighbourTable {
+        var table = NeighbourTable()
+        guard let file = fopen("/proc/net/arp", "r") else { return table }
+        defer { fclose(file) }
+        var line: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        defer { free(line) }
+        var first = true
+        while getline(&line, &capacity, file) > 0 {
+            guard let line, !first else { first = false; continue }
+            // IP address, HW type, Flags, HW address, Mask, Device
+            let fields = String(cString: line).split(whereSeparator: { $0 == " " || $0 == "\n" })
+            guard fields.count >= 6, let address = IPv4Address(String(fields[0])),
+                let flags = UInt32(fields[2].dropFirst(2), radix: 16), flags & 0x2 != 0
+            else { continue }
+            let mac = fields[3].split(separator: ":").compactMap { UInt8($0, radix: 16) }
+            guard mac.count == 6 else { continue }
+            table.ipv4[address.value] = Entry(mac: mac, device: String(fields[5]))
+        }
+        return table
+    }
+
+    func nextHop(for address: SocketAddress, ports: [RingPort]) -> (ifindex: UInt32, mac: [UInt8])? {
+        let loopback = ports.first { InterfaceAddresses.isLoopback($0.interface) }
+        switch address {
+        case .ipv4(let ip, _):
+            if ip.value >> 24 == 127 { return loopback.map { ($0.ifindex, [UInt8](repeating: 0, count: 6)) } }
+            guard let entry = ipv4[ip.value], let port = ports.first(where: { $0.interface == entry.device }) else { return nil }
+            return (port.ifindex, entry.mac)
+        case .ipv6(let ip, _, _):
+            if ip == .loopback { return loopback.map { ($0.ifindex, [UInt8](repeating: 0, count: 6)) } }
+            return nil  // IPv6 neighbours: not resolved by this backend yet (Docs/ring.md)
+        }
+    }
+}
+
+/// Which interfaces hold which addresses (`getifaddrs`).
+enum InterfaceAddresses {
+    static func isLoopback(_ name: String) -> Bool {
+        var result = false
+        forEach { ifa in
+            if String(cString: ifa.ifa_name) == name { result = result || (ifa.ifa_flags & UInt32(IFF_LOOPBACK)) != 0 }
+        }
+        return result
+    }
+
+    static func forEach(_ body: (ifaddrs) -> Void) {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0 else { return }
+        defer { freeifaddrs(list) }
+        var cursor = list
+        while let entry = cursor {
+            body(entry.pointee)
+            cursor = entry.pointee.ifa_next
+        }
+    }
+
+    /// The interface holding `address`, or for the wildcard every interface that is up and has an
+    /// address, loopback excluded.
+    static func interfaces(serving address: SocketAddress) throws(SFUError) -> [String] {
+        let wildcard = address.addressBytes.allSatisfy { $0 == 0 }
+        var names: [String] = []
+        forEach { ifa in
+            guard let sa = ifa.ifa_addr, ifa.ifa_flags & UInt32(IFF_UP) != 0 else { return }
+            let name = String(cString: ifa.ifa_name)
+            var bytes: [UInt8] = []
+            if sa.pointee.sa_family == sa_family_t(AF_INET) {
+                bytes = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
+                    withUnsafeBytes(of: sin.pointee.sin_addr) { Array($0) }
+                }
+            } else if sa.pointee.sa_family == sa_family_t(AF_INET6) {
+                bytes = sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
+                    withUnsafeBytes(of: sin6.pointee.sin6_addr) { Array($0) }
+                }
+            } else {
+                return
+            }
+            let loopback = ifa.ifa_flags & UInt32(IFF_LOOPBACK) != 0
+            let match = wildcard ? !loopback : bytes == address.addressBytes
+            if match && !names.contains(name) { names.append(name) }
+        }
+        guard !names.isEmpty else {
+            throw .configuration(
+                wildcard ? "ring: no interface is up with an address (give the interfaces explicitly)"
+                    : "ring: no interface holds \(address)")
+        }
+        return names
+    }
+}
+
+/// Reads one decimal integer (`fscanf` is variadic and not callable from Swift).
+private func fscanf_int(_ file: UnsafeMutablePointer<FILE>, _ value: UnsafeMutablePointer<Int32>) -> Bool {
+    var buffer = [CChar](repeating: 0, count: 32)
+    guard fgets(&buffer, 32, file) != nil else { return false }
+    value.pointee = atoi(buffer)
+    return true
+}
