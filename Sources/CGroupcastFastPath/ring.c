@@ -722,6 +722,8 @@ static int handle_frame(struct gc_ring *ring, int index, const struct xdp_desc *
 	kind = gc_parse(data, data + len, htons(ring->opts.port), &pkt);
 	if (kind == GC_PARSE_PASS && pkt.reason == GC_STAT_PASS_RTCP)
 		reason = GC_RING_DROP_RTCP;
+	else if (kind == GC_PARSE_DROP && pkt.reason == GC_STAT_DROP_FRAGMENT)
+		reason = GC_RING_DROP_TRUNCATED;	/* larger than a frame: no reassembly here */
 	else if (kind != GC_PARSE_RTP)
 		reason = GC_RING_DROP_MALFORMED;	/* incl. IPv4/IPv6 fragments, IPv6 extension headers */
 	else if (!rtp_valid(data + pkt.rtp_off, pkt.udp_len - 8))

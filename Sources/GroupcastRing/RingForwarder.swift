@@ -272,7 +272,7 @@ public final class RingForwarder: Forwarder {
                 current = table
                 unresolved = installInCore(current)
                 lastResolve = monotonicNanoseconds()
-            } else if unresolved > 0, monotonicNanoseconds() &- lastResolve > 10_000_000 {
+            } else if unresolved > 0, monotonicNanoseconds() &- lastResolve > 20_000_000 {
                 unresolved = installInCore(current)
                 lastResolve = monotonicNanoseconds()
             }
@@ -281,9 +281,65 @@ public final class RingForwarder: Forwarder {
         gc_ring_process(ring, stopFlag)
     }
 
+    /// Addresses whose resolution was already waited for once (only the forwarder thread).
+    private nonisolated(unsafe) var waitedFor = Set<[UInt8]>()
+
+    struct NextHopEntry: Equatable {
+        var ifindex: UInt32
+        var mac: [UInt8]
+    }
+
+    /// The egress interface and next-hop MAC towards `address` (rtnetlink, groupcast_nexthop.h),
+    /// asking the kernel to resolve a neighbour it does not know yet; `nil` while unresolved, or
+    /// when the route leaves through an interface the ring does not serve.
+    private func nextHop(for address: SocketAddress) -> NextHopEntry? {
+        var out = gcfp_nexthop()
+        var error = gcfp_error()
+        let family = UInt8(address.family == .ipv4 ? GC_FAMILY_IPV4 : GC_FAMILY_IPV6)
+        let result = address.addressBytes.withUnsafeBytes { raw in
+            gcfp_resolve_nexthop(family, raw.baseAddress, UInt32(GCFP_RESOLVE_PROBE), &out, &error)
+        }
+        guard result == 0 else {
+            logger.debug("ring: next hop of \(address): \(Self.message(error))")
+            return nil
+        }
+        guard ports.contains(where: { $0.ifindex == out.ifindex }) else {
+            logger.debug("ring: \(address) is reached through interface \(out.ifindex), which the ring does not serve")
+            return nil
+        }
+        return NextHopEntry(ifindex: out.ifindex, mac: withUnsafeBytes(of: &out.dst_mac) { Array($0) })
+    }
+
     /// Builds the core's table from `table`; returns how many subscribers had no next hop.
     private func installInCore(_ table: RoutingTable) -> Int {
-        let neighbours = NeighbourTable.read()
+        var hops: [[UInt8]: NextHopEntry?] = [:]
+        // Subscribers the kernel has not resolved yet (a static participant nobody has talked
+        // to): it was asked to (probe); like the stack holding a packet for ARP, give it a moment
+        // once per address before the first packets would be lost.
+        var fresh = Set<[UInt8]>()
+        for route in table.routes.values {
+            for subscriber in route.subscribers where hops[subscriber.address.addressBytes] == nil {
+                let key = subscriber.address.addressBytes
+                hops[key] = nextHop(for: subscriber.address)
+                if hops[key]! == nil && !waitedFor.contains(key) { fresh.insert(key) }
+            }
+        }
+        if !fresh.isEmpty {
+            let deadline = monotonicNanoseconds() + 200_000_000
+            var pending = fresh
+            while !pending.isEmpty && monotonicNanoseconds() < deadline {
+                usleep(2_000)
+                for route in table.routes.values {
+                    for subscriber in route.subscribers where pending.contains(subscriber.address.addressBytes) {
+                        if let hop = nextHop(for: subscriber.address) {
+                            hops[subscriber.address.addressBytes] = hop
+                            pending.remove(subscriber.address.addressBytes)
+                        }
+                    }
+                }
+            }
+            waitedFor.formUnion(fresh)
+        }
         guard let core = gc_ring_table_new(UInt32(max(1, table.routes.count)), table.echo ? 1 : 0) else {
             logger.error("ring: routing table allocation failed; keeping the previous one")
             return 1
@@ -296,7 +352,10 @@ public final class RingForwarder: Forwarder {
                 entry.port = subscriber.address.port.bigEndian
                 entry.family = UInt8(subscriber.address.family == .ipv4 ? GC_FAMILY_IPV4 : GC_FAMILY_IPV6)
                 withUnsafeMutableBytes(of: &entry.addr) { $0.copyBytes(from: subscriber.address.addressBytes) }
-                if let hop = neighbours.nextHop(for: subscriber.address, ports: ports) {
+                let key = subscriber.address.addressBytes
+                let hop = hops[key] ?? nextHop(for: subscriber.address)
+                hops[key] = hop
+                if let hop {
                     entry.ifindex = hop.ifindex
                     withUnsafeMutableBytes(of: &entry.dst_mac) { $0.copyBytes(from: hop.mac) }
                 } else {
@@ -327,52 +386,6 @@ extension SocketAddress {
         switch self {
         case .ipv4(let address, _): address.bytes
         case .ipv6(let address, _, _): address.bytes
-        }
-    }
-}
-
-/// The kernel's neighbour table as far as the ring needs it: IPv4 entries of `/proc/net/arp` that
-/// are complete (the control plane's replies to a participant make the kernel resolve it), and
-/// loopback, which needs no resolution.
-struct NeighbourTable {
-    struct Entry {
-        var mac: [UInt8]
-        var device: String
-    }
-    var ipv4: [UInt32: Entry] = [:]
-
-    static func read() -> NeighbourTable {
-        var table = NeighbourTable()
-        guard let file = fopen("/proc/net/arp", "r") else { return table }
-        defer { fclose(file) }
-        var line: UnsafeMutablePointer<CChar>?
-        var capacity = 0
-        defer { free(line) }
-        var first = true
-        while getline(&line, &capacity, file) > 0 {
-            guard let line, !first else { first = false; continue }
-            // IP address, HW type, Flags, HW address, Mask, Device
-            let fields = String(cString: line).split(whereSeparator: { $0 == " " || $0 == "\n" })
-            guard fields.count >= 6, let address = IPv4Address(String(fields[0])),
-                let flags = UInt32(fields[2].dropFirst(2), radix: 16), flags & 0x2 != 0
-            else { continue }
-            let mac = fields[3].split(separator: ":").compactMap { UInt8($0, radix: 16) }
-            guard mac.count == 6 else { continue }
-            table.ipv4[address.value] = Entry(mac: mac, device: String(fields[5]))
-        }
-        return table
-    }
-
-    func nextHop(for address: SocketAddress, ports: [RingPort]) -> (ifindex: UInt32, mac: [UInt8])? {
-        let loopback = ports.first { InterfaceAddresses.isLoopback($0.interface) }
-        switch address {
-        case .ipv4(let ip, _):
-            if ip.value >> 24 == 127 { return loopback.map { ($0.ifindex, [UInt8](repeating: 0, count: 6)) } }
-            guard let entry = ipv4[ip.value], let port = ports.first(where: { $0.interface == entry.device }) else { return nil }
-            return (port.ifindex, entry.mac)
-        case .ipv6(let ip, _, _):
-            if ip == .loopback { return loopback.map { ($0.ifindex, [UInt8](repeating: 0, count: 6)) } }
-            return nil  // IPv6 neighbours: not resolved by this backend yet (Docs/ring.md)
         }
     }
 }
