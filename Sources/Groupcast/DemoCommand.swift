@@ -117,6 +117,7 @@ struct DemoCommand: ParsableCommand {
                 output: topology.directory + "/client-\(backend)-\(index).log"))
         }
         let start = Date()
+        let softirqStart = DemoResult.softirqTicks()
         var previous: (Date, UInt64, UInt64)?
         while clientProcesses.contains(where: \.isRunning) {
             if stop.received { break }
@@ -153,7 +154,12 @@ struct DemoCommand: ParsableCommand {
         while sfu.isRunning && Date() < deadline { usleep(20_000) }
         let sfuStats = DemoResult.SFUStats.load(statsFile)
         let reports = (1...clients).compactMap { DemoResult.ClientStats.load(topology.directory + "/client-\(backend)-\($0).json") }
-        return DemoResult(backend: backend, sfu: sfuStats, clients: reports)
+        var softirq: Double?
+        if let softirqStart, let softirqEnd = DemoResult.softirqTicks() {
+            let seconds = Date().timeIntervalSince(start)
+            softirq = seconds > 0 ? 100 * Double(softirqEnd - softirqStart) / Double(sysconf(Int32(_SC_CLK_TCK))) / seconds : nil
+        }
+        return DemoResult(backend: backend, sfu: sfuStats, clients: reports, softirqPercent: softirq)
     }
 }
 
@@ -324,9 +330,21 @@ struct DemoResult {
     var backend: ForwarderBackend
     var sfu: SFUStats?
     var clients: [ClientStats]
+    /// Softirq time of the whole machine (every CPU) while the clients ran, percent of one CPU.
+    var softirqPercent: Double? = nil
+
+    /// The `softirq` column of `/proc/stat`'s `cpu` line (all CPUs), in clock ticks.
+    static func softirqTicks() -> UInt64? {
+        guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") })
+        else { return nil }
+        // cpu user nice system idle iowait irq softirq ...
+        let fields = line.split(separator: " ")
+        return fields.count > 7 ? UInt64(fields[7]) : nil
+    }
 
     static func table(_ results: [DemoResult]) -> String {
-        var lines = ["backend    pkts-in  pkts-out  dropped  sfu-p50us  sfu-p99us  sfu-maxus  cpu-user%  cpu-sys%  rtt-p50us  rtt-p99us  echo-loss%  loss%"]
+        var lines = ["backend    pkts-in  pkts-out  dropped  sfu-p50us  sfu-p99us  sfu-maxus  cpu-user%  cpu-sys%  rtt-p50us  rtt-p99us  echo-loss%  loss%  softirq%"]
         for result in results {
             guard let sfu = result.sfu else {
                 lines.append(pad(result.backend.rawValue, 9) + "  (no statistics: interrupted before the SFU reported)")
@@ -344,9 +362,10 @@ struct DemoResult {
                 pad(us(sfu.p50), 10), pad(us(sfu.p99), 10), pad(us(sfu.max), 10), pad(String(format: "%.1f", sfu.cpuUser), 10),
                 pad(String(format: "%.1f", sfu.cpuSystem), 9), pad(us(rttP50), 10), pad(us(rttP99), 10),
                 pad(percent(sent - min(sent, echoed), sent), 11), pad(percent(lost, received + lost), 6),
+                pad(result.softirqPercent.map { String(format: "%.1f", $0) } ?? "-", 9),
             ].joined(separator: " "))
         }
-        lines.append("sfu-*: the SFU's per-packet processing delay (receive to last copy scheduled); rtt-*: client -> SFU -> client (echo), median of per-stream p50 and worst p99; cpu: the SFU process.")
+        lines.append("sfu-*: the SFU's per-packet processing delay (receive to last copy scheduled); rtt-*: client -> SFU -> client (echo), median of per-stream p50 and worst p99; cpu: the SFU process; softirq: the whole machine while the clients ran (% of one CPU).")
         return lines.joined(separator: "\n")
     }
 }

@@ -182,7 +182,7 @@ static size_t build(__u8 *buf, int from, __u32 ssrc, __u16 seq, int kind)
 	__u8 payload[200];
 	struct pkt_spec sp = { .family = 4, .ttl = 64, .sport = part_port[from], .dport = SFU_PORT };
 	struct pkt_layout lay;
-	size_t plen = rtp_build(payload, ssrc, seq, 96, kind == 3 ? 4 : 60 + seq % 100);
+	size_t len, plen = rtp_build(payload, ssrc, seq, 96, kind == 3 ? 4 : 60 + seq % 100);
 
 	if (kind == 1)
 		payload[0] = 0x40;		/* RTP version 1: malformed */
@@ -196,7 +196,17 @@ static size_t build(__u8 *buf, int from, __u32 ssrc, __u16 seq, int kind)
 	memcpy(sp.daddr, sfu_ip[from >= 2], 4);
 	sp.payload = payload;
 	sp.payload_len = plen;
-	return pkt_build(&sp, buf, &lay);
+	len = pkt_build(&sp, buf, &lay);
+	if (kind == 30) {
+		/* Sent by a local socket with the checksum offloaded (CHECKSUM_PARTIAL):
+		 * the field holds the folded pseudo-header sum only. */
+		size_t ulen = len - lay.l4;
+		__u16 partial = csum_fold32(csum_add_bytes(csum_add_bytes(17 + (__u32)ulen, sp.saddr, 4), sp.daddr, 4));
+
+		buf[lay.l4 + 6] = partial >> 8;
+		buf[lay.l4 + 7] = partial & 0xff;
+	}
+	return len;
 }
 
 static struct gc_ring_table *table(void)
@@ -260,7 +270,8 @@ static void drain(struct sim *s)
 	}
 }
 
-/* @n packets, @kinds mixing in malformed/RTCP/unknown/spoofed ones. */
+/* @n packets, @mix: every 50th malformed (two kinds), RTCP, of an unknown
+ * SSRC, spoofed, and one with an offloaded (partial) checksum. */
 static void traffic(struct sim *s, long n, int mix, const volatile int *stop)
 {
 	__u8 buf[PKT_MAX];
@@ -275,7 +286,7 @@ static void traffic(struct sim *s, long n, int mix, const volatile int *stop)
 			ssrc = SSRC_UNKNOWN;
 		else if (kind == 20)
 			from = 2;	/* spoofed: right SSRC, wrong source */
-		len = build(buf, from, ssrc, (__u16)i, kind > 3 ? 0 : kind);
+		len = build(buf, from, ssrc, (__u16)i, kind > 3 && kind != 30 ? 0 : kind);
 		for (int k = 0; k < PORTS; k++)
 			sim_claim_fill(s, k);
 		if (sim_receive(s, from >= 2, buf, len)) {
@@ -362,7 +373,7 @@ static void test_million(void)
 	       (unsigned long long)st.drops[GC_RING_DROP_SEND_FAILED]);
 	result(s.bad_csum == 0 && s.sent == st.forwarded + st.echoed && s.echoes == st.echoed &&
 	       s.to_sub[0] == (__u64)valid && s.to_sub[1] == 2 * (__u64)valid,
-	       "1e6 packets: every frame on the wire has valid checksums and the right addresses "
+	       "1e6 packets: every frame on the wire (partial checksums completed) has valid checksums and the right addresses "
 	       "(%llu sent, %llu bad, %llu/%llu per port)", (unsigned long long)s.sent, (unsigned long long)s.bad_csum,
 	       (unsigned long long)s.to_sub[0], (unsigned long long)s.to_sub[1]);
 	result(accounting_ok(&s, "after 1e6 packets"), "1e6 packets: no UMEM frame leaked or used twice");
