@@ -12,7 +12,7 @@ let package = Package(
         .executable(name: "game-broadcaster", targets: ["GameBroadcaster"]),
         .executable(name: "live-relay", targets: ["LiveRelay"]),
         // Reference SFU (Docs/protocol.md): library and the `groupcast` command.
-        .library(name: "GroupcastSFU", targets: ["GroupcastSFU"]),
+        .library(name: "GroupcastSFU", targets: ["GroupcastSFU", "GroupcastSFUInterface"]),
         .executable(name: "groupcast", targets: ["Groupcast"]),
     ],
     dependencies: [
@@ -70,11 +70,24 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The SFU's interface backends (`xdp`), which need libbpf: kept out of GroupcastSFU so
+        // that its parsers, registry and socket backends build and fuzz without it.
+        .target(
+            name: "GroupcastSFUInterface",
+            dependencies: [
+                "GroupcastSFU",
+                "GroupcastFastPath",
+                "GroupcastRing",
+                "GroupUnicast",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // `groupcast sfu | client | demo` (and later `xdp`, `bench`).
         .executableTarget(
             name: "Groupcast",
             dependencies: [
                 "GroupcastSFU",
+                "GroupcastSFUInterface",
                 "GroupUnicast",
                 "GroupcastFastPath",
                 "GroupcastRing",
@@ -131,6 +144,8 @@ let package = Package(
             name: "GroupcastSFUTests",
             dependencies: [
                 "GroupcastSFU",
+                "GroupcastSFUInterface",
+                "GroupcastFastPath",
                 "GroupUnicast",
                 "GroupcastRing",
                 // Built before the tests, which run `groupcast` as a subprocess.

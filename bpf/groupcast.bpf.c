@@ -54,6 +54,13 @@ struct {
 	__type(value, __u64);
 } gc_stats SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gc_delay_hist);
+} gc_delay SEC(".maps");
+
 /* Owned by the loader (what it attached, for detach and status). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -65,6 +72,49 @@ struct {
 /* Bytes pulled into the linear area before parsing in TC: Ethernet + VLAN
  * + IPv4 with options + UDP + RTP fixed header (IPv6: 40 + 8 + 12 + ext). */
 #define GC_TC_PULL_LEN	128
+
+/* Index of the highest set bit of @v (!= 0). */
+static __always_inline __u32 gc_fls64(__u64 v)
+{
+	__u32 n = 0;
+
+	if (v >> 32) { n += 32; v >>= 32; }
+	if (v >> 16) { n += 16; v >>= 16; }
+	if (v >> 8) { n += 8; v >>= 8; }
+	if (v >> 4) { n += 4; v >>= 4; }
+	if (v >> 2) { n += 2; v >>= 2; }
+	if (v >> 1) n += 1;
+	return n;
+}
+
+/* LatencyHistogram.index(of:) in Sources/GroupcastSFU/Metrics.swift. */
+static __always_inline __u32 gc_delay_bucket(__u64 ns)
+{
+	__u32 exp, top;
+
+	if (ns < GC_DELAY_EXACT)
+		return ns;
+	exp = gc_fls64(ns);			/* >= 6 */
+	top = ns >> (exp - 5);			/* 32..63 */
+	return GC_DELAY_EXACT + (exp - 6) * GC_DELAY_SUB_BUCKETS + (top - 32);
+}
+
+static __always_inline void gc_record_delay(__u64 rx_ns)
+{
+	__u32 zero = 0, i;
+	struct gc_delay_hist *h = bpf_map_lookup_elem(&gc_delay, &zero);
+	__u64 ns = bpf_ktime_get_ns() - rx_ns;
+
+	if (!h)
+		return;
+	h->count++;
+	h->sum += ns;
+	if (ns > h->max)
+		h->max = ns;
+	i = gc_delay_bucket(ns);
+	if (i < GC_DELAY_BUCKETS)
+		h->buckets[i]++;
+}
 
 static __always_inline void gc_count(__u32 stat, __u64 n)
 {
@@ -128,6 +178,36 @@ static __always_inline int gc_classify(void *data, void *data_end, struct gc_pkt
 	return GC_PARSE_RTP;
 }
 
+/* Hand the receive time to the TC program (best effort: a driver without
+ * metadata support leaves TC to use its own start). */
+static __always_inline void gc_stamp_rx(struct xdp_md *ctx)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct gc_delay_meta *meta;
+	void *data;
+
+	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*meta)))
+		return;
+	meta = (void *)(long)ctx->data_meta;
+	data = (void *)(long)ctx->data;
+	if ((void *)(meta + 1) > data)
+		return;
+	meta->magic = GC_DELAY_META_MAGIC;
+	meta->reserved = 0;
+	meta->rx_ns = now;
+}
+
+/* The receive time: the XDP program's stamp, else now. */
+static __always_inline __u64 gc_rx_time(struct __sk_buff *skb)
+{
+	struct gc_delay_meta *meta = (void *)(long)skb->data_meta;
+	void *data = (void *)(long)skb->data;
+
+	if ((void *)(meta + 1) <= data && meta->magic == GC_DELAY_META_MAGIC)
+		return meta->rx_ns;
+	return bpf_ktime_get_ns();
+}
+
 SEC("xdp")
 int groupcast_xdp(struct xdp_md *ctx)
 {
@@ -141,6 +221,7 @@ int groupcast_xdp(struct xdp_md *ctx)
 		return XDP_DROP;
 	case GC_PARSE_RTP:
 		gc_count(GC_STAT_RX_MEDIA, 1);
+		gc_stamp_rx(ctx);
 		return XDP_PASS;	/* to groupcast_tc, which replicates */
 	default:
 		return XDP_PASS;
@@ -279,8 +360,11 @@ int groupcast_tc(struct __sk_buff *skb)
 	__u16 cur_port;
 	__u8 macs[12];
 	void *data, *data_end;
+	__u64 rx_ns;
 	int ret;
 
+	/* Before any helper that may move the packet (and its metadata). */
+	rx_ns = gc_rx_time(skb);
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
 	if (data + GC_TC_PULL_LEN > data_end && skb->len > data_end - data) {
@@ -320,6 +404,7 @@ int groupcast_tc(struct __sk_buff *skb)
 
 	if (!gc_cfg.echo) {
 		gc_count(GC_STAT_CONSUMED, 1);
+		gc_record_delay(rx_ns);
 		return TC_ACT_SHOT;
 	}
 	if (gc_set_dst(skb, &pkt, cur, &cur_port, pkt.saddr, pkt.sport))
@@ -334,6 +419,7 @@ int groupcast_tc(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 	gc_count(GC_STAT_ECHOED, 1);
+	gc_record_delay(rx_ns);
 	return ret;
 
 rewrite_failed:

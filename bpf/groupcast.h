@@ -13,7 +13,7 @@
 
 #include <linux/types.h>
 
-#define GC_ABI_VERSION		1
+#define GC_ABI_VERSION		2
 
 /* Most subscribers one route replicates to inside the kernel. A route with
  * more is installed with GC_ROUTE_F_USERSPACE: its packets are still checked
@@ -36,7 +36,8 @@ enum gc_stream_type {
 };
 
 /* struct gc_route.flags */
-#define GC_ROUTE_F_USERSPACE	(1u << 0)	/* replicate in user space (fan-out above the limit) */
+#define GC_ROUTE_F_USERSPACE	(1u << 0)	/* replicate in user space (fan-out above the limit,
+						 * or receivers the kernel cannot reach yet) */
 #define GC_ROUTE_F_ALL		(GC_ROUTE_F_USERSPACE)
 
 /*
@@ -105,7 +106,8 @@ enum gc_stat {
 	GC_STAT_ECHOED,			/* originals sent back to their origin */
 	GC_STAT_CONSUMED,		/* media handled with echo off (original freed, not an error) */
 	GC_STAT_PASS_UNKNOWN_SSRC,	/* RTP with an SSRC without route: to user space */
-	GC_STAT_PASS_FANOUT_LIMIT,	/* route marked GC_ROUTE_F_USERSPACE: to user space */
+	GC_STAT_PASS_FANOUT_LIMIT,	/* route marked GC_ROUTE_F_USERSPACE: to user space (over
+					 * the fan-out limit, or a receiver not reachable yet) */
 	GC_STAT_PASS_RTCP,		/* RTCP (RFC 5761 muxed) on the media port: to user space */
 	GC_STAT_PASS_IPV6_EXT,		/* IPv6 with extension headers: to user space */
 	GC_STAT_DROP_TRUNCATED,		/* frame shorter than a header or than IP/UDP length says */
@@ -129,10 +131,44 @@ enum gc_stat {
 	"drop_udp_csum_zero6", "drop_bad_rtp_version", "drop_spoofed", "drop_family", \
 	"drop_redirect", "drop_rewrite" }
 
+/*
+ * Processing delay of the in-kernel path, one sample per replicated packet:
+ * from the XDP program's run on the frame (its receive; the time travels to
+ * the TC program in the frame's metadata, GC_DELAY_META_MAGIC) to the TC
+ * program's last copy scheduled, in ns. Without the XDP program in front
+ * (or its metadata) the TC program's own start is the receive time.
+ * Per-CPU, one entry; the loader sums over CPUs. The buckets are those of
+ * the SFU's LatencyHistogram (Sources/GroupcastSFU/Metrics.swift), so the
+ * two merge exactly: values below GC_DELAY_EXACT in their own bucket, then
+ * GC_DELAY_SUB_BUCKETS per power of two (about 3 % relative error).
+ */
+#define GC_DELAY_EXACT		64
+#define GC_DELAY_SUB_BUCKETS	32
+/* GC_DELAY_EXACT + (63 - 6 + 1) * GC_DELAY_SUB_BUCKETS, spelt out for Swift's importer. */
+#define GC_DELAY_BUCKETS	1920
+_Static_assert(GC_DELAY_BUCKETS == GC_DELAY_EXACT + (63 - 6 + 1) * GC_DELAY_SUB_BUCKETS,
+	       "GC_DELAY_BUCKETS");
+
+struct gc_delay_hist {
+	__u64 count;
+	__u64 sum;		/* ns */
+	__u64 max;		/* ns */
+	__u64 buckets[GC_DELAY_BUCKETS];
+};
+
+/* XDP -> TC metadata (bpf_xdp_adjust_meta), right before the frame. */
+#define GC_DELAY_META_MAGIC	0x67634d54	/* "gcMT" */
+struct gc_delay_meta {
+	__u32 magic;
+	__u32 reserved;
+	__u64 rx_ns;		/* bpf_ktime_get_ns() in the XDP program */
+};
+
 /* Names of the pinned objects under /sys/fs/bpf/groupcast/IFACE/. */
 #define GC_PIN_ROOT		"/sys/fs/bpf/groupcast"
 #define GC_PIN_ROUTES		"routes"
 #define GC_PIN_STATS		"stats"
+#define GC_PIN_DELAY		"delay"		/* struct gc_delay_hist, per CPU */
 #define GC_PIN_CONFIG		"config"	/* the programs' .rodata: struct gc_config */
 #define GC_PIN_STATE		"state"		/* struct gc_loader_state */
 #define GC_PIN_PROG_XDP		"prog_xdp"

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -48,6 +49,7 @@
 struct gcfp_handle {
 	int routes_fd;
 	int stats_fd;
+	int delay_fd;
 	int config_fd;
 	int state_fd;
 	char pin_dir[256];
@@ -266,7 +268,7 @@ static int save_log(const char *path, struct gcfp_error *err)
 /* ---- pins --------------------------------------------------------------- */
 
 static const char *const pin_names[] = {
-	GC_PIN_ROUTES, GC_PIN_STATS, GC_PIN_CONFIG, GC_PIN_STATE, GC_PIN_PROG_XDP, GC_PIN_PROG_TC,
+	GC_PIN_ROUTES, GC_PIN_STATS, GC_PIN_DELAY, GC_PIN_CONFIG, GC_PIN_STATE, GC_PIN_PROG_XDP, GC_PIN_PROG_TC,
 };
 
 static void unpin_all(const char *dir)
@@ -315,7 +317,68 @@ static int xdp_current(int ifindex, struct bpf_xdp_query_opts *q)
 	return bpf_xdp_query(ifindex, 0, q);
 }
 
+/*
+ * Attach and detach hold an exclusive flock on GC_PIN_ROOT: checking for an
+ * existing attachment, loading, pinning and attaching are not one atomic
+ * step, and two processes starting on the same interface at once must not
+ * take each other's fresh pins for stale ones. Returns the locked fd, or
+ * -1 when there is no bpffs to lock (and nothing @may_mount).
+ */
+static int lock_pins(int may_mount)
+{
+	char root[64];
+	int fd;
+
+	if (pin_root(root, sizeof(root), may_mount, NULL))
+		return -1;
+	if (mkdir(GC_PIN_ROOT, 0700) && errno != EEXIST)
+		return -1;
+	fd = open(GC_PIN_ROOT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	while (flock(fd, LOCK_EX) && errno == EINTR)
+		;
+	return fd;
+}
+
+static void unlock_pins(int fd)
+{
+	if (fd >= 0)
+		close(fd);	/* releases the flock */
+}
+
+static int attach_locked(const struct gcfp_attach_opts *o, struct gcfp_error *err);
+static int detach_locked(const char *ifname, struct gcfp_error *err);
+
 int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
+{
+	int lock, ret;
+
+	clear_err(err);
+	ret = check_caps(err);
+	if (ret)
+		return ret;
+	lock = lock_pins(1);
+	ret = attach_locked(o, err);
+	unlock_pins(lock);
+	return ret;
+}
+
+int gcfp_detach(const char *ifname, struct gcfp_error *err)
+{
+	int lock, ret;
+
+	clear_err(err);
+	ret = check_caps(err);
+	if (ret)
+		return ret;
+	lock = lock_pins(0);
+	ret = detach_locked(ifname, err);
+	unlock_pins(lock);
+	return ret;
+}
+
+static int attach_locked(const struct gcfp_attach_opts *o, struct gcfp_error *err)
 {
 	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .attach_point = BPF_TC_INGRESS);
 	DECLARE_LIBBPF_OPTS(bpf_tc_opts, tc, .handle = GC_TC_HANDLE,
@@ -428,6 +491,7 @@ int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
 	} while (0)
 	PIN(bpf_map__pin, skel->maps.gc_routes, GC_PIN_ROUTES);
 	PIN(bpf_map__pin, skel->maps.gc_stats, GC_PIN_STATS);
+	PIN(bpf_map__pin, skel->maps.gc_delay, GC_PIN_DELAY);
 	PIN(bpf_map__pin, skel->maps.rodata, GC_PIN_CONFIG);
 	PIN(bpf_map__pin, skel->maps.gc_state, GC_PIN_STATE);
 	PIN(bpf_program__pin, skel->progs.groupcast_xdp, GC_PIN_PROG_XDP);
@@ -498,7 +562,7 @@ out:
 	return ret;
 }
 
-int gcfp_detach(const char *ifname, struct gcfp_error *err)
+static int detach_locked(const char *ifname, struct gcfp_error *err)
 {
 	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .attach_point = BPF_TC_INGRESS);
 	DECLARE_LIBBPF_OPTS(bpf_tc_opts, tc);
@@ -563,6 +627,8 @@ void gcfp_close(struct gcfp_handle *h)
 		close(h->routes_fd);
 	if (h->stats_fd >= 0)
 		close(h->stats_fd);
+	if (h->delay_fd >= 0)
+		close(h->delay_fd);
 	if (h->config_fd >= 0)
 		close(h->config_fd);
 	if (h->state_fd >= 0)
@@ -582,7 +648,7 @@ int gcfp_open(const char *ifname, struct gcfp_handle **out, struct gcfp_error *e
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return gcfp_fail(err, GCFP_ERR_SYSTEM, ENOMEM, "allocating a handle");
-	h->routes_fd = h->stats_fd = h->config_fd = h->state_fd = -1;
+	h->routes_fd = h->stats_fd = h->delay_fd = h->config_fd = h->state_fd = -1;
 	ret = pin_dir_of(ifname, h->pin_dir, sizeof(h->pin_dir), 0, err);
 	if (ret)
 		goto fail;
@@ -608,8 +674,9 @@ int gcfp_open(const char *ifname, struct gcfp_handle **out, struct gcfp_error *e
 	}
 	h->routes_fd = obj_get(h->pin_dir, GC_PIN_ROUTES);
 	h->stats_fd = obj_get(h->pin_dir, GC_PIN_STATS);
+	h->delay_fd = obj_get(h->pin_dir, GC_PIN_DELAY);
 	h->state_fd = obj_get(h->pin_dir, GC_PIN_STATE);
-	if (h->routes_fd < 0 || h->stats_fd < 0 || h->state_fd < 0) {
+	if (h->routes_fd < 0 || h->stats_fd < 0 || h->delay_fd < 0 || h->state_fd < 0) {
 		ret = gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "opening the maps pinned in %s", h->pin_dir);
 		goto fail;
 	}
@@ -723,9 +790,10 @@ static int if_mac(uint32_t ifindex, uint8_t mac[6])
 	return ret;
 }
 
-int gcfp_route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
-		   const void *origin_addr, uint16_t origin_port, uint8_t stream_type,
-		   const struct gc_subscriber *subs, uint32_t n_subs, struct gcfp_error *err)
+static int route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
+		     const void *origin_addr, uint16_t origin_port, uint8_t stream_type,
+		     const struct gc_subscriber *subs, uint32_t n_subs, uint32_t flags,
+		     struct gcfp_error *err)
 {
 	static const uint8_t zero_mac[6];
 	struct gc_route *r;
@@ -749,7 +817,7 @@ int gcfp_route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
 	memcpy(r->origin_addr, origin_addr, family == GC_FAMILY_IPV4 ? 4 : 16);
 	r->origin_port = htons(origin_port);
 	r->stream_type = stream_type;
-	if (n_subs > GC_MAX_SUBSCRIBERS) {
+	if (n_subs > GC_MAX_SUBSCRIBERS || (flags & GC_ROUTE_F_USERSPACE)) {
 		r->flags = GC_ROUTE_F_USERSPACE;
 		r->n_subs = 0;
 	} else {
@@ -790,6 +858,22 @@ int gcfp_route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
 out:
 	free(r);
 	return ret;
+}
+
+int gcfp_route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
+		   const void *origin_addr, uint16_t origin_port, uint8_t stream_type,
+		   const struct gc_subscriber *subs, uint32_t n_subs, struct gcfp_error *err)
+{
+	return route_set(h, ssrc, family, origin_addr, origin_port, stream_type, subs, n_subs, 0,
+			 err);
+}
+
+int gcfp_route_set_userspace(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
+			     const void *origin_addr, uint16_t origin_port, uint8_t stream_type,
+			     struct gcfp_error *err)
+{
+	return route_set(h, ssrc, family, origin_addr, origin_port, stream_type, NULL, 0,
+			 GC_ROUTE_F_USERSPACE, err);
 }
 
 int gcfp_route_remove(struct gcfp_handle *h, uint32_t ssrc, struct gcfp_error *err)
@@ -846,6 +930,38 @@ int gcfp_stats(struct gcfp_handle *h, uint64_t out[GC_STAT_MAX], struct gcfp_err
 		out[k] = 0;
 		for (c = 0; c < ncpus; c++)
 			out[k] += vals[c];
+	}
+	free(vals);
+	return 0;
+}
+
+int gcfp_delay(struct gcfp_handle *h, struct gc_delay_hist *out, struct gcfp_error *err)
+{
+	int ncpus = libbpf_num_possible_cpus();
+	struct gc_delay_hist *vals;
+	__u32 key = 0;
+	int c, b;
+
+	clear_err(err);
+	if (ncpus <= 0)
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, -ncpus, "counting possible CPUs");
+	vals = calloc(ncpus, sizeof(*vals));
+	if (!vals)
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, ENOMEM, "allocating per-CPU histograms");
+	if (bpf_map_lookup_elem(h->delay_fd, &key, vals)) {
+		int e = errno;
+
+		free(vals);
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, e, "reading %s/%s", h->pin_dir, GC_PIN_DELAY);
+	}
+	memset(out, 0, sizeof(*out));
+	for (c = 0; c < ncpus; c++) {
+		out->count += vals[c].count;
+		out->sum += vals[c].sum;
+		if (vals[c].max > out->max)
+			out->max = vals[c].max;
+		for (b = 0; b < GC_DELAY_BUCKETS; b++)
+			out->buckets[b] += vals[c].buckets[b];
 	}
 	free(vals);
 	return 0;

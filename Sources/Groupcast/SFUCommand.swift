@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import GroupcastRing
 import GroupcastSFU
+import GroupcastSFUInterface
 import GroupUnicast
 import Logging
 
@@ -20,8 +21,14 @@ struct SFUCommand: ParsableCommand {
     @Option(help: "Media (RTP) address.")
     var media: SocketAddress = .ipv4(.any, port: 7002)
 
-    @Option(help: "Forwarding backend: socket (recvmsg + sendmsg per recipient), sendmmsg, sendgroup (kernel module), ring (AF_XDP rings, Docs/ring.md). Default: the fastest available.")
+    @Option(help: "Forwarding backend: socket (recvmsg + sendmsg per recipient), sendmmsg, sendgroup (kernel module), xdp (XDP/TC fast path in the kernel; root), ring (AF_XDP rings, Docs/ring.md). Default: the fastest socket backend available.")
     var backend: ForwarderBackend = .fastestAvailable
+
+    @Option(name: .customLong("interface"), help: "xdp: attach to this interface (repeatable). Default: the interface carrying --media, or for a wildcard address every interface that is up with an address of its family.")
+    var interfaces: [String] = []
+
+    @Option(help: "xdp: XDP attach mode: auto (native where the driver supports it), native or generic.")
+    var xdpMode: XDPCommand.Attach.Mode = .auto
 
     @Option(help: "Room file (JSON) with static participants.")
     var room: String?
@@ -89,6 +96,9 @@ struct SFUCommand: ParsableCommand {
         guard 0 < shedVhq && shedVhq <= shedVsq && shedVsq <= 1 else {
             throw ValidationError("need 0 < --shed-vhq <= --shed-vsq <= 1")
         }
+        if !backend.needsInterface && (!interfaces.isEmpty || xdpMode != .auto) {
+            throw ValidationError("--interface and --xdp-mode apply to the xdp backend, not \(backend)")
+        }
     }
 
     func run() throws {
@@ -105,6 +115,9 @@ struct SFUCommand: ParsableCommand {
         if let room {
             do { configuration.room = try RoomFile.load(path: room) } catch { throw ValidationError(error.description) }
         }
+        // Before anything is attached: a signal during start-up must reach the clean shutdown
+        // below (the default action would leave the xdp backend's programs attached).
+        let stop = StopSignal()
         let server: SFUServer
         do {
             if backend == .ring {
@@ -121,13 +134,13 @@ struct SFUCommand: ParsableCommand {
                 let forwarder = try RingForwarder(configuration: ring, logger: logger)
                 server = try SFUServer(configuration: configuration, forwarder: forwarder, logger: logger)
             } else {
-                server = try SFUServer(configuration: configuration, logger: logger)
+                let interface = InterfaceOptions(interfaces: interfaces, xdpMode: xdpMode.xdp)
+                server = try SFUBackends.makeServer(configuration, interface: interface, logger: logger)
             }
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode(2)
         }
-        let stop = StopSignal()
         var metrics: MetricsServer?
         if let metricsListen {
             do {
@@ -239,7 +252,7 @@ final class StatisticsReporter {
         let errors = ControlErrorCode.allCases.map { "\"\($0)\":\(s.control.errors[$0] ?? 0)" }.joined(separator: ",")
         return """
             {"backend":"\(s.backend)","final":\(final),"uptime_ns":\(s.uptime),"participants":\(s.control.participants),"routes":\(s.control.routes),\
-            "received":\(f.received),"forwarded":\(f.forwarded),"echoed":\(f.echoed),"deferred":\(f.deferred),"dropped":{\(drops)},\
+            "received":\(f.received),"forwarded":\(f.forwarded),"echoed":\(f.echoed),"in_kernel":\(f.inKernel),"deferred":\(f.deferred),"dropped":{\(drops)},\
             "tx_stalls":\(f.transmitStalls),"tx_stall_ns":\(f.transmitStallNanoseconds),\
             "delay_ns":{"count":\(f.delay.count),"p50":\(f.delay.quantile(0.5)),"p99":\(f.delay.quantile(0.99)),"max":\(f.delay.count == 0 ? 0 : f.delay.max)},\
             "cpu_percent":{"user":\(String(format: "%.2f", cpu.user)),"system":\(String(format: "%.2f", cpu.system))},\

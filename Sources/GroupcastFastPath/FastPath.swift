@@ -52,7 +52,12 @@ public final class FastPath {
             }
         }
         if ret != 0 { throw FastPathError(err) }
-        return try open(interface: interface)
+        do {
+            return try open(interface: interface)
+        } catch {
+            try? detach(interface: interface)  // never leave an attachment nobody holds
+            throw error
+        }
     }
 
     /// Opens the maps of an existing attachment on `interface`.
@@ -122,6 +127,19 @@ public final class FastPath {
         return ret == 1 ? .userSpace : .kernel
     }
 
+    /// Installs or replaces the route of `source` as a user-space route: the kernel drops packets
+    /// on it from anywhere but `origin` and passes the others up (counted as
+    /// `pass_fanout_limit`) for the SFU process to replicate. For streams whose receivers the
+    /// kernel cannot reach yet (a neighbour not resolved) or at all.
+    public func setUserSpaceRoute(source: UInt32, origin: Endpoint, type: StreamType) throws(FastPathError) {
+        let h = try open()
+        var err = gcfp_error()
+        let ret = origin.address.bytes.withUnsafeBytes { addr in
+            gcfp_route_set_userspace(h, source, origin.address.family, addr.baseAddress, origin.port, type.rawValue, &err)
+        }
+        if ret < 0 { throw FastPathError(err) }
+    }
+
     /// Removes the route of `source`.
     ///
     /// - Throws: ``FastPathError/noSuchRoute(_:)`` if there is none.
@@ -169,6 +187,17 @@ public final class FastPath {
         return FastPathStats(counters: counters)
     }
 
+    /// The in-kernel path's processing delay (`struct gc_delay_hist`, summed over CPUs).
+    public func delay() throws(FastPathError) -> DelayHistogram {
+        let h = try open()
+        var err = gcfp_error()
+        let hist = UnsafeMutablePointer<gc_delay_hist>.allocate(capacity: 1)
+        defer { hist.deallocate() }
+        if gcfp_delay(h, hist, &err) != 0 { throw FastPathError(err) }
+        let buckets = withUnsafeBytes(of: &hist.pointee.buckets) { Array($0.bindMemory(to: UInt64.self)) }
+        return DelayHistogram(count: hist.pointee.count, sum: hist.pointee.sum, max: hist.pointee.max, buckets: buckets)
+    }
+
     /// The most subscribers one route replicates to in the kernel (`GC_MAX_SUBSCRIBERS`).
     public static let maxSubscribers = Int(GC_MAX_SUBSCRIBERS)
 
@@ -176,6 +205,19 @@ public final class FastPath {
         guard let handle else { throw .notAttached("the fast path on \(interface) was detached") }
         return handle
     }
+}
+
+/// Receive to last copy scheduled in the kernel, ns: `struct gc_delay_hist` of `bpf/groupcast.h`
+/// (buckets: exact below ``exactLimit``, then ``subBuckets`` per power of two).
+public struct DelayHistogram: Sendable, Equatable {
+    public static let exactLimit = Int(GC_DELAY_EXACT)
+    public static let subBuckets = Int(GC_DELAY_SUB_BUCKETS)
+    public static let bucketCount = Int(GC_DELAY_BUCKETS)
+    public var count: UInt64
+    public var sum: UInt64
+    public var max: UInt64
+    /// `GC_DELAY_BUCKETS` counts.
+    public var buckets: [UInt64]
 }
 
 /// How a route was installed.

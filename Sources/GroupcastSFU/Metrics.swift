@@ -76,6 +76,31 @@ public struct LatencyHistogram: Hashable, Sendable {
         max = Swift.max(max, other.max)
     }
 
+    /// Adds samples recorded elsewhere with this histogram's buckets (the in-kernel path's
+    /// `struct gc_delay_hist`, whose layout follows ``index(of:)``): per-bucket counts from bucket
+    /// 0, their count, sum and largest value.
+    public mutating func merge(bucketCounts: [UInt64], count: UInt64, sum: UInt64, max: UInt64) {
+        guard count > 0 else { return }
+        precondition(bucketCounts.count <= buckets.count, "\(bucketCounts.count) buckets, this histogram has \(buckets.count)")
+        var lowest: UInt64?
+        for (index, n) in bucketCounts.enumerated() where n > 0 {
+            buckets[index] &+= n
+            if lowest == nil { lowest = index == 0 ? 0 : Self.upperBound(of: index - 1) + 1 }
+        }
+        self.count &+= count
+        self.sum &+= sum
+        self.min = Swift.min(self.min, lowest ?? 0)
+        self.max = Swift.max(self.max, max)
+    }
+
+    /// Bucket layout parameters, for sources that fill the same buckets (tests compare them).
+    public static var layout: (exactLimit: Int, subBuckets: Int, bucketCount: Int) {
+        (Int(exactLimit), subBuckets, bucketCount)
+    }
+
+    /// The bucket `value` falls in.
+    public static func bucket(of value: UInt64) -> Int { index(of: value) }
+
     /// The value at quantile `q` (0...1): the upper bound of the bucket holding that sample,
     /// never above the largest sample seen. 0 when empty.
     public func quantile(_ q: Double) -> UInt64 {
@@ -136,6 +161,9 @@ public struct ForwarderStatistics: Hashable, Sendable {
     public var forwarded: UInt64 = 0
     /// Copies sent back to their origin.
     public var echoed: UInt64 = 0
+    /// Of ``forwarded`` and ``echoed``: copies an in-kernel data plane sent without the SFU
+    /// process seeing the packet (the `xdp` backend); the others went through a socket.
+    public var inKernel: UInt64 = 0
     /// Copies queued in a receiver backlog because the socket buffer was full.
     public var deferred: UInt64 = 0
     /// Drops by reason (indexed by ``DropReason/rawValue``).

@@ -1,6 +1,7 @@
 import CGroupcastFastPath
 import Glibc
 import GroupcastFastPath
+import Foundation
 import XCTest
 
 /// The Swift API over the loader. Tests that need a device run only as root, in a network
@@ -103,6 +104,47 @@ final class FastPathTests: XCTestCase {
         }
     }
 
+    /// Two attachers racing for one interface: each round exactly one wins and can use its
+    /// attachment, the other is refused (already attached / busy), and nothing is left behind.
+    func testConcurrentAttachOneWins() throws {
+        try XCTSkipIf(geteuid() != 0, "needs root (BPF, network namespaces)")
+        let original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
+        XCTAssertGreaterThanOrEqual(original, 0)
+        defer {
+            _ = setns(original, cloneNewNet)
+            close(original)
+        }
+        XCTAssertEqual(unshare(cloneNewNet), 0, "unshare: \(errno)")
+        try run("ip", "link", "add", "gcrace0", "type", "veth", "peer", "name", "gcrace1")
+        try run("ip", "link", "set", "gcrace0", "up")
+        for round in 0..<10 {
+            let results = Outcomes()
+            // Threads made from this thread share its network namespace.
+            let threads = (0..<2).map { _ in
+                Thread {
+                    let result = Result { () throws(FastPathError) in try FastPath.attach(interface: "gcrace0", port: 5004) }
+                    results.withLock { $0.append(result) }
+                }
+            }
+            threads.forEach { $0.start() }
+            while results.withLock({ $0.count }) < 2 { usleep(1000) }
+            let outcome = results.withLock { $0 }
+            let winners = outcome.compactMap { try? $0.get() }
+            XCTAssertEqual(winners.count, 1, "round \(round): \(outcome)")
+            for case .failure(let error) in outcome {
+                switch error {
+                case .alreadyAttached, .busy: break
+                default: XCTFail("round \(round): \(error)")
+                }
+            }
+            if let winner = winners.first {
+                XCTAssertNoThrow(try winner.setRoute(source: 7, origin: Endpoint(address: IPAddress("10.9.0.2")!, port: 4000), type: .asq, subscribers: []))
+                XCTAssertNoThrow(try winner.detach())
+            }
+            XCTAssertThrowsError(try FastPath.status(interface: "gcrace0"), "round \(round): still attached")
+        }
+    }
+
     /// NextHop.resolve: loopback (NOARP, local), no route, a static neighbour, a gateway, IPv6, and
     /// an unresolved neighbour that a probe gets resolved (the peer answers ARP from its netns).
     func testNextHopResolution() throws {
@@ -169,6 +211,17 @@ final class FastPathTests: XCTestCase {
             if resolved == nil { usleep(10_000) }
         }
         XCTAssertEqual(resolved?.destinationMAC, [2, 0, 0, 0, 0, 0x20])
+    }
+
+    /// FastPath handles are not Sendable: the racing threads hand theirs over under a lock.
+    private final class Outcomes: @unchecked Sendable {
+        private let lock = NSLock()
+        private var items: [Result<FastPath, FastPathError>] = []
+        func withLock<T>(_ body: (inout [Result<FastPath, FastPathError>]) -> T) -> T {
+            lock.lock()
+            defer { lock.unlock() }
+            return body(&items)
+        }
     }
 
     // unshare(2) and setns(2) need _GNU_SOURCE, which Glibc's module does not import.

@@ -2,7 +2,9 @@
 import Glibc
 #endif
 import Foundation
+import GroupcastFastPath
 import GroupcastSFU
+import GroupUnicast
 import Testing
 
 /// `groupcast sfu` and `groupcast client` as a user runs them, on the selected backend.
@@ -34,6 +36,8 @@ import Testing
             try? FileManager.default.removeItem(atPath: statsFile)
             try? FileManager.default.removeItem(atPath: reportFile)
         }
+        let turn = InterfaceTurn()
+        defer { withExtendedLifetime(turn) {} }
         let sfuOutput = Pipe()
         let metricsPort = UInt16(Self.basePort + 2)
         let sfu = try Self.start(
@@ -87,18 +91,69 @@ import Testing
     }
 
     @Test func sfuRefusesAnUnavailableBackendWithANamedError() throws {
-        var cases = [("xdp", "backend xdp unavailable")]
-        if !FileManager.default.fileExists(atPath: "/dev/sendgroup") {
-            cases.append(("sendgroup", "backend sendgroup unavailable: the sendgroup module is not loaded"))
+        // xdp on a loopback media address: no device to attach to.
+        var cases = [(["--backend", "xdp"], false, "backend xdp unavailable: the media address 127.0.0.1:")]
+        // xdp without root (as nobody): named, not a crash.
+        if geteuid() == 0 {
+            cases.append((["--backend", "xdp", "--interface", "lo"], true, "backend xdp unavailable: the fast path needs root"))
         }
-        for (backend, message) in cases {
+        if !FileManager.default.fileExists(atPath: "/dev/sendgroup") {
+            cases.append((["--backend", "sendgroup"], false, "backend sendgroup unavailable: the sendgroup module is not loaded"))
+        }
+        for (arguments, asNobody, message) in cases {
             let output = Pipe()
-            let sfu = try Self.start(["sfu", "--control", "127.0.0.1:0", "--media", "127.0.0.1:0", "--backend", backend], output: output)
+            let sfuArguments = ["sfu", "--control", "127.0.0.1:0", "--media", "127.0.0.1:0"] + arguments
+            let sfu: Process
+            if asNobody {
+                sfu = Process()
+                sfu.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+                sfu.arguments = ["--reuid", "65534", "--regid", "65534", "--clear-groups", GroupcastBinary.url.path] + sfuArguments
+                sfu.standardOutput = output
+                sfu.standardError = output
+                try sfu.run()
+            } else {
+                sfu = try Self.start(sfuArguments, output: output)
+            }
             let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             sfu.waitUntilExit()
             #expect(sfu.terminationStatus == 2, "\(text)")
             #expect(text.contains(message), "\(text)")
         }
+    }
+
+    /// The xdp backend leaves nothing attached: not after SIGINT, not after SIGTERM, not when the
+    /// SFU fails to start after attaching (control port taken).
+    @Test(.enabled(if: TestBackend.selected == .xdp)) func xdpDetachesOnSignalsAndOnStartFailure() throws {
+        let network = TestNetwork.selected
+        let port = Self.basePort + 10
+        let control = "\(network.sfuHost(port: UInt16(port)))", media = "\(network.sfuHost(port: UInt16(port + 1)))"
+        let turn = InterfaceTurn()
+        defer { withExtendedLifetime(turn) {} }
+        func attached() -> Bool { (try? FastPath.status(interface: "gcsfu0")) != nil }
+        #expect(!attached())
+        for signal in [SIGINT, SIGTERM] {
+            let output = Pipe()
+            let sfu = try Self.start(["sfu", "--control", control, "--media", media, "--backend", "xdp", "--stats-interval", "0"], output: output)
+            let deadline = ContinuousClock.now.advanced(by: .seconds(5))
+            while !attached() && sfu.isRunning && ContinuousClock.now < deadline { usleep(10_000) }
+            #expect(attached(), "not attached while running")
+            kill(sfu.processIdentifier, signal)
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            sfu.waitUntilExit()
+            #expect(sfu.terminationStatus == 0, "\(text)")
+            #expect(text.contains("final: xdp participants 0"), "\(text)")
+            #expect(!attached(), "still attached after signal \(signal)")
+        }
+        // The control port is taken: the SFU attaches (media first), then fails and detaches.
+        let squatter = try GroupSocket(bindingTo: network.sfuHost(port: UInt16(port)), backend: .sendmsgLoop)
+        defer { try? squatter.close() }
+        let output = Pipe()
+        let sfu = try Self.start(["sfu", "--control", control, "--media", media, "--backend", "xdp"], output: output)
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        sfu.waitUntilExit()
+        #expect(sfu.terminationStatus == 2, "\(text)")
+        #expect(text.contains("control socket on \(control)"), "\(text)")
+        #expect(!attached(), "attachment left after a failed start")
     }
 
     @Test func demoWithoutRootSaysSoAndCreatesNothing() throws {

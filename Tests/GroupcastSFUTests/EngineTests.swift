@@ -1,3 +1,4 @@
+import GroupcastFastPath
 import GroupcastSFU
 import GroupUnicast
 import SystemPackage
@@ -117,6 +118,25 @@ import Testing
         for value: UInt64 in [3, 3, 5, 60] { small.record(value) }
         #expect(small.quantile(0.5) == 3 && small.quantile(0.75) == 5 && small.quantile(1) == 60)
         #expect(LatencyHistogram().quantile(0.5) == 0)
+    }
+
+    /// The in-kernel path's histogram (`struct gc_delay_hist`) has LatencyHistogram's buckets, so
+    /// merging its counts is the same as recording the samples.
+    @Test func kernelDelayBucketsMergeExactly() {
+        let layout = LatencyHistogram.layout
+        #expect(layout.exactLimit == DelayHistogram.exactLimit && layout.subBuckets == DelayHistogram.subBuckets
+            && layout.bucketCount == DelayHistogram.bucketCount)
+        let samples: [UInt64] = [0, 1, 63, 64, 65, 100, 1_000, 4_096, 12_345, 999_999, 3_000_000, 1 << 40, .max]
+        var recorded = LatencyHistogram()
+        var counts = [UInt64](repeating: 0, count: DelayHistogram.bucketCount)
+        for value in samples {
+            recorded.record(value)
+            counts[LatencyHistogram.bucket(of: value)] += 1
+        }
+        var merged = LatencyHistogram()
+        merged.merge(bucketCounts: counts, count: UInt64(samples.count), sum: samples.reduce(0, &+), max: .max)
+        for q in [0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1] { #expect(merged.quantile(q) == recorded.quantile(q), "q \(q)") }
+        #expect(merged.count == recorded.count && merged.max == recorded.max && merged.min == 0)
     }
 
     @Test func prometheusTextHasEveryCounter() {

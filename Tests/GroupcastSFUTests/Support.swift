@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import GroupcastRing
 import GroupcastSFU
+import GroupcastSFUInterface
 import GroupUnicast
 import Logging
 import Testing
@@ -165,8 +166,24 @@ let testLogger: Logger = {
     return logger
 }()
 
+/// An interface backend attaches to `gcsfu0`, and one interface takes one attachment: the suites
+/// (which swift-testing runs in parallel) take turns. Held by a ``TestSFU`` for its lifetime, by
+/// tests that start `groupcast sfu` for theirs; a no-op for the socket backends.
+final class InterfaceTurn: @unchecked Sendable {
+    private static let semaphore = DispatchSemaphore(value: 1)
+    private let held: Bool
+
+    init(backend: ForwarderBackend = TestBackend.selected) {
+        held = backend.needsInterface
+        if held { Self.semaphore.wait() }
+    }
+
+    deinit { if held { Self.semaphore.signal() } }
+}
+
 /// A running SFU on the test network (``TestNetwork``) with ephemeral ports; stopped on deinit.
 final class TestSFU {
+    let turn: InterfaceTurn
     let server: SFUServer
     let control: SocketAddress
     let media: SocketAddress
@@ -175,17 +192,13 @@ final class TestSFU {
         capacity: Int = 16, keepalive: Duration = .seconds(10), echo: Bool = true, room: RoomFile? = nil,
         backend: ForwarderBackend = TestBackend.selected, host: SocketAddress = TestNetwork.selected.sfuHost()
     ) throws {
+        turn = InterfaceTurn(backend: backend)
         var configuration = SFUServer.Configuration(controlAddress: host, mediaAddress: host, backend: backend)
         configuration.capacity = capacity
         configuration.keepaliveTimeout = keepalive
         configuration.echo = echo
         configuration.room = room
-        if backend == .ring {
-            let forwarder = try RingForwarder(configuration: .init(bindAddress: host), logger: testLogger)
-            server = try SFUServer(configuration: configuration, forwarder: forwarder, logger: testLogger)
-        } else {
-            server = try SFUServer(configuration: configuration, logger: testLogger)
-        }
+        server = try SFUBackends.makeServer(configuration, logger: testLogger)
         control = try server.controlAddress
         media = try server.mediaAddress
         server.start()

@@ -270,6 +270,36 @@ static struct groupcast *load_skel(int echo)
 	return s;
 }
 
+/* The delay histogram summed over CPUs; its bucket counts must add up to its count. */
+static int delay_read(struct groupcast *s, struct gc_delay_hist *out)
+{
+	int ncpu = libbpf_num_possible_cpus(), c, b;
+	struct gc_delay_hist *vals;
+	__u32 key = 0;
+	uint64_t in_buckets = 0;
+
+	if (ncpu <= 0)
+		return -1;
+	vals = calloc(ncpu, sizeof(*vals));
+	if (!vals || bpf_map_lookup_elem(bpf_map__fd(s->maps.gc_delay), &key, vals)) {
+		free(vals);
+		return -1;
+	}
+	memset(out, 0, sizeof(*out));
+	for (c = 0; c < ncpu; c++) {
+		out->count += vals[c].count;
+		out->sum += vals[c].sum;
+		if (vals[c].max > out->max)
+			out->max = vals[c].max;
+		for (b = 0; b < GC_DELAY_BUCKETS; b++)
+			out->buckets[b] += vals[c].buckets[b];
+	}
+	free(vals);
+	for (b = 0; b < GC_DELAY_BUCKETS; b++)
+		in_buckets += out->buckets[b];
+	return in_buckets == out->count ? 0 : -1;
+}
+
 static int stats_read(struct groupcast *s, uint64_t out[GC_STAT_MAX])
 {
 	int ncpu = libbpf_num_possible_cpus(), c;
@@ -617,8 +647,10 @@ static int run_xdp_case(const struct xdp_case *c)
 {
 	uint8_t in[PKT_MAX], out[PKT_MAX];
 	uint64_t before[GC_STAT_MAX], after[GC_STAT_MAX];
+	const struct gc_delay_meta *meta;
 	struct pkt_spec spec;
-	size_t len = xdp_case_frame(c, in, &spec);
+	size_t len = xdp_case_frame(c, in, &spec), meta_len;
+	int media;
 	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = len, .data_out = out,
 		    .data_size_out = sizeof(out), .repeat = 1);
 	int ret;
@@ -627,8 +659,18 @@ static int run_xdp_case(const struct xdp_case *c)
 	ret = bpf_prog_test_run_opts(bpf_program__fd(skel_echo->progs.groupcast_xdp), &o);
 	CHECK(ret == 0, "BPF_PROG_TEST_RUN: %s", strerror(errno));
 	CHECK((int)o.retval == c->verdict, "verdict %u, want %d", o.retval, c->verdict);
-	CHECK(o.data_size_out == len && !memcmp(in, out, len), "XDP changed the frame");
+	/* Media handed to TC carries its receive time in front of the frame
+	 * (struct gc_delay_meta); test runs return the metadata too. */
+	meta_len = o.data_size_out > len ? o.data_size_out - len : 0;
+	meta = (const struct gc_delay_meta *)out;
 	CHECK(stats_read(skel_echo, after) == 0, "reading counters");
+	media = after[GC_STAT_RX_MEDIA] != before[GC_STAT_RX_MEDIA];
+	CHECK(meta_len == (media ? sizeof(*meta) : 0), "%zu bytes of metadata, want %zu", meta_len,
+	      media ? sizeof(*meta) : 0);
+	CHECK(!meta_len || (meta->magic == GC_DELAY_META_MAGIC && meta->rx_ns != 0),
+	      "metadata without the receive time");
+	CHECK(o.data_size_out == len + meta_len && !memcmp(in, out + meta_len, len),
+	      "XDP changed the frame");
 	if (c->stat >= 0 && c->rx)
 		return stats_expect(before, after, GC_STAT_RX, 1, c->stat, 1, -1);
 	if (c->stat >= 0)
@@ -703,6 +745,7 @@ static int tc_forward(int family, uint16_t vlan, int zero_csum, int echo)
 	struct groupcast *s = echo ? skel_echo : skel_noecho;
 	uint32_t ssrc = family == 4 ? SSRC_V4 : SSRC_V6;
 	uint64_t before[GC_STAT_MAX], after[GC_STAT_MAX];
+	static struct gc_delay_hist delay_before, delay_after;
 	uint8_t in[PKT_MAX], exp[PKT_MAX];
 	struct sub_def defs[3];
 	struct pkt_spec spec;
@@ -722,8 +765,14 @@ static int tc_forward(int family, uint16_t vlan, int zero_csum, int echo)
 	spec.zero_csum = zero_csum;
 	len = pkt_build(&spec, in, NULL);
 	CHECK(stats_read(s, before) == 0, "reading counters");
+	CHECK(delay_read(s, &delay_before) == 0, "reading the delay histogram");
 	if (tc_run(s, in, len, &r))
 		return -1;
+	/* One delay sample per replicated packet (the TC program's own start:
+	 * a test run has no XDP metadata). */
+	CHECK(delay_read(s, &delay_after) == 0, "delay histogram: bucket counts != count");
+	CHECK(delay_after.count == delay_before.count + 1, "delay samples %llu, want %llu",
+	      (unsigned long long)delay_after.count, (unsigned long long)delay_before.count + 1);
 	if (echo) {
 		CHECK(r.retval == TC_ACT_REDIRECT, "verdict %u, want TC_ACT_REDIRECT", r.retval);
 		elen = expect_echo(&spec, exp);

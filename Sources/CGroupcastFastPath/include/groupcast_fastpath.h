@@ -118,6 +118,13 @@ int gcfp_subscriber_init(struct gc_subscriber *s, uint8_t family, const void *ad
 int gcfp_route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
 		   const void *origin_addr, uint16_t origin_port, uint8_t stream_type,
 		   const struct gc_subscriber *subs, uint32_t n_subs, struct gcfp_error *err);
+/* Install or replace the route of @ssrc with GC_ROUTE_F_USERSPACE and no
+ * subscribers: the kernel checks the origin and passes the stream's packets
+ * to user space (for receivers it cannot reach yet, e.g. an unresolved
+ * neighbour). Returns 1 like gcfp_route_set for such a route. */
+int gcfp_route_set_userspace(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
+			     const void *origin_addr, uint16_t origin_port, uint8_t stream_type,
+			     struct gcfp_error *err);
 int gcfp_route_remove(struct gcfp_handle *h, uint32_t ssrc, struct gcfp_error *err);
 int gcfp_route_get(struct gcfp_handle *h, uint32_t ssrc, struct gc_route *out,
 		   struct gcfp_error *err);
@@ -127,6 +134,9 @@ int gcfp_route_next(struct gcfp_handle *h, const uint32_t *prev, uint32_t *next,
 
 /* Per-CPU counters summed: out[i] is enum gc_stat i. */
 int gcfp_stats(struct gcfp_handle *h, uint64_t out[GC_STAT_MAX], struct gcfp_error *err);
+
+/* The processing-delay histogram (struct gc_delay_hist) summed over CPUs. */
+int gcfp_delay(struct gcfp_handle *h, struct gc_delay_hist *out, struct gcfp_error *err);
 
 /* The name of counter @stat ("forwarded", "drop_spoofed", ...), NULL if out of range. */
 const char *gcfp_stat_name(unsigned int stat);
