@@ -70,8 +70,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The SFU's interface backends (`xdp`), which need libbpf: kept out of GroupcastSFU so
-        // that its parsers, registry and socket backends build and fuzz without it.
+        // The SFU's xdp backend and `SFUBackends`, which builds any backend (the ring of
+        // GroupcastRing included); needs libbpf, so kept out of GroupcastSFU, whose parsers,
+        // registry and socket backends build and fuzz without it.
         .target(
             name: "GroupcastSFUInterface",
             dependencies: [
