@@ -24,7 +24,7 @@ struct SFUCommand: ParsableCommand {
     @Option(help: "Forwarding backend: socket (recvmsg + sendmsg per recipient), sendmmsg, sendgroup (kernel module), xdp (XDP/TC fast path in the kernel; root), ring (AF_XDP rings, Docs/ring.md). Default: the fastest socket backend available.")
     var backend: ForwarderBackend = .fastestAvailable
 
-    @Option(name: .customLong("interface"), help: "xdp: attach to this interface (repeatable). Default: the interface carrying --media, or for a wildcard address every interface that is up with an address of its family.")
+    @Option(name: .customLong("interface"), help: "xdp, ring: attach to this interface (repeatable). Default: the interface carrying --media, or for a wildcard address every interface that is up with an address (loopback excluded).")
     var interfaces: [String] = []
 
     @Option(help: "xdp: XDP attach mode: auto (native where the driver supports it), native or generic.")
@@ -44,9 +44,6 @@ struct SFUCommand: ParsableCommand {
 
     @Option(help: "Datagrams per recvmmsg (sendmmsg and sendgroup backends), RX descriptors per batch (ring).")
     var batch: Int = 64
-
-    @Option(name: .customLong("ring-interface"), help: "ring: an interface to serve (repeat for several). Default: the one holding --media's address, or every interface that is up with an address for 0.0.0.0/::.")
-    var ringInterfaces: [String] = []
 
     @Option(help: "ring: the receive queue bound on each interface.")
     var ringQueue: UInt32 = 0
@@ -122,7 +119,7 @@ struct SFUCommand: ParsableCommand {
         do {
             if backend == .ring {
                 var ring = RingForwarder.Configuration(bindAddress: media)
-                ring.interfaces = ringInterfaces
+                ring.interfaces = interfaces
                 ring.queue = ringQueue
                 ring.mode = ringMode
                 ring.ringSize = ringSize
