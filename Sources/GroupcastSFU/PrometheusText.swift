@@ -13,6 +13,7 @@ public enum PrometheusText {
         metric("groupcast_sfu_packets_received_total", "counter", "Datagrams received on the media port.", [(backend, "\(f.received)")])
         metric("groupcast_sfu_packets_sent_total", "counter", "Copies sent, by kind.",
                [("\(backend),kind=\"forwarded\"", "\(f.forwarded)"), ("\(backend),kind=\"echo\"", "\(f.echoed)")])
+        metric("groupcast_sfu_packets_sent_in_kernel_total", "counter", "Of the copies sent: made by an in-kernel data plane (xdp backend).", [(backend, "\(f.inKernel)")])
         metric("groupcast_sfu_packets_deferred_total", "counter", "Copies queued in a receiver backlog (socket buffer full).", [(backend, "\(f.deferred)")])
         metric("groupcast_sfu_packets_dropped_total", "counter", "Datagrams or copies dropped, by reason.",
                DropReason.allCases.map { ("\(backend),reason=\"\($0)\"", "\(f[$0])") })

@@ -143,6 +143,7 @@ import Testing
         var forwarder = ForwarderStatistics()
         forwarder.received = 7
         forwarder.echoed = 5
+        forwarder.inKernel = 4
         forwarder[.spoofed] = 2
         forwarder.delay.record(1_500)
         var control = ControlStatistics()
@@ -154,6 +155,7 @@ import Testing
             "groupcast_sfu_packets_received_total{backend=\"socket\"} 7",
             "groupcast_sfu_packets_sent_total{backend=\"socket\",kind=\"echo\"} 5",
             "groupcast_sfu_packets_dropped_total{backend=\"socket\",reason=\"spoofed\"} 2",
+            "groupcast_sfu_packets_sent_in_kernel_total{backend=\"socket\"} 4",
             "groupcast_sfu_processing_delay_seconds_count{backend=\"socket\"} 1",
             "groupcast_sfu_processing_delay_seconds_sum{backend=\"socket\"} 0.000001500",
             "groupcast_sfu_cpu_seconds_total{mode=\"user\"} 2.000000000",
