@@ -100,6 +100,12 @@ import Testing
         if !FileManager.default.fileExists(atPath: "/dev/sendgroup") {
             cases.append((["--backend", "sendgroup"], false, "backend sendgroup unavailable: the sendgroup module is not loaded"))
         }
+        // ring on lo in a namespace without route_localnet/accept_local: its frames would be
+        // dropped as martians; and ring without root.
+        cases.append((["--backend", "ring"], false, "backend ring unavailable: on lo, frames sent from AF_XDP re-enter the stack"))
+        if geteuid() == 0 {
+            cases.append((["--backend", "ring", "--interface", "lo"], true, "backend ring unavailable: AF_XDP and XDP need root"))
+        }
         for (arguments, asNobody, message) in cases {
             let output = Pipe()
             let sfuArguments = ["sfu", "--control", "127.0.0.1:0", "--media", "127.0.0.1:0"] + arguments
