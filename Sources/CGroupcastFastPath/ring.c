@@ -1261,8 +1261,7 @@ int gc_ring_add_interface(struct gc_ring *ring, const char *ifname, struct gcfp_
 			goto fail;
 		}
 		if (ret)
-			fprintf(stderr, "groupcast ring: %s queue %u: no zero-copy (%s), using copy mode\n",
-				ifname, ring->opts.queue, strerror(-ret));
+			p->info.zerocopy_errno = -ret;
 	}
 	if (ret) {
 		ret = bind_socket(ring, p, XDP_COPY);

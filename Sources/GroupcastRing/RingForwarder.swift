@@ -150,6 +150,9 @@ public final class RingForwarder: Forwarder {
             gc_ring_port_info(opened, index, &info)
             let port = RingPort(
                 interface: name, ifindex: info.ifindex, queue: info.queue, zeroCopy: info.zerocopy != 0, nativeXDP: info.xdp_native != 0)
+            if info.zerocopy_errno != 0 {
+                logger.info("ring: \(name) queue \(info.queue): no zero-copy (\(String(cString: strerror(info.zerocopy_errno)))), using copy mode")
+            }
             logger.info("ring: \(port)")
             ports.append(port)
         }

@@ -17,6 +17,9 @@ public enum PrometheusText {
         metric("groupcast_sfu_packets_deferred_total", "counter", "Copies queued in a receiver backlog (socket buffer full).", [(backend, "\(f.deferred)")])
         metric("groupcast_sfu_packets_dropped_total", "counter", "Datagrams or copies dropped, by reason.",
                DropReason.allCases.map { ("\(backend),reason=\"\($0)\"", "\(f[$0])") })
+        metric("groupcast_sfu_tx_stalls_total", "counter", "Waits for transmit space in the middle of a batch (ring backend: TX ring or UMEM frames exhausted).",
+               [(backend, "\(f.transmitStalls)")])
+        metric("groupcast_sfu_tx_stall_seconds_total", "counter", "Time spent in those waits.", [(backend, seconds(f.transmitStallNanoseconds))])
         // The delay histogram as a summary: quantiles from the log-linear buckets.
         let quantiles: [Double] = [0.5, 0.9, 0.99, 0.999]
         metric("groupcast_sfu_processing_delay_seconds", "summary", "Pickup to last copy scheduled, per forwarded packet.",

@@ -98,6 +98,7 @@ struct gc_ring_port_info {
 	__u8 xdp_native;	/* 1: program attached in driver mode, 0: generic (skb) mode */
 	__u8 ipv4[4];		/* the interface's first IPv4 address (copies' source), 0 if none */
 	__u8 ipv6[16];		/* its first global IPv6 address, 0 if none */
+	int zerocopy_errno;	/* AUTO mode in copy mode: why the zero-copy bind failed */
 };
 
 struct gc_ring;
@@ -107,9 +108,10 @@ struct gc_ring_table;
 int gc_ring_open(const struct gc_ring_opts *opts, struct gc_ring **ring, struct gcfp_error *err);
 
 /* Loads the redirect program on @ifname, creates and binds its AF_XDP socket
- * (zero-copy first in AUTO mode, falling back to copy with a log line on
- * stderr), attaches the program (driver mode, else generic). Returns the
- * port index (>= 0). GCFP_ERR_BUSY: another XDP program holds the interface. */
+ * (zero-copy first in AUTO mode, falling back to copy: the port's info says
+ * which, and why), attaches the program (driver mode, else generic). Returns
+ * the port index (>= 0). GCFP_ERR_BUSY: another XDP program holds the
+ * interface. */
 int gc_ring_add_interface(struct gc_ring *ring, const char *ifname, struct gcfp_error *err);
 
 int gc_ring_port_count(const struct gc_ring *ring);
