@@ -199,7 +199,7 @@ public struct ForwardingEngine: Sendable {
         let recipients = route.recipients
         if !recipients.isEmpty {
             if backlogged.isEmpty {
-                let errors = send(bytes, recipients)
+                let errors = timedSend(send, bytes, recipients)
                 account(errors, recipients: recipients, bytes: bytes, start: 0)
             } else {
                 // Keep each receiver's order: receivers with a backlog queue behind it.
@@ -214,7 +214,7 @@ public struct ForwardingEngine: Sendable {
                     }
                 }
                 if !direct.isEmpty {
-                    let errors = send(bytes, direct)
+                    let errors = timedSend(send, bytes, direct)
                     for (slot, error) in errors.enumerated() {
                         record(error, at: directIndices[slot], address: direct[slot].address, bytes: bytes)
                     }
@@ -224,6 +224,16 @@ public struct ForwardingEngine: Sendable {
         let done = monotonicNanoseconds()
         statistics.delay.record(done &- pickup)
         return done
+    }
+
+    /// `send`, with its duration added to ``ForwarderStatistics/sendNanoseconds``.
+    @inline(__always)
+    private mutating func timedSend(_ send: Send, _ bytes: UnsafeRawBufferPointer, _ recipients: [Recipient]) -> [Errno?] {
+        let start = monotonicNanoseconds()
+        let errors = send(bytes, recipients)
+        statistics.sendNanoseconds &+= monotonicNanoseconds() &- start
+        statistics.sendCalls &+= 1
+        return errors
     }
 
     @inline(__always)
@@ -265,7 +275,7 @@ public struct ForwardingEngine: Sendable {
             guard var backlog = backlogs.removeValue(forKey: address) else { backlogged.remove(at: index); continue }
             var blocked = false
             while let entry = backlog.first {
-                let error = entry.bytes.withUnsafeBytes { send($0, [Recipient(address)]) }.first ?? nil
+                let error = entry.bytes.withUnsafeBytes { timedSend(send, $0, [Recipient(address)]) }.first ?? nil
                 if let error, Self.isBackpressure(error) {
                     blocked = true
                     break

@@ -177,6 +177,11 @@ public struct ForwarderStatistics: Hashable, Sendable {
     public var transmitStalls: UInt64 = 0
     /// Time spent in those waits, nanoseconds.
     public var transmitStallNanoseconds: UInt64 = 0
+    /// Wall time spent inside the backend's send calls (monotonic ns): with the CPU time of the
+    /// process, the share of forwarding spent sending (Amdahl's f, Docs/benchmarks.md).
+    public var sendNanoseconds: UInt64 = 0
+    /// Send calls made (one per packet and backlog flush; a `socket` call loops over recipients).
+    public var sendCalls: UInt64 = 0
 
     public init() {}
 
