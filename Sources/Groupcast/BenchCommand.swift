@@ -30,6 +30,9 @@ func repositoryRoot() throws -> String {
 
 /// Runs `path arguments` with this process's standard streams and exits with its status.
 func runScript(_ path: String, _ arguments: [String]) throws -> Never {
+    guard FileManager.default.isExecutableFile(atPath: path) else {
+        throw ValidationError("\(path) is missing or not executable (GROUPCAST_REPO names the checkout)")
+    }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments

@@ -251,7 +251,7 @@ final class StatisticsReporter {
             {"backend":"\(s.backend)","final":\(final),"uptime_ns":\(s.uptime),"participants":\(s.control.participants),"routes":\(s.control.routes),\
             "received":\(f.received),"forwarded":\(f.forwarded),"echoed":\(f.echoed),"in_kernel":\(f.inKernel),"deferred":\(f.deferred),"dropped":{\(drops)},\
             "tx_stalls":\(f.transmitStalls),"tx_stall_ns":\(f.transmitStallNanoseconds),\
-            "send_ns":\(f.sendNanoseconds),"send_calls":\(f.sendCalls),\
+            "send_ns":\(f.sendNanoseconds),"send_calls":\(f.sendCalls),"busy_ns":\(f.busyNanoseconds),\
             "delay_ns":{"count":\(f.delay.count),"sum":\(f.delay.sum),"p50":\(f.delay.quantile(0.5)),"p99":\(f.delay.quantile(0.99)),"max":\(f.delay.count == 0 ? 0 : f.delay.max)},\
             "cpu_percent":{"user":\(String(format: "%.2f", cpu.user)),"system":\(String(format: "%.2f", cpu.system))},\
             "control":{"requests":\(s.control.requests),"registered":\(s.control.registered),"left":\(s.control.left),"expired":\(s.control.expired),"errors":{\(errors)}}}

@@ -182,6 +182,10 @@ public struct ForwarderStatistics: Hashable, Sendable {
     public var sendNanoseconds: UInt64 = 0
     /// Send calls made (one per packet and backlog flush; a `socket` call loops over recipients).
     public var sendCalls: UInt64 = 0
+    /// Wall time the forwarder was busy (from a wake-up to the next wait: receive, forward,
+    /// flush), monotonic ns; `sendNanoseconds / busyNanoseconds` is the share of forwarding spent
+    /// sending, both inflated alike when the thread is preempted. 0 if the backend does not count it.
+    public var busyNanoseconds: UInt64 = 0
 
     public init() {}
 

@@ -137,6 +137,8 @@ public final class UserspaceForwarder: Forwarder {
                 throw .socket("poll(media)", .systemCall(call: "poll", errno: error))
             }
             if entry.revents & CShort(POLLNVAL) != 0 { throw .socket("poll(media)", .socketClosed) }
+            // Busy time is added at every publication, so a forwarder that never waits shows it too.
+            var busySince = monotonicNanoseconds()
             // A table installed while we slept applies to what woke us.
             if let table = pendingTable.withLock({ table -> RoutingTable? in defer { table = nil }; return table }) {
                 engine.install(table)
@@ -173,6 +175,8 @@ public final class UserspaceForwarder: Forwarder {
                     if engine.hasBacklog { engine.flushBacklogs(send: send) }
                     let now = monotonicNanoseconds()
                     if now &- lastPublish > 50_000_000 {
+                        engine.statistics.busyNanoseconds &+= now &- busySince
+                        busySince = now
                         published.withLock { $0 = engine.statistics }
                         lastPublish = now
                     }
@@ -182,8 +186,9 @@ public final class UserspaceForwarder: Forwarder {
                     }
                 }
             }
-            published.withLock { $0 = engine.statistics }
             lastPublish = monotonicNanoseconds()
+            engine.statistics.busyNanoseconds &+= lastPublish &- busySince
+            published.withLock { $0 = engine.statistics }
         }
     }
 }
