@@ -223,6 +223,9 @@ struct RunResult: Codable {
     /// SFU CPU (user + system) per received packet and per copy, nanoseconds.
     var cpuNsPerPacket: Double
     var cpuNsPerCopy: Double
+    /// The forwarder's busy time (wake-up to next wait) per received packet, nanoseconds: the
+    /// forwarding work without the idle process's overhead (poll timeouts, statistics).
+    var busyNsPerPacket: Double
     // The clients' view (whole run).
     var clientsSent: UInt64
     var expectedCopies: UInt64
@@ -271,6 +274,8 @@ struct AmdahlRow: Codable {
     var predicted: Double
     /// socket CPU per packet / this backend's CPU per packet, same clients and rate.
     var measuredCPU: Double
+    /// socket busy time per packet / this backend's (the time f is a share of).
+    var measuredBusy: Double
     /// socket mean delay / this backend's mean delay.
     var measuredDelay: Double
 }
@@ -347,7 +352,7 @@ struct ProcSample {
 
 /// The SFU's statistics file, the fields the benchmark uses.
 struct SFUSnapshot {
-    var received: UInt64 = 0, copies: UInt64 = 0, dropped: UInt64 = 0
+    var received: UInt64 = 0, copies: UInt64 = 0, dropped: UInt64 = 0, participants = 0
     var sendNs: UInt64 = 0, busyNs: UInt64 = 0, delayCount: UInt64 = 0, delaySum: UInt64 = 0
     var p50: UInt64 = 0, p99: UInt64 = 0, max: UInt64 = 0
 
@@ -359,7 +364,7 @@ struct SFUSnapshot {
         func u(_ value: Any?) -> UInt64 { (value as? NSNumber)?.uint64Value ?? 0 }
         return SFUSnapshot(
             received: u(json["received"]), copies: u(json["forwarded"]) + u(json["echoed"]),
-            dropped: dropped.values.reduce(0) { $0 + u($1) }, sendNs: u(json["send_ns"]), busyNs: u(json["busy_ns"]),
+            dropped: dropped.values.reduce(0) { $0 + u($1) }, participants: (json["participants"] as? NSNumber)?.intValue ?? 0, sendNs: u(json["send_ns"]), busyNs: u(json["busy_ns"]),
             delayCount: u(delay["count"]), delaySum: u(delay["sum"]), p50: u(delay["p50"]), p99: u(delay["p99"]), max: u(delay["max"]))
     }
 }
@@ -587,7 +592,9 @@ final class SFUBench {
         defer { processes.terminateAll() }
         let name = "\(kind)-\(backend)-\(sessionClients)-\(rate)"
         let session = try startSFU(backend, name: "sfu-" + name, capacity: sessionClients, processes: &processes)
-        let clientSeconds = plan.warmup + window + 0.3
+        // Clients count their duration from their own registration; the window opens once all
+        // are registered, the slack covers the spread of registrations between processes.
+        let clientSeconds = plan.warmup + window + 2
         var clientRuns: [(Process, String, String)] = []
         for (slot, spec) in clientSpecs.enumerated() {
             let clientName = "client-\(name)-\(slot)"
@@ -596,17 +603,34 @@ final class SFUBench {
             clientRuns.append((process, json, clientName))
         }
         let loadBefore = Double(Self.loadavg().split(separator: " ").first ?? "0") ?? 0
+        let registered = Date().addingTimeInterval(30 + Double(sessionClients) / 10)
+        while (SFUSnapshot.load(session.statsFile)?.participants ?? 0) < sessionClients {
+            guard session.sfu.isRunning else { throw DemoError.processFailed("SFU exited during registration", topology.logTail("\(session.name).log")) }
+            if let failed = clientRuns.first(where: { !$0.0.isRunning }) {
+                throw DemoError.processFailed("client \(failed.2) exited during registration", topology.logTail("\(failed.2).log"))
+            }
+            guard Date() < registered, !stop.received else {
+                throw DemoError.processFailed("only \(SFUSnapshot.load(session.statsFile)?.participants ?? 0) of \(sessionClients) participants registered in time", "")
+            }
+            usleep(50_000)
+        }
         try wait(plan.warmup, session: session, what: what, base: 0)
         guard let first = ProcSample.take(pid: session.sfu.processIdentifier) else {
             throw DemoError.processFailed("cannot read /proc of the SFU", topology.logTail("\(session.name).log"))
         }
-        let statsFirst = SFUSnapshot.load(session.statsFile) ?? SFUSnapshot()
+        guard let statsFirst = SFUSnapshot.load(session.statsFile) else {
+            let text = (try? String(contentsOfFile: session.statsFile, encoding: .utf8)) ?? "(missing)"
+            throw DemoError.processFailed("cannot parse the SFU's statistics \(session.statsFile)", String(text.prefix(400)))
+        }
         let firstStatsTime = Date()
         try wait(window, session: session, what: what, base: plan.warmup)
         guard let second = ProcSample.take(pid: session.sfu.processIdentifier) else {
             throw DemoError.processFailed("cannot read /proc of the SFU", topology.logTail("\(session.name).log"))
         }
-        let statsSecond = SFUSnapshot.load(session.statsFile) ?? statsFirst
+        guard let statsSecond = SFUSnapshot.load(session.statsFile) else {
+            let text = (try? String(contentsOfFile: session.statsFile, encoding: .utf8)) ?? "(missing)"
+            throw DemoError.processFailed("cannot parse the SFU's statistics \(session.statsFile)", String(text.prefix(400)))
+        }
         _ = firstStatsTime
         let loadAfter = Double(Self.loadavg().split(separator: " ").first ?? "0") ?? 0
         var totals: [ClientTotals] = []
@@ -639,18 +663,13 @@ final class SFUBench {
         let copies = statsSecond.copies &- statsFirst.copies
         let delayCount = statsSecond.delayCount &- statsFirst.delayCount
         let sent = totals.reduce(0) { $0 + $1.sent }
-        let expected: UInt64
-        let delivered: UInt64
-        if kind == "grid" {
-            // Every packet: n-1 other participants and the echo.
-            expected = sent * UInt64(sessionClients)
-            delivered = totals.reduce(0) { $0 + $1.echoed + $1.received }
-        } else {
-            // Broadcast: the audience's copies of the broadcaster's packets.
-            expected = sent * UInt64(sessionClients - 1)
-            delivered = totals.reduce(0) { $0 + $1.received }
-        }
+        // Delivered: what the receivers got against what their sequence numbers say was sent to
+        // them from their first packet on (registrations are staggered), and in a grid run the
+        // echoes against the packets sent.
         let lost = totals.reduce(0) { $0 + $1.lost }, heard = totals.reduce(0) { $0 + $1.received }
+        let echoed = totals.reduce(0) { $0 + $1.echoed }
+        let expected = kind == "grid" ? heard + lost + sent : heard + lost
+        let delivered = kind == "grid" ? heard + echoed : heard
         let result = RunResult(
             kind: kind, backend: backend.rawValue, clients: sessionClients, fanout: kind == "grid" ? sessionClients : sessionClients,
             rate: rate, windowSeconds: elapsed,
@@ -661,6 +680,7 @@ final class SFUBench {
             delayMean: delayCount == 0 ? 0 : Double(statsSecond.delaySum &- statsFirst.delaySum) / Double(delayCount) / 1000,
             sendShare: busyNs > 0 ? min(1, Double(statsSecond.sendNs &- statsFirst.sendNs) / busyNs) : 0,
             cpuNsPerPacket: received == 0 ? 0 : cpuNs / Double(received), cpuNsPerCopy: copies == 0 ? 0 : cpuNs / Double(copies),
+            busyNsPerPacket: received == 0 ? 0 : busyNs / Double(received),
             clientsSent: sent, expectedCopies: expected, deliveredCopies: delivered,
             deliveredRatio: expected == 0 ? 0 : Double(delivered) / Double(expected),
             lossPercent: heard + lost == 0 ? 0 : 100 * Double(lost) / Double(heard + lost),
@@ -794,6 +814,7 @@ final class SFUBench {
                 backend: run.backend, clients: run.clients, rate: run.rate, microMethod: method, group: group, s: s, f: f,
                 predicted: 1 / ((1 - f) + f / s),
                 measuredCPU: run.cpuNsPerPacket > 0 ? base.cpuNsPerPacket / run.cpuNsPerPacket : 0,
+                measuredBusy: run.busyNsPerPacket > 0 ? base.busyNsPerPacket / run.busyNsPerPacket : 0,
                 measuredDelay: run.delayMean > 0 ? base.delayMean / run.delayMean : 0))
         }
         var note = "Amdahl prediction: s from \(path) (group sweep, 300-byte payload, median factor over the sendmsg loop), f = socket backend's send-call time / its busy time"
@@ -836,9 +857,9 @@ final class SFUBench {
         lines.append("")
         lines.append(amdahlNote)
         if !report.amdahl.isEmpty {
-            lines.append("backend    clients  pps  group      s      f   predicted  measured-cpu  measured-delay")
+            lines.append("backend    clients  pps  group      s      f   predicted  measured-busy  measured-cpu  measured-delay")
             for a in report.amdahl {
-                lines.append(pad(a.backend, 9, left: true) + String(format: " %7d %5d %6d %6.3f %6.3f %11.3f %13.3f %15.3f", a.clients, a.rate, a.group, a.s, a.f, a.predicted, a.measuredCPU, a.measuredDelay))
+                lines.append(pad(a.backend, 9, left: true) + String(format: " %7d %5d %6d %6.3f %6.3f %11.3f %14.3f %13.3f %15.3f", a.clients, a.rate, a.group, a.s, a.f, a.predicted, a.measuredBusy, a.measuredCPU, a.measuredDelay))
             }
         }
         if report.unavailable.isEmpty {
@@ -850,7 +871,7 @@ final class SFUBench {
     }
 
     static func csv(_ runs: [RunResult]) -> String {
-        var lines = ["kind,backend,clients,fanout,rate,window_s,cpu_user,cpu_system,cpu_softirq,cpu_softirq_client_cpu,received,copies,dropped,delay_p50_us,delay_p99_us,delay_max_us,delay_mean_us,send_share,cpu_ns_per_packet,cpu_ns_per_copy,clients_sent,expected_copies,delivered_copies,delivered_ratio,loss_percent,loadavg_before,loadavg_after"]
+        var lines = ["kind,backend,clients,fanout,rate,window_s,cpu_user,cpu_system,cpu_softirq,cpu_softirq_client_cpu,received,copies,dropped,delay_p50_us,delay_p99_us,delay_max_us,delay_mean_us,send_share,cpu_ns_per_packet,cpu_ns_per_copy,busy_ns_per_packet,clients_sent,expected_copies,delivered_copies,delivered_ratio,loss_percent,loadavg_before,loadavg_after"]
         for r in runs {
             lines.append([
                 r.kind, r.backend, "\(r.clients)", "\(r.fanout)", "\(r.rate)", String(format: "%.3f", r.windowSeconds),
@@ -858,7 +879,7 @@ final class SFUBench {
                 String(format: "%.2f", r.cpuSoftirqClientCPU), "\(r.received)", "\(r.copies)", "\(r.dropped)",
                 String(format: "%.3f", r.delayP50), String(format: "%.3f", r.delayP99), String(format: "%.3f", r.delayMax),
                 String(format: "%.3f", r.delayMean), String(format: "%.4f", r.sendShare), String(format: "%.1f", r.cpuNsPerPacket),
-                String(format: "%.1f", r.cpuNsPerCopy), "\(r.clientsSent)", "\(r.expectedCopies)", "\(r.deliveredCopies)",
+                String(format: "%.1f", r.cpuNsPerCopy), String(format: "%.1f", r.busyNsPerPacket), "\(r.clientsSent)", "\(r.expectedCopies)", "\(r.deliveredCopies)",
                 String(format: "%.4f", r.deliveredRatio), String(format: "%.3f", r.lossPercent),
                 String(format: "%.2f", r.loadavgBefore), String(format: "%.2f", r.loadavgAfter),
             ].joined(separator: ","))
