@@ -208,6 +208,8 @@ struct RunResult: Codable {
     var cpuSoftirq: Double
     /// Softirq on the clients' CPU (where the SFU's receive path runs, see the docs).
     var cpuSoftirqClientCPU: Double
+    /// Time the SFU's threads waited runnable for a CPU, percent of the window (other load).
+    var runqueueWait: Double
     // SFU counters over the window.
     var received: UInt64
     var copies: UInt64
@@ -326,6 +328,8 @@ struct ProcSample {
     var system: UInt64
     /// Per-CPU softirq, clock ticks.
     var softirq: [Int: UInt64]
+    /// Time the SFU's threads were runnable but waiting for a CPU (schedstat run_delay), ns.
+    var runDelay: UInt64
 
     static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
 
@@ -344,9 +348,17 @@ struct ProcSample {
                 if parts.count > 7, let cpu = Int(parts[0].dropFirst(3)), let value = UInt64(parts[7]) { softirq[cpu] = value }
             }
         }
+        // /proc/PID/task/TID/schedstat: run time, run_delay, timeslices (ns, ns, count).
+        var runDelay: UInt64 = 0
+        for task in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? [] {
+            if let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/schedstat", encoding: .utf8) {
+                let parts = text.split(separator: " ")
+                if parts.count > 1, let value = UInt64(parts[1]) { runDelay &+= value }
+            }
+        }
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
-        return ProcSample(time: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9, user: user, system: system, softirq: softirq)
+        return ProcSample(time: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9, user: user, system: system, softirq: softirq, runDelay: runDelay)
     }
 }
 
@@ -675,6 +687,7 @@ final class SFUBench {
             rate: rate, windowSeconds: elapsed,
             cpuUser: percent(second.user &- first.user), cpuSystem: percent(second.system &- first.system),
             cpuSoftirq: softirq(plan.sfuCPU), cpuSoftirqClientCPU: softirq(plan.clientCPU),
+            runqueueWait: Double(second.runDelay &- first.runDelay) / 1e9 / elapsed * 100,
             received: received, copies: copies, dropped: statsSecond.dropped &- statsFirst.dropped,
             delayP50: Double(final.p50) / 1000, delayP99: Double(final.p99) / 1000, delayMax: Double(final.max) / 1000,
             delayMean: delayCount == 0 ? 0 : Double(statsSecond.delaySum &- statsFirst.delaySum) / Double(delayCount) / 1000,
@@ -691,10 +704,21 @@ final class SFUBench {
     func measure(backend: ForwarderBackend, clients: Int, rate: Int) throws -> RunResult {
         let what = "\(backend) n=\(clients) \(rate)pps"
         let specs = (1...clients).map { ($0, 1, "all", "all") }
-        let (result, _) = try runSession(backend: backend, kind: "grid", sessionClients: clients, rate: rate, window: plan.window,
-                                         clientSpecs: specs, what: what)
-        progress.advance(plan.window + plan.warmup + 1.5)
-        return result
+        // On a loaded machine a REGISTER can go unanswered within the client's retries: try the
+        // run again (twice) before giving up on the whole benchmark.
+        var attempt = 1
+        while true {
+            do {
+                let (result, _) = try runSession(backend: backend, kind: "grid", sessionClients: clients, rate: rate, window: plan.window,
+                                                 clientSpecs: specs, what: what)
+                progress.advance(plan.window + plan.warmup + 1.5)
+                return result
+            } catch DemoError.processFailed(let what, let log) where attempt < 3 && !stop.received {
+                progress.clear()
+                FileHandle.standardError.write(Data("\(backend) n=\(clients) \(rate)pps: \(what) (\(log.split(separator: "\n").last ?? "")); again (attempt \(attempt + 1) of 3)\n".utf8))
+                attempt += 1
+            }
+        }
     }
 
     /// Helix-style broadcast: one participant sends all three streams, the audience receives them;
@@ -825,18 +849,18 @@ final class SFUBench {
     // MARK: Output
 
     static func runLine(_ r: RunResult) -> String {
-        String(format: "%@ n=%d %dpps: cpu user %.1f%% sys %.1f%% softirq %.1f%% | delay p50 %.1f p99 %.1f mean %.2f us | send share %.2f | delivered %.1f%% loss %.2f%% dropped %llu",
-               r.backend, r.clients, r.rate, r.cpuUser, r.cpuSystem, r.cpuSoftirq, r.delayP50, r.delayP99, r.delayMean, r.sendShare,
+        String(format: "%@ n=%d %dpps: cpu user %.1f%% sys %.1f%% softirq %.1f%% rq-wait %.1f%% | delay p50 %.1f p99 %.1f mean %.2f us | send share %.2f | delivered %.1f%% loss %.2f%% dropped %llu",
+               r.backend, r.clients, r.rate, r.cpuUser, r.cpuSystem, r.cpuSoftirq, r.runqueueWait, r.delayP50, r.delayP99, r.delayMean, r.sendShare,
                r.deliveredRatio * 100, r.lossPercent, r.dropped)
     }
 
     static func tables(_ report: BenchReport, amdahlNote: String) -> String {
         var lines: [String] = []
         lines.append("SFU benchmark (\(report.meta.label), kernel \(report.meta.kernel), \(report.meta.cpusOnline) CPUs, load \(report.meta.loadavgStart) -> \(report.meta.loadavgEnd))")
-        lines.append("backend    clients  pps   user%   sys%  softirq%  p50us  p99us  meanus  send-f  ns/pkt  delivered%  dropped")
+        lines.append("backend    clients  pps   user%   sys%  softirq%  rq-wait%  p50us  p99us  meanus  send-f  ns/pkt  delivered%  dropped")
         for r in report.runs where r.kind == "grid" {
-            lines.append(pad(r.backend, 9, left: true) + String(format: " %7d %5d %7.1f %6.1f %9.1f %6.1f %6.1f %7.2f %7.2f %7.0f %10.1f %8llu",
-                                r.clients, r.rate, r.cpuUser, r.cpuSystem, r.cpuSoftirq, r.delayP50, r.delayP99, r.delayMean,
+            lines.append(pad(r.backend, 9, left: true) + String(format: " %7d %5d %7.1f %6.1f %9.1f %9.1f %6.1f %6.1f %7.2f %7.2f %7.0f %10.1f %8llu",
+                                r.clients, r.rate, r.cpuUser, r.cpuSystem, r.cpuSoftirq, r.runqueueWait, r.delayP50, r.delayP99, r.delayMean,
                                 r.sendShare, r.cpuNsPerPacket, r.deliveredRatio * 100, r.dropped))
         }
         lines.append("")
@@ -871,12 +895,12 @@ final class SFUBench {
     }
 
     static func csv(_ runs: [RunResult]) -> String {
-        var lines = ["kind,backend,clients,fanout,rate,window_s,cpu_user,cpu_system,cpu_softirq,cpu_softirq_client_cpu,received,copies,dropped,delay_p50_us,delay_p99_us,delay_max_us,delay_mean_us,send_share,cpu_ns_per_packet,cpu_ns_per_copy,busy_ns_per_packet,clients_sent,expected_copies,delivered_copies,delivered_ratio,loss_percent,loadavg_before,loadavg_after"]
+        var lines = ["kind,backend,clients,fanout,rate,window_s,cpu_user,cpu_system,cpu_softirq,cpu_softirq_client_cpu,runqueue_wait,received,copies,dropped,delay_p50_us,delay_p99_us,delay_max_us,delay_mean_us,send_share,cpu_ns_per_packet,cpu_ns_per_copy,busy_ns_per_packet,clients_sent,expected_copies,delivered_copies,delivered_ratio,loss_percent,loadavg_before,loadavg_after"]
         for r in runs {
             lines.append([
                 r.kind, r.backend, "\(r.clients)", "\(r.fanout)", "\(r.rate)", String(format: "%.3f", r.windowSeconds),
                 String(format: "%.2f", r.cpuUser), String(format: "%.2f", r.cpuSystem), String(format: "%.2f", r.cpuSoftirq),
-                String(format: "%.2f", r.cpuSoftirqClientCPU), "\(r.received)", "\(r.copies)", "\(r.dropped)",
+                String(format: "%.2f", r.cpuSoftirqClientCPU), String(format: "%.2f", r.runqueueWait), "\(r.received)", "\(r.copies)", "\(r.dropped)",
                 String(format: "%.3f", r.delayP50), String(format: "%.3f", r.delayP99), String(format: "%.3f", r.delayMax),
                 String(format: "%.3f", r.delayMean), String(format: "%.4f", r.sendShare), String(format: "%.1f", r.cpuNsPerPacket),
                 String(format: "%.1f", r.cpuNsPerCopy), String(format: "%.1f", r.busyNsPerPacket), "\(r.clientsSent)", "\(r.expectedCopies)", "\(r.deliveredCopies)",
