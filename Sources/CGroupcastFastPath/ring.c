@@ -906,7 +906,7 @@ void gc_ring_opts_init(struct gc_ring_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->port = 7002;
-	o->ring_size = 1024;
+	o->ring_size = 4096;
 	o->frame_size = 2048;
 	o->batch = 64;
 	o->mode = GC_RING_MODE_AUTO;
@@ -921,8 +921,10 @@ static int check_opts(struct gc_ring_opts *o, struct gcfp_error *err)
 		return ring_fail(err, GCFP_ERR_INVALID, 0, "ring size %u: not a power of two up to 65536", o->ring_size);
 	if (o->frame_size != 2048 && o->frame_size != 4096)
 		return ring_fail(err, GCFP_ERR_INVALID, 0, "frame size %u: 2048 or 4096", o->frame_size);
+	/* A full fill ring (hence a full RX ring) plus a TX ring's worth for
+	 * copies, plus two batches of slack. */
 	if (!o->frame_count)
-		o->frame_count = 4 * o->ring_size;
+		o->frame_count = 2 * o->ring_size + 2 * o->batch;
 	if (o->frame_count < 2 * o->ring_size + o->batch)
 		return ring_fail(err, GCFP_ERR_INVALID, 0, "%u frames: need at least 2 * ring size + batch (%u)",
 				 o->frame_count, 2 * o->ring_size + o->batch);

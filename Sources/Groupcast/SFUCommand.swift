@@ -52,9 +52,9 @@ struct SFUCommand: ParsableCommand {
     var ringMode: RingMode = .auto
 
     @Option(help: "ring: entries of each RX, TX, fill and completion ring (power of two).")
-    var ringSize: UInt32 = 1024
+    var ringSize: UInt32 = 4096
 
-    @Option(help: "ring: UMEM frames per interface (0: 4 x --ring-size).")
+    @Option(help: "ring: UMEM frames per interface (0: 2 x --ring-size + 2 x --batch).")
     var ringFrames: UInt32 = 0
 
     @Option(help: "ring: UMEM frame size, 2048 or 4096.")

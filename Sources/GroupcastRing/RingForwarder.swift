@@ -58,8 +58,10 @@ public final class RingForwarder: Forwarder {
         public var interfaces: [String] = []
         public var queue: UInt32 = 0
         /// Entries of each RX, TX, fill and completion ring (power of two).
-        public var ringSize: UInt32 = 1024
-        /// UMEM frames per interface; 0: 4 x ``ringSize``.
+        /// 4096: the RX ring is the ring's receive queue; at half full it sheds (like the socket
+        /// backends at half their 8 MiB buffer), which leaves about 2,000 packets of slack.
+        public var ringSize: UInt32 = 4096
+        /// UMEM frames per interface; 0: 2 x ``ringSize`` + 2 x ``batchSize``.
         public var frameCount: UInt32 = 0
         /// 2048 or 4096 bytes.
         public var frameSize: UInt32 = 2048

@@ -41,8 +41,8 @@ enum gc_ring_mode {
 struct gc_ring_opts {
 	__u16 port;		/* SFU media UDP port, host order */
 	__u32 queue;		/* receive queue bound on every interface (default 0) */
-	__u32 ring_size;	/* entries of RX, TX, fill and completion rings (power of 2; default 1024) */
-	__u32 frame_count;	/* UMEM frames per interface (default 4 * ring_size) */
+	__u32 ring_size;	/* entries of RX, TX, fill and completion rings (power of 2; default 4096) */
+	__u32 frame_count;	/* UMEM frames per interface (default 2 * ring_size + 2 * batch) */
 	__u32 frame_size;	/* 2048 or 4096 (default 2048) */
 	__u32 batch;		/* RX descriptors per batch (default 64, at most ring_size) */
 	int mode;		/* enum gc_ring_mode */
