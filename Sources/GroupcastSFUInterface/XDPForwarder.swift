@@ -63,6 +63,8 @@ public final class XDPForwarder: Forwarder {
         var installed: [UInt32: Installed] = [:]
         var nextHops: [IPAddress: (hop: Result<NextHop, NextHopError>, resolved: UInt64)] = [:]
         var lastRefresh: UInt64 = 0
+        /// SSRCs a route map had no room for (warned about once).
+        var full: Set<UInt32> = []
         var closed = false
     }
 
@@ -186,33 +188,22 @@ public final class XDPForwarder: Forwarder {
             guard let origin = endpoint(route.origin), let type = GroupcastFastPath.StreamType(rawValue: route.streamType.rawValue) else {
                 continue  // cannot be expressed in gc_route: the slow path sees it as unknown
             }
+            // Every receiver is resolved (so every unresolved one is probed), even once the
+            // route is known to stay in user space.
             var subscribers: [GroupcastFastPath.Subscriber]? = []
             for subscriber in route.subscribers {
                 guard let destination = endpoint(subscriber.address), destination.address.family == origin.address.family,
                       let hop = nextHop(destination.address, &state, now: now, refresh: refresh, retryNow: retryNow)
                 else {
                     subscribers = nil
-                    break
+                    continue
                 }
                 subscribers?.append(.init(interface: hop.interface, mac: hop.destinationMAC, address: destination.address, port: destination.port))
             }
             if let list = subscribers, list.count > FastPath.maxSubscribers { subscribers = nil }
             wanted[ssrc] = Installed(origin: origin, type: type, subscribers: subscribers)
         }
-        for (ssrc, entry) in wanted where state.installed[ssrc] != entry {
-            for fastPath in state.attachments {
-                do throws(FastPathError) {
-                    if let subscribers = entry.subscribers {
-                        try fastPath.setRoute(source: ssrc, origin: entry.origin, type: entry.type, subscribers: subscribers)
-                    } else {
-                        try fastPath.setUserSpaceRoute(source: ssrc, origin: entry.origin, type: entry.type)
-                    }
-                } catch {
-                    throw .backendUnavailable(.xdp, "route of SSRC \(ssrc) on \(fastPath.interface): \(error)")
-                }
-            }
-            state.installed[ssrc] = entry
-        }
+        // Stale routes first: they free room for new ones.
         for ssrc in state.installed.keys where wanted[ssrc] == nil {
             for fastPath in state.attachments {
                 do throws(FastPathError) { try fastPath.removeRoute(source: ssrc) } catch {
@@ -221,6 +212,38 @@ public final class XDPForwarder: Forwarder {
                 }
             }
             state.installed[ssrc] = nil
+        }
+        // In SSRC order: when a map fills up, which streams stay in user space is predictable.
+        for (ssrc, entry) in wanted.sorted(by: { $0.key < $1.key }) where state.installed[ssrc] != entry {
+            var complete = true
+            for fastPath in state.attachments {
+                do throws(FastPathError) {
+                    if let subscribers = entry.subscribers {
+                        try fastPath.setRoute(source: ssrc, origin: entry.origin, type: entry.type, subscribers: subscribers)
+                    } else {
+                        try fastPath.setUserSpaceRoute(source: ssrc, origin: entry.origin, type: entry.type)
+                    }
+                } catch {
+                    guard case .routesFull = error else {
+                        throw .backendUnavailable(.xdp, "route of SSRC \(ssrc) on \(fastPath.interface): \(error)")
+                    }
+                    // Not in that map: its packets pass up as an unknown SSRC and the slow path,
+                    // which has the whole table, forwards them. Retried with every reprogramming.
+                    if state.full.insert(ssrc).inserted {
+                        logger.warning("xdp: route map of \(fastPath.interface) full, SSRC \(ssrc) forwarded in user space")
+                    }
+                    complete = false
+                }
+            }
+            if complete {
+                state.installed[ssrc] = entry
+                state.full.remove(ssrc)
+            }
+        }
+        // Forget next hops no route needs any more (participants that left).
+        let referenced = Set(state.table.routes.values.flatMap { $0.subscribers.compactMap { endpoint($0.address)?.address } })
+        for address in state.nextHops.keys where !referenced.contains(address) {
+            state.nextHops[address] = nil
         }
     }
 

@@ -328,6 +328,56 @@ import Testing
         #expect(Int(stats.forwarded) == asq() + vsq() + vhq())
     }
 
+    /// xdp: a route map with room for 2 of the 6 routes: those 2 are replicated in the kernel, the
+    /// others pass up as unknown SSRCs and the slow path forwards them; nothing is lost.
+    @Test(.enabled(if: TestBackend.selected == .xdp)) func xdpRouteMapFullFallsBackToUserSpace() throws {
+        let turn = InterfaceTurn()
+        defer { withExtendedLifetime(turn) {} }
+        let network = TestNetwork.selected
+        var registry = SessionRegistry(capacity: 4, keepaliveTimeout: .seconds(10))
+        let a = try network.participantSocket(bindingTo: network.participantAddress(host: 91, family: .ipv4))
+        let b = try network.participantSocket(bindingTo: network.participantAddress(host: 92, family: .ipv4), options: .init(nonBlocking: true, receiveBufferSize: 1 << 20))
+        let source = try registry.register(from: try a.localAddress, mediaPort: 0, receive: .all, now: 0)
+        let sink = try registry.register(from: try b.localAddress, mediaPort: 0, receive: .all, now: 0)
+        var configuration = XDPForwarder.Configuration(slowPath: .init(bindAddress: network.sfuHost()))
+        configuration.echo = false
+        configuration.maxRoutes = 2
+        let forwarder = try XDPForwarder(configuration: configuration, logger: testLogger)
+        defer { forwarder.close() }
+        for socket in [a, b] { try socket.send([0], to: network.sfuHost(port: 9)) }  // neighbours learnt
+        let table = registry.routingTable(echo: false)
+        let deadline = ContinuousClock.now.advanced(by: .seconds(3))
+        repeat {
+            try forwarder.install(table)
+            usleep(10_000)
+        } while forwarder.routeCounts.kernel < 2 && ContinuousClock.now < deadline
+        #expect(forwarder.routeCounts == (2, 0), "\(forwarder.routeCounts)")
+        let thread = Thread { try? forwarder.run() }
+        thread.start()
+        defer {
+            forwarder.stop()
+            while !thread.isFinished { usleep(1000) }
+        }
+        for type in StreamType.allCases {
+            try a.send(RTPHeader.packet(payloadType: type.rtpPayloadType, sequenceNumber: 1, timestamp: 0, ssrc: source.ssrcs[type], payload: [1, 2, 3]), to: try forwarder.localAddress)
+        }
+        var received: [UInt32] = []
+        let until = ContinuousClock.now.advanced(by: .seconds(2))
+        while received.count < 3, ContinuousClock.now < until {
+            guard try b.waitForReadable(timeout: .milliseconds(100)) else { continue }
+            received += try b.receiveBatch().compactMap { try? RTPHeader.parse($0.bytes).ssrc }
+        }
+        #expect(received.sorted() == [source.ssrcs.asq, source.ssrcs.vsq, source.ssrcs.vhq].sorted())
+        let stats = forwarder.statistics()
+        // Routes are installed in SSRC order: the two lowest of the six got in; A's streams among
+        // them were replicated by the kernel, the rest by user space; every copy counted once.
+        let inMap = Set(table.routes.keys.sorted().prefix(2))
+        let aInKernel = [source.ssrcs.asq, source.ssrcs.vsq, source.ssrcs.vhq].filter { inMap.contains($0) }.count
+        #expect(stats.forwarded == 3 && stats.inKernel == UInt64(aInKernel) && stats.received == 3 && stats.dropped == 0,
+                "\(stats), expected \(aInKernel) in kernel")
+        #expect(table.routes.keys.contains(sink.ssrcs.asq))
+    }
+
     @Test func ipv6ParticipantsAreRoutedAndEchoed() throws {
         let sfu = try TestSFU(host: TestNetwork.selected.sfuHost(.ipv6))
         let a = try TestParticipant(sfu, host: 0).register(receive: .all)
