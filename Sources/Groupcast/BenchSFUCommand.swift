@@ -73,6 +73,9 @@ struct BenchSFUCommand: ParsableCommand {
     @Option(help: "Send micro benchmark result (scripts/bench-send JSON) giving s for the Amdahl prediction (default: Docs/benchmarks/data/send-LABEL.json).")
     var micro: String?
 
+    @Option(help: "How long the participants of one run may take to register (emulated VMs under load need minutes).")
+    var registerTimeout: DurationArgument = .init(.seconds(30))
+
     @Option(help: "Name of this machine's results: sfu-LABEL.{json,csv,txt}.")
     var label: String = "host"
 
@@ -139,6 +142,7 @@ struct BenchPlan {
     var sfuCPU: Int?
     var clientCPU: Int?
     var nice: Int
+    var registerTimeout: Double
     var micro: String?
     var label: String
     var out: String
@@ -173,6 +177,7 @@ struct BenchPlan {
         sfuCPU = c.sfuCPU ?? (online >= 2 ? online - 1 : nil)
         clientCPU = c.clientCPU ?? (online >= 2 ? 0 : nil)
         nice = c.nice
+        registerTimeout = c.registerTimeout.value.seconds
         label = c.label
         let root = try? repositoryRoot()
         micro = c.micro ?? root.map { "\($0)/Docs/benchmarks/data/send-\(c.label).json" }
@@ -615,7 +620,7 @@ final class SFUBench {
             clientRuns.append((process, json, clientName))
         }
         let loadBefore = Double(Self.loadavg().split(separator: " ").first ?? "0") ?? 0
-        let registered = Date().addingTimeInterval(30 + Double(sessionClients) / 10)
+        let registered = Date().addingTimeInterval(plan.registerTimeout + Double(sessionClients) / 10)
         while (SFUSnapshot.load(session.statsFile)?.participants ?? 0) < sessionClients {
             guard session.sfu.isRunning else { throw DemoError.processFailed("SFU exited during registration", topology.logTail("\(session.name).log")) }
             if let failed = clientRuns.first(where: { !$0.0.isRunning }) {
