@@ -463,7 +463,10 @@ final class SFUBench {
         do {
             try topology.create()
             say("topology \(topology.prefix): SFU namespace + \(topology.clients) client namespaces over veth, no default route; SFU on CPU \(plan.sfuCPU.map(String.init) ?? "any"), clients on CPU \(plan.clientCPU.map(String.init) ?? "any"); load \(loadStart)", to: &text)
-            backends: for backend in plan.backends {
+            backends: for (index, backend) in plan.backends.enumerated() {
+                // A fresh topology per backend: an SFU killed on a timeout leaves its XDP/TC
+                // programs on the veths, which would refuse the next interface backend.
+                if index > 0 { try resetTopology() }
                 for clients in plan.clients {
                     for rate in plan.rates {
                         if stop.received { break backends }
@@ -524,6 +527,11 @@ final class SFUBench {
             FileHandle.standardError.write(Data("no backend could run: nothing measured\n".utf8))
             throw ExitCode(1)
         }
+    }
+
+    func resetTopology() throws {
+        topology.destroy()
+        try topology.create()
     }
 
     // MARK: One run
@@ -719,6 +727,7 @@ final class SFUBench {
                 progress.advance(plan.window + plan.warmup + 1.5)
                 return result
             } catch DemoError.processFailed(let what, let log) where attempt < 3 && !stop.received {
+                try resetTopology()
                 progress.clear()
                 FileHandle.standardError.write(Data("\(backend) n=\(clients) \(rate)pps: \(what) (\(log.split(separator: "\n").last ?? "")); again (attempt \(attempt + 1) of 3)\n".utf8))
                 attempt += 1
@@ -751,13 +760,17 @@ final class SFUBench {
             do {
                 let (result, _) = try runSession(backend: backend, kind: "capacity", sessionClients: audience + 1, rate: plan.capacityRate,
                                                  window: plan.capacityWindow, clientSpecs: specs, what: "\(backend) capacity \(audience)")
-                ok = result.deliveredRatio >= plan.capacityThreshold
+                // Served: the broadcaster's rate reached the SFU (a starved broadcaster offers less,
+                // which sequence numbers do not show) and the audience got its copies.
+                let offered = Double(result.received) / (Double(plan.capacityRate) * result.windowSeconds)
+                ok = result.deliveredRatio >= plan.capacityThreshold && offered >= plan.capacityThreshold
                 cpu = result.cpuUser + result.cpuSystem
-                outcome = String(format: "delivered %.1f%% (SFU CPU %.0f%%)", result.deliveredRatio * 100, cpu)
+                outcome = String(format: "delivered %.1f%%, offered %.1f%% (SFU CPU %.0f%%)", result.deliveredRatio * 100, offered * 100, cpu)
                 capacityRuns.append(result)
             } catch DemoError.processFailed(let what, _) where !stop.received {
                 // An overloaded SFU may not answer a REGISTER in time: this audience is not served.
                 outcome = "not served: \(what)"
+                try resetTopology()
             }
             progress.advance(stepCost)
             progress.clear()
