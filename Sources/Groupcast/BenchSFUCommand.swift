@@ -619,7 +619,8 @@ final class SFUBench {
         let session = try startSFU(backend, name: "sfu-" + name, capacity: sessionClients, processes: &processes)
         // Clients count their duration from their own registration; the window opens once all
         // are registered, the slack covers the spread of registrations between processes.
-        let clientSeconds = plan.warmup + window + 2
+        // They are interrupted (SIGINT: stop, report) when the window closes.
+        let clientSeconds = plan.registerTimeout + Double(sessionClients) / 10 + plan.warmup + window + 2
         var clientRuns: [(Process, String, String)] = []
         for (slot, spec) in clientSpecs.enumerated() {
             let clientName = "client-\(name)-\(slot)"
@@ -659,6 +660,7 @@ final class SFUBench {
         _ = firstStatsTime
         let loadAfter = Double(Self.loadavg().split(separator: " ").first ?? "0") ?? 0
         var totals: [ClientTotals] = []
+        for (process, _, _) in clientRuns where process.isRunning { process.interrupt() }
         for (process, json, clientName) in clientRuns {
             let deadline = Date().addingTimeInterval(30 + Double(sessionClients) / 20)
             while process.isRunning && Date() < deadline && !stop.received { usleep(20_000) }
