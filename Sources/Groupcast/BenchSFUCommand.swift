@@ -762,12 +762,13 @@ final class SFUBench {
             do {
                 let (result, _) = try runSession(backend: backend, kind: "capacity", sessionClients: audience + 1, rate: plan.capacityRate,
                                                  window: plan.capacityWindow, clientSpecs: specs, what: "\(backend) capacity \(audience)")
-                // Served: the broadcaster's rate reached the SFU (a starved broadcaster offers less,
-                // which sequence numbers do not show) and the audience got its copies.
-                let offered = Double(result.received) / (Double(plan.capacityRate) * result.windowSeconds)
+                // Served: the audience got its copies (sequence gaps) and the SFU sent all of them.
+                // Copies the SFU sent against rate x window x (audience + echo): shedding whole
+                // streams leaves no sequence gaps at the receivers, but shows here.
+                let offered = Double(result.copies) / (Double(plan.capacityRate) * result.windowSeconds * Double(audience + 1))
                 ok = result.deliveredRatio >= plan.capacityThreshold && offered >= plan.capacityThreshold
                 cpu = result.cpuUser + result.cpuSystem
-                outcome = String(format: "delivered %.1f%%, offered %.1f%% (SFU CPU %.0f%%)", result.deliveredRatio * 100, offered * 100, cpu)
+                outcome = String(format: "delivered %.1f%%, copies sent %.1f%% of rate x audience (SFU CPU %.0f%%)", result.deliveredRatio * 100, offered * 100, cpu)
                 capacityRuns.append(result)
             } catch DemoError.processFailed(let what, _) where !stop.received {
                 // An overloaded SFU may not answer a REGISTER in time: this audience is not served.
