@@ -37,6 +37,7 @@ struct sg_member {
 	u64 id;
 	union sg_sockaddr addr;
 	int addrlen;		/* or the -errno an unusable address sends with */
+	struct sg_route route;	/* cached by the direct path */
 	u32 prepend_len;
 	u32 append_len;
 	u8 private[];		/* prepend, then append */
@@ -53,6 +54,7 @@ DEFINE_STATIC_SRCU(sg_members_srcu);
 
 static void sg_member_free(struct sg_member *member)
 {
+	sg_route_release(&member->route);
 	kfree(member);
 	sg_stat_add(members_live, -1);
 }
@@ -127,6 +129,7 @@ static struct sg_member *sg_member_from_user(const void *entry, u32 entry_size)
 		return ERR_PTR(-ENOMEM);
 	member->id = m->id;
 	member->addrlen = sg_recipient_sockaddr(r, &member->addr);
+	sg_route_init(&member->route);
 	member->prepend_len = r->prepend_len;
 	member->append_len = r->append_len;
 	if (copy_from_user(member->private, u64_to_user_ptr(r->prepend), r->prepend_len) ||
@@ -476,7 +479,8 @@ static void sg_group_send_all(struct sg_group *group, struct sg_group_send *gs)
 
 			if (fatal_signal_pending(current))
 				goto out_unlock;
-			ret = sg_send_datagram(&gs->sender, &member->addr, member->addrlen,
+			ret = sg_send_datagram(&gs->sender, &member->route, &member->addr,
+					       member->addrlen,
 					       &prepend, &gs->payloads[p], &append);
 			if (ret)
 				sg_group_send_record_failure(gs, member->id, p, ret);

@@ -98,6 +98,8 @@ SG_STAT_ATTR(copied_sends);
 SG_STAT_ATTR(group_calls);
 SG_STAT_ATTR(groups_live);
 SG_STAT_ATTR(members_live);
+SG_STAT_ATTR(direct_sends);
+SG_STAT_ATTR(route_lookups);
 
 static struct attribute *sendgroup_stats_attrs[] = {
 	&dev_attr_calls.attr,
@@ -110,6 +112,8 @@ static struct attribute *sendgroup_stats_attrs[] = {
 	&dev_attr_group_calls.attr,
 	&dev_attr_groups_live.attr,
 	&dev_attr_members_live.attr,
+	&dev_attr_direct_sends.attr,
+	&dev_attr_route_lookups.attr,
 	NULL,
 };
 

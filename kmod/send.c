@@ -97,7 +97,7 @@ static void sg_arena_release(struct sg_arena *arena)
 }
 
 /* Copy @bytes into the arena and describe them as bvecs at *@nr. */
-static int sg_arena_copy(struct sg_arena *arena, const struct sg_bytes *bytes,
+int sg_arena_copy(struct sg_arena *arena, const struct sg_bytes *bytes,
 			 struct bio_vec *bvec, unsigned int *nr)
 {
 	const char __user *src = u64_to_user_ptr(bytes->user);
@@ -206,11 +206,7 @@ int sg_sender_init(struct sg_sender *sender, struct socket *sock, u32 msg_flags)
 {
 	sender->sock = sock;
 	sender->msg_flags = msg_flags;
-#if !SG_SPLICE_PAGES
-	sender->zerocopy = sg_zerocopy_alloc();
-	if (!sender->zerocopy)
-		return -ENOMEM;
-#endif
+	sender->direct = sg_xmit_usable(sock);
 	return 0;
 }
 
@@ -248,9 +244,11 @@ int sg_recipient_sockaddr(const struct sendgroup_recipient *r, union sg_sockaddr
 
 /*
  * Send prepend + shared + append to @addr; 0 or a negative errno, exactly as
- * sendmsg() would. @addrlen < 0 is the errno of an unusable address.
+ * sendmsg() would. @addrlen < 0 is the errno of an unusable address. @route
+ * is the destination's cached route for the direct path (xmit.c), or NULL.
  */
-int sg_send_datagram(struct sg_sender *sender, const union sg_sockaddr *addr, int addrlen,
+int sg_send_datagram(struct sg_sender *sender, struct sg_route *route,
+		     const union sg_sockaddr *addr, int addrlen,
 		     const struct sg_bytes *prepend, const struct sg_payload *shared,
 		     const struct sg_bytes *append)
 {
@@ -264,6 +262,12 @@ int sg_send_datagram(struct sg_sender *sender, const union sg_sockaddr *addr, in
 	/* udp_sendmsg's own limit; checked first so nothing is copied. */
 	if (total > 0xFFFF)
 		return -EMSGSIZE;
+
+	if (sender->direct) {
+		ret = sg_xmit(sender, route, addr, prepend, shared, append);
+		if (ret != SG_XMIT_FALLBACK)
+			goto out;
+	}
 
 	ret = sg_arena_copy(&sender->arena, prepend, sender->bvec, &nr);
 	if (ret)
@@ -283,6 +287,13 @@ int sg_send_datagram(struct sg_sender *sender, const union sg_sockaddr *addr, in
 #if SG_SPLICE_PAGES
 		msg.msg_flags |= MSG_SPLICE_PAGES;
 #else
+		/* Allocated on first use: calls on the direct path never need it. */
+		if (!sender->zerocopy)
+			sender->zerocopy = sg_zerocopy_alloc();
+		if (!sender->zerocopy) {
+			ret = -ENOMEM;
+			goto out;
+		}
 		msg.msg_flags |= MSG_ZEROCOPY;
 		msg.msg_ubuf = sender->zerocopy;
 #endif
@@ -447,7 +458,7 @@ static int sg_send_all(struct sg_call *call)
 
 		if (fatal_signal_pending(current))
 			break;
-		ret = sg_send_datagram(&call->sender, &sa, sg_recipient_sockaddr(r, &sa),
+		ret = sg_send_datagram(&call->sender, NULL, &sa, sg_recipient_sockaddr(r, &sa),
 				       &prepend, &call->shared, &append);
 		if (call->results)
 			call->results[i] = ret;

@@ -13,6 +13,7 @@
 #include <linux/net.h>
 #include <linux/percpu.h>
 #include <linux/skbuff.h>
+#include <linux/spinlock.h>
 #include <linux/version.h>
 
 #include <uapi/linux/sendgroup.h>
@@ -48,6 +49,8 @@ struct sendgroup_stats {
 	u64 group_calls;
 	u64 groups_live;	/* may go negative per CPU; the sum is right */
 	u64 members_live;
+	u64 direct_sends;	/* datagrams built here (xmit.c), not by sendmsg */
+	u64 route_lookups;	/* routes looked up by the direct path */
 };
 
 DECLARE_PER_CPU(struct sendgroup_stats, sendgroup_stats);
@@ -87,10 +90,38 @@ struct sg_bytes {
 	u32 len;
 };
 
+union sg_inaddr {
+	__be32 v4;
+	struct in6_addr v6;
+};
+
+/* The socket state a route lookup depends on (zero-padded: compared whole). */
+struct sg_flow_key {
+	union sg_inaddr saddr;	/* bound source address, or any */
+	int oif;
+	u32 mark;
+	u8 tos;			/* IPv4 TOS, IPv6 traffic class */
+	u8 scope;
+	u8 flow_flags;
+};
+
+/* A destination's cached route (xmit.c), like a connected socket's sk_dst_cache. */
+struct sg_route {
+	spinlock_t lock;	/* concurrent sends to the same member */
+	struct dst_entry *dst;	/* one reference, or NULL */
+	u32 cookie;		/* for dst->ops->check() */
+	struct sg_flow_key key;	/* what @dst was looked up with */
+	union sg_inaddr saddr;	/* the source address the lookup chose */
+};
+
+/* sg_xmit(): this datagram must take sock_sendmsg(). */
+#define SG_XMIT_FALLBACK	1
+
 /* Sends datagrams on one socket; one per ioctl call. */
 struct sg_sender {
 	struct socket *sock;
 	u32 msg_flags;
+	bool direct;		/* sg_xmit() may be used in this call */
 	struct sg_arena arena;
 	struct bio_vec bvec[SG_MAX_BVECS];
 	struct ubuf_info *zerocopy;	/* kernels without UDP MSG_SPLICE_PAGES */
@@ -101,9 +132,19 @@ void sg_payload_release(struct sg_payload *payload);
 
 int sg_sender_init(struct sg_sender *sender, struct socket *sock, u32 msg_flags);
 void sg_sender_release(struct sg_sender *sender);
-int sg_send_datagram(struct sg_sender *sender, const union sg_sockaddr *addr, int addrlen,
+int sg_send_datagram(struct sg_sender *sender, struct sg_route *route,
+		     const union sg_sockaddr *addr, int addrlen,
 		     const struct sg_bytes *prepend, const struct sg_payload *shared,
 		     const struct sg_bytes *append);
+int sg_arena_copy(struct sg_arena *arena, const struct sg_bytes *bytes,
+		  struct bio_vec *bvec, unsigned int *nr);
+
+void sg_route_init(struct sg_route *route);
+void sg_route_release(struct sg_route *route);
+bool sg_xmit_usable(struct socket *sock);
+int sg_xmit(struct sg_sender *sender, struct sg_route *route, const union sg_sockaddr *addr,
+	    const struct sg_bytes *prepend, const struct sg_payload *shared,
+	    const struct sg_bytes *append);
 
 int sg_recipient_sockaddr(const struct sendgroup_recipient *r, union sg_sockaddr *sa);
 int sg_check_recipient(const struct sendgroup_recipient *r);
