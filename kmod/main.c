@@ -100,6 +100,7 @@ SG_STAT_ATTR(groups_live);
 SG_STAT_ATTR(members_live);
 SG_STAT_ATTR(direct_sends);
 SG_STAT_ATTR(route_lookups);
+SG_STAT_ATTR(routes_cached);
 
 static struct attribute *sendgroup_stats_attrs[] = {
 	&dev_attr_calls.attr,
@@ -114,6 +115,7 @@ static struct attribute *sendgroup_stats_attrs[] = {
 	&dev_attr_members_live.attr,
 	&dev_attr_direct_sends.attr,
 	&dev_attr_route_lookups.attr,
+	&dev_attr_routes_cached.attr,
 	NULL,
 };
 

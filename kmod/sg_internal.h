@@ -51,6 +51,7 @@ struct sendgroup_stats {
 	u64 members_live;
 	u64 direct_sends;	/* datagrams built here (xmit.c), not by sendmsg */
 	u64 route_lookups;	/* routes looked up by the direct path */
+	u64 routes_cached;	/* dst references held by member route caches */
 };
 
 DECLARE_PER_CPU(struct sendgroup_stats, sendgroup_stats);

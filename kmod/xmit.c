@@ -96,7 +96,10 @@ void sg_route_init(struct sg_route *route)
 
 void sg_route_release(struct sg_route *route)
 {
-	dst_release(route->dst);
+	if (route->dst) {
+		dst_release(route->dst);
+		sg_stat_add(routes_cached, -1);
+	}
 	route->dst = NULL;
 }
 
@@ -117,6 +120,7 @@ static struct dst_entry *sg_route_get(struct sg_route *route, const struct sg_fl
 		route->dst = NULL;
 		spin_unlock(&route->lock);
 		dst_release(dst);
+		sg_stat_add(routes_cached, -1);
 		return NULL;
 	}
 	if (dst) {
@@ -141,7 +145,10 @@ static void sg_route_set(struct sg_route *route, const struct sg_flow_key *key,
 	route->key = *key;
 	route->saddr = *saddr;
 	spin_unlock(&route->lock);
-	dst_release(old);
+	if (old)
+		dst_release(old);
+	else
+		sg_stat_add(routes_cached, 1);
 	sg_stat_add(route_lookups, 1);
 }
 

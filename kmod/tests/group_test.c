@@ -4,6 +4,11 @@
  * fd's ioctls), in the style of the kernel's selftests. Run as root with the
  * module loaded, in a network namespace of its own (scripts/netns-exec).
  */
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -574,65 +579,420 @@ TEST(group_fd_passed_with_scm_rights)
 	close(dev);
 }
 
-/*
- * Routes are looked up per datagram, as sendmsg() does: moving the route of
- * a member's destination between two sends moves its datagrams.
- */
-static unsigned long long tx_packets(const char *dev)
-{
-	/* /proc/net/dev is this namespace's; /sys/class/net is the mounter's. */
-	unsigned long long v[16];
-	char line[512], name[64];
-	unsigned long long packets = ~0ULL;
-	FILE *f = fopen("/proc/net/dev", "r");
+/* ---- the direct path on the wire ---------------------------------------- */
 
-	if (!f)
-		return ~0ULL;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, " %63[^:]: %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu",
-			   name, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7],
-			   &v[8], &v[9]) == 11 && !strcmp(name, dev))
-			packets = v[9];	/* transmit packets */
+/*
+ * These tests capture what leaves a dummy device with an AF_PACKET socket:
+ * dummy has no ARP, and with its tx checksum offload turned off the stack
+ * completes every UDP checksum before the capture point, so the bytes read
+ * are the bytes a NIC would send.
+ */
+static int packet_socket(const char *ifname)
+{
+	struct sockaddr_ll sll = {
+		.sll_family = AF_PACKET,
+		.sll_protocol = htons(ETH_P_ALL),
+		.sll_ifindex = (int)if_nametoindex(ifname),
+	};
+	int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ALL));
+
+	if (fd >= 0 && (!sll.sll_ifindex || bind(fd, (void *)&sll, sizeof(sll)))) {
+		close(fd);
+		fd = -1;
 	}
-	fclose(f);
-	return packets;
+	return fd;
 }
 
-TEST(route_change_between_sends_is_followed)
+/* Offset of the UDP header in a captured IP packet to @dport, or 0. */
+static size_t udp_offset(const unsigned char *p, size_t n, unsigned int dport)
 {
-	int dev = open_device(), sock = socket(AF_INET, SOCK_DGRAM, 0), group;
-	struct sendgroup_member m = member(1, AF_INET, 9999, NULL, NULL);
-	struct sendgroup_payload p = payload("route", 5);
-	__u32 dst = htonl(0x0a580002);	/* 10.88.0.2 */
-	unsigned long long a, b;
+	size_t off;
 
-	/* No IPv6 on the dummies: its DAD and MLD packets would count as tx. */
-	ASSERT_EQ(0, system("echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6 && "
-			    "ip link add sg-route-a type dummy && ip link add sg-route-b type dummy && "
+	if (n >= 28 && p[0] >> 4 == 4 && p[9] == IPPROTO_UDP)
+		off = (p[0] & 15) * 4;
+	else if (n >= 48 && p[0] >> 4 == 6 && p[6] == IPPROTO_UDP)
+		off = 40;
+	else
+		return 0;
+	return n >= off + 8 && (p[off + 2] << 8 | p[off + 3]) == dport ? off : 0;
+}
+
+/* The next captured UDP datagram to @dport; its length, or -1 after @ms quiet. */
+static ssize_t next_udp(int fd, unsigned int dport, unsigned char *buf, size_t len, int ms)
+{
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&pfd, 1, ms) <= 0)
+			return -1;
+		n = recv(fd, buf, len, 0);
+		if (n < 0)
+			return -1;
+		if (udp_offset(buf, n, dport))
+			return n;
+	}
+}
+
+static unsigned int count_udp(int fd, unsigned int dport)
+{
+	static unsigned char buf[2048];
+	unsigned int count = 0;
+
+	while (next_udp(fd, dport, buf, sizeof(buf), 300) >= 0)
+		count++;
+	return count;
+}
+
+static uint32_t sum16(uint32_t sum, const unsigned char *p, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += p[i] << 8 | p[i + 1];
+	if (len & 1)
+		sum += p[len - 1] << 8;
+	return sum;
+}
+
+/* True when the one's complement sum over the data and its checksum is all ones. */
+static bool checksum_ok(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return sum == 0xffff;
+}
+
+static bool udp_checksum_ok(const unsigned char *p, size_t n)
+{
+	size_t off = p[0] >> 4 == 4 ? (p[0] & 15) * 4 : 40;
+	size_t ulen = n - off;
+	uint32_t sum = IPPROTO_UDP + ulen;
+
+	if (p[0] >> 4 == 4)
+		sum = sum16(sum, p + 12, 8);	/* source and destination */
+	else
+		sum = sum16(sum, p + 8, 32);
+	if (!p[off + 6] && !p[off + 7])
+		return false;	/* no checksum: never what UDP sends here */
+	return checksum_ok(sum16(sum, p + off, ulen));
+}
+
+static int write_param(const char *name, const char *value)
+{
+	char path[128];
+	int fd, ret;
+
+	snprintf(path, sizeof(path), "/sys/module/sendgroup/parameters/%s", name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	ret = write(fd, value, strlen(value)) == (ssize_t)strlen(value) ? 0 : -1;
+	close(fd);
+	return ret;
+}
+
+/* A socket bound to an ephemeral port: its first datagram already takes the direct path. */
+static int bound_socket(int family, unsigned int *port)
+{
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || bind(fd, family == AF_INET ? (void *)&sin : (void *)&sin6,
+			   family == AF_INET ? sizeof(sin) : sizeof(sin6)) ||
+	    getsockname(fd, (void *)&ss, &len)) {
+		close(fd);
+		return -1;
+	}
+	*port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	return fd;
+}
+
+#define WIRE_MEMBERS 3
+#define WIRE_PORT 7100
+
+FIXTURE(wire) {
+	int dev, sock, group, cap;
+	unsigned int sport;
+};
+
+FIXTURE_VARIANT(wire) {
+	int family;
+	bool private_bytes;
+	bool direct;		/* fast_path=1, or every datagram through sendmsg */
+};
+
+FIXTURE_VARIANT_ADD(wire, ipv4) { .family = AF_INET, .direct = true };
+FIXTURE_VARIANT_ADD(wire, ipv4_private) { .family = AF_INET, .private_bytes = true, .direct = true };
+FIXTURE_VARIANT_ADD(wire, ipv6) { .family = AF_INET6, .direct = true };
+FIXTURE_VARIANT_ADD(wire, ipv6_private) { .family = AF_INET6, .private_bytes = true, .direct = true };
+FIXTURE_VARIANT_ADD(wire, ipv4_private_sendmsg) { .family = AF_INET, .private_bytes = true };
+FIXTURE_VARIANT_ADD(wire, ipv6_private_sendmsg) { .family = AF_INET6, .private_bytes = true };
+
+static void wire_addr(int family, unsigned int host, __u8 addr[16])
+{
+	memset(addr, 0, 16);
+	if (family == AF_INET) {
+		__u32 a = htonl(0x0a420000 | host);	/* 10.66.0.host */
+
+		memcpy(addr, &a, 4);
+	} else {
+		inet_pton(AF_INET6, "fd66::", addr);
+		addr[15] = host;
+	}
+}
+
+FIXTURE_SETUP(wire)
+{
+	self->cap = self->group = self->sock = -1;
+	self->dev = open_device();
+	ASSERT_LE(0, self->dev);
+	ASSERT_EQ(0, system("ip link add sg-wire type dummy && "
+			    "sysctl -qw net.ipv6.conf.sg-wire.disable_ipv6=0 && "
+			    "ethtool -K sg-wire tx off >/dev/null && ip link set sg-wire up && "
+			    "ip addr add 10.66.0.1/24 dev sg-wire && "
+			    "ip -6 addr add fd66::1/64 dev sg-wire nodad"));
+	ASSERT_EQ(0, write_param("fast_path", variant->direct ? "1" : "0"));
+	self->cap = packet_socket("sg-wire");
+	ASSERT_LE(0, self->cap);
+	self->sock = bound_socket(variant->family, &self->sport);
+	ASSERT_LE(0, self->sock);
+	self->group = group_create(self->dev, self->sock);
+	ASSERT_LE(0, self->group);
+}
+
+FIXTURE_TEARDOWN(wire)
+{
+	write_param("fast_path", "1");
+	close(self->group);
+	close(self->sock);
+	close(self->cap);
+	close(self->dev);
+	system("ip link del sg-wire 2>/dev/null");
+}
+
+/*
+ * Every byte of every datagram as sent: addresses, ports, lengths, valid IP
+ * and UDP checksums, the socket's TTL/hop limit and TOS/traffic class, and
+ * prepend + payload + append. The sendmsg variants must look the same.
+ */
+TEST_F(wire, datagrams_are_exact_on_the_wire)
+{
+	static const char *pre[WIRE_MEMBERS] = { "p0", "prepend-1:", "" };
+	static const char *app[WIRE_MEMBERS] = { "a0", "", ":append-2" };
+	static unsigned char shared[1200], buf[2048], want[1500];
+	struct sendgroup_member m[WIRE_MEMBERS];
+	struct sendgroup_payload p = payload(shared, sizeof(shared));
+	unsigned long long direct = read_stat("direct_sends");
+	int ttl = 7, tos = 0x28;
+	bool v4 = variant->family == AF_INET;
+
+	fill_pattern(shared, sizeof(shared), 5);
+	if (v4) {
+		ASSERT_EQ(0, setsockopt(self->sock, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl)));
+		ASSERT_EQ(0, setsockopt(self->sock, IPPROTO_IP, IP_TOS, &tos, sizeof(tos)));
+	} else {
+		ASSERT_EQ(0, setsockopt(self->sock, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof(ttl)));
+		ASSERT_EQ(0, setsockopt(self->sock, IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof(tos)));
+	}
+	for (int i = 0; i < WIRE_MEMBERS; i++) {
+		m[i] = member(i, variant->family, WIRE_PORT + i,
+			      variant->private_bytes ? pre[i] : NULL,
+			      variant->private_bytes ? app[i] : NULL);
+		wire_addr(variant->family, 2 + i, m[i].recipient.addr);
+	}
+	ASSERT_EQ(0, add_members(self->group, m, WIRE_MEMBERS));
+	ASSERT_EQ(WIRE_MEMBERS, group_send(self->group, &p, 1, NULL, 0, NULL));
+	EXPECT_EQ(variant->direct ? direct + WIRE_MEMBERS : direct, read_stat("direct_sends"));
+
+	for (int i = 0; i < WIRE_MEMBERS; i++) {
+		const char *pp = variant->private_bytes ? pre[i] : "";
+		const char *aa = variant->private_bytes ? app[i] : "";
+		size_t body = strlen(pp) + sizeof(shared) + strlen(aa);
+		size_t hdr = v4 ? 20 : 40;
+		ssize_t n = next_udp(self->cap, WIRE_PORT + i, buf, sizeof(buf), 3000);
+		__u8 daddr[16], saddr[16];
+
+		ASSERT_EQ((ssize_t)(hdr + 8 + body), n) TH_LOG("member %d", i);
+		wire_addr(variant->family, 2 + i, daddr);
+		wire_addr(variant->family, 1, saddr);
+		if (v4) {
+			EXPECT_EQ(0x45, buf[0]);
+			EXPECT_EQ(tos, buf[1]);
+			EXPECT_EQ(n, buf[2] << 8 | buf[3]);
+			EXPECT_EQ(ttl, buf[8]);
+			EXPECT_TRUE(checksum_ok(sum16(0, buf, 20))) TH_LOG("IP header checksum");
+			EXPECT_EQ(0, memcmp(buf + 12, saddr, 4));
+			EXPECT_EQ(0, memcmp(buf + 16, daddr, 4));
+		} else {
+			EXPECT_EQ(0x60 | tos >> 4, buf[0]);
+			EXPECT_EQ((tos & 15) << 4, buf[1] & 0xf0);
+			EXPECT_EQ(n - 40, buf[4] << 8 | buf[5]);
+			EXPECT_EQ(ttl, buf[7]);
+			EXPECT_EQ(0, memcmp(buf + 8, saddr, 16));
+			EXPECT_EQ(0, memcmp(buf + 24, daddr, 16));
+		}
+		EXPECT_EQ(self->sport, buf[hdr] << 8 | buf[hdr + 1]);
+		EXPECT_EQ(n - hdr, buf[hdr + 4] << 8 | buf[hdr + 5]);
+		EXPECT_TRUE(udp_checksum_ok(buf, n)) TH_LOG("UDP checksum, member %d", i);
+		memcpy(want, pp, strlen(pp));
+		memcpy(want + strlen(pp), shared, sizeof(shared));
+		memcpy(want + strlen(pp) + sizeof(shared), aa, strlen(aa));
+		EXPECT_EQ(0, memcmp(buf + hdr + 8, want, body)) TH_LOG("member %d bytes", i);
+	}
+}
+
+/*
+ * A member's route is looked up once and cached; changing, deleting and
+ * re-adding the route between sends is followed on the next send (the
+ * cached route is invalidated, never used stale), and a member without a
+ * route fails with ENETUNREACH in its failure slot.
+ */
+FIXTURE(route_change) {
+	int dev, sock, group, cap_a, cap_b;
+	unsigned int sport;
+};
+
+FIXTURE_VARIANT(route_change) {
+	int family;
+	const char *route, *ip;
+};
+
+FIXTURE_VARIANT_ADD(route_change, ipv4) { .family = AF_INET, .route = "10.88.0.0/24", .ip = "ip" };
+FIXTURE_VARIANT_ADD(route_change, ipv6) { .family = AF_INET6, .route = "fd88::/64", .ip = "ip -6" };
+
+FIXTURE_SETUP(route_change)
+{
+	char cmd[256];
+
+	self->cap_a = self->cap_b = self->group = self->sock = -1;
+	self->dev = open_device();
+	ASSERT_LE(0, self->dev);
+	ASSERT_EQ(0, system("ip link add sg-route-a type dummy && ip link add sg-route-b type dummy && "
+			    "sysctl -qw net.ipv6.conf.sg-route-a.disable_ipv6=0 && "
+			    "sysctl -qw net.ipv6.conf.sg-route-b.disable_ipv6=0 && "
 			    "ip link set sg-route-a up && ip link set sg-route-b up && "
-			    "ip route add 10.88.0.0/24 dev sg-route-a"));
-	memcpy(m.recipient.addr, &dst, 4);
-	group = group_create(dev, sock);
-	ASSERT_LE(0, group);
-	ASSERT_EQ(0, add_members(group, &m, 1));
+			    "ip addr add 10.89.0.1/32 dev sg-route-a && ip addr add 10.89.0.2/32 dev sg-route-b && "
+			    "ip -6 addr add fd89::1/128 dev sg-route-a nodad && "
+			    "ip -6 addr add fd89::2/128 dev sg-route-b nodad"));
+	snprintf(cmd, sizeof(cmd), "%s route add %s dev sg-route-a", variant->ip, variant->route);
+	ASSERT_EQ(0, system(cmd));
+	self->cap_a = packet_socket("sg-route-a");
+	self->cap_b = packet_socket("sg-route-b");
+	ASSERT_LE(0, self->cap_a);
+	ASSERT_LE(0, self->cap_b);
+	self->sock = bound_socket(variant->family, &self->sport);
+	ASSERT_LE(0, self->sock);
+	self->group = group_create(self->dev, self->sock);
+	ASSERT_LE(0, self->group);
+}
 
-	a = tx_packets("sg-route-a");
-	b = tx_packets("sg-route-b");
-	EXPECT_EQ(1, group_send(group, &p, 1, NULL, 0, NULL));
-	EXPECT_EQ(a + 1, tx_packets("sg-route-a"));
-	EXPECT_EQ(b, tx_packets("sg-route-b"));
+FIXTURE_TEARDOWN(route_change)
+{
+	close(self->group);
+	close(self->sock);
+	close(self->cap_a);
+	close(self->cap_b);
+	close(self->dev);
+	system("ip link del sg-route-a 2>/dev/null; ip link del sg-route-b 2>/dev/null");
+}
 
-	ASSERT_EQ(0, system("ip route replace 10.88.0.0/24 dev sg-route-b"));
-	EXPECT_EQ(1, group_send(group, &p, 1, NULL, 0, NULL));
-	EXPECT_EQ(a + 1, tx_packets("sg-route-a"));
-	EXPECT_EQ(b + 1, tx_packets("sg-route-b"));
+TEST_F(route_change, is_followed_on_the_next_send)
+{
+	struct sendgroup_member m = member(1, variant->family, 9999, "x", NULL);
+	struct sendgroup_payload p = payload("route", 5);
+	struct sendgroup_failure failure;
+	unsigned int failures;
+	unsigned long long lookups;
+	char cmd[256];
 
-	ASSERT_EQ(0, system("ip route del 10.88.0.0/24"));
-	EXPECT_EQ(0, group_send(group, &p, 1, NULL, 0, NULL));
-	close(group);
+	if (variant->family == AF_INET) {
+		__u32 dst = htonl(0x0a580002);	/* 10.88.0.2 */
+
+		memcpy(m.recipient.addr, &dst, 4);
+	} else {
+		inet_pton(AF_INET6, "fd88::2", m.recipient.addr);
+	}
+	ASSERT_EQ(0, add_members(self->group, &m, 1));
+
+	lookups = read_stat("route_lookups");
+	for (int i = 0; i < 3; i++)
+		EXPECT_EQ(1, group_send(self->group, &p, 1, NULL, 0, NULL));
+	EXPECT_EQ(3, count_udp(self->cap_a, 9999));
+	EXPECT_EQ(0, count_udp(self->cap_b, 9999));
+	EXPECT_EQ(lookups + 1, read_stat("route_lookups")) TH_LOG("the route is cached");
+
+	snprintf(cmd, sizeof(cmd), "%s route replace %s dev sg-route-b", variant->ip, variant->route);
+	ASSERT_EQ(0, system(cmd));
+	EXPECT_EQ(1, group_send(self->group, &p, 1, NULL, 0, NULL));
+	EXPECT_EQ(1, group_send(self->group, &p, 1, NULL, 0, NULL));
+	EXPECT_EQ(0, count_udp(self->cap_a, 9999));
+	EXPECT_EQ(2, count_udp(self->cap_b, 9999));
+	EXPECT_EQ(lookups + 2, read_stat("route_lookups"));
+
+	snprintf(cmd, sizeof(cmd), "%s route del %s", variant->ip, variant->route);
+	ASSERT_EQ(0, system(cmd));
+	EXPECT_EQ(0, group_send(self->group, &p, 1, &failure, 1, &failures));
+	EXPECT_EQ(1, failures);
+	EXPECT_EQ(1, failure.member_id);
+	EXPECT_EQ(-ENETUNREACH, failure.error);
+	EXPECT_EQ(0, count_udp(self->cap_a, 9999) + count_udp(self->cap_b, 9999));
+
+	snprintf(cmd, sizeof(cmd), "%s route add %s dev sg-route-a", variant->ip, variant->route);
+	ASSERT_EQ(0, system(cmd));
+	EXPECT_EQ(1, group_send(self->group, &p, 1, NULL, 0, NULL));
+	EXPECT_EQ(1, count_udp(self->cap_a, 9999));
+
+	/* A device going down takes its routes with it. */
+	ASSERT_EQ(0, system("ip link set sg-route-a down"));
+	EXPECT_EQ(0, group_send(self->group, &p, 1, &failure, 1, &failures));
+	EXPECT_EQ(1, failures);
+	EXPECT_EQ(-ENETUNREACH, failure.error);
+}
+
+/*
+ * Closing groups whose members hold cached routes drops every reference, and
+ * so does REMOVE and UPDATE (UPDATE's new version looks its route up again).
+ */
+TEST(cached_routes_are_released)
+{
+	unsigned long long cached = read_stat("routes_cached");
+	struct sendgroup_member m[100];
+	struct sendgroup_payload p = payload("r", 1);
+	unsigned int sport;
+	int dev = open_device(), sock, groups[20];
+	__u64 ids[10];
+
+	ASSERT_LE(0, dev);
+	ASSERT_EQ(0, system("ip link add sg-rel type dummy && ip link set sg-rel up && "
+			    "ip addr add 10.67.0.1/24 dev sg-rel"));
+	sock = bound_socket(AF_INET, &sport);
+	ASSERT_LE(0, sock);
+	for (int i = 0; i < 100; i++) {
+		__u32 a = htonl(0x0a430002 + i);	/* 10.67.0.2.. */
+
+		m[i] = member(i, AF_INET, 7000 + i, "pp", "aa");
+		memcpy(m[i].recipient.addr, &a, 4);
+	}
+	for (int g = 0; g < 20; g++) {
+		groups[g] = group_create(dev, sock);
+		ASSERT_LE(0, groups[g]);
+		ASSERT_EQ(0, add_members(groups[g], m, 100));
+		ASSERT_EQ(100, group_send(groups[g], &p, 1, NULL, 0, NULL));
+	}
+	EXPECT_EQ(cached + 20 * 100, read_stat("routes_cached"));
+	for (int i = 0; i < 10; i++)
+		ids[i] = i;
+	ASSERT_EQ(0, remove_members(groups[0], ids, 10));
+	ASSERT_EQ(0, update_members(groups[1], m + 10, 10));
+	EXPECT_EQ(cached + 20 * 100 - 20, read_stat("routes_cached"));
+	for (int g = 0; g < 20; g++)
+		close(groups[g]);
+	EXPECT_EQ(cached, read_stat("routes_cached"));
 	close(sock);
 	close(dev);
-	EXPECT_EQ(0, system("ip link del sg-route-a && ip link del sg-route-b"));
+	EXPECT_EQ(0, system("ip link del sg-rel"));
 }
 
 /* ---- membership changes while sends run ---------------------------------- */
