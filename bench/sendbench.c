@@ -615,13 +615,18 @@ static int make_points(const struct opts *o, struct point *pts)
 			pts[n++] = (struct point){ "private", 1000, PRIVATE_TOTAL - priv, priv, pct };
 		}
 	}
+	/* The performance goal: one recipient, and 1000 recipients, at 1000 B. */
+	if (strstr(o->sweeps, "goal")) {
+		pts[n++] = (struct point){ "goal", 1, 1000, 0, 0 };
+		pts[n++] = (struct point){ "goal", 1000, 1000, 0, 0 };
+	}
 	return n;
 }
 
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: sendbench --src A.B.C.D --dst-net A.B.C.0 [--sweeps all|group,payload,private]\n"
+		"usage: sendbench --src A.B.C.D --dst-net A.B.C.0 [--sweeps all|group,payload,private,goal]\n"
 		"                 [--methods all|sendmsg,sendmmsg,uring,sendgroup,sendgroup-group] [--reps N] [--time SEC]\n"
 		"                 [--quick] [--json FILE] [--csv FILE] [--label TEXT] [--count-dev DEV]\n");
 	exit(1);
