@@ -48,6 +48,7 @@ struct sg_group {
 	struct mutex lock;	/* serialises membership changes */
 	struct xarray members;	/* member id -> struct sg_member */
 	u32 count;		/* members, under @lock */
+	struct sg_page_pool pool;	/* payload and private-byte pages between sends */
 };
 
 DEFINE_STATIC_SRCU(sg_members_srcu);
@@ -71,6 +72,7 @@ static int sg_group_release(struct inode *inode, struct file *file)
 	xa_for_each(&group->members, id, member)
 		sg_member_free(member);
 	xa_destroy(&group->members);
+	sg_pool_release(&group->pool);
 	sockfd_put(group->sock);
 	mutex_destroy(&group->lock);
 	kfree(group);
@@ -412,7 +414,7 @@ static int sg_group_send_check(const struct sendgroup_group_send_args *args)
 	return 0;
 }
 
-static int sg_group_send_copy_payloads(struct sg_group_send *gs)
+static int sg_group_send_copy_payloads(struct sg_group *group, struct sg_group_send *gs)
 {
 	u32 i, count = gs->args.payload_count;
 	int ret;
@@ -434,7 +436,7 @@ static int sg_group_send_copy_payloads(struct sg_group_send *gs)
 	if (!gs->payloads)
 		return -ENOMEM;
 	for (i = 0; i < count; i++) {
-		ret = sg_payload_copy(&gs->payloads[i], gs->payload_descs[i].data,
+		ret = sg_payload_copy(&gs->payloads[i], &group->pool, gs->payload_descs[i].data,
 				      gs->payload_descs[i].len);
 		if (ret)
 			return ret;
@@ -480,8 +482,7 @@ static void sg_group_send_all(struct sg_group *group, struct sg_group_send *gs)
 			if (fatal_signal_pending(current))
 				goto out_unlock;
 			ret = sg_send_datagram(&gs->sender, &member->route, &member->addr,
-					       member->addrlen,
-					       &prepend, &gs->payloads[p], &append);
+					       member->addrlen, &prepend, &gs->payloads[p], &append);
 			if (ret)
 				sg_group_send_record_failure(gs, member->id, p, ret);
 			else
@@ -519,10 +520,10 @@ static long sg_group_ioctl_send(struct sg_group *group,
 	ret = sg_check_udp_socket(group->sock);
 	if (ret)
 		goto out_free;
-	ret = sg_group_send_copy_payloads(gs);
+	ret = sg_group_send_copy_payloads(group, gs);
 	if (ret)
 		goto out_release_payloads;
-	ret = sg_sender_init(&gs->sender, group->sock, gs->args.msg_flags);
+	ret = sg_sender_init(&gs->sender, group->sock, gs->args.msg_flags, &group->pool);
 	if (ret)
 		goto out_release_sender;
 
@@ -618,6 +619,7 @@ long sendgroup_ioctl_group_create(void __user *uargs)
 	group->sock = sock;
 	mutex_init(&group->lock);
 	xa_init(&group->members);
+	sg_pool_init(&group->pool);
 
 	fd = anon_inode_getfd("[sendgroup-group]", &sg_group_fops, group, O_RDWR | O_CLOEXEC);
 	if (fd < 0) {

@@ -37,6 +37,8 @@ static long sendgroup_ioctl_info(void __user *uinfo)
 	u32 usize;
 
 	BUILD_BUG_ON(sizeof(info) != SENDGROUP_INFO_SIZE_VER0);
+	if (sg_xmit_enabled())
+		info.features |= SENDGROUP_FEATURE_DIRECT_XMIT;
 
 	if (get_user(usize, (u32 __user *)uinfo))
 		return -EFAULT;
@@ -139,7 +141,11 @@ static const struct file_operations sendgroup_fops = {
 static struct miscdevice sendgroup_misc = {
 	.minor = MISC_DYNAMIC_MINOR,
 	.name = "sendgroup",
-	/* The device grants nothing: every datagram passes sendmsg's checks. */
+	/*
+	 * The device grants nothing beyond the caller's own socket: datagrams
+	 * pass routing, netfilter and cgroup egress checks (and, with
+	 * fast_path=0, the LSM's socket_sendmsg hook as well).
+	 */
 	.mode = 0666,
 	.fops = &sendgroup_fops,
 	.groups = sendgroup_groups,

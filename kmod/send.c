@@ -47,6 +47,56 @@
 /* Larger entries are refused: nothing legitimate needs a page per recipient. */
 #define SG_MAX_RECIPIENT_SIZE	PAGE_SIZE
 
+/* ---- page pool ------------------------------------------------------- */
+
+void sg_pool_init(struct sg_page_pool *pool)
+{
+	spin_lock_init(&pool->lock);
+	pool->nr = 0;
+}
+
+void sg_pool_release(struct sg_page_pool *pool)
+{
+	while (pool->nr)
+		put_page(pool->pages[--pool->nr]);
+}
+
+static struct page *sg_page_get(struct sg_page_pool *pool)
+{
+	struct page *page = NULL;
+	unsigned int i;
+
+	if (pool) {
+		spin_lock(&pool->lock);
+		for (i = 0; i < pool->nr; i++) {
+			if (page_ref_count(pool->pages[i]) == 1) {
+				page = pool->pages[i];
+				pool->pages[i] = pool->pages[--pool->nr];
+				break;
+			}
+		}
+		spin_unlock(&pool->lock);
+		if (page)
+			return page;
+	}
+	return alloc_page(GFP_KERNEL_ACCOUNT);
+}
+
+/* Drop the caller's reference: into the pool while it has room. */
+static void sg_page_put(struct sg_page_pool *pool, struct page *page)
+{
+	if (pool) {
+		spin_lock(&pool->lock);
+		if (pool->nr < SG_POOL_PAGES) {
+			pool->pages[pool->nr++] = page;
+			page = NULL;
+		}
+		spin_unlock(&pool->lock);
+	}
+	if (page)
+		put_page(page);
+}
+
 /* ---- shared pages ---------------------------------------------------- */
 
 void sg_payload_release(struct sg_payload *payload)
@@ -54,19 +104,20 @@ void sg_payload_release(struct sg_payload *payload)
 	unsigned int i;
 
 	for (i = 0; i < payload->nr_pages; i++)
-		put_page(payload->pages[i]);
+		sg_page_put(payload->pool, payload->pages[i]);
 	payload->nr_pages = 0;
 }
 
-int sg_payload_copy(struct sg_payload *payload, u64 uptr, u32 len)
+int sg_payload_copy(struct sg_payload *payload, struct sg_page_pool *pool, u64 uptr, u32 len)
 {
 	const char __user *src = u64_to_user_ptr(uptr);
 	unsigned int off;
 
+	payload->pool = pool;
 	payload->len = len;
 	for (off = 0; off < len; off += PAGE_SIZE) {
 		unsigned int chunk = min_t(unsigned int, len - off, PAGE_SIZE);
-		struct page *page = alloc_page(GFP_KERNEL_ACCOUNT);
+		struct page *page = sg_page_get(pool);
 
 		if (!page)
 			return -ENOMEM;
@@ -85,14 +136,14 @@ int sg_payload_copy(struct sg_payload *payload, u64 uptr, u32 len)
 static void sg_arena_release_retired(struct sg_arena *arena)
 {
 	while (arena->nr_retired)
-		put_page(arena->retired[--arena->nr_retired]);
+		sg_page_put(arena->pool, arena->retired[--arena->nr_retired]);
 }
 
 static void sg_arena_release(struct sg_arena *arena)
 {
 	sg_arena_release_retired(arena);
 	if (arena->page)
-		put_page(arena->page);
+		sg_page_put(arena->pool, arena->page);
 	arena->page = NULL;
 }
 
@@ -114,7 +165,7 @@ int sg_arena_copy(struct sg_arena *arena, const struct sg_bytes *bytes,
 					return -EINVAL;
 				arena->retired[arena->nr_retired++] = arena->page;
 			}
-			arena->page = alloc_page(GFP_KERNEL_ACCOUNT);
+			arena->page = sg_page_get(arena->pool);
 			if (!arena->page)
 				return -ENOMEM;
 			arena->used = 0;
@@ -202,9 +253,11 @@ static unsigned int sg_max_frags(void)
 #endif
 }
 
-int sg_sender_init(struct sg_sender *sender, struct socket *sock, u32 msg_flags)
+int sg_sender_init(struct sg_sender *sender, struct socket *sock, u32 msg_flags,
+		   struct sg_page_pool *pool)
 {
 	sender->sock = sock;
+	sender->arena.pool = pool;
 	sender->msg_flags = msg_flags;
 	sender->direct = sg_xmit_usable(sock);
 	return 0;
@@ -521,10 +574,10 @@ long sendgroup_ioctl_send(void __user *uargs)
 	ret = sg_prepare_results(call);
 	if (ret)
 		goto out_free_results;
-	ret = sg_payload_copy(&call->shared, call->args.shared, call->args.shared_len);
+	ret = sg_payload_copy(&call->shared, NULL, call->args.shared, call->args.shared_len);
 	if (ret)
 		goto out_release_shared;
-	ret = sg_sender_init(&call->sender, call->sock, call->args.msg_flags);
+	ret = sg_sender_init(&call->sender, call->sock, call->args.msg_flags, NULL);
 	if (ret)
 		goto out_release_sender;
 

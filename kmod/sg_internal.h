@@ -63,8 +63,22 @@ union sg_sockaddr {
 	struct sockaddr_in6 v6;
 };
 
+/*
+ * Pages a group keeps between its sends for payload copies and private
+ * bytes, instead of allocating (and charging) fresh ones every call. A page
+ * is handed out again only once its reference count is back to the pool's
+ * own: no skb of an earlier send references it any more.
+ */
+#define SG_POOL_PAGES		16
+struct sg_page_pool {
+	spinlock_t lock;
+	unsigned int nr;
+	struct page *pages[SG_POOL_PAGES];
+};
+
 /* A shared payload, copied from user space once into pages. */
 struct sg_payload {
+	struct sg_page_pool *pool;	/* or NULL */
 	struct page *pages[SG_SHARED_PAGES];
 	unsigned int nr_pages;
 	unsigned int len;
@@ -78,6 +92,7 @@ struct sg_payload {
  * datagram was sent.
  */
 struct sg_arena {
+	struct sg_page_pool *pool;	/* or NULL */
 	struct page *page;
 	unsigned int used;
 	struct page *retired[SG_ARENA_MAX_RETIRED];
@@ -128,10 +143,13 @@ struct sg_sender {
 	struct ubuf_info *zerocopy;	/* kernels without UDP MSG_SPLICE_PAGES */
 };
 
-int sg_payload_copy(struct sg_payload *payload, u64 uptr, u32 len);
+void sg_pool_init(struct sg_page_pool *pool);
+void sg_pool_release(struct sg_page_pool *pool);
+int sg_payload_copy(struct sg_payload *payload, struct sg_page_pool *pool, u64 uptr, u32 len);
 void sg_payload_release(struct sg_payload *payload);
 
-int sg_sender_init(struct sg_sender *sender, struct socket *sock, u32 msg_flags);
+int sg_sender_init(struct sg_sender *sender, struct socket *sock, u32 msg_flags,
+		   struct sg_page_pool *pool);
 void sg_sender_release(struct sg_sender *sender);
 int sg_send_datagram(struct sg_sender *sender, struct sg_route *route,
 		     const union sg_sockaddr *addr, int addrlen,
@@ -142,6 +160,7 @@ int sg_arena_copy(struct sg_arena *arena, const struct sg_bytes *bytes,
 
 void sg_route_init(struct sg_route *route);
 void sg_route_release(struct sg_route *route);
+bool sg_xmit_enabled(void);
 bool sg_xmit_usable(struct socket *sock);
 int sg_xmit(struct sg_sender *sender, struct sg_route *route, const union sg_sockaddr *addr,
 	    const struct sg_bytes *prepend, const struct sg_payload *shared,

@@ -67,6 +67,11 @@ module_param(fast_path, bool, 0644);
 MODULE_PARM_DESC(fast_path,
 		 "Build datagrams in the module with per-member cached routes (default on); 0 sends every datagram through sock_sendmsg()");
 
+bool sg_xmit_enabled(void)
+{
+	return READ_ONCE(fast_path);
+}
+
 /* ---- socket state, across kernel versions ------------------------------ */
 
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
@@ -159,7 +164,7 @@ bool sg_xmit_usable(struct socket *sock)
 {
 	struct sock *sk = sock->sk;
 
-	if (!READ_ONCE(fast_path))
+	if (!sg_xmit_enabled())
 		return false;
 	if (!inet_sk(sk)->inet_num)
 		return false;	/* sendmsg autobinds it first */

@@ -621,7 +621,8 @@ TEST(info_reports_limits_and_versions)
 	EXPECT_EQ(SENDGROUP_MAX_DATAGRAM, info.max_datagram);
 	EXPECT_EQ(SENDGROUP_RECIPIENT_SIZE_LATEST, info.recipient_size);
 	EXPECT_EQ(SENDGROUP_SEND_ARGS_SIZE_LATEST, info.send_args_size);
-	EXPECT_EQ(SENDGROUP_FEATURE_SHARED_PAGES | SENDGROUP_FEATURE_GROUPS, info.features);
+	EXPECT_EQ(SENDGROUP_FEATURE_SHARED_PAGES | SENDGROUP_FEATURE_GROUPS | SENDGROUP_FEATURE_DIRECT_XMIT,
+		  info.features);
 	EXPECT_EQ(sizeof(info), info.size);
 
 	/* A newer, larger caller struct: the unknown tail comes back zeroed. */

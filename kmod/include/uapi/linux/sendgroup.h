@@ -115,6 +115,13 @@ struct sendgroup_send_args {
 #define SENDGROUP_FEATURE_SHARED_PAGES	(1ULL << 0)
 /* Kernel-resident groups: SENDGROUP_IOC_GROUP_CREATE and the group fd's ioctls. */
 #define SENDGROUP_FEATURE_GROUPS	(1ULL << 1)
+/*
+ * Datagrams are built by the module and handed to the IP layer, with a
+ * cached route per group member, instead of one sendmsg() each; off when
+ * the module's fast_path parameter is 0. The LSM socket_sendmsg hook is not
+ * called on this path (see the module's documentation for what differs).
+ */
+#define SENDGROUP_FEATURE_DIRECT_XMIT	(1ULL << 2)
 
 /*
  * Result of SENDGROUP_IOC_INFO, versioned by @size like the send arguments:
