@@ -49,6 +49,7 @@ struct sg_group {
 	struct xarray members;	/* member id -> struct sg_member */
 	u32 count;		/* members, under @lock */
 	struct sg_page_pool pool;	/* payload and private-byte pages between sends */
+	struct sg_group_send *spare;	/* a send's state, kept for the next send */
 };
 
 DEFINE_STATIC_SRCU(sg_members_srcu);
@@ -73,6 +74,7 @@ static int sg_group_release(struct inode *inode, struct file *file)
 		sg_member_free(member);
 	xa_destroy(&group->members);
 	sg_pool_release(&group->pool);
+	kfree(group->spare);
 	sockfd_put(group->sock);
 	mutex_destroy(&group->lock);
 	kfree(group);
@@ -393,15 +395,38 @@ static long sg_group_ioctl_list(struct sg_group *group, struct sendgroup_list_ar
 
 /* ---- SEND ------------------------------------------------------------- */
 
+/* Payloads a send describes without allocating (one audio and one video, say). */
+#define SG_INLINE_PAYLOADS	4
+
+/* One SEND's state; each group keeps one between sends (group->spare). */
 struct sg_group_send {
 	struct sendgroup_group_send_args args;
 	struct sendgroup_payload *payload_descs;
 	struct sg_payload *payloads;
-	struct sg_sender sender;
 	u32 sent;
 	u32 failed;
 	bool failures_faulted;
+	struct sendgroup_payload inline_descs[SG_INLINE_PAYLOADS];
+	struct sg_payload inline_payloads[SG_INLINE_PAYLOADS];
+	struct sg_sender sender;	/* last: its scratch bvecs stay uninitialised */
 };
+
+static struct sg_group_send *sg_group_send_get(struct sg_group *group)
+{
+	struct sg_group_send *gs = xchg(&group->spare, NULL);
+
+	if (!gs)
+		gs = kmalloc(sizeof(*gs), GFP_KERNEL_ACCOUNT);
+	if (gs)
+		memset(gs, 0, offsetof(struct sg_group_send, sender));
+	return gs;
+}
+
+static void sg_group_send_put(struct sg_group *group, struct sg_group_send *gs)
+{
+	if (cmpxchg(&group->spare, NULL, gs))
+		kfree(gs);
+}
 
 static int sg_group_send_check(const struct sendgroup_group_send_args *args)
 {
@@ -419,12 +444,19 @@ static int sg_group_send_copy_payloads(struct sg_group *group, struct sg_group_s
 	u32 i, count = gs->args.payload_count;
 	int ret;
 
-	gs->payload_descs = memdup_user(u64_to_user_ptr(gs->args.payloads),
-					array_size(count, sizeof(*gs->payload_descs)));
-	if (IS_ERR(gs->payload_descs)) {
-		ret = PTR_ERR(gs->payload_descs);
-		gs->payload_descs = NULL;
-		return ret;
+	if (count <= SG_INLINE_PAYLOADS) {
+		gs->payload_descs = gs->inline_descs;
+		if (copy_from_user(gs->inline_descs, u64_to_user_ptr(gs->args.payloads),
+				   array_size(count, sizeof(*gs->payload_descs))))
+			return -EFAULT;
+	} else {
+		gs->payload_descs = memdup_user(u64_to_user_ptr(gs->args.payloads),
+						array_size(count, sizeof(*gs->payload_descs)));
+		if (IS_ERR(gs->payload_descs)) {
+			ret = PTR_ERR(gs->payload_descs);
+			gs->payload_descs = NULL;
+			return ret;
+		}
 	}
 	for (i = 0; i < count; i++) {
 		if (gs->payload_descs[i].reserved)
@@ -432,7 +464,10 @@ static int sg_group_send_copy_payloads(struct sg_group *group, struct sg_group_s
 		if (gs->payload_descs[i].len > SENDGROUP_MAX_DATAGRAM)
 			return -EMSGSIZE;
 	}
-	gs->payloads = kcalloc(count, sizeof(*gs->payloads), GFP_KERNEL);
+	if (count <= SG_INLINE_PAYLOADS)
+		gs->payloads = gs->inline_payloads;
+	else
+		gs->payloads = kcalloc(count, sizeof(*gs->payloads), GFP_KERNEL);
 	if (!gs->payloads)
 		return -ENOMEM;
 	for (i = 0; i < count; i++) {
@@ -501,7 +536,7 @@ static long sg_group_ioctl_send(struct sg_group *group,
 	u32 i;
 	long ret;
 
-	gs = kzalloc(sizeof(*gs), GFP_KERNEL);
+	gs = sg_group_send_get(group);
 	if (!gs)
 		return -ENOMEM;
 	ret = sg_copy_args(&gs->args, sizeof(gs->args), SENDGROUP_GROUP_SEND_ARGS_SIZE_VER0, uargs);
@@ -545,10 +580,12 @@ out_release_payloads:
 	if (gs->payloads)
 		for (i = 0; i < gs->args.payload_count; i++)
 			sg_payload_release(&gs->payloads[i]);
-	kfree(gs->payloads);
-	kfree(gs->payload_descs);
+	if (gs->payloads != gs->inline_payloads)
+		kfree(gs->payloads);
+	if (gs->payload_descs != gs->inline_descs)
+		kfree(gs->payload_descs);
 out_free:
-	kfree(gs);
+	sg_group_send_put(group, gs);
 	return ret;
 }
 

@@ -256,6 +256,7 @@ static unsigned int sg_max_frags(void)
 int sg_sender_init(struct sg_sender *sender, struct socket *sock, u32 msg_flags,
 		   struct sg_page_pool *pool)
 {
+	memset(sender, 0, offsetof(struct sg_sender, bvec));
 	sender->sock = sock;
 	sender->arena.pool = pool;
 	sender->msg_flags = msg_flags;

@@ -139,8 +139,8 @@ struct sg_sender {
 	u32 msg_flags;
 	bool direct;		/* sg_xmit() may be used in this call */
 	struct sg_arena arena;
-	struct bio_vec bvec[SG_MAX_BVECS];
 	struct ubuf_info *zerocopy;	/* kernels without UDP MSG_SPLICE_PAGES */
+	struct bio_vec bvec[SG_MAX_BVECS];	/* scratch: last, not initialised */
 };
 
 void sg_pool_init(struct sg_page_pool *pool);
