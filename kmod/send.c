@@ -418,13 +418,18 @@ int sg_check_recipient(const struct sendgroup_recipient *r)
 /* ---- SENDGROUP_IOC_SEND ----------------------------------------------- */
 
 /* Everything one SENDGROUP_IOC_SEND needs after validation. */
+/* Recipient entries and results a call holds without allocating. */
+#define SG_INLINE_RECIPIENTS	4
+
 struct sg_call {
 	struct socket *sock;
 	struct sendgroup_send_args args;
 	void *recipients;		/* args.recipient_count entries */
 	s32 *results;
 	struct sg_payload shared;
-	struct sg_sender sender;
+	struct sendgroup_recipient inline_recipients[SG_INLINE_RECIPIENTS];
+	s32 inline_results[SG_INLINE_RECIPIENTS];
+	struct sg_sender sender;	/* last: its scratch bvecs stay uninitialised */
 };
 
 static int sg_check_args(const struct sendgroup_send_args *args)
@@ -462,7 +467,13 @@ static int sg_copy_recipients(struct sg_call *call)
 	u32 i;
 	int ret;
 
-	call->recipients = vmemdup_user(u64_to_user_ptr(args->recipients), bytes);
+	if (bytes <= sizeof(call->inline_recipients)) {
+		call->recipients = call->inline_recipients;
+		if (copy_from_user(call->recipients, u64_to_user_ptr(args->recipients), bytes))
+			return -EFAULT;
+	} else {
+		call->recipients = vmemdup_user(u64_to_user_ptr(args->recipients), bytes);
+	}
 	if (IS_ERR(call->recipients)) {
 		ret = PTR_ERR(call->recipients);
 		call->recipients = NULL;
@@ -493,7 +504,10 @@ static int sg_prepare_results(struct sg_call *call)
 		return 0;
 	if (clear_user(u64_to_user_ptr(call->args.results), bytes))
 		return -EFAULT;
-	call->results = kvcalloc(call->args.recipient_count, sizeof(s32), GFP_KERNEL);
+	if (call->args.recipient_count <= SG_INLINE_RECIPIENTS)
+		call->results = call->inline_results;
+	else
+		call->results = kvcalloc(call->args.recipient_count, sizeof(s32), GFP_KERNEL);
 	return call->results ? 0 : -ENOMEM;
 }
 
@@ -549,9 +563,10 @@ long sendgroup_ioctl_send(void __user *uargs)
 	BUILD_BUG_ON(sizeof(struct sendgroup_send_args) != SENDGROUP_SEND_ARGS_SIZE_LATEST);
 	BUILD_BUG_ON(sizeof(struct sendgroup_recipient) != SENDGROUP_RECIPIENT_SIZE_LATEST);
 
-	call = kzalloc(sizeof(*call), GFP_KERNEL);
+	call = kmalloc(sizeof(*call), GFP_KERNEL);
 	if (!call)
 		return -ENOMEM;
+	memset(call, 0, offsetof(struct sg_call, sender));
 
 	ret = sg_copy_args(&call->args, sizeof(call->args), SENDGROUP_SEND_ARGS_SIZE_VER0, uargs);
 	if (ret)
@@ -589,9 +604,11 @@ out_release_sender:
 out_release_shared:
 	sg_payload_release(&call->shared);
 out_free_results:
-	kvfree(call->results);
+	if (call->results != call->inline_results)
+		kvfree(call->results);
 out_free_recipients:
-	kvfree(call->recipients);
+	if (call->recipients != call->inline_recipients)
+		kvfree(call->recipients);
 out_put_sock:
 	sockfd_put(call->sock);
 out_free_call:

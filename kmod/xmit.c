@@ -29,7 +29,8 @@
  * udp_sendmsg(). Where that matters, load the module with fast_path=0 (or
  * write 0 to /sys/module/sendgroup/parameters/fast_path) and every datagram
  * goes through sock_sendmsg(). An IPv4 datagram with DF has IP id 0 (as
- * udp_sendmsg() on an unconnected socket).
+ * udp_sendmsg() on an unconnected socket); ip_build_and_send_pkt() sets DF
+ * on datagrams of at most 576 bytes even under IP_PMTUDISC_DONT.
  *
  * Everything else takes sock_sendmsg() (sg_xmit() returns SG_XMIT_FALLBACK):
  * a socket not bound yet (sendmsg autobinds it), with IP options or IPv6
