@@ -103,6 +103,7 @@ SG_STAT_ATTR(members_live);
 SG_STAT_ATTR(direct_sends);
 SG_STAT_ATTR(route_lookups);
 SG_STAT_ATTR(routes_cached);
+SG_STAT_ATTR(lsm_refusals);
 
 static struct attribute *sendgroup_stats_attrs[] = {
 	&dev_attr_calls.attr,
@@ -118,6 +119,7 @@ static struct attribute *sendgroup_stats_attrs[] = {
 	&dev_attr_direct_sends.attr,
 	&dev_attr_route_lookups.attr,
 	&dev_attr_routes_cached.attr,
+	&dev_attr_lsm_refusals.attr,
 	NULL,
 };
 
@@ -143,8 +145,8 @@ static struct miscdevice sendgroup_misc = {
 	.name = "sendgroup",
 	/*
 	 * The device grants nothing beyond the caller's own socket: datagrams
-	 * pass routing, netfilter and cgroup egress checks (and, with
-	 * fast_path=0, the LSM's socket_sendmsg hook as well).
+	 * pass routing, netfilter, cgroup egress checks and the LSM's
+	 * socket_sendmsg hook (once per call on the direct path).
 	 */
 	.mode = 0666,
 	.fops = &sendgroup_fops,

@@ -22,13 +22,13 @@
  * udp_sendmsg(), and TTL/hop limit, TOS/traffic class, SO_MARK, SO_PRIORITY
  * and DF come from the socket the same way.
  *
- * What differs from sock_sendmsg(): the LSM socket_sendmsg hook is not
- * called (security_socket_sendmsg() is not exported to modules); the LSM
- * still decides who may open /dev/sendgroup and create and bind the socket,
- * and security_sk_classify_flow() labels each route lookup as in
- * udp_sendmsg(). Where that matters, load the module with fast_path=0 (or
- * write 0 to /sys/module/sendgroup/parameters/fast_path) and every datagram
- * goes through sock_sendmsg(). An IPv4 datagram with DF has IP id 0 (as
+ * What differs from sock_sendmsg(): the LSM socket_sendmsg hook is asked
+ * once per call, for its first destination (sg_lsm_allows_sendmsg() in
+ * send.c: security_socket_sendmsg() is not exported to modules), not per
+ * datagram; security_sk_classify_flow() labels each route lookup as in
+ * udp_sendmsg(). Where per-destination LSM decisions matter, load the module
+ * with fast_path=0 (or write 0 to /sys/module/sendgroup/parameters/fast_path)
+ * and every datagram goes through sock_sendmsg(). An IPv4 datagram with DF has IP id 0 (as
  * udp_sendmsg() on an unconnected socket); ip_build_and_send_pkt() sets DF
  * on datagrams of at most 576 bytes even under IP_PMTUDISC_DONT.
  *

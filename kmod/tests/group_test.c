@@ -15,6 +15,10 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
+#ifdef SG_TEST_BPF_LSM
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#endif
 
 #include "kselftest_harness.h"
 #include "sg_test_helpers.h"
@@ -1009,6 +1013,118 @@ TEST(cached_routes_are_released)
 	close(dev);
 	EXPECT_EQ(0, system("ip link del sg-rel"));
 }
+
+#ifdef SG_TEST_BPF_LSM
+/* ---- the LSM's sendmsg decision on the direct path ----------------------- */
+
+/*
+ * The direct path does not go through sock_sendmsg(), so the module asks the
+ * LSM's socket_sendmsg hook once per call (sg_lsm_allows_sendmsg()). A BPF
+ * LSM program stands in for an AppArmor or SELinux policy that refuses this
+ * process's sendmsg: every datagram of a group send and of a one-shot send
+ * must then fail with the LSM's errno, nothing may reach a receiver, and
+ * once the policy allows again the direct path is taken again.
+ */
+#define LSM_MEMBERS 3
+
+static int lsm_receive_count(const int *rx)
+{
+	char buf[64];
+	int n = 0;
+
+	for (int i = 0; i < LSM_MEMBERS; i++)
+		while (recv(rx[i], buf, sizeof(buf), MSG_DONTWAIT) > 0)
+			n++;
+	return n;
+}
+
+TEST(lsm_refusal_reaches_every_datagram)
+{
+	char path[4096], *slash;
+	ssize_t len = readlink("/proc/self/exe", path, sizeof(path) - 32);
+	struct bpf_object *obj;
+	struct bpf_link *link;
+	struct bpf_map *denied;
+	__u32 key = 0, tgid = getpid(), nobody = 0;
+
+	ASSERT_LT(0, len);
+	path[len] = 0;
+	slash = strrchr(path, '/');
+	ASSERT_NE(NULL, slash);
+	strcpy(slash + 1, "lsm_deny.bpf.o");
+	obj = bpf_object__open_file(path, NULL);
+	ASSERT_NE(NULL, obj) TH_LOG("open %s", path);
+	ASSERT_EQ(0, bpf_object__load(obj)) TH_LOG("load %s", path);
+	link = bpf_program__attach_lsm(bpf_object__find_program_by_name(obj, "sg_deny_sendmsg"));
+	ASSERT_NE(NULL, link) TH_LOG("attach the BPF LSM program (is \"bpf\" in /sys/kernel/security/lsm?)");
+	denied = bpf_object__find_map_by_name(obj, "sg_denied_tgid");
+	ASSERT_NE(NULL, denied);
+
+	for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
+		struct sendgroup_member m[LSM_MEMBERS];
+		struct sendgroup_recipient r[LSM_MEMBERS];
+		struct sendgroup_failure failures[LSM_MEMBERS];
+		struct sendgroup_payload p = payload("lsm", 3);
+		struct sendgroup_send_args args;
+		__s32 results[LSM_MEMBERS];
+		unsigned int port[LSM_MEMBERS], sport, nfail;
+		unsigned long long direct, refusals;
+		int rx[LSM_MEMBERS], dev = open_device(), sock, group;
+
+		ASSERT_LE(0, dev);
+		sock = bound_socket(family, &sport);
+		ASSERT_LE(0, sock);
+		group = group_create(dev, sock);
+		ASSERT_LE(0, group);
+		for (int i = 0; i < LSM_MEMBERS; i++) {
+			rx[i] = make_receiver(family, &port[i]);
+			ASSERT_LE(0, rx[i]);
+			m[i] = member(i, family, port[i], i ? "pre" : NULL, NULL);
+			r[i] = m[i].recipient;
+		}
+		ASSERT_EQ(0, add_members(group, m, LSM_MEMBERS));
+
+		/* Allowed: the direct path, every member. */
+		direct = read_stat("direct_sends");
+		refusals = read_stat("lsm_refusals");
+		EXPECT_EQ(LSM_MEMBERS, group_send(group, &p, 1, NULL, 0, NULL));
+		EXPECT_EQ(direct + LSM_MEMBERS, read_stat("direct_sends"));
+		EXPECT_EQ(LSM_MEMBERS, lsm_receive_count(rx));
+
+		/* Refused: each member fails with the LSM's errno, nothing is sent. */
+		ASSERT_EQ(0, bpf_map__update_elem(denied, &key, sizeof(key), &tgid, sizeof(tgid), BPF_ANY));
+		direct = read_stat("direct_sends");
+		EXPECT_EQ(0, group_send(group, &p, 1, failures, LSM_MEMBERS, &nfail));
+		EXPECT_EQ(LSM_MEMBERS, nfail);
+		for (unsigned int i = 0; i < nfail && i < LSM_MEMBERS; i++) {
+			EXPECT_EQ(-EPERM, failures[i].error);
+		}
+		args = send_args(sock, "lsm", 3, r, LSM_MEMBERS, results);
+		EXPECT_EQ(0, ioctl(dev, SENDGROUP_IOC_SEND, &args));
+		for (int i = 0; i < LSM_MEMBERS; i++) {
+			EXPECT_EQ(-EPERM, results[i]);
+		}
+		EXPECT_EQ(direct, read_stat("direct_sends"));
+		EXPECT_EQ(refusals + 2, read_stat("lsm_refusals"));
+		usleep(20000);
+		EXPECT_EQ(0, lsm_receive_count(rx));
+
+		/* Allowed again: back on the direct path. */
+		ASSERT_EQ(0, bpf_map__update_elem(denied, &key, sizeof(key), &nobody, sizeof(nobody), BPF_ANY));
+		EXPECT_EQ(LSM_MEMBERS, group_send(group, &p, 1, NULL, 0, NULL));
+		EXPECT_EQ(direct + LSM_MEMBERS, read_stat("direct_sends"));
+		EXPECT_EQ(LSM_MEMBERS, lsm_receive_count(rx));
+
+		for (int i = 0; i < LSM_MEMBERS; i++)
+			close(rx[i]);
+		close(group);
+		close(sock);
+		close(dev);
+	}
+	bpf_link__destroy(link);
+	bpf_object__close(obj);
+}
+#endif /* SG_TEST_BPF_LSM */
 
 /* ---- membership changes while sends run ---------------------------------- */
 
