@@ -306,6 +306,41 @@ static struct dst_entry *sg_route_lookup4(struct sock *sk, const struct sg_flow_
 	return &rt->dst;
 }
 
+/*
+ * The datagram to @dst for an IP header of @nhlen bytes: prepend in the
+ * linear part, the shared payload and append as frags, the UDP header pushed
+ * (checksum left to the caller). Any result but 0 has released @dst:
+ * SG_XMIT_FALLBACK when the datagram exceeds the path MTU, else an errno.
+ */
+static int sg_xmit_build(struct sg_sender *sender, struct dst_entry *dst, unsigned int nhlen,
+			 __be16 dport, const struct sg_bytes *prepend,
+			 const struct sg_payload *shared, const struct sg_bytes *append,
+			 struct sk_buff **skbp)
+{
+	u32 ulen = sizeof(struct udphdr) + prepend->len + shared->len + append->len;
+	struct sk_buff *skb;
+	int err;
+
+	if (nhlen + ulen > sg_path_mtu(dst)) {
+		dst_release(dst);
+		return SG_XMIT_FALLBACK;
+	}
+	skb = sg_xmit_alloc(sender, dst, nhlen, prepend, &err);
+	if (!skb) {
+		dst_release(dst);
+		return err;
+	}
+	err = sg_xmit_attach(sender, skb, shared, append);
+	if (err) {
+		kfree_skb(skb);
+		dst_release(dst);
+		return err;
+	}
+	sg_udp_header(skb, inet_sk(sender->sock->sk)->inet_sport, dport);
+	*skbp = skb;
+	return 0;
+}
+
 static int sg_xmit4(struct sg_sender *sender, struct sg_route *route,
 		    const struct sockaddr_in *to, const struct sg_bytes *prepend,
 		    const struct sg_payload *shared, const struct sg_bytes *append)
@@ -313,7 +348,6 @@ static int sg_xmit4(struct sg_sender *sender, struct sg_route *route,
 	struct sock *sk = sender->sock->sk;
 	struct net *net = sock_net(sk);
 	__be32 daddr = to->sin_addr.s_addr;
-	u32 ulen = sizeof(struct udphdr) + prepend->len + shared->len + append->len;
 	struct sg_flow_key key;
 	union sg_inaddr saddr;
 	struct dst_entry *dst;
@@ -336,23 +370,10 @@ static int sg_xmit4(struct sg_sender *sender, struct sg_route *route,
 		}
 		sg_route_set(route, &key, dst, 0, &saddr);
 	}
-	if (sizeof(struct iphdr) + ulen > sg_path_mtu(dst)) {
-		dst_release(dst);
-		return SG_XMIT_FALLBACK;
-	}
-
-	skb = sg_xmit_alloc(sender, dst, sizeof(struct iphdr), prepend, &err);
-	if (!skb) {
-		dst_release(dst);
+	err = sg_xmit_build(sender, dst, sizeof(struct iphdr), to->sin_port, prepend, shared,
+			    append, &skb);
+	if (err)
 		return err;
-	}
-	err = sg_xmit_attach(sender, skb, shared, append);
-	if (err) {
-		kfree_skb(skb);
-		dst_release(dst);
-		return err;
-	}
-	sg_udp_header(skb, inet_sk(sk)->inet_sport, to->sin_port);
 	udp_set_csum(false, skb, saddr.v4, daddr, skb->len);
 
 	if (sender->msg_flags & MSG_CONFIRM)
@@ -416,7 +437,6 @@ static int sg_xmit6(struct sg_sender *sender, struct sg_route *route,
 	struct sock *sk = sender->sock->sk;
 	struct net *net = sock_net(sk);
 	const struct in6_addr *daddr = &to->sin6_addr;
-	u32 ulen = sizeof(struct udphdr) + prepend->len + shared->len + append->len;
 	struct sg_flow_key key;
 	union sg_inaddr saddr;
 	struct dst_entry *dst;
@@ -448,23 +468,10 @@ static int sg_xmit6(struct sg_sender *sender, struct sg_route *route,
 		sg_route_set(route, &key, dst,
 			     rt6_get_cookie(container_of(dst, struct rt6_info, dst)), &saddr);
 	}
-	if (sizeof(struct ipv6hdr) + ulen > sg_path_mtu(dst)) {
-		dst_release(dst);
-		return SG_XMIT_FALLBACK;
-	}
-
-	skb = sg_xmit_alloc(sender, dst, sizeof(struct ipv6hdr), prepend, &err);
-	if (!skb) {
-		dst_release(dst);
+	err = sg_xmit_build(sender, dst, sizeof(struct ipv6hdr), to->sin6_port, prepend, shared,
+			    append, &skb);
+	if (err)
 		return err;
-	}
-	err = sg_xmit_attach(sender, skb, shared, append);
-	if (err) {
-		kfree_skb(skb);
-		dst_release(dst);
-		return err;
-	}
-	sg_udp_header(skb, inet_sk(sk)->inet_sport, to->sin6_port);
 	udp6_set_csum(false, skb, &fl6.saddr, daddr, skb->len);
 
 	if (sender->msg_flags & MSG_CONFIRM)
