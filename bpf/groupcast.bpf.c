@@ -28,7 +28,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-#include "groupcast.h"
+#include "groupcast_layout.h"
 #include "parsing.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -72,32 +72,6 @@ struct {
 /* Bytes pulled into the linear area before parsing in TC: Ethernet + VLAN
  * + IPv4 with options + UDP + RTP fixed header (IPv6: 40 + 8 + 12 + ext). */
 #define GC_TC_PULL_LEN	128
-
-/* Index of the highest set bit of @v (!= 0). */
-static __always_inline __u32 gc_fls64(__u64 v)
-{
-	__u32 n = 0;
-
-	if (v >> 32) { n += 32; v >>= 32; }
-	if (v >> 16) { n += 16; v >>= 16; }
-	if (v >> 8) { n += 8; v >>= 8; }
-	if (v >> 4) { n += 4; v >>= 4; }
-	if (v >> 2) { n += 2; v >>= 2; }
-	if (v >> 1) n += 1;
-	return n;
-}
-
-/* LatencyHistogram.index(of:) in Sources/GroupcastSFU/Metrics.swift. */
-static __always_inline __u32 gc_delay_bucket(__u64 ns)
-{
-	__u32 exp, top;
-
-	if (ns < GC_DELAY_EXACT)
-		return ns;
-	exp = gc_fls64(ns);			/* >= 6 */
-	top = ns >> (exp - 5);			/* 32..63 */
-	return GC_DELAY_EXACT + (exp - 6) * GC_DELAY_SUB_BUCKETS + (top - 32);
-}
 
 static __always_inline void gc_record_delay(__u64 rx_ns)
 {

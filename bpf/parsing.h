@@ -31,7 +31,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-#include "groupcast.h"
+#include "groupcast_layout.h"
 
 #ifndef IP_MF
 #define IP_MF		0x2000

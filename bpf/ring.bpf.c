@@ -18,7 +18,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-#include "groupcast.h"
+#include "groupcast_layout.h"
 #include "parsing.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -212,7 +212,7 @@ static void ring_init_cons(struct gc_xsk_ring *r)
 	r->cached_cons = *r->consumer;
 }
 
-/* ---- time, delay histogram (LatencyHistogram in Metrics.swift) -------------- */
+/* ---- time, delay histogram (gc_delay_bucket, groupcast_layout.h) ------------ */
 
 static inline __u64 now_ns(void)
 {
@@ -222,19 +222,9 @@ static inline __u64 now_ns(void)
 	return (__u64)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
-static inline __u32 delay_bucket(__u64 v)
-{
-	int exponent;
-
-	if (v < 64)
-		return v;
-	exponent = 63 - __builtin_clzll(v);
-	return 64 + (exponent - 6) * 32 + ((__u32)(v >> (exponent - 5)) - 32);
-}
-
 static inline void delay_record(struct gc_ring_stats *s, __u64 v)
 {
-	s->delay_buckets[delay_bucket(v)]++;
+	s->delay_buckets[gc_delay_bucket(v)]++;
 	s->delay_count++;
 	s->delay_sum += v;
 	if (v < s->delay_min)

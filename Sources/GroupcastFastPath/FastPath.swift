@@ -207,7 +207,7 @@ public final class FastPath {
     }
 }
 
-/// Receive to last copy scheduled in the kernel, ns: `struct gc_delay_hist` of `bpf/groupcast.h`
+/// Receive to last copy scheduled in the kernel, ns: `struct gc_delay_hist` of `bpf/include/groupcast_layout.h`
 /// (buckets: exact below ``exactLimit``, then ``subBuckets`` per power of two).
 public struct DelayHistogram: Sendable, Equatable {
     public static let exactLimit = Int(GC_DELAY_EXACT)

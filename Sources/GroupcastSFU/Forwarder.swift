@@ -40,7 +40,7 @@ public enum ForwarderBackend: String, CaseIterable, Hashable, Sendable, CustomSt
 ///
 /// The control plane never touches packets; it only hands the forwarder a new ``RoutingTable``
 /// after every change. A user-space forwarder replicates with ``Route/recipients``; an XDP
-/// forwarder writes each ``Route`` into the `gc_route` map of `bpf/groupcast.h` instead.
+/// forwarder writes each ``Route`` into the `gc_route` map of `bpf/include/groupcast_layout.h` instead.
 public protocol Forwarder: AnyObject, Sendable {
     var backend: ForwarderBackend { get }
     /// The media socket's local address (the port clients send media to).

@@ -1,3 +1,5 @@
+import CGroupcastLayout
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -15,10 +17,12 @@ public func monotonicNanoseconds() -> UInt64 {
 
 /// A histogram of non-negative integer samples (nanoseconds) with about 3% relative error:
 /// exact below 64, then 32 sub-buckets per power of two. Fixed size, no allocation per sample.
+/// The buckets are those of every data plane (`groupcast_layout.h`: `GC_DELAY_*`,
+/// `gc_delay_bucket()`), so their counts merge exactly.
 public struct LatencyHistogram: Hashable, Sendable {
-    static let exactLimit: UInt64 = 64
-    static let subBuckets = 32
-    static let bucketCount = 64 + (63 - 6 + 1) * 32
+    static let exactLimit = UInt64(GC_DELAY_EXACT)
+    static let subBuckets = Int(GC_DELAY_SUB_BUCKETS)
+    static let bucketCount = Int(GC_DELAY_BUCKETS)
 
     private var buckets: [UInt64]
     public private(set) var count: UInt64 = 0
@@ -31,7 +35,7 @@ public struct LatencyHistogram: Hashable, Sendable {
     }
 
     /// A histogram from raw bucket counts kept elsewhere with the same bucketing (the ring
-    /// backend's C core, `GC_RING_DELAY_BUCKETS`); `nil` when `buckets` has another size.
+    /// backend's C core, `GC_DELAY_BUCKETS`); `nil` when `buckets` has another size.
     public init?(buckets: some Collection<UInt64>, count: UInt64, sum: UInt64, min: UInt64, max: UInt64) {
         guard buckets.count == Self.bucketCount else { return nil }
         self.buckets = Array(buckets)
@@ -42,19 +46,14 @@ public struct LatencyHistogram: Hashable, Sendable {
     }
 
     @inline(__always)
-    static func index(of value: UInt64) -> Int {
-        if value < exactLimit { return Int(value) }
-        let exponent = 63 - value.leadingZeroBitCount  // >= 6
-        let top = Int(value >> UInt64(exponent - 5))  // 32...63
-        return 64 + (exponent - 6) * subBuckets + (top - 32)
-    }
+    static func index(of value: UInt64) -> Int { Int(gc_delay_bucket(value)) }
 
-    /// The largest value that falls in bucket `index`.
+    /// The largest value that falls in bucket `index` (the inverse of `gc_delay_bucket()`).
     static func upperBound(of index: Int) -> UInt64 {
         if index < Int(exactLimit) { return UInt64(index) }
-        let exponent = (index - 64) / subBuckets + 6
-        let top = UInt64((index - 64) % subBuckets + 32)
-        let shift = UInt64(exponent - 5)
+        let exponent = (index - Int(exactLimit)) / subBuckets + Int(GC_DELAY_EXACT_SHIFT)
+        let top = UInt64((index - Int(exactLimit)) % subBuckets + subBuckets)
+        let shift = UInt64(exponent - Int(GC_DELAY_SUB_SHIFT))
         let upper = (top + 1) << shift
         return upper == 0 ? .max : upper - 1  // the last bucket ends at UInt64.max
     }

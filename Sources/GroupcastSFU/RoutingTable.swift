@@ -2,7 +2,7 @@ import GroupUnicast
 
 /// Where one stream's packets go: the forwarding entry of one source SSRC.
 ///
-/// It carries what `struct gc_route` in `bpf/groupcast.h` needs (origin address and port, stream
+/// It carries what `struct gc_route` in `bpf/include/groupcast_layout.h` needs (origin address and port, stream
 /// type, subscriber addresses), so an XDP forwarder can program its map from the same value.
 public struct Route: Hashable, Sendable {
     public var ssrc: UInt32

@@ -1,6 +1,6 @@
 /// The media stream types of the pktswitch SFU (Baltas & Xylomenos).
 ///
-/// Raw values equal `enum gc_stream_type` in `bpf/groupcast.h`, so the XDP forwarder can copy them
+/// Raw values equal `enum gc_stream_type` in `bpf/include/groupcast_layout.h`, so the XDP forwarder can copy them
 /// into `struct gc_route.stream_type` unchanged.
 public enum StreamType: UInt8, CaseIterable, Hashable, Sendable, Comparable, CustomStringConvertible {
     /// Audio, standard quality. Never shed under overload.

@@ -139,6 +139,26 @@ import Testing
         #expect(merged.count == recorded.count && merged.max == recorded.max && merged.min == 0)
     }
 
+    /// `upperBound(of:)` (Swift, behind `quantile`) inverts `gc_delay_bucket()` of
+    /// groupcast_layout.h at every bucket edge, up to the last bucket ending at `UInt64.max`.
+    @Test func bucketEdgesInvertTheLayoutsBucketing() {
+        let n = LatencyHistogram.layout.bucketCount
+        var previousUpper: UInt64?
+        for index in 0..<n {
+            var counts = [UInt64](repeating: 0, count: n)
+            counts[index] = 1
+            var histogram = LatencyHistogram()
+            histogram.merge(bucketCounts: counts, count: 1, sum: 0, max: .max)
+            let upper = histogram.quantile(1)
+            #expect(LatencyHistogram.bucket(of: upper) == index, "bucket \(index) ends at \(upper)")
+            if let previousUpper {
+                #expect(LatencyHistogram.bucket(of: previousUpper + 1) == index, "bucket \(index) starts at \(previousUpper + 1)")
+            }
+            previousUpper = upper
+        }
+        #expect(previousUpper == .max)
+    }
+
     @Test func prometheusTextHasEveryCounter() {
         var forwarder = ForwarderStatistics()
         forwarder.received = 7

@@ -30,7 +30,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "groupcast.h"
+#include "groupcast_layout.h"
 
 static const char *obj_path(void)
 {

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "groupcast.h"
+#include "groupcast_layout.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "groupcast.h"
+#include "groupcast_layout.h"
 #include "groupcast_fastpath.h"
 
 #ifdef __cplusplus
@@ -68,10 +68,6 @@ enum gc_ring_drop {
 	GC_RING_DROP_MAX
 };
 
-/* LatencyHistogram's buckets (Metrics.swift): exact below 64 ns, then 32
- * sub-buckets per power of two. */
-#define GC_RING_DELAY_BUCKETS	(64 + (63 - 6 + 1) * 32)
-
 struct gc_ring_stats {
 	__u64 received;		/* frames taken from RX rings */
 	__u64 forwarded;	/* copies placed in TX rings */
@@ -85,7 +81,7 @@ struct gc_ring_stats {
 	__u64 rx_ring_dropped;	/* kernel: frames dropped for lack of fill-ring buffers or RX space (XDP_STATISTICS) */
 	__u64 too_big;		/* frames to the media port longer than a frame holds (dropped by the program) */
 	__u64 delay_count, delay_sum, delay_min, delay_max;
-	__u64 delay_buckets[GC_RING_DELAY_BUCKETS];
+	__u64 delay_buckets[GC_DELAY_BUCKETS];	/* gc_delay_bucket() */
 };
 
 /* One interface the ring serves. */

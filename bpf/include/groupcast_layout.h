@@ -1,15 +1,16 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * groupcast.h - the one copy of the fast path's map and struct layouts.
+ * groupcast_layout.h - the one copy of the constants and layouts shared by
+ * the BPF programs (bpf/NAME.bpf.c), the C loader and AF_XDP ring core, and
+ * Swift (the header-only SwiftPM target CGroupcastLayout): map values, route
+ * limits, counters, pin names and the delay histogram's buckets.
  *
- * Included by the BPF programs (bpf/groupcast.bpf.c), the libbpf loader
- * (Sources/CGroupcastFastPath) and, through that C target, by Swift.
  * Only fixed-width types; every multi-byte field says its byte order.
  * Layout changes bump GC_ABI_VERSION (stored in struct gc_config, so a
  * loader can refuse maps pinned by a different layout).
  */
-#ifndef GROUPCAST_H
-#define GROUPCAST_H
+#ifndef GROUPCAST_LAYOUT_H
+#define GROUPCAST_LAYOUT_H
 
 #include <linux/types.h>
 
@@ -132,23 +133,65 @@ enum gc_stat {
 	"drop_redirect", "drop_rewrite" }
 
 /*
+ * The delay histogram's buckets, for every data plane and the SFU's
+ * LatencyHistogram (Sources/GroupcastSFU/Metrics.swift), so their counts
+ * merge exactly: values below GC_DELAY_EXACT in their own bucket, then
+ * GC_DELAY_SUB_BUCKETS per power of two (about 3 % relative error), up to
+ * 2^64 - 1. gc_delay_bucket() is the one bucketing function.
+ */
+#define GC_DELAY_EXACT_SHIFT	6
+#define GC_DELAY_SUB_SHIFT	5
+#define GC_DELAY_EXACT		64	/* 1 << GC_DELAY_EXACT_SHIFT */
+#define GC_DELAY_SUB_BUCKETS	32	/* 1 << GC_DELAY_SUB_SHIFT */
+/* GC_DELAY_EXACT + (63 - GC_DELAY_EXACT_SHIFT + 1) * GC_DELAY_SUB_BUCKETS,
+ * spelt out for Swift's importer. */
+#define GC_DELAY_BUCKETS	1920
+_Static_assert(GC_DELAY_EXACT == 1 << GC_DELAY_EXACT_SHIFT, "GC_DELAY_EXACT");
+_Static_assert(GC_DELAY_SUB_BUCKETS == 1 << GC_DELAY_SUB_SHIFT, "GC_DELAY_SUB_BUCKETS");
+_Static_assert(GC_DELAY_BUCKETS ==
+	       GC_DELAY_EXACT + (63 - GC_DELAY_EXACT_SHIFT + 1) * GC_DELAY_SUB_BUCKETS,
+	       "GC_DELAY_BUCKETS");
+
+/* Index of the highest set bit of @v (!= 0). BPF has no count-leading-zeros
+ * instruction: a branchy binary search there, the compiler's builtin elsewhere. */
+static inline __attribute__((always_inline)) __u32 gc_fls64(__u64 v)
+{
+#ifdef __bpf__
+	__u32 n = 0;
+
+	if (v >> 32) { n += 32; v >>= 32; }
+	if (v >> 16) { n += 16; v >>= 16; }
+	if (v >> 8) { n += 8; v >>= 8; }
+	if (v >> 4) { n += 4; v >>= 4; }
+	if (v >> 2) { n += 2; v >>= 2; }
+	if (v >> 1) n += 1;
+	return n;
+#else
+	return 63 - __builtin_clzll(v);
+#endif
+}
+
+/* The bucket of @ns: 0..GC_DELAY_BUCKETS - 1. */
+static inline __attribute__((always_inline)) __u32 gc_delay_bucket(__u64 ns)
+{
+	__u32 exp, top;
+
+	if (ns < GC_DELAY_EXACT)
+		return ns;
+	exp = gc_fls64(ns);					/* >= GC_DELAY_EXACT_SHIFT */
+	top = ns >> (exp - GC_DELAY_SUB_SHIFT);			/* GC_DELAY_SUB_BUCKETS..2x - 1 */
+	return GC_DELAY_EXACT + (exp - GC_DELAY_EXACT_SHIFT) * GC_DELAY_SUB_BUCKETS +
+	       (top - GC_DELAY_SUB_BUCKETS);
+}
+
+/*
  * Processing delay of the in-kernel path, one sample per replicated packet:
  * from the XDP program's run on the frame (its receive; the time travels to
  * the TC program in the frame's metadata, GC_DELAY_META_MAGIC) to the TC
  * program's last copy scheduled, in ns. Without the XDP program in front
  * (or its metadata) the TC program's own start is the receive time.
- * Per-CPU, one entry; the loader sums over CPUs. The buckets are those of
- * the SFU's LatencyHistogram (Sources/GroupcastSFU/Metrics.swift), so the
- * two merge exactly: values below GC_DELAY_EXACT in their own bucket, then
- * GC_DELAY_SUB_BUCKETS per power of two (about 3 % relative error).
+ * Per-CPU, one entry; the loader sums over CPUs.
  */
-#define GC_DELAY_EXACT		64
-#define GC_DELAY_SUB_BUCKETS	32
-/* GC_DELAY_EXACT + (63 - 6 + 1) * GC_DELAY_SUB_BUCKETS, spelt out for Swift's importer. */
-#define GC_DELAY_BUCKETS	1920
-_Static_assert(GC_DELAY_BUCKETS == GC_DELAY_EXACT + (63 - 6 + 1) * GC_DELAY_SUB_BUCKETS,
-	       "GC_DELAY_BUCKETS");
-
 struct gc_delay_hist {
 	__u64 count;
 	__u64 sum;		/* ns */
@@ -223,4 +266,4 @@ enum gc_ring_stat {
 
 #define GC_RING_STAT_NAMES { "to_port", "redirected", "no_socket", "too_big" }
 
-#endif /* GROUPCAST_H */
+#endif /* GROUPCAST_LAYOUT_H */
