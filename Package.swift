@@ -11,8 +11,9 @@ let package = Package(
         .library(name: "GroupUnicast", targets: ["GroupUnicast"]),
         .executable(name: "game-broadcaster", targets: ["GameBroadcaster"]),
         .executable(name: "live-relay", targets: ["LiveRelay"]),
-        // Reference SFU (Docs/protocol.md): library and the `groupcast` command.
-        .library(name: "GroupcastSFU", targets: ["GroupcastSFU", "GroupcastSFUInterface"]),
+        // Reference SFU (Docs/architecture.md): the SFU with every backend, the client, and the
+        // `groupcast` command.
+        .library(name: "GroupcastSFU", targets: ["GroupcastProtocol", "GroupcastSFU", "GroupcastBackends", "GroupcastClient"]),
         .executable(name: "groupcast", targets: ["Groupcast"]),
     ],
     dependencies: [
@@ -48,56 +49,97 @@ let package = Package(
             ]
         ),
 
-        // Swift API of the eBPF fast path (Docs/fastpath.md) over CGroupcastFastPath.
-        .target(name: "GroupcastFastPath", dependencies: ["CGroupcastFastPath"]),
+        // Swift API of the eBPF fast path (Docs/fastpath.md) over CGroupcastFastPath; addresses
+        // are GroupUnicast's `SocketAddress`, stream types the protocol's `StreamType`.
+        .target(name: "GroupcastFastPath", dependencies: ["CGroupcastFastPath", "GroupcastProtocol", "GroupUnicast"]),
 
-        // MARK: Reference SFU (Docs/protocol.md)
+        // MARK: Reference SFU (Docs/architecture.md, Docs/protocol.md)
 
-        // The `ring` backend (Docs/ring.md): the pktswitch netmap SFU on AF_XDP, a `Forwarder`
-        // over the C ring core of CGroupcastFastPath (groupcast_ring.h).
+        // The wire: RTP header, control messages, `StreamType`. No dependencies; fuzzed by
+        // GroupcastFuzz.
+        .target(name: "GroupcastProtocol"),
+        // The SFU core: session registry, routing table, `ForwardingEngine`, the `Forwarder`
+        // protocol every backend implements, `SFUServer` (control plane + one forwarder), metrics.
         .target(
-            name: "GroupcastRing",
+            name: "GroupcastSFU",
             dependencies: [
-                "CGroupcastFastPath",
+                "CGroupcastLayout",
+                "GroupcastProtocol",
+                "GroupUnicast",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Backend family 1, user-space sockets: socket, sendmmsg, sendgroup (`GroupSocket`).
+        .target(
+            name: "GroupcastSocketBackend",
+            dependencies: [
+                "GroupcastProtocol",
                 "GroupcastSFU",
                 "GroupUnicast",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
-
-        // Pure RTP and control-protocol parsers, session registry, routing table, the
-        // `Forwarder` protocol with its socket/sendmmsg/sendgroup backends, the client.
+        // Backend family 2, xdp: the eBPF fast path programmed from the routing table, with the
+        // socket backend as its slow path.
         .target(
-            name: "GroupcastSFU",
+            name: "GroupcastXDPBackend",
             dependencies: [
-                "CGroupcastLayout",
-                "GroupUnicast",
-                .product(name: "Logging", package: "swift-log"),
-            ]
-        ),
-        // The SFU's xdp backend and `SFUBackends`, which builds any backend (the ring of
-        // GroupcastRing included); needs libbpf, so kept out of GroupcastSFU, whose parsers,
-        // registry and socket backends build and fuzz without it.
-        .target(
-            name: "GroupcastSFUInterface",
-            dependencies: [
-                "GroupcastSFU",
                 "GroupcastFastPath",
-                "GroupcastRing",
+                "GroupcastProtocol",
+                "GroupcastSFU",
+                "GroupcastSocketBackend",
                 "GroupUnicast",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // `groupcast sfu | client | demo` (and later `xdp`, `bench`).
+        // Backend family 3, ring (Docs/ring.md): the pktswitch netmap SFU on AF_XDP, over the C
+        // ring core of CGroupcastFastPath (groupcast_ring.h).
+        .target(
+            name: "GroupcastRingBackend",
+            dependencies: [
+                "CGroupcastFastPath",
+                "GroupcastProtocol",
+                "GroupcastSFU",
+                "GroupUnicast",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // The one backend factory: `ForwarderConfiguration` (backend-neutral) -> any backend.
+        .target(
+            name: "GroupcastBackends",
+            dependencies: [
+                "GroupcastFastPath",
+                "GroupcastRingBackend",
+                "GroupcastSFU",
+                "GroupcastSocketBackend",
+                "GroupcastXDPBackend",
+                "GroupUnicast",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The conference client (`groupcast client`, the benchmarks' participants).
+        .target(
+            name: "GroupcastClient",
+            dependencies: [
+                "GroupcastProtocol",
+                "GroupcastSFU",
+                "GroupUnicast",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // `groupcast sfu | client | xdp`: the production command, nothing else.
         .executableTarget(
             name: "Groupcast",
             dependencies: [
-                "GroupcastSFU",
-                "GroupcastSFUInterface",
-                "GroupUnicast",
+                "GroupcastBackends",
+                "GroupcastClient",
                 "GroupcastFastPath",
-                "GroupcastRing",
+                "GroupcastProtocol",
+                "GroupcastSFU",
+                "GroupUnicast",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -106,7 +148,7 @@ let package = Package(
         // with -sanitize=fuzzer); a plain build replays files given as arguments.
         .executableTarget(
             name: "GroupcastFuzz",
-            dependencies: ["GroupcastSFU"]
+            dependencies: ["GroupcastProtocol"]
         ),
 
         // MARK: Examples (Examples/README.md)
@@ -144,17 +186,21 @@ let package = Package(
         // The fast path's Swift API; the device test runs as root in a thread-private netns.
         .testTarget(
             name: "GroupcastFastPathTests",
-            dependencies: ["GroupcastFastPath", "CGroupcastFastPath"]
+            dependencies: ["GroupcastFastPath", "CGroupcastFastPath", "GroupUnicast"]
         ),
         // Reference SFU: parsers, registry, routing, forwarders end to end (scripts/test-sfu).
         .testTarget(
             name: "GroupcastSFUTests",
             dependencies: [
-                "GroupcastSFU",
-                "GroupcastSFUInterface",
+                "GroupcastBackends",
+                "GroupcastClient",
                 "GroupcastFastPath",
+                "GroupcastProtocol",
+                "GroupcastRingBackend",
+                "GroupcastSFU",
+                "GroupcastSocketBackend",
+                "GroupcastXDPBackend",
                 "GroupUnicast",
-                "GroupcastRing",
                 // Built before the tests, which run `groupcast` as a subprocess.
                 "Groupcast",
             ]

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import GroupcastProtocol
+import GroupcastClient
 import GroupcastSFU
 import GroupUnicast
 import Logging

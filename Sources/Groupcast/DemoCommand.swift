@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import Foundation
+import GroupcastProtocol
 import GroupcastSFU
 import GroupUnicast
 import Logging

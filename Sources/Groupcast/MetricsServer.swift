@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import GroupcastProtocol
 import GroupcastSFU
 import GroupUnicast
 import Logging

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GroupcastProtocol
 import GroupcastSFU
 import GroupUnicast
 import Logging

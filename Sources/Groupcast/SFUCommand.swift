@@ -1,9 +1,11 @@
 import ArgumentParser
 import Dispatch
 import Foundation
-import GroupcastRing
+import GroupcastProtocol
 import GroupcastSFU
-import GroupcastSFUInterface
+import GroupcastBackends
+import GroupcastFastPath
+import GroupcastRingBackend
 import GroupUnicast
 import Logging
 
@@ -28,7 +30,7 @@ struct SFUCommand: ParsableCommand {
     var interfaces: [String] = []
 
     @Option(help: "xdp: XDP attach mode: auto (native where the driver supports it), native or generic.")
-    var xdpMode: XDPCommand.Attach.Mode = .auto
+    var xdpMode: XDPMode = .automatic
 
     @Option(help: "Room file (JSON) with static participants.")
     var room: String?
@@ -49,7 +51,7 @@ struct SFUCommand: ParsableCommand {
     var ringQueue: UInt32 = 0
 
     @Option(help: "ring: how the AF_XDP sockets bind: auto (zero-copy where the driver offers it, else copy), copy, zerocopy.")
-    var ringMode: RingMode = .auto
+    var ringMode: RingBindMode = .automatic
 
     @Option(help: "ring: entries of each RX, TX, fill and completion ring (power of two).")
     var ringSize: UInt32 = 4096
@@ -93,22 +95,30 @@ struct SFUCommand: ParsableCommand {
         guard 0 < shedVhq && shedVhq <= shedVsq && shedVsq <= 1 else {
             throw ValidationError("need 0 < --shed-vhq <= --shed-vsq <= 1")
         }
-        if !backend.needsInterface && (!interfaces.isEmpty || xdpMode != .auto) {
+        if !backend.needsInterface && (!interfaces.isEmpty || xdpMode != .automatic) {
             throw ValidationError("--interface and --xdp-mode apply to the xdp backend, not \(backend)")
         }
     }
 
     func run() throws {
         let logger = logging.bootstrap(label: "groupcast.sfu")
-        var configuration = SFUServer.Configuration(controlAddress: control, mediaAddress: media, backend: backend)
+        var configuration = SFUServer.Configuration(controlAddress: control)
         configuration.capacity = capacity
         configuration.keepaliveTimeout = keepaliveTimeout.value
         configuration.echo = echo
-        configuration.forwarder.batchSize = batch
-        configuration.forwarder.receiveBufferSize = receiveBuffer
-        configuration.forwarder.shedVHQAt = shedVhq
-        configuration.forwarder.shedVSQAt = shedVsq
-        configuration.forwarder.backlogCapacity = backlog
+        var forwarder = ForwarderConfiguration(backend: backend, mediaAddress: media)
+        forwarder.batchSize = batch
+        forwarder.receiveBufferSize = receiveBuffer
+        forwarder.shedVHQAt = shedVhq
+        forwarder.shedVSQAt = shedVsq
+        forwarder.backlogCapacity = backlog
+        forwarder.interfaces = interfaces
+        forwarder.xdpMode = xdpMode
+        forwarder.ringQueue = ringQueue
+        forwarder.ringBindMode = ringMode
+        forwarder.ringSize = ringSize
+        forwarder.ringFrameCount = ringFrames
+        forwarder.ringFrameSize = ringFrameSize
         if let room {
             do { configuration.room = try RoomFile.load(path: room) } catch { throw ValidationError(error.description) }
         }
@@ -117,23 +127,7 @@ struct SFUCommand: ParsableCommand {
         let stop = StopSignal()
         let server: SFUServer
         do {
-            if backend == .ring {
-                var ring = RingForwarder.Configuration(bindAddress: media)
-                ring.interfaces = interfaces
-                ring.queue = ringQueue
-                ring.mode = ringMode
-                ring.ringSize = ringSize
-                ring.frameCount = ringFrames
-                ring.frameSize = ringFrameSize
-                ring.batchSize = batch
-                ring.shedVHQAt = shedVhq
-                ring.shedVSQAt = shedVsq
-                let forwarder = try RingForwarder(configuration: ring, logger: logger)
-                server = try SFUServer(configuration: configuration, forwarder: forwarder, logger: logger)
-            } else {
-                let interface = InterfaceOptions(interfaces: interfaces, xdpMode: xdpMode.xdp)
-                server = try SFUBackends.makeServer(configuration, interface: interface, logger: logger)
-            }
+            server = try Backends.makeServer(configuration, forwarder: forwarder, logger: logger)
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode(2)
@@ -262,5 +256,5 @@ final class StatisticsReporter {
 
 func microseconds(_ ns: UInt64) -> String { String(format: "%.1f", Double(ns) / 1000) }
 
-/// `--ring-mode auto|copy|zerocopy`.
-extension RingMode: ExpressibleByArgument {}
+extension RingBindMode: ExpressibleByArgument {}
+extension XDPMode: ExpressibleByArgument {}

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Glibc
 import GroupcastFastPath
+import GroupcastProtocol
+import GroupUnicast
 
 /// `groupcast xdp`: the in-kernel SFU data plane (Docs/fastpath.md).
 struct XDPCommand: ParsableCommand {
@@ -20,15 +22,10 @@ struct XDPCommand: ParsableCommand {
         @OptionGroup var device: Device
         @Option(help: "The SFU's media UDP port.") var port: UInt16
         @Flag(help: "Do not echo media packets to their sender.") var noEcho = false
-        @Option(help: "XDP mode: auto, native or generic.") var mode: Mode = .auto
+        @Option(help: "XDP mode: auto, native or generic.") var mode: XDPMode = .automatic
         @Option(help: "Route map capacity (source SSRCs); 0: default.") var maxRoutes: UInt32 = 0
         @Option(help: "Where to save the verifier log if the kernel rejects the programs.")
         var verifierLog: String?
-
-        enum Mode: String, ExpressibleByArgument, CaseIterable {
-            case auto, native, generic
-            var xdp: XDPMode { self == .auto ? .automatic : self == .native ? .native : .generic }
-        }
 
         func validate() throws {
             guard port != 0 else { throw ValidationError("--port must be 1...65535") }
@@ -37,7 +34,7 @@ struct XDPCommand: ParsableCommand {
         func run() throws {
             try fastPath {
                 _ = try FastPath.attach(interface: device.interface, port: port, echo: !noEcho,
-                                        mode: mode.xdp, maxRoutes: maxRoutes, verifierLogPath: verifierLog)
+                                        mode: mode, maxRoutes: maxRoutes, verifierLogPath: verifierLog)
             }
         }
     }
@@ -54,7 +51,7 @@ struct XDPCommand: ParsableCommand {
         func run() throws {
             try fastPath {
                 let s = try FastPath.status(interface: device.interface)
-                let mode = s.mode.map { $0 == .native ? "native" : "generic" } ?? "none"
+                let mode = s.mode?.rawValue ?? "none"
                 print("""
                     interface: \(device.interface)
                     attached: \(s.attached ? "yes" : "no")
@@ -95,11 +92,11 @@ struct XDPCommand: ParsableCommand {
                 try fastPath {
                     for r in try FastPath.open(interface: device.interface).routes().sorted(by: { $0.source < $1.source }) {
                         let type = r.type.map { "\($0)" } ?? "?"
-                        print("ssrc \(r.source) type \(type) origin \(r.origin.address) port \(r.origin.port) "
+                        print("ssrc \(r.source) type \(type) origin \(r.origin.hostDescription) port \(r.origin.port) "
                               + "subscribers \(r.subscribers.count)\(r.userSpace ? " userspace" : "")")
                         for s in r.subscribers {
                             let mac = s.mac.map { String($0, radix: 16).leftPadded(2) }.joined(separator: ":")
-                            print("  #\(s.ifindex) \(mac) \(s.destination.address) \(s.destination.port)")
+                            print("  #\(s.ifindex) \(mac) \(s.destination.hostDescription) \(s.destination.port)")
                         }
                     }
                 }
@@ -117,14 +114,14 @@ struct XDPCommand: ParsableCommand {
             var subs: [String] = []
 
             func run() throws {
-                guard let address = IPAddress(origin) else { throw ValidationError("--origin: not an address") }
-                guard let t = ["asq": StreamType.asq, "vsq": .vsq, "vhq": .vhq][type] else {
+                guard let address = SocketAddress(host: origin, port: originPort) else { throw ValidationError("--origin: not an address") }
+                guard let t = StreamType(name: type) else {
                     throw ValidationError("--type: expected asq, vsq or vhq")
                 }
                 let subscribers = try subs.map(parseSubscriber)
                 try fastPath {
                     let fp = try FastPath.open(interface: device.interface)
-                    if try fp.setRoute(source: ssrc, origin: Endpoint(address: address, port: originPort),
+                    if try fp.setRoute(source: ssrc, origin: address,
                                        type: t, subscribers: subscribers) == .userSpace {
                         printError("\(subscribers.count) subscribers exceed the in-kernel fan-out limit of "
                                    + "\(FastPath.maxSubscribers): SSRC \(ssrc) is origin-checked in the kernel "
@@ -133,13 +130,13 @@ struct XDPCommand: ParsableCommand {
                 }
             }
 
-            private func parseSubscriber(_ spec: String) throws -> Subscriber {
+            private func parseSubscriber(_ spec: String) throws -> FastPath.Subscriber {
                 let f = spec.split(separator: ",").map(String.init)
                 let mac = f.count == 4 ? f[1].split(separator: ":").compactMap { UInt8($0, radix: 16) } : []
-                guard f.count == 4, mac.count == 6, let a = IPAddress(f[2]), let p = UInt16(f[3]), p != 0 else {
+                guard f.count == 4, mac.count == 6, let p = UInt16(f[3]), p != 0, let a = SocketAddress(host: f[2], port: p) else {
                     throw ValidationError("--sub \(spec): expected IFACE,MAC,ADDR,PORT")
                 }
-                return Subscriber(interface: f[0], mac: mac, address: a, port: p)
+                return FastPath.Subscriber(interface: f[0], mac: mac, address: a)
             }
         }
 

@@ -1,5 +1,7 @@
 import CGroupcastFastPath
 import Glibc
+import GroupcastProtocol
+import GroupUnicast
 
 /// The in-kernel SFU data plane (Docs/fastpath.md): XDP validation and TC replication of the media
 /// packets arriving for one UDP port on one interface, with per-subscriber rewrites and the echo.
@@ -45,7 +47,7 @@ public final class FastPath {
                 opts.ifname = ifname
                 opts.port = port
                 opts.echo = echo ? 1 : 0
-                opts.xdp_mode = mode.rawValue
+                opts.xdp_mode = mode.cValue
                 opts.max_routes = maxRoutes
                 opts.verifier_log_path = logPath
                 return gcfp_attach(&opts, &err)
@@ -100,27 +102,27 @@ public final class FastPath {
     ///   stream's packets to user space for the SFU to replicate.
     @discardableResult
     public func setRoute(
-        source: UInt32, origin: Endpoint, type: StreamType, subscribers: [Subscriber]
+        source: UInt32, origin: SocketAddress, type: StreamType, subscribers: [Subscriber]
     ) throws(FastPathError) -> RouteInstallation {
         let h = try open()
         var subs = [gc_subscriber](repeating: gc_subscriber(), count: subscribers.count)
         var err = gcfp_error()
         for (i, s) in subscribers.enumerated() {
-            guard s.address.family == origin.address.family else {
+            guard s.address.family == origin.family else {
                 throw .invalidArgument("subscriber \(i) (\(s.address)) is not of the origin's family")
             }
             let ifindex = if_nametoindex(s.interface)
             if ifindex == 0 { throw .noSuchDevice("subscriber \(i): no such device '\(s.interface)'") }
-            let ret = s.address.bytes.withUnsafeBytes { addr in
+            let ret = s.address.addressBytes.withUnsafeBytes { addr in
                 s.mac.withUnsafeBufferPointer { mac in
-                    gcfp_subscriber_init(&subs[i], s.address.family, addr.baseAddress, s.port,
+                    gcfp_subscriber_init(&subs[i], s.address.fastPathFamily, addr.baseAddress, s.address.port,
                                          mac.baseAddress, ifindex, &err)
                 }
             }
             if ret != 0 { throw FastPathError(err) }
         }
-        let ret = origin.address.bytes.withUnsafeBytes { addr in
-            gcfp_route_set(h, source, origin.address.family, addr.baseAddress, origin.port,
+        let ret = origin.addressBytes.withUnsafeBytes { addr in
+            gcfp_route_set(h, source, origin.fastPathFamily, addr.baseAddress, origin.port,
                            type.rawValue, subs, UInt32(subs.count), &err)
         }
         if ret < 0 { throw FastPathError(err) }
@@ -131,11 +133,11 @@ public final class FastPath {
     /// on it from anywhere but `origin` and passes the others up (counted as
     /// `pass_fanout_limit`) for the SFU process to replicate. For streams whose receivers the
     /// kernel cannot reach yet (a neighbour not resolved) or at all.
-    public func setUserSpaceRoute(source: UInt32, origin: Endpoint, type: StreamType) throws(FastPathError) {
+    public func setUserSpaceRoute(source: UInt32, origin: SocketAddress, type: StreamType) throws(FastPathError) {
         let h = try open()
         var err = gcfp_error()
-        let ret = origin.address.bytes.withUnsafeBytes { addr in
-            gcfp_route_set_userspace(h, source, origin.address.family, addr.baseAddress, origin.port, type.rawValue, &err)
+        let ret = origin.addressBytes.withUnsafeBytes { addr in
+            gcfp_route_set_userspace(h, source, origin.fastPathFamily, addr.baseAddress, origin.port, type.rawValue, &err)
         }
         if ret < 0 { throw FastPathError(err) }
     }
@@ -229,127 +231,101 @@ public enum RouteInstallation: Sendable, Equatable {
     case userSpace
 }
 
-public enum XDPMode: UInt8, Sendable, CaseIterable {
-    case automatic = 0, native = 1, generic = 2
-}
+/// How the XDP program attaches: in the driver (`native`), in the generic (skb) path, or native
+/// where the driver supports it and generic elsewhere (`automatic`). Raw values are the command
+/// line's spelling (`--xdp-mode auto|native|generic`).
+public enum XDPMode: String, Sendable, CaseIterable, CustomStringConvertible {
+    case automatic = "auto"
+    case native
+    case generic
 
-/// The pktswitch SFU's stream types.
-public enum StreamType: UInt8, Sendable, CaseIterable {
-    case asq = 1, vsq = 2, vhq = 3
-}
+    public var description: String { rawValue }
 
-/// An IPv4 or IPv6 address in network byte order.
-public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
-    /// `GC_FAMILY_IPV4` (4) or `GC_FAMILY_IPV6` (6).
-    public let family: UInt8
-    /// 4 or 16 bytes.
-    public let bytes: [UInt8]
-
-    /// Parses a numeric IPv4 or IPv6 address; `nil` if it is neither.
-    public init?(_ text: String) {
-        var b = [UInt8](repeating: 0, count: 16)
-        if inet_pton(AF_INET, text, &b) == 1 {
-            family = 4
-            bytes = Array(b[0..<4])
-        } else if inet_pton(AF_INET6, text, &b) == 1 {
-            family = 6
-            bytes = b
-        } else {
-            return nil
+    /// `enum gcfp_xdp_mode` of `groupcast_fastpath.h`.
+    var cValue: UInt8 {
+        switch self {
+        case .automatic: UInt8(GCFP_XDP_AUTO.rawValue)
+        case .native: UInt8(GCFP_XDP_NATIVE.rawValue)
+        case .generic: UInt8(GCFP_XDP_GENERIC.rawValue)
         }
     }
 
-    init(family: UInt8, raw: UnsafeRawBufferPointer) {
-        self.family = family
-        bytes = Array(raw.prefix(family == 4 ? 4 : 16))
-    }
-
-    public var description: String {
-        var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        var padded = bytes + [UInt8](repeating: 0, count: 16 - bytes.count)
-        _ = inet_ntop(family == 4 ? AF_INET : AF_INET6, &padded, &buf, socklen_t(buf.count))
-        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-}
-
-public struct Endpoint: Sendable, Hashable {
-    public var address: IPAddress
-    /// Host byte order.
-    public var port: UInt16
-
-    public init(address: IPAddress, port: UInt16) {
-        self.address = address
-        self.port = port
-    }
-}
-
-/// A receiver of a stream: the copy leaves through `interface` to `mac`, `address`:`port`.
-public struct Subscriber: Sendable, Hashable {
-    public var interface: String
-    /// 6 bytes.
-    public var mac: [UInt8]
-    public var address: IPAddress
-    /// Host byte order.
-    public var port: UInt16
-
-    public init(interface: String, mac: [UInt8], address: IPAddress, port: UInt16) {
-        self.interface = interface
-        self.mac = mac
-        self.address = address
-        self.port = port
-    }
-}
-
-/// An installed route, as read back from the kernel.
-public struct Route: Sendable, Hashable {
-    public var source: UInt32
-    public var origin: Endpoint
-    public var type: StreamType?
-    /// Replicated in user space (more subscribers than the kernel replicates to).
-    public var userSpace: Bool
-    /// Egress interface index, MAC, destination of each subscriber.
-    public var subscribers: [(ifindex: UInt32, mac: [UInt8], destination: Endpoint)] {
-        subs.map { ($0.ifindex, $0.mac, $0.destination) }
-    }
-    private var subs: [Sub]
-
-    private struct Sub: Sendable, Hashable {
-        var ifindex: UInt32
-        var mac: [UInt8]
-        var destination: Endpoint
-    }
-
-    init(source: UInt32, _ r: gc_route) {
-        self.source = source
-        var r = r
-        origin = withUnsafeBytes(of: &r.origin_addr) {
-            Endpoint(address: IPAddress(family: r.family, raw: $0), port: UInt16(bigEndian: r.origin_port))
+    /// The mode of an attachment (`nil`: not attached, `GCFP_XDP_AUTO`).
+    init?(cValue: UInt8) {
+        switch UInt32(cValue) {
+        case GCFP_XDP_NATIVE.rawValue: self = .native
+        case GCFP_XDP_GENERIC.rawValue: self = .generic
+        default: return nil
         }
-        type = StreamType(rawValue: r.stream_type)
-        userSpace = r.flags & UInt32(GC_ROUTE_F_USERSPACE) != 0
-        let n = Int(min(r.n_subs, UInt32(GC_MAX_SUBSCRIBERS)))
-        subs = withUnsafeBytes(of: &r.subs) { raw in
-            let s = raw.bindMemory(to: gc_subscriber.self)
-            return (0..<n).map { i in
-                var e = s[i]
-                let mac = withUnsafeBytes(of: &e.dst_mac) { Array($0) }
-                let dst = withUnsafeBytes(of: &e.addr) {
-                    Endpoint(address: IPAddress(family: e.family, raw: $0), port: UInt16(bigEndian: e.port))
+    }
+}
+
+extension FastPath {
+    /// A receiver of a stream as the kernel sends to it (`struct gc_subscriber`): the copy leaves through `interface` to `mac`, then `address`.
+    public struct Subscriber: Sendable, Hashable {
+        public var interface: String
+        /// 6 bytes.
+        public var mac: [UInt8]
+        public var address: SocketAddress
+
+        public init(interface: String, mac: [UInt8], address: SocketAddress) {
+            self.interface = interface
+            self.mac = mac
+            self.address = address
+        }
+    }
+
+    /// An installed route, as read back from the kernel (`struct gc_route`).
+    public struct Route: Sendable, Hashable {
+        public var source: UInt32
+        public var origin: SocketAddress
+        public var type: StreamType?
+        /// Replicated in user space (more subscribers than the kernel replicates to).
+        public var userSpace: Bool
+        /// Egress interface index, MAC, destination of each subscriber.
+        public var subscribers: [(ifindex: UInt32, mac: [UInt8], destination: SocketAddress)] {
+            subs.map { ($0.ifindex, $0.mac, $0.destination) }
+        }
+        private var subs: [Sub]
+
+        private struct Sub: Sendable, Hashable {
+            var ifindex: UInt32
+            var mac: [UInt8]
+            var destination: SocketAddress
+        }
+
+        init(source: UInt32, _ r: gc_route) {
+            self.source = source
+            var r = r
+            origin = withUnsafeBytes(of: &r.origin_addr) {
+                SocketAddress(fastPathFamily: r.family, address: $0, port: UInt16(bigEndian: r.origin_port))
+            }
+            type = StreamType(rawValue: r.stream_type)
+            userSpace = r.flags & UInt32(GC_ROUTE_F_USERSPACE) != 0
+            let n = Int(min(r.n_subs, UInt32(GC_MAX_SUBSCRIBERS)))
+            subs = withUnsafeBytes(of: &r.subs) { raw in
+                let s = raw.bindMemory(to: gc_subscriber.self)
+                return (0..<n).map { i in
+                    var e = s[i]
+                    let mac = withUnsafeBytes(of: &e.dst_mac) { Array($0) }
+                    let dst = withUnsafeBytes(of: &e.addr) {
+                        SocketAddress(fastPathFamily: e.family, address: $0, port: UInt16(bigEndian: e.port))
+                    }
+                    return Sub(ifindex: e.ifindex, mac: mac, destination: dst)
                 }
-                return Sub(ifindex: e.ifindex, mac: mac, destination: dst)
             }
         }
-    }
 
-    public static func == (a: Route, b: Route) -> Bool {
-        a.source == b.source && a.origin == b.origin && a.type == b.type && a.userSpace == b.userSpace
-            && a.subs == b.subs
-    }
+        public static func == (a: Route, b: Route) -> Bool {
+            a.source == b.source && a.origin == b.origin && a.type == b.type && a.userSpace == b.userSpace
+                && a.subs == b.subs
+        }
 
-    public func hash(into h: inout Hasher) {
-        h.combine(source)
-        h.combine(origin)
-        h.combine(subs)
+        public func hash(into h: inout Hasher) {
+            h.combine(source)
+            h.combine(origin)
+            h.combine(subs)
+        }
     }
 }
 
@@ -367,7 +343,7 @@ public struct FastPathStatus: Sendable, Equatable {
     init(_ s: gcfp_status) {
         var s = s
         attached = s.attached != 0
-        mode = s.xdp_mode == 0 ? nil : XDPMode(rawValue: s.xdp_mode)
+        mode = XDPMode(cValue: s.xdp_mode)
         xdpProgramID = s.xdp_prog_id
         tcProgramID = s.tc_prog_id
         port = s.port

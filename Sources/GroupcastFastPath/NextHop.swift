@@ -1,12 +1,14 @@
 import CGroupcastFastPath
 import Glibc
+import GroupUnicast
 
 /// Where a packet to an address leaves this host: what the kernel's output path would use, for
 /// data planes that write Ethernet frames themselves (the XDP/TC fast path, the AF_XDP ring).
 ///
 /// Asked of the kernel over rtnetlink in the caller's network namespace (`RTM_GETROUTE`, then
 /// `RTM_GETNEIGH` for the gateway or the on-link destination), like `ip route get` + `ip neigh get`.
-/// The C API is `groupcast_nexthop.h`.
+/// The C API is `groupcast_nexthop.h`. Addresses are ``SocketAddress`` values whose port does not
+/// matter: the ports of ``sourceAddress`` and ``via`` are 0.
 public struct NextHop: Sendable, Hashable, CustomStringConvertible {
     /// Egress interface.
     public var interface: String
@@ -17,9 +19,9 @@ public struct NextHop: Sendable, Hashable, CustomStringConvertible {
     /// The egress interface's MAC address (zero on loopback).
     public var sourceMAC: [UInt8]
     /// The source address the route prefers, if it names one.
-    public var sourceAddress: IPAddress?
+    public var sourceAddress: SocketAddress?
     /// The address that was resolved to ``destinationMAC``: the gateway or the destination.
-    public var via: IPAddress
+    public var via: SocketAddress
     /// The route goes through a gateway.
     public var isGateway: Bool
     /// No link-layer resolution on this device (loopback, NOARP).
@@ -27,17 +29,17 @@ public struct NextHop: Sendable, Hashable, CustomStringConvertible {
     /// The destination is one of this host's own addresses.
     public var isLocal: Bool
 
-    /// Resolves the next hop towards `destination`.
+    /// Resolves the next hop towards `destination` (its port is ignored).
     ///
     /// - Parameter probe: when the neighbour is not resolved, ask the kernel to resolve it (as if
     ///   a packet were waiting for it: ARP request / neighbour solicitation; needs `CAP_NET_ADMIN`)
     ///   before throwing ``NextHopError/neighbourUnresolved(_:)``: a later call will then find it.
     /// - Throws: ``NextHopError``.
-    public static func resolve(_ destination: IPAddress, probe: Bool = false) throws(NextHopError) -> NextHop {
+    public static func resolve(_ destination: SocketAddress, probe: Bool = false) throws(NextHopError) -> NextHop {
         var out = gcfp_nexthop()
         var err = gcfp_error()
-        let ret = destination.bytes.withUnsafeBytes { raw in
-            gcfp_resolve_nexthop(destination.family, raw.baseAddress, probe ? UInt32(GCFP_RESOLVE_PROBE) : 0, &out, &err)
+        let ret = destination.addressBytes.withUnsafeBytes { raw in
+            gcfp_resolve_nexthop(destination.fastPathFamily, raw.baseAddress, probe ? UInt32(GCFP_RESOLVE_PROBE) : 0, &out, &err)
         }
         if ret != 0 { throw NextHopError(err) }
         return NextHop(out)
@@ -50,9 +52,9 @@ public struct NextHop: Sendable, Hashable, CustomStringConvertible {
         destinationMAC = withUnsafeBytes(of: &n.dst_mac) { Array($0) }
         sourceMAC = withUnsafeBytes(of: &n.src_mac) { Array($0) }
         let family = n.family
-        let source = withUnsafeBytes(of: &n.src_addr) { IPAddress(family: family, raw: $0) }
-        sourceAddress = source.bytes.allSatisfy { $0 == 0 } ? nil : source
-        via = withUnsafeBytes(of: &n.via) { IPAddress(family: family, raw: $0) }
+        let source = withUnsafeBytes(of: &n.src_addr) { SocketAddress(fastPathFamily: family, address: $0, port: 0) }
+        sourceAddress = source.addressBytes.allSatisfy { $0 == 0 } ? nil : source
+        via = withUnsafeBytes(of: &n.via) { SocketAddress(fastPathFamily: family, address: $0, port: 0) }
         isGateway = n.flags & UInt8(GCFP_NH_F_GATEWAY) != 0
         isNoARP = n.flags & UInt8(GCFP_NH_F_NOARP) != 0
         isLocal = n.flags & UInt8(GCFP_NH_F_LOCAL) != 0
@@ -60,7 +62,7 @@ public struct NextHop: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String {
         let mac = destinationMAC.map { hex2($0) }.joined(separator: ":")
-        return "\(isGateway ? "via \(via) " : "")dev \(interface) lladdr \(mac)\(sourceAddress.map { " src \($0)" } ?? "")"
+        return "\(isGateway ? "via \(via.hostDescription) " : "")dev \(interface) lladdr \(mac)\(sourceAddress.map { " src \($0.hostDescription)" } ?? "")"
     }
 }
 

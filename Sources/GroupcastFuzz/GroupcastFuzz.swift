@@ -7,7 +7,7 @@
 // hands control to libFuzzer (LLVMFuzzerRunDriver). GROUPCAST_FUZZ_TARGET=rtp|control picks the parser.
 // A plain build replays files instead: `GroupcastFuzz rtp|control FILE...`.
 import Foundation
-import GroupcastSFU
+import GroupcastProtocol
 
 /// Runs one input through a parser and checks its invariants; traps on a violation.
 func fuzzOne(_ target: String, _ bytes: UnsafeRawBufferPointer) {

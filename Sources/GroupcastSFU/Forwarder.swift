@@ -1,3 +1,4 @@
+import GroupcastProtocol
 import GroupUnicast
 import SystemPackage
 
@@ -12,10 +13,10 @@ public enum ForwarderBackend: String, CaseIterable, Hashable, Sendable, CustomSt
     case sendgroup
     /// The XDP/TC fast path (`bpf/groupcast.bpf.c`): the control plane programs its route map,
     /// the kernel replicates; what it passes up is forwarded by a user-space slow path
-    /// (`XDPForwarder` in GroupcastSFUInterface).
+    /// (`XDPForwarder` in GroupcastXDPBackend).
     case xdp
     /// AF_XDP rings (the pktswitch paper's netmap model): batch receive, n copies into TX slots
-    /// (not in this library yet).
+    /// (`RingForwarder` in GroupcastRingBackend, Docs/ring.md).
     case ring
 
     public var description: String { rawValue }

@@ -1,4 +1,5 @@
 import CGroupcastLayout
+import GroupcastProtocol
 
 #if canImport(Glibc)
 import Glibc

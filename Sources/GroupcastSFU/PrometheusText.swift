@@ -1,3 +1,4 @@
+import GroupcastProtocol
 /// The SFU's statistics in the Prometheus text exposition format (version 0.0.4), for
 /// `groupcast sfu --metrics-listen`. Pure: statistics in, text out.
 public enum PrometheusText {

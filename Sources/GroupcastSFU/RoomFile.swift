@@ -1,4 +1,5 @@
 import Foundation
+import GroupcastProtocol
 import GroupUnicast
 
 /// A room file (JSON) declaring the room's settings and static participants: plain RTP senders

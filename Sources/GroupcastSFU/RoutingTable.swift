@@ -1,3 +1,4 @@
+import GroupcastProtocol
 import GroupUnicast
 
 /// Where one stream's packets go: the forwarding entry of one source SSRC.

@@ -1,4 +1,5 @@
 import Foundation
+import GroupcastProtocol
 import GroupUnicast
 import Logging
 import Synchronization
@@ -38,19 +39,18 @@ public struct SFUStatistics: Sendable {
 /// The SFU: a control plane (session registry and routing table on the control port) and a
 /// ``Forwarder`` on the media port, each on its own thread.
 public final class SFUServer: Sendable {
+    /// The control plane's configuration; the forwarder's is the backend's own (GroupcastBackends'
+    /// `ForwarderConfiguration` builds any backend).
     public struct Configuration: Sendable {
         public var controlAddress: SocketAddress
-        public var forwarder: UserspaceForwarder.Configuration
-        public var backend: ForwarderBackend
         public var capacity: Int = 64
         public var keepaliveTimeout: Duration = .seconds(10)
+        /// Whether routes send media back to its sender (the pktswitch SFU does).
         public var echo = true
         public var room: RoomFile?
 
-        public init(controlAddress: SocketAddress, mediaAddress: SocketAddress, backend: ForwarderBackend) {
+        public init(controlAddress: SocketAddress) {
             self.controlAddress = controlAddress
-            self.forwarder = .init(bindAddress: mediaAddress)
-            self.backend = backend
         }
     }
 
@@ -70,15 +70,8 @@ public final class SFUServer: Sendable {
         var generation: UInt64 = 0
     }
 
-    /// An SFU with the user-space forwarder of `configuration.backend`.
-    public convenience init(configuration: Configuration, logger: Logger) throws(SFUError) {
-        let forwarder = try UserspaceForwarder(backend: configuration.backend, configuration: configuration.forwarder, logger: logger)
-        try self.init(configuration: configuration, forwarder: forwarder, logger: logger)
-    }
-
-    /// An SFU driving `forwarder` (any data plane, an XDP one included): the control plane
-    /// installs every new routing table into it. `configuration.forwarder` and `.backend` are not
-    /// used. On failure the forwarder is closed.
+    /// An SFU driving `forwarder` (any backend): the control plane installs every new routing
+    /// table into it. On failure the forwarder is closed.
     public init(configuration: Configuration, forwarder: any Forwarder, logger: Logger) throws(SFUError) {
         self.configuration = configuration
         self.logger = logger

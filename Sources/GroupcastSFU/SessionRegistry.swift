@@ -1,3 +1,4 @@
+import GroupcastProtocol
 import GroupUnicast
 
 /// One member of the room.

@@ -1,19 +1,33 @@
 import CGroupcastFastPath
 import Glibc
-import GroupcastFastPath
+@testable import GroupcastFastPath
 import Foundation
+import GroupUnicast
 import XCTest
 
 /// The Swift API over the loader. Tests that need a device run only as root, in a network
 /// namespace private to the test's thread (unshare(CLONE_NEWNET) is per thread), restored after.
 final class FastPathTests: XCTestCase {
+    /// Addresses as the loader's structs hold them (`GC_FAMILY_*`, network-order bytes).
     func testAddressParsing() {
-        XCTAssertEqual(IPAddress("10.1.2.3")?.family, 4)
-        XCTAssertEqual(IPAddress("10.1.2.3")?.bytes, [10, 1, 2, 3])
-        XCTAssertEqual(IPAddress("fd00::1")?.family, 6)
-        XCTAssertEqual(IPAddress("fd00::1")?.description, "fd00::1")
-        XCTAssertNil(IPAddress("10.1.2"))
-        XCTAssertNil(IPAddress("eth0"))
+        XCTAssertEqual(address("10.1.2.3")?.fastPathFamily, 4)
+        XCTAssertEqual(address("10.1.2.3")?.addressBytes, [10, 1, 2, 3])
+        XCTAssertEqual(address("fd00::1")?.fastPathFamily, 6)
+        XCTAssertEqual(address("fd00::1")?.hostDescription, "fd00::1")
+        XCTAssertNil(address("10.1.2"))
+        XCTAssertNil(address("eth0"))
+        for text in ["10.1.2.3", "fd00::1"] {
+            let parsed = address(text, port: 4000)!
+            let back = parsed.addressBytes.withUnsafeBytes {
+                SocketAddress(fastPathFamily: parsed.fastPathFamily, address: $0, port: 4000)
+            }
+            XCTAssertEqual(back, parsed)
+        }
+    }
+
+    /// `host` with `port` (0: an address whose port does not matter, as for next hops).
+    private func address(_ host: String, port: UInt16 = 0) -> SocketAddress? {
+        SocketAddress(host: host, port: port)
     }
 
     func testStatusOfUnattachedInterface() throws {
@@ -61,17 +75,15 @@ final class FastPathTests: XCTestCase {
         XCTAssertNotEqual(st.xdpProgramID, 0)
         XCTAssertNotEqual(st.tcProgramID, 0)
 
-        let origin = Endpoint(address: IPAddress("10.9.0.2")!, port: 4000)
-        let sub = Subscriber(interface: "gcsw1", mac: [2, 0, 0, 0, 0, 7], address: IPAddress("10.9.1.2")!,
-                             port: 6000)
+        let origin = address("10.9.0.2", port: 4000)!
+        let sub = FastPath.Subscriber(interface: "gcsw1", mac: [2, 0, 0, 0, 0, 7], address: address("10.9.1.2", port: 6000)!)
         XCTAssertEqual(try fp.setRoute(source: 42, origin: origin, type: .vsq, subscribers: [sub]), .kernel)
         let many = (0...FastPath.maxSubscribers).map { i in
-            Subscriber(interface: "gcsw1", mac: [2, 0, 0, 0, 0, 8], address: IPAddress("10.9.1.3")!,
-                       port: UInt16(7000 + i))
+            FastPath.Subscriber(interface: "gcsw1", mac: [2, 0, 0, 0, 0, 8], address: address("10.9.1.3", port: UInt16(7000 + i))!)
         }
         XCTAssertEqual(try fp.setRoute(source: 43, origin: origin, type: .vhq, subscribers: many), .userSpace)
         XCTAssertThrowsError(try fp.setRoute(
-            source: 44, origin: Endpoint(address: IPAddress("fd00::2")!, port: 4000), type: .asq,
+            source: 44, origin: address("fd00::2", port: 4000)!, type: .asq,
             subscribers: [sub])) { error in
             guard case .invalidArgument? = error as? FastPathError else { return XCTFail("\(error)") }
         }
@@ -84,7 +96,7 @@ final class FastPathTests: XCTestCase {
         XCTAssertEqual(routes[0].subscribers.count, 1)
         XCTAssertEqual(routes[0].subscribers[0].mac, [2, 0, 0, 0, 0, 7])
         XCTAssertEqual(routes[0].subscribers[0].destination,
-                       Endpoint(address: IPAddress("10.9.1.2")!, port: 6000))
+                       address("10.9.1.2", port: 6000))
         XCTAssertEqual(routes[0].subscribers[0].ifindex, if_nametoindex("gcsw1"))
         XCTAssertTrue(routes[1].userSpace)
 
@@ -138,7 +150,7 @@ final class FastPathTests: XCTestCase {
                 }
             }
             if let winner = winners.first {
-                XCTAssertNoThrow(try winner.setRoute(source: 7, origin: Endpoint(address: IPAddress("10.9.0.2")!, port: 4000), type: .asq, subscribers: []))
+                XCTAssertNoThrow(try winner.setRoute(source: 7, origin: address("10.9.0.2", port: 4000)!, type: .asq, subscribers: []))
                 XCTAssertNoThrow(try winner.detach())
             }
             XCTAssertThrowsError(try FastPath.status(interface: "gcrace0"), "round \(round): still attached")
@@ -171,43 +183,43 @@ final class FastPathTests: XCTestCase {
         try run("ip", "-6", "neigh", "add", "fd77::3", "lladdr", "02:00:00:00:00:36", "dev", "gcnh0")
         try run("ip", "route", "add", "10.88.0.0/16", "via", "10.77.0.3")
 
-        let local = try NextHop.resolve(IPAddress("127.0.0.1")!)
+        let local = try NextHop.resolve(address("127.0.0.1")!)
         XCTAssertEqual(local.interface, "lo")
         XCTAssertTrue(local.isNoARP && local.isLocal)
         XCTAssertEqual(local.destinationMAC, [0, 0, 0, 0, 0, 0])
 
-        XCTAssertThrowsError(try NextHop.resolve(IPAddress("192.0.2.9")!)) { error in
+        XCTAssertThrowsError(try NextHop.resolve(address("192.0.2.9")!)) { error in
             guard case .unreachable(let m)? = error as? NextHopError else { return XCTFail("\(error)") }
             XCTAssertTrue(m.contains("192.0.2.9"), m)
         }
 
-        let onLink = try NextHop.resolve(IPAddress("10.77.0.3")!)
+        let onLink = try NextHop.resolve(address("10.77.0.3")!)
         XCTAssertEqual(onLink.interface, "gcnh0")
         XCTAssertEqual(onLink.destinationMAC, [2, 0, 0, 0, 0, 0x33])
         XCTAssertEqual(onLink.sourceMAC, [2, 0, 0, 0, 0, 0x10])
-        XCTAssertEqual(onLink.sourceAddress, IPAddress("10.77.0.1"))
+        XCTAssertEqual(onLink.sourceAddress, address("10.77.0.1"))
         XCTAssertFalse(onLink.isGateway || onLink.isNoARP || onLink.isLocal)
 
-        let routed = try NextHop.resolve(IPAddress("10.88.1.1")!)
+        let routed = try NextHop.resolve(address("10.88.1.1")!)
         XCTAssertTrue(routed.isGateway)
-        XCTAssertEqual(routed.via, IPAddress("10.77.0.3"))
+        XCTAssertEqual(routed.via, address("10.77.0.3"))
         XCTAssertEqual(routed.destinationMAC, [2, 0, 0, 0, 0, 0x33])
 
-        let v6 = try NextHop.resolve(IPAddress("fd77::3")!)
+        let v6 = try NextHop.resolve(address("fd77::3")!)
         XCTAssertEqual(v6.interface, "gcnh0")
         XCTAssertEqual(v6.destinationMAC, [2, 0, 0, 0, 0, 0x36])
 
         // Never sent to: unresolved; a probe starts ARP and the peer's answer resolves it.
-        XCTAssertThrowsError(try NextHop.resolve(IPAddress("10.77.0.2")!)) { error in
+        XCTAssertThrowsError(try NextHop.resolve(address("10.77.0.2")!)) { error in
             guard case .neighbourUnresolved? = error as? NextHopError else { return XCTFail("\(error)") }
         }
-        XCTAssertThrowsError(try NextHop.resolve(IPAddress("10.77.0.2")!, probe: true)) { error in
+        XCTAssertThrowsError(try NextHop.resolve(address("10.77.0.2")!, probe: true)) { error in
             guard case .neighbourUnresolved(let m)? = error as? NextHopError else { return XCTFail("\(error)") }
             XCTAssertTrue(m.contains("resolution started"), m)
         }
         var resolved: NextHop?
         for _ in 0..<100 where resolved == nil {
-            resolved = try? NextHop.resolve(IPAddress("10.77.0.2")!)
+            resolved = try? NextHop.resolve(address("10.77.0.2")!)
             if resolved == nil { usleep(10_000) }
         }
         XCTAssertEqual(resolved?.destinationMAC, [2, 0, 0, 0, 0, 0x20])

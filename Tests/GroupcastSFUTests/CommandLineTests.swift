@@ -2,8 +2,11 @@
 import Glibc
 #endif
 import Foundation
+import GroupcastProtocol
 import GroupcastFastPath
+import GroupcastClient
 import GroupcastSFU
+import GroupcastSocketBackend
 import GroupUnicast
 import Testing
 

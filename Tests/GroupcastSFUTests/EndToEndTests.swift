@@ -1,7 +1,11 @@
 import Foundation
-import GroupcastRing
+import GroupcastProtocol
+import GroupcastRingBackend
+import GroupcastClient
 import GroupcastSFU
-import GroupcastSFUInterface
+import GroupcastSocketBackend
+import GroupcastBackends
+import GroupcastXDPBackend
 import GroupUnicast
 import Testing
 
@@ -249,23 +253,15 @@ import Testing
         let source = try registry.register(from: try sender.localAddress, mediaPort: 0, receive: [], now: 0)
         _ = try registry.register(from: try receiver.localAddress, mediaPort: 0, receive: .all, now: 0)
         let turn = InterfaceTurn()
-        let forwarder: any Forwarder
-        if TestBackend.selected == .ring {
-            // The ring's queue is its RX ring: 256 entries, taken 32 at a time.
-            var configuration = RingForwarder.Configuration(bindAddress: network.sfuHost())
-            configuration.ringSize = 256
-            configuration.batchSize = 32
-            configuration.shedVHQAt = 0.1
-            configuration.shedVSQAt = 0.3
-            forwarder = try RingForwarder(configuration: configuration, logger: testLogger)
-        } else {
-            var configuration = SFUServer.Configuration(controlAddress: network.sfuHost(), mediaAddress: network.sfuHost(), backend: TestBackend.selected)
-            configuration.echo = false
-            configuration.forwarder.receiveBufferSize = 200_000
-            configuration.forwarder.shedVHQAt = 0.1
-            configuration.forwarder.shedVSQAt = 0.3
-            forwarder = try SFUBackends.makeForwarder(configuration, logger: testLogger)
-        }
+        var configuration = ForwarderConfiguration(backend: TestBackend.selected, mediaAddress: network.sfuHost())
+        // The queue that fills: the media socket's receive buffer, or the ring's RX ring (256
+        // entries, taken 32 at a time).
+        configuration.receiveBufferSize = 200_000
+        configuration.ringSize = 256
+        configuration.batchSize = TestBackend.selected == .ring ? 32 : configuration.batchSize
+        configuration.shedVHQAt = 0.1
+        configuration.shedVSQAt = 0.3
+        let forwarder = try Backends.makeForwarder(configuration, echo: false, logger: testLogger)
         defer {
             forwarder.close()
             withExtendedLifetime(turn) {}
@@ -339,10 +335,9 @@ import Testing
         let b = try network.participantSocket(bindingTo: network.participantAddress(host: 92, family: .ipv4), options: .init(nonBlocking: true, receiveBufferSize: 1 << 20))
         let source = try registry.register(from: try a.localAddress, mediaPort: 0, receive: .all, now: 0)
         let sink = try registry.register(from: try b.localAddress, mediaPort: 0, receive: .all, now: 0)
-        var configuration = XDPForwarder.Configuration(slowPath: .init(bindAddress: network.sfuHost()))
-        configuration.echo = false
-        configuration.maxRoutes = 2
-        let forwarder = try XDPForwarder(configuration: configuration, logger: testLogger)
+        var configuration = ForwarderConfiguration(backend: .xdp, mediaAddress: network.sfuHost())
+        configuration.xdpMaxRoutes = 2
+        let forwarder = try #require(try Backends.makeForwarder(configuration, echo: false, logger: testLogger) as? XDPForwarder)
         defer { forwarder.close() }
         for socket in [a, b] { try socket.send([0], to: network.sfuHost(port: 9)) }  // neighbours learnt
         let table = registry.routingTable(echo: false)

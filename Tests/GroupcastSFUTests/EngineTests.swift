@@ -1,5 +1,8 @@
+import GroupcastProtocol
 import GroupcastFastPath
+import GroupcastClient
 import GroupcastSFU
+import GroupcastSocketBackend
 import GroupUnicast
 import SystemPackage
 import Testing

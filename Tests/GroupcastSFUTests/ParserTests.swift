@@ -1,4 +1,7 @@
+import GroupcastProtocol
+import GroupcastClient
 import GroupcastSFU
+import GroupcastSocketBackend
 import GroupUnicast
 import Testing
 

@@ -2,9 +2,11 @@
 import Glibc
 #endif
 import Foundation
-import GroupcastRing
+import GroupcastProtocol
+import GroupcastClient
 import GroupcastSFU
-import GroupcastSFUInterface
+import GroupcastSocketBackend
+import GroupcastBackends
 import GroupUnicast
 import Logging
 import Testing
@@ -193,12 +195,12 @@ final class TestSFU {
         backend: ForwarderBackend = TestBackend.selected, host: SocketAddress = TestNetwork.selected.sfuHost()
     ) throws {
         turn = InterfaceTurn(backend: backend)
-        var configuration = SFUServer.Configuration(controlAddress: host, mediaAddress: host, backend: backend)
+        var configuration = SFUServer.Configuration(controlAddress: host)
         configuration.capacity = capacity
         configuration.keepaliveTimeout = keepalive
         configuration.echo = echo
         configuration.room = room
-        server = try SFUBackends.makeServer(configuration, logger: testLogger)
+        server = try Backends.makeServer(configuration, forwarder: ForwarderConfiguration(backend: backend, mediaAddress: host), logger: testLogger)
         control = try server.controlAddress
         media = try server.mediaAddress
         server.start()

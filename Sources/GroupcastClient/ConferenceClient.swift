@@ -4,6 +4,8 @@ import Glibc
 import Musl
 #endif
 import Foundation
+import GroupcastProtocol
+import GroupcastSFU
 import GroupUnicast
 import Logging
 import Synchronization

@@ -56,7 +56,8 @@ public enum ControlMessage: Hashable, Sendable {
             }
         }
 
-        var isRequest: Bool { rawValue < 0x80 }
+        /// A participant's request (the SFU answers it) rather than a reply.
+        public var isRequest: Bool { rawValue < 0x80 }
     }
 
     public var kind: Kind {

@@ -1,24 +1,27 @@
 import CGroupcastFastPath
 import Glibc
+import GroupcastProtocol
 import GroupcastSFU
 import GroupUnicast
 import Logging
 import Synchronization
 import SystemPackage
 
-/// How the AF_XDP sockets bind: zero-copy where the driver offers it (`auto`), or forced.
-public enum RingMode: String, CaseIterable, Sendable, CustomStringConvertible {
-    case auto
+/// How the AF_XDP sockets bind (`XDP_COPY` or `XDP_ZEROCOPY`): zero-copy where the driver offers
+/// it and copy elsewhere (`automatic`), or forced. Raw values are the command line's spelling
+/// (`groupcast sfu --ring-mode auto|copy|zerocopy`), as for ``XDPMode``.
+public enum RingBindMode: String, CaseIterable, Sendable, CustomStringConvertible {
+    case automatic = "auto"
     case copy
-    case zerocopy
+    case zeroCopy = "zerocopy"
 
     public var description: String { rawValue }
 
     var cValue: Int32 {
         switch self {
-        case .auto: Int32(GC_RING_MODE_AUTO.rawValue)
+        case .automatic: Int32(GC_RING_MODE_AUTO.rawValue)
         case .copy: Int32(GC_RING_MODE_COPY.rawValue)
-        case .zerocopy: Int32(GC_RING_MODE_ZEROCOPY.rawValue)
+        case .zeroCopy: Int32(GC_RING_MODE_ZEROCOPY.rawValue)
         }
     }
 }
@@ -67,7 +70,7 @@ public final class RingForwarder: Forwarder {
         public var frameSize: UInt32 = 2048
         /// RX descriptors taken per batch.
         public var batchSize: Int = 64
-        public var mode: RingMode = .auto
+        public var bindMode: RingBindMode = .automatic
         /// RX ring fill (0...1) above which VHQ is shed.
         public var shedVHQAt: Double = 0.5
         /// RX ring fill above which VSQ is shed as well.
@@ -131,7 +134,7 @@ public final class RingForwarder: Forwarder {
         options.frame_count = configuration.frameCount
         options.frame_size = configuration.frameSize
         options.batch = UInt32(clamping: configuration.batchSize)
-        options.mode = configuration.mode.cValue
+        options.mode = configuration.bindMode.cValue
         options.shed_vhq_permille = UInt32((configuration.shedVHQAt * 1000).rounded())
         options.shed_vsq_permille = UInt32((configuration.shedVSQAt * 1000).rounded())
         var error = gcfp_error()

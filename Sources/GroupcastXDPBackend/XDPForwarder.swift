@@ -3,7 +3,9 @@ import Glibc
 #endif
 import Foundation
 import GroupcastFastPath
+import GroupcastProtocol
 import GroupcastSFU
+import GroupcastSocketBackend
 import GroupUnicast
 import Logging
 import Synchronization
@@ -61,7 +63,8 @@ public final class XDPForwarder: Forwarder {
         var table = RoutingTable.empty
         /// SSRC -> what is in the kernel's maps.
         var installed: [UInt32: Installed] = [:]
-        var nextHops: [IPAddress: (hop: Result<NextHop, NextHopError>, resolved: UInt64)] = [:]
+        /// Keyed by the receiver's address with port 0.
+        var nextHops: [SocketAddress: (hop: Result<NextHop, NextHopError>, resolved: UInt64)] = [:]
         var lastRefresh: UInt64 = 0
         /// SSRCs a route map had no room for (warned about once).
         var full: Set<UInt32> = []
@@ -69,10 +72,10 @@ public final class XDPForwarder: Forwarder {
     }
 
     private struct Installed: Equatable {
-        var origin: Endpoint
-        var type: GroupcastFastPath.StreamType
+        var origin: SocketAddress
+        var type: StreamType
         /// nil: a user-space route.
-        var subscribers: [GroupcastFastPath.Subscriber]?
+        var subscribers: [FastPath.Subscriber]?
     }
 
     /// Binds the media socket, attaches the programs to the media interface(s) (matching the
@@ -185,23 +188,23 @@ public final class XDPForwarder: Forwarder {
         if refresh { state.lastRefresh = now }
         var wanted: [UInt32: Installed] = [:]
         for (ssrc, route) in state.table.routes {
-            guard let origin = endpoint(route.origin), let type = GroupcastFastPath.StreamType(rawValue: route.streamType.rawValue) else {
+            guard let origin = kernelAddress(route.origin) else {
                 continue  // cannot be expressed in gc_route: the slow path sees it as unknown
             }
             // Every receiver is resolved (so every unresolved one is probed), even once the
             // route is known to stay in user space.
-            var subscribers: [GroupcastFastPath.Subscriber]? = []
+            var subscribers: [FastPath.Subscriber]? = []
             for subscriber in route.subscribers {
-                guard let destination = endpoint(subscriber.address), destination.address.family == origin.address.family,
-                      let hop = nextHop(destination.address, &state, now: now, refresh: refresh, retryNow: retryNow)
+                guard let destination = kernelAddress(subscriber.address), destination.family == origin.family,
+                      let hop = nextHop(destination.withPort(0), &state, now: now, refresh: refresh, retryNow: retryNow)
                 else {
                     subscribers = nil
                     continue
                 }
-                subscribers?.append(.init(interface: hop.interface, mac: hop.destinationMAC, address: destination.address, port: destination.port))
+                subscribers?.append(.init(interface: hop.interface, mac: hop.destinationMAC, address: destination))
             }
             if let list = subscribers, list.count > FastPath.maxSubscribers { subscribers = nil }
-            wanted[ssrc] = Installed(origin: origin, type: type, subscribers: subscribers)
+            wanted[ssrc] = Installed(origin: origin, type: route.streamType, subscribers: subscribers)
         }
         // Stale routes first: they free room for new ones.
         for ssrc in state.installed.keys where wanted[ssrc] == nil {
@@ -241,7 +244,7 @@ public final class XDPForwarder: Forwarder {
             }
         }
         // Forget next hops no route needs any more (participants that left).
-        let referenced = Set(state.table.routes.values.flatMap { $0.subscribers.compactMap { endpoint($0.address)?.address } })
+        let referenced = Set(state.table.routes.values.flatMap { $0.subscribers.compactMap { kernelAddress($0.address)?.withPort(0) } })
         for address in state.nextHops.keys where !referenced.contains(address) {
             state.nextHops[address] = nil
         }
@@ -249,7 +252,7 @@ public final class XDPForwarder: Forwarder {
 
     /// The next hop towards `address` if the kernel can send there itself; nil otherwise
     /// (unresolved: resolution started, retried by ``run()``).
-    private func nextHop(_ address: IPAddress, _ state: inout State, now: UInt64, refresh: Bool, retryNow: Bool) -> NextHop? {
+    private func nextHop(_ address: SocketAddress, _ state: inout State, now: UInt64, refresh: Bool, retryNow: Bool) -> NextHop? {
         if !refresh, let known = state.nextHops[address], case .success(let hop) = known.hop {
             return usable(hop)
         }
@@ -261,11 +264,11 @@ public final class XDPForwarder: Forwarder {
         state.nextHops[address] = (result, now)
         switch result {
         case .success(let hop):
-            if case .success(let old)? = previous?.hop, old == hop {} else { logger.debug("xdp: \(address) \(hop)") }
+            if case .success(let old)? = previous?.hop, old == hop {} else { logger.debug("xdp: \(address.hostDescription) \(hop)") }
             return usable(hop)
         case .failure(let error):
             if case .failure(let old)? = previous?.hop, old == error {} else {
-                logger.debug("xdp: \(address) stays on the user-space path: \(error)")
+                logger.debug("xdp: \(address.hostDescription) stays on the user-space path: \(error)")
             }
             return nil
         }
@@ -387,13 +390,20 @@ private func nanoseconds(_ duration: Duration) -> UInt64 {
     return UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
 }
 
-/// `address` in the fast path's types; nil for an IPv4-mapped IPv6 address or a scoped one.
-private func endpoint(_ address: SocketAddress) -> Endpoint? {
+/// `address` if a `gc_route` can hold it: nil for an IPv4-mapped IPv6 address or a scoped one.
+private func kernelAddress(_ address: SocketAddress) -> SocketAddress? {
     switch address {
-    case .ipv4(let a, let port):
-        return IPAddress("\(a)").map { Endpoint(address: $0, port: port) }
-    case .ipv6(let a, let port, let scope):
-        guard scope == 0, a.ipv4Mapped == nil else { return nil }
-        return IPAddress("\(a)").map { Endpoint(address: $0, port: port) }
+    case .ipv4: address
+    case .ipv6(let a, _, let scope): scope == 0 && a.ipv4Mapped == nil ? address : nil
+    }
+}
+
+extension SocketAddress {
+    /// The same address with `port`.
+    fileprivate func withPort(_ port: UInt16) -> SocketAddress {
+        switch self {
+        case .ipv4(let a, _): .ipv4(a, port: port)
+        case .ipv6(let a, _, let scope): .ipv6(a, port: port, scopeID: scope)
+        }
     }
 }

@@ -3,6 +3,8 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import GroupcastProtocol
+import GroupcastSFU
 import GroupUnicast
 import Logging
 import Synchronization
