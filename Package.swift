@@ -40,13 +40,16 @@ let package = Package(
 
         // MARK: Libraries
 
+        // Debug builds (and so `swift test`) route every system call through a table tests can
+        // replace (Sources/GroupUnicast/Internals/Mocking.swift); release builds call libc directly.
         .target(
             name: "GroupUnicast",
             dependencies: [
                 "CGroupUnicast",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: [.define("ENABLE_MOCKING", .when(configuration: .debug))]
         ),
 
         // Swift API of the eBPF fast path (Docs/fastpath.md) over CGroupcastFastPath; addresses
@@ -181,7 +184,9 @@ let package = Package(
                 // Built before the tests, which run them as subprocesses.
                 "GameBroadcaster",
                 "LiveRelay",
-            ]
+            ],
+            // The syscall-mock tests exist where the library has its mock (debug builds).
+            swiftSettings: [.define("ENABLE_MOCKING", .when(configuration: .debug))]
         ),
         // The fast path's Swift API; the device test runs as root in a thread-private netns.
         .testTarget(

@@ -29,7 +29,7 @@ struct GameBroadcaster: ParsableCommand {
     @Option(help: "Bytes of shared world snapshot per tick.")
     var snapshotSize = 1200
 
-    @Option(help: "Send backend: automatic, kernel, sendmmsg or sendmsgLoop.")
+    @Option(help: "Send backend: automatic, socket, sendmmsg or sendgroup.")
     var backend: GroupSendBackend = .automatic
 
     @Flag(help: "Use IPv6 loopback ([::1]) instead of 127.0.0.1.")
@@ -49,7 +49,7 @@ struct GameBroadcaster: ParsableCommand {
         let server = try GroupSocket(bindingTo: loopback, backend: backend, options: .init(nonBlocking: true))
         let serverAddress = try server.localAddress
         let players = try (0..<clients).map { id in
-            (id: UInt32(id), socket: try GroupSocket(bindingTo: loopback, backend: .sendmsgLoop, options: .init(nonBlocking: true)))
+            (id: UInt32(id), socket: try GroupSocket(bindingTo: loopback, backend: .socket, options: .init(nonBlocking: true)))
         }
         var clientIDs: [SocketAddress: UInt32] = [:]
         var recipients: [Recipient] = []
@@ -88,9 +88,9 @@ struct GameBroadcaster: ParsableCommand {
                     clientID: player.id, lastAckedInput: lastAcked[index], tick: tick).bytes
             }
             let result = try server.send(snapshot, to: recipients)
-            for (index, error) in result.failures {
+            for failure in result.failures {
                 sendFailures += 1
-                print("tick \(tick): snapshot to client \(index) at \(recipients[index].address) failed: \(error.symbolicName)")
+                print("tick \(tick): snapshot to client \(failure.recipient) at \(recipients[failure.recipient].address) failed: \(failure.error.symbolicName)")
             }
             // Clients check what they got.
             for player in players {

@@ -30,7 +30,7 @@ struct LiveRelay: ParsableCommand {
     @Option(help: "Exit when no datagram arrives for this many seconds (default: wait forever).")
     var idleTimeout: Int?
 
-    @Option(help: "Send backend: automatic, kernel, sendmmsg or sendmsgLoop.")
+    @Option(help: "Send backend: automatic, socket, sendmmsg or sendgroup.")
     var backend: GroupSendBackend = .automatic
 
     func validate() throws {
@@ -111,8 +111,8 @@ struct Relay {
                     let result = try output.socket.send(datagram.bytes, to: output.recipients)
                     summary.sent += result.sentCount
                     summary.failed += result.recipientCount - result.sentCount
-                    for (index, error) in result.failures {
-                        printError("live-relay: to \(output.recipients[index].address): \(error.symbolicName) (\(error))")
+                    for failure in result.failures {
+                        printError("live-relay: to \(output.recipients[failure.recipient].address): \(failure.error.symbolicName) (\(failure.error))")
                     }
                 }
             }

@@ -4,7 +4,7 @@ import SystemPackage
 /// An error thrown by a ``GroupSocket`` operation.
 ///
 /// Errors of single recipients of a group send are not thrown: they are reported per recipient in
-/// ``GroupSendResult/errors`` as an `Errno`, so a caller can drop or retry exactly those recipients.
+/// ``GroupSendResult/failures`` as an `Errno`, so a caller can drop or retry exactly those recipients.
 public enum GroupUnicastError: Error, Hashable, Sendable {
     /// A system call failed.
     ///
@@ -12,7 +12,7 @@ public enum GroupUnicastError: Error, Hashable, Sendable {
     /// `EINTR` never appears here: the library retries interrupted calls.
     case systemCall(call: String, errno: Errno)
 
-    /// The `.kernel` backend was requested, but `/dev/sendgroup` does not exist.
+    /// The ``GroupSendBackend/sendgroup`` backend was requested, but `/dev/sendgroup` does not exist.
     ///
     /// ``GroupSendBackend/automatic`` never throws this; it falls back to `sendmmsg` instead.
     case kernelModuleNotLoaded
@@ -30,9 +30,9 @@ public enum GroupUnicastError: Error, Hashable, Sendable {
     /// The ``MemberGroup`` was closed (by ``MemberGroup/close()``, or by closing its socket).
     case groupClosed
 
-    /// ``GroupSocket/makeGroup(placement:)`` was asked for ``MemberGroup/Placement/kernel`` but
-    /// the socket cannot have a kernel-resident group; `reason` says why (its backend is not
-    /// `.kernel`, or the module lacks `SENDGROUP_FEATURE_GROUPS`).
+    /// ``GroupSocket/makeGroup(backend:)`` was asked for ``GroupSendBackend/sendgroup`` but the
+    /// socket cannot have a kernel-resident group; `reason` says why (its backend is not
+    /// `sendgroup`, or the module lacks `SENDGROUP_FEATURE_GROUPS`).
     case kernelGroupsUnavailable(reason: String)
 
     /// A ``MemberGroup`` membership change was refused as a whole; the group is unchanged.
@@ -45,6 +45,10 @@ public enum GroupUnicastError: Error, Hashable, Sendable {
     /// ``GroupMembershipChange/update`` or ``GroupMembershipChange/remove`` of an id not in it.
     /// When a call has several of these faults, the first in this order is reported.
     case membershipRefused(change: GroupMembershipChange, errno: Errno)
+
+    /// An ``AsyncGroupSocket`` wait (for a datagram, or for room to send) took longer than the
+    /// `timeout` it was given.
+    case timedOut(Duration)
 
     /// Payload `index` of a ``MemberGroup`` send is larger than 65,507 bytes
     /// (`SENDGROUP_MAX_DATAGRAM`); nothing was sent.
@@ -82,6 +86,8 @@ extension GroupUnicastError: CustomStringConvertible {
             return "no kernel-resident group: \(reason)"
         case .membershipRefused(let change, let errno):
             return "\(change) refused: \(errno.symbolicName) (\(errno))"
+        case .timedOut(let timeout):
+            return "timed out after \(timeout)"
         case .groupPayloadTooLarge(let index, let size):
             return "group payload \(index) is \(size) bytes, over \(SENDGROUP_MAX_DATAGRAM)"
         }

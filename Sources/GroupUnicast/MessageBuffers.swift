@@ -5,6 +5,14 @@ import Musl
 #endif
 import CGroupUnicast
 
+extension UnsafeMutablePointer<CGroupUnicast_mmsghdr> {
+    /// The `struct msghdr` of message `slot`, for `sendmsg(2)`/`recvmsg(2)`.
+    func header(_ slot: Int) -> UnsafeMutablePointer<msghdr> {
+        let offset = MemoryLayout<CGroupUnicast_mmsghdr>.offset(of: \.msg_hdr)!
+        return (UnsafeMutableRawPointer(self + slot) + offset).assumingMemoryBound(to: msghdr.self)
+    }
+}
+
 /// Buffers up to this size stay allocated between calls; larger ones are freed after the call.
 internal let retainedBytesLimit = 1 << 20
 
@@ -21,15 +29,24 @@ internal struct SendBuffers: ~Copyable {
     private(set) var results: UnsafeMutablePointer<Int32>?
     private var arena = UnsafeMutableRawBufferPointer(start: nil, count: 0)
 
+    /// What a chunk is laid out as.
+    enum Layout {
+        /// One `mmsghdr` per recipient, its iovecs prepend, shared payload, append
+        /// (`sendmmsg(2)`, or `sendmsg(2)` on each `msg_hdr`).
+        case messages
+        /// One `sendgroup_recipient` per recipient and its result slot (`SENDGROUP_IOC_SEND`).
+        case sendgroupRecipients
+    }
+
     init() {}
 
-    /// Lays out `recipients[indices]` for one system call of `backend`; `payload` stays where it is.
+    /// Lays out `recipients[indices]` for one system call as `layout` says; `payload` stays where it is.
     mutating func prepare(
         _ recipients: [Recipient],
         _ indices: ArraySlice<Int>,
         payload: GroupSocket.PayloadReference,
         family: AddressFamily,
-        backend: GroupSendBackend
+        layout: Layout
     ) {
         reserve(count: indices.count, arenaBytes: indices.reduce(0) { total, index in
             total + recipients[index].prepend.count + recipients[index].append.count
@@ -55,8 +72,8 @@ internal struct SendBuffers: ~Copyable {
             let prepend = copyIntoArena(recipient.prepend)
             let append = copyIntoArena(recipient.append)
 
-            switch backend {
-            case .kernel:
+            switch layout {
+            case .sendgroupRecipients:
                 var entry = sendgroup_recipient()
                 let status = UnsafeRawPointer(addresses + slot).withMemoryRebound(to: sockaddr.self, capacity: 1) {
                     CGroupUnicast_sendgroup_recipient_set_address(&entry, $0)
@@ -69,7 +86,7 @@ internal struct SendBuffers: ~Copyable {
                 entries[slot] = entry
                 // Unwritten slots would read as "sent"; a value the module never writes exposes them.
                 results[slot] = Int32.max
-            case .sendmmsg, .sendmsgLoop, .automatic:
+            case .messages:
                 let vector = iovecs + 3 * slot
                 vector[0] = prepend
                 vector[1] = shared

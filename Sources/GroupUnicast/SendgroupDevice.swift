@@ -30,7 +30,7 @@ public struct SendgroupModuleInfo: Hashable, Sendable {
     }
 
     /// Whether the module keeps groups in the kernel (`SENDGROUP_FEATURE_GROUPS`):
-    /// ``GroupSocket/makeGroup(placement:)`` then creates a group fd with `SENDGROUP_IOC_GROUP_CREATE`.
+    /// ``GroupSocket/makeGroup(backend:)`` then creates a group fd with `SENDGROUP_IOC_GROUP_CREATE`.
     public var supportsGroups: Bool {
         features & UInt64(SENDGROUP_FEATURE_GROUPS) != 0
     }
@@ -46,7 +46,7 @@ internal final class SendgroupDevice: Sendable {
 
     /// Whether `/dev/sendgroup` exists (the module is loaded). The C call is `access(2)`.
     static var isPresent: Bool {
-        access(path, F_OK) == 0
+        Syscall.access(path: path, mode: F_OK).run() == 0
     }
 
     /// Opens `/dev/sendgroup` and asks the module for its limits.
@@ -56,7 +56,7 @@ internal final class SendgroupDevice: Sendable {
     static func open() throws(GroupUnicastError) -> SendgroupDevice {
         let descriptor: CInt
         do {
-            descriptor = try systemCall("open(\(path))") { Glibc.open(path, O_RDWR | O_CLOEXEC) }
+            descriptor = CInt(try systemCall(.open(path: path, flags: O_RDWR | O_CLOEXEC)))
         } catch {
             if error.errno == .noSuchFileOrDirectory { throw .kernelModuleNotLoaded }
             throw error
@@ -65,7 +65,7 @@ internal final class SendgroupDevice: Sendable {
             let info = try queryInfo(descriptor)
             return SendgroupDevice(descriptor: descriptor, info: info)
         } catch {
-            _ = Glibc.close(descriptor)
+            try? closeDescriptor(descriptor)
             throw error
         }
     }
@@ -78,7 +78,9 @@ internal final class SendgroupDevice: Sendable {
     private static func queryInfo(_ descriptor: CInt) throws(GroupUnicastError) -> SendgroupModuleInfo {
         var raw = sendgroup_info()
         raw.size = UInt32(MemoryLayout<sendgroup_info>.size)
-        _ = try systemCall("ioctl(SENDGROUP_IOC_INFO)") { CGroupUnicast_sendgroup_info(descriptor, &raw) }
+        _ = try withUnsafeMutablePointer(to: &raw) { (info) throws(GroupUnicastError) in
+            try systemCall(.sendgroupInfo(device: descriptor, info: info))
+        }
         let info = SendgroupModuleInfo(
             abiVersion: raw.abi_version,
             maxRecipients: Int(raw.max_recipients),
@@ -106,6 +108,6 @@ internal final class SendgroupDevice: Sendable {
     }
 
     deinit {
-        _ = Glibc.close(descriptor)
+        try? closeDescriptor(descriptor)
     }
 }

@@ -233,7 +233,7 @@ public final class ConferenceClient: Sendable {
             let socket: GroupSocket
             do {
                 socket = try GroupSocket(
-                    bindingTo: configuration.localAddress, backend: .sendmsgLoop,
+                    bindingTo: configuration.localAddress, backend: .socket,
                     options: .init(nonBlocking: true, receiveBufferSize: 4 << 20), logger: logger)
             } catch { throw .socket("participant socket on \(configuration.localAddress)", error) }
             let channel = ControlChannel(socket: socket, sfu: configuration.control)

@@ -100,7 +100,7 @@ public final class RingForwarder: Forwarder {
         }
         do {
             reservation = try GroupSocket(
-                bindingTo: configuration.bindAddress, backend: .sendmsgLoop, options: .init(nonBlocking: true, receiveBufferSize: 4096),
+                bindingTo: configuration.bindAddress, backend: .socket, options: .init(nonBlocking: true, receiveBufferSize: 4096),
                 logger: logger)
         } catch {
             throw .socket("media port reservation on \(configuration.bindAddress)", error)

@@ -89,7 +89,7 @@ public final class SFUServer: Sendable {
         self.forwarder = forwarder
         do {
             controlSocket = try GroupSocket(
-                bindingTo: configuration.controlAddress, backend: .sendmsgLoop, options: .init(nonBlocking: true), logger: logger)
+                bindingTo: configuration.controlAddress, backend: .socket, options: .init(nonBlocking: true), logger: logger)
         } catch {
             forwarder.close()
             throw .socket("control socket on \(configuration.controlAddress)", error)

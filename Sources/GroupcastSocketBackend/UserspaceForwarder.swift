@@ -15,9 +15,9 @@ import SystemPackage
 ///
 /// | backend | receive | send per packet |
 /// | --- | --- | --- |
-/// | `socket` | `recvmsg`, one datagram per call | one `sendmsg` per recipient (`GroupSendBackend.sendmsgLoop`) |
+/// | `socket` | `recvmsg`, one datagram per call | one `sendmsg` per recipient (`GroupSendBackend.socket`) |
 /// | `sendmmsg` | `recvmmsg`, up to `batchSize` | one `sendmmsg` for all recipients |
-/// | `sendgroup` | `recvmmsg`, up to `batchSize` | one `ioctl(SENDGROUP_IOC_SEND)` (`GroupSendBackend.kernel`) |
+/// | `sendgroup` | `recvmmsg`, up to `batchSize` | one `ioctl(SENDGROUP_IOC_SEND)` (`GroupSendBackend.sendgroup`) |
 ///
 /// Overload: after every receive the forwarder reads how full the socket's receive queue is
 /// (`getsockopt(SO_MEMINFO)`); above ``Configuration/shedVHQAt`` it sheds VHQ, above
@@ -54,13 +54,13 @@ public final class UserspaceForwarder: Forwarder {
     public init(backend: ForwarderBackend, configuration: Configuration, logger: Logger) throws(SFUError) {
         let socketBackend: GroupSendBackend
         switch backend {
-        case .socket: socketBackend = .sendmsgLoop
+        case .socket: socketBackend = .socket
         case .sendmmsg: socketBackend = .sendmmsg
         case .sendgroup:
             guard GroupSocket.isKernelModuleLoaded else {
                 throw .backendUnavailable(.sendgroup, "the sendgroup module is not loaded (/dev/sendgroup missing)")
             }
-            socketBackend = .kernel
+            socketBackend = .sendgroup
         case .xdp, .ring:
             throw .backendUnavailable(backend, "not a user-space socket backend")
         }

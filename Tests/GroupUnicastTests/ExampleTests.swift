@@ -31,7 +31,7 @@ extension GroupUnicastTests {
     @Suite("Examples")
     struct Examples {
         @Test("game-broadcaster delivers every snapshot with each client's header",
-              arguments: [["--backend", "sendmmsg"], ["--backend", "sendmsgLoop", "--ipv6"], ["--ipv6"]])
+              arguments: [["--backend", "sendmmsg"], ["--backend", "socket", "--ipv6"], ["--ipv6"]])
         func gameBroadcaster(arguments: [String]) throws {
             let (status, output) = try ExampleBinary.run(
                 "game-broadcaster", ["--clients", "6", "--ticks", "5", "--tick-interval", "1"] + arguments)
@@ -83,7 +83,7 @@ extension GroupUnicastTests {
             let relayAddress = try SocketAddress(parsing: listening)
             #expect(banner.contains("5 subscribers"), "\(banner)")
 
-            let source = try GroupSocket(family: .ipv4, backend: .sendmsgLoop)
+            let source = try GroupSocket(family: .ipv4, backend: .socket)
             let stream = (0..<20).map { pattern(100 + $0, seed: $0) }
             for datagram in stream { try source.send(datagram, to: relayAddress) }
 

@@ -7,8 +7,8 @@ import GroupUnicast
 import SystemPackage
 import Testing
 
-/// Checks shared by the host suite (`.sendmmsg`, `.sendmsgLoop`, `.automatic`) and the kernel
-/// suite (`.kernel`): each sends through one backend and checks what every receiver got.
+/// Checks shared by the host suite (`.sendmmsg`, `.socket`, `.automatic`) and the kernel
+/// suite (`.sendgroup`): each sends through one backend and checks what every receiver got.
 enum GroupSendChecks {
     /// Every recipient gets exactly `prepend + payload + append`, once, from the sender.
     static func byteExactDelivery(backend: GroupSendBackend, family: AddressFamily, receivers count: Int) throws {
@@ -90,7 +90,7 @@ enum GroupSendChecks {
         ]
         let result = try sender.send([7], to: recipients)
         #expect(result.errors == [.networkUnreachable, nil, .invalidArgument])
-        #expect(result.failures.map(\.index) == [0, 2])
+        #expect(result.failures.map(\.recipient) == [0, 2])
         #expect(try receivers.drain(0, expected: 1).map(\.bytes) == [[2, 7]])
     }
 

@@ -4,7 +4,7 @@ import Testing
 
 /// Which ``MemberGroup`` implementation a check runs on.
 enum GroupFlavor: Sendable, Hashable, CustomTestStringConvertible {
-    /// A kernel-resident group (group fd) on a `.kernel` socket.
+    /// A kernel-resident group (group fd) on a `.sendgroup` socket.
     case kernel
     /// A user-space group on a socket of this backend.
     case userSpace(GroupSendBackend)
@@ -16,10 +16,10 @@ enum GroupFlavor: Sendable, Hashable, CustomTestStringConvertible {
         }
     }
 
-    var expectedImplementation: MemberGroup.Implementation {
+    var expectedBackend: GroupSendBackend {
         switch self {
-        case .kernel: .kernel
-        case .userSpace(let backend): .userSpace(backend)
+        case .kernel: .sendgroup
+        case .userSpace(let backend): backend
         }
     }
 
@@ -29,27 +29,27 @@ enum GroupFlavor: Sendable, Hashable, CustomTestStringConvertible {
         let group: MemberGroup
         switch self {
         case .kernel:
-            socket = try GroupSocket(bindingTo: loopback(family), backend: .kernel, options: options)
-            group = try socket.makeGroup(placement: .kernel)
+            socket = try GroupSocket(bindingTo: loopback(family), backend: .sendgroup, options: options)
+            group = try socket.makeGroup(backend: .sendgroup)
         case .userSpace(let backend):
             socket = try GroupSocket(bindingTo: loopback(family), backend: backend, options: options)
-            group = try socket.makeGroup(placement: .userSpace)
+            group = try socket.makeGroup(backend: backend)
         }
-        #expect(group.implementation == expectedImplementation)
+        #expect(group.backend == expectedBackend)
         return (socket, group)
     }
 }
 
 /// The host backends a user-space group runs over.
-let userSpaceFlavors: [GroupFlavor] = [.userSpace(.sendmmsg), .userSpace(.sendmsgLoop)]
+let userSpaceFlavors: [GroupFlavor] = [.userSpace(.sendmmsg), .userSpace(.socket)]
 
 /// What a group send produced, without the implementation: equal across implementations.
 struct GroupOutcome: Hashable {
     var sentCount: Int
     var failureCount: Int
-    var failures: [GroupSendFailure]
+    var failures: [GroupSendFailure<UInt64>]
 
-    init(_ result: MemberGroupSendResult) {
+    init(_ result: GroupSendResult<UInt64>) {
         sentCount = result.sentCount
         failureCount = result.failureCount
         failures = result.failures
@@ -78,9 +78,9 @@ enum MemberGroupChecks {
         #expect(try group.memberIDs == members.map(\.id).sorted())
 
         let payloads = [pattern(1000, seed: count), [0x5A], pattern(300, seed: 2)]
-        let result = try group.send(payloads)
+        let result = try group.sendBatch(payloads)
 
-        #expect(result.implementation == flavor.expectedImplementation)
+        #expect(result.backend == flavor.expectedBackend)
         #expect(result.payloadCount == 3)
         #expect(result.sentCount == 3 * count)
         #expect(result.allSent, "failures: \(result.failures)")
@@ -95,14 +95,14 @@ enum MemberGroupChecks {
     /// order within a payload, also for batches larger than one kernel call (64 payloads).
     static func sendOrder(_ flavor: GroupFlavor, family: AddressFamily) throws {
         // One receiver holds all 210 datagrams: a large receive buffer, so loopback drops none.
-        let receiver = try GroupSocket(bindingTo: loopback(family), backend: .sendmsgLoop,
+        let receiver = try GroupSocket(bindingTo: loopback(family), backend: .socket,
                                        options: .init(nonBlocking: true, receiveBufferSize: 1 << 22))
         let (_, group) = try flavor.makeGroup(family)
         let ids: [UInt64] = [900, 3, 77]
         try group.add(ids.map { GroupMember(id: $0, try receiver.localAddress, prepend: withUnsafeBytes(of: $0.bigEndian, Array.init)) })
         let payloads = (0..<70).map { [UInt8(truncatingIfNeeded: $0)] }
 
-        let result = try group.send(payloads)
+        let result = try group.sendBatch(payloads)
 
         #expect(result.sentCount == 70 * ids.count)
         #expect(result.allSent)
@@ -188,7 +188,7 @@ enum MemberGroupChecks {
         try group.update([GroupMember(id: 2, receivers.addresses[0], prepend: [9, 9], append: [])])
         try group.remove([3])
         #expect(try group.memberIDs == [1, 2])
-        let result = try group.send([[0xBB], [0xCC]])
+        let result = try group.sendBatch([[0xBB], [0xCC]])
         #expect(result.sentCount == 4)
         #expect(result.allSent)
         #expect(try receivers.drain(0, expected: 4).map(\.bytes) == [[1, 0xBB], [9, 9, 0xBB], [1, 0xCC], [9, 9, 0xCC]])
@@ -207,23 +207,23 @@ enum MemberGroupChecks {
             GroupMember(id: 30, .ipv6Loopback(port: 0), prepend: [30]),
             GroupMember(id: 5, receivers.addresses[1], prepend: [5]),
         ])
-        let result = try group.send([[0xA], [0xB]])
+        let result = try group.sendBatch([[0xA], [0xB]])
         #expect(result.sentCount == 4)
         #expect(result.failureCount == 4)
         #expect(!result.failuresTruncated)
         #expect(result.failures == [
-            GroupSendFailure(memberID: 20, payloadIndex: 0, error: .networkUnreachable),
-            GroupSendFailure(memberID: 30, payloadIndex: 0, error: .invalidArgument),
-            GroupSendFailure(memberID: 20, payloadIndex: 1, error: .networkUnreachable),
-            GroupSendFailure(memberID: 30, payloadIndex: 1, error: .invalidArgument),
+            GroupSendFailure(recipient: 20, payloadIndex: 0, error: .networkUnreachable),
+            GroupSendFailure(recipient: 30, payloadIndex: 0, error: .invalidArgument),
+            GroupSendFailure(recipient: 20, payloadIndex: 1, error: .networkUnreachable),
+            GroupSendFailure(recipient: 30, payloadIndex: 1, error: .invalidArgument),
         ])
         #expect(try receivers.drainAll(expected: [2, 2]) == [[[10, 0xA], [10, 0xB]], [[5, 0xA], [5, 0xB]]])
 
-        let limited = try group.send([[0xC], [0xD]], failureLimit: 1)
+        let limited = try group.sendBatch([[0xC], [0xD]], failureLimit: 1)
         #expect(limited.sentCount == 4)
         #expect(limited.failureCount == 4)
         #expect(limited.failuresTruncated)
-        #expect(limited.failures == [GroupSendFailure(memberID: 20, payloadIndex: 0, error: .networkUnreachable)])
+        #expect(limited.failures == [GroupSendFailure(recipient: 20, payloadIndex: 0, error: .networkUnreachable)])
         _ = try receivers.drainAll(expected: [2, 2])
         return [GroupOutcome(result), GroupOutcome(limited)]
     }
@@ -246,9 +246,9 @@ enum MemberGroupChecks {
         }
         try group.add(members)
         let result = try group.send(payload)
-        var expectedFailures = [GroupSendFailure(memberID: 2, payloadIndex: 0, error: .messageTooLong)]
+        var expectedFailures = [GroupSendFailure<UInt64>(recipient: 2, payloadIndex: 0, error: .messageTooLong)]
         if family == .ipv4 {
-            expectedFailures.append(GroupSendFailure(memberID: 3, payloadIndex: 0, error: .addressFamilyNotSupported))
+            expectedFailures.append(GroupSendFailure(recipient: 3, payloadIndex: 0, error: .addressFamilyNotSupported))
         }
         #expect(result.failures == expectedFailures)
         #expect(result.sentCount == 1)
@@ -256,7 +256,7 @@ enum MemberGroupChecks {
         #expect(try receivers.drain(1, expected: 0, timeout: .milliseconds(50), maxSize: 65_535).isEmpty)
 
         #expect(throws: GroupUnicastError.groupPayloadTooLarge(index: 1, size: GroupSocket.maxDatagramSize + 1)) {
-            try group.send([[1], [UInt8](repeating: 0, count: GroupSocket.maxDatagramSize + 1)])
+            try group.sendBatch([[1], [UInt8](repeating: 0, count: GroupSocket.maxDatagramSize + 1)])
         }
         #expect(try receivers.drain(0, expected: 0, timeout: .milliseconds(50)).isEmpty, "a refused batch sends nothing")
         return GroupOutcome(result)
@@ -267,7 +267,7 @@ enum MemberGroupChecks {
         let (socket, group) = try flavor.makeGroup(.ipv4)
         let empty = try group.send([1, 2, 3])
         #expect(empty.sentCount == 0 && empty.failureCount == 0 && empty.payloadCount == 1)
-        #expect(try group.send([[UInt8]]()).payloadCount == 0)
+        #expect(try group.sendBatch([[UInt8]]()).payloadCount == 0)
         #expect(try group.count == 0)
         #expect(try group.memberIDs.isEmpty)
 
@@ -278,7 +278,7 @@ enum MemberGroupChecks {
         #expect(throws: GroupUnicastError.groupClosed) { try group.add([GroupMember(id: 1, .ipv4Loopback(port: 9))]) }
         #expect(throws: GroupUnicastError.groupClosed) { try group.count }
 
-        let second = try socket.makeGroup(placement: flavor == .kernel ? .kernel : .userSpace)
+        let second = try socket.makeGroup(backend: flavor.expectedBackend)
         try second.add([GroupMember(id: 1, .ipv4Loopback(port: 9))])
         try socket.close()
         #expect(second.isClosed, "closing the socket closes its groups")

@@ -24,13 +24,13 @@ extension GroupUnicastTests {
     /// Member groups kept in user space, sent through the host backends (no module needed).
     @Suite("Member groups, user space")
     struct UserSpaceGroup {
-        @Test("without kernel groups, makeGroup() is user space and .kernel is refused by name")
+        @Test("without kernel groups, makeGroup() is user space and .sendgroup is refused by name")
         func placement() throws {
             let socket = try GroupSocket(family: .ipv4, backend: .sendmmsg)
-            #expect(try socket.makeGroup().implementation == .userSpace(.sendmmsg))
-            #expect(try socket.makeGroup(placement: .userSpace).implementation == .userSpace(.sendmmsg))
-            #expect(throws: GroupUnicastError.kernelGroupsUnavailable(reason: "the socket's backend is sendmmsg, not kernel")) {
-                try socket.makeGroup(placement: .kernel)
+            #expect(try socket.makeGroup().backend == .sendmmsg)
+            #expect(try socket.makeGroup(backend: .sendmmsg).backend == .sendmmsg)
+            #expect(throws: GroupUnicastError.kernelGroupsUnavailable(reason: "the socket's backend is sendmmsg, not sendgroup")) {
+                try socket.makeGroup(backend: .sendgroup)
             }
         }
 
@@ -85,13 +85,13 @@ extension GroupUnicastTests {
         @Test("the module offers groups; makeGroup() on a kernel socket is a kernel group")
         func moduleOffersGroups() throws {
             #expect(KernelGate.loaded, "GROUPUNICAST_REQUIRE_KERNEL=1 but /dev/sendgroup is missing")
-            let socket = try GroupSocket(family: .ipv4, backend: .kernel)
+            let socket = try GroupSocket(family: .ipv4, backend: .sendgroup)
             let info = try #require(socket.kernelModuleInfo)
             #expect(info.supportsGroups, "SENDGROUP_FEATURE_GROUPS missing from features \(info.features)")
-            #expect(try socket.makeGroup().implementation == .kernel)
-            #expect(try socket.makeGroup(placement: .userSpace).implementation == .userSpace(.kernel))
+            #expect(try socket.makeGroup().backend == .sendgroup)
+            #expect(try socket.makeGroup(backend: .sendmmsg).backend == .sendmmsg)
             let host = try GroupSocket(family: .ipv4, backend: .sendmmsg)
-            #expect(try host.makeGroup().implementation == .userSpace(.sendmmsg))
+            #expect(try host.makeGroup().backend == .sendmmsg)
         }
 
         @Test("batch of 3 payloads, byte-exact, to 1/64/1000 members", arguments: GroupDeliveryCase.all([.kernel]))
@@ -148,11 +148,12 @@ extension GroupUnicastTests {
             let payloads = [pattern(1400, seed: count), [], pattern(GroupSocket.maxDatagramSize - 100, seed: 1)]
 
             var outcomes: [GroupFlavor: (GroupOutcome, [[[UInt8]]])] = [:]
-            for flavor in [GroupFlavor.kernel, .userSpace(.sendmmsg), .userSpace(.kernel)] {
-                let socket = try GroupSocket(bindingTo: loopback(family), backend: flavor == .userSpace(.sendmmsg) ? .sendmmsg : .kernel,
+            // Every group on a sendgroup socket: the user-space ones send with their own backend.
+            for flavor in [GroupFlavor.kernel, .userSpace(.sendmmsg), .userSpace(.socket)] {
+                let socket = try GroupSocket(bindingTo: loopback(family), backend: .sendgroup,
                                              options: .init(sendBufferSize: 4 << 20))
-                let group = try socket.makeGroup(placement: flavor == .kernel ? .kernel : .userSpace)
-                #expect(group.implementation == flavor.expectedImplementation)
+                let group = try socket.makeGroup(backend: flavor.expectedBackend)
+                #expect(group.backend == flavor.expectedBackend)
                 try group.add(members)
                 var received: [[[UInt8]]] = []
                 var outcome: GroupOutcome?
@@ -160,7 +161,7 @@ extension GroupUnicastTests {
                 for (index, payload) in payloads.enumerated() {
                     let result = try group.send(payload)
                     var shifted = GroupOutcome(result)
-                    shifted.failures = shifted.failures.map { GroupSendFailure(memberID: $0.memberID, payloadIndex: index, error: $0.error) }
+                    shifted.failures = shifted.failures.map { GroupSendFailure(recipient: $0.recipient, payloadIndex: index, error: $0.error) }
                     outcome = outcome.map {
                         GroupOutcome(sentCount: $0.sentCount + shifted.sentCount, failureCount: $0.failureCount + shifted.failureCount,
                                      failures: $0.failures + shifted.failures)
@@ -172,7 +173,7 @@ extension GroupUnicastTests {
             }
             let kernel = try #require(outcomes[.kernel])
             #expect(kernel.0.failureCount > 0)
-            for flavor in [GroupFlavor.userSpace(.sendmmsg), .userSpace(.kernel)] {
+            for flavor in [GroupFlavor.userSpace(.sendmmsg), .userSpace(.socket)] {
                 let other = try #require(outcomes[flavor])
                 #expect(other.0 == kernel.0, "\(flavor.testDescription)")
                 for index in 0..<count where other.1[index] != kernel.1[index] {
@@ -184,7 +185,7 @@ extension GroupUnicastTests {
 }
 
 extension GroupOutcome {
-    init(sentCount: Int, failureCount: Int, failures: [GroupSendFailure]) {
+    init(sentCount: Int, failureCount: Int, failures: [GroupSendFailure<UInt64>]) {
         self.sentCount = sentCount
         self.failureCount = failureCount
         self.failures = failures

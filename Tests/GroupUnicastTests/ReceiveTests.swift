@@ -12,7 +12,7 @@ extension GroupUnicastTests {
         @Test("recvmmsg takes every queued datagram, in order, with its source", arguments: [AddressFamily.ipv4, .ipv6])
         func batchReceive(family: AddressFamily) throws {
             let receiver = try GroupSocket(bindingTo: loopback(family))
-            let sender = try GroupSocket(bindingTo: loopback(family), backend: .sendmsgLoop)
+            let sender = try GroupSocket(bindingTo: loopback(family), backend: .socket)
             let target = try receiver.localAddress
             let datagrams = (0..<40).map { pattern(1 + $0 * 10, seed: $0) }
             for datagram in datagrams { try sender.send(datagram, to: target) }
@@ -52,7 +52,7 @@ extension GroupUnicastTests {
         @Test("a datagram longer than the buffer is cut and marked truncated")
         func truncation() throws {
             let receiver = try GroupSocket(bindingTo: loopback(.ipv6))
-            let sender = try GroupSocket(family: .ipv6, backend: .sendmsgLoop)
+            let sender = try GroupSocket(family: .ipv6, backend: .socket)
             try sender.send(pattern(20, seed: 1), to: try receiver.localAddress)
             let datagram = try #require(try receiver.receive(maxSize: 8))
             #expect(datagram.bytes == Array(pattern(20, seed: 1).prefix(8)))
@@ -74,7 +74,7 @@ extension GroupUnicastTests {
             let any: SocketAddress = family == .ipv4 ? .ipv4(.any, port: 0) : .ipv6(.any, port: 0)
             let receiver = try GroupSocket(bindingTo: any, options: .init(receivesDestinationAddress: true))
             let port = try receiver.localAddress.port
-            let sender = try GroupSocket(family: family, backend: .sendmsgLoop)
+            let sender = try GroupSocket(family: family, backend: .socket)
             try sender.send([1], to: loopback(family, port: port))
             try sender.send([2, 3], to: loopback(family, port: port))
             #expect(try receiver.receive()?.destination == loopback(family, port: port))
@@ -86,8 +86,8 @@ extension GroupUnicastTests {
 
         @Test("async receive suspends until a datagram arrives")
         func asyncReceive() async throws {
-            let receiver = try GroupSocket(bindingTo: loopback(.ipv4))
-            let target = try receiver.localAddress
+            let receiver = try AsyncGroupSocket(bindingTo: loopback(.ipv4))
+            let target = try receiver.socket.localAddress
             async let datagram = receiver.receive(maxSize: 100)
             let sender = try GroupSocket(family: .ipv4, backend: .sendmmsg)
             try await Task.sleep(for: .milliseconds(20))
@@ -101,10 +101,10 @@ extension GroupUnicastTests {
             #expect(batch.map(\.bytes) == [[4], [5]])
         }
 
-        @Test("async send delivers like sync send", arguments: [GroupSendBackend.sendmmsg, .sendmsgLoop])
+        @Test("async send delivers like sync send", arguments: [GroupSendBackend.sendmmsg, .socket])
         func asyncSend(backend: GroupSendBackend) async throws {
             let receivers = try Receivers(count: 4, family: .ipv6)
-            let sender = try GroupSocket(family: .ipv6, backend: backend)
+            let sender = AsyncGroupSocket(try GroupSocket(family: .ipv6, backend: backend))
             let recipients = variedRecipients(receivers.addresses) + [Recipient(.ipv6Loopback(port: 0))]
             let result = try await sender.send(pattern(100, seed: 2), to: recipients)
             #expect(result.errors == [nil, nil, nil, nil, .invalidArgument])
@@ -116,7 +116,7 @@ extension GroupUnicastTests {
 
         @Test("a cancelled async wait throws CancellationError")
         func asyncCancel() async throws {
-            let receiver = try GroupSocket(bindingTo: loopback(.ipv4))
+            let receiver = try AsyncGroupSocket(bindingTo: loopback(.ipv4))
             let waiter = Task { try await receiver.waitUntilReadable() }
             try await Task.sleep(for: .milliseconds(20))
             waiter.cancel()
@@ -125,10 +125,10 @@ extension GroupUnicastTests {
 
         @Test("close fails a pending async wait with socketClosed")
         func asyncClose() async throws {
-            let receiver = try GroupSocket(bindingTo: loopback(.ipv4))
+            let receiver = try AsyncGroupSocket(bindingTo: loopback(.ipv4))
             let waiter = Task { try await receiver.receive() }
             try await Task.sleep(for: .milliseconds(20))
-            try receiver.close()
+            try receiver.socket.close()
             await #expect(throws: GroupUnicastError.socketClosed) { try await waiter.value }
         }
 

@@ -13,7 +13,7 @@ import Testing
 struct GroupUnicastTests {}
 
 /// The backends that work without the sendgroup module.
-let hostBackends: [GroupSendBackend] = [.sendmmsg, .sendmsgLoop, .automatic]
+let hostBackends: [GroupSendBackend] = [.sendmmsg, .socket, .automatic]
 
 /// Whether the kernel-backend tests run: the module is loaded, or the caller demands it
 /// (`GROUPUNICAST_REQUIRE_KERNEL=1`, as the VM runner sets), in which case absence fails them.
@@ -38,9 +38,9 @@ final class Receivers {
 
     init(count: Int, family: AddressFamily) throws {
         try raiseDescriptorLimit(atLeast: count + 256)
-        // `.sendmsgLoop`: receivers never open /dev/sendgroup.
+        // `.socket`: receivers never open /dev/sendgroup.
         sockets = try (0..<count).map { _ in
-            try GroupSocket(bindingTo: loopback(family), backend: .sendmsgLoop, options: .init(nonBlocking: true))
+            try GroupSocket(bindingTo: loopback(family), backend: .socket, options: .init(nonBlocking: true))
         }
         addresses = try sockets.map { try $0.localAddress }
     }

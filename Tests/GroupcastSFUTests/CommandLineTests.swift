@@ -154,7 +154,7 @@ import Testing
             #expect(!attached(), "still attached after signal \(signal)")
         }
         // The control port is taken: the SFU attaches (media first), then fails and detaches.
-        let squatter = try GroupSocket(bindingTo: network.sfuHost(port: UInt16(port)), backend: .sendmsgLoop)
+        let squatter = try GroupSocket(bindingTo: network.sfuHost(port: UInt16(port)), backend: .socket)
         defer { try? squatter.close() }
         let output = Pipe()
         let sfu = try Self.start(["sfu", "--control", control, "--media", media, "--backend", "xdp"], output: output)

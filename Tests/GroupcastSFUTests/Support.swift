@@ -70,9 +70,9 @@ enum TestNetwork {
     ) throws -> GroupSocket {
         switch self {
         case .loopback:
-            return try GroupSocket(bindingTo: address, backend: .sendmsgLoop, options: options)
+            return try GroupSocket(bindingTo: address, backend: .socket, options: options)
         case .veth:
-            return try VethTopology.shared.inPeer { try GroupSocket(bindingTo: address, backend: .sendmsgLoop, options: options) }
+            return try VethTopology.shared.inPeer { try GroupSocket(bindingTo: address, backend: .socket, options: options) }
         }
     }
 
