@@ -1,4 +1,4 @@
-import CGroupcastFastPath
+import CGroupcastRing
 import Glibc
 import GroupcastProtocol
 import GroupcastSFU

@@ -233,7 +233,7 @@ struct gc_loader_state {
 #define GC_TC_PRIORITY		0x6763
 
 /*
- * The AF_XDP ring backend (bpf/ring.bpf.c, Sources/CGroupcastFastPath/ring.c):
+ * The AF_XDP ring backend (bpf/ring.bpf.c, bpf/ring/ring.c):
  * an XDP program that moves SFU-port frames to the AF_XDP socket of their
  * receive queue (the XSKMAP, keyed by queue index) and passes all other
  * traffic to the host stack.

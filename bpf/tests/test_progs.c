@@ -38,7 +38,7 @@
 #include <bpf/libbpf.h>
 
 #include "groupcast_fastpath.h"
-#include "groupcast.skel.h"
+#include "../generated/groupcast.skel.h"
 #include "pkt.h"
 
 #define SFU_PORT	5004

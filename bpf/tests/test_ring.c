@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * test_ring.c - the AF_XDP ring core (Sources/CGroupcastFastPath/ring.c)
+ * test_ring.c - the AF_XDP ring core (bpf/ring/ring.c)
  * against a simulated kernel: rings and UMEM in ordinary memory, this file
  * playing the kernel's part (fill -> RX on receive, TX -> completion on a
  * kick). It tracks which frames the "kernel" holds, so a frame handed over

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Shared by the loader's source files; not part of the API. */
+/* Shared by the loader's source files and the ring core (bpf/ring/ring.c);
+ * not part of the API. Defined in error.c. */
 #ifndef GROUPCAST_FASTPATH_INTERNAL_H
 #define GROUPCAST_FASTPATH_INTERNAL_H
 
@@ -8,5 +9,8 @@
 /* Fill @err (if not NULL) with @code, @sys_errno and the message; returns -@code. */
 __attribute__((format(printf, 4, 5)))
 int gcfp_fail(struct gcfp_error *err, int code, int sys_errno, const char *fmt, ...);
+
+/* Zero @err (if not NULL): no error, no verifier log. */
+void gcfp_clear_error(struct gcfp_error *err);
 
 #endif

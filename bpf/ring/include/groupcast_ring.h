@@ -84,6 +84,9 @@ struct gc_ring_stats {
 	__u64 delay_buckets[GC_DELAY_BUCKETS];	/* gc_delay_bucket() */
 };
 
+/* Interfaces one ring serves (gc_ring_add_interface). */
+#define GC_RING_MAX_PORTS	64
+
 /* One interface the ring serves. */
 struct gc_ring_port_info {
 	char ifname[16];

@@ -3,7 +3,7 @@
  * groupcast_fastpath.h - load, attach and drive the in-kernel SFU fast path.
  *
  * A libbpf loader over the skeleton of bpf/groupcast.bpf.c, usable from C
- * and (as the SwiftPM target CGroupcastFastPath) from Swift. State lives in
+ * and (as the SwiftPM target CGroupcastFastPath, path bpf/loader) from Swift. State lives in
  * objects pinned under /sys/fs/bpf/groupcast/<IFACE> (IFACE@ns<inode> when
  * the caller is not in the initial network namespace), so separate processes
  * (a CLI, the SFU) share one attachment.

@@ -30,7 +30,7 @@
 #include <bpf/libbpf.h>
 
 #include "groupcast_fastpath.h"
-#include "groupcast.skel.h"
+#include "../generated/groupcast.skel.h"
 #include "internal.h"
 
 
@@ -60,55 +60,6 @@ static const char *const stat_names[GC_STAT_MAX] = GC_STAT_NAMES;
 const char *gcfp_stat_name(unsigned int stat)
 {
 	return stat < GC_STAT_MAX ? stat_names[stat] : NULL;
-}
-
-const char *gcfp_code_name(int code)
-{
-	switch (code < 0 ? -code : code) {
-	case GCFP_OK: return "success";
-	case GCFP_ERR_NOT_ROOT: return "not permitted (needs root)";
-	case GCFP_ERR_NO_DEVICE: return "no such device";
-	case GCFP_ERR_ALREADY_ATTACHED: return "already attached";
-	case GCFP_ERR_BUSY: return "hook in use by another program";
-	case GCFP_ERR_NOT_ATTACHED: return "not attached";
-	case GCFP_ERR_VERIFIER: return "program rejected by the verifier";
-	case GCFP_ERR_INVALID: return "invalid argument";
-	case GCFP_ERR_NO_ROUTE: return "no such route";
-	case GCFP_ERR_ROUTES_FULL: return "route map full";
-	case GCFP_ERR_BPFFS: return "bpffs unavailable";
-	case GCFP_ERR_ABI: return "layout version mismatch";
-	case GCFP_ERR_SYSTEM: return "system call failed";
-	case GCFP_ERR_UNREACHABLE: return "no route to host";
-	case GCFP_ERR_NEIGH_UNRESOLVED: return "neighbour not resolved";
-	case GCFP_ERR_UNSUPPORTED_LINK: return "unsupported link type";
-	}
-	return "unknown error";
-}
-
-int gcfp_fail(struct gcfp_error *err, int code, int sys_errno, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err) {
-		err->code = code;
-		err->sys_errno = sys_errno;
-		va_start(ap, fmt);
-		vsnprintf(err->message, sizeof(err->message), fmt, ap);
-		va_end(ap);
-		if (sys_errno) {
-			size_t len = strlen(err->message);
-
-			snprintf(err->message + len, sizeof(err->message) - len, ": %s",
-				 strerror(sys_errno));
-		}
-	}
-	return -code;
-}
-
-static void clear_err(struct gcfp_error *err)
-{
-	if (err)
-		memset(err, 0, sizeof(*err));
 }
 
 /* CAP_SYS_ADMIN, or CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON: without
@@ -213,7 +164,7 @@ static int pin_dir_of(const char *ifname, char *buf, size_t size, int may_mount,
 
 int gcfp_pin_dir(const char *ifname, char *buf, size_t size, struct gcfp_error *err)
 {
-	clear_err(err);
+	gcfp_clear_error(err);
 	return pin_dir_of(ifname, buf, size, 0, err);
 }
 
@@ -354,7 +305,7 @@ int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
 {
 	int lock, ret;
 
-	clear_err(err);
+	gcfp_clear_error(err);
 	ret = check_caps(err);
 	if (ret)
 		return ret;
@@ -368,7 +319,7 @@ int gcfp_detach(const char *ifname, struct gcfp_error *err)
 {
 	int lock, ret;
 
-	clear_err(err);
+	gcfp_clear_error(err);
 	ret = check_caps(err);
 	if (ret)
 		return ret;
@@ -392,7 +343,7 @@ static int attach_locked(const struct gcfp_attach_opts *o, struct gcfp_error *er
 	int ret, xdp_fd, tc_fd, created = 0, xdp_attached = 0;
 	__u32 key = 0, mode_flags;
 
-	clear_err(err);
+	gcfp_clear_error(err);
 	if (!o)
 		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "no attach options");
 	if (!o->port)
@@ -573,7 +524,7 @@ static int detach_locked(const char *ifname, struct gcfp_error *err)
 	int ret, fd, xdp_fd;
 	__u32 our_xdp = 0;
 
-	clear_err(err);
+	gcfp_clear_error(err);
 	ret = check_caps(err);
 	if (ret)
 		return ret;
@@ -643,7 +594,7 @@ int gcfp_open(const char *ifname, struct gcfp_handle **out, struct gcfp_error *e
 	__u32 key = 0;
 	int ret;
 
-	clear_err(err);
+	gcfp_clear_error(err);
 	*out = NULL;
 	h = calloc(1, sizeof(*h));
 	if (!h)
@@ -754,7 +705,7 @@ int gcfp_subscriber_init(struct gc_subscriber *s, uint8_t family, const void *ad
 			 uint16_t port, const uint8_t mac[6], uint32_t ifindex,
 			 struct gcfp_error *err)
 {
-	clear_err(err);
+	gcfp_clear_error(err);
 	if (family != GC_FAMILY_IPV4 && family != GC_FAMILY_IPV6)
 		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "subscriber family %u is not 4 or 6", family);
 	if (!port)
@@ -800,7 +751,7 @@ static int route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
 	uint32_t i;
 	int ret;
 
-	clear_err(err);
+	gcfp_clear_error(err);
 	if (family != GC_FAMILY_IPV4 && family != GC_FAMILY_IPV6)
 		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "route family %u is not 4 or 6", family);
 	if (!origin_port)
@@ -878,7 +829,7 @@ int gcfp_route_set_userspace(struct gcfp_handle *h, uint32_t ssrc, uint8_t famil
 
 int gcfp_route_remove(struct gcfp_handle *h, uint32_t ssrc, struct gcfp_error *err)
 {
-	clear_err(err);
+	gcfp_clear_error(err);
 	if (bpf_map_delete_elem(h->routes_fd, &ssrc))
 		return gcfp_fail(err, errno == ENOENT ? GCFP_ERR_NO_ROUTE : GCFP_ERR_SYSTEM,
 				 errno == ENOENT ? 0 : errno, "no route for SSRC %u", ssrc);
@@ -888,7 +839,7 @@ int gcfp_route_remove(struct gcfp_handle *h, uint32_t ssrc, struct gcfp_error *e
 int gcfp_route_get(struct gcfp_handle *h, uint32_t ssrc, struct gc_route *out,
 		   struct gcfp_error *err)
 {
-	clear_err(err);
+	gcfp_clear_error(err);
 	if (bpf_map_lookup_elem(h->routes_fd, &ssrc, out))
 		return gcfp_fail(err, errno == ENOENT ? GCFP_ERR_NO_ROUTE : GCFP_ERR_SYSTEM,
 				 errno == ENOENT ? 0 : errno, "no route for SSRC %u", ssrc);
@@ -898,7 +849,7 @@ int gcfp_route_get(struct gcfp_handle *h, uint32_t ssrc, struct gc_route *out,
 int gcfp_route_next(struct gcfp_handle *h, const uint32_t *prev, uint32_t *next,
 		    struct gcfp_error *err)
 {
-	clear_err(err);
+	gcfp_clear_error(err);
 	if (bpf_map_get_next_key(h->routes_fd, prev, next)) {
 		if (errno == ENOENT)
 			return 1;
@@ -914,7 +865,7 @@ int gcfp_stats(struct gcfp_handle *h, uint64_t out[GC_STAT_MAX], struct gcfp_err
 	__u32 k;
 	int c;
 
-	clear_err(err);
+	gcfp_clear_error(err);
 	if (ncpus <= 0)
 		return gcfp_fail(err, GCFP_ERR_SYSTEM, -ncpus, "counting possible CPUs");
 	vals = calloc(ncpus, sizeof(*vals));
@@ -942,7 +893,7 @@ int gcfp_delay(struct gcfp_handle *h, struct gc_delay_hist *out, struct gcfp_err
 	__u32 key = 0;
 	int c, b;
 
-	clear_err(err);
+	gcfp_clear_error(err);
 	if (ncpus <= 0)
 		return gcfp_fail(err, GCFP_ERR_SYSTEM, -ncpus, "counting possible CPUs");
 	vals = calloc(ncpus, sizeof(*vals));

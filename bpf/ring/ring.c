@@ -23,7 +23,6 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +42,8 @@
 #include <bpf/libbpf.h>
 
 #include "groupcast_ring.h"
-#include "ring.skel.h"
+#include "../loader/internal.h"
+#include "../generated/ring.skel.h"
 
 /* The BPF parser (bpf/parsing.h), run here in user space over the frame in
  * the UMEM: the same checks as the program in front of the ring. It needs
@@ -51,7 +51,7 @@
 #define __BPF_HELPERS__
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunknown-pragmas"	/* #pragma unroll, for clang -target bpf */
-#include "parsing.h"
+#include "../parsing.h"
 #pragma GCC diagnostic pop
 
 #ifndef SOL_XDP
@@ -121,26 +121,6 @@ struct gc_ring {
 };
 
 /* ---- errors ---------------------------------------------------------------- */
-
-static int ring_fail(struct gcfp_error *err, int code, int sys_errno, const char *fmt, ...)
-{
-	if (err) {
-		va_list ap;
-
-		err->code = code;
-		err->sys_errno = sys_errno;
-		err->log_path[0] = '\0';
-		va_start(ap, fmt);
-		vsnprintf(err->message, sizeof(err->message), fmt, ap);
-		va_end(ap);
-		if (sys_errno) {
-			size_t len = strlen(err->message);
-
-			snprintf(err->message + len, sizeof(err->message) - len, ": %s", strerror(sys_errno));
-		}
-	}
-	return -code;
-}
 
 static int errno_code(int e)
 {
@@ -852,10 +832,10 @@ int gc_ring_process(struct gc_ring *ring, const volatile int *stop)
 
 int gc_ring_wait(struct gc_ring *ring, int timeout_ms)
 {
-	struct pollfd pfds[64];
+	struct pollfd pfds[GC_RING_MAX_PORTS];
 	int k, n = 0, ret;
 
-	for (k = 0; k < ring->n_ports && n < 64; k++) {
+	for (k = 0; k < ring->n_ports && n < GC_RING_MAX_PORTS; k++) {
 		struct ring_port *p = &ring->ports[k];
 
 		if (cons_avail(&p->rx, 1))
@@ -908,22 +888,22 @@ void gc_ring_opts_init(struct gc_ring_opts *o)
 static int check_opts(struct gc_ring_opts *o, struct gcfp_error *err)
 {
 	if (!o->ring_size || (o->ring_size & (o->ring_size - 1)) || o->ring_size > 65536)
-		return ring_fail(err, GCFP_ERR_INVALID, 0, "ring size %u: not a power of two up to 65536", o->ring_size);
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "ring size %u: not a power of two up to 65536", o->ring_size);
 	if (o->frame_size != 2048 && o->frame_size != 4096)
-		return ring_fail(err, GCFP_ERR_INVALID, 0, "frame size %u: 2048 or 4096", o->frame_size);
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "frame size %u: 2048 or 4096", o->frame_size);
 	/* A full fill ring (hence a full RX ring) plus a TX ring's worth for
 	 * copies, plus two batches of slack. */
 	if (!o->frame_count)
 		o->frame_count = 2 * o->ring_size + 2 * o->batch;
 	if (o->frame_count < 2 * o->ring_size + o->batch)
-		return ring_fail(err, GCFP_ERR_INVALID, 0, "%u frames: need at least 2 * ring size + batch (%u)",
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "%u frames: need at least 2 * ring size + batch (%u)",
 				 o->frame_count, 2 * o->ring_size + o->batch);
 	if (!o->batch || o->batch > o->ring_size)
-		return ring_fail(err, GCFP_ERR_INVALID, 0, "batch %u: 1 to the ring size (%u)", o->batch, o->ring_size);
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "batch %u: 1 to the ring size (%u)", o->batch, o->ring_size);
 	if (o->mode < GC_RING_MODE_AUTO || o->mode > GC_RING_MODE_ZEROCOPY)
-		return ring_fail(err, GCFP_ERR_INVALID, 0, "mode %d: auto, copy or zerocopy", o->mode);
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "mode %d: auto, copy or zerocopy", o->mode);
 	if (!o->port)
-		return ring_fail(err, GCFP_ERR_INVALID, 0, "media port 0");
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "media port 0");
 	return 0;
 }
 
@@ -932,7 +912,7 @@ static struct gc_ring *ring_alloc(const struct gc_ring_opts *opts, struct gcfp_e
 	struct gc_ring *ring = calloc(1, sizeof(*ring));
 
 	if (!ring) {
-		ring_fail(err, GCFP_ERR_SYSTEM, ENOMEM, "gc_ring");
+		gcfp_fail(err, GCFP_ERR_SYSTEM, ENOMEM, "gc_ring");
 		return NULL;
 	}
 	ring->opts = *opts;
@@ -945,8 +925,10 @@ static struct gc_ring *ring_alloc(const struct gc_ring_opts *opts, struct gcfp_e
 int gc_ring_open(const struct gc_ring_opts *opts, struct gc_ring **out, struct gcfp_error *err)
 {
 	struct gc_ring_opts o = *opts;
-	int ret = check_opts(&o, err);
+	int ret;
 
+	gcfp_clear_error(err);
+	ret = check_opts(&o, err);
 	if (ret)
 		return ret;
 	*out = ring_alloc(&o, err);
@@ -958,7 +940,7 @@ static struct ring_port *port_new(struct gc_ring *ring, struct gcfp_error *err)
 	struct ring_port *ports = realloc(ring->ports, (ring->n_ports + 1) * sizeof(*ports)), *p;
 
 	if (!ports) {
-		ring_fail(err, GCFP_ERR_SYSTEM, ENOMEM, "port");
+		gcfp_fail(err, GCFP_ERR_SYSTEM, ENOMEM, "port");
 		return NULL;
 	}
 	ring->ports = ports;
@@ -969,7 +951,7 @@ static struct ring_port *port_new(struct gc_ring *ring, struct gcfp_error *err)
 	p->frame_mask = ~(__u64)(ring->opts.frame_size - 1);
 	p->free = calloc(p->n_frames, sizeof(*p->free));
 	if (!p->free) {
-		ring_fail(err, GCFP_ERR_SYSTEM, ENOMEM, "frame stack");
+		gcfp_fail(err, GCFP_ERR_SYSTEM, ENOMEM, "frame stack");
 		return NULL;
 	}
 	return p;
@@ -1047,14 +1029,14 @@ int gc_ring_open_simulated(const struct gc_ring_opts *opts, int n_ports,
 		p->umem = mmap(NULL, p->umem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p->umem == MAP_FAILED) {
 			p->umem = NULL;
-			ring_fail(err, GCFP_ERR_SYSTEM, errno, "UMEM");
+			gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "UMEM");
 			goto fail;
 		}
 		/* freed by gc_ring_close() through maps[] with map_len 0: use
 		 * free() instead, marked by fd == -1 */
 		if (!sim_ring(&p->rx, size, sizeof(struct xdp_desc)) || !sim_ring(&p->tx, size, sizeof(struct xdp_desc)) ||
 		    !sim_ring(&p->fill, size, 8) || !sim_ring(&p->comp, size, 8)) {
-			ring_fail(err, GCFP_ERR_SYSTEM, ENOMEM, "rings");
+			gcfp_fail(err, GCFP_ERR_SYSTEM, ENOMEM, "rings");
 			goto fail;
 		}
 		port_start(ring, p);
@@ -1089,7 +1071,7 @@ static int map_ring(struct ring_port *p, int which, struct gc_xsk_ring *r, const
 	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, p->fd, pgoff);
 
 	if (m == MAP_FAILED)
-		return ring_fail(err, GCFP_ERR_SYSTEM, errno, "%s: mmap AF_XDP ring", p->info.ifname);
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "%s: mmap AF_XDP ring", p->info.ifname);
 	p->maps[which] = m;
 	p->map_len[which] = len;
 	r->producer = (__u32 *)((char *)m + off->producer);
@@ -1109,18 +1091,18 @@ static int read_addresses(struct ring_port *p, struct gcfp_error *err)
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
-		return ring_fail(err, GCFP_ERR_SYSTEM, errno, "socket");
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "socket");
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", p->info.ifname);
 	if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0) {
 		int e = errno;
 
 		close(fd);
-		return ring_fail(err, GCFP_ERR_SYSTEM, e, "%s: SIOCGIFHWADDR", p->info.ifname);
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, e, "%s: SIOCGIFHWADDR", p->info.ifname);
 	}
 	close(fd);
 	memcpy(p->info.mac, ifr.ifr_hwaddr.sa_data, 6);
 	if (getifaddrs(&ifa) < 0)
-		return ring_fail(err, GCFP_ERR_SYSTEM, errno, "getifaddrs");
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "getifaddrs");
 	for (a = ifa; a; a = a->ifa_next) {
 		if (!a->ifa_addr || strcmp(a->ifa_name, p->info.ifname))
 			continue;
@@ -1168,12 +1150,14 @@ int gc_ring_add_interface(struct gc_ring *ring, const char *ifname, struct gcfp_
 	__u32 size = ring->opts.ring_size, key, fd_value;
 	int ret, index, e;
 
+	gcfp_clear_error(err);
 	if (!ifname || !*ifname || strlen(ifname) >= IFNAMSIZ)
-		return ring_fail(err, GCFP_ERR_INVALID, 0, "interface name \"%s\"", ifname ? ifname : "");
-	if (ring->n_ports >= 64)
-		return ring_fail(err, GCFP_ERR_INVALID, 0, "%s: at most 64 interfaces", ifname);
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "interface name \"%s\"", ifname ? ifname : "");
+	if (ring->n_ports >= GC_RING_MAX_PORTS)
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "%s: at most %d interfaces", ifname,
+				 GC_RING_MAX_PORTS);
 	if (ring->opts.queue >= GC_RING_MAX_QUEUES)
-		return ring_fail(err, GCFP_ERR_INVALID, 0, "queue %u: the XSKMAP has %d entries",
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "queue %u: the XSKMAP has %d entries",
 				 ring->opts.queue, GC_RING_MAX_QUEUES);
 	p = port_new(ring, err);
 	if (!p)
@@ -1183,7 +1167,7 @@ int gc_ring_add_interface(struct gc_ring *ring, const char *ifname, struct gcfp_
 	p->info.queue = ring->opts.queue;
 	p->info.ifindex = if_nametoindex(ifname);
 	if (!p->info.ifindex) {
-		ret = ring_fail(err, GCFP_ERR_NO_DEVICE, errno, "%s: no such interface", ifname);
+		ret = gcfp_fail(err, GCFP_ERR_NO_DEVICE, errno, "%s: no such interface", ifname);
 		goto fail;
 	}
 	ret = read_addresses(p, err);
@@ -1195,13 +1179,13 @@ int gc_ring_add_interface(struct gc_ring *ring, const char *ifname, struct gcfp_
 	p->umem = mmap(NULL, p->umem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (p->umem == MAP_FAILED) {
 		p->umem = NULL;
-		ret = ring_fail(err, GCFP_ERR_SYSTEM, errno, "%s: mmap UMEM of %zu bytes", ifname, p->umem_size);
+		ret = gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "%s: mmap UMEM of %zu bytes", ifname, p->umem_size);
 		goto fail;
 	}
 	p->fd = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
 	if (p->fd < 0) {
 		e = errno;
-		ret = ring_fail(err, errno_code(e), e, "%s: socket(AF_XDP)", ifname);
+		ret = gcfp_fail(err, errno_code(e), e, "%s: socket(AF_XDP)", ifname);
 		goto fail;
 	}
 	reg.addr = (__u64)(uintptr_t)p->umem;
@@ -1213,12 +1197,12 @@ int gc_ring_add_interface(struct gc_ring *ring, const char *ifname, struct gcfp_
 	    setsockopt(p->fd, SOL_XDP, XDP_RX_RING, &size, sizeof(size)) ||
 	    setsockopt(p->fd, SOL_XDP, XDP_TX_RING, &size, sizeof(size))) {
 		e = errno;
-		ret = ring_fail(err, errno_code(e), e, "%s: AF_XDP UMEM/ring setup (%u frames of %u, rings of %u)",
+		ret = gcfp_fail(err, errno_code(e), e, "%s: AF_XDP UMEM/ring setup (%u frames of %u, rings of %u)",
 				ifname, p->n_frames, ring->opts.frame_size, size);
 		goto fail;
 	}
 	if (getsockopt(p->fd, SOL_XDP, XDP_MMAP_OFFSETS, &off, &optlen)) {
-		ret = ring_fail(err, GCFP_ERR_SYSTEM, errno, "%s: XDP_MMAP_OFFSETS", ifname);
+		ret = gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "%s: XDP_MMAP_OFFSETS", ifname);
 		goto fail;
 	}
 	if ((ret = map_ring(p, 0, &p->rx, &off.rx, size, sizeof(struct xdp_desc), XDP_PGOFF_RX_RING, err)) ||
@@ -1230,7 +1214,7 @@ int gc_ring_add_interface(struct gc_ring *ring, const char *ifname, struct gcfp_
 	/* The program, one instance per interface (its XSKMAP is per queue). */
 	p->skel = groupcast_ring__open();
 	if (!p->skel) {
-		ret = ring_fail(err, GCFP_ERR_SYSTEM, errno, "%s: open the ring BPF object", ifname);
+		ret = gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "%s: open the ring BPF object", ifname);
 		goto fail;
 	}
 	p->skel->rodata->gc_ring_cfg.port = ring->opts.port;
@@ -1238,7 +1222,7 @@ int gc_ring_add_interface(struct gc_ring *ring, const char *ifname, struct gcfp_
 	p->skel->rodata->gc_ring_cfg.max_frame = ring->opts.frame_size - XDP_PACKET_HEADROOM;
 	if (groupcast_ring__load(p->skel)) {
 		e = errno;
-		ret = ring_fail(err, e == EPERM ? GCFP_ERR_NOT_ROOT : GCFP_ERR_VERIFIER, e,
+		ret = gcfp_fail(err, e == EPERM ? GCFP_ERR_NOT_ROOT : GCFP_ERR_VERIFIER, e,
 				"%s: load the ring BPF program", ifname);
 		goto fail;
 	}
@@ -1248,7 +1232,7 @@ int gc_ring_add_interface(struct gc_ring *ring, const char *ifname, struct gcfp_
 	if (ring->opts.mode != GC_RING_MODE_COPY) {
 		ret = bind_socket(ring, p, XDP_ZEROCOPY);
 		if (ret && ring->opts.mode == GC_RING_MODE_ZEROCOPY) {
-			ret = ring_fail(err, errno_code(-ret), -ret, "%s queue %u: bind AF_XDP in zero-copy mode",
+			ret = gcfp_fail(err, errno_code(-ret), -ret, "%s queue %u: bind AF_XDP in zero-copy mode",
 					ifname, ring->opts.queue);
 			goto fail;
 		}
@@ -1258,7 +1242,7 @@ int gc_ring_add_interface(struct gc_ring *ring, const char *ifname, struct gcfp_
 	if (ret) {
 		ret = bind_socket(ring, p, XDP_COPY);
 		if (ret) {
-			ret = ring_fail(err, errno_code(-ret), -ret, "%s queue %u: bind AF_XDP in copy mode",
+			ret = gcfp_fail(err, errno_code(-ret), -ret, "%s queue %u: bind AF_XDP in copy mode",
 					ifname, ring->opts.queue);
 			goto fail;
 		}
@@ -1269,7 +1253,7 @@ int gc_ring_add_interface(struct gc_ring *ring, const char *ifname, struct gcfp_
 	key = ring->opts.queue;
 	fd_value = p->fd;
 	if (bpf_map_update_elem(bpf_map__fd(p->skel->maps.gc_xsks), &key, &fd_value, BPF_ANY)) {
-		ret = ring_fail(err, GCFP_ERR_SYSTEM, errno, "%s: insert the socket into the XSKMAP", ifname);
+		ret = gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "%s: insert the socket into the XSKMAP", ifname);
 		goto fail;
 	}
 	/* Driver mode (veth has it), else generic; never replace another program. */
@@ -1282,7 +1266,7 @@ int gc_ring_add_interface(struct gc_ring *ring, const char *ifname, struct gcfp_
 		p->info.xdp_native = 1;
 	}
 	if (ret) {
-		ret = ring_fail(err, errno_code(-ret), -ret, "%s: attach the ring XDP program%s", ifname,
+		ret = gcfp_fail(err, errno_code(-ret), -ret, "%s: attach the ring XDP program%s", ifname,
 				ret == -EBUSY || ret == -EEXIST ? " (another XDP program is attached)" : "");
 		goto fail;
 	}
