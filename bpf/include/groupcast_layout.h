@@ -199,6 +199,19 @@ struct gc_delay_hist {
 	__u64 buckets[GC_DELAY_BUCKETS];
 };
 
+/* Adds the samples of @h to @total (the per-CPU values of the map, summed). */
+static inline void gc_delay_hist_add(struct gc_delay_hist *total, const struct gc_delay_hist *h)
+{
+	__u32 b;
+
+	total->count += h->count;
+	total->sum += h->sum;
+	if (h->max > total->max)
+		total->max = h->max;
+	for (b = 0; b < GC_DELAY_BUCKETS; b++)
+		total->buckets[b] += h->buckets[b];
+}
+
 /* XDP -> TC metadata (bpf_xdp_adjust_meta), right before the frame. */
 #define GC_DELAY_META_MAGIC	0x67634d54	/* "gcMT" */
 struct gc_delay_meta {

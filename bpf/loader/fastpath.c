@@ -891,7 +891,7 @@ int gcfp_delay(struct gcfp_handle *h, struct gc_delay_hist *out, struct gcfp_err
 	int ncpus = libbpf_num_possible_cpus();
 	struct gc_delay_hist *vals;
 	__u32 key = 0;
-	int c, b;
+	int c;
 
 	gcfp_clear_error(err);
 	if (ncpus <= 0)
@@ -906,14 +906,8 @@ int gcfp_delay(struct gcfp_handle *h, struct gc_delay_hist *out, struct gcfp_err
 		return gcfp_fail(err, GCFP_ERR_SYSTEM, e, "reading %s/%s", h->pin_dir, GC_PIN_DELAY);
 	}
 	memset(out, 0, sizeof(*out));
-	for (c = 0; c < ncpus; c++) {
-		out->count += vals[c].count;
-		out->sum += vals[c].sum;
-		if (vals[c].max > out->max)
-			out->max = vals[c].max;
-		for (b = 0; b < GC_DELAY_BUCKETS; b++)
-			out->buckets[b] += vals[c].buckets[b];
-	}
+	for (c = 0; c < ncpus; c++)
+		gc_delay_hist_add(out, &vals[c]);
 	free(vals);
 	return 0;
 }

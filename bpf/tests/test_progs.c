@@ -286,14 +286,8 @@ static int delay_read(struct groupcast *s, struct gc_delay_hist *out)
 		return -1;
 	}
 	memset(out, 0, sizeof(*out));
-	for (c = 0; c < ncpu; c++) {
-		out->count += vals[c].count;
-		out->sum += vals[c].sum;
-		if (vals[c].max > out->max)
-			out->max = vals[c].max;
-		for (b = 0; b < GC_DELAY_BUCKETS; b++)
-			out->buckets[b] += vals[c].buckets[b];
-	}
+	for (c = 0; c < ncpu; c++)
+		gc_delay_hist_add(out, &vals[c]);
 	free(vals);
 	for (b = 0; b < GC_DELAY_BUCKETS; b++)
 		in_buckets += out->buckets[b];
