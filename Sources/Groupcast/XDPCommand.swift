@@ -91,12 +91,13 @@ struct XDPCommand: ParsableCommand {
             func run() throws {
                 try fastPath {
                     for r in try FastPath.open(interface: device.interface).routes().sorted(by: { $0.source < $1.source }) {
-                        let type = r.type.map { "\($0)" } ?? "?"
+                        // Spelt as `routes add` takes them: the type as --type, a subscriber as --sub.
+                        let type = r.type.map { "\($0)".lowercased() } ?? "?"
                         print("ssrc \(r.source) type \(type) origin \(r.origin.hostDescription) port \(r.origin.port) "
                               + "subscribers \(r.subscribers.count)\(r.userSpace ? " userspace" : "")")
                         for s in r.subscribers {
                             let mac = s.mac.map { String($0, radix: 16).leftPadded(2) }.joined(separator: ":")
-                            print("  #\(s.ifindex) \(mac) \(s.destination.hostDescription) \(s.destination.port)")
+                            print("  \(interfaceName(s.ifindex)) \(mac) \(s.destination.hostDescription) \(s.destination.port)")
                         }
                     }
                 }
@@ -160,6 +161,13 @@ private func fastPath(_ body: () throws -> Void) throws {
         if case .verifierRejected(_, let log) = e, !log.isEmpty { printError("verifier log: \(log)") }
         throw ExitCode(1)
     }
+}
+
+/// The name of interface `index` in this network namespace, `#index` if it has none (gone).
+private func interfaceName(_ index: UInt32) -> String {
+    var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE))
+    guard if_indextoname(index, &name) != nil else { return "#\(index)" }
+    return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 private func printError(_ s: String) {
