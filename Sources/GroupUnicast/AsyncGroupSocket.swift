@@ -76,6 +76,8 @@ public struct AsyncGroupSocket: Sendable {
     ///
     /// The sequence ends when the socket is closed or the iterating task is cancelled; it throws
     /// any other error of ``receiveBatch(maxCount:maxSize:timeout:)``.
+    ///
+    /// The corresponding C function is `recvmmsg(2)` with `MSG_DONTWAIT`, between waits for readability.
     public func datagrams(maxCount: Int = 64, maxSize: Int = 2048) -> Datagrams {
         Datagrams(socket: self, maxCount: maxCount, maxSize: maxSize)
     }
@@ -182,12 +184,16 @@ public struct AsyncGroupSocket: Sendable {
     // MARK: Waiting
 
     /// Suspends until a datagram can be received; errors as ``receive(maxSize:timeout:)``.
+    ///
+    /// The corresponding mechanism is a one-shot `DispatchSource` read source (epoll) on the socket.
     public func waitUntilReadable(timeout: Duration? = nil) async throws {
         let clock = ContinuousClock()
         try await wait(for: .readable, until: timeout.map { clock.now.advanced(by: $0) }, reporting: timeout, clock: clock)
     }
 
     /// Suspends until a datagram can be sent without blocking; errors as ``receive(maxSize:timeout:)``.
+    ///
+    /// The corresponding mechanism is a one-shot `DispatchSource` write source (epoll) on the socket.
     public func waitUntilWritable(timeout: Duration? = nil) async throws {
         let clock = ContinuousClock()
         try await wait(for: .writable, until: timeout.map { clock.now.advanced(by: $0) }, reporting: timeout, clock: clock)
