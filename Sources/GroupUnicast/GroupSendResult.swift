@@ -2,7 +2,7 @@ import SystemPackage
 
 /// What one group send did: how many datagrams went out and which failed, and why.
 ///
-/// The one result of ``GroupSocket/send(_:to:)`` and ``MemberGroup/send(_:failureLimit:)``.
+/// The one result of ``GroupSocket/send(_:to:)-(_,[Recipient])`` and ``MemberGroup/send(_:failureLimit:)``.
 /// `RecipientID` names a recipient in ``failures``: its index in the `recipients` array of a
 /// ``GroupSocket`` send (`Int`), its member id in a ``MemberGroup`` send (`UInt64`).
 ///
