@@ -605,12 +605,17 @@ int gcfp_open(const char *ifname, struct gcfp_handle **out, struct gcfp_error *e
 		goto fail;
 	h->config_fd = obj_get(h->pin_dir, GC_PIN_CONFIG);
 	if (h->config_fd < 0) {
-		ret = errno == ENOENT ? gcfp_fail(err, GCFP_ERR_NOT_ATTACHED, 0,
-						  "the fast path is not attached to %s (nothing pinned at %s)",
-						  ifname, h->pin_dir)
-				      : gcfp_fail(err, errno == EPERM || errno == EACCES ? GCFP_ERR_NOT_ROOT
-											 : GCFP_ERR_SYSTEM,
-						  errno, "opening %s/%s", h->pin_dir, GC_PIN_CONFIG);
+		if (errno == ENOENT)
+			ret = gcfp_fail(err, GCFP_ERR_NOT_ATTACHED, 0,
+					"the fast path is not attached to %s (nothing pinned at %s)",
+					ifname, h->pin_dir);
+		else if (errno == EPERM || errno == EACCES)
+			ret = gcfp_fail(err, GCFP_ERR_NOT_ROOT, errno,
+					"the fast path needs root to open its pins (%s/%s)",
+					h->pin_dir, GC_PIN_CONFIG);
+		else
+			ret = gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "opening %s/%s", h->pin_dir,
+					GC_PIN_CONFIG);
 		goto fail;
 	}
 	if (bpf_map_lookup_elem(h->config_fd, &key, &cfg)) {
