@@ -200,7 +200,7 @@ let package = Package(
         // The fast path's Swift API; the device test runs as root in a thread-private netns.
         .testTarget(
             name: "GroupcastFastPathTests",
-            dependencies: ["GroupcastFastPath", "CGroupcastFastPath", "GroupUnicast"]
+            dependencies: ["GroupcastFastPath", "CGroupcastFastPath", "GroupcastProtocol", "GroupUnicast"]
         ),
         // Reference SFU: parsers, registry, routing, forwarders end to end (scripts/test-sfu).
         .testTarget(

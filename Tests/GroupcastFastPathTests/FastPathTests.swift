@@ -2,12 +2,22 @@ import CGroupcastFastPath
 import Glibc
 @testable import GroupcastFastPath
 import Foundation
+import GroupcastProtocol
 import GroupUnicast
 import XCTest
 
 /// The Swift API over the loader. Tests that need a device run only as root, in a network
 /// namespace private to the test's thread (unshare(CLONE_NEWNET) is per thread), restored after.
 final class FastPathTests: XCTestCase {
+    /// `StreamType`'s raw values go into `struct gc_route.stream_type` unchanged, so they must be
+    /// `enum gc_stream_type` of groupcast_layout.h, case for case.
+    func testStreamTypesAreTheLayoutsValues() {
+        XCTAssertEqual(UInt32(StreamType.asq.rawValue), GC_STREAM_ASQ.rawValue)
+        XCTAssertEqual(UInt32(StreamType.vsq.rawValue), GC_STREAM_VSQ.rawValue)
+        XCTAssertEqual(UInt32(StreamType.vhq.rawValue), GC_STREAM_VHQ.rawValue)
+        XCTAssertEqual(StreamType.allCases.count, 3)
+    }
+
     /// Addresses as the loader's structs hold them (`GC_FAMILY_*`, network-order bytes).
     func testAddressParsing() {
         XCTAssertEqual(address("10.1.2.3")?.fastPathFamily, 4)
