@@ -13,13 +13,15 @@ let package = Package(
         .executable(name: "live-relay", targets: ["LiveRelay"]),
         // Reference SFU (Docs/architecture.md): the SFU with every backend, the client, and the
         // `groupcast` command.
-        .library(name: "GroupcastSFU", targets: ["GroupcastProtocol", "GroupcastSFU", "GroupcastBackends", "GroupcastClient"]),
+        .library(name: "GroupcastSFU", targets: ["GroupcastProtocol", "GroupcastAuth", "GroupcastSFU", "GroupcastBackends", "GroupcastClient"]),
         .executable(name: "groupcast", targets: ["Groupcast"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // HMAC-SHA256 for join tokens (JWT HS256) and address-validation cookies.
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // MARK: C shims
@@ -70,12 +72,19 @@ let package = Package(
         // The wire: RTP header, control messages, `StreamType`. No dependencies; fuzzed by
         // GroupcastFuzz.
         .target(name: "GroupcastProtocol"),
+        // Who may join and from where (Docs/protocol.md, "Security"): join tokens (JWT HS256)
+        // and the stateless address-validation cookies, over swift-crypto's HMAC<SHA256>.
+        .target(
+            name: "GroupcastAuth",
+            dependencies: ["GroupcastProtocol", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // The SFU core: session registry, routing table, `ForwardingEngine`, the `Forwarder`
         // protocol every backend implements, `SFUServer` (control plane + one forwarder), metrics.
         .target(
             name: "GroupcastSFU",
             dependencies: [
                 "CGroupcastLayout",
+                "GroupcastAuth",
                 "GroupcastProtocol",
                 "GroupUnicast",
                 .product(name: "Logging", package: "swift-log"),
@@ -146,6 +155,7 @@ let package = Package(
         .executableTarget(
             name: "Groupcast",
             dependencies: [
+                "GroupcastAuth",
                 "GroupcastBackends",
                 "GroupcastClient",
                 "GroupcastFastPath",
@@ -160,7 +170,7 @@ let package = Package(
         // with -sanitize=fuzzer); a plain build replays files given as arguments.
         .executableTarget(
             name: "GroupcastFuzz",
-            dependencies: ["GroupcastProtocol"]
+            dependencies: ["GroupcastAuth", "GroupcastProtocol"]
         ),
 
         // MARK: Examples (Examples/README.md)
@@ -206,6 +216,7 @@ let package = Package(
         .testTarget(
             name: "GroupcastSFUTests",
             dependencies: [
+                "GroupcastAuth",
                 "GroupcastBackends",
                 "GroupcastClient",
                 "GroupcastFastPath",

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import Foundation
+import GroupcastAuth
 import GroupcastProtocol
 import GroupcastSFU
 import GroupUnicast
@@ -541,6 +542,9 @@ final class SFUBench {
         var sfu: Process
         var statsFile: String
         var name: String
+        /// The run's operator: the SFU checks join tokens, as a deployment would (the data path
+        /// measured is the same either way).
+        var issuer: TokenIssuer
     }
 
     /// Starts the SFU for `backend`; a backend that does not come up is unavailable (the reason is
@@ -548,8 +552,14 @@ final class SFUBench {
     func startSFU(_ backend: ForwarderBackend, name: String, capacity: Int, processes: inout ProcessGroup) throws -> Session {
         let statsFile = topology.directory + "/\(name).json"
         try? FileManager.default.removeItem(atPath: statsFile)
+        let keyPath = topology.directory + "/\(name).key"
+        try? FileManager.default.removeItem(atPath: keyPath)
+        let issuer = try TokenIssuer(keyPath: keyPath)
+        // Hundreds of participants register from each client namespace's one address at once:
+        // the per-address control rate limit is raised for them.
         var command = ["netns", "exec", topology.sfuNamespace, executable, "sfu", "--backend", backend.rawValue, "--stats-file", statsFile,
-                       "--stats-interval", "100ms", "--log-level", "warning", "--capacity", "\(capacity + 8)", "--keepalive-timeout", "30s"]
+                       "--stats-interval", "100ms", "--log-level", "warning", "--capacity", "\(capacity + 8)", "--keepalive-timeout", "30s",
+                       "--auth-key-file", keyPath, "--control-rate", "20000", "--control-burst", "20000"]
         command = pinned(plan.sfuCPU, ["/usr/sbin/ip"] + command)
         let sfu = try processes.start(command[0], Array(command.dropFirst()), output: topology.directory + "/\(name).log")
         let up = Date().addingTimeInterval(plan.quick ? 20 : 30)
@@ -564,7 +574,7 @@ final class SFUBench {
             guard Date() < up else { throw DemoError.processFailed("SFU (\(backend)) did not start in time", topology.logTail("\(name).log")) }
             usleep(20_000)
         }
-        return Session(sfu: sfu, statsFile: statsFile, name: name)
+        return Session(sfu: sfu, statsFile: statsFile, name: name, issuer: issuer)
     }
 
     /// `command` pinned to `cpu` (taskset) at the nice value; both exec, so the
@@ -577,7 +587,10 @@ final class SFUBench {
     }
 
     func startClient(namespace index: Int, participants: Int, send: String, receive: String, rate: Int, seconds: Double, name: String,
-                     processes: inout ProcessGroup) throws -> (Process, String) {
+                     issuer: TokenIssuer, processes: inout ProcessGroup) throws -> (Process, String) {
+        let tokens = topology.directory + "/\(name).tokens"
+        try? FileManager.default.removeItem(atPath: tokens)
+        try issuer.writeTokens(room: "bench", identityPrefix: name, count: participants, to: tokens)
         let sizes = plan.sizes.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
         let json = topology.directory + "/\(name).json"
         try? FileManager.default.removeItem(atPath: json)
@@ -585,7 +598,7 @@ final class SFUBench {
             "/usr/sbin/ip", "netns", "exec", topology.clientNamespace(index), executable, "client", "--sfu", "10.199.\(index).1:7000",
             "--local", "10.199.\(index).2:0", "--participants", "\(participants)", "--duration", String(format: "%.3f", seconds),
             "--interval", String(format: "%.6f", plan.interval(rate: rate)), "--sizes", sizes, "--send", send, "--receive", receive,
-            "--log-level", "warning", "--json-output", json,
+            "--log-level", "warning", "--json-output", json, "--token-file", tokens,
         ])
         let process = try processes.start(command[0], Array(command.dropFirst()), output: topology.directory + "/\(name).log")
         return (process, json)
@@ -626,7 +639,7 @@ final class SFUBench {
         for (slot, spec) in clientSpecs.enumerated() {
             let clientName = "client-\(name)-\(slot)"
             let (process, json) = try startClient(namespace: spec.0, participants: spec.1, send: spec.2, receive: spec.3, rate: rate,
-                                                  seconds: clientSeconds, name: clientName, processes: &processes)
+                                                  seconds: clientSeconds, name: clientName, issuer: session.issuer, processes: &processes)
             clientRuns.append((process, json, clientName))
         }
         let loadBefore = Double(Self.loadavg().split(separator: " ").first ?? "0") ?? 0

@@ -41,6 +41,12 @@ struct ClientCommand: ParsableCommand {
     @Option(name: .customLong("subscribe"), help: "Per-source override SOURCE_ID:TYPES, e.g. 3:asq (repeatable).")
     var subscriptions: [String] = []
 
+    @Option(help: "The room to join (default: the one the token names, or `default` on an open SFU).")
+    var room: String = ""
+
+    @Option(help: "Join tokens, one per line, one per participant in order (`groupcast token --count N`); needed when the SFU runs with --auth-key-file.")
+    var tokenFile: String?
+
     @Option(help: "How long to send (e.g. 10s).")
     var duration: DurationArgument = .init(.seconds(5))
 
@@ -52,6 +58,7 @@ struct ClientCommand: ParsableCommand {
     func validate() throws {
         guard participants >= 1 && participants <= 512 else { throw ValidationError("--participants must be 1...512") }
         guard interval.value > .zero else { throw ValidationError("--interval must be positive") }
+        guard room.isEmpty || RoomName.isValid(room) else { throw ValidationError("--room: 1-64 of A-Z a-z 0-9 . _ -") }
         for item in subscriptions {
             let parts = item.split(separator: ":", maxSplits: 1)
             guard parts.count == 2, UInt32(parts[0]) != nil, StreamSet(list: String(parts[1])) != nil else {
@@ -69,6 +76,14 @@ struct ClientCommand: ParsableCommand {
         configuration.send = send
         configuration.receive = receive
         configuration.duration = duration.value
+        configuration.room = room
+        if let tokenFile {
+            guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else { throw ValidationError("cannot read --token-file \(tokenFile)") }
+            configuration.tokens = text.split(whereSeparator: \.isNewline).map { Array($0.trimmingCharacters(in: .whitespaces).utf8) }.filter { !$0.isEmpty }
+            guard configuration.tokens.count >= participants else {
+                throw ValidationError("--token-file \(tokenFile) has \(configuration.tokens.count) tokens for \(participants) participants (one each)")
+            }
+        }
         for item in subscriptions {
             let parts = item.split(separator: ":", maxSplits: 1)
             configuration.perSource[UInt32(parts[0])!] = StreamSet(list: String(parts[1]))!

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import Foundation
+import GroupcastAuth
 import GroupcastProtocol
 import GroupcastSFU
 import GroupUnicast
@@ -41,6 +42,9 @@ struct DemoCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Backends to run one after the other (socket sendmmsg sendgroup xdp ring). Default: the fastest socket backend available. xdp attaches to every veth of the SFU namespace (one per client host).")
     var backends: [ForwarderBackend] = [.fastestAvailable]
 
+    @Flag(inversion: .prefixedNo, help: "Run the SFU with authentication: a fresh key, one join token per participant (Docs/protocol.md, \"Join tokens\"). --no-auth runs it open.")
+    var auth = true
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -68,6 +72,7 @@ struct DemoCommand: ParsableCommand {
         do {
             try topology.create()
             say("topology \(topology.prefix): SFU namespace \(topology.sfuNamespace), \(clients) client namespaces, veth 10.199.N.1 <-> 10.199.N.2, no default route")
+            say(auth ? "authentication on: a fresh key per backend, one join token per participant (--no-auth: open SFU)" : "authentication off (--no-auth): the SFU is open")
             for backend in backends {
                 guard !stop.received else { break }
                 results.append(try runOnce(backend: backend, topology: topology, stop: stop))
@@ -93,10 +98,22 @@ struct DemoCommand: ParsableCommand {
         let statsFile = topology.directory + "/sfu-\(backend).json"
         var processes = ProcessGroup()
         defer { processes.terminateAll() }
+        // With authentication: a key for this run and a token file per client host.
+        var sfuAuth: [String] = []
+        var clientAuth: [Int: [String]] = [:]
+        if auth {
+            let issuer = try TokenIssuer(keyPath: topology.directory + "/key-\(backend)")
+            sfuAuth = ["--auth-key-file", issuer.keyPath]
+            for index in 1...clients {
+                let path = topology.directory + "/tokens-\(backend)-\(index)"
+                try issuer.writeTokens(room: "demo", identityPrefix: "host\(index)", count: participants, to: path)
+                clientAuth[index] = ["--token-file", path]
+            }
+        }
         let sfu = try processes.start(
             "/usr/sbin/ip",
             ["netns", "exec", topology.sfuNamespace, executable, "sfu", "--backend", backend.rawValue, "--stats-file", statsFile,
-             "--stats-interval", "250ms", "--log-level", "warning", "--capacity", "\(clients * participants + 8)"],
+             "--stats-interval", "250ms", "--log-level", "warning", "--capacity", "\(clients * participants + 8)"] + sfuAuth,
             output: topology.directory + "/sfu-\(backend).log")
         // The SFU writes its first statistics once it is up.
         let up = Date().addingTimeInterval(10)
@@ -113,7 +130,7 @@ struct DemoCommand: ParsableCommand {
                 ["netns", "exec", topology.clientNamespace(index), executable, "client", "--sfu", "10.199.\(index).1:7000",
                  "--local", "10.199.\(index).2:0", "--participants", "\(participants)", "--duration", "\(duration.value.seconds)",
                  "--interval", "\(interval.value.seconds)", "--receive", receive.description, "--log-level", "warning",
-                 "--json-output", topology.directory + "/client-\(backend)-\(index).json"],
+                 "--json-output", topology.directory + "/client-\(backend)-\(index).json"] + (clientAuth[index] ?? []),
                 output: topology.directory + "/client-\(backend)-\(index).log"))
         }
         let start = Date()

@@ -7,6 +7,6 @@ struct Groupcast: ParsableCommand {
         commandName: "groupcast",
         abstract: "A selective forwarding unit for ultra-low-delay conferencing (Docs/protocol.md).",
         // `xdp` and `bench` are added here by their owners.
-        subcommands: [SFUCommand.self, ClientCommand.self, DemoCommand.self, XDPCommand.self, BenchCommand.self]
+        subcommands: [SFUCommand.self, ClientCommand.self, TokenCommand.self, DemoCommand.self, XDPCommand.self, BenchCommand.self]
     )
 }

@@ -32,12 +32,12 @@ struct LoggingOptions: ParsableArguments {
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
-/// `--duration 10`, `--duration 2.5`, `--interval 4ms`, `--interval 500us`.
+/// `--duration 10`, `--duration 2.5`, `--interval 4ms`, `--interval 500us`, `--expires 1h`.
 struct DurationArgument: ExpressibleByArgument, Sendable {
     var value: Duration
     init(_ value: Duration) { self.value = value }
     init?(argument: String) {
-        let units: [(String, Double)] = [("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9), ("s", 1)]
+        let units: [(String, Double)] = [("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
         for (suffix, scale) in units where argument.hasSuffix(suffix) {
             guard let number = Double(argument.dropLast(suffix.count)), number >= 0 else { return nil }
             value = .nanoseconds(Int64(number * scale * 1e9))

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import GroupcastAuth
 import GroupcastProtocol
 import GroupcastSFU
 import GroupcastBackends
@@ -32,11 +33,32 @@ struct SFUCommand: ParsableCommand {
     @Option(help: "xdp: XDP attach mode: auto (native where the driver supports it), native or generic.")
     var xdpMode: XDPMode = .automatic
 
-    @Option(help: "Room file (JSON) with static participants.")
+    @Option(help: "Room file (JSON): rooms, their capacity and static participants (Docs/protocol.md).")
     var room: String?
 
-    @Option(help: "Most participants.")
+    @Option(help: "Capacity of each room created on first join, and of the room `default`.")
     var capacity: Int = 64
+
+    @Option(help: "Most participants in all rooms.")
+    var maxParticipants: Int = 4096
+
+    @Option(help: "Most rooms.")
+    var maxRooms: Int = 256
+
+    @Flag(inversion: .prefixedNo, help: "Create a room when a REGISTER names one that does not exist (with authentication: when a valid token names it). Off: only the room file's rooms, or `default`.")
+    var roomCreation = true
+
+    @Option(help: "Turn authentication on: REGISTER needs a join token signed with the key in this file (`groupcast token --generate-key`). Without a key the SFU is open: for trusted networks only.")
+    var authKeyFile: String?
+
+    @Option(help: "Like --auth-key-file, the key from this environment variable.")
+    var authKeyEnv: String?
+
+    @Option(help: "Control requests per second per source address (IPv4 address, IPv6 /64); 0: unlimited.")
+    var controlRate: Double = 200
+
+    @Option(help: "Control requests a source address may send in a burst.")
+    var controlBurst: Double = 400
 
     @Option(help: "Remove a participant after this long without KEEPALIVE (e.g. 10s, 500ms).")
     var keepaliveTimeout: DurationArgument = .init(.seconds(10))
@@ -87,6 +109,9 @@ struct SFUCommand: ParsableCommand {
 
     func validate() throws {
         guard capacity >= 1 else { throw ValidationError("--capacity must be at least 1") }
+        guard maxParticipants >= 1 && maxRooms >= 1 else { throw ValidationError("--max-participants and --max-rooms must be at least 1") }
+        guard controlRate >= 0, controlRate == 0 || controlBurst >= 1 else { throw ValidationError("--control-rate must be >= 0 and --control-burst >= 1") }
+        guard authKeyFile == nil || authKeyEnv == nil else { throw ValidationError("--auth-key-file and --auth-key-env: one key, not two") }
         guard batch >= 1 && batch <= 1024 else { throw ValidationError("--batch must be 1...1024") }
         guard backlog >= 1 else { throw ValidationError("--backlog must be at least 1") }
         guard ringSize.nonzeroBitCount == 1, ringSize <= 65536 else { throw ValidationError("--ring-size must be a power of two up to 65536") }
@@ -104,6 +129,18 @@ struct SFUCommand: ParsableCommand {
         let logger = logging.bootstrap(label: "groupcast.sfu")
         var configuration = SFUServer.Configuration(controlAddress: control)
         configuration.capacity = capacity
+        configuration.limits.maxParticipants = maxParticipants
+        configuration.limits.maxRooms = maxRooms
+        configuration.limits.allowRoomCreation = roomCreation
+        configuration.controlRateLimit = controlRate > 0 ? RateLimiter.Limit(rate: controlRate, burst: controlBurst) : nil
+        do {
+            configuration.authKey = try AuthKeyOptions.load(file: authKeyFile, environment: authKeyEnv, logger: logger)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        if configuration.authKey == nil {
+            logger.warning("no --auth-key-file: the SFU is open, anyone who reaches the control port may join any room (trusted networks only)")
+        }
         configuration.keepaliveTimeout = keepaliveTimeout.value
         configuration.echo = echo
         var forwarder = ForwarderConfiguration(backend: backend, mediaAddress: media)
@@ -144,7 +181,7 @@ struct SFUCommand: ParsableCommand {
         }
         defer { metrics?.stop() }
         server.start()
-        logger.info("SFU up: backend \(backend), control \((try? server.controlAddress).map { "\($0)" } ?? "?"), media \((try? server.mediaAddress).map { "\($0)" } ?? "?"), \(server.participants().count) static participants")
+        logger.info("SFU up: \(configuration.authKey == nil ? "open" : "authenticated"), backend \(backend), control \((try? server.controlAddress).map { "\($0)" } ?? "?"), media \((try? server.mediaAddress).map { "\($0)" } ?? "?"), \(server.participants().count) static participants")
 
         let reporter = StatisticsReporter()
         let intervalNs = UInt64(max(0, statsInterval.value.components.seconds)) * 1_000_000_000 + UInt64(statsInterval.value.components.attoseconds / 1_000_000_000)
@@ -241,6 +278,10 @@ final class StatisticsReporter {
         let cpu = s.cpu.percent(since: start.cpu, elapsed: monotonicNanoseconds() - start.time)
         let drops = DropReason.allCases.map { "\"\($0)\":\(f[$0])" }.joined(separator: ",")
         let errors = ControlErrorCode.allCases.map { "\"\($0)\":\(s.control.errors[$0] ?? 0)" }.joined(separator: ",")
+        // Room names are A-Z a-z 0-9 . _ - (the protocol's rule): no escaping needed.
+        let rooms = s.control.rooms.sorted { $0.key < $1.key }.map {
+            "\"\($0.key)\":{\"participants\":\($0.value.participants),\"registered\":\($0.value.registered),\"left\":\($0.value.left),\"expired\":\($0.value.expired)}"
+        }.joined(separator: ",")
         return """
             {"backend":"\(s.backend)","final":\(final),"uptime_ns":\(s.uptime),"participants":\(s.control.participants),"routes":\(s.control.routes),\
             "received":\(f.received),"forwarded":\(f.forwarded),"echoed":\(f.echoed),"in_kernel":\(f.inKernel),"deferred":\(f.deferred),"dropped":{\(drops)},\
@@ -248,7 +289,8 @@ final class StatisticsReporter {
             "send_ns":\(f.sendNanoseconds),"send_calls":\(f.sendCalls),"busy_ns":\(f.busyNanoseconds),\
             "delay_ns":{"count":\(f.delay.count),"sum":\(f.delay.sum),"p50":\(f.delay.quantile(0.5)),"p99":\(f.delay.quantile(0.99)),"max":\(f.delay.count == 0 ? 0 : f.delay.max)},\
             "cpu_percent":{"user":\(String(format: "%.2f", cpu.user)),"system":\(String(format: "%.2f", cpu.system))},\
-            "control":{"requests":\(s.control.requests),"registered":\(s.control.registered),"left":\(s.control.left),"expired":\(s.control.expired),"errors":{\(errors)}}}
+            "control":{"requests":\(s.control.requests),"registered":\(s.control.registered),"left":\(s.control.left),"expired":\(s.control.expired),\
+            "challenges":\(s.control.challenges),"rate_limited":\(s.control.rateLimited),"unanswered":\(s.control.unanswered),"errors":{\(errors)},"rooms":{\(rooms)}}}
 
             """
     }

@@ -20,6 +20,8 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
     case refused(request: String, code: ControlErrorCode, message: String)
     /// The SFU answered with a reply of the wrong kind.
     case unexpectedReply(request: String, reply: String)
+    /// The client's own configuration cannot work.
+    case configuration(String)
 
     public var description: String {
         switch self {
@@ -27,11 +29,39 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
         case .noReply(let request, let sfu, let attempts): "no reply to \(request) from \(sfu) after \(attempts) attempts"
         case .refused(let request, let code, let message): "\(request) refused: \(code) (\(message))"
         case .unexpectedReply(let request, let reply): "\(request) answered with \(reply)"
+        case .configuration(let reason): "configuration: \(reason)"
         }
     }
 }
 
-/// A control-protocol session over one UDP socket: requests with retries and request ids.
+/// What a client joins with: the room, the join token, what it wants to receive.
+public struct JoinParameters: Sendable {
+    /// Empty: the room the token names (or `default` on an open SFU).
+    public var room: String
+    /// The join token's bytes (a JWT); empty on an open SFU.
+    public var token: [UInt8]
+    public var receive: StreamSet
+
+    public init(room: String = "", token: [UInt8] = [], receive: StreamSet = .all) {
+        self.room = room
+        self.token = token
+        self.receive = receive
+    }
+}
+
+/// A participant's membership as REGISTERED granted it.
+public struct Membership: Sendable, Hashable {
+    public var id: UInt32
+    public var ssrcs: StreamSSRCs
+    public var keepaliveTimeoutMilliseconds: UInt32
+    /// The secret every later request carries.
+    public var session: UInt64
+    public var sendable: StreamSet
+    public var receivable: StreamSet
+}
+
+/// A control-protocol session over one UDP socket: requests with retries and request ids, the
+/// cookie round trip of REGISTER.
 ///
 /// The same socket sends and receives media: the SFU takes the REGISTER's source port as the
 /// participant's media address (media port 0).
@@ -60,8 +90,7 @@ public struct ControlChannel: Sendable {
                     guard try socket.waitForReadable(timeout: .nanoseconds(Int64(left))) else { break }
                     for datagram in try socket.receiveBatch(maxCount: 64, maxSize: 2048) {
                         guard datagram.source == sfu,
-                            let reply = try? ControlMessage.parse(datagram.bytes), reply.requestID == request.requestID,
-                            !reply.kind.isRequest
+                            let reply = try? ControlMessage.parse(datagram.bytes, expecting: .reply), reply.requestID == request.requestID
                         else {
                             other(datagram)
                             continue
@@ -76,12 +105,53 @@ public struct ControlChannel: Sendable {
         throw .noReply(request: name, sfu: sfu, attempts: attempts)
     }
 
-    /// REGISTER; returns the participant id, SSRCs and keepalive timeout (ms).
-    public func register(receive: StreamSet, requestID: UInt32) throws(ClientError) -> (id: UInt32, ssrcs: StreamSSRCs, timeout: UInt32) {
-        switch try exchange(.register(requestID: requestID, mediaPort: 0, receive: receive)) {
-        case .registered(_, let id, let ssrcs, let timeout): return (id, ssrcs, timeout)
-        case .error(_, let code, let message): throw .refused(request: "REGISTER", code: code, message: message)
-        case let reply: throw .unexpectedReply(request: "REGISTER", reply: "\(reply.kind)")
+    /// REGISTER with the cookie round trip: the first REGISTER (without a cookie, or with an
+    /// expired one) is answered with a CHALLENGE; the same REGISTER with its cookie joins.
+    /// `mediaPort`/`mediaCookie`: a media socket other than this one (``probe(requestID:)`` from it).
+    public func register(
+        _ join: JoinParameters, requestID: UInt32, mediaPort: UInt16 = 0, mediaCookie: AddressCookie = .none
+    ) throws(ClientError) -> Membership {
+        var registration = Registration(
+            requestID: requestID, mediaPort: mediaPort, receive: join.receive, mediaCookie: mediaCookie, room: join.room, token: join.token)
+        // A cookie can expire between the CHALLENGE and the REGISTER (at an epoch boundary): one more round.
+        for _ in 0..<3 {
+            switch try exchange(.register(registration)) {
+            case .challenge(_, let cookie):
+                registration.cookie = cookie
+            case .registered(let reply):
+                return Membership(
+                    id: reply.participant, ssrcs: reply.ssrcs, keepaliveTimeoutMilliseconds: reply.keepaliveTimeoutMilliseconds,
+                    session: reply.session, sendable: reply.send, receivable: reply.receive)
+            case .error(_, let code, let message): throw .refused(request: "REGISTER", code: code, message: message)
+            case let reply: throw .unexpectedReply(request: "REGISTER", reply: "\(reply.kind)")
+            }
+        }
+        throw .refused(request: "REGISTER", code: .malformed, message: "answered with a CHALLENGE three times")
+    }
+
+    /// PROBE: the cookie of this channel's socket address (for a REGISTER from another socket
+    /// that names this one's port as its media port).
+    public func probe(requestID: UInt32) throws(ClientError) -> AddressCookie {
+        switch try exchange(.probe(requestID: requestID)) {
+        case .challenge(_, let cookie): return cookie
+        case .error(_, let code, let message): throw .refused(request: "PROBE", code: code, message: message)
+        case let reply: throw .unexpectedReply(request: "PROBE", reply: "\(reply.kind)")
+        }
+    }
+
+    /// Every member of the participant's room, page by page.
+    public func roster(participant: Membership, requestID: UInt32) throws(ClientError) -> [RosterEntry] {
+        var entries: [RosterEntry] = []
+        var after: UInt32 = 0
+        while true {
+            switch try exchange(.roster(requestID: requestID &+ UInt32(truncatingIfNeeded: entries.count), participant: participant.id, session: participant.session, after: after)) {
+            case .rosterReply(_, let page, let more):
+                entries += page
+                guard more, let last = page.last else { return entries }
+                after = last.participant
+            case .error(_, let code, let message): throw .refused(request: "ROSTER", code: code, message: message)
+            case let reply: throw .unexpectedReply(request: "ROSTER", reply: "\(reply.kind)")
+            }
         }
     }
 
@@ -176,6 +246,11 @@ public final class ConferenceClient: Sendable {
         public var sizes: [StreamType: Int] = [.asq: 80, .vsq: 160, .vhq: 320]
         public var send: StreamSet = .all
         public var receive: StreamSet = .all
+        /// Empty: the room the token names, or `default` on an open SFU.
+        public var room = ""
+        /// One join token per participant, in order (a token names one identity, and a room
+        /// holds one participant per identity); empty on an open SFU.
+        public var tokens: [[UInt8]] = []
         /// Per-source overrides by participant id.
         public var perSource: [UInt32: StreamSet] = [:]
         public var duration: Duration = .seconds(5)
@@ -191,9 +266,10 @@ public final class ConferenceClient: Sendable {
 
     struct Session: Sendable {
         let socket: GroupSocket
-        let id: UInt32
-        let ssrcs: StreamSSRCs
-        let keepaliveTimeout: UInt32
+        let membership: Membership
+        var id: UInt32 { membership.id }
+        var ssrcs: StreamSSRCs { membership.ssrcs }
+        var keepaliveTimeout: UInt32 { membership.keepaliveTimeoutMilliseconds }
     }
 
     public let configuration: Configuration
@@ -221,11 +297,14 @@ public final class ConferenceClient: Sendable {
     }
 
     public func run() throws(ClientError) -> ClientReport {
+        guard configuration.tokens.isEmpty || configuration.tokens.count >= configuration.participants else {
+            throw .configuration("\(configuration.tokens.count) join tokens for \(configuration.participants) participants (one each)")
+        }
         var sessions: [Session] = []
         defer {
             for session in sessions {
                 let channel = ControlChannel(socket: session.socket, sfu: configuration.control)
-                try? channel.expect(.leave(requestID: 0x4C45_0000 | session.id & 0xFFFF, participant: session.id), .left)
+                try? channel.expect(.leave(requestID: 0x4C45_0000 | session.id & 0xFFFF, participant: session.id, session: session.membership.session), .left)
                 try? session.socket.close()
             }
         }
@@ -237,12 +316,22 @@ public final class ConferenceClient: Sendable {
                     options: .init(nonBlocking: true, receiveBufferSize: 4 << 20), logger: logger)
             } catch { throw .socket("participant socket on \(configuration.localAddress)", error) }
             let channel = ControlChannel(socket: socket, sfu: configuration.control)
-            let (id, ssrcs, timeout) = try channel.register(receive: configuration.receive, requestID: UInt32(0x5245_0000 + index))
-            sessions.append(Session(socket: socket, id: id, ssrcs: ssrcs, keepaliveTimeout: timeout))
-            for (source, streams) in configuration.perSource {
-                try channel.expect(.subscribe(requestID: UInt32(0x5355_0000 + index), participant: id, source: source, streams: streams), .subscribed)
+            let token = configuration.tokens.isEmpty ? [] : configuration.tokens[index]
+            let membership: Membership
+            do {
+                membership = try channel.register(
+                    JoinParameters(room: configuration.room, token: token, receive: configuration.receive), requestID: UInt32(0x5245_0000 + index))
+            } catch {
+                try? socket.close()
+                throw error
             }
-            logger.info("participant \(id) registered: \(ssrcs)")
+            sessions.append(Session(socket: socket, membership: membership))
+            for (source, streams) in configuration.perSource {
+                try channel.expect(
+                    .subscribe(requestID: UInt32(0x5355_0000 + index), participant: membership.id, session: membership.session, source: source, streams: streams),
+                    .subscribed)
+            }
+            logger.info("participant \(membership.id) registered: \(membership.ssrcs)")
         }
 
         let intervalNs = UInt64(configuration.interval.components.seconds) * 1_000_000_000 + UInt64(configuration.interval.components.attoseconds / 1_000_000_000)
@@ -266,7 +355,7 @@ public final class ConferenceClient: Sendable {
             }
             while tick < sendEnd.load(ordering: .relaxed), !stopping.load(ordering: .relaxed) {
                 for (index, session) in sessionsCopy.enumerated() {
-                    for type in configuration.send.types {
+                    for type in configuration.send.types where session.ssrcs[type] != 0 {
                         let slot = index * 3 + Int(type.rawValue - 1)
                         var payload = payloads[type]!
                         let now = monotonicNanoseconds()
@@ -312,7 +401,9 @@ public final class ConferenceClient: Sendable {
             if let session = sessions.first, now - lastKeepalive > UInt64(max(session.keepaliveTimeout, 300)) * 1_000_000 / 3 {
                 lastKeepalive = now
                 for session in sessions {
-                    try? session.socket.send(ControlMessage.keepalive(requestID: 0x4B41_0000 | session.id & 0xFFFF, participant: session.id).encoded(), to: configuration.control)
+                    try? session.socket.send(
+                        ControlMessage.keepalive(requestID: 0x4B41_0000 | session.id & 0xFFFF, participant: session.id, session: session.membership.session).encoded(),
+                        to: configuration.control)
                 }
             }
             let ready = poll(&pollSet, nfds_t(pollSet.count), 20)

@@ -31,11 +31,19 @@ public enum PrometheusText {
                [(backend, seconds(f.delay.count == 0 ? 0 : f.delay.max))])
         metric("groupcast_sfu_cpu_seconds_total", "counter", "CPU time of the SFU process, by mode.",
                [("mode=\"user\"", seconds(s.cpu.user * 1000)), ("mode=\"system\"", seconds(s.cpu.system * 1000))])
-        metric("groupcast_sfu_participants", "gauge", "Participants in the room.", [("", "\(s.control.participants)")])
+        metric("groupcast_sfu_participants", "gauge", "Participants in all rooms.", [("", "\(s.control.participants)")])
         metric("groupcast_sfu_routes", "gauge", "Routes (source SSRCs) in the routing table.", [("", "\(s.control.routes)")])
         metric("groupcast_sfu_control_requests_total", "counter", "Control datagrams handled.", [("", "\(s.control.requests)")])
         metric("groupcast_sfu_control_errors_total", "counter", "ERROR replies sent, by code.",
-               ControlErrorCode.allCases.map { ("code=\"\($0.description.replacingSpaces())\"", "\(s.control.errors[$0] ?? 0)") })
+               ControlErrorCode.allCases.map { ("code=\"\($0.metricName)\"", "\(s.control.errors[$0] ?? 0)") })
+        metric("groupcast_sfu_control_challenges_total", "counter", "CHALLENGE replies sent (REGISTER without a valid cookie, PROBE).", [("", "\(s.control.challenges)")])
+        metric("groupcast_sfu_control_rate_limited_total", "counter", "Control requests dropped: source address over its rate limit.", [("", "\(s.control.rateLimited)")])
+        metric("groupcast_sfu_control_unanswered_total", "counter", "Control datagrams too short to answer an unverified sender.", [("", "\(s.control.unanswered)")])
+        // Room names are A-Z a-z 0-9 . _ - (the protocol's rule): safe as label values.
+        let rooms = s.control.rooms.sorted { $0.key < $1.key }
+        metric("groupcast_sfu_room_participants", "gauge", "Participants per room.", rooms.map { ("room=\"\($0.key)\"", "\($0.value.participants)") })
+        metric("groupcast_sfu_room_joins_total", "counter", "Participants that joined, per room (a room created on first join starts at 0).",
+               rooms.map { ("room=\"\($0.key)\"", "\($0.value.registered)") })
         metric("groupcast_sfu_participants_removed_total", "counter", "Participants removed, by cause.",
                [("cause=\"leave\"", "\(s.control.left)"), ("cause=\"timeout\"", "\(s.control.expired)")])
         return lines.joined(separator: "\n") + "\n"
@@ -48,6 +56,3 @@ public enum PrometheusText {
     }
 }
 
-extension String {
-    fileprivate func replacingSpaces() -> String { String(map { $0 == " " ? "_" : $0 }) }
-}

@@ -2,18 +2,38 @@ import Foundation
 import GroupcastProtocol
 import GroupUnicast
 
-/// A room file (JSON) declaring the room's settings and static participants: plain RTP senders
-/// and receivers that cannot speak the control protocol. See Docs/protocol.md.
+/// A room file (JSON) declaring rooms, their capacity and their static participants: plain RTP
+/// senders and receivers that cannot speak the control protocol. See Docs/protocol.md.
 ///
 /// ```json
-/// { "capacity": 16, "keepaliveTimeoutMs": 5000,
-///   "participants": [ { "id": 100, "address": "10.0.0.5:5004",
-///                       "ssrc": { "asq": 1001 }, "receive": ["asq"], "sources": { "7": ["asq", "vsq"] } } ] }
+/// { "keepaliveTimeoutMs": 5000,
+///   "rooms": [ { "name": "standup", "capacity": 16,
+///                "participants": [ { "id": 100, "address": "10.0.0.5:5004", "ssrc": { "asq": 1001 },
+///                                    "receive": ["asq"], "sources": { "7": ["asq", "vsq"] } } ] } ] }
 /// ```
+///
+/// The version 1 form (`capacity` and `participants` at the top) declares the room `default`.
 public struct RoomFile: Sendable {
-    public var capacity: Int?
     public var keepaliveTimeoutMilliseconds: Int?
-    public var participants: [StaticParticipant]
+    public var rooms: [Declaration]
+
+    /// One declared room.
+    public struct Declaration: Sendable {
+        public var name: String
+        public var capacity: Int?
+        public var participants: [StaticParticipant]
+
+        public init(name: String, capacity: Int? = nil, participants: [StaticParticipant] = []) {
+            self.name = name
+            self.capacity = capacity
+            self.participants = participants
+        }
+    }
+
+    /// The declared room `default` (the version 1 form).
+    public var capacity: Int? { rooms.first { $0.name == RoomName.defaultRoom }?.capacity }
+    /// Every room's static participants.
+    public var participants: [StaticParticipant] { rooms.flatMap(\.participants) }
 
     public struct StaticParticipant: Hashable, Sendable {
         public var id: UInt32
@@ -42,6 +62,12 @@ public struct RoomFile: Sendable {
         var capacity: Int?
         var keepaliveTimeoutMs: Int?
         var participants: [Entry]?
+        var rooms: [RoomEntry]?
+        struct RoomEntry: Decodable {
+            var name: String
+            var capacity: Int?
+            var participants: [Entry]?
+        }
         struct Entry: Decodable {
             var id: UInt32
             var address: String
@@ -51,10 +77,16 @@ public struct RoomFile: Sendable {
         }
     }
 
-    public init(capacity: Int? = nil, keepaliveTimeoutMilliseconds: Int? = nil, participants: [StaticParticipant]) {
-        self.capacity = capacity
+    public init(keepaliveTimeoutMilliseconds: Int? = nil, rooms: [Declaration]) {
         self.keepaliveTimeoutMilliseconds = keepaliveTimeoutMilliseconds
-        self.participants = participants
+        self.rooms = rooms
+    }
+
+    /// One room, `default` (the version 1 form).
+    public init(capacity: Int? = nil, keepaliveTimeoutMilliseconds: Int? = nil, participants: [StaticParticipant]) {
+        self.init(
+            keepaliveTimeoutMilliseconds: keepaliveTimeoutMilliseconds,
+            rooms: [Declaration(name: RoomName.defaultRoom, capacity: capacity, participants: participants)])
     }
 
     public static func load(path: String) throws(LoadError) -> RoomFile {
@@ -78,8 +110,9 @@ public struct RoomFile: Sendable {
             }
             return set
         }
+        func participants(_ entries: [Document.Entry]) throws(LoadError) -> [StaticParticipant] {
         var participants: [StaticParticipant] = []
-        for entry in document.participants ?? [] {
+        for entry in entries {
             let field = "participant \(entry.id)"
             let address: SocketAddress
             do { address = try SocketAddress(parsing: entry.address) } catch {
@@ -100,8 +133,25 @@ public struct RoomFile: Sendable {
                 id: entry.id, address: address, ssrcs: ssrcs, receive: try streams(entry.receive ?? [], "\(field): receive"),
                 perSource: perSource))
         }
-        if let capacity = document.capacity, capacity < 1 { throw LoadError(path: path, reason: "capacity \(capacity) < 1") }
+        return participants
+        }
         if let timeout = document.keepaliveTimeoutMs, timeout < 1 { throw LoadError(path: path, reason: "keepaliveTimeoutMs \(timeout) < 1") }
-        return RoomFile(capacity: document.capacity, keepaliveTimeoutMilliseconds: document.keepaliveTimeoutMs, participants: participants)
+        if let rooms = document.rooms {
+            guard document.capacity == nil, document.participants == nil else {
+                throw LoadError(path: path, reason: "capacity and participants belong inside rooms when rooms is given")
+            }
+            var declarations: [Declaration] = []
+            for room in rooms {
+                guard RoomName.isValid(room.name) else { throw LoadError(path: path, reason: "room name \"\(room.name)\" is not 1-64 of A-Z a-z 0-9 . _ -") }
+                guard !declarations.contains(where: { $0.name == room.name }) else { throw LoadError(path: path, reason: "room \(room.name) declared twice") }
+                if let capacity = room.capacity, capacity < 1 { throw LoadError(path: path, reason: "room \(room.name): capacity \(capacity) < 1") }
+                declarations.append(Declaration(name: room.name, capacity: room.capacity, participants: try participants(room.participants ?? [])))
+            }
+            return RoomFile(keepaliveTimeoutMilliseconds: document.keepaliveTimeoutMs, rooms: declarations)
+        }
+        if let capacity = document.capacity, capacity < 1 { throw LoadError(path: path, reason: "capacity \(capacity) < 1") }
+        return RoomFile(
+            capacity: document.capacity, keepaliveTimeoutMilliseconds: document.keepaliveTimeoutMs,
+            participants: try participants(document.participants ?? []))
     }
 }

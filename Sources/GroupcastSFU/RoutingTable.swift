@@ -41,7 +41,8 @@ public struct RoutingTable: Sendable {
         var routes: [UInt32: Route] = [:]
         for source in participants {
             for (type, ssrc) in source.ssrcs.streams {
-                let subscribers = participants.filter { $0.id != source.id && $0.streams(from: source.id).contains(type) }
+                // Rooms never mix: only members of the source's room subscribe.
+                let subscribers = participants.filter { $0.id != source.id && $0.room == source.room && $0.streams(from: source.id).contains(type) }
                     .map { Subscriber(participant: $0.id, address: $0.mediaAddress) }
                 let recipients = (echo ? [Recipient(source.mediaAddress)] : [])
                     + subscribers.map { Recipient($0.address) }

@@ -1,4 +1,5 @@
 import Foundation
+import GroupcastAuth
 import GroupcastProtocol
 import GroupUnicast
 import Logging
@@ -12,8 +13,16 @@ public struct ControlStatistics: Hashable, Sendable {
     public var registered: UInt64 = 0
     public var left: UInt64 = 0
     public var expired: UInt64 = 0
+    /// CHALLENGE replies sent (REGISTER without a valid cookie, PROBE).
+    public var challenges: UInt64 = 0
+    /// Requests dropped unanswered because their source address was over its rate limit.
+    public var rateLimited: UInt64 = 0
+    /// Datagrams from an unverified sender too short to answer (an ERROR would be larger).
+    public var unanswered: UInt64 = 0
     public var participants = 0
     public var routes = 0
+    /// Per room, by name.
+    public var rooms: [String: RoomStatistics] = [:]
 
     public init() {}
 }
@@ -43,11 +52,27 @@ public final class SFUServer: Sendable {
     /// `ForwarderConfiguration` builds any backend).
     public struct Configuration: Sendable {
         public var controlAddress: SocketAddress
-        public var capacity: Int = 64
+        /// Participants, rooms and room creation.
+        public var limits = SessionRegistry.Limits()
         public var keepaliveTimeout: Duration = .seconds(10)
         /// Whether routes send media back to its sender (the pktswitch SFU does).
         public var echo = true
         public var room: RoomFile?
+        /// With a key, REGISTER needs a join token signed with it; without, the SFU is open (for
+        /// trusted networks: Docs/protocol.md, "Security").
+        public var authKey: TokenKey?
+        /// Control requests per source address (IPv4 address, IPv6 /64); nil: unlimited.
+        public var controlRateLimit: RateLimiter.Limit? = RateLimiter.Limit(rate: 200, burst: 400)
+        /// How long a cookie's epoch lasts (a cookie is accepted for one to two of them).
+        public var cookiePeriod: Duration = .seconds(30)
+        /// Seconds since the Unix epoch, for token expiry (tests move it).
+        public var wallClock: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
+
+        /// Capacity of each room created on first join (and of `default`).
+        public var capacity: Int {
+            get { limits.roomCapacity }
+            set { limits.roomCapacity = newValue }
+        }
 
         public init(controlAddress: SocketAddress) {
             self.controlAddress = controlAddress
@@ -66,6 +91,8 @@ public final class SFUServer: Sendable {
 
     struct ControlState: Sendable {
         var registry: SessionRegistry
+        var validator: AddressValidator
+        var limiter: RateLimiter?
         var statistics = ControlStatistics()
         var generation: UInt64 = 0
     }
@@ -75,17 +102,26 @@ public final class SFUServer: Sendable {
     public init(configuration: Configuration, forwarder: any Forwarder, logger: Logger) throws(SFUError) {
         self.configuration = configuration
         self.logger = logger
-        var registry = SessionRegistry(capacity: configuration.room?.capacity ?? configuration.capacity, keepaliveTimeout: configuration.keepaliveTimeout)
+        var registry = SessionRegistry(limits: configuration.limits, keepaliveTimeout: configuration.keepaliveTimeout)
         if let timeout = configuration.room?.keepaliveTimeoutMilliseconds {
             registry.keepaliveTimeout = UInt64(timeout) * 1_000_000
         }
-        for participant in configuration.room?.participants ?? [] {
-            do { try registry.addStatic(participant) } catch {
-                forwarder.close()
-                throw .configuration("room: \(error.reason)")
+        let declared = configuration.room?.rooms ?? []
+        do throws(RegistryError) {
+            for room in declared {
+                try registry.addRoom(room.name, capacity: room.capacity)
+                for participant in room.participants { try registry.addStatic(participant, room: room.name) }
             }
+            if declared.isEmpty { try registry.addRoom(RoomName.defaultRoom) }
+        } catch {
+            forwarder.close()
+            throw .configuration("room: \(error.reason)")
         }
-        state = Mutex(ControlState(registry: registry))
+        let period = configuration.cookiePeriod.components
+        let periodNs = UInt64(max(1, period.seconds)) * 1_000_000_000 + UInt64(max(0, period.attoseconds) / 1_000_000_000)
+        state = Mutex(ControlState(
+            registry: registry, validator: AddressValidator(period: periodNs, now: monotonicNanoseconds()),
+            limiter: configuration.controlRateLimit.map { RateLimiter(limit: $0) }))
         self.forwarder = forwarder
         do {
             controlSocket = try GroupSocket(
@@ -142,7 +178,11 @@ public final class SFUServer: Sendable {
     }
 
     public func statistics() -> SFUStatistics {
-        let control = state.withLock { $0.statistics }
+        let control = state.withLock { state in
+            var statistics = state.statistics
+            statistics.rooms = state.registry.rooms.mapValues(\.statistics)
+            return statistics
+        }
         return SFUStatistics(
             backend: forwarder.backend, forwarder: forwarder.statistics(), control: control, cpu: .now(),
             uptime: monotonicNanoseconds() - started)
@@ -151,6 +191,11 @@ public final class SFUServer: Sendable {
     /// The registry as it is now (for tests and status output).
     public func participants() -> [Participant] {
         state.withLock { $0.registry.participants.values.sorted { $0.id < $1.id } }
+    }
+
+    /// The rooms as they are now.
+    public func rooms() -> [Room] {
+        state.withLock { $0.registry.rooms.values.sorted { $0.name < $1.name } }
     }
 
     private func publishTable() throws(SFUError) {
@@ -178,18 +223,18 @@ public final class SFUServer: Sendable {
                     return stopping.load(ordering: .acquiring) ? nil : .socket("recvmmsg(control)", error)
                 }
                 var changed = false
-                var replies: [(ControlMessage, SocketAddress)] = []
+                var replies: [([UInt8], SocketAddress)] = []
                 for datagram in datagrams {
                     let (reply, didChange) = handle(datagram)
                     changed = changed || didChange
-                    replies.append((reply, datagram.source))
+                    if let reply { replies.append((reply, datagram.source)) }
                 }
                 // Install before replying: once a client has its reply, its routes exist.
                 if changed {
                     do { try publishTable() } catch { return error }
                 }
                 for (reply, destination) in replies {
-                    do { try controlSocket.send(reply.encoded(), to: destination) } catch {
+                    do { try controlSocket.send(reply, to: destination) } catch {
                         logger.warning("control reply to \(destination) not sent: \(error)")
                     }
                 }
@@ -211,61 +256,124 @@ public final class SFUServer: Sendable {
         return nil
     }
 
-    /// One request -> its reply, and whether the routing table must be rebuilt.
-    func handle(_ datagram: ReceivedDatagram) -> (ControlMessage, Bool) {
+    /// One datagram -> its reply's bytes (nil: none is sent), and whether the routing table must
+    /// be rebuilt.
+    ///
+    /// Order (Docs/protocol.md, "Control"): rate limit per source address (over it: dropped,
+    /// unanswered); parse as a request; REGISTER and PROBE answered with a CHALLENGE until the
+    /// source address proves itself with its cookie; other requests need the participant's session
+    /// from its control address. A reply to a sender that has not proven its address (no valid
+    /// cookie or session) is never larger than the datagram it answers.
+    func handle(_ datagram: ReceivedDatagram) -> ([UInt8]?, Bool) {
         let now = monotonicNanoseconds()
         let source = datagram.source
-        let message: ControlMessage
-        do throws(ControlParseError) {
-            guard !datagram.isTruncated else { throw ControlParseError(.malformed, requestID: 0, "datagram over 2,048 bytes") }
-            message = try ControlMessage.parse(datagram.bytes)
-        } catch {
-            return (reject(error.code, requestID: error.requestID, error.reason, from: source), false)
-        }
-        return state.withLock { state -> (ControlMessage, Bool) in
+        let size = datagram.isTruncated ? Int.max : datagram.bytes.count
+        return state.withLock { state -> ([UInt8]?, Bool) in
+            if state.limiter?.allow(source, now: now) == false {
+                state.statistics.rateLimited += 1
+                return (nil, false)
+            }
             state.statistics.requests += 1
+            let message: ControlMessage
+            do throws(ControlParseError) {
+                guard !datagram.isTruncated else { throw ControlParseError(.malformed, requestID: 0, "datagram over 2,048 bytes") }
+                message = try ControlMessage.parse(datagram.bytes, expecting: .request)
+            } catch {
+                logger.debug("control request from \(source) refused: \(error)")
+                return (refuse(error.code, requestID: error.requestID, error.reason, version: error.version, limit: size, state: &state), false)
+            }
+            state.validator.advance(to: now)
+            var verified = false
             do throws(RegistryError) {
                 switch message {
-                case .register(let id, let port, let receive):
+                case .probe(let id):
+                    state.statistics.challenges += 1
+                    return (ControlMessage.challenge(requestID: id, cookie: state.validator.cookie(for: source.validationBytes)).encoded(), false)
+                case .register(let registration):
+                    guard state.validator.isValid(registration.cookie, for: source.validationBytes) else {
+                        state.statistics.challenges += 1
+                        return (ControlMessage.challenge(requestID: registration.requestID, cookie: state.validator.cookie(for: source.validationBytes)).encoded(), false)
+                    }
+                    verified = true
+                    let join = try joinRequest(registration, from: source, validator: state.validator)
                     let before = state.registry.count
-                    let participant = try state.registry.register(from: source, mediaPort: port, receive: receive, now: now)
+                    let participant = try state.registry.register(join, now: now)
                     if state.registry.count > before {
                         state.statistics.registered += 1
-                        logger.info("participant \(participant.id) registered from \(source), media \(participant.mediaAddress), \(participant.ssrcs)")
+                        logger.info("participant \(participant.id)\(participant.identity.map { " (\($0))" } ?? "") joined room \(participant.room) from \(source), media \(participant.mediaAddress), \(participant.ssrcs)")
                     }
                     let timeout = UInt32(clamping: state.registry.keepaliveTimeout / 1_000_000)
-                    return (.registered(requestID: id, participant: participant.id, ssrcs: participant.ssrcs, keepaliveTimeoutMilliseconds: timeout), true)
-                case .subscribe(let id, let participant, let sourceID, let streams):
-                    try state.registry.subscribe(participant, to: sourceID, streams: streams, from: source, now: now)
-                    return (.subscribed(requestID: id, participant: participant, source: sourceID, streams: streams), true)
-                case .leave(let id, let participant):
-                    try state.registry.leave(participant, from: source)
+                    let reply = Registered(
+                        requestID: registration.requestID, participant: participant.id, ssrcs: participant.ssrcs,
+                        keepaliveTimeoutMilliseconds: timeout, session: participant.session, send: join.sendable,
+                        receive: participant.receivable)
+                    return (ControlMessage.registered(reply).encoded(), true)
+                case .subscribe(let id, let participant, let session, let sourceID, let streams):
+                    _ = try state.registry.owned(participant, session: session, by: source)
+                    verified = true
+                    try state.registry.subscribe(participant, session: session, to: sourceID, streams: streams, from: source, now: now)
+                    return (ControlMessage.subscribed(requestID: id, participant: participant, source: sourceID, streams: streams).encoded(), true)
+                case .leave(let id, let participant, let session):
+                    try state.registry.leave(participant, session: session, from: source)
                     state.statistics.left += 1
                     logger.info("participant \(participant) left")
-                    return (.left(requestID: id, participant: participant), true)
-                case .keepalive(let id, let participant):
-                    try state.registry.keepalive(participant, from: source, now: now)
-                    return (.keepaliveAck(requestID: id, participant: participant), false)
-                case .roster(let id, let participant):
-                    let entries = try state.registry.roster(for: participant, from: source)
-                    return (.rosterReply(requestID: id, entries: entries), false)
-                case .registered, .subscribed, .left, .keepaliveAck, .rosterReply, .error:
-                    state.statistics.errors[.unknownType, default: 0] += 1
-                    return (.error(requestID: message.requestID, code: .unknownType, message: "\(message.kind) is a reply, not a request"), false)
+                    return (ControlMessage.left(requestID: id, participant: participant).encoded(), true)
+                case .keepalive(let id, let participant, let session):
+                    try state.registry.keepalive(participant, session: session, from: source, now: now)
+                    return (ControlMessage.keepaliveAck(requestID: id, participant: participant).encoded(), false)
+                case .roster(let id, let participant, let session, let after):
+                    let (entries, more) = try state.registry.roster(for: participant, session: session, from: source, after: after)
+                    return (ControlMessage.rosterReply(requestID: id, entries: entries, more: more).encoded(), false)
+                case .registered, .subscribed, .left, .keepaliveAck, .rosterReply, .challenge, .error:
+                    // parse(expecting: .request) refuses replies; kept total.
+                    return (refuse(.unknownType, requestID: message.requestID, "\(message.kind) is a reply", limit: size, state: &state), false)
                 }
             } catch {
-                state.statistics.errors[error.code, default: 0] += 1
-                return (.error(requestID: message.requestID, code: error.code, message: error.reason), false)
+                logger.debug("control request from \(source) refused: \(error)")
+                return (refuse(error.code, requestID: message.requestID, error.reason, limit: verified ? .max : size, state: &state), false)
             }
         }
     }
 
-    private func reject(_ code: ControlErrorCode, requestID: UInt32, _ reason: String, from source: SocketAddress) -> ControlMessage {
-        state.withLock {
-            $0.statistics.requests += 1
-            $0.statistics.errors[code, default: 0] += 1
+    /// The registry's view of a REGISTER whose source cookie was valid: the media address
+    /// (verified by its own cookie when it is another port), room, identity and rights (from the
+    /// token when authentication is on).
+    private func joinRequest(_ registration: Registration, from source: SocketAddress, validator: AddressValidator) throws(RegistryError) -> JoinRequest {
+        var media = source
+        if registration.mediaPort != 0 && registration.mediaPort != source.port {
+            media = source.withPort(registration.mediaPort)
+            guard validator.isValid(registration.mediaCookie, for: media.validationBytes) else {
+                throw RegistryError(.mediaUnverified, "no valid cookie for media port \(registration.mediaPort): PROBE from it")
+            }
         }
-        logger.debug("control request from \(source) refused: \(code): \(reason)")
-        return .error(requestID: requestID, code: code, message: reason)
+        guard let key = configuration.authKey else {
+            return JoinRequest(
+                source: source, mediaAddress: media, room: registration.room.isEmpty ? RoomName.defaultRoom : registration.room,
+                receive: registration.receive)
+        }
+        guard !registration.token.isEmpty else { throw RegistryError(.unauthorized, "this SFU needs a join token") }
+        let claims: JoinClaims
+        do { claims = try JoinToken.verify(registration.token, key: key, now: configuration.wallClock()) } catch {
+            throw RegistryError(.unauthorized, error.description)
+        }
+        let room = registration.room.isEmpty ? claims.room : registration.room
+        guard room == claims.room else { throw RegistryError(.unauthorized, "the token is for room \(claims.room)") }
+        return JoinRequest(
+            source: source, mediaAddress: media, room: room, identity: claims.identity, sendable: claims.sendable,
+            receivable: claims.receivable, receive: registration.receive)
+    }
+
+    /// An ERROR of at most `limit` bytes (its text cut to fit), or nothing when even the 12-byte
+    /// ERROR is larger: a sender that has not proven its address never gets more than it sent.
+    private func refuse(
+        _ code: ControlErrorCode, requestID: UInt32, _ reason: String, version: UInt8 = ControlMessage.version, limit: Int,
+        state: inout ControlState
+    ) -> [UInt8]? {
+        state.statistics.errors[code, default: 0] += 1
+        guard limit >= 12 else {
+            state.statistics.unanswered += 1
+            return nil
+        }
+        return ControlMessage.error(requestID: requestID, code: code, message: reason).encoded(maxSize: limit, version: version)
     }
 }

@@ -1,15 +1,25 @@
 import GroupcastProtocol
 import GroupUnicast
 
-/// One member of the room.
+/// One member of a room.
 public struct Participant: Hashable, Sendable {
     public var id: UInt32
+    /// The room it belongs to; routing, rosters and subscriptions never leave it.
+    public var room: String
+    /// The token's identity (`sub`); `nil` on an SFU without authentication and for static participants.
+    public var identity: String?
     /// Where control requests must come from; `nil` for a static participant (room file), which
     /// cannot send control requests.
     public var controlAddress: SocketAddress?
+    /// The secret every request but REGISTER must carry (REGISTERED told it); 0 for static participants.
+    public var session: UInt64
     /// The only origin allowed to send on this participant's SSRCs, and where its copies go.
+    /// For a dynamic participant it was verified (cookie) before it was stored here.
     public var mediaAddress: SocketAddress
+    /// Only the types it may send have an SSRC.
     public var ssrcs: StreamSSRCs
+    /// The types it may receive (its token's rights; every type without authentication).
+    public var receivable: StreamSet
     /// What it receives from a source without an entry in ``perSource``.
     public var defaultStreams: StreamSet
     /// SUBSCRIBE overrides, by source participant id.
@@ -21,7 +31,7 @@ public struct Participant: Hashable, Sendable {
 
     /// The stream types this participant receives from `source`.
     public func streams(from source: UInt32) -> StreamSet {
-        perSource[source] ?? defaultStreams
+        (perSource[source] ?? defaultStreams).intersection(receivable)
     }
 }
 
@@ -36,35 +46,117 @@ public struct RegistryError: Error, Hashable, Sendable, CustomStringConvertible 
     public var description: String { "\(code): \(reason)" }
 }
 
-/// The room's participants: who is registered, from where, with which SSRCs and subscriptions.
+/// A room: its capacity, its members and its counters.
+public struct Room: Hashable, Sendable {
+    public var name: String
+    public var capacity: Int
+    /// Declared in the configuration: kept when empty. Rooms created on first join are removed
+    /// with their last participant.
+    public var isConfigured: Bool
+    public fileprivate(set) var members: Set<UInt32> = []
+    public var statistics = RoomStatistics()
+}
+
+/// Per-room control counters (the data path is keyed by SSRC alone and counts per SFU).
+public struct RoomStatistics: Hashable, Sendable {
+    public var participants = 0
+    public var registered: UInt64 = 0
+    public var left: UInt64 = 0
+    public var expired: UInt64 = 0
+    public init() {}
+}
+
+/// What a verified REGISTER asks for (the control plane checked the cookies and the token).
+public struct JoinRequest: Sendable {
+    public var source: SocketAddress
+    /// The media address, already verified (the source itself, or a PROBEd port).
+    public var mediaAddress: SocketAddress
+    public var room: String
+    public var identity: String?
+    public var sendable: StreamSet
+    public var receivable: StreamSet
+    public var receive: StreamSet
+
+    public init(
+        source: SocketAddress, mediaAddress: SocketAddress? = nil, room: String = RoomName.defaultRoom, identity: String? = nil,
+        sendable: StreamSet = .all, receivable: StreamSet = .all, receive: StreamSet
+    ) {
+        self.source = source
+        self.mediaAddress = mediaAddress ?? source
+        self.room = room
+        self.identity = identity
+        self.sendable = sendable
+        self.receivable = receivable
+        self.receive = receive
+    }
+}
+
+/// Every room's participants: who is registered, where, with which SSRCs, rights and
+/// subscriptions. Bounded: participants per room, participants in all, rooms.
 ///
 /// A value type without locks or I/O: the control plane owns one, applies requests to it, and
-/// after every change builds a new ``RoutingTable`` from it for the forwarder.
+/// after every change builds a new ``RoutingTable`` from it for the forwarder. Participant ids
+/// and SSRCs are unique across rooms, so the data path never needs the room.
 public struct SessionRegistry: Sendable {
-    /// Most participants (static ones included).
-    public var capacity: Int
+    public struct Limits: Hashable, Sendable {
+        /// Capacity of a room created on first join (configured rooms carry their own).
+        public var roomCapacity = 64
+        /// Participants in all rooms, static ones included.
+        public var maxParticipants = 4096
+        /// Rooms, configured ones included.
+        public var maxRooms = 256
+        /// Whether a REGISTER naming a room that does not exist creates it.
+        public var allowRoomCreation = true
+        public init() {}
+    }
+
+    public var limits: Limits
     /// Silence after which a dynamic participant is removed, in nanoseconds.
     public var keepaliveTimeout: UInt64
     public private(set) var participants: [UInt32: Participant] = [:]
+    public private(set) var rooms: [String: Room] = [:]
     private var byControlAddress: [SocketAddress: UInt32] = [:]
+    private var byMediaAddress: [SocketAddress: UInt32] = [:]
+    private var byIdentity: [String: [String: UInt32]] = [:]  // room -> identity -> id
     private var ssrcOwners: [UInt32: UInt32] = [:]
     private var nextID: UInt32 = 1
     private var generator: any RandomNumberGenerator & Sendable
 
-    public init(capacity: Int, keepaliveTimeout: Duration, generator: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator()) {
-        self.capacity = capacity
+    public init(limits: Limits = Limits(), keepaliveTimeout: Duration, generator: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator()) {
+        self.limits = limits
         let (seconds, attoseconds) = keepaliveTimeout.components
         self.keepaliveTimeout = UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
         self.generator = generator
     }
 
+    /// One room of `capacity` (the old single-room registry's shape).
+    public init(capacity: Int, keepaliveTimeout: Duration, generator: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator()) {
+        var limits = Limits()
+        limits.roomCapacity = capacity
+        self.init(limits: limits, keepaliveTimeout: keepaliveTimeout, generator: generator)
+    }
+
     public var count: Int { participants.count }
 
-    /// Adds a participant from the room file.
-    public mutating func addStatic(_ participant: RoomFile.StaticParticipant) throws(RegistryError) {
-        guard participants.count < capacity else { throw RegistryError(.roomFull, "room capacity \(capacity) reached by static participants") }
-        if let other = participants.values.first(where: { $0.mediaAddress == participant.address }) {
-            throw RegistryError(.addressInUse, "participant \(participant.id): address \(participant.address) belongs to participant \(other.id)")
+    /// Declares a room (room file, configuration): it exists before anyone joins and stays when empty.
+    public mutating func addRoom(_ name: String, capacity: Int? = nil) throws(RegistryError) {
+        guard RoomName.isValid(name) else { throw RegistryError(.malformed, "room name \"\(name)\" is not 1-64 of A-Z a-z 0-9 . _ -") }
+        guard rooms[name] == nil else { throw RegistryError(.malformed, "room \(name) is declared twice") }
+        guard rooms.count < limits.maxRooms else { throw RegistryError(.serverFull, "more than \(limits.maxRooms) rooms") }
+        let capacity = capacity ?? limits.roomCapacity
+        guard capacity >= 1 else { throw RegistryError(.malformed, "room \(name): capacity \(capacity) < 1") }
+        rooms[name] = Room(name: name, capacity: capacity, isConfigured: true)
+    }
+
+    /// Adds a participant from the room file to `room` (declared with ``addRoom(_:capacity:)``).
+    public mutating func addStatic(_ participant: RoomFile.StaticParticipant, room name: String = RoomName.defaultRoom) throws(RegistryError) {
+        guard let room = rooms[name] else { throw RegistryError(.unknownRoom, "room \(name) is not declared") }
+        guard room.members.count < room.capacity else {
+            throw RegistryError(.roomFull, "room \(name): capacity \(room.capacity) reached by static participants")
+        }
+        guard participants.count < limits.maxParticipants else { throw RegistryError(.serverFull, "more than \(limits.maxParticipants) participants") }
+        if let other = byMediaAddress[participant.address] {
+            throw RegistryError(.addressInUse, "participant \(participant.id): address \(participant.address) belongs to participant \(other)")
         }
         guard participants[participant.id] == nil, participant.id != ControlMessage.allSources, participant.id != 0 else {
             throw RegistryError(.malformed, "participant id \(participant.id) is reserved or used twice")
@@ -73,8 +165,9 @@ public struct SessionRegistry: Sendable {
             throw RegistryError(.malformed, "SSRC \(ssrc) of participant \(participant.id) is used twice")
         }
         let entry = Participant(
-            id: participant.id, controlAddress: nil, mediaAddress: participant.address, ssrcs: participant.ssrcs,
-            defaultStreams: participant.receive, perSource: participant.perSource, isStatic: true, lastSeen: 0)
+            id: participant.id, room: name, identity: nil, controlAddress: nil, session: 0, mediaAddress: participant.address,
+            ssrcs: participant.ssrcs, receivable: .all, defaultStreams: participant.receive, perSource: participant.perSource,
+            isStatic: true, lastSeen: 0)
         insert(entry)
         nextID = max(nextID, participant.id &+ 1)
     }
@@ -82,61 +175,100 @@ public struct SessionRegistry: Sendable {
     private mutating func insert(_ participant: Participant) {
         participants[participant.id] = participant
         if let address = participant.controlAddress { byControlAddress[address] = participant.id }
+        byMediaAddress[participant.mediaAddress] = participant.id
+        if let identity = participant.identity { byIdentity[participant.room, default: [:]][identity] = participant.id }
         for (_, ssrc) in participant.ssrcs.streams { ssrcOwners[ssrc] = participant.id }
+        rooms[participant.room]?.members.insert(participant.id)
+        rooms[participant.room]?.statistics.participants += 1
     }
 
-    /// REGISTER from `source`. A repeated REGISTER from the same address (a lost reply) returns the
-    /// same participant, with `mediaAddress` and default subscriptions updated.
-    public mutating func register(
-        from source: SocketAddress, mediaPort: UInt16, receive: StreamSet, now: UInt64
-    ) throws(RegistryError) -> Participant {
-        let media = mediaPort == 0 ? source : source.withPort(mediaPort)
+    /// A verified REGISTER. A repeated REGISTER from the same control address (a lost reply, a
+    /// refresh) returns the same participant, id, session and SSRCs, with the media address,
+    /// receive rights and default subscriptions updated.
+    public mutating func register(_ request: JoinRequest, now: UInt64) throws(RegistryError) -> Participant {
+        let source = request.source, media = request.mediaAddress
         // One origin per media address: otherwise the spoof rule could not tell senders apart.
-        if let other = participants.values.first(where: { $0.mediaAddress == media && $0.controlAddress != source }) {
-            throw RegistryError(.addressInUse, "media address \(media) belongs to participant \(other.id)")
+        if let other = byMediaAddress[media], participants[other]?.controlAddress != source {
+            throw RegistryError(.addressInUse, "media address \(media) belongs to participant \(other)")
         }
         if let id = byControlAddress[source], var existing = participants[id] {
+            guard existing.room == request.room else {
+                throw RegistryError(.addressInUse, "\(source) is in room \(existing.room); LEAVE first")
+            }
+            guard existing.identity == request.identity else {
+                throw RegistryError(.addressInUse, "\(source) joined as another identity; LEAVE first")
+            }
+            byMediaAddress.removeValue(forKey: existing.mediaAddress)
             existing.mediaAddress = media
-            existing.defaultStreams = receive
+            byMediaAddress[media] = id
+            existing.receivable = request.receivable
+            existing.defaultStreams = request.receive.intersection(request.receivable)
             existing.lastSeen = now
             participants[id] = existing
             return existing
         }
-        guard participants.count < capacity else { throw RegistryError(.roomFull, "room is full (\(capacity))") }
+        if rooms[request.room] == nil {
+            guard limits.allowRoomCreation else { throw RegistryError(.unknownRoom, "room \(request.room) does not exist") }
+            guard rooms.count < limits.maxRooms else { throw RegistryError(.serverFull, "the SFU holds \(limits.maxRooms) rooms") }
+        }
+        let room = rooms[request.room] ?? Room(name: request.room, capacity: limits.roomCapacity, isConfigured: false)
+        guard room.members.count < room.capacity else { throw RegistryError(.roomFull, "room \(room.name) is full (\(room.capacity))") }
+        guard participants.count < limits.maxParticipants else {
+            throw RegistryError(.serverFull, "the SFU holds \(limits.maxParticipants) participants")
+        }
+        if let identity = request.identity, let other = byIdentity[request.room]?[identity] {
+            throw RegistryError(.identityInUse, "\(identity.prefix(24)) is participant \(other) from another address")
+        }
+        rooms[request.room] = room
         var id = nextID
         while participants[id] != nil || id == 0 || id == ControlMessage.allSources { id &+= 1 }
         nextID = id &+ 1
         var ssrcs = StreamSSRCs.none
-        for type in StreamType.allCases {
+        for type in request.sendable.types {
             var ssrc: UInt32
             repeat { ssrc = generator.next() } while ssrc == 0 || ssrcOwners[ssrc] != nil || ssrcs.streams.contains { $0.ssrc == ssrc }
             ssrcs[type] = ssrc
         }
+        var session: UInt64
+        repeat { session = generator.next() } while session == 0
         let participant = Participant(
-            id: id, controlAddress: source, mediaAddress: media, ssrcs: ssrcs, defaultStreams: receive, perSource: [:],
-            isStatic: false, lastSeen: now)
+            id: id, room: request.room, identity: request.identity, controlAddress: source, session: session, mediaAddress: media,
+            ssrcs: ssrcs, receivable: request.receivable, defaultStreams: request.receive.intersection(request.receivable),
+            perSource: [:], isStatic: false, lastSeen: now)
         insert(participant)
+        rooms[request.room]?.statistics.registered += 1
         return participant
     }
 
-    /// The participant `id` if `source` may act for it.
-    private func owned(_ id: UInt32, by source: SocketAddress) throws(RegistryError) -> Participant {
+    /// REGISTER from `source` on an SFU without authentication, in the default room (tests and
+    /// the benchmarks' registries).
+    public mutating func register(
+        from source: SocketAddress, mediaPort: UInt16, receive: StreamSet, now: UInt64
+    ) throws(RegistryError) -> Participant {
+        try register(JoinRequest(source: source, mediaAddress: mediaPort == 0 ? source : source.withPort(mediaPort), receive: receive), now: now)
+    }
+
+    /// The participant `id` if the request came from its control address with its session.
+    public func owned(_ id: UInt32, session: UInt64, by source: SocketAddress) throws(RegistryError) -> Participant {
         guard let participant = participants[id] else { throw RegistryError(.unknownParticipant, "participant \(id) is not registered") }
-        guard participant.controlAddress == source else {
-            throw RegistryError(.notOwner, "participant \(id) is not registered from \(source)")
+        guard participant.controlAddress == source, participant.session == session, session != 0 else {
+            throw RegistryError(.notOwner, "participant \(id) is not registered from \(source) with this session")
         }
         return participant
     }
 
     public mutating func subscribe(
-        _ id: UInt32, to sourceID: UInt32, streams: StreamSet, from source: SocketAddress, now: UInt64
+        _ id: UInt32, session: UInt64, to sourceID: UInt32, streams: StreamSet, from source: SocketAddress, now: UInt64
     ) throws(RegistryError) {
-        var participant = try owned(id, by: source)
+        var participant = try owned(id, session: session, by: source)
+        guard streams.isSubset(of: participant.receivable) else {
+            throw RegistryError(.forbidden, "may receive \(participant.receivable), asked for \(streams)")
+        }
         if sourceID == ControlMessage.allSources {
             participant.defaultStreams = streams
         } else {
-            guard participants[sourceID] != nil, sourceID != id else {
-                throw RegistryError(.unknownSource, "source participant \(sourceID) is not in the room")
+            guard let other = participants[sourceID], other.room == participant.room, sourceID != id else {
+                throw RegistryError(.unknownSource, "source participant \(sourceID) is not in room \(participant.room)")
             }
             participant.perSource[sourceID] = streams
         }
@@ -144,39 +276,65 @@ public struct SessionRegistry: Sendable {
         participants[id] = participant
     }
 
-    public mutating func keepalive(_ id: UInt32, from source: SocketAddress, now: UInt64) throws(RegistryError) {
-        var participant = try owned(id, by: source)
+    public mutating func keepalive(_ id: UInt32, session: UInt64, from source: SocketAddress, now: UInt64) throws(RegistryError) {
+        var participant = try owned(id, session: session, by: source)
         participant.lastSeen = now
         participants[id] = participant
     }
 
-    public func roster(for id: UInt32, from source: SocketAddress) throws(RegistryError) -> [RosterEntry] {
-        _ = try owned(id, by: source)
-        return participants.values.sorted { $0.id < $1.id }.map { RosterEntry(participant: $0.id, ssrcs: $0.ssrcs) }
+    /// One page of `id`'s room: members with an id above `after`, in id order, at most `limit`;
+    /// `more` when others follow.
+    public func roster(
+        for id: UInt32, session: UInt64, from source: SocketAddress, after: UInt32, limit: Int = ControlMessage.maxRosterEntries
+    ) throws(RegistryError) -> (entries: [RosterEntry], more: Bool) {
+        let participant = try owned(id, session: session, by: source)
+        let members = (rooms[participant.room]?.members ?? []).filter { $0 > after }.sorted()
+        let page = members.prefix(limit).compactMap { member in
+            participants[member].map { RosterEntry(participant: $0.id, ssrcs: $0.ssrcs) }
+        }
+        return (page, members.count > limit)
     }
 
-    public mutating func leave(_ id: UInt32, from source: SocketAddress) throws(RegistryError) {
-        _ = try owned(id, by: source)
+    public mutating func leave(_ id: UInt32, session: UInt64, from source: SocketAddress) throws(RegistryError) {
+        let participant = try owned(id, session: session, by: source)
         remove(id)
+        rooms[participant.room]?.statistics.left += 1
+        removeRoomIfDone(participant.room)
     }
 
     private mutating func remove(_ id: UInt32) {
         guard let participant = participants.removeValue(forKey: id) else { return }
         if let address = participant.controlAddress { byControlAddress.removeValue(forKey: address) }
+        if byMediaAddress[participant.mediaAddress] == id { byMediaAddress.removeValue(forKey: participant.mediaAddress) }
+        if let identity = participant.identity { byIdentity[participant.room]?.removeValue(forKey: identity) }
         for (_, ssrc) in participant.ssrcs.streams { ssrcOwners.removeValue(forKey: ssrc) }
-        for other in participants.keys { participants[other]?.perSource.removeValue(forKey: id) }
+        rooms[participant.room]?.members.remove(id)
+        rooms[participant.room]?.statistics.participants -= 1
+        for other in rooms[participant.room]?.members ?? [] { participants[other]?.perSource.removeValue(forKey: id) }
+    }
+
+    /// A room created on first join goes with its last participant (and its counters with it).
+    private mutating func removeRoomIfDone(_ name: String) {
+        guard let room = rooms[name], !room.isConfigured, room.members.isEmpty else { return }
+        rooms.removeValue(forKey: name)
+        byIdentity.removeValue(forKey: name)
     }
 
     /// Removes dynamic participants silent for longer than the keepalive timeout; returns their ids.
     public mutating func expire(now: UInt64) -> [UInt32] {
         let expired = participants.values.filter {
             !$0.isStatic && now > $0.lastSeen && now - $0.lastSeen > keepaliveTimeout
-        }.map(\.id).sorted()
-        for id in expired { remove(id) }
-        return expired
+        }.sorted { $0.id < $1.id }
+        for participant in expired {
+            remove(participant.id)
+            rooms[participant.room]?.statistics.expired += 1
+            removeRoomIfDone(participant.room)
+        }
+        return expired.map(\.id)
     }
 
-    /// The routing table for the current participants.
+    /// The routing table for the current participants (each room's routes; SSRCs are unique
+    /// across rooms, so one table holds them all).
     public func routingTable(echo: Bool) -> RoutingTable {
         RoutingTable(participants: participants.values.sorted { $0.id < $1.id }, echo: echo)
     }
@@ -188,6 +346,16 @@ extension SocketAddress {
         switch self {
         case .ipv4(let address, _): .ipv4(address, port: port)
         case .ipv6(let address, _, let scope): .ipv6(address, port: port, scopeID: scope)
+        }
+    }
+
+    /// Family, address and port as bytes: what an address-validation cookie is computed over.
+    public var validationBytes: [UInt8] {
+        switch self {
+        case .ipv4(let address, let port): [4] + address.bytes + [UInt8(port >> 8), UInt8(port & 0xFF)]
+        case .ipv6(let address, let port, let scope):
+            [6] + address.bytes + [UInt8(port >> 8), UInt8(port & 0xFF)]
+                + [UInt8(truncatingIfNeeded: scope >> 24), UInt8(truncatingIfNeeded: scope >> 16), UInt8(truncatingIfNeeded: scope >> 8), UInt8(truncatingIfNeeded: scope)]
         }
     }
 }

@@ -93,6 +93,66 @@ import Testing
         #expect(((delay["count"] as? Int) ?? 0) > 0 && ((delay["p99"] as? Int) ?? 0) >= ((delay["p50"] as? Int) ?? 0))
     }
 
+    /// Authentication as an operator runs it: `groupcast token` makes a key and mints tokens,
+    /// `groupcast sfu --auth-key-file` checks them, `groupcast client --token-file` carries them;
+    /// a client without a token is refused with a named error.
+    @Test func authenticatedSFUWithMintedTokens() throws {
+        let network = TestNetwork.selected
+        let port = Self.basePort + 20
+        let control = "\(network.sfuHost(port: UInt16(port)))", media = "\(network.sfuHost(port: UInt16(port + 1)))"
+        let directory = NSTemporaryDirectory() + "groupcast-auth-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let key = directory + "/op.key", tokens = directory + "/tokens", statsFile = directory + "/stats.json"
+        func run(_ arguments: [String]) throws -> (Int32, String) {
+            let output = Pipe()
+            let process = try Self.start(arguments, output: output)
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, text)
+        }
+        #expect(try run(["token", "--generate-key", key]).0 == 0)
+        var status = stat()
+        #expect(stat(key, &status) == 0 && status.st_mode & 0o777 == 0o600)
+        #expect(try run(["token", "--generate-key", key]).0 != 0)  // never overwritten
+        let (minted, text) = try run(["token", "--key-file", key, "--room", "cli", "--identity", "p", "--count", "2", "--expires", "10m"])
+        #expect(minted == 0, "\(text)")
+        try text.write(toFile: tokens, atomically: true, encoding: .utf8)
+        #expect(text.split(separator: "\n").count == 2)
+
+        let turn = InterfaceTurn()
+        defer { withExtendedLifetime(turn) {} }
+        let sfuOutput = Pipe()
+        let sfu = try Self.start(
+            ["sfu", "--control", control, "--media", media, "--backend", TestBackend.selected.rawValue, "--auth-key-file", key,
+             "--stats-interval", "200ms", "--stats-file", statsFile, "--log-level", "warning"], output: sfuOutput)
+        defer { if sfu.isRunning { sfu.terminate() } }
+        func client(_ extra: [String]) throws -> (Int32, String) {
+            let output = Pipe()
+            let process = try Self.start(
+                ["client", "--sfu", control, "--media", media, "--local", "\(network.participantAddress(host: 3, family: .ipv4))", "-n", "2",
+                 "--duration", "0.5s", "--log-level", "warning"] + extra, output: output, asParticipant: true)
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, text)
+        }
+        let (refused, refusal) = try client([])
+        #expect(refused == 1 && refusal.contains("REGISTER refused: unauthorized"), "\(refusal)")
+        let (joined, report) = try client(["--token-file", tokens])
+        #expect(joined == 0, "\(report)")
+        kill(sfu.processIdentifier, SIGTERM)
+        let sfuText = String(decoding: sfuOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        sfu.waitUntilExit()
+        #expect(sfu.terminationStatus == 0, "\(sfuText)")
+        let statsData = try #require(FileManager.default.contents(atPath: statsFile))
+        let json = try #require(try JSONSerialization.jsonObject(with: statsData) as? [String: Any])
+        let counters = try #require(json["control"] as? [String: Any])
+        #expect(counters["registered"] as? Int == 2 && counters["challenges"] as? Int ?? 0 >= 3)
+        let rooms = try #require(counters["rooms"] as? [String: Any])
+        #expect((rooms["cli"] as? [String: Any])?["registered"] == nil)  // removed with its last participant
+        #expect(((counters["errors"] as? [String: Any])?["unauthorized"] as? Int) == 1)
+    }
+
     @Test func sfuRefusesAnUnavailableBackendWithANamedError() throws {
         // xdp on a loopback media address: no device to attach to.
         var cases = [(["--backend", "xdp"], false, "backend xdp unavailable: the media address 127.0.0.1:")]

@@ -1,4 +1,5 @@
 import Foundation
+import GroupcastAuth
 import GroupcastProtocol
 import GroupcastRingBackend
 import GroupcastClient
@@ -20,9 +21,9 @@ import Testing
         let ssrcs = clients.flatMap { [$0.ssrcs.asq, $0.ssrcs.vsq, $0.ssrcs.vhq] }
         #expect(Set(ssrcs).count == 9 && !ssrcs.contains(0))
         // A repeated REGISTER (lost reply) returns the same participant.
-        let again = try clients[0].channel.register(receive: .all, requestID: 99)
+        let again = try clients[0].channel.register(JoinParameters(receive: .all), requestID: 99)
         #expect(again.id == clients[0].id && again.ssrcs == clients[0].ssrcs)
-        guard case .rosterReply(_, let entries) = try clients[1].rawControl(ControlMessage.roster(requestID: 5, participant: clients[1].id).encoded()) else {
+        guard case .rosterReply(_, let entries, false) = try clients[1].rawControl(ControlMessage.roster(requestID: 5, participant: clients[1].id, session: clients[1].session, after: 0).encoded()) else {
             Issue.record("no ROSTER reply")
             return
         }
@@ -87,7 +88,7 @@ import Testing
         let a = try TestParticipant(sfu, host: 31).register()
         let b = try TestParticipant(sfu, host: 32).register()
         let c = try TestParticipant(sfu, host: 33).register()
-        try b.channel.expect(.leave(requestID: 7, participant: b.id), .left)
+        try b.channel.expect(.leave(requestID: 7, participant: b.id, session: b.session), .left)
         try a.sendMedia(.asq)
         try b.sendMedia(.asq)  // after LEAVE its SSRC is unknown
         #expect(sfu.waitForReceived(2))
@@ -96,7 +97,7 @@ import Testing
         #expect(atC.count(of: a.ssrcs.asq) == 1 && atC.count(of: b.ssrcs.asq) == 0)
         #expect(sfu.stats[.unknownSSRC] == 1)
         // Leaving twice: unknown participant.
-        guard case .error(7, .unknownParticipant, _) = try b.rawControl(ControlMessage.leave(requestID: 7, participant: b.id).encoded()) else {
+        guard case .error(7, .unknownParticipant, _) = try b.rawControl(ControlMessage.leave(requestID: 7, participant: b.id, session: b.session).encoded()) else {
             Issue.record("second LEAVE not refused")
             return
         }
@@ -107,19 +108,15 @@ import Testing
         let sfu = try TestSFU(keepalive: .milliseconds(600))
         let a = try TestParticipant(sfu, host: 41).register()
         let b = try TestParticipant(sfu, host: 42).register()
-        guard case .registered(_, _, _, let timeout) = try a.rawControl(ControlMessage.register(requestID: 3, mediaPort: 0, receive: .all).encoded()) else {
-            Issue.record("no REGISTERED")
-            return
-        }
-        #expect(timeout == 600)
+        #expect(a.membership?.keepaliveTimeoutMilliseconds == 600)
         // A keeps alive for 1.5 s; B stays silent.
         for _ in 0..<15 {
-            try a.channel.expect(.keepalive(requestID: 9, participant: a.id), .keepaliveAck)
+            try a.channel.expect(.keepalive(requestID: 9, participant: a.id, session: a.session), .keepaliveAck)
             usleep(100_000)
         }
         #expect(sfu.server.participants().map(\.id) == [a.id])
         #expect(sfu.server.statistics().control.expired == 1)
-        guard case .error(_, .unknownParticipant, _) = try b.rawControl(ControlMessage.keepalive(requestID: 4, participant: b.id).encoded()) else {
+        guard case .error(_, .unknownParticipant, _) = try b.rawControl(ControlMessage.keepalive(requestID: 4, participant: b.id, session: b.session).encoded()) else {
             Issue.record("KEEPALIVE of an expired participant not refused")
             return
         }
@@ -156,37 +153,56 @@ import Testing
         let sfu = try TestSFU(capacity: 3)
         let a = try TestParticipant(sfu, host: 61).register()
         let other = try TestParticipant(sfu, host: 62)
-        let keepalive = ControlMessage.keepalive(requestID: 0x0A0B_0C0D, participant: a.id).encoded()
+        let keepalive = ControlMessage.keepalive(requestID: 0x0A0B_0C0D, participant: a.id, session: a.session).encoded()
         func mutated(_ bytes: [UInt8], _ index: Int, _ value: UInt8) -> [UInt8] {
             var copy = bytes
             copy[index] = value
             return copy
         }
+        let register = ControlMessage.register(Registration(requestID: 6, receive: .all)).encoded()
         let cases: [([UInt8], ControlErrorCode, UInt32)] = [
-            ([], .malformed, 0),
-            ([0x47], .malformed, 0),
-            (Array(keepalive.prefix(8)), .malformed, 0x0A0B_0C0D),
+            (Array(keepalive.prefix(12)), .malformed, 0x0A0B_0C0D),
             (keepalive + [0], .malformed, 0x0A0B_0C0D),
             (mutated(keepalive, 0, 0x00), .malformed, 0),
             (mutated(keepalive, 2, 9), .unsupportedVersion, 0x0A0B_0C0D),
             (mutated(keepalive, 3, 0x66), .unknownType, 0x0A0B_0C0D),
+            // A reply type sent to the SFU is `unknown type` at its own size and at any other.
             (ControlMessage.left(requestID: 5, participant: a.id).encoded(), .unknownType, 5),
-            (mutated(ControlMessage.register(requestID: 6, mediaPort: 0, receive: .all).encoded(), 10, 0xF0), .malformed, 6),
-            (ControlMessage.keepalive(requestID: 7, participant: 999).encoded(), .unknownParticipant, 7),
-            (ControlMessage.subscribe(requestID: 8, participant: a.id, source: ControlMessage.allSources, streams: []).encoded(), .notOwner, 8),
+            (ControlMessage.left(requestID: 5, participant: a.id).encoded() + [0, 0, 0], .unknownType, 5),
+            (Array(ControlMessage.challenge(requestID: 5, cookie: .none).encoded().dropLast(4)), .unknownType, 5),
+            (mutated(register, 10, 0xF0), .malformed, 6),
+            (mutated(register, 44, UInt8(ascii: "/")), .malformed, 6),  // a room name byte outside the alphabet
+            (ControlMessage.keepalive(requestID: 7, participant: 999, session: 1).encoded(), .unknownParticipant, 7),
+            (ControlMessage.subscribe(requestID: 8, participant: a.id, session: a.session, source: ControlMessage.allSources, streams: []).encoded(), .notOwner, 8),
+            (ControlMessage.keepalive(requestID: 10, participant: a.id, session: a.session &+ 1).encoded(), .notOwner, 10),
             ([UInt8](repeating: 0xFF, count: 3000), .malformed, 0),
         ]
         for (bytes, code, requestID) in cases {
-            guard case .error(let id, let got, _) = try other.rawControl(bytes) else {
+            guard var reply = try other.rawControlBytes(bytes), reply.count >= 12 else {
+                Issue.record("no reply to \(bytes.prefix(12))")
+                continue
+            }
+            // An ERROR carries the request's version byte (a client of that version reads it).
+            let requestVersion = bytes.count >= 8 && bytes[0] == 0x47 && bytes[1] == 0x43 ? bytes[2] : ControlMessage.version
+            #expect(reply[2] == requestVersion)
+            reply[2] = ControlMessage.version
+            guard case .error(let id, let got, _) = try ControlMessage.parse(reply, expecting: .reply) else {
                 Issue.record("no ERROR reply to \(bytes.prefix(12))")
                 continue
             }
             #expect(got == code && id == requestID, "\(bytes.prefix(12)): \(got) id \(id)")
+            // The sender never proved its address: the reply is never larger than the request.
+            #expect(reply.count <= min(bytes.count, 76), "\(reply.count)-byte ERROR for a \(bytes.count)-byte request")
         }
-        guard case .error(9, .unknownSource, _) = try a.rawControl(ControlMessage.subscribe(requestID: 9, participant: a.id, source: 4242, streams: .all).encoded()) else {
+        // Too short for even a 12-byte ERROR: no reply at all.
+        for bytes in [[], [0x47], Array(keepalive.prefix(8)), Array(keepalive.prefix(11))] as [[UInt8]] {
+            #expect(try other.rawControlBytes(bytes, wait: .milliseconds(200)) == nil, "reply to a \(bytes.count)-byte datagram")
+        }
+        guard case .error(9, .unknownSource, let text) = try a.rawControl(ControlMessage.subscribe(requestID: 9, participant: a.id, session: a.session, source: 4242, streams: .all).encoded()) else {
             Issue.record("SUBSCRIBE to a missing source not refused")
             return
         }
+        #expect(text.contains("4242"))  // a verified sender gets the whole text
         // Random garbage on both ports never takes the SFU down.
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<500 {
@@ -205,7 +221,7 @@ import Testing
         }
         #expect(sfu.server.failure == nil)
         let errors = sfu.server.statistics().control.errors
-        #expect((errors[.malformed] ?? 0) >= 6 && errors[.roomFull] == 1 && errors[.notOwner] == 1)
+        #expect((errors[.malformed] ?? 0) >= 6 && errors[.roomFull] == 1 && errors[.notOwner] == 2)
     }
 
     @Test func staticRoomWithPlainRTPSender() throws {
@@ -222,7 +238,7 @@ import Testing
         let a = try TestParticipant(sfu, host: 72).register(receive: [.asq])
         #expect(a.id > 100)
         // The static participant cannot be driven over the control protocol.
-        guard case .error(_, .notOwner, _) = try a.rawControl(ControlMessage.leave(requestID: 1, participant: 100).encoded()) else {
+        guard case .error(_, .notOwner, _) = try a.rawControl(ControlMessage.leave(requestID: 1, participant: 100, session: 0).encoded()) else {
             Issue.record("LEAVE of a static participant not refused")
             return
         }

@@ -84,7 +84,7 @@ import Testing
         var registry = SessionRegistry(capacity: 4, keepaliveTimeout: .seconds(1))
         let a = try registry.register(from: Self.origin, mediaPort: 0, receive: .all, now: 0)
         let b = try registry.register(from: Self.fast, mediaPort: 5000, receive: [.asq], now: 0)
-        try registry.subscribe(b.id, to: a.id, streams: [.vhq], from: Self.fast, now: 0)
+        try registry.subscribe(b.id, session: b.session, to: a.id, streams: [.vhq], from: Self.fast, now: 0)
         let table = registry.routingTable(echo: false)
         #expect(table.routes.count == 6)
         #expect(table[a.ssrcs.vhq]?.subscribers.map(\.address) == [Self.fast.withPort(5000)])
@@ -92,7 +92,7 @@ import Testing
         #expect(table[b.ssrcs.vsq]?.subscribers.map(\.participant) == [a.id])
         #expect(table[b.ssrcs.vsq]?.origin == Self.fast.withPort(5000))
         #expect(table[a.ssrcs.vhq]?.streamType == .vhq)
-        try registry.leave(a.id, from: Self.origin)
+        try registry.leave(a.id, session: a.session, from: Self.origin)
         #expect(registry.routingTable(echo: false).routes.count == 3)
         #expect(registry.participants[b.id]?.perSource.isEmpty == true)
     }

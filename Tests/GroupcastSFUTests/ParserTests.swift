@@ -41,48 +41,102 @@ import Testing
     }
 
     @Test func controlMagicIsNeverRTP() {
-        let control = ControlMessage.keepalive(requestID: 1, participant: 2).encoded()
+        let control = ControlMessage.keepalive(requestID: 1, participant: 2, session: 3).encoded()
         control.withUnsafeBytes { #expect(RTPHeader.ssrcIfRTP($0) == nil) }
         #expect(throws: RTPHeader.ParseError.self) { try RTPHeader.parse(control) }
     }
 }
 
 @Suite struct ControlParserTests {
+    static let cookie = AddressCookie(high: 0x0102_0304_0506_0708, low: 0x090A_0B0C_0D0E_0F10)
     static let samples: [ControlMessage] = [
-        .register(requestID: 1, mediaPort: 0, receive: [.asq, .vsq]),
-        .register(requestID: 2, mediaPort: 5004, receive: .all),
-        .subscribe(requestID: 3, participant: 4, source: 5, streams: [.asq]),
-        .subscribe(requestID: 3, participant: 4, source: ControlMessage.allSources, streams: []),
-        .leave(requestID: 6, participant: 7),
-        .keepalive(requestID: 8, participant: 9),
-        .roster(requestID: 10, participant: 11),
-        .registered(requestID: 12, participant: 13, ssrcs: StreamSSRCs(asq: 1, vsq: 2, vhq: 3), keepaliveTimeoutMilliseconds: 5000),
+        .register(Registration(requestID: 1, receive: [.asq, .vsq])),
+        .register(Registration(requestID: 2, mediaPort: 5004, receive: .all, cookie: cookie, mediaCookie: cookie, room: "standup-1.a_b", token: Array("x.y.z".utf8))),
+        .register(Registration(requestID: 2, receive: .all, room: String(repeating: "r", count: 64), token: [UInt8](repeating: 0x41, count: ControlMessage.maxTokenBytes))),
+        .probe(requestID: 3),
+        .subscribe(requestID: 3, participant: 4, session: 0xFEED_FACE_CAFE_BEEF, source: 5, streams: [.asq]),
+        .subscribe(requestID: 3, participant: 4, session: 1, source: ControlMessage.allSources, streams: []),
+        .leave(requestID: 6, participant: 7, session: 8),
+        .keepalive(requestID: 8, participant: 9, session: 10),
+        .roster(requestID: 10, participant: 11, session: 12, after: 13),
+        .registered(Registered(requestID: 12, participant: 13, ssrcs: StreamSSRCs(asq: 1, vsq: 2, vhq: 0), keepaliveTimeoutMilliseconds: 5000, session: 99, send: [.asq, .vsq], receive: .all)),
         .subscribed(requestID: 14, participant: 15, source: 16, streams: .all),
         .left(requestID: 17, participant: 18),
         .keepaliveAck(requestID: 19, participant: 20),
-        .rosterReply(requestID: 21, entries: [RosterEntry(participant: 1, ssrcs: .none), RosterEntry(participant: 2, ssrcs: StreamSSRCs(asq: 9, vsq: 8, vhq: 7))]),
-        .rosterReply(requestID: 22, entries: []),
+        .rosterReply(requestID: 21, entries: [RosterEntry(participant: 1, ssrcs: .none), RosterEntry(participant: 2, ssrcs: StreamSSRCs(asq: 9, vsq: 8, vhq: 7))], more: true),
+        .rosterReply(requestID: 22, entries: [], more: false),
+        .challenge(requestID: 23, cookie: cookie),
         .error(requestID: 23, code: .roomFull, message: "room is full (3)"),
     ]
 
     @Test(arguments: samples) func roundTrips(_ message: ControlMessage) throws {
         let bytes = message.encoded()
         #expect(try ControlMessage.parse(bytes) == message)
+        #expect(try ControlMessage.parse(bytes, expecting: message.kind.isRequest ? .request : .reply) == message)
+        if let size = message.kind.fixedSize { #expect(bytes.count == size) }
         // Any other length of the same message is refused (ERROR carries free-length text).
         if message.kind != .error {
             #expect(throws: ControlParseError.self) { try ControlMessage.parse(bytes + [0]) }
-        }
-        if message.kind != .error {
             #expect(throws: ControlParseError.self) { try ControlMessage.parse(Array(bytes.dropLast())) }
         }
     }
 
-    func code(_ bytes: [UInt8]) -> ControlErrorCode? {
-        do { _ = try ControlMessage.parse(bytes); return nil } catch { return error.code }
+    /// The replies an unverified sender can get are never larger than the requests it can send:
+    /// REGISTER (1,024 bytes) -> CHALLENGE, REGISTERED, ERROR; PROBE -> CHALLENGE of the same size.
+    @Test func repliesToUnverifiedSendersFitTheirRequests() {
+        let register = ControlMessage.Kind.register.fixedSize!
+        #expect(ControlMessage.Kind.challenge.fixedSize! <= register && ControlMessage.Kind.registered.fixedSize! <= register)
+        #expect(ControlMessage.Kind.challenge.fixedSize! <= ControlMessage.Kind.probe.fixedSize!)
+        #expect(12 + ControlMessage.maxErrorMessageBytes <= register)
+        for size in 12..<80 {
+            #expect(ControlMessage.error(requestID: 1, code: .notOwner, message: String(repeating: "x", count: 200)).encoded(maxSize: size).count <= size)
+        }
+    }
+
+    /// A reply type is `unknown type` to the SFU at any size; a request type is to a client.
+    @Test func directionDecidesBeforeSize() {
+        let left = ControlMessage.left(requestID: 1, participant: 2).encoded()
+        for bytes in [left, left + [0], Array(left.prefix(9))] {
+            #expect(code(bytes, .request) == .unknownType)
+        }
+        let keepalive = ControlMessage.keepalive(requestID: 1, participant: 2, session: 3).encoded()
+        #expect(code(keepalive, .reply) == .unknownType)
+        #expect(code(keepalive + [0], .request) == .malformed)
+    }
+
+    @Test func version1IsRefusedWithItsOwnVersionByte() {
+        // A version 1 REGISTER (12 bytes): unsupported version, and the ERROR carries version 1.
+        let v1 = [0x47, 0x43, 1, 0x01, 0, 0, 0, 9, 0, 0, 0x07, 0] as [UInt8]
+        do {
+            _ = try ControlMessage.parse(v1, expecting: .request)
+            Issue.record("version 1 parsed")
+        } catch {
+            #expect(error.code == .unsupportedVersion && error.version == 1 && error.requestID == 9)
+            let reply = ControlMessage.error(requestID: error.requestID, code: error.code, message: error.reason).encoded(maxSize: v1.count, version: error.version)
+            #expect(reply == [0x47, 0x43, 1, 0xFF, 0, 0, 0, 9, 0, 2, 0, 0])
+        }
+    }
+
+    @Test func roomNamesAndTokenFieldAreChecked() {
+        var register = ControlMessage.register(Registration(requestID: 1, receive: .all, room: "ab", token: [1, 2, 3])).encoded()
+        register[44 + 3] = UInt8(ascii: "c")  // a byte after the terminating zero
+        #expect(code(register) == .malformed)
+        register = ControlMessage.register(Registration(requestID: 1, receive: .all, token: [1, 2, 3])).encoded()
+        register[112 + 3] = 1  // padding after the token
+        #expect(code(register) == .malformed)
+        register[112 + 3] = 0
+        register[108] = 0x04  // token length 1,027: past the message
+        #expect(code(register) == .malformed)
+        #expect(RoomName.isValid("a") && RoomName.isValid(String(repeating: "z", count: 64)))
+        #expect(!RoomName.isValid("") && !RoomName.isValid(String(repeating: "z", count: 65)) && !RoomName.isValid("a b") && !RoomName.isValid("é"))
+    }
+
+    func code(_ bytes: [UInt8], _ direction: ControlMessage.Direction = .any) -> ControlErrorCode? {
+        do { _ = try ControlMessage.parse(bytes, expecting: direction); return nil } catch { return error.code }
     }
 
     @Test func rejectsMalformed() {
-        let keepalive = ControlMessage.keepalive(requestID: 0x01020304, participant: 2).encoded()
+        let keepalive = ControlMessage.keepalive(requestID: 0x01020304, participant: 2, session: 3).encoded()
         #expect(code([]) == .malformed)
         #expect(code(Array(keepalive.prefix(7))) == .malformed)
         #expect(code(Array(keepalive.dropLast())) == .malformed)
@@ -91,24 +145,24 @@ import Testing
         badMagic[0] = 0x48
         #expect(code(badMagic) == .malformed)
         var badVersion = keepalive
-        badVersion[2] = 2
+        badVersion[2] = 1
         #expect(code(badVersion) == .unsupportedVersion)
         var badType = keepalive
         badType[3] = 0x42
         #expect(code(badType) == .unknownType)
-        var register = ControlMessage.register(requestID: 1, mediaPort: 0, receive: .all).encoded()
+        var register = ControlMessage.register(Registration(requestID: 1, receive: .all)).encoded()
         register[10] = 0x08  // unknown stream bit
         #expect(code(register) == .malformed)
-        var reserved = ControlMessage.register(requestID: 1, mediaPort: 0, receive: .all).encoded()
+        var reserved = ControlMessage.register(Registration(requestID: 1, receive: .all)).encoded()
         reserved[11] = 1
         #expect(code(reserved) == .malformed)
-        var roster = ControlMessage.rosterReply(requestID: 1, entries: [RosterEntry(participant: 1, ssrcs: .none)]).encoded()
+        var roster = ControlMessage.rosterReply(requestID: 1, entries: [RosterEntry(participant: 1, ssrcs: .none)], more: false).encoded()
         roster[9] = 2  // claims two entries, carries one
         #expect(code(roster) == .malformed)
     }
 
     @Test func keepsRequestIDWhenHeaderIsReadable() {
-        var bytes = ControlMessage.leave(requestID: 0xCAFE, participant: 1).encoded()
+        var bytes = ControlMessage.leave(requestID: 0xCAFE, participant: 1, session: 2).encoded()
         bytes.append(0)
         do {
             _ = try ControlMessage.parse(bytes)

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import GroupcastAuth
 import GroupcastProtocol
 import GroupcastClient
 import GroupcastSFU
@@ -192,7 +193,8 @@ final class TestSFU {
 
     init(
         capacity: Int = 16, keepalive: Duration = .seconds(10), echo: Bool = true, room: RoomFile? = nil,
-        backend: ForwarderBackend = TestBackend.selected, host: SocketAddress = TestNetwork.selected.sfuHost()
+        backend: ForwarderBackend = TestBackend.selected, host: SocketAddress = TestNetwork.selected.sfuHost(),
+        configure: (inout SFUServer.Configuration) -> Void = { _ in }
     ) throws {
         turn = InterfaceTurn(backend: backend)
         var configuration = SFUServer.Configuration(controlAddress: host)
@@ -200,6 +202,7 @@ final class TestSFU {
         configuration.keepaliveTimeout = keepalive
         configuration.echo = echo
         configuration.room = room
+        configure(&configuration)
         server = try Backends.makeServer(configuration, forwarder: ForwarderConfiguration(backend: backend, mediaAddress: host), logger: testLogger)
         control = try server.controlAddress
         media = try server.mediaAddress
@@ -227,8 +230,10 @@ final class TestParticipant {
     let socket: GroupSocket
     let channel: ControlChannel
     let sfu: TestSFU
-    var id: UInt32 = 0
-    var ssrcs = StreamSSRCs.none
+    var membership: Membership?
+    var id: UInt32 { membership?.id ?? 0 }
+    var ssrcs: StreamSSRCs { membership?.ssrcs ?? .none }
+    var session: UInt64 { membership?.session ?? 0 }
     var sequence: UInt16 = 0
     private var nextRequest: UInt32 = 1
 
@@ -247,13 +252,29 @@ final class TestParticipant {
     }
 
     @discardableResult
-    func register(receive: StreamSet = .all) throws -> TestParticipant {
-        (id, ssrcs, _) = try channel.register(receive: receive, requestID: requestID())
+    func register(receive: StreamSet = .all, room: String = "", token: String = "") throws -> TestParticipant {
+        membership = try channel.register(JoinParameters(room: room, token: Array(token.utf8), receive: receive), requestID: requestID())
         return self
     }
 
     func subscribe(to source: UInt32, _ streams: StreamSet) throws {
-        try channel.expect(.subscribe(requestID: requestID(), participant: id, source: source, streams: streams), .subscribed)
+        try channel.expect(.subscribe(requestID: requestID(), participant: id, session: session, source: source, streams: streams), .subscribed)
+    }
+
+    /// Every member of this participant's room (ROSTER, page by page).
+    func roster() throws -> [RosterEntry] {
+        try channel.roster(participant: try #require(membership), requestID: requestID() << 16)
+    }
+
+    /// Sends raw control bytes and returns the one reply's bytes, or nil when none came in `wait`.
+    func rawControlBytes(_ bytes: [UInt8], wait: Duration = .seconds(2)) throws -> [UInt8]? {
+        try socket.send(bytes, to: sfu.control)
+        let deadline = ContinuousClock.now.advanced(by: wait)
+        while ContinuousClock.now < deadline {
+            guard try socket.waitForReadable(timeout: .milliseconds(50)) else { continue }
+            for datagram in try socket.receiveBatch() where datagram.source == sfu.control { return datagram.bytes }
+        }
+        return nil
     }
 
     /// Sends raw control bytes and returns the one reply.
@@ -263,7 +284,7 @@ final class TestParticipant {
         while ContinuousClock.now < deadline {
             guard try socket.waitForReadable(timeout: .milliseconds(100)) else { continue }
             for datagram in try socket.receiveBatch() where datagram.source == sfu.control {
-                return try ControlMessage.parse(datagram.bytes)
+                return try ControlMessage.parse(datagram.bytes, expecting: .reply)
             }
         }
         return nil
@@ -300,5 +321,58 @@ extension Array where Element == (ssrc: UInt32, bytes: [UInt8]) {
 enum GroupcastBinary {
     static var url: URL {
         URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("groupcast")
+    }
+}
+
+/// Sends UDP datagrams with a forged IPv4 source address and port (a raw socket with
+/// `IPPROTO_RAW`, so the test writes the IP header): the off-path attacker, who can send as any
+/// address but receives nothing sent there. Created where the participants live.
+final class SpoofingSender {
+    let descriptor: CInt
+
+    init() throws {
+        let create = { socket(AF_INET, Int32(SOCK_RAW.rawValue), Int32(IPPROTO_RAW)) }
+        descriptor = try TestNetwork.selected == .veth ? VethTopology.shared.inPeer(create) : create()
+        guard descriptor >= 0 else { throw VethTopology.SetupError(description: "socket(SOCK_RAW): errno \(errno) (needs CAP_NET_RAW)") }
+    }
+
+    deinit { close(descriptor) }
+
+    /// One UDP datagram from `source` to `destination` (both IPv4).
+    func send(_ payload: [UInt8], from source: SocketAddress, to destination: SocketAddress) throws {
+        guard case .ipv4(let from, let sourcePort) = source, case .ipv4(let to, let destinationPort) = destination else {
+            throw VethTopology.SetupError(description: "SpoofingSender: IPv4 only")
+        }
+        let total = 20 + 8 + payload.count
+        var packet: [UInt8] = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xFF), 0, 0, 0x40, 0, 64, 17, 0, 0]
+        packet += from.bytes + to.bytes
+        packet += [UInt8(sourcePort >> 8), UInt8(sourcePort & 0xFF), UInt8(destinationPort >> 8), UInt8(destinationPort & 0xFF)]
+        packet += [UInt8((8 + payload.count) >> 8), UInt8((8 + payload.count) & 0xFF), 0, 0]  // UDP checksum 0: none (IPv4)
+        packet += payload
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = to.value.bigEndian
+        let sent = packet.withUnsafeBytes { bytes in
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(descriptor, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        }
+        guard sent == packet.count else { throw VethTopology.SetupError(description: "sendto(raw): errno \(errno)") }
+    }
+}
+
+/// The operator's key and tokens for tests.
+enum TestAuth {
+    static let key = try! TokenKey(text: "test-operator-key-0123456789abcdef-0123456789")
+    static let otherKey = try! TokenKey(text: "another-operator-key-0123456789abcdef-01234567")
+
+    static func token(
+        room: String, identity: String, rights: JoinRights = .all, streams: StreamSet = .all, expiresIn: Int64 = 3600,
+        key: TokenKey = TestAuth.key
+    ) -> String {
+        let now = Int64(Date().timeIntervalSince1970)
+        return JoinToken.mint(JoinClaims(room: room, identity: identity, expires: now + expiresIn, issuedAt: now, rights: rights, streams: streams), key: key)
     }
 }
