@@ -147,9 +147,28 @@ static void sg_arena_release(struct sg_arena *arena)
 	arena->page = NULL;
 }
 
-/* Copy @bytes into the arena and describe them as bvecs at *@nr. */
+/* How many bvecs sg_arena_copy() would describe @len bytes with, from here. */
+unsigned int sg_arena_bvecs(const struct sg_arena *arena, u32 len)
+{
+	u32 room = arena->page ? PAGE_SIZE - arena->used : 0;
+
+	if (len <= room)
+		return len ? 1 : 0;
+	return (room ? 1 : 0) + DIV_ROUND_UP(len - room, PAGE_SIZE);
+}
+
+/*
+ * Copy @bytes into the arena and describe them as bvecs at *@nr.
+ *
+ * The arena's bounds hold because every datagram releases its retired pages
+ * once sent (sg_send_datagram()) and carries at most 0xFFFF private bytes:
+ * those fill at most 16 pages (SG_ARENA_MAX_RETIRED is 17) and need at most
+ * 17 bvecs each for prepend and append beside 16 shared pages
+ * (SG_MAX_BVECS is 51). The checks below are therefore never true; they
+ * stay as plain errors (args.arena_edges drives the largest cases).
+ */
 int sg_arena_copy(struct sg_arena *arena, const struct sg_bytes *bytes,
-			 struct bio_vec *bvec, unsigned int *nr)
+		  struct bio_vec *bvec, unsigned int *nr)
 {
 	const char __user *src = u64_to_user_ptr(bytes->user);
 	unsigned int start = *nr;
@@ -161,8 +180,8 @@ int sg_arena_copy(struct sg_arena *arena, const struct sg_bytes *bytes,
 
 		if (!arena->page || arena->used == PAGE_SIZE) {
 			if (arena->page) {
-				if (WARN_ON_ONCE(arena->nr_retired == SG_ARENA_MAX_RETIRED))
-					return -EINVAL;
+				if (arena->nr_retired == SG_ARENA_MAX_RETIRED)
+					return -EMSGSIZE;
 				arena->retired[arena->nr_retired++] = arena->page;
 			}
 			arena->page = sg_page_get(arena->pool);
@@ -170,8 +189,8 @@ int sg_arena_copy(struct sg_arena *arena, const struct sg_bytes *bytes,
 				return -ENOMEM;
 			arena->used = 0;
 		}
-		if (WARN_ON_ONCE(*nr >= SG_MAX_BVECS))
-			return -EINVAL;
+		if (*nr >= SG_MAX_BVECS)
+			return -EMSGSIZE;
 		chunk = min_t(u32, bytes->len - done, PAGE_SIZE - arena->used);
 		dst = page_address(arena->page) + arena->used;
 		if (bytes->kernel) {
@@ -352,6 +371,8 @@ int sg_send_datagram(struct sg_sender *sender, struct sg_route *route,
 		ret = sg_xmit(sender, route, addr, prepend, shared, append);
 		if (ret != SG_XMIT_FALLBACK)
 			goto out;
+		/* Nothing of this datagram is in flight: start its copy afresh. */
+		sg_arena_release_retired(&sender->arena);
 	}
 
 	ret = sg_arena_copy(&sender->arena, prepend, sender->bvec, &nr);

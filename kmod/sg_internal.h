@@ -157,6 +157,7 @@ int sg_send_datagram(struct sg_sender *sender, struct sg_route *route,
 		     const union sg_sockaddr *addr, int addrlen,
 		     const struct sg_bytes *prepend, const struct sg_payload *shared,
 		     const struct sg_bytes *append);
+unsigned int sg_arena_bvecs(const struct sg_arena *arena, u32 len);
 int sg_arena_copy(struct sg_arena *arena, const struct sg_bytes *bytes,
 		  struct bio_vec *bvec, unsigned int *nr);
 

@@ -236,8 +236,6 @@ static int sg_xmit_attach(struct sg_sender *sender, struct sk_buff *skb,
 	ret = sg_arena_copy(&sender->arena, append, sender->bvec, &nr);
 	if (ret)
 		return ret;
-	if (nr > MAX_SKB_FRAGS)
-		return SG_XMIT_FALLBACK;
 	for (i = 0; i < nr; i++) {
 		get_page(sender->bvec[i].bv_page);
 		skb_fill_page_desc(skb, i, sender->bvec[i].bv_page, sender->bvec[i].bv_offset,
@@ -310,7 +308,8 @@ static struct dst_entry *sg_route_lookup4(struct sock *sk, const struct sg_flow_
  * The datagram to @dst for an IP header of @nhlen bytes: prepend in the
  * linear part, the shared payload and append as frags, the UDP header pushed
  * (checksum left to the caller). Any result but 0 has released @dst:
- * SG_XMIT_FALLBACK when the datagram exceeds the path MTU, else an errno.
+ * SG_XMIT_FALLBACK when the datagram exceeds the path MTU or the frags an skb
+ * holds, else an errno.
  */
 static int sg_xmit_build(struct sg_sender *sender, struct dst_entry *dst, unsigned int nhlen,
 			 __be16 dport, const struct sg_bytes *prepend,
@@ -321,7 +320,12 @@ static int sg_xmit_build(struct sg_sender *sender, struct dst_entry *dst, unsign
 	struct sk_buff *skb;
 	int err;
 
-	if (nhlen + ulen > sg_path_mtu(dst)) {
+	/*
+	 * Decided before anything is copied: a datagram that falls back is
+	 * built again by the sendmsg path, from the start.
+	 */
+	if (nhlen + ulen > sg_path_mtu(dst) ||
+	    shared->nr_pages + sg_arena_bvecs(&sender->arena, append->len) > MAX_SKB_FRAGS) {
 		dst_release(dst);
 		return SG_XMIT_FALLBACK;
 	}

@@ -522,6 +522,83 @@ TEST_F(args, private_bytes_cross_pages)
 	}
 }
 
+/*
+ * The private-byte arena at its bounds, on a bound socket (the direct path).
+ * A datagram whose append bytes would need more frags than an skb holds
+ * falls back to the sendmsg path; that must not copy them twice into the
+ * arena (issue 12: shared 4097, appends 4095 and 61410 overflowed the
+ * retired-page array with a WARN and failed the datagram with EINVAL).
+ * Then the most pages one datagram can retire: 65506 private bytes (too
+ * many frags for the direct path) copied by the sendmsg path into an arena
+ * page with one byte left.
+ */
+static char *letters(size_t len, char first)
+{
+	char *p = malloc(len + 1);
+
+	for (size_t i = 0; p && i < len; i++)
+		p[i] = (char)(first + i % 23);
+	if (p)
+		p[len] = 0;
+	return p;
+}
+
+TEST(arena_edges)
+{
+	static unsigned char shared[4097];
+	int dev = open_device();
+
+	ASSERT_LE(0, dev);
+	fill_pattern(shared, sizeof(shared), 41);
+	for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
+		/* IPv6's larger header: the second datagram must still fit lo's MTU. */
+		size_t big_append = family == AF_INET ? 61410 : 61000;
+		char *small = letters(4095, 'a'), *big = letters(big_append, 'A');
+		char *pre = letters(1000, 'k'), *post = letters(65506 - 1000, 'K');
+		struct sendgroup_recipient r[2];
+		struct sendgroup_send_args args;
+		unsigned int port, sport;
+		int rx = make_receiver(family, &port), sock = make_receiver(family, &sport);
+		int rcvbuf = 1 << 20;
+		__s32 results[2];
+
+		ASSERT_LE(0, rx);
+		ASSERT_LE(0, sock);
+		ASSERT_TRUE(small && big && pre && post);
+		setsockopt(rx, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf));
+
+		set_loopback(&r[0], family, port);
+		set_text(&r[0], NULL, small);
+		set_loopback(&r[1], family, port);
+		set_text(&r[1], NULL, big);
+		memset(results, 0xcc, sizeof(results));
+		args = send_args(sock, shared, sizeof(shared), r, 2, results);
+		EXPECT_EQ(2, sendgroup(dev, &args)) TH_LOG("family %d", family);
+		EXPECT_EQ(0, results[0]);
+		EXPECT_EQ(0, results[1]) TH_LOG("family %d: %s", family, strerror(-results[1]));
+		EXPECT_TRUE(got_exactly(rx, NULL, shared, sizeof(shared), small));
+		EXPECT_TRUE(got_exactly(rx, NULL, shared, sizeof(shared), big));
+
+		/* 4095 arena bytes, then 1000 + 64506 private bytes through sendmsg. */
+		set_text(&r[1], pre, post);
+		memset(results, 0xcc, sizeof(results));
+		args = send_args(sock, shared, 1, r, 2, results);
+		EXPECT_EQ(2, sendgroup(dev, &args)) TH_LOG("family %d", family);
+		EXPECT_EQ(0, results[0]);
+		EXPECT_EQ(0, results[1]) TH_LOG("family %d: %s", family, strerror(-results[1]));
+		EXPECT_TRUE(got_exactly(rx, NULL, shared, 1, small));
+		EXPECT_TRUE(got_exactly(rx, pre, shared, 1, post));
+		EXPECT_TRUE(nothing_queued(rx));
+		free(small);
+		free(big);
+		free(pre);
+		free(post);
+		close(sock);
+		close(rx);
+	}
+	close(dev);
+}
+
 /* Socket options apply as for sendmsg(): the sender's IP_TOS reaches the receiver. */
 TEST_F(args, socket_options_apply)
 {
