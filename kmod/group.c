@@ -406,6 +406,7 @@ struct sg_group_send {
 	u32 sent;
 	u32 failed;
 	bool failures_faulted;
+	bool interrupted;	/* by a signal: the rest was recorded as -EINTR */
 	struct sendgroup_payload inline_descs[SG_INLINE_PAYLOADS];
 	struct sg_payload inline_payloads[SG_INLINE_PAYLOADS];
 	struct sg_sender sender;	/* last: its scratch bvecs stay uninitialised */
@@ -495,8 +496,15 @@ static void sg_group_send_record_failure(struct sg_group_send *gs, u64 member_id
 	gs->failed++;
 }
 
+/*
+ * Every member gets every payload, or a failure record. Once a signal
+ * interrupted the call (sg_send_interrupted()), the datagrams not attempted
+ * are recorded as -EINTR without sending, so that sent + failure_count
+ * covers every (member, payload) the call walked.
+ */
 static void sg_group_send_all(struct sg_group *group, struct sg_group_send *gs)
 {
+	bool interrupted = fatal_signal_pending(current);
 	struct sg_member *member;
 	unsigned long id;
 	u32 p;
@@ -512,12 +520,14 @@ static void sg_group_send_all(struct sg_group *group, struct sg_group_send *gs)
 				.kernel = member->private + member->prepend_len,
 				.len = member->append_len,
 			};
-			int ret;
+			int ret = -EINTR;
 
-			if (fatal_signal_pending(current))
-				goto out_unlock;
-			ret = sg_send_datagram(&gs->sender, &member->route, &member->addr,
-					       member->addrlen, &prepend, &gs->payloads[p], &append);
+			if (!interrupted) {
+				ret = sg_send_datagram(&gs->sender, &member->route, &member->addr,
+						       member->addrlen, &prepend, &gs->payloads[p],
+						       &append);
+				interrupted = sg_send_interrupted(ret);
+			}
 			if (ret)
 				sg_group_send_record_failure(gs, member->id, p, ret);
 			else
@@ -525,7 +535,7 @@ static void sg_group_send_all(struct sg_group *group, struct sg_group_send *gs)
 			cond_resched();
 		}
 	}
-out_unlock:
+	gs->interrupted = interrupted;
 	srcu_read_unlock(&sg_members_srcu, idx);
 }
 
@@ -569,7 +579,7 @@ static long sg_group_ioctl_send(struct sg_group *group,
 
 	if (put_user(gs->failed, &uargs->failure_count) || gs->failures_faulted)
 		ret = -EFAULT;
-	else if (!gs->sent && fatal_signal_pending(current))
+	else if (!gs->sent && gs->interrupted)
 		ret = -EINTR;
 	else
 		ret = gs->sent;

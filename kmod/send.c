@@ -408,13 +408,27 @@ int sg_send_datagram(struct sg_sender *sender, struct sg_route *route,
 	}
 
 	ret = sock_sendmsg(sender->sock, &msg);
-	if (ret == -ERESTARTSYS)
-		ret = -EINTR;
-	else if (ret > 0)
+	if (ret > 0)
 		ret = 0;
 out:
 	sg_arena_release_retired(&sender->arena);
+	/*
+	 * A signal while waiting for send-buffer space: both paths say
+	 * -ERESTARTSYS, which must not reach user space. The call is not
+	 * restarted (it would send everything again); the caller stops.
+	 */
+	if (ret <= -ERESTARTSYS && ret >= -ERESTART_RESTARTBLOCK)
+		ret = -EINTR;
 	return ret;
+}
+
+/*
+ * Whether a call stops before its next datagram: a fatal signal, or a
+ * datagram that was interrupted (@ret -EINTR) by any signal.
+ */
+bool sg_send_interrupted(int ret)
+{
+	return fatal_signal_pending(current) || (ret == -EINTR && signal_pending(current));
 }
 
 /* ---- argument checks shared with groups -------------------------------- */
@@ -566,9 +580,10 @@ static int sg_prepare_results(struct sg_call *call)
 static int sg_send_all(struct sg_call *call)
 {
 	u32 count = call->args.recipient_count;
+	bool interrupted = fatal_signal_pending(current);
 	u32 i, sent = 0, failed = 0;
 
-	for (i = 0; i < count; i++) {
+	for (i = 0; i < count && !interrupted; i++) {
 		const struct sendgroup_recipient *r =
 			call->recipients + (size_t)i * call->args.recipient_size;
 		struct sg_bytes prepend = { .user = r->prepend, .len = r->prepend_len };
@@ -576,8 +591,6 @@ static int sg_send_all(struct sg_call *call)
 		union sg_sockaddr sa;
 		int ret;
 
-		if (fatal_signal_pending(current))
-			break;
 		ret = sg_send_datagram(&call->sender, NULL, &sa, sg_recipient_sockaddr(r, &sa),
 				       &prepend, &call->shared, &append);
 		if (call->results)
@@ -586,9 +599,10 @@ static int sg_send_all(struct sg_call *call)
 			failed++;
 		else
 			sent++;
+		interrupted = sg_send_interrupted(ret);
 		cond_resched();
 	}
-	/* Recipients a fatal signal kept us from attempting. */
+	/* Recipients a signal kept us from attempting. */
 	for (; i < count; i++)
 		if (call->results)
 			call->results[i] = -EINTR;
@@ -601,7 +615,7 @@ static int sg_send_all(struct sg_call *call)
 	    copy_to_user(u64_to_user_ptr(call->args.results), call->results,
 			 array_size(count, sizeof(s32))))
 		return -EFAULT;
-	if (!sent && fatal_signal_pending(current))
+	if (!sent && interrupted)
 		return -EINTR;
 	return sent;
 }

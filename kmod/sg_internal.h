@@ -158,6 +158,7 @@ int sg_send_datagram(struct sg_sender *sender, struct sg_route *route,
 		     const struct sg_bytes *prepend, const struct sg_payload *shared,
 		     const struct sg_bytes *append);
 unsigned int sg_arena_bvecs(const struct sg_arena *arena, u32 len);
+bool sg_send_interrupted(int ret);
 int sg_arena_copy(struct sg_arena *arena, const struct sg_bytes *bytes,
 		  struct bio_vec *bvec, unsigned int *nr);
 

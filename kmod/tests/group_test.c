@@ -10,6 +10,7 @@
 #include <net/if.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/un.h>
@@ -497,6 +498,92 @@ TEST_F(members, send_validation)
 		EXPECT_TRUE(got_exactly(self->rx, NULL, (const unsigned char *)"p", 1, NULL));
 }
 
+/* ---- signals --------------------------------------------------------------- */
+
+static void on_signal(int sig)
+{
+}
+
+struct signal_later {
+	pthread_t target;
+	useconds_t after;
+};
+
+static void *signal_later(void *arg)
+{
+	struct signal_later *s = arg;
+
+	usleep(s->after);
+	pthread_kill(s->target, SIGUSR1);
+	return NULL;
+}
+
+#define HELD_MEMBERS 64
+
+/* A group of HELD_MEMBERS members behind hold_device_add(@name, @prefix, ...). */
+static int held_group(int dev, int sock, const char *prefix)
+{
+	struct sendgroup_member m[HELD_MEMBERS];
+	int group = group_create(dev, sock);
+
+	if (group < 0)
+		return group;
+	for (int i = 0; i < HELD_MEMBERS; i++) {
+		m[i] = (struct sendgroup_member){ .id = i };
+		set_ipv4(&m[i].recipient, prefix, 2 + i, 9000);
+	}
+	if (add_members(group, m, HELD_MEMBERS)) {
+		close(group);
+		return -1;
+	}
+	return group;
+}
+
+/*
+ * A signal while a blocking group send waits for send-buffer space: the
+ * interrupted datagram and every later one are failure records saying
+ * -EINTR, never -ERESTARTSYS (-512); sent + failures covers every member.
+ */
+TEST(signal_while_blocked_is_eintr)
+{
+	static unsigned char body[1400];
+	struct sendgroup_failure f[HELD_MEMBERS];
+	struct sendgroup_payload p = payload(body, sizeof(body));
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct signal_later later = { .target = pthread_self(), .after = 300 * 1000 };
+	int dev = open_device(), sock, group, sndbuf = 1, sent;
+	unsigned int sport, nfail;
+	pthread_t thread;
+
+	ASSERT_LE(0, dev);
+	ASSERT_EQ(0, hold_device_add("sg-gsig0", "10.80.0", "8kbit"));
+	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
+	sock = bound_socket(AF_INET, &sport);
+	ASSERT_LE(0, sock);
+	ASSERT_EQ(0, setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)));
+	group = held_group(dev, sock, "10.80.0");
+	ASSERT_LE(0, group);
+	memset(f, 0xcc, sizeof(f));
+	ASSERT_EQ(0, pthread_create(&thread, NULL, signal_later, &later));
+	sent = group_send(group, &p, 1, f, HELD_MEMBERS, &nfail);
+	pthread_join(thread, NULL);
+	TH_LOG("sent %d, failures %u", sent, nfail);
+	EXPECT_LT(0, sent);
+	EXPECT_LT(0, nfail);
+	EXPECT_EQ(HELD_MEMBERS, sent + nfail);
+	for (unsigned int i = 0; i < nfail && i < HELD_MEMBERS; i++) {
+		EXPECT_EQ(-EINTR, f[i].error) TH_LOG("failure %u (member %llu)", i,
+						     (unsigned long long)f[i].member_id);
+		/* The call stopped at the interruption: the rest, in order. */
+		EXPECT_EQ((__u64)(sent + i), f[i].member_id);
+	}
+	close(group);
+	close(sock);
+	close(dev);
+	signal(SIGUSR1, SIG_DFL);
+	EXPECT_EQ(0, hold_device_del("sg-gsig0"));
+}
+
 /* ---- lifetime ------------------------------------------------------------ */
 
 TEST(group_keeps_its_socket_and_frees_on_close)
@@ -706,25 +793,6 @@ static int write_param(const char *name, const char *value)
 	ret = write(fd, value, strlen(value)) == (ssize_t)strlen(value) ? 0 : -1;
 	close(fd);
 	return ret;
-}
-
-/* A socket bound to an ephemeral port: its first datagram already takes the direct path. */
-static int bound_socket(int family, unsigned int *port)
-{
-	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0 || bind(fd, family == AF_INET ? (void *)&sin : (void *)&sin6,
-			   family == AF_INET ? sizeof(sin) : sizeof(sin6)) ||
-	    getsockname(fd, (void *)&ss, &len)) {
-		close(fd);
-		return -1;
-	}
-	*port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	return fd;
 }
 
 #define WIRE_MEMBERS 3

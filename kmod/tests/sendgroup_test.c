@@ -667,6 +667,76 @@ TEST(dontwait_full_send_buffer_is_eagain_per_recipient)
 	EXPECT_EQ(0, system("ip link del sg-hold0"));
 }
 
+/*
+ * A signal while a blocking send waits for send-buffer space (bound socket:
+ * the direct path; tiny SO_SNDBUF; a qdisc that holds the datagrams): the
+ * interrupted recipient and every later one say -EINTR, never the kernel's
+ * -ERESTARTSYS (-512), and the call returns what it sent.
+ */
+static void on_signal(int sig)
+{
+}
+
+struct signal_later {
+	pthread_t target;
+	useconds_t after;
+};
+
+static void *signal_later(void *arg)
+{
+	struct signal_later *s = arg;
+
+	usleep(s->after);
+	pthread_kill(s->target, SIGUSR1);
+	return NULL;
+}
+
+TEST(signal_while_blocked_is_eintr)
+{
+	static struct sendgroup_recipient r[64];
+	static __s32 results[64];
+	static unsigned char body[1400];
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct signal_later later = { .target = pthread_self(), .after = 300 * 1000 };
+	struct sendgroup_send_args args;
+	int dev = open_device(), sock, sndbuf = 1, sent, eintr = 0, first_eintr = -1;
+	unsigned int sport;
+	pthread_t thread;
+
+	ASSERT_LE(0, dev);
+	ASSERT_EQ(0, hold_device_add("sg-sig0", "10.78.0", "8kbit"));
+	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
+	sock = bound_socket(AF_INET, &sport);
+	ASSERT_LE(0, sock);
+	ASSERT_EQ(0, setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)));
+	for (int i = 0; i < 64; i++)
+		set_ipv4(&r[i], "10.78.0", 2 + i, 9000);
+	memset(results, 0xcc, sizeof(results));
+	args = send_args(sock, body, sizeof(body), r, 64, results);
+	ASSERT_EQ(0, pthread_create(&thread, NULL, signal_later, &later));
+	sent = sendgroup(dev, &args);
+	pthread_join(thread, NULL);
+	for (int i = 0; i < 64; i++) {
+		if (results[i] == -EINTR) {
+			eintr++;
+			if (first_eintr < 0)
+				first_eintr = i;
+		} else {
+			EXPECT_EQ(0, results[i]) TH_LOG("slot %d: %d", i, results[i]);
+		}
+	}
+	TH_LOG("sent %d, EINTR %d from slot %d", sent, eintr, first_eintr);
+	EXPECT_LT(0, sent);
+	EXPECT_LT(0, eintr);
+	EXPECT_EQ(64, sent + eintr);
+	/* The call stopped at the interruption: nothing after it was sent. */
+	EXPECT_EQ(64 - first_eintr, eintr);
+	close(sock);
+	close(dev);
+	signal(SIGUSR1, SIG_DFL);
+	EXPECT_EQ(0, hold_device_del("sg-sig0"));
+}
+
 TEST(unknown_ioctl_is_enotty)
 {
 	int dev = open_device();

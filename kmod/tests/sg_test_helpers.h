@@ -82,6 +82,64 @@ static inline int make_receiver(int family, unsigned int *port)
 	return fd;
 }
 
+/* A socket bound to an ephemeral port: its first datagram already takes the direct path. */
+static inline int bound_socket(int family, unsigned int *port)
+{
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || bind(fd, family == AF_INET ? (void *)&sin : (void *)&sin6,
+			   family == AF_INET ? sizeof(sin) : sizeof(sin6)) ||
+	    getsockname(fd, (void *)&ss, &len)) {
+		close(fd);
+		return -1;
+	}
+	*port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	return fd;
+}
+
+/*
+ * A dummy device @name owning @prefix.1/24 whose tbf qdisc releases @rate
+ * (e.g. "8kbit"): datagrams it holds stay charged to their socket (netem
+ * would orphan them), so a small SO_SNDBUF fills and a blocking send waits.
+ */
+static inline int hold_device_add(const char *name, const char *prefix, const char *rate)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd),
+		 "ip link add %s type dummy && ip link set %s up && ip addr add %s.1/24 dev %s && "
+		 "tc qdisc add dev %s root tbf rate %s burst 1600 limit 1000000",
+		 name, name, prefix, name, name, rate);
+	return system(cmd);
+}
+
+static inline int hold_device_del(const char *name)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "ip link del %s", name);
+	return system(cmd);
+}
+
+/* @prefix.@host (e.g. "10.78.0", 2) as a recipient address on port @port. */
+static inline void set_ipv4(struct sendgroup_recipient *r, const char *prefix, unsigned int host,
+			    unsigned int port)
+{
+	char text[32];
+	struct in_addr a;
+
+	memset(r, 0, sizeof(*r));
+	r->family = AF_INET;
+	r->port = port;
+	snprintf(text, sizeof(text), "%s.%u", prefix, host);
+	inet_pton(AF_INET, text, &a);
+	memcpy(r->addr, &a, 4);
+}
+
 static inline void set_loopback(struct sendgroup_recipient *r, int family, unsigned int port)
 {
 	memset(r, 0, sizeof(*r));
