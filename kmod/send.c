@@ -316,31 +316,6 @@ int sg_recipient_sockaddr(const struct sendgroup_recipient *r, union sg_sockaddr
 }
 
 /*
- * Ask the LSM's socket_sendmsg hook about this call, for the direct path,
- * which bypasses sock_sendmsg() (security_socket_sendmsg() is not exported).
- * The question is a sock_sendmsg() to the call's first destination with a
- * length that udp_sendmsg() and udpv6_sendmsg() refuse (-EMSGSIZE) before
- * they read, charge or send anything: the LSM sees the socket and the
- * destination as for a real datagram. Any other answer (an LSM's -EACCES or
- * -EPERM, or anything unexpected) means: no direct path in this call, every
- * datagram takes sock_sendmsg() and gets the LSM's answer itself.
- */
-static bool sg_lsm_allows_sendmsg(struct socket *sock, const union sg_sockaddr *addr, int addrlen)
-{
-	static const char unread;
-	struct kvec iov = { .iov_base = (void *)&unread, .iov_len = sizeof(unread) };
-	struct msghdr msg = {
-		.msg_name = (void *)addr,
-		.msg_namelen = addrlen,
-		.msg_flags = MSG_DONTWAIT,
-	};
-
-	/* The count is what both UDP sendmsg paths check first; nothing reads the data. */
-	iov_iter_kvec(&msg.msg_iter, ITER_SOURCE, &iov, 1, INT_MAX);
-	return sock_sendmsg(sock, &msg) == -EMSGSIZE;
-}
-
-/*
  * Send prepend + shared + append to @addr; 0 or a negative errno, exactly as
  * sendmsg() would. @addrlen < 0 is the errno of an unusable address. @route
  * is the destination's cached route for the direct path (xmit.c), or NULL.
@@ -361,14 +336,8 @@ int sg_send_datagram(struct sg_sender *sender, struct sg_route *route,
 	if (total > 0xFFFF)
 		return -EMSGSIZE;
 
-	if (sender->direct && !sender->lsm_asked) {
-		sender->lsm_asked = true;
-		sender->direct = sg_lsm_allows_sendmsg(sender->sock, addr, addrlen);
-		if (!sender->direct)
-			sg_stat_add(lsm_refusals, 1);
-	}
 	if (sender->direct) {
-		ret = sg_xmit(sender, route, addr, prepend, shared, append);
+		ret = sg_xmit(sender, route, addr, addrlen, prepend, shared, append);
 		if (ret != SG_XMIT_FALLBACK)
 			goto out;
 		/* Nothing of this datagram is in flight: start its copy afresh. */

@@ -52,7 +52,7 @@ struct sendgroup_stats {
 	u64 direct_sends;	/* datagrams built here (xmit.c), not by sendmsg */
 	u64 route_lookups;	/* routes looked up by the direct path */
 	u64 routes_cached;	/* dst references held by member route caches */
-	u64 lsm_refusals;	/* calls kept off the direct path by the LSM's sendmsg answer */
+	u64 lsm_refusals;	/* direct-path datagrams the LSM's socket_sendmsg hook refused */
 };
 
 DECLARE_PER_CPU(struct sendgroup_stats, sendgroup_stats);
@@ -139,7 +139,6 @@ struct sg_sender {
 	struct socket *sock;
 	u32 msg_flags;
 	bool direct;		/* sg_xmit() may be used in this call */
-	bool lsm_asked;		/* the LSM's socket_sendmsg hook was asked (sg_send_datagram) */
 	struct sg_arena arena;
 	struct ubuf_info *zerocopy;	/* kernels without UDP MSG_SPLICE_PAGES */
 	struct bio_vec bvec[SG_MAX_BVECS];	/* scratch: last, not initialised */
@@ -167,7 +166,7 @@ void sg_route_release(struct sg_route *route);
 bool sg_xmit_enabled(void);
 bool sg_xmit_usable(struct socket *sock);
 int sg_xmit(struct sg_sender *sender, struct sg_route *route, const union sg_sockaddr *addr,
-	    const struct sg_bytes *prepend, const struct sg_payload *shared,
+	    int addrlen, const struct sg_bytes *prepend, const struct sg_payload *shared,
 	    const struct sg_bytes *append);
 
 int sg_recipient_sockaddr(const struct sendgroup_recipient *r, union sg_sockaddr *sa);

@@ -22,15 +22,13 @@
  * udp_sendmsg(), and TTL/hop limit, TOS/traffic class, SO_MARK, SO_PRIORITY
  * and DF come from the socket the same way.
  *
- * What differs from sock_sendmsg(): the LSM socket_sendmsg hook is asked
- * once per call, for its first destination (sg_lsm_allows_sendmsg() in
- * send.c: security_socket_sendmsg() is not exported to modules), not per
- * datagram; security_sk_classify_flow() labels each route lookup as in
- * udp_sendmsg(). Where per-destination LSM decisions matter, load the module
- * with fast_path=0 (or write 0 to /sys/module/sendgroup/parameters/fast_path)
- * and every datagram goes through sock_sendmsg(). An IPv4 datagram with DF has IP id 0 (as
- * udp_sendmsg() on an unconnected socket); ip_build_and_send_pkt() sets DF
- * on datagrams of at most 576 bytes even under IP_PMTUDISC_DONT.
+ * The LSM's socket_sendmsg hook is asked about every datagram, with its
+ * destination (sg_lsm_permits(): security_socket_sendmsg() is not exported
+ * to modules), and security_sk_classify_flow() labels each route lookup as
+ * in udp_sendmsg(). What differs from sock_sendmsg(): an IPv4 datagram with
+ * DF has IP id 0 (as udp_sendmsg() on an unconnected socket);
+ * ip_build_and_send_pkt() sets DF on datagrams of at most 576 bytes even
+ * under IP_PMTUDISC_DONT.
  *
  * Everything else takes sock_sendmsg() (sg_xmit() returns SG_XMIT_FALLBACK):
  * a socket not bound yet (sendmsg autobinds it), with IP options or IPv6
@@ -497,6 +495,56 @@ static int sg_xmit6(struct sg_sender *sender, struct sg_route *route,
 	return err;
 }
 
+/* ---- the LSM ------------------------------------------------------------ */
+
+/* A sendmsg() of INT_MAX bytes to @addr: -EMSGSIZE unless refused earlier. */
+static int sg_probe_sendmsg(struct socket *sock, const union sg_sockaddr *addr, int addrlen,
+			    bool ask_lsm)
+{
+	static const char unread;
+	struct kvec iov = { .iov_base = (void *)&unread, .iov_len = sizeof(unread) };
+	union sg_sockaddr name = *addr;	/* nothing may write to the member's copy */
+	struct msghdr msg = {
+		.msg_name = &name,
+		.msg_namelen = addrlen,
+		.msg_flags = MSG_DONTWAIT,
+	};
+
+	/* The count is what both UDP sendmsg paths check first; nothing reads the data. */
+	iov_iter_kvec(&msg.msg_iter, ITER_SOURCE, &iov, 1, INT_MAX);
+	if (ask_lsm)
+		return sock_sendmsg(sock, &msg);
+	return READ_ONCE(sock->ops)->sendmsg(sock, &msg, INT_MAX);
+}
+
+/*
+ * Ask the LSM's socket_sendmsg hook about one datagram of the direct path,
+ * which bypasses sock_sendmsg() (security_socket_sendmsg() is not exported
+ * to modules): a sock_sendmsg() to the datagram's destination with a length
+ * that udp_sendmsg() and udpv6_sendmsg() refuse (-EMSGSIZE) before they
+ * read, charge or send anything, so the LSM sees the socket and the
+ * destination as for the real datagram. Asked for every datagram: an LSM's
+ * answer may depend on the destination and change at any moment (a BPF LSM
+ * map update, a policy reload) with nothing a module can watch, so no
+ * verdict is kept.
+ *
+ * Returns 0 when allowed; the LSM's errno when it refused; SG_XMIT_FALLBACK
+ * when the answer was not the LSM's: the protocol alone, asked the same
+ * question without the hook, does not say -EMSGSIZE either. The datagram
+ * then takes sock_sendmsg() and gets the real answer there.
+ */
+static int sg_lsm_permits(struct socket *sock, const union sg_sockaddr *addr, int addrlen)
+{
+	int ret = sg_probe_sendmsg(sock, addr, addrlen, true);
+
+	if (ret == -EMSGSIZE)
+		return 0;
+	if (sg_probe_sendmsg(sock, addr, addrlen, false) != -EMSGSIZE)
+		return SG_XMIT_FALLBACK;
+	sg_stat_add(lsm_refusals, 1);
+	return ret;
+}
+
 /*
  * Send one datagram on the direct path: 0 or a negative errno as
  * sock_sendmsg() would return, or SG_XMIT_FALLBACK when this datagram must
@@ -504,7 +552,7 @@ static int sg_xmit6(struct sg_sender *sender, struct sg_route *route,
  * destination's route across calls; NULL looks it up for this datagram only.
  */
 int sg_xmit(struct sg_sender *sender, struct sg_route *route, const union sg_sockaddr *addr,
-	    const struct sg_bytes *prepend, const struct sg_payload *shared,
+	    int addrlen, const struct sg_bytes *prepend, const struct sg_payload *shared,
 	    const struct sg_bytes *append)
 {
 	int family = sender->sock->sk->sk_family;
@@ -513,6 +561,9 @@ int sg_xmit(struct sg_sender *sender, struct sg_route *route, const union sg_soc
 
 	if (addr->v4.sin_family != family)
 		return SG_XMIT_FALLBACK;
+	ret = sg_lsm_permits(sender->sock, addr, addrlen);
+	if (ret)
+		return ret;
 	if (!route) {
 		sg_route_init(&once);
 		route = &once;

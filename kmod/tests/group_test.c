@@ -1087,7 +1087,7 @@ TEST(cached_routes_are_released)
 
 /*
  * The direct path does not go through sock_sendmsg(), so the module asks the
- * LSM's socket_sendmsg hook once per call (sg_lsm_allows_sendmsg()). A BPF
+ * LSM's socket_sendmsg hook about every datagram (sg_lsm_permits()). A BPF
  * LSM program stands in for an AppArmor or SELinux policy that refuses this
  * process's sendmsg: every datagram of a group send and of a one-shot send
  * must then fail with the LSM's errno, nothing may reach a receiver, and
@@ -1106,23 +1106,36 @@ static int lsm_receive_count(const int *rx)
 	return n;
 }
 
-TEST(lsm_refusal_reaches_every_datagram)
+/* A BPF object next to this program, loaded; NULL on failure. */
+static struct bpf_object *bpf_object_beside_me(const char *name)
 {
 	char path[4096], *slash;
-	ssize_t len = readlink("/proc/self/exe", path, sizeof(path) - 32);
+	ssize_t len = readlink("/proc/self/exe", path, sizeof(path) - 64);
 	struct bpf_object *obj;
+
+	if (len <= 0)
+		return NULL;
+	path[len] = 0;
+	slash = strrchr(path, '/');
+	if (!slash)
+		return NULL;
+	strcpy(slash + 1, name);
+	obj = bpf_object__open_file(path, NULL);
+	if (obj && bpf_object__load(obj)) {
+		bpf_object__close(obj);
+		obj = NULL;
+	}
+	return obj;
+}
+
+TEST(lsm_refusal_reaches_every_datagram)
+{
+	struct bpf_object *obj = bpf_object_beside_me("lsm_deny.bpf.o");
 	struct bpf_link *link;
 	struct bpf_map *denied;
 	__u32 key = 0, tgid = getpid(), nobody = 0;
 
-	ASSERT_LT(0, len);
-	path[len] = 0;
-	slash = strrchr(path, '/');
-	ASSERT_NE(NULL, slash);
-	strcpy(slash + 1, "lsm_deny.bpf.o");
-	obj = bpf_object__open_file(path, NULL);
-	ASSERT_NE(NULL, obj) TH_LOG("open %s", path);
-	ASSERT_EQ(0, bpf_object__load(obj)) TH_LOG("load %s", path);
+	ASSERT_NE(NULL, obj) TH_LOG("open and load lsm_deny.bpf.o");
 	link = bpf_program__attach_lsm(bpf_object__find_program_by_name(obj, "sg_deny_sendmsg"));
 	ASSERT_NE(NULL, link) TH_LOG("attach the BPF LSM program (is \"bpf\" in /sys/kernel/security/lsm?)");
 	denied = bpf_object__find_map_by_name(obj, "sg_denied_tgid");
@@ -1173,7 +1186,7 @@ TEST(lsm_refusal_reaches_every_datagram)
 			EXPECT_EQ(-EPERM, results[i]);
 		}
 		EXPECT_EQ(direct, read_stat("direct_sends"));
-		EXPECT_EQ(refusals + 2, read_stat("lsm_refusals"));
+		EXPECT_EQ(refusals + 2 * LSM_MEMBERS, read_stat("lsm_refusals"));
 		usleep(20000);
 		EXPECT_EQ(0, lsm_receive_count(rx));
 
@@ -1192,6 +1205,91 @@ TEST(lsm_refusal_reaches_every_datagram)
 	bpf_link__destroy(link);
 	bpf_object__close(obj);
 }
+
+/*
+ * A policy that judges each destination: the BPF LSM program refuses one
+ * UDP port. A group send and a one-shot send whose first recipient is
+ * allowed deliver to the allowed ones only, on the direct path, and the
+ * refused one's failure record or result slot says EPERM.
+ */
+TEST(lsm_refuses_one_destination)
+{
+	struct bpf_object *obj = bpf_object_beside_me("lsm_deny.bpf.o");
+	struct bpf_link *link;
+	struct bpf_map *denied;
+	__u32 key = 0, none = 0;
+
+	ASSERT_NE(NULL, obj) TH_LOG("open and load lsm_deny.bpf.o");
+	link = bpf_program__attach_lsm(bpf_object__find_program_by_name(obj, "sg_deny_sendmsg"));
+	ASSERT_NE(NULL, link) TH_LOG("attach the BPF LSM program (is \"bpf\" in /sys/kernel/security/lsm?)");
+	denied = bpf_object__find_map_by_name(obj, "sg_denied_port");
+	ASSERT_NE(NULL, denied);
+
+	for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
+		struct sendgroup_member m[LSM_MEMBERS];
+		struct sendgroup_recipient r[LSM_MEMBERS];
+		struct sendgroup_failure failures[LSM_MEMBERS];
+		struct sendgroup_payload p = payload("lsm", 3);
+		struct sendgroup_send_args args;
+		__s32 results[LSM_MEMBERS];
+		unsigned int port[LSM_MEMBERS], sport, nfail;
+		unsigned long long direct, refusals;
+		int rx[LSM_MEMBERS], dev = open_device(), sock, group;
+		char buf[64];
+
+		ASSERT_LE(0, dev);
+		sock = bound_socket(family, &sport);
+		ASSERT_LE(0, sock);
+		group = group_create(dev, sock);
+		ASSERT_LE(0, group);
+		for (int i = 0; i < LSM_MEMBERS; i++) {
+			rx[i] = make_receiver(family, &port[i]);
+			ASSERT_LE(0, rx[i]);
+			m[i] = member(i, family, port[i], NULL, NULL);
+			r[i] = m[i].recipient;
+		}
+		ASSERT_EQ(0, add_members(group, m, LSM_MEMBERS));
+		ASSERT_EQ(0, bpf_map__update_elem(denied, &key, sizeof(key), &port[1], sizeof(port[1]),
+						  BPF_ANY));
+		direct = read_stat("direct_sends");
+		refusals = read_stat("lsm_refusals");
+
+		memset(failures, 0xcc, sizeof(failures));
+		EXPECT_EQ(LSM_MEMBERS - 1, group_send(group, &p, 1, failures, LSM_MEMBERS, &nfail));
+		EXPECT_EQ(1, nfail);
+		EXPECT_EQ(1, failures[0].member_id);
+		EXPECT_EQ(-EPERM, failures[0].error);
+
+		memset(results, 0xcc, sizeof(results));
+		args = send_args(sock, "lsm", 3, r, LSM_MEMBERS, results);
+		EXPECT_EQ(LSM_MEMBERS - 1, ioctl(dev, SENDGROUP_IOC_SEND, &args));
+		EXPECT_EQ(0, results[0]);
+		EXPECT_EQ(-EPERM, results[1]);
+		EXPECT_EQ(0, results[2]);
+
+		/* The allowed ones took the direct path; the refused one reached nobody. */
+		EXPECT_EQ(direct + 2 * (LSM_MEMBERS - 1), read_stat("direct_sends"));
+		EXPECT_EQ(refusals + 2, read_stat("lsm_refusals"));
+		for (int i = 0; i < LSM_MEMBERS; i++) {
+			int n = 0;
+
+			usleep(20000);
+			while (recv(rx[i], buf, sizeof(buf), MSG_DONTWAIT) > 0)
+				n++;
+			EXPECT_EQ(i == 1 ? 0 : 2, n) TH_LOG("family %d, receiver %d", family, i);
+		}
+		ASSERT_EQ(0, bpf_map__update_elem(denied, &key, sizeof(key), &none, sizeof(none),
+						  BPF_ANY));
+		for (int i = 0; i < LSM_MEMBERS; i++)
+			close(rx[i]);
+		close(group);
+		close(sock);
+		close(dev);
+	}
+	bpf_link__destroy(link);
+	bpf_object__close(obj);
+}
+
 #endif /* SG_TEST_BPF_LSM */
 
 /* ---- membership changes while sends run ---------------------------------- */

@@ -737,6 +737,46 @@ TEST(signal_while_blocked_is_eintr)
 	EXPECT_EQ(0, hold_device_del("sg-sig0"));
 }
 
+/*
+ * An IPV6_V6ONLY socket refuses an IPv4 destination itself (ENETUNREACH):
+ * that is the protocol's answer, not the LSM's. It fails that recipient
+ * only and keeps the others on the direct path (issue 12: it counted as an
+ * LSM refusal and put the whole call on the sendmsg path).
+ */
+TEST(v6only_refusal_is_not_the_lsm)
+{
+	struct sockaddr_in6 any = { .sin6_family = AF_INET6 };
+	struct sendgroup_recipient r[2];
+	struct sendgroup_send_args args;
+	unsigned long long refusals, direct;
+	unsigned int port4, port6;
+	int dev = open_device(), on = 1, sock = socket(AF_INET6, SOCK_DGRAM, 0);
+	int rx4 = make_receiver(AF_INET, &port4), rx6 = make_receiver(AF_INET6, &port6);
+	__s32 results[2];
+
+	ASSERT_LE(0, dev);
+	ASSERT_LE(0, rx4);
+	ASSERT_LE(0, rx6);
+	ASSERT_EQ(0, setsockopt(sock, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)));
+	ASSERT_EQ(0, bind(sock, (void *)&any, sizeof(any)));
+	set_loopback(&r[0], AF_INET, port4);
+	set_loopback(&r[1], AF_INET6, port6);
+	refusals = read_stat("lsm_refusals");
+	direct = read_stat("direct_sends");
+	args = send_args(sock, "v6only", 6, r, 2, results);
+	EXPECT_EQ(1, sendgroup(dev, &args));
+	EXPECT_EQ(-ENETUNREACH, results[0]);
+	EXPECT_EQ(0, results[1]);
+	EXPECT_EQ(refusals, read_stat("lsm_refusals"));
+	EXPECT_EQ(direct + 1, read_stat("direct_sends"));
+	EXPECT_TRUE(got_exactly(rx6, NULL, (const unsigned char *)"v6only", 6, NULL));
+	EXPECT_TRUE(nothing_queued(rx4));
+	close(rx4);
+	close(rx6);
+	close(sock);
+	close(dev);
+}
+
 TEST(unknown_ioctl_is_enotty)
 {
 	int dev = open_device();
