@@ -37,7 +37,8 @@
  * address per datagram); a destination of the other family, multicast,
  * broadcast, unspecified, port 0, or IPv6 with a flow label on a socket
  * with IPV6_FLOWINFO_SEND; an IPsec (xfrm) route; a datagram larger than
- * the route's MTU (the sendmsg path fragments or fails it as configured);
+ * the route's MTU or the socket's IPV6_MTU (the sendmsg path fragments or
+ * fails it as configured);
  * more page frags than an skb holds.
  */
 
@@ -258,10 +259,21 @@ static void sg_udp_header(struct sk_buff *skb, __be16 sport, __be16 dport)
 	uh->check = 0;
 }
 
-/* The MTU a datagram must fit to leave without fragmentation. */
-static unsigned int sg_path_mtu(const struct dst_entry *dst)
+/*
+ * The MTU a datagram must fit to leave without fragmentation; on IPv6 also
+ * the socket's IPV6_MTU, which ip6_append_data() fragments at.
+ */
+static unsigned int sg_path_mtu(const struct sock *sk, const struct dst_entry *dst)
 {
-	return min_t(unsigned int, dst_mtu(dst), READ_ONCE(dst->dev->mtu));
+	unsigned int mtu = min_t(unsigned int, dst_mtu(dst), READ_ONCE(dst->dev->mtu));
+
+	if (sk->sk_family == AF_INET6) {
+		u32 frag_size = READ_ONCE(inet6_sk(sk)->frag_size);
+
+		if (frag_size && frag_size < mtu)
+			mtu = frag_size;
+	}
+	return mtu;
 }
 
 /* ---- IPv4 --------------------------------------------------------------- */
@@ -322,7 +334,7 @@ static int sg_xmit_build(struct sg_sender *sender, struct dst_entry *dst, unsign
 	 * Decided before anything is copied: a datagram that falls back is
 	 * built again by the sendmsg path, from the start.
 	 */
-	if (nhlen + ulen > sg_path_mtu(dst) ||
+	if (nhlen + ulen > sg_path_mtu(sender->sock->sk, dst) ||
 	    shared->nr_pages + sg_arena_bvecs(&sender->arena, append->len) > MAX_SKB_FRAGS) {
 		dst_release(dst);
 		return SG_XMIT_FALLBACK;

@@ -777,6 +777,49 @@ TEST(v6only_refusal_is_not_the_lsm)
 	close(dev);
 }
 
+/*
+ * The socket's IPV6_MTU applies as for sendmsg(). On loopback (MTU 64 KiB)
+ * with IPV6_PMTUDISC_DO, sendmsg() refuses a datagram larger than IPV6_MTU
+ * with EMSGSIZE; the module must give the same answer (the direct path used
+ * to send it whole), and send one under it.
+ */
+TEST(ipv6_mtu_is_honoured)
+{
+	static unsigned char body[2000];
+	struct sockaddr_in6 to = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct sendgroup_recipient r;
+	struct sendgroup_send_args args;
+	unsigned int port, sport;
+	int dev = open_device(), mtu = 1280, pmtudisc = IPV6_PMTUDISC_DO;
+	int rx = make_receiver(AF_INET6, &port), sock = bound_socket(AF_INET6, &sport);
+	__s32 result;
+
+	ASSERT_LE(0, dev);
+	ASSERT_LE(0, rx);
+	ASSERT_LE(0, sock);
+	ASSERT_EQ(0, setsockopt(sock, IPPROTO_IPV6, IPV6_MTU, &mtu, sizeof(mtu)));
+	ASSERT_EQ(0, setsockopt(sock, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &pmtudisc, sizeof(pmtudisc)));
+	fill_pattern(body, sizeof(body), 12);
+	to.sin6_port = htons(port);
+	/* What sendmsg() says on this socket. */
+	EXPECT_EQ(-1, sendto(sock, body, sizeof(body), 0, (void *)&to, sizeof(to)));
+	EXPECT_EQ(EMSGSIZE, errno);
+
+	set_loopback(&r, AF_INET6, port);
+	args = send_args(sock, body, sizeof(body), &r, 1, &result);
+	EXPECT_EQ(0, sendgroup(dev, &args));
+	EXPECT_EQ(-EMSGSIZE, result);
+	EXPECT_TRUE(nothing_queued(rx));
+
+	args.shared_len = 1000;
+	EXPECT_EQ(1, sendgroup(dev, &args));
+	EXPECT_EQ(0, result);
+	EXPECT_TRUE(got_exactly(rx, NULL, body, 1000, NULL));
+	close(sock);
+	close(rx);
+	close(dev);
+}
+
 TEST(unknown_ioctl_is_enotty)
 {
 	int dev = open_device();
