@@ -573,6 +573,14 @@ int sg_xmit(struct sg_sender *sender, struct sg_route *route, const union sg_soc
 
 	if (addr->v4.sin_family != family)
 		return SG_XMIT_FALLBACK;
+	/*
+	 * A static key, so testing it per datagram costs nothing: a cgroup
+	 * sendmsg program attached during a long call applies to the rest of
+	 * it (sg_xmit_usable() only decides where the call starts).
+	 */
+	if (family == AF_INET ? cgroup_bpf_enabled(CGROUP_UDP4_SENDMSG) :
+				cgroup_bpf_enabled(CGROUP_UDP6_SENDMSG))
+		return SG_XMIT_FALLBACK;
 	ret = sg_lsm_permits(sender->sock, addr, addrlen);
 	if (ret)
 		return ret;

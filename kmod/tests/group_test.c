@@ -1290,6 +1290,75 @@ TEST(lsm_refuses_one_destination)
 	bpf_object__close(obj);
 }
 
+/*
+ * A cgroup sendmsg4 program attached while a long group send runs applies to
+ * the rest of that send: here one that refuses every sendmsg (EPERM),
+ * attached to the root cgroup after the send has sent its first datagrams
+ * and blocked on its tiny send buffer (a qdisc that holds datagrams).
+ */
+struct attach_later {
+	int cgroup, prog;
+	useconds_t after;
+	int ret;
+};
+
+static void *attach_later(void *arg)
+{
+	struct attach_later *a = arg;
+
+	usleep(a->after);
+	a->ret = bpf_prog_attach(a->prog, a->cgroup, BPF_CGROUP_UDP4_SENDMSG, BPF_F_ALLOW_MULTI);
+	return NULL;
+}
+
+TEST(cgroup_sendmsg_program_attached_mid_call)
+{
+	static unsigned char body[1400];
+	const struct bpf_insn refuse[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_CGROUP_UDP4_SENDMSG);
+	struct sendgroup_failure f[HELD_MEMBERS];
+	struct sendgroup_payload p = payload(body, sizeof(body));
+	struct attach_later later = { .after = 1000 * 1000, .ret = -1 };
+	int dev = open_device(), sock, group, sndbuf = 1, sent, eperm = 0;
+	unsigned int sport, nfail;
+	pthread_t thread;
+
+	ASSERT_LE(0, dev);
+	later.cgroup = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY);
+	ASSERT_LE(0, later.cgroup) TH_LOG("cgroup2 at /sys/fs/cgroup: %s", strerror(errno));
+	later.prog = bpf_prog_load(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, "sg_refuse", "GPL", refuse, 2, &opts);
+	ASSERT_LE(0, later.prog) TH_LOG("load: %s", strerror(errno));
+	/* 100 kbit/s: a 1400-byte datagram about every 0.12 s, 64 in 8 s. */
+	ASSERT_EQ(0, hold_device_add("sg-cg0", "10.81.0", "100kbit"));
+	sock = bound_socket(AF_INET, &sport);
+	ASSERT_LE(0, sock);
+	ASSERT_EQ(0, setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)));
+	group = held_group(dev, sock, "10.81.0");
+	ASSERT_LE(0, group);
+
+	ASSERT_EQ(0, pthread_create(&thread, NULL, attach_later, &later));
+	sent = group_send(group, &p, 1, f, HELD_MEMBERS, &nfail);
+	pthread_join(thread, NULL);
+	EXPECT_EQ(0, later.ret) TH_LOG("attach: %s", strerror(errno));
+	for (unsigned int i = 0; i < nfail && i < HELD_MEMBERS; i++)
+		if (f[i].error == -EPERM)
+			eperm++;
+	TH_LOG("sent %d, failures %u (EPERM %d)", sent, nfail, eperm);
+	/* Sent before the program, refused by it after: both, and nothing else. */
+	EXPECT_LT(0, sent);
+	EXPECT_LT(0, eperm);
+	EXPECT_EQ(HELD_MEMBERS, sent + eperm);
+	EXPECT_EQ(0, bpf_prog_detach2(later.prog, later.cgroup, BPF_CGROUP_UDP4_SENDMSG));
+	close(later.prog);
+	close(later.cgroup);
+	close(group);
+	close(sock);
+	close(dev);
+	EXPECT_EQ(0, hold_device_del("sg-cg0"));
+}
 #endif /* SG_TEST_BPF_LSM */
 
 /* ---- membership changes while sends run ---------------------------------- */
