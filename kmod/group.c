@@ -6,11 +6,14 @@
  * private bytes) in the kernel, so a group send passes only the payloads:
  * the recipient array is not copied from user space on every call.
  *
- * Members live in an xarray keyed by member id. Sends walk it inside an SRCU
- * read section (sends sleep); membership changes are serialised by the
- * group's mutex, and a removed or replaced member is freed only after
- * synchronize_srcu(), which is also what lets REMOVE promise that no send
- * reaches the member once it returned.
+ * Members live in an xarray keyed by member id. Membership changes are
+ * serialised by the group's mutex. Sends walk the xarray holding the
+ * group's walk_lock for reading (they sleep, for as long as a blocking
+ * socket makes them); REMOVE and UPDATE unlink members holding it for
+ * writing, so what they unlinked is seen by no send once they hold it: they
+ * free it at once, and REMOVE can promise that no send reaches a member once
+ * it returned. The lock is the group's own: a send blocked on one group
+ * delays membership changes of that group only, never another user's.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -24,7 +27,7 @@
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
-#include <linux/srcu.h>
+#include <linux/rwsem.h>
 #include <linux/uaccess.h>
 #include <linux/xarray.h>
 
@@ -46,13 +49,12 @@ struct sg_member {
 struct sg_group {
 	struct socket *sock;	/* holds a reference on the socket's file */
 	struct mutex lock;	/* serialises membership changes */
+	struct rw_semaphore walk_lock;	/* read: a send walks @members; write: unlinking */
 	struct xarray members;	/* member id -> struct sg_member */
 	u32 count;		/* members, under @lock */
 	struct sg_page_pool pool;	/* payload and private-byte pages between sends */
 	struct sg_group_send *spare;	/* a send's state, kept for the next send */
 };
-
-DEFINE_STATIC_SRCU(sg_members_srcu);
 
 static void sg_member_free(struct sg_member *member)
 {
@@ -221,26 +223,29 @@ out_free:
 static int sg_members_add_locked(struct sg_group *group, struct sg_member **members,
 				 const u64 *ids, u32 count)
 {
-	u32 i, inserted;
-	int ret = 0;
+	u32 i, reserved;
+	int ret;
 
 	if ((u64)group->count + count > SENDGROUP_MAX_MEMBERS)
 		return -ENOSPC;
 	for (i = 0; i < count; i++)
 		if (xa_load(&group->members, ids[i]))
 			return -EEXIST;
-	for (inserted = 0; inserted < count; inserted++) {
-		ret = xa_insert(&group->members, members[inserted]->id, members[inserted],
-				GFP_KERNEL_ACCOUNT);
-		if (ret)
-			break;
+	/*
+	 * Room first, invisible to sends: running out of memory half-way
+	 * then takes back nothing a send could have seen.
+	 */
+	for (reserved = 0; reserved < count; reserved++) {
+		ret = xa_reserve(&group->members, ids[reserved], GFP_KERNEL_ACCOUNT);
+		if (ret) {
+			for (i = 0; i < reserved; i++)
+				xa_release(&group->members, ids[i]);
+			return ret;
+		}
 	}
-	if (ret) {
-		/* Out of memory half-way: take back what this call added. */
-		for (i = 0; i < inserted; i++)
-			xa_erase(&group->members, members[i]->id);
-		return ret;
-	}
+	/* Storing into a reserved slot allocates nothing: it cannot fail. */
+	for (i = 0; i < count; i++)
+		xa_store(&group->members, members[i]->id, members[i], GFP_KERNEL_ACCOUNT);
 	group->count += count;
 	memset(members, 0, count * sizeof(*members));
 	return 0;
@@ -251,13 +256,18 @@ static int sg_members_update_locked(struct sg_group *group, struct sg_member **m
 				    const u64 *ids, u32 count)
 {
 	u32 i;
+	int ret;
 
 	for (i = 0; i < count; i++)
 		if (!xa_load(&group->members, ids[i]))
 			return -ENOENT;
+	ret = down_write_killable(&group->walk_lock);
+	if (ret)
+		return ret;
 	/* Replacing an existing entry allocates nothing: it cannot fail. */
 	for (i = 0; i < count; i++)
 		members[i] = xa_store(&group->members, members[i]->id, members[i], GFP_KERNEL);
+	up_write(&group->walk_lock);
 	return 0;
 }
 
@@ -267,8 +277,7 @@ typedef int (*sg_members_apply_fn)(struct sg_group *group, struct sg_member **me
 /*
  * ADD and UPDATE take the same entries: copy and validate them, apply them
  * under the group's lock, then free whatever members[] holds afterwards
- * (replaced versions, an ADD taken back, or a refused call's new members)
- * once no send can see it.
+ * (replaced versions, or a refused call's new members): no send can see it.
  */
 static long sg_group_ioctl_members(struct sg_group *group, void __user *uargs,
 				   sg_members_apply_fn apply)
@@ -289,8 +298,6 @@ static long sg_group_ioctl_members(struct sg_group *group, void __user *uargs,
 	ret = apply(group, members, ids, args.count);
 	mutex_unlock(&group->lock);
 
-	if (members[0])
-		synchronize_srcu(&sg_members_srcu);
 	sg_free_members(members, args.count);
 	kvfree(members);
 	kvfree(ids);
@@ -337,13 +344,18 @@ static long sg_group_ioctl_remove(struct sg_group *group, void __user *uargs)
 			goto out_free_removed;
 		}
 	}
+	/* Sends that may still see the members finish first; later ones cannot. */
+	ret = down_write_killable(&group->walk_lock);
+	if (ret) {
+		mutex_unlock(&group->lock);
+		goto out_free_removed;
+	}
 	for (i = 0; i < args.count; i++)
 		removed[i] = xa_erase(&group->members, ids[i]);
+	up_write(&group->walk_lock);
 	group->count -= args.count;
 	mutex_unlock(&group->lock);
 
-	/* Sends that may still see the removed members finish before we return. */
-	synchronize_srcu(&sg_members_srcu);
 	sg_free_members(removed, args.count);
 
 out_free_removed:
@@ -508,9 +520,7 @@ static void sg_group_send_all(struct sg_group *group, struct sg_group_send *gs)
 	struct sg_member *member;
 	unsigned long id;
 	u32 p;
-	int idx;
 
-	idx = srcu_read_lock(&sg_members_srcu);
 	for (p = 0; p < gs->args.payload_count; p++) {
 		xa_for_each(&group->members, id, member) {
 			struct sg_bytes prepend = {
@@ -536,7 +546,6 @@ static void sg_group_send_all(struct sg_group *group, struct sg_group_send *gs)
 		}
 	}
 	gs->interrupted = interrupted;
-	srcu_read_unlock(&sg_members_srcu, idx);
 }
 
 static long sg_group_ioctl_send(struct sg_group *group,
@@ -572,7 +581,11 @@ static long sg_group_ioctl_send(struct sg_group *group,
 	if (ret)
 		goto out_release_sender;
 
+	ret = down_read_killable(&group->walk_lock);
+	if (ret)
+		goto out_release_sender;
 	sg_group_send_all(group, gs);
+	up_read(&group->walk_lock);
 	sg_stat_add(group_calls, 1);
 	sg_stat_add(recipients_sent, gs->sent);
 	sg_stat_add(recipient_errors, gs->failed);
@@ -665,6 +678,7 @@ long sendgroup_ioctl_group_create(void __user *uargs)
 	}
 	group->sock = sock;
 	mutex_init(&group->lock);
+	init_rwsem(&group->walk_lock);
 	xa_init(&group->members);
 	sg_pool_init(&group->pool);
 

@@ -1495,6 +1495,122 @@ TEST_F_TIMEOUT(churn, no_send_reaches_a_member_after_its_removal, 180)
 	close(c->dev);
 }
 
+/* ---- one user's send and another user's group ------------------------------ */
+
+/*
+ * User A (uid 1001) runs a group send that blocks for a minute (SO_SNDBUF 1,
+ * 64 members behind a qdisc releasing 1 KB/s). While it is blocked, user B
+ * (uid 1002) adds, updates and removes members of its own group: each must
+ * complete without waiting for A (issue 12: one module-wide SRCU made B's
+ * UPDATE and REMOVE wait for A's send to end). The bound is generous: it is
+ * a property (no waiting on A), not a speed.
+ */
+#define CROSS_USER_BOUND_MS	500
+
+static double ms_since(double start_s)
+{
+	return (now_s() - start_s) * 1000;
+}
+
+/* User B's three calls on its own group; their durations in ms, or -errno. */
+static void cross_user_changes(int report)
+{
+	struct sendgroup_member m[16];
+	double result[3] = { -1, -1, -1 };
+	__u64 ids[16];
+	int dev, sock, group;
+	double t;
+
+	if (setgid(1002) || setuid(1002))
+		_exit(10);
+	dev = open_device();
+	sock = socket(AF_INET, SOCK_DGRAM, 0);
+	group = group_create(dev, sock);
+	if (group < 0)
+		_exit(11);
+	for (int i = 0; i < 16; i++) {
+		m[i] = member(i, AF_INET, 9, "b", NULL);
+		ids[i] = i;
+	}
+	t = now_s();
+	result[0] = add_members(group, m, 16) ?: ms_since(t);
+	t = now_s();
+	result[1] = update_members(group, m, 16) ?: ms_since(t);
+	t = now_s();
+	result[2] = remove_members(group, ids, 16) ?: ms_since(t);
+	_exit(write(report, result, sizeof(result)) == sizeof(result) ? 0 : 12);
+}
+
+TEST_F_TIMEOUT(churn, blocked_send_does_not_delay_another_users_changes, 120)
+{
+	static unsigned char body[1400];
+	int ready[2], report[2], status;
+	double result[3] = { -1, -1, -1 }, a_started;
+	struct pollfd pfd;
+	pid_t a, b;
+	char c;
+
+	ASSERT_EQ(0, hold_device_add("sg-xu0", "10.82.0", "8kbit"));
+	ASSERT_EQ(0, pipe(ready));
+	ASSERT_EQ(0, pipe(report));
+	a = fork();
+	ASSERT_LE(0, a);
+	if (a == 0) {
+		struct sendgroup_payload p = payload(body, sizeof(body));
+		int dev, sock, group, sndbuf = 1;
+		unsigned int sport;
+
+		if (setgid(1001) || setuid(1001))
+			_exit(10);
+		dev = open_device();
+		sock = bound_socket(AF_INET, &sport);
+		if (sock < 0 || setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)))
+			_exit(11);
+		group = held_group(dev, sock, "10.82.0");
+		if (group < 0 || write(ready[1], "a", 1) != 1)
+			_exit(12);
+		group_send(group, &p, 1, NULL, 0, NULL);
+		_exit(0);
+	}
+	ASSERT_EQ(1, read(ready[0], &c, 1));
+	a_started = now_s();
+	usleep(500 * 1000);	/* A is inside its send, waiting for buffer space */
+
+	b = fork();
+	ASSERT_LE(0, b);
+	if (b == 0)
+		cross_user_changes(report[1]);
+	pfd = (struct pollfd){ .fd = report[0], .events = POLLIN };
+	if (poll(&pfd, 1, 10 * 1000) != 1) {
+		TH_LOG("user B still waiting after 10 s: releasing user A");
+		kill(a, SIGKILL);
+	}
+	EXPECT_EQ(sizeof(result), read(report[0], result, sizeof(result)));
+	ASSERT_EQ(b, waitpid(b, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	/* A must still be in its send, blocked for at least 2 s by now. */
+	while (ms_since(a_started) < 2000)
+		usleep(100 * 1000);
+	if (waitpid(a, &status, WNOHANG) == 0) {
+		kill(a, SIGKILL);
+		ASSERT_EQ(a, waitpid(a, &status, 0));
+	} else {
+		EXPECT_TRUE(false) TH_LOG("user A's send ended early");
+	}
+	TH_LOG("user A blocked >= %.0f ms; user B: ADD %.1f ms, UPDATE %.1f ms, REMOVE %.1f ms",
+	       ms_since(a_started), result[0], result[1], result[2]);
+	for (int i = 0; i < 3; i++) {
+		EXPECT_LE(0, result[i]) TH_LOG("call %d failed: %s", i, strerror((int)-result[i]));
+		EXPECT_GT(CROSS_USER_BOUND_MS, result[i]) TH_LOG("call %d waited for user A", i);
+	}
+	close(ready[0]);
+	close(ready[1]);
+	close(report[0]);
+	close(report[1]);
+	EXPECT_EQ(0, hold_device_del("sg-xu0"));
+}
+
 /* ---- memory -------------------------------------------------------------- */
 
 static long long meminfo_kb(const char *field)
