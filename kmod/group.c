@@ -110,18 +110,29 @@ static bool sg_id_valid(u64 id)
 	return id == (unsigned long)id;
 }
 
-/* Build a member from a user entry: validate, then copy its private bytes in. */
-static struct sg_member *sg_member_from_user(const void *entry, u32 entry_size)
+/*
+ * Build a member from the user entry at @uentry of @entry_size bytes (at
+ * least struct sendgroup_member): copy it, validate it, then copy its
+ * private bytes in. Entries are copied one at a time, so a call holds no
+ * copy of the caller's array: only the members it builds, each charged.
+ */
+static struct sg_member *sg_member_from_user(const void __user *uentry, u32 entry_size)
 {
-	const struct sendgroup_member *m = entry;
+	struct sendgroup_member entry;
+	const struct sendgroup_member *m = &entry;
 	const struct sendgroup_recipient *r = &m->recipient;
 	struct sg_member *member;
-	u64 private_len = (u64)r->prepend_len + r->append_len;
+	u64 private_len;
 	int ret;
 
-	if (entry_size > sizeof(*m) &&
-	    memchr_inv(entry + sizeof(*m), 0, entry_size - sizeof(*m)))
-		return ERR_PTR(-E2BIG);
+	if (copy_from_user(&entry, uentry, sizeof(entry)))
+		return ERR_PTR(-EFAULT);
+	if (entry_size > sizeof(entry)) {
+		ret = check_zeroed_user(uentry + sizeof(entry), entry_size - sizeof(entry));
+		if (ret <= 0)
+			return ERR_PTR(ret ?: -E2BIG);
+	}
+	private_len = (u64)r->prepend_len + r->append_len;
 	if (!sg_id_valid(m->id))
 		return ERR_PTR(-EINVAL);
 	ret = sg_check_recipient(r);
@@ -130,7 +141,7 @@ static struct sg_member *sg_member_from_user(const void *entry, u32 entry_size)
 	if (private_len > SENDGROUP_MAX_MEMBER_PRIVATE)
 		return ERR_PTR(-EMSGSIZE);
 
-	member = kmalloc(struct_size(member, private, private_len), GFP_KERNEL_ACCOUNT);
+	member = kmalloc(struct_size(member, private, private_len), SG_GFP_CALLER);
 	if (!member)
 		return ERR_PTR(-ENOMEM);
 	member->id = m->id;
@@ -163,8 +174,8 @@ static void sg_free_members(struct sg_member **members, u32 count)
 static int sg_members_from_user(const struct sendgroup_members_args *args,
 				struct sg_member ***out_members, u64 **out_ids)
 {
+	const void __user *entries = u64_to_user_ptr(args->members);
 	struct sg_member **members;
-	void *entries;
 	u64 *ids;
 	u32 i;
 	int ret = 0;
@@ -180,12 +191,8 @@ static int sg_members_from_user(const struct sendgroup_members_args *args,
 	if (args->member_size > SG_MAX_MEMBER_SIZE)
 		return -E2BIG;
 
-	entries = vmemdup_user(u64_to_user_ptr(args->members),
-			       array_size(args->count, args->member_size));
-	if (IS_ERR(entries))
-		return PTR_ERR(entries);
-	members = kvcalloc(args->count, sizeof(*members), GFP_KERNEL);
-	ids = kvcalloc(args->count, sizeof(*ids), GFP_KERNEL);
+	members = kvcalloc(args->count, sizeof(*members), SG_GFP_CALLER);
+	ids = kvcalloc(args->count, sizeof(*ids), SG_GFP_CALLER);
 	if (!members || !ids) {
 		ret = -ENOMEM;
 		goto out_free;
@@ -207,7 +214,6 @@ static int sg_members_from_user(const struct sendgroup_members_args *args,
 	}
 	*out_members = members;
 	*out_ids = ids;
-	kvfree(entries);
 	return 0;
 
 out_free:
@@ -215,7 +221,6 @@ out_free:
 		sg_free_members(members, args->count);
 	kvfree(members);
 	kvfree(ids);
-	kvfree(entries);
 	return ret;
 }
 
@@ -236,7 +241,7 @@ static int sg_members_add_locked(struct sg_group *group, struct sg_member **memb
 	 * then takes back nothing a send could have seen.
 	 */
 	for (reserved = 0; reserved < count; reserved++) {
-		ret = xa_reserve(&group->members, ids[reserved], GFP_KERNEL_ACCOUNT);
+		ret = xa_reserve(&group->members, ids[reserved], SG_GFP_CALLER);
 		if (ret) {
 			for (i = 0; i < reserved; i++)
 				xa_release(&group->members, ids[i]);
@@ -245,7 +250,7 @@ static int sg_members_add_locked(struct sg_group *group, struct sg_member **memb
 	}
 	/* Storing into a reserved slot allocates nothing: it cannot fail. */
 	for (i = 0; i < count; i++)
-		xa_store(&group->members, members[i]->id, members[i], GFP_KERNEL_ACCOUNT);
+		xa_store(&group->members, members[i]->id, members[i], SG_GFP_CALLER);
 	group->count += count;
 	memset(members, 0, count * sizeof(*members));
 	return 0;
@@ -266,7 +271,7 @@ static int sg_members_update_locked(struct sg_group *group, struct sg_member **m
 		return ret;
 	/* Replacing an existing entry allocates nothing: it cannot fail. */
 	for (i = 0; i < count; i++)
-		members[i] = xa_store(&group->members, members[i]->id, members[i], GFP_KERNEL);
+		members[i] = xa_store(&group->members, members[i]->id, members[i], SG_GFP_CALLER);
 	up_write(&group->walk_lock);
 	return 0;
 }
@@ -322,10 +327,10 @@ static long sg_group_ioctl_remove(struct sg_group *group, void __user *uargs)
 	if (args.count > SENDGROUP_MAX_MEMBERS)
 		return -E2BIG;
 
-	ids = vmemdup_user(u64_to_user_ptr(args.members), array_size(args.count, sizeof(u64)));
+	ids = sg_memdup_user(u64_to_user_ptr(args.members), array_size(args.count, sizeof(u64)));
 	if (IS_ERR(ids))
 		return PTR_ERR(ids);
-	removed = kvcalloc(args.count, sizeof(*removed), GFP_KERNEL);
+	removed = kvcalloc(args.count, sizeof(*removed), SG_GFP_CALLER);
 	if (!removed) {
 		ret = -ENOMEM;
 		goto out_free_ids;
@@ -385,7 +390,7 @@ static long sg_group_ioctl_list(struct sg_group *group, struct sendgroup_list_ar
 	mutex_lock(&group->lock);
 	count = group->count;
 	if (args.capacity) {
-		ids = kvmalloc_array(min(args.capacity, count ?: 1), sizeof(*ids), GFP_KERNEL);
+		ids = kvmalloc_array(min(args.capacity, count ?: 1), sizeof(*ids), SG_GFP_CALLER);
 		if (!ids) {
 			mutex_unlock(&group->lock);
 			return -ENOMEM;
@@ -463,8 +468,8 @@ static int sg_group_send_copy_payloads(struct sg_group *group, struct sg_group_s
 				   array_size(count, sizeof(*gs->payload_descs))))
 			return -EFAULT;
 	} else {
-		gs->payload_descs = memdup_user(u64_to_user_ptr(gs->args.payloads),
-						array_size(count, sizeof(*gs->payload_descs)));
+		gs->payload_descs = sg_memdup_user(u64_to_user_ptr(gs->args.payloads),
+						   array_size(count, sizeof(*gs->payload_descs)));
 		if (IS_ERR(gs->payload_descs)) {
 			ret = PTR_ERR(gs->payload_descs);
 			gs->payload_descs = NULL;
@@ -480,7 +485,7 @@ static int sg_group_send_copy_payloads(struct sg_group *group, struct sg_group_s
 	if (count <= SG_INLINE_PAYLOADS)
 		gs->payloads = gs->inline_payloads;
 	else
-		gs->payloads = kcalloc(count, sizeof(*gs->payloads), GFP_KERNEL);
+		gs->payloads = kcalloc(count, sizeof(*gs->payloads), SG_GFP_CALLER);
 	if (!gs->payloads)
 		return -ENOMEM;
 	for (i = 0; i < count; i++) {
@@ -606,7 +611,7 @@ out_release_payloads:
 	if (gs->payloads != gs->inline_payloads)
 		kfree(gs->payloads);
 	if (gs->payload_descs != gs->inline_descs)
-		kfree(gs->payload_descs);
+		kvfree(gs->payload_descs);
 out_free:
 	sg_group_send_put(group, gs);
 	return ret;

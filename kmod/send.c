@@ -79,7 +79,7 @@ static struct page *sg_page_get(struct sg_page_pool *pool)
 		if (page)
 			return page;
 	}
-	return alloc_page(GFP_KERNEL_ACCOUNT);
+	return alloc_page(SG_GFP_CALLER);
 }
 
 /* Drop the caller's reference: into the pool while it has room. */
@@ -244,7 +244,7 @@ static void sg_zerocopy_callback(struct sk_buff *skb, struct ubuf_info *ubuf,
 
 static struct ubuf_info *sg_zerocopy_alloc(void)
 {
-	struct sg_zerocopy *zc = kzalloc(sizeof(*zc), GFP_KERNEL);
+	struct sg_zerocopy *zc = kzalloc(sizeof(*zc), GFP_KERNEL_ACCOUNT);
 
 	if (!zc)
 		return NULL;
@@ -402,6 +402,23 @@ bool sg_send_interrupted(int ret)
 
 /* ---- argument checks shared with groups -------------------------------- */
 
+/*
+ * vmemdup_user() charged to the caller (SG_GFP_CALLER; vmemdup_user()'s
+ * GFP_USER is not): free with kvfree().
+ */
+void *sg_memdup_user(const void __user *src, size_t len)
+{
+	void *p = kvmalloc(len, SG_GFP_CALLER);
+
+	if (!p)
+		return ERR_PTR(-ENOMEM);
+	if (copy_from_user(p, src, len)) {
+		kvfree(p);
+		return ERR_PTR(-EFAULT);
+	}
+	return p;
+}
+
 /* copy_struct_from_user() with the VER0 floor every command has. */
 int sg_copy_args(void *dst, size_t ksize, size_t ver0, const void __user *src)
 {
@@ -507,7 +524,7 @@ static int sg_copy_recipients(struct sg_call *call)
 		if (copy_from_user(call->recipients, u64_to_user_ptr(args->recipients), bytes))
 			return -EFAULT;
 	} else {
-		call->recipients = vmemdup_user(u64_to_user_ptr(args->recipients), bytes);
+		call->recipients = sg_memdup_user(u64_to_user_ptr(args->recipients), bytes);
 	}
 	if (IS_ERR(call->recipients)) {
 		ret = PTR_ERR(call->recipients);
@@ -542,7 +559,7 @@ static int sg_prepare_results(struct sg_call *call)
 	if (call->args.recipient_count <= SG_INLINE_RECIPIENTS)
 		call->results = call->inline_results;
 	else
-		call->results = kvcalloc(call->args.recipient_count, sizeof(s32), GFP_KERNEL);
+		call->results = kvcalloc(call->args.recipient_count, sizeof(s32), SG_GFP_CALLER);
 	return call->results ? 0 : -ENOMEM;
 }
 
@@ -598,7 +615,7 @@ long sendgroup_ioctl_send(void __user *uargs)
 	BUILD_BUG_ON(sizeof(struct sendgroup_send_args) != SENDGROUP_SEND_ARGS_SIZE_LATEST);
 	BUILD_BUG_ON(sizeof(struct sendgroup_recipient) != SENDGROUP_RECIPIENT_SIZE_LATEST);
 
-	call = kmalloc(sizeof(*call), GFP_KERNEL);
+	call = kmalloc(sizeof(*call), GFP_KERNEL_ACCOUNT);
 	if (!call)
 		return -ENOMEM;
 	memset(call, 0, offsetof(struct sg_call, sender));

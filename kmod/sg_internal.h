@@ -38,6 +38,13 @@
 /* Pages the arena can move away from while one datagram is being built. */
 #define SG_ARENA_MAX_RETIRED	(DIV_ROUND_UP(0xFFFF, PAGE_SIZE) + 1)
 
+/*
+ * Memory whose size or number the caller chooses: charged to the caller's
+ * memory cgroup, and past the cgroup's limit the call fails with ENOMEM
+ * instead of invoking the OOM killer.
+ */
+#define SG_GFP_CALLER	(GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | __GFP_NOWARN)
+
 struct sendgroup_stats {
 	u64 calls;
 	u64 recipients_sent;
@@ -171,6 +178,7 @@ int sg_xmit(struct sg_sender *sender, struct sg_route *route, const union sg_soc
 
 int sg_recipient_sockaddr(const struct sendgroup_recipient *r, union sg_sockaddr *sa);
 int sg_check_recipient(const struct sendgroup_recipient *r);
+void *sg_memdup_user(const void __user *src, size_t len);
 int sg_copy_args(void *dst, size_t ksize, size_t ver0, const void __user *src);
 int sg_check_udp_socket(struct socket *sock);
 int sg_check_msg_flags(u32 msg_flags);

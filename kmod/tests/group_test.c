@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1692,6 +1693,135 @@ TEST_F_TIMEOUT(memory, returns_after_many_groups, 900)
 	free(m);
 	close(sock);
 	close(dev);
+}
+
+/*
+ * Memory a caller makes the module allocate is charged to the caller's
+ * memory cgroup and bounded. In a cgroup with memory.max = 32 MiB:
+ *  - an ADD whose 256 MiB entry array was never touched (it reads as the
+ *    shared zero page, charged to nobody) makes the module hold no copy of
+ *    it (issue 12: vmemdup_user() allocated it, uncharged);
+ *  - the largest ADD (65,536 members with 1,024 private bytes each, about
+ *    128 MiB of members) fails with ENOMEM: the caller is neither let past
+ *    the limit nor OOM-killed.
+ * memory.peak stays within memory.max, and the machine's available memory
+ * never drops by more than the limit (sampled while the calls run).
+ */
+#define MEMCG_DIR	"/sys/fs/cgroup/sendgroup-test"
+#define MEMCG_LIMIT	(32ll << 20)
+
+static int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -errno;
+}
+
+static long long read_counter(const char *path, const char *key)
+{
+	char line[256];
+	long long value = -1;
+	size_t len = key ? strlen(key) : 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!key)
+			value = atoll(line);
+		else if (!strncmp(line, key, len) && line[len] == ' ')
+			value = atoll(line + len + 1);
+	fclose(f);
+	return value;
+}
+
+/* In the cgroup: the two ADDs; exit status = 0 when both failed as they must. */
+static void memcg_adds(void)
+{
+	static char private[SENDGROUP_MAX_MEMBER_PRIVATE];
+	size_t untouched_len = (size_t)SENDGROUP_MAX_MEMBERS * 4096;
+	struct sendgroup_member *m = calloc(SENDGROUP_MAX_MEMBERS, sizeof(*m));
+	char pid[32];
+	void *untouched;
+	int dev, sock, group, ret;
+
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	if (!m || write_file(MEMCG_DIR "/cgroup.procs", pid))
+		_exit(20);
+	dev = open_device();
+	sock = socket(AF_INET, SOCK_DGRAM, 0);
+	group = group_create(dev, sock);
+	if (group < 0)
+		_exit(21);
+	untouched = mmap(NULL, untouched_len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (untouched == MAP_FAILED)
+		_exit(23);
+	/* All ids 0: refused (EINVAL) once read, or ENOMEM; never a copy of it. */
+	ret = members_call(group, SENDGROUP_GROUP_IOC_ADD, untouched, SENDGROUP_MAX_MEMBERS, 4096);
+	if (ret != -EINVAL && ret != -ENOMEM) {
+		fprintf(stderr, "# untouched ADD: %d\n", ret);
+		_exit(24);
+	}
+	munmap(untouched, untouched_len);
+
+	for (int i = 0; i < SENDGROUP_MAX_MEMBERS; i++) {
+		m[i] = member(i, AF_INET, 9, NULL, NULL);
+		m[i].recipient.prepend = (uintptr_t)private;
+		m[i].recipient.prepend_len = sizeof(private);
+	}
+	ret = add_members(group, m, SENDGROUP_MAX_MEMBERS);
+	if (ret != -ENOMEM) {
+		fprintf(stderr, "# largest ADD: %d, expected -ENOMEM\n", ret);
+		_exit(22);
+	}
+	_exit(0);
+}
+
+TEST_F_TIMEOUT(memory, add_is_charged_to_the_callers_cgroup, 300)
+{
+	long long available = meminfo_kb("MemAvailable"), lowest = available, peak, kills;
+	char limit[32];
+	int status;
+	pid_t child;
+
+	ASSERT_LT(0, available);
+	rmdir(MEMCG_DIR);
+	ASSERT_EQ(0, write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory"))
+		TH_LOG("cgroup v2 with the memory controller at /sys/fs/cgroup");
+	ASSERT_EQ(0, mkdir(MEMCG_DIR, 0755));
+	snprintf(limit, sizeof(limit), "%lld", MEMCG_LIMIT);
+	ASSERT_EQ(0, write_file(MEMCG_DIR "/memory.max", limit));
+	write_file(MEMCG_DIR "/memory.swap.max", "0");
+
+	child = fork();
+	ASSERT_LE(0, child);
+	if (child == 0)
+		memcg_adds();
+	while (waitpid(child, &status, WNOHANG) == 0) {
+		long long now = meminfo_kb("MemAvailable");
+
+		if (now >= 0 && now < lowest)
+			lowest = now;
+		usleep(2000);
+	}
+	peak = read_counter(MEMCG_DIR "/memory.peak", NULL);
+	kills = read_counter(MEMCG_DIR "/memory.events", "oom_kill");
+	TH_LOG("child %s %d; memory.peak %lld KiB of %lld; oom_kill %lld; MemAvailable dropped %lld KiB",
+	       WIFEXITED(status) ? "exited" : "killed by signal",
+	       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+	       peak >> 10, MEMCG_LIMIT >> 10, kills, available - lowest);
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	EXPECT_EQ(0, kills);
+	if (peak >= 0)
+		EXPECT_GE(MEMCG_LIMIT, peak);
+	EXPECT_GT((MEMCG_LIMIT >> 10) * 2, available - lowest);
+	EXPECT_EQ(0, rmdir(MEMCG_DIR));
 }
 
 TEST_HARNESS_MAIN
