@@ -422,7 +422,7 @@ struct sg_group_send {
 	struct sg_payload *payloads;
 	u32 sent;
 	u32 failed;
-	bool failures_faulted;
+	bool failures_faulted;	/* the caller's mappings changed under the call */
 	bool interrupted;	/* by a signal: the rest was recorded as -EINTR */
 	struct sendgroup_payload inline_descs[SG_INLINE_PAYLOADS];
 	struct sg_payload inline_payloads[SG_INLINE_PAYLOADS];
@@ -454,6 +454,30 @@ static int sg_group_send_check(const struct sendgroup_group_send_args *args)
 		return -EINVAL;
 	if (args->payload_count > SENDGROUP_MAX_PAYLOADS)
 		return -E2BIG;
+	return 0;
+}
+
+/*
+ * What the send writes back (failure_count, failure records) must be
+ * writable before anything is sent, or a caller would learn of the fault
+ * only after every datagram left. No failure array (0) means no records,
+ * whatever the capacity; a capacity beyond what one call can fail is
+ * bounded by that.
+ */
+static int sg_group_send_check_writable(struct sg_group_send *gs,
+					struct sendgroup_group_send_args __user *uargs)
+{
+	u64 most = (u64)SENDGROUP_MAX_MEMBERS * gs->args.payload_count;
+
+	if (!gs->args.failures)
+		gs->args.failure_capacity = 0;
+	gs->args.failure_capacity = min_t(u64, gs->args.failure_capacity, most);
+	if (put_user(0, &uargs->failure_count))
+		return -EFAULT;
+	if (gs->args.failure_capacity &&
+	    clear_user(u64_to_user_ptr(gs->args.failures),
+		       array_size(gs->args.failure_capacity, sizeof(struct sendgroup_failure))))
+		return -EFAULT;
 	return 0;
 }
 
@@ -569,13 +593,9 @@ static long sg_group_ioctl_send(struct sg_group *group,
 	ret = sg_group_send_check(&gs->args);
 	if (ret)
 		goto out_free;
-	/* The failure array is written during the send: a bad one fails first. */
-	if (gs->args.failure_capacity &&
-	    clear_user(u64_to_user_ptr(gs->args.failures),
-		       array_size(gs->args.failure_capacity, sizeof(struct sendgroup_failure)))) {
-		ret = -EFAULT;
+	ret = sg_group_send_check_writable(gs, uargs);
+	if (ret)
 		goto out_free;
-	}
 	ret = sg_check_udp_socket(group->sock);
 	if (ret)
 		goto out_free;
@@ -595,12 +615,14 @@ static long sg_group_ioctl_send(struct sg_group *group,
 	sg_stat_add(recipients_sent, gs->sent);
 	sg_stat_add(recipient_errors, gs->failed);
 
-	if (put_user(gs->failed, &uargs->failure_count) || gs->failures_faulted)
-		ret = -EFAULT;
-	else if (!gs->sent && gs->interrupted)
-		ret = -EINTR;
-	else
-		ret = gs->sent;
+	/*
+	 * Once datagrams left, the call reports them: a fault here means the
+	 * caller unmapped or protected its arguments during the call, and
+	 * EFAULT would invite a retry that sends everything again.
+	 */
+	if (put_user(gs->failed, &uargs->failure_count))
+		gs->failures_faulted = true;
+	ret = !gs->sent && gs->interrupted ? -EINTR : gs->sent;
 
 out_release_sender:
 	sg_sender_release(&gs->sender);

@@ -585,6 +585,62 @@ TEST(signal_while_blocked_is_eintr)
 	EXPECT_EQ(0, hold_device_del("sg-gsig0"));
 }
 
+/*
+ * What a group send writes back must be writable before anything is sent
+ * (issue 12: read-only arguments sent every datagram, then said EFAULT, and
+ * a caller retrying on EFAULT sent everything twice). No failure array (0)
+ * means no records, whatever the capacity: the count is still reported.
+ */
+TEST_F(members, send_arguments_are_writable_or_nothing_is_sent)
+{
+	struct sendgroup_member m[2] = {
+		member(1, AF_INET, self->port, NULL, NULL),
+		member(2, AF_INET6, self->port, NULL, NULL),	/* v6 on a v4 socket: fails */
+	};
+	struct sendgroup_payload p = payload("w", 1);
+	size_t page = sysconf(_SC_PAGESIZE);
+	struct sendgroup_group_send_args *args;
+	struct sendgroup_failure *f;
+	char *mem = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	ASSERT_TRUE(mem != MAP_FAILED);
+	ASSERT_EQ(0, add_members(self->group, m, 2));
+	args = (void *)mem;
+	f = (void *)(mem + page);
+	*args = (struct sendgroup_group_send_args){
+		.size = sizeof(*args), .payload_count = 1, .payloads = (uintptr_t)&p,
+		.failures = (uintptr_t)f, .failure_capacity = 4,
+	};
+
+	/* The argument struct read-only: failure_count cannot be written. */
+	ASSERT_EQ(0, mprotect(args, page, PROT_READ));
+	EXPECT_EQ(-EFAULT, group_ioctl(self->group, SENDGROUP_GROUP_IOC_SEND, args));
+	EXPECT_TRUE(nothing_queued(self->rx));
+	ASSERT_EQ(0, mprotect(args, page, PROT_READ | PROT_WRITE));
+
+	/* The failure array read-only. */
+	ASSERT_EQ(0, mprotect(f, page, PROT_READ));
+	EXPECT_EQ(-EFAULT, group_ioctl(self->group, SENDGROUP_GROUP_IOC_SEND, args));
+	EXPECT_TRUE(nothing_queued(self->rx));
+	ASSERT_EQ(0, mprotect(f, page, PROT_READ | PROT_WRITE));
+
+	/* Writable: one sent, one failure recorded. */
+	EXPECT_EQ(1, group_ioctl(self->group, SENDGROUP_GROUP_IOC_SEND, args));
+	EXPECT_EQ(1, args->failure_count);
+	EXPECT_EQ(2, f[0].member_id);
+	EXPECT_EQ(-EAFNOSUPPORT, f[0].error);
+	EXPECT_TRUE(got_exactly(self->rx, NULL, (const unsigned char *)"w", 1, NULL));
+
+	/* No failure array with a capacity: optional, so no records, the count still. */
+	args->failures = 0;
+	args->failure_count = 77;
+	EXPECT_EQ(1, group_ioctl(self->group, SENDGROUP_GROUP_IOC_SEND, args));
+	EXPECT_EQ(1, args->failure_count);
+	EXPECT_TRUE(got_exactly(self->rx, NULL, (const unsigned char *)"w", 1, NULL));
+	EXPECT_TRUE(nothing_queued(self->rx));
+	munmap(mem, 2 * page);
+}
+
 /* ---- lifetime ------------------------------------------------------------ */
 
 TEST(group_keeps_its_socket_and_frees_on_close)
