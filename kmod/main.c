@@ -146,7 +146,8 @@ static struct miscdevice sendgroup_misc = {
 	/*
 	 * The device grants nothing beyond the caller's own socket: datagrams
 	 * pass routing, netfilter, cgroup egress checks and the LSM's
-	 * socket_sendmsg hook (once per call on the direct path).
+	 * socket_sendmsg hook (for every datagram on both paths); memory a
+	 * caller makes it allocate is charged to the caller's memory cgroup.
 	 */
 	.mode = 0666,
 	.fops = &sendgroup_fops,

@@ -86,9 +86,17 @@ struct sendgroup_recipient {
  *                   each receives 0 or the negative errno of that recipient.
  *
  * Returns the number of recipients whose datagram was sent, or a negative
- * errno when no recipient could be attempted. A fatal signal stops the call
- * between recipients; it then returns what it sent so far and marks the
- * recipients it did not attempt with -EINTR.
+ * errno when no recipient could be attempted. Memory the call needs for
+ * @recipients and @results is charged to the caller's memory cgroup: ENOMEM
+ * at its limit.
+ *
+ * Signals: a datagram waiting for send-buffer space (a blocking socket: no
+ * MSG_DONTWAIT) is interrupted by any signal, as sendmsg() is; a fatal
+ * signal also stops the call between recipients. Either way the call stops
+ * there and is not restarted: the interrupted recipient and every later one
+ * get -EINTR in @results, and the call returns the number sent, or -EINTR
+ * when that is 0 (nothing was sent: retrying the whole call is safe). A
+ * signal that arrives while no datagram waits changes nothing.
  */
 struct sendgroup_send_args {
 	__u32 size;
@@ -118,8 +126,10 @@ struct sendgroup_send_args {
 /*
  * Datagrams are built by the module and handed to the IP layer, with a
  * cached route per group member, instead of one sendmsg() each; off when
- * the module's fast_path parameter is 0. The LSM socket_sendmsg hook is not
- * called on this path (see the module's documentation for what differs).
+ * the module's fast_path parameter is 0. The LSM's socket_sendmsg hook is
+ * asked about every datagram, with its destination, and a refusal fails that
+ * datagram with the LSM's errno, as sendmsg() would (see the module's
+ * documentation for what differs).
  */
 #define SENDGROUP_FEATURE_DIRECT_XMIT	(1ULL << 2)
 
@@ -188,8 +198,12 @@ struct sendgroup_member {
  * ids and @member_size must be 8. Each call is all or nothing: EINVAL if an
  * id repeats in the call; ADD fails with EEXIST if an id is already a
  * member, UPDATE and REMOVE with ENOENT if one is not; ENOSPC past
- * SENDGROUP_MAX_MEMBERS. When REMOVE returns, no send will reach the removed
- * members any more; the same holds for the old bytes after UPDATE.
+ * SENDGROUP_MAX_MEMBERS; ENOMEM when the caller's memory cgroup is at its
+ * limit (members and their private bytes are charged to it). When REMOVE
+ * returns, no send will reach the removed members any more; the same holds
+ * for the old bytes after UPDATE. REMOVE and UPDATE wait for sends on the
+ * same group that are running (a send on a blocking socket may wait for
+ * buffer space); they are killable, and never wait for another group.
  */
 struct sendgroup_members_args {
 	__u32 size;
@@ -236,6 +250,19 @@ struct sendgroup_failure {
  * sent. Failures never stop the call; up to @failure_capacity of them are
  * written to @failures, and @failure_count receives how many there were in
  * all (which may exceed the capacity).
+ *
+ * @failures is optional: 0 means no records, whatever @failure_capacity
+ * says; @failure_count is reported either way. Before the first datagram
+ * the kernel writes 0 to @failure_count and clears the first
+ * @failure_capacity records: memory that cannot be written fails the call
+ * with EFAULT and nothing is sent. Once datagrams have left, the call
+ * returns their number; a record it can no longer write (the caller
+ * unmapped or protected the memory during the call) is lost.
+ *
+ * Signals: as SENDGROUP_IOC_SEND. The interrupted datagram and every one the
+ * call did not attempt are failure records saying -EINTR, so the datagrams
+ * sent plus @failure_count cover every member and payload the call walked;
+ * the call returns the number sent, or -EINTR when that is 0.
  */
 struct sendgroup_group_send_args {
 	__u32 size;
