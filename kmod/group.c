@@ -48,7 +48,7 @@ struct sg_member {
 
 struct sg_group {
 	struct socket *sock;	/* holds a reference on the socket's file */
-	struct mutex lock;	/* serialises membership changes */
+	struct mutex lock;	/* serialises membership changes (held while they wait for walk_lock) */
 	struct rw_semaphore walk_lock;	/* read: a send walks @members; write: unlinking */
 	struct xarray members;	/* member id -> struct sg_member */
 	u32 count;		/* members, under @lock */
@@ -299,9 +299,11 @@ static long sg_group_ioctl_members(struct sg_group *group, void __user *uargs,
 	if (ret)
 		return ret;
 
-	mutex_lock(&group->lock);
-	ret = apply(group, members, ids, args.count);
-	mutex_unlock(&group->lock);
+	ret = mutex_lock_killable(&group->lock);
+	if (!ret) {
+		ret = apply(group, members, ids, args.count);
+		mutex_unlock(&group->lock);
+	}
 
 	sg_free_members(members, args.count);
 	kvfree(members);
@@ -341,7 +343,9 @@ static long sg_group_ioctl_remove(struct sg_group *group, void __user *uargs)
 		goto out_free_removed;
 	}
 
-	mutex_lock(&group->lock);
+	ret = mutex_lock_killable(&group->lock);
+	if (ret)
+		goto out_free_removed;
 	for (i = 0; i < args.count; i++) {
 		if (!sg_id_valid(ids[i]) || !xa_load(&group->members, ids[i])) {
 			mutex_unlock(&group->lock);
@@ -387,7 +391,9 @@ static long sg_group_ioctl_list(struct sg_group *group, struct sendgroup_list_ar
 	if (args.reserved)
 		return -EINVAL;
 
-	mutex_lock(&group->lock);
+	ret = mutex_lock_killable(&group->lock);
+	if (ret)
+		return ret;
 	count = group->count;
 	if (args.capacity) {
 		ids = kvmalloc_array(min(args.capacity, count ?: 1), sizeof(*ids), SG_GFP_CALLER);
