@@ -501,24 +501,6 @@ TEST_F(members, send_validation)
 
 /* ---- signals --------------------------------------------------------------- */
 
-static void on_signal(int sig)
-{
-}
-
-struct signal_later {
-	pthread_t target;
-	useconds_t after;
-};
-
-static void *signal_later(void *arg)
-{
-	struct signal_later *s = arg;
-
-	usleep(s->after);
-	pthread_kill(s->target, SIGUSR1);
-	return NULL;
-}
-
 #define HELD_MEMBERS 64
 
 /* A group of HELD_MEMBERS members behind hold_device_add(@name, @prefix, ...). */

@@ -673,23 +673,6 @@ TEST(dontwait_full_send_buffer_is_eagain_per_recipient)
  * interrupted recipient and every later one say -EINTR, never the kernel's
  * -ERESTARTSYS (-512), and the call returns what it sent.
  */
-static void on_signal(int sig)
-{
-}
-
-struct signal_later {
-	pthread_t target;
-	useconds_t after;
-};
-
-static void *signal_later(void *arg)
-{
-	struct signal_later *s = arg;
-
-	usleep(s->after);
-	pthread_kill(s->target, SIGUSR1);
-	return NULL;
-}
 
 TEST(signal_while_blocked_is_eintr)
 {

@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -138,6 +140,26 @@ static inline void set_ipv4(struct sendgroup_recipient *r, const char *prefix, u
 	snprintf(text, sizeof(text), "%s.%u", prefix, host);
 	inet_pton(AF_INET, text, &a);
 	memcpy(r->addr, &a, 4);
+}
+
+/* A handler that does nothing: the signal only interrupts what waits. */
+static inline void on_signal(int sig)
+{
+}
+
+/* pthread_kill(@target, SIGUSR1) after @after microseconds, from another thread. */
+struct signal_later {
+	pthread_t target;
+	useconds_t after;
+};
+
+static inline void *signal_later(void *arg)
+{
+	struct signal_later *s = arg;
+
+	usleep(s->after);
+	pthread_kill(s->target, SIGUSR1);
+	return NULL;
 }
 
 static inline void set_loopback(struct sendgroup_recipient *r, int family, unsigned int port)
