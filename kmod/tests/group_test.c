@@ -1167,82 +1167,109 @@ static struct bpf_object *bpf_object_beside_me(const char *name)
 	return obj;
 }
 
-TEST(lsm_refusal_reaches_every_datagram)
-{
-	struct bpf_object *obj = bpf_object_beside_me("lsm_deny.bpf.o");
+/* The BPF LSM program attached, and a group of LSM_MEMBERS on a bound socket. */
+FIXTURE(lsm) {
+	struct bpf_object *obj;
 	struct bpf_link *link;
-	struct bpf_map *denied;
-	__u32 key = 0, tgid = getpid(), nobody = 0;
+	struct bpf_map *denied_tgid, *denied_port;
+	int dev, sock, group;
+	int rx[LSM_MEMBERS];
+	unsigned int port[LSM_MEMBERS];
+	struct sendgroup_recipient r[LSM_MEMBERS];
+};
 
-	ASSERT_NE(NULL, obj) TH_LOG("open and load lsm_deny.bpf.o");
-	link = bpf_program__attach_lsm(bpf_object__find_program_by_name(obj, "sg_deny_sendmsg"));
-	ASSERT_NE(NULL, link) TH_LOG("attach the BPF LSM program (is \"bpf\" in /sys/kernel/security/lsm?)");
-	denied = bpf_object__find_map_by_name(obj, "sg_denied_tgid");
-	ASSERT_NE(NULL, denied);
+FIXTURE_VARIANT(lsm) {
+	int family;
+};
 
-	for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
-		struct sendgroup_member m[LSM_MEMBERS];
-		struct sendgroup_recipient r[LSM_MEMBERS];
-		struct sendgroup_failure failures[LSM_MEMBERS];
-		struct sendgroup_payload p = payload("lsm", 3);
-		struct sendgroup_send_args args;
-		__s32 results[LSM_MEMBERS];
-		unsigned int port[LSM_MEMBERS], sport, nfail;
-		unsigned long long direct, refusals;
-		int rx[LSM_MEMBERS], dev = open_device(), sock, group;
+FIXTURE_VARIANT_ADD(lsm, ipv4) { .family = AF_INET };
+FIXTURE_VARIANT_ADD(lsm, ipv6) { .family = AF_INET6 };
 
-		ASSERT_LE(0, dev);
-		sock = bound_socket(family, &sport);
-		ASSERT_LE(0, sock);
-		group = group_create(dev, sock);
-		ASSERT_LE(0, group);
-		for (int i = 0; i < LSM_MEMBERS; i++) {
-			rx[i] = make_receiver(family, &port[i]);
-			ASSERT_LE(0, rx[i]);
-			m[i] = member(i, family, port[i], i ? "pre" : NULL, NULL);
-			r[i] = m[i].recipient;
-		}
-		ASSERT_EQ(0, add_members(group, m, LSM_MEMBERS));
+FIXTURE_SETUP(lsm)
+{
+	struct sendgroup_member m[LSM_MEMBERS];
+	unsigned int sport;
 
-		/* Allowed: the direct path, every member. */
-		direct = read_stat("direct_sends");
-		refusals = read_stat("lsm_refusals");
-		EXPECT_EQ(LSM_MEMBERS, group_send(group, &p, 1, NULL, 0, NULL));
-		EXPECT_EQ(direct + LSM_MEMBERS, read_stat("direct_sends"));
-		EXPECT_EQ(LSM_MEMBERS, lsm_receive_count(rx));
-
-		/* Refused: each member fails with the LSM's errno, nothing is sent. */
-		ASSERT_EQ(0, bpf_map__update_elem(denied, &key, sizeof(key), &tgid, sizeof(tgid), BPF_ANY));
-		direct = read_stat("direct_sends");
-		EXPECT_EQ(0, group_send(group, &p, 1, failures, LSM_MEMBERS, &nfail));
-		EXPECT_EQ(LSM_MEMBERS, nfail);
-		for (unsigned int i = 0; i < nfail && i < LSM_MEMBERS; i++) {
-			EXPECT_EQ(-EPERM, failures[i].error);
-		}
-		args = send_args(sock, "lsm", 3, r, LSM_MEMBERS, results);
-		EXPECT_EQ(0, ioctl(dev, SENDGROUP_IOC_SEND, &args));
-		for (int i = 0; i < LSM_MEMBERS; i++) {
-			EXPECT_EQ(-EPERM, results[i]);
-		}
-		EXPECT_EQ(direct, read_stat("direct_sends"));
-		EXPECT_EQ(refusals + 2 * LSM_MEMBERS, read_stat("lsm_refusals"));
-		usleep(20000);
-		EXPECT_EQ(0, lsm_receive_count(rx));
-
-		/* Allowed again: back on the direct path. */
-		ASSERT_EQ(0, bpf_map__update_elem(denied, &key, sizeof(key), &nobody, sizeof(nobody), BPF_ANY));
-		EXPECT_EQ(LSM_MEMBERS, group_send(group, &p, 1, NULL, 0, NULL));
-		EXPECT_EQ(direct + LSM_MEMBERS, read_stat("direct_sends"));
-		EXPECT_EQ(LSM_MEMBERS, lsm_receive_count(rx));
-
-		for (int i = 0; i < LSM_MEMBERS; i++)
-			close(rx[i]);
-		close(group);
-		close(sock);
-		close(dev);
+	self->obj = bpf_object_beside_me("lsm_deny.bpf.o");
+	ASSERT_NE(NULL, self->obj) TH_LOG("open and load lsm_deny.bpf.o");
+	self->link = bpf_program__attach_lsm(bpf_object__find_program_by_name(self->obj,
+									       "sg_deny_sendmsg"));
+	ASSERT_NE(NULL, self->link)
+		TH_LOG("attach the BPF LSM program (is \"bpf\" in /sys/kernel/security/lsm?)");
+	self->denied_tgid = bpf_object__find_map_by_name(self->obj, "sg_denied_tgid");
+	self->denied_port = bpf_object__find_map_by_name(self->obj, "sg_denied_port");
+	ASSERT_NE(NULL, self->denied_tgid);
+	ASSERT_NE(NULL, self->denied_port);
+	self->dev = open_device();
+	ASSERT_LE(0, self->dev);
+	self->sock = bound_socket(variant->family, &sport);
+	ASSERT_LE(0, self->sock);
+	self->group = group_create(self->dev, self->sock);
+	ASSERT_LE(0, self->group);
+	for (int i = 0; i < LSM_MEMBERS; i++) {
+		self->rx[i] = make_receiver(variant->family, &self->port[i]);
+		ASSERT_LE(0, self->rx[i]);
+		m[i] = member(i, variant->family, self->port[i], i ? "pre" : NULL, NULL);
+		self->r[i] = m[i].recipient;
 	}
-	bpf_link__destroy(link);
-	bpf_object__close(obj);
+	ASSERT_EQ(0, add_members(self->group, m, LSM_MEMBERS));
+}
+
+FIXTURE_TEARDOWN(lsm)
+{
+	for (int i = 0; i < LSM_MEMBERS; i++)
+		close(self->rx[i]);
+	close(self->group);
+	close(self->sock);
+	close(self->dev);
+	bpf_link__destroy(self->link);
+	bpf_object__close(self->obj);
+}
+
+static void lsm_deny(struct bpf_map *map, __u32 value)
+{
+	__u32 key = 0;
+
+	bpf_map__update_elem(map, &key, sizeof(key), &value, sizeof(value), BPF_ANY);
+}
+
+TEST_F(lsm, refusal_reaches_every_datagram)
+{
+	struct sendgroup_failure failures[LSM_MEMBERS];
+	struct sendgroup_payload p = payload("lsm", 3);
+	struct sendgroup_send_args args;
+	__s32 results[LSM_MEMBERS];
+	unsigned long long direct, refusals;
+	unsigned int nfail;
+
+	/* Allowed: the direct path, every member. */
+	direct = read_stat("direct_sends");
+	refusals = read_stat("lsm_refusals");
+	EXPECT_EQ(LSM_MEMBERS, group_send(self->group, &p, 1, NULL, 0, NULL));
+	EXPECT_EQ(direct + LSM_MEMBERS, read_stat("direct_sends"));
+	EXPECT_EQ(LSM_MEMBERS, lsm_receive_count(self->rx));
+
+	/* Refused: each member fails with the LSM's errno, nothing is sent. */
+	lsm_deny(self->denied_tgid, getpid());
+	direct = read_stat("direct_sends");
+	EXPECT_EQ(0, group_send(self->group, &p, 1, failures, LSM_MEMBERS, &nfail));
+	EXPECT_EQ(LSM_MEMBERS, nfail);
+	for (unsigned int i = 0; i < nfail && i < LSM_MEMBERS; i++)
+		EXPECT_EQ(-EPERM, failures[i].error);
+	args = send_args(self->sock, "lsm", 3, self->r, LSM_MEMBERS, results);
+	EXPECT_EQ(0, ioctl(self->dev, SENDGROUP_IOC_SEND, &args));
+	for (int i = 0; i < LSM_MEMBERS; i++)
+		EXPECT_EQ(-EPERM, results[i]);
+	EXPECT_EQ(direct, read_stat("direct_sends"));
+	EXPECT_EQ(refusals + 2 * LSM_MEMBERS, read_stat("lsm_refusals"));
+	usleep(20000);
+	EXPECT_EQ(0, lsm_receive_count(self->rx));
+
+	/* Allowed again: back on the direct path. */
+	lsm_deny(self->denied_tgid, 0);
+	EXPECT_EQ(LSM_MEMBERS, group_send(self->group, &p, 1, NULL, 0, NULL));
+	EXPECT_EQ(direct + LSM_MEMBERS, read_stat("direct_sends"));
+	EXPECT_EQ(LSM_MEMBERS, lsm_receive_count(self->rx));
 }
 
 /*
@@ -1251,82 +1278,45 @@ TEST(lsm_refusal_reaches_every_datagram)
  * allowed deliver to the allowed ones only, on the direct path, and the
  * refused one's failure record or result slot says EPERM.
  */
-TEST(lsm_refuses_one_destination)
+TEST_F(lsm, refuses_one_destination)
 {
-	struct bpf_object *obj = bpf_object_beside_me("lsm_deny.bpf.o");
-	struct bpf_link *link;
-	struct bpf_map *denied;
-	__u32 key = 0, none = 0;
+	struct sendgroup_failure failures[LSM_MEMBERS];
+	struct sendgroup_payload p = payload("lsm", 3);
+	struct sendgroup_send_args args;
+	__s32 results[LSM_MEMBERS];
+	unsigned long long direct, refusals;
+	unsigned int nfail;
+	char buf[64];
 
-	ASSERT_NE(NULL, obj) TH_LOG("open and load lsm_deny.bpf.o");
-	link = bpf_program__attach_lsm(bpf_object__find_program_by_name(obj, "sg_deny_sendmsg"));
-	ASSERT_NE(NULL, link) TH_LOG("attach the BPF LSM program (is \"bpf\" in /sys/kernel/security/lsm?)");
-	denied = bpf_object__find_map_by_name(obj, "sg_denied_port");
-	ASSERT_NE(NULL, denied);
+	lsm_deny(self->denied_port, self->port[1]);
+	direct = read_stat("direct_sends");
+	refusals = read_stat("lsm_refusals");
 
-	for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
-		struct sendgroup_member m[LSM_MEMBERS];
-		struct sendgroup_recipient r[LSM_MEMBERS];
-		struct sendgroup_failure failures[LSM_MEMBERS];
-		struct sendgroup_payload p = payload("lsm", 3);
-		struct sendgroup_send_args args;
-		__s32 results[LSM_MEMBERS];
-		unsigned int port[LSM_MEMBERS], sport, nfail;
-		unsigned long long direct, refusals;
-		int rx[LSM_MEMBERS], dev = open_device(), sock, group;
-		char buf[64];
+	memset(failures, 0xcc, sizeof(failures));
+	EXPECT_EQ(LSM_MEMBERS - 1, group_send(self->group, &p, 1, failures, LSM_MEMBERS, &nfail));
+	EXPECT_EQ(1, nfail);
+	EXPECT_EQ(1, failures[0].member_id);
+	EXPECT_EQ(-EPERM, failures[0].error);
 
-		ASSERT_LE(0, dev);
-		sock = bound_socket(family, &sport);
-		ASSERT_LE(0, sock);
-		group = group_create(dev, sock);
-		ASSERT_LE(0, group);
-		for (int i = 0; i < LSM_MEMBERS; i++) {
-			rx[i] = make_receiver(family, &port[i]);
-			ASSERT_LE(0, rx[i]);
-			m[i] = member(i, family, port[i], NULL, NULL);
-			r[i] = m[i].recipient;
-		}
-		ASSERT_EQ(0, add_members(group, m, LSM_MEMBERS));
-		ASSERT_EQ(0, bpf_map__update_elem(denied, &key, sizeof(key), &port[1], sizeof(port[1]),
-						  BPF_ANY));
-		direct = read_stat("direct_sends");
-		refusals = read_stat("lsm_refusals");
+	memset(results, 0xcc, sizeof(results));
+	args = send_args(self->sock, "lsm", 3, self->r, LSM_MEMBERS, results);
+	EXPECT_EQ(LSM_MEMBERS - 1, ioctl(self->dev, SENDGROUP_IOC_SEND, &args));
+	EXPECT_EQ(0, results[0]);
+	EXPECT_EQ(-EPERM, results[1]);
+	EXPECT_EQ(0, results[2]);
 
-		memset(failures, 0xcc, sizeof(failures));
-		EXPECT_EQ(LSM_MEMBERS - 1, group_send(group, &p, 1, failures, LSM_MEMBERS, &nfail));
-		EXPECT_EQ(1, nfail);
-		EXPECT_EQ(1, failures[0].member_id);
-		EXPECT_EQ(-EPERM, failures[0].error);
+	/* The allowed ones took the direct path; the refused one reached nobody. */
+	EXPECT_EQ(direct + 2 * (LSM_MEMBERS - 1), read_stat("direct_sends"));
+	EXPECT_EQ(refusals + 2, read_stat("lsm_refusals"));
+	usleep(20000);
+	for (int i = 0; i < LSM_MEMBERS; i++) {
+		int n = 0;
 
-		memset(results, 0xcc, sizeof(results));
-		args = send_args(sock, "lsm", 3, r, LSM_MEMBERS, results);
-		EXPECT_EQ(LSM_MEMBERS - 1, ioctl(dev, SENDGROUP_IOC_SEND, &args));
-		EXPECT_EQ(0, results[0]);
-		EXPECT_EQ(-EPERM, results[1]);
-		EXPECT_EQ(0, results[2]);
-
-		/* The allowed ones took the direct path; the refused one reached nobody. */
-		EXPECT_EQ(direct + 2 * (LSM_MEMBERS - 1), read_stat("direct_sends"));
-		EXPECT_EQ(refusals + 2, read_stat("lsm_refusals"));
-		for (int i = 0; i < LSM_MEMBERS; i++) {
-			int n = 0;
-
-			usleep(20000);
-			while (recv(rx[i], buf, sizeof(buf), MSG_DONTWAIT) > 0)
-				n++;
-			EXPECT_EQ(i == 1 ? 0 : 2, n) TH_LOG("family %d, receiver %d", family, i);
-		}
-		ASSERT_EQ(0, bpf_map__update_elem(denied, &key, sizeof(key), &none, sizeof(none),
-						  BPF_ANY));
-		for (int i = 0; i < LSM_MEMBERS; i++)
-			close(rx[i]);
-		close(group);
-		close(sock);
-		close(dev);
+		while (recv(self->rx[i], buf, sizeof(buf), MSG_DONTWAIT) > 0)
+			n++;
+		EXPECT_EQ(i == 1 ? 0 : 2, n) TH_LOG("receiver %d", i);
 	}
-	bpf_link__destroy(link);
-	bpf_object__close(obj);
+	lsm_deny(self->denied_port, 0);
 }
 
 /*
