@@ -534,16 +534,15 @@ TEST(signal_while_blocked_is_eintr)
 	struct sendgroup_payload p = payload(body, sizeof(body));
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct signal_later later = { .target = pthread_self(), .after = 300 * 1000 };
-	int dev = open_device(), sock, group, sndbuf = 1, sent;
-	unsigned int sport, nfail;
+	int dev = open_device(), sock, group, sent;
+	unsigned int nfail;
 	pthread_t thread;
 
 	ASSERT_LE(0, dev);
 	ASSERT_EQ(0, hold_device_add("sg-gsig0", "10.80.0", "8kbit"));
 	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
-	sock = bound_socket(AF_INET, &sport);
+	sock = tiny_buffer_socket();
 	ASSERT_LE(0, sock);
-	ASSERT_EQ(0, setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)));
 	group = held_group(dev, sock, "10.80.0");
 	ASSERT_LE(0, group);
 	memset(f, 0xcc, sizeof(f));
@@ -1351,8 +1350,8 @@ TEST(cgroup_sendmsg_program_attached_mid_call)
 	struct sendgroup_failure f[HELD_MEMBERS];
 	struct sendgroup_payload p = payload(body, sizeof(body));
 	struct attach_later later = { .after = 1000 * 1000, .ret = -1 };
-	int dev = open_device(), sock, group, sndbuf = 1, sent, eperm = 0;
-	unsigned int sport, nfail;
+	int dev = open_device(), sock, group, sent, eperm = 0;
+	unsigned int nfail;
 	pthread_t thread;
 
 	ASSERT_LE(0, dev);
@@ -1362,9 +1361,8 @@ TEST(cgroup_sendmsg_program_attached_mid_call)
 	ASSERT_LE(0, later.prog) TH_LOG("load: %s", strerror(errno));
 	/* 100 kbit/s: a 1400-byte datagram about every 0.12 s, 64 in 8 s. */
 	ASSERT_EQ(0, hold_device_add("sg-cg0", "10.81.0", "100kbit"));
-	sock = bound_socket(AF_INET, &sport);
+	sock = tiny_buffer_socket();
 	ASSERT_LE(0, sock);
-	ASSERT_EQ(0, setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)));
 	group = held_group(dev, sock, "10.81.0");
 	ASSERT_LE(0, group);
 
@@ -1586,14 +1584,13 @@ TEST_F_TIMEOUT(churn, blocked_send_does_not_delay_another_users_changes, 120)
 	ASSERT_LE(0, a);
 	if (a == 0) {
 		struct sendgroup_payload p = payload(body, sizeof(body));
-		int dev, sock, group, sndbuf = 1;
-		unsigned int sport;
+		int dev, sock, group;
 
 		if (setgid(1001) || setuid(1001))
 			_exit(10);
 		dev = open_device();
-		sock = bound_socket(AF_INET, &sport);
-		if (sock < 0 || setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)))
+		sock = tiny_buffer_socket();
+		if (sock < 0)
 			_exit(11);
 		group = held_group(dev, sock, "10.82.0");
 		if (group < 0 || write(ready[1], "a", 1) != 1)

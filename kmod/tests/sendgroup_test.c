@@ -682,16 +682,14 @@ TEST(signal_while_blocked_is_eintr)
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct signal_later later = { .target = pthread_self(), .after = 300 * 1000 };
 	struct sendgroup_send_args args;
-	int dev = open_device(), sock, sndbuf = 1, sent, eintr = 0, first_eintr = -1;
-	unsigned int sport;
+	int dev = open_device(), sock, sent, eintr = 0, first_eintr = -1;
 	pthread_t thread;
 
 	ASSERT_LE(0, dev);
 	ASSERT_EQ(0, hold_device_add("sg-sig0", "10.78.0", "8kbit"));
 	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
-	sock = bound_socket(AF_INET, &sport);
+	sock = tiny_buffer_socket();
 	ASSERT_LE(0, sock);
-	ASSERT_EQ(0, setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)));
 	for (int i = 0; i < 64; i++)
 		set_ipv4(&r[i], "10.78.0", 2 + i, 9000);
 	memset(results, 0xcc, sizeof(results));

@@ -103,6 +103,19 @@ static inline int bound_socket(int family, unsigned int *port)
 	return fd;
 }
 
+/* An IPv4 socket bound to an ephemeral port whose send buffer fills at once (SO_SNDBUF 1). */
+static inline int tiny_buffer_socket(void)
+{
+	unsigned int port;
+	int sndbuf = 1, fd = bound_socket(AF_INET, &port);
+
+	if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf))) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 /*
  * A dummy device @name owning @prefix.1/24 whose tbf qdisc releases @rate
  * (e.g. "8kbit"): datagrams it holds stay charged to their socket (netem
