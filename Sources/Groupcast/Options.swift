@@ -12,6 +12,8 @@ extension ForwarderBackend: ExpressibleByArgument {}
 
 extension StreamSet: ExpressibleByArgument {
     public init?(argument: String) { self.init(list: argument) }
+    /// `asq,vsq,vhq` in --help, not the raw bits.
+    public var defaultValueDescription: String { description }
 }
 
 /// Options every subcommand shares.
