@@ -77,6 +77,10 @@ import Testing
         #expect(metrics.hasPrefix("HTTP/1.0 200 OK"), "\(metrics.prefix(200))")
         #expect(metrics.contains("groupcast_sfu_packets_received_total{backend=\"\(TestBackend.selected)\"} "))
         #expect(try #require(httpGet(port: metricsPort, path: "/other")).hasPrefix("HTTP/1.0 404"))
+        // Per-room metrics: the clients joined the declared room `default` (and have left).
+        #expect(metrics.contains("groupcast_sfu_room_participants{room=\"default\"} 0\n"), "\(metrics)")
+        #expect(metrics.contains("groupcast_sfu_room_joins_total{room=\"default\"} 3\n"), "\(metrics)")
+        #expect(metrics.contains("groupcast_sfu_control_challenges_total 3\n"), "\(metrics)")
 
         kill(sfu.processIdentifier, SIGTERM)
         let sfuText = String(decoding: sfuOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
