@@ -15,6 +15,8 @@ let package = Package(
         // `groupcast` command.
         .library(name: "GroupcastSFU", targets: ["GroupcastProtocol", "GroupcastAuth", "GroupcastSFU", "GroupcastBackends", "GroupcastClient"]),
         .executable(name: "groupcast", targets: ["Groupcast"]),
+        // The test bench: `make demo`, the benchmarks (Docs/benchmarks.md).
+        .executable(name: "groupcast-lab", targets: ["GroupcastLabCommand"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
@@ -151,13 +153,25 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
-        // `groupcast sfu | client | xdp`: the production command, nothing else.
+        // The command lines' shared options (durations, sizes, log level) and SIGINT/SIGTERM.
+        .target(
+            name: "GroupcastCommandLine",
+            dependencies: [
+                "GroupcastProtocol",
+                "GroupcastSFU",
+                "GroupUnicast",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // `groupcast sfu | client | token | xdp`: the production command, nothing else.
         .executableTarget(
             name: "Groupcast",
             dependencies: [
                 "GroupcastAuth",
                 "GroupcastBackends",
                 "GroupcastClient",
+                "GroupcastCommandLine",
                 "GroupcastFastPath",
                 "GroupcastProtocol",
                 "GroupcastSFU",
@@ -166,6 +180,37 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+
+        // MARK: Test bench (Docs/benchmarks.md)
+
+        // The lab: namespace topology, process groups, /proc sampling, the fits, the capacity
+        // search, Amdahl, reports; the demo and the SFU benchmark run on it (unit-tested
+        // arithmetic in GroupcastLabTests).
+        .target(
+            name: "GroupcastLab",
+            dependencies: [
+                "GroupcastAuth",
+                "GroupcastCommandLine",
+                "GroupcastProtocol",
+                "GroupcastSFU",
+                "GroupUnicast",
+            ]
+        ),
+        // `groupcast-lab demo | bench send | bench sfu`; runs `groupcast` (beside it) as SFU and
+        // clients.
+        .executableTarget(
+            name: "GroupcastLabCommand",
+            dependencies: [
+                "GroupcastCommandLine",
+                "GroupcastLab",
+                "GroupcastProtocol",
+                "GroupcastSFU",
+                "GroupUnicast",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         // libFuzzer entry points for the RTP and control parsers (scripts/test-sfu builds them
         // with -sanitize=fuzzer); a plain build replays files given as arguments.
         .executableTarget(
@@ -210,7 +255,13 @@ let package = Package(
         // The fast path's Swift API; the device test runs as root in a thread-private netns.
         .testTarget(
             name: "GroupcastFastPathTests",
-            dependencies: ["GroupcastFastPath", "CGroupcastFastPath", "GroupcastProtocol", "GroupUnicast"]
+            dependencies: ["GroupcastFastPath", "CGroupcastFastPath", "GroupcastLab", "GroupcastProtocol", "GroupUnicast"]
+        ),
+        // The lab's arithmetic and reports (fits, capacity search, Amdahl, percentiles, a run's
+        // derived measurements).
+        .testTarget(
+            name: "GroupcastLabTests",
+            dependencies: ["GroupcastLab", "GroupcastProtocol", "GroupcastSFU"]
         ),
         // Reference SFU: parsers, registry, routing, forwarders end to end (scripts/test-sfu).
         .testTarget(
@@ -220,14 +271,16 @@ let package = Package(
                 "GroupcastBackends",
                 "GroupcastClient",
                 "GroupcastFastPath",
+                "GroupcastLab",
                 "GroupcastProtocol",
                 "GroupcastRingBackend",
                 "GroupcastSFU",
                 "GroupcastSocketBackend",
                 "GroupcastXDPBackend",
                 "GroupUnicast",
-                // Built before the tests, which run `groupcast` as a subprocess.
+                // Built before the tests, which run them as subprocesses.
                 "Groupcast",
+                "GroupcastLabCommand",
             ]
         ),
     ],

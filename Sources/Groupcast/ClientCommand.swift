@@ -1,4 +1,5 @@
 import ArgumentParser
+import GroupcastCommandLine
 import Dispatch
 import Foundation
 import GroupcastProtocol

@@ -1,12 +1,13 @@
 import ArgumentParser
+import GroupcastCommandLine
 
-/// `groupcast`: the reference SFU, its client and the namespace demo.
+/// `groupcast`: the reference SFU, its client, join tokens and the fast path's tool. Production only: the
+/// demo and the benchmarks are `groupcast-lab` (GroupcastLab).
 @main
 struct Groupcast: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "groupcast",
         abstract: "A selective forwarding unit for ultra-low-delay conferencing (Docs/protocol.md).",
-        // `xdp` and `bench` are added here by their owners.
-        subcommands: [SFUCommand.self, ClientCommand.self, TokenCommand.self, DemoCommand.self, XDPCommand.self, BenchCommand.self]
+        subcommands: [SFUCommand.self, ClientCommand.self, TokenCommand.self, XDPCommand.self]
     )
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GroupcastCommandLine
 import Dispatch
 import Foundation
 import GroupcastAuth
@@ -217,35 +218,6 @@ struct SFUCommand: ParsableCommand {
         } catch {
             FileHandle.standardError.write(Data("groupcast sfu: cannot write \(path): \(error)\n".utf8))
         }
-    }
-}
-
-/// SIGINT/SIGTERM turned into a flag (dispatch sources, so no work in a signal handler).
-final class StopSignal: @unchecked Sendable {
-    private let lock = NSLock()
-    private var name: String?
-    private var sources: [DispatchSourceSignal] = []
-
-    init() {
-        for (number, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { [weak self] in
-                guard let self else { return }
-                lock.lock()
-                if self.name == nil { self.name = name }
-                lock.unlock()
-            }
-            source.resume()
-            sources.append(source)
-        }
-    }
-
-    var received: Bool { signalName != nil }
-    var signalName: String? {
-        lock.lock()
-        defer { lock.unlock() }
-        return name
     }
 }
 

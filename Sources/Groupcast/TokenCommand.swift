@@ -1,4 +1,5 @@
 import ArgumentParser
+import GroupcastCommandLine
 import Foundation
 import GroupcastAuth
 import GroupcastProtocol

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GroupcastCommandLine
 import Glibc
 import GroupcastFastPath
 import GroupcastProtocol

@@ -1,13 +1,15 @@
 import CGroupcastFastPath
 import Glibc
 @testable import GroupcastFastPath
+import GroupcastLab
 import Foundation
 import GroupcastProtocol
 import GroupUnicast
 import XCTest
 
 /// The Swift API over the loader. Tests that need a device run only as root, in a network
-/// namespace private to the test's thread (unshare(CLONE_NEWNET) is per thread), restored after.
+/// namespace private to the test's thread (`Topology.PrivateNamespace`: unshare(CLONE_NEWNET) is
+/// per thread), restored after; their veths come from GroupcastLab's `Topology`.
 final class FastPathTests: XCTestCase {
     /// `StreamType`'s raw values go into `struct gc_route.stream_type` unchanged, so they must be
     /// `enum gc_stream_type` of groupcast_layout.h, case for case.
@@ -61,16 +63,10 @@ final class FastPathTests: XCTestCase {
 
     func testLifecycleOnVeth() throws {
         try XCTSkipIf(geteuid() != 0, "needs root (BPF, network namespaces)")
-        let original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
-        XCTAssertGreaterThanOrEqual(original, 0)
-        defer {
-            _ = setns(original, cloneNewNet)
-            close(original)
-        }
-        XCTAssertEqual(unshare(cloneNewNet), 0, "unshare: \(errno)")
-        try run("ip", "link", "add", "gcsw0", "type", "veth", "peer", "name", "gcsw1")
-        try run("ip", "link", "set", "gcsw0", "up")
-        try run("ip", "link", "set", "gcsw1", "up")
+        let namespace = try Topology.PrivateNamespace()
+        defer { namespace.leave() }
+        let topology = Topology(hub: .caller, spokes: [.init(placement: .caller, hubInterface: "gcsw0", interface: "gcsw1")])
+        try topology.create()
 
         let fp = try FastPath.attach(interface: "gcsw0", port: 5004, echo: false, maxRoutes: 16)
         XCTAssertThrowsError(try FastPath.attach(interface: "gcsw0", port: 5004)) { error in
@@ -130,15 +126,10 @@ final class FastPathTests: XCTestCase {
     /// attachment, the other is refused (already attached / busy), and nothing is left behind.
     func testConcurrentAttachOneWins() throws {
         try XCTSkipIf(geteuid() != 0, "needs root (BPF, network namespaces)")
-        let original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
-        XCTAssertGreaterThanOrEqual(original, 0)
-        defer {
-            _ = setns(original, cloneNewNet)
-            close(original)
-        }
-        XCTAssertEqual(unshare(cloneNewNet), 0, "unshare: \(errno)")
-        try run("ip", "link", "add", "gcrace0", "type", "veth", "peer", "name", "gcrace1")
-        try run("ip", "link", "set", "gcrace0", "up")
+        let namespace = try Topology.PrivateNamespace()
+        defer { namespace.leave() }
+        let topology = Topology(hub: .caller, spokes: [.init(placement: .caller, hubInterface: "gcrace0", interface: "gcrace1")])
+        try topology.create()
         for round in 0..<10 {
             let results = Outcomes()
             // Threads made from this thread share its network namespace.
@@ -171,27 +162,18 @@ final class FastPathTests: XCTestCase {
     /// an unresolved neighbour that a probe gets resolved (the peer answers ARP from its netns).
     func testNextHopResolution() throws {
         try XCTSkipIf(geteuid() != 0, "needs root (network namespaces)")
-        let original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
-        XCTAssertGreaterThanOrEqual(original, 0)
-        let peer = "gcnhpeer\(getpid())"
-        defer {
-            _ = setns(original, cloneNewNet)
-            close(original)
-            try? run("ip", "netns", "del", peer)
-        }
-        XCTAssertEqual(unshare(cloneNewNet), 0, "unshare: \(errno)")
-        try run("ip", "link", "set", "lo", "up")
-        try run("ip", "netns", "add", peer)
-        try run("ip", "link", "add", "gcnh0", "address", "02:00:00:00:00:10", "type", "veth", "peer", "name", "gcnh1",
-                "address", "02:00:00:00:00:20", "netns", peer)
-        try run("ip", "addr", "add", "10.77.0.1/24", "dev", "gcnh0")
-        try run("ip", "-6", "addr", "add", "fd77::1/64", "dev", "gcnh0", "nodad")
-        try run("ip", "link", "set", "gcnh0", "up")
-        try run("ip", "-n", peer, "addr", "add", "10.77.0.2/24", "dev", "gcnh1")
-        try run("ip", "-n", peer, "link", "set", "gcnh1", "up")
-        try run("ip", "neigh", "add", "10.77.0.3", "lladdr", "02:00:00:00:00:33", "dev", "gcnh0")
-        try run("ip", "-6", "neigh", "add", "fd77::3", "lladdr", "02:00:00:00:00:36", "dev", "gcnh0")
-        try run("ip", "route", "add", "10.88.0.0/16", "via", "10.77.0.3")
+        let namespace = try Topology.PrivateNamespace()
+        defer { namespace.leave() }
+        let topology = Topology(hub: .caller, spokes: [
+            .init(placement: .named("gcnhpeer\(getpid())"), hubInterface: "gcnh0", interface: "gcnh1",
+                  hubAddresses: ["10.77.0.1/24", "fd77::1/64"], addresses: ["10.77.0.2/24"],
+                  hubMAC: "02:00:00:00:00:10", mac: "02:00:00:00:00:20")
+        ])
+        try topology.create()
+        defer { topology.destroy() }
+        try Topology.ip(["neigh", "add", "10.77.0.3", "lladdr", "02:00:00:00:00:33", "dev", "gcnh0"])
+        try Topology.ip(["-6", "neigh", "add", "fd77::3", "lladdr", "02:00:00:00:00:36", "dev", "gcnh0"])
+        try Topology.ip(["route", "add", "10.88.0.0/16", "via", "10.77.0.3"])
 
         let local = try NextHop.resolve(address("127.0.0.1")!)
         XCTAssertEqual(local.interface, "lo")
@@ -244,27 +226,5 @@ final class FastPathTests: XCTestCase {
             defer { lock.unlock() }
             return body(&items)
         }
-    }
-
-    // unshare(2) and setns(2) need _GNU_SOURCE, which Glibc's module does not import.
-    private typealias Unshare = @convention(c) (Int32) -> Int32
-    private typealias Setns = @convention(c) (Int32, Int32) -> Int32
-    private let cloneNewNet: Int32 = 0x4000_0000
-    private func unshare(_ flags: Int32) -> Int32 {
-        unsafeBitCast(dlsym(nil, "unshare"), to: Unshare.self)(flags)
-    }
-    private func setns(_ fd: Int32, _ type: Int32) -> Int32 {
-        unsafeBitCast(dlsym(nil, "setns"), to: Setns.self)(fd, type)
-    }
-
-    /// Runs a command in this thread's network namespace (posix_spawn from this thread).
-    private func run(_ args: String...) throws {
-        var pid: pid_t = 0
-        var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        XCTAssertEqual(posix_spawnp(&pid, args[0], nil, nil, &argv, environ), 0)
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
-        XCTAssertEqual(status, 0, args.joined(separator: " "))
     }
 }

@@ -231,22 +231,41 @@ import Testing
 
     @Test func demoWithoutRootSaysSoAndCreatesNothing() throws {
         // As root, drop to nobody for this one run (setpriv, util-linux).
+        let (status, text) = try geteuid() == 0
+            ? runToEnd(URL(fileURLWithPath: "/usr/bin/setpriv"),
+                       ["--reuid", "65534", "--regid", "65534", "--clear-groups", GroupcastBinary.lab.path, "demo", "--duration", "1s"])
+            : runToEnd(GroupcastBinary.lab, ["demo", "--duration", "1s"])
+        #expect(status == 1, "\(text)")
+        #expect(text.contains("groupcast-lab demo: needs root: it creates network namespaces and veth links"), "\(text)")
+    }
+
+    /// Outside a checkout the benchmarks cannot find their scripts: a clear message and a
+    /// non-zero status, never a silent success.
+    @Test(arguments: [["bench", "send", "--quick"], ["bench", "sfu", "--quick", "--vm", "6.12"]])
+    func benchOutsideACheckoutFails(arguments: [String]) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("groupcast-lab-\(getpid())-\(arguments[1])")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let copy = directory.appendingPathComponent("groupcast-lab")
+        try FileManager.default.copyItem(at: GroupcastBinary.lab, to: copy)
+        let (status, text) = try runToEnd(copy, arguments, environment: ProcessInfo.processInfo.environment.filter { $0.key != "GROUPCAST_REPO" })
+        #expect(status == 1, "\(text)")
+        #expect(text.contains("groupcast-lab bench \(arguments[1]): cannot find the project checkout"), "\(text)")
+    }
+
+    /// Runs `executable` to its end; its status and its output (stdout and stderr together).
+    private func runToEnd(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil) throws -> (Int32, String) {
         let output = Pipe()
-        let demo = Process()
-        if geteuid() == 0 {
-            demo.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            demo.arguments = ["--reuid", "65534", "--regid", "65534", "--clear-groups", GroupcastBinary.url.path, "demo", "--duration", "1s"]
-        } else {
-            demo.executableURL = GroupcastBinary.url
-            demo.arguments = ["demo", "--duration", "1s"]
-        }
-        demo.standardOutput = output
-        demo.standardError = output
-        try demo.run()
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        demo.waitUntilExit()
-        #expect(demo.terminationStatus == 1, "\(text)")
-        #expect(text.contains("groupcast demo needs root: it creates network namespaces and veth links"), "\(text)")
+        process.waitUntilExit()
+        return (process.terminationStatus, text)
     }
 }
 

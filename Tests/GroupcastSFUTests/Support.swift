@@ -5,6 +5,7 @@ import Foundation
 import GroupcastAuth
 import GroupcastProtocol
 import GroupcastClient
+import GroupcastLab
 import GroupcastSFU
 import GroupcastSocketBackend
 import GroupcastBackends
@@ -88,7 +89,9 @@ enum TestNetwork {
     }
 }
 
-/// The veth topology of ``TestNetwork/veth``.
+/// The veth topology of ``TestNetwork/veth``: GroupcastLab's ``Topology`` with this process's
+/// namespace as the hub (`gcsfu0`) and one anonymous peer namespace (`gcpeer0`, 98 addresses of
+/// each family), which lives as long as this process.
 final class VethTopology: @unchecked Sendable {
     static let shared: VethTopology = {
         do { return try VethTopology() } catch { fatalError("test topology: \(error)") }
@@ -96,71 +99,30 @@ final class VethTopology: @unchecked Sendable {
 
     static func ipv6(_ host: UInt8) -> IPv6Address { IPv6Address(high: 0xfd20_0003_0000_0000, low: UInt64(host)) }
 
-    /// The peer namespace (kept alive by this descriptor) and the test's own.
-    let peer: CInt
-    let home: CInt
-    /// `/proc/PID/fd/N` of ``peer``, for `nsenter --net=` and `ip link ... netns`.
-    let peerPath: String
-
+    /// A test-setup failure (a socket the topology's users could not make).
     struct SetupError: Error, CustomStringConvertible {
         var description: String
     }
 
+    let topology: Topology
+    /// `/proc/PID/fd/N` of the peer namespace, for `nsenter --net=`.
+    let peerPath: String
+
     private init() throws {
-        home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
-        guard home >= 0 else { throw SetupError(description: "open own netns: errno \(errno)") }
-        guard namespaceCall("unshare", CInt(0x4000_0000)) == 0 else { throw SetupError(description: "unshare(CLONE_NEWNET): errno \(errno) (needs root)") }
-        peer = open("/proc/thread-self/ns/net", O_RDONLY)  // inherited by nsenter/ip children
-        let opened = errno
-        guard namespaceCall("setns", home, CInt(0x4000_0000)) == 0 else { fatalError("setns back: errno \(errno)") }
-        guard peer >= 0 else { throw SetupError(description: "open peer netns: errno \(opened)") }
-        peerPath = "/proc/\(getpid())/fd/\(peer)"
-        var commands = [
-            ["ip", "link", "add", "gcsfu0", "type", "veth", "peer", "name", "gcpeer0", "netns", peerPath],
-            ["ip", "addr", "add", "10.203.0.1/24", "dev", "gcsfu0"],
-            ["ip", "-6", "addr", "add", "fd20:3::1/64", "dev", "gcsfu0", "nodad"],
-            ["ip", "link", "set", "gcsfu0", "up"],
-        ]
-        var peerBatch = ["link set lo up", "link set gcpeer0 up"]
-        for host in 2...99 {
-            peerBatch.append("addr add 10.203.0.\(host)/24 dev gcpeer0")
-            peerBatch.append("addr add fd20:3::\(String(host, radix: 16))/64 dev gcpeer0 nodad")
-        }
-        let batchFile = NSTemporaryDirectory() + "groupcast-test-peer-\(getpid()).ip"
-        try peerBatch.joined(separator: "\n").write(toFile: batchFile, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(atPath: batchFile) }
-        commands.append(["/usr/bin/nsenter", "--net=\(peerPath)", "ip", "-batch", batchFile])
-        for command in commands {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: command[0].hasPrefix("/") ? command[0] : "/usr/sbin/\(command[0])")
-            process.arguments = Array(command.dropFirst())
-            try process.run()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else {
-                throw SetupError(description: "\(command.joined(separator: " ")) exited \(process.terminationStatus)")
-            }
-        }
+        topology = Topology(hub: .caller, spokes: [
+            Topology.Spoke(
+                placement: .anonymous, hubInterface: "gcsfu0", interface: "gcpeer0",
+                hubAddresses: ["10.203.0.1/24", "fd20:3::1/64"],
+                addresses: (2...99).flatMap { host in ["10.203.0.\(host)/24", "fd20:3::\(String(host, radix: 16))/64"] })
+        ])
+        try topology.create()
+        peerPath = topology.spokePath(0)!
     }
 
     /// Runs `body` on this thread inside the peer namespace, then switches back.
     func inPeer<T>(_ body: () throws -> T) throws -> T {
-        guard namespaceCall("setns", peer, CInt(0x4000_0000)) == 0 else { throw SetupError(description: "setns(peer): errno \(errno)") }
-        defer {
-            if namespaceCall("setns", home, CInt(0x4000_0000)) != 0 { fatalError("setns back: errno \(errno)") }
-        }
-        return try body()
+        try topology.inSpoke(0, body)
     }
-}
-
-// unshare(2) and setns(2) need _GNU_SOURCE, which Glibc's module does not import.
-private func namespaceCall(_ name: String, _ flags: CInt) -> CInt {
-    typealias Unshare = @convention(c) (CInt) -> CInt
-    return unsafeBitCast(dlsym(nil, name), to: Unshare.self)(flags)
-}
-
-private func namespaceCall(_ name: String, _ fd: CInt, _ type: CInt) -> CInt {
-    typealias Setns = @convention(c) (CInt, CInt) -> CInt
-    return unsafeBitCast(dlsym(nil, name), to: Setns.self)(fd, type)
 }
 
 let testLogger: Logger = {
@@ -317,10 +279,13 @@ extension Array where Element == (ssrc: UInt32, bytes: [UInt8]) {
     func count(of ssrc: UInt32) -> Int { filter { $0.ssrc == ssrc }.count }
 }
 
-/// The `groupcast` executable, built next to this test binary.
+/// The `groupcast` and `groupcast-lab` executables, built next to this test binary.
 enum GroupcastBinary {
-    static var url: URL {
-        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("groupcast")
+    static var url: URL { beside("groupcast") }
+    static var lab: URL { beside("groupcast-lab") }
+
+    private static func beside(_ name: String) -> URL {
+        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent(name)
     }
 }
 

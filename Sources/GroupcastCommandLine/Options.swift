@@ -1,4 +1,6 @@
 import ArgumentParser
+import Dispatch
+import Foundation
 import GroupcastProtocol
 import GroupcastSFU
 import GroupUnicast
@@ -17,11 +19,13 @@ extension StreamSet: ExpressibleByArgument {
 }
 
 /// Options every subcommand shares.
-struct LoggingOptions: ParsableArguments {
+public struct LoggingOptions: ParsableArguments {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: Logger.Level = .info
+    public var logLevel: Logger.Level = .info
 
-    func bootstrap(label: String) -> Logger {
+    public init() {}
+
+    public func bootstrap(label: String) -> Logger {
         let level = logLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -35,10 +39,10 @@ struct LoggingOptions: ParsableArguments {
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// `--duration 10`, `--duration 2.5`, `--interval 4ms`, `--interval 500us`, `--expires 1h`.
-struct DurationArgument: ExpressibleByArgument, Sendable {
-    var value: Duration
-    init(_ value: Duration) { self.value = value }
-    init?(argument: String) {
+public struct DurationArgument: ExpressibleByArgument, Sendable {
+    public var value: Duration
+    public init(_ value: Duration) { self.value = value }
+    public init?(argument: String) {
         let units: [(String, Double)] = [("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
         for (suffix, scale) in units where argument.hasSuffix(suffix) {
             guard let number = Double(argument.dropLast(suffix.count)), number >= 0 else { return nil }
@@ -48,14 +52,14 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
         guard let seconds = Double(argument), seconds >= 0 else { return nil }
         value = .nanoseconds(Int64(seconds * 1e9))
     }
-    var defaultValueDescription: String { "\(value)" }
+    public var defaultValueDescription: String { "\(value)" }
 }
 
 /// `asq=80,vsq=160,vhq=320`.
-struct SizesArgument: ExpressibleByArgument, Sendable {
-    var sizes: [StreamType: Int]
-    init(_ sizes: [StreamType: Int]) { self.sizes = sizes }
-    init?(argument: String) {
+public struct SizesArgument: ExpressibleByArgument, Sendable {
+    public var sizes: [StreamType: Int]
+    public init(_ sizes: [StreamType: Int]) { self.sizes = sizes }
+    public init?(argument: String) {
         var sizes: [StreamType: Int] = [:]
         for item in argument.split(separator: ",") {
             let parts = item.split(separator: "=")
@@ -65,5 +69,39 @@ struct SizesArgument: ExpressibleByArgument, Sendable {
             sizes[type] = size
         }
         self.sizes = sizes
+    }
+}
+
+extension Duration {
+    /// The duration in seconds.
+    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+/// SIGINT/SIGTERM turned into a flag (dispatch sources, so no work in a signal handler).
+public final class StopSignal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var name: String?
+    private var sources: [DispatchSourceSignal] = []
+
+    public init() {
+        for (number, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [weak self] in
+                guard let self else { return }
+                lock.lock()
+                if self.name == nil { self.name = name }
+                lock.unlock()
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    public var received: Bool { signalName != nil }
+    public var signalName: String? {
+        lock.lock()
+        defer { lock.unlock() }
+        return name
     }
 }

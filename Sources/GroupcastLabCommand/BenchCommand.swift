@@ -4,10 +4,9 @@ import Glibc
 import ArgumentParser
 import Foundation
 import GroupcastProtocol
-import GroupcastSFU
-import GroupUnicast
+import GroupcastLab
 
-/// `groupcast bench`: the send micro benchmark (`send`) and the SFU macro benchmark (`sfu`).
+/// `groupcast-lab bench`: the send micro benchmark (`send`) and the SFU macro benchmark (`sfu`).
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
@@ -17,34 +16,26 @@ struct BenchCommand: ParsableCommand {
     )
 }
 
-/// The project checkout this binary was built in (`.build/…/groupcast` lives under it), or
-/// `GROUPCAST_REPO`: the benchmarks' scripts, the kernel module and the result directory are there.
-func repositoryRoot() throws -> String {
-    if let root = ProcessInfo.processInfo.environment["GROUPCAST_REPO"], !root.isEmpty { return root }
-    var url = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-    while url.path != "/" {
-        if FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("scripts/bench-send").path) { return url.path }
-        url.deleteLastPathComponent()
-    }
-    throw ValidationError("cannot find the project checkout (scripts/bench-send) above this executable: set GROUPCAST_REPO")
-}
-
 /// Runs `path arguments` with this process's standard streams and exits with its status.
 func runScript(_ path: String, _ arguments: [String]) throws -> Never {
     guard FileManager.default.isExecutableFile(atPath: path) else {
-        throw ValidationError("\(path) is missing or not executable (GROUPCAST_REPO names the checkout)")
+        FileHandle.standardError.write(Data("groupcast-lab: \(path) is missing or not executable (GROUPCAST_REPO names the checkout)\n".utf8))
+        throw ExitCode(1)
     }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
     // Ctrl-C reaches the whole foreground group; wait for the script to clean up.
     signal(SIGINT, SIG_IGN)
-    do { try process.run() } catch { throw ValidationError("cannot run \(path): \(error)") }
+    do { try process.run() } catch {
+        FileHandle.standardError.write(Data("groupcast-lab: cannot run \(path): \(error)\n".utf8))
+        throw ExitCode(1)
+    }
     process.waitUntilExit()
     throw ExitCode(process.terminationStatus)
 }
 
-/// `groupcast bench send`: `scripts/bench-send` (bench/sendbench.c) with the same options.
+/// `groupcast-lab bench send`: `scripts/bench-send` (bench/sendbench.c) with the same options.
 struct BenchSendCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "send",
@@ -62,10 +53,21 @@ struct BenchSendCommand: ParsableCommand {
     var passthrough: [String] = []
 
     func run() throws {
-        let root = try repositoryRoot()
+        let root = try exitOnLabError("bench send") { try repositoryRoot() }
         var arguments: [String] = []
         if let vm { arguments += ["--vm", vm] }
         if quick { arguments.append("--quick") }
         try runScript(root + "/scripts/bench-send", arguments + passthrough)
+    }
+}
+
+/// Runs `body`; an error becomes `groupcast-lab WHAT: MESSAGE` on standard error and the exit
+/// status of a ``LabError`` (1, or 130 after an interruption), 1 for any other.
+func exitOnLabError<T>(_ what: String, _ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch {
+        FileHandle.standardError.write(Data("groupcast-lab \(what): \(error)\n".utf8))
+        throw ExitCode((error as? LabError)?.exitCode ?? 1)
     }
 }

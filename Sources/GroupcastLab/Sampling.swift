@@ -1,0 +1,86 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+struct ProcSample {
+    var time: Double
+    /// The SFU process's utime + stime, clock ticks.
+    var user: UInt64
+    var system: UInt64
+    /// Per-CPU softirq, clock ticks.
+    var softirq: [Int: UInt64]
+    /// Time the SFU's threads were runnable but waiting for a CPU (schedstat run_delay), ns.
+    var runDelay: UInt64
+
+    static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
+
+    static func take(pid: Int32) -> ProcSample? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // After "pid (comm)": state is field 3, utime 14, stime 15 (proc(5)).
+        guard fields.count > 13, let user = UInt64(fields[11]), let system = UInt64(fields[12]) else { return nil }
+        var softirq: [Int: UInt64] = [:]
+        if let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8) {
+            for line in text.split(separator: "\n") where line.hasPrefix("cpu") && !line.hasPrefix("cpu ") {
+                let parts = line.split(separator: " ")
+                // cpuN user nice system idle iowait irq softirq ...
+                if parts.count > 7, let cpu = Int(parts[0].dropFirst(3)), let value = UInt64(parts[7]) { softirq[cpu] = value }
+            }
+        }
+        // /proc/PID/task/TID/schedstat: run time, run_delay, timeslices (ns, ns, count).
+        var runDelay: UInt64 = 0
+        for task in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? [] {
+            if let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/schedstat", encoding: .utf8) {
+                let parts = text.split(separator: " ")
+                if parts.count > 1, let value = UInt64(parts[1]) { runDelay &+= value }
+            }
+        }
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return ProcSample(time: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9, user: user, system: system, softirq: softirq, runDelay: runDelay)
+    }
+}
+
+/// The SFU's statistics file, the fields the benchmark uses.
+struct SFUSnapshot {
+    var received: UInt64 = 0, copies: UInt64 = 0, dropped: UInt64 = 0, participants = 0
+    var sendNs: UInt64 = 0, busyNs: UInt64 = 0, delayCount: UInt64 = 0, delaySum: UInt64 = 0
+    var p50: UInt64 = 0, p99: UInt64 = 0, max: UInt64 = 0
+    /// The SFU process's CPU since it started, percent of one CPU.
+    var cpuUser = 0.0, cpuSystem = 0.0
+
+    static func load(_ path: String) -> SFUSnapshot? {
+        guard let data = FileManager.default.contents(atPath: path),
+            let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let delay = json["delay_ns"] as? [String: Any], let dropped = json["dropped"] as? [String: Any]
+        else { return nil }
+        func u(_ value: Any?) -> UInt64 { (value as? NSNumber)?.uint64Value ?? 0 }
+        let cpu = json["cpu_percent"] as? [String: Any]
+        return SFUSnapshot(
+            received: u(json["received"]), copies: u(json["forwarded"]) + u(json["echoed"]),
+            dropped: dropped.values.reduce(0) { $0 + u($1) }, participants: (json["participants"] as? NSNumber)?.intValue ?? 0, sendNs: u(json["send_ns"]), busyNs: u(json["busy_ns"]),
+            delayCount: u(delay["count"]), delaySum: u(delay["sum"]), p50: u(delay["p50"]), p99: u(delay["p99"]), max: u(delay["max"]),
+            cpuUser: (cpu?["user"] as? NSNumber)?.doubleValue ?? 0, cpuSystem: (cpu?["system"] as? NSNumber)?.doubleValue ?? 0)
+    }
+}
+
+
+/// Machine facts for the report header.
+enum MachineInfo {
+    static func loadavg() -> String {
+        ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?").split(separator: " ").prefix(3).joined(separator: " ")
+    }
+
+    static func kernelRelease() -> String {
+        ((try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8)) ?? "?").trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static var machine: String {
+        var name = utsname()
+        _ = Glibc.uname(&name)
+        return withUnsafeBytes(of: &name.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+}

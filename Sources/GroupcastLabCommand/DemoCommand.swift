@@ -1,0 +1,72 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Foundation
+import GroupcastCommandLine
+import GroupcastLab
+import GroupcastProtocol
+import GroupcastSFU
+import GroupUnicast
+import Logging
+
+/// `groupcast-lab demo`: the ``Demo`` of GroupcastLab.
+struct DemoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run the SFU and N clients in throw-away network namespaces and print delay, CPU and packets.",
+        discussion: """
+            Creates one namespace for the SFU and one per client, joined by veth links with private \
+            addresses (10.199.N.1 SFU side, 10.199.N.2 client side) and no default route: no traffic \
+            leaves the namespaces. Needs root. Removes the namespaces, links and processes it created \
+            when it ends, when interrupted (Ctrl-C) and when something fails.
+            """
+    )
+
+    @Option(help: "Client hosts (namespaces), each running --participants participants.")
+    var clients: Int = 3
+
+    @Option(help: "Participants per client host.")
+    var participants: Int = 1
+
+    @Option(help: "How long the clients send, per backend (e.g. 10s).")
+    var duration: DurationArgument = .init(.seconds(10))
+
+    @Option(help: "Send interval per stream.")
+    var interval: DurationArgument = .init(.milliseconds(4))
+
+    @Option(help: "Stream types every participant receives (asq,vsq,vhq | all).")
+    var receive: StreamSet = .all
+
+    @Option(parsing: .upToNextOption, help: "Backends to run one after the other (socket sendmmsg sendgroup xdp ring). Default: the fastest socket backend available. xdp attaches to every veth of the SFU namespace (one per client host).")
+    var backends: [ForwarderBackend] = [.fastestAvailable]
+
+    @Flag(inversion: .prefixedNo, help: "Run the SFU with authentication: a fresh key, one join token per participant (Docs/protocol.md, \"Join tokens\"). --no-auth runs it open.")
+    var auth = true
+
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        guard (1...200).contains(clients) else { throw ValidationError("--clients must be 1...200") }
+        guard (1...64).contains(participants) else { throw ValidationError("--participants must be 1...64") }
+        guard duration.value > .zero else { throw ValidationError("--duration must be positive") }
+        for backend in backends {
+            if backend == .sendgroup && !GroupSocket.isKernelModuleLoaded {
+                throw ValidationError("--backends sendgroup: the sendgroup module is not loaded (/dev/sendgroup missing)")
+            }
+        }
+    }
+
+    func run() throws {
+        _ = logging.bootstrap(label: "groupcast.demo")
+        var demo = Demo()
+        demo.clients = clients
+        demo.participants = participants
+        demo.duration = duration.value
+        demo.interval = interval.value
+        demo.receive = receive
+        demo.backends = backends
+        demo.auth = auth
+        try exitOnLabError("demo") { try demo.run() }
+    }
+}
