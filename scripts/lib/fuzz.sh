@@ -1,0 +1,37 @@
+# The module's fuzzer in a VM run (sourced by scripts/vm-guest, after tally.sh).
+# shellcheck shell=bash
+
+# run_sg_fuzz SUITE LOGDIR: kmod/tests/sg_fuzz (every ioctl with edge values
+# and bad pointers, sockets of every kind, threads, fork, SCM_RIGHTS, signals,
+# SIGKILL mid-send; an undocumented errno or a kernel-internal one in
+# results[] fails it), then sg_fuzz32 (the compat path, shorter); then the
+# module must hold no group, member or cached route. The seed is printed:
+# SENDGROUP_FUZZ_SEED=S replays a run; SENDGROUP_FUZZ_ITERATIONS=N sets its
+# length (default 10^6 ioctls, as CI requires on every kernel line).
+run_sg_fuzz() {
+	local suite=$1 logdir=$2 here repo seed fuzz iterations start
+	here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+	repo=$(dirname "$here")
+	seed=${SENDGROUP_FUZZ_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+	for fuzz in sg_fuzz sg_fuzz32; do
+		case $fuzz in
+		*32) iterations=${SENDGROUP_FUZZ32_ITERATIONS:-100000} ;;
+		*) iterations=${SENDGROUP_FUZZ_ITERATIONS:-1000000} ;;
+		esac
+		start=$(date +%s)
+		(ulimit -n 8192; "$here/netns-exec" "$repo/kmod/build/tests/$fuzz" --seed "$seed" \
+			--iterations "$iterations") >"$logdir/$fuzz.log" 2>&1
+		cat "$logdir/$fuzz.log"
+		echo "# $suite: $fuzz took $(($(date +%s) - start)) s for $iterations ioctls"
+		tally_from_kselftest "$logdir/$fuzz.log"
+	done
+	tally_check "$suite: no group, member or cached route left after the fuzzer" sg_fuzz_released
+}
+
+sg_fuzz_released() {
+	local stat value
+	for stat in groups_live members_live routes_cached; do
+		value=$(cat "/sys/class/misc/sendgroup/stats/$stat")
+		[ "$value" = 0 ] || { echo "$stat is $value" >&2; return 1; }
+	done
+}
