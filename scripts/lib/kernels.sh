@@ -1,11 +1,24 @@
 # Kernel lines the project supports, and where their images and headers are.
+#   6.1, 6.12: Debian's kernels (scripts/setup installs them under /boot)
+#   debug:     Debian's 6.12 source built with KASAN, lockdep, kmemleak, ...
+#              (scripts/build-debug-kernel, cached under $GU_KERNEL_CACHE)
 # shellcheck shell=bash
 
+# The Debian lines (benchmarks, dkms, demos) and every line the tests boot.
 KERNEL_LINES=(6.1 6.12)
+VM_TEST_LINES=("${KERNEL_LINES[@]}" debug)
+
+GU_KERNEL_CACHE=${GU_KERNEL_CACHE:-/var/cache/groupunicast/kernels}
+_kernels_scripts=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # kernel_release LINE -> e.g. 6.1.0-56-amd64 (the newest generic amd64 build installed)
 kernel_release() {
 	local line=$1 image
+	if [ "$line" = debug ]; then
+		debug_kernel_built || return 1
+		cat "$(debug_kernel_dir)/build/include/config/kernel.release"
+		return
+	fi
 	image=$(ls /boot/vmlinuz-"$line".*-amd64 /boot/vmlinuz-"$line".*+*-amd64 2>/dev/null |
 		grep -vE -- '-(rt|cloud)-amd64$' | sort -V | tail -1)
 	if [ -z "$image" ]; then
@@ -13,4 +26,49 @@ kernel_release() {
 		return 1
 	fi
 	basename "$image" | sed 's/^vmlinuz-//'
+}
+
+# kernel_image LINE -> the bzImage QEMU boots
+kernel_image() {
+	local line=$1 release
+	if [ "$line" = debug ]; then
+		debug_kernel_built || return 1
+		echo "$(debug_kernel_dir)/build/arch/x86/boot/bzImage"
+		return
+	fi
+	release=$(kernel_release "$line") || return 1
+	echo "/boot/vmlinuz-$release"
+}
+
+# kernel_kdir LINE -> the tree out-of-tree modules build against (KDIR)
+kernel_kdir() {
+	local line=$1 release
+	if [ "$line" = debug ]; then
+		debug_kernel_built || return 1
+		echo "$(debug_kernel_dir)/build"
+		return
+	fi
+	release=$(kernel_release "$line") || return 1
+	echo "/lib/modules/$release/build"
+}
+
+# The debug kernel's cache key: whatever decides its bytes (the config
+# fragment, the build script, Debian's source version, virtme-ng's base config).
+debug_kernel_key() {
+	{
+		cat "$_kernels_scripts/debug-kernel.config" "$_kernels_scripts/build-debug-kernel"
+		dpkg-query -W -f='${Version}\n' linux-source-6.12 2>/dev/null
+		virtme-configkernel --dry-run --defconfig 2>/dev/null
+	} | sha256sum | cut -c1-16
+}
+
+# debug_kernel_dir -> $GU_KERNEL_CACHE/6.12-debug-KEY (build/ inside is the tree)
+debug_kernel_dir() {
+	echo "$GU_KERNEL_CACHE/6.12-debug-$(debug_kernel_key)"
+}
+
+debug_kernel_built() {
+	[ -e "$(debug_kernel_dir)/complete" ] && return 0
+	echo "the debug kernel is not built yet: run scripts/build-debug-kernel" >&2
+	return 1
 }
