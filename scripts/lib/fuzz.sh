@@ -7,13 +7,14 @@
 # results[] fails it), then sg_fuzz32 (the compat path, shorter); then the
 # module must hold no group, member or cached route. The seed is printed:
 # SENDGROUP_FUZZ_SEED=S replays a run; SENDGROUP_FUZZ_ITERATIONS=N sets its
-# length (default 10^6 ioctls, as CI requires on every kernel line).
+# length (default 10^6 ioctls, as CI requires on every kernel line);
+# SENDGROUP_FUZZ_PROGRAMS which builds run (default: sg_fuzz sg_fuzz32).
 run_sg_fuzz() {
 	local suite=$1 logdir=$2 here repo seed fuzz iterations start
 	here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 	repo=$(dirname "$here")
 	seed=${SENDGROUP_FUZZ_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
-	for fuzz in sg_fuzz sg_fuzz32; do
+	for fuzz in ${SENDGROUP_FUZZ_PROGRAMS:-sg_fuzz sg_fuzz32}; do
 		case $fuzz in
 		*32) iterations=${SENDGROUP_FUZZ32_ITERATIONS:-100000} ;;
 		*) iterations=${SENDGROUP_FUZZ_ITERATIONS:-1000000} ;;
