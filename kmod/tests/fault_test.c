@@ -478,7 +478,18 @@ static void group_send(struct __test_metadata *_metadata, int group, struct expe
 	}
 	ret = fi_ioctl(_metadata, "GROUP_SEND", group, SENDGROUP_GROUP_IOC_SEND, &args);
 	if (ret >= 0) {
-		EXPECT_EQ(members * payloads, ret + args.failure_count);
+		/*
+		 * Once datagrams have left, a failure record (or the count) the
+		 * kernel cannot write back is lost, as the header says: with
+		 * the fault in this call, fewer may be accounted for.
+		 */
+		bool faulted_here = walk.calls == walk.arm_call + 1 && walk.injected;
+		unsigned int accounted = ret + args.failure_count;
+
+		EXPECT_TRUE(faulted_here ? accounted <= members * payloads
+					 : accounted == members * payloads)
+			TH_LOG("%d sent + %u failures for %u datagrams", ret, args.failure_count,
+			       members * payloads);
 		for (unsigned int k = 0; k < args.failure_count && k < ARRAY_SIZE(failures); k++) {
 			EXPECT_TRUE(clean_slot_errno(-failures[k].error))
 				TH_LOG("failure %u: member %llu payload %u: %d", k,
