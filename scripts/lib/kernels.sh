@@ -29,27 +29,22 @@ kernel_release() {
 }
 
 # kernel_image LINE -> the bzImage QEMU boots
-kernel_image() {
-	local line=$1 release
-	if [ "$line" = debug ]; then
-		debug_kernel_built || return 1
-		echo "$(debug_kernel_dir)/build/arch/x86/boot/bzImage"
-		return
-	fi
-	release=$(kernel_release "$line") || return 1
-	echo "/boot/vmlinuz-$release"
-}
+kernel_image() { kernel_path "$1" arch/x86/boot/bzImage /boot/vmlinuz-%s; }
 
 # kernel_kdir LINE -> the tree out-of-tree modules build against (KDIR)
-kernel_kdir() {
+kernel_kdir() { kernel_path "$1" "" /lib/modules/%s/build; }
+
+# kernel_path LINE PATH-IN-DEBUG-TREE DEBIAN-PATH-FORMAT (%s: the release)
+kernel_path() {
 	local line=$1 release
 	if [ "$line" = debug ]; then
 		debug_kernel_built || return 1
-		echo "$(debug_kernel_dir)/build"
+		echo "$(debug_kernel_dir)/build${2:+/$2}"
 		return
 	fi
 	release=$(kernel_release "$line") || return 1
-	echo "/lib/modules/$release/build"
+	# shellcheck disable=SC2059 # the format is the caller's
+	printf "$3\n" "$release"
 }
 
 # The debug kernel's cache key: whatever decides its bytes (the config
