@@ -165,10 +165,12 @@ static const int *const send_errnos = ERRNO_SET(EFAULT, EINVAL, E2BIG, EMSGSIZE,
 					       EPROTONOSUPPORT, ENOMEM, EINTR);
 static const int *const create_errnos = ERRNO_SET(EFAULT, EINVAL, E2BIG, EBADF, ENOTSOCK,
 						 EPROTONOSUPPORT, ENOMEM, EMFILE, ENFILE);
+/* Membership calls are killable: EINTR, seen only by a dying caller. */
 static const int *const add_errnos = ERRNO_SET(EFAULT, EINVAL, E2BIG, EMSGSIZE, ENOMEM, EEXIST,
-					      ENOSPC);
-static const int *const update_errnos = ERRNO_SET(EFAULT, EINVAL, E2BIG, EMSGSIZE, ENOMEM, ENOENT);
-static const int *const remove_errnos = ERRNO_SET(EFAULT, EINVAL, E2BIG, ENOMEM, ENOENT);
+					      ENOSPC, EINTR);
+static const int *const update_errnos = ERRNO_SET(EFAULT, EINVAL, E2BIG, EMSGSIZE, ENOMEM, ENOENT,
+						 EINTR);
+static const int *const remove_errnos = ERRNO_SET(EFAULT, EINVAL, E2BIG, ENOMEM, ENOENT, EINTR);
 static const int *const list_errnos = ERRNO_SET(EFAULT, EINVAL, E2BIG, ENOMEM);
 static const int *const group_send_errnos = ERRNO_SET(EFAULT, EINVAL, E2BIG, EMSGSIZE, ENOMEM,
 						     EINTR);
@@ -2224,8 +2226,8 @@ static void op_update(struct stream *st) { op_members(st, SENDGROUP_GROUP_IOC_UP
 
 static const struct op_kind op_kinds[] = {
 	/*
-	 * ADD, UPDATE and REMOVE wait for an SRCU grace period (milliseconds
-	 * under emulation): a third of the calls, so the run keeps its pace.
+	 * ADD, UPDATE and REMOVE wait for the group's running sends (its
+	 * walk_lock): a quarter of the calls, so the run keeps its pace.
 	 */
 	{ "INFO", op_info, 600, true },
 	{ "SEND", op_send, 2300, true },
@@ -2599,7 +2601,7 @@ int main(int argc, char **argv)
 
 	/*
 	 * Stream 0 alone: with --threads 0 the whole run, else 40% of it (the
-	 * threads overlap each other's waits: the concurrent part runs faster).
+	 * threads overlap each other's waits and sleeps: that part runs faster).
 	 */
 	{
 		double seconds = opt.seconds;
