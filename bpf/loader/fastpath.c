@@ -202,15 +202,35 @@ static int capture_print(enum libbpf_print_level level, const char *fmt, va_list
 	return 0;
 }
 
-static int save_log(const char *path, struct gcfp_error *err)
+/* Write libbpf's captured messages to @path, or (NULL) to IFACE.log in a new
+ * directory only root can enter, named unpredictably (mkdtemp, 0700): a fixed
+ * name in a world-writable directory lets any local user plant a symlink
+ * there and have root overwrite a file of their choice. Never follows a
+ * symlink at @path either. Names the file in @err. 0 or -errno. */
+int gcfp_save_verifier_log(const char *path, const char *ifname, struct gcfp_error *err)
 {
-	FILE *f = fopen(path, "w");
+	char def[PATH_MAX], dir[] = "/tmp/groupcast-verifier.XXXXXX";
+	int fd, flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, e;
+	ssize_t n;
 
-	if (!f)
+	if (!path) {
+		if (!mkdtemp(dir))
+			return -errno;
+		snprintf(def, sizeof(def), "%s/%s.log", dir, ifname);
+		path = def;
+		flags |= O_EXCL;
+	} else {
+		flags |= O_TRUNC;
+	}
+	fd = open(path, flags, 0600);
+	if (fd < 0)
 		return -errno;
-	if (log_len)
-		fwrite(log_buf, 1, log_len, f);
-	fclose(f);
+	n = log_len ? write(fd, log_buf, log_len) : 0;
+	e = n < 0 ? errno : 0;
+	if (close(fd) && !e)
+		e = errno;
+	if (e)
+		return -e;
 	if (err)
 		snprintf(err->log_path, sizeof(err->log_path), "%.*s", (int)sizeof(err->log_path) - 1, path);
 	return 0;
@@ -336,7 +356,7 @@ static int attach_locked(const struct gcfp_attach_opts *o, struct gcfp_error *er
 			    .priority = GC_TC_PRIORITY);
 	struct gc_loader_state state = {};
 	struct bpf_xdp_query_opts q;
-	char dir[256], path[PATH_MAX], default_log[PATH_MAX];
+	char dir[256], path[PATH_MAX];
 	struct groupcast *skel = NULL;
 	libbpf_print_fn_t old_print;
 	unsigned int ifindex;
@@ -401,25 +421,19 @@ static int attach_locked(const struct gcfp_attach_opts *o, struct gcfp_error *er
 	ret = groupcast__load(skel);
 	if (ret) {
 		int e = -ret;
-		const char *lp = o->verifier_log_path;
 
-		if (!lp) {
-			snprintf(default_log, sizeof(default_log),
-				 "/tmp/groupcast-verifier-%s.log", o->ifname);
-			lp = default_log;
-		}
 		if (e == EPERM) {
 			ret = gcfp_fail(err, GCFP_ERR_NOT_ROOT, e, "loading the BPF programs");
 			goto out;
 		}
-		if (save_log(lp, err))
+		if (gcfp_save_verifier_log(o->verifier_log_path, o->ifname, err))
 			ret = gcfp_fail(err, GCFP_ERR_VERIFIER, e,
 					"the kernel rejected the BPF programs (could not save the "
-					"verifier log to %s)", lp);
+					"verifier log)");
 		else
 			ret = gcfp_fail(err, GCFP_ERR_VERIFIER, e,
 					"the kernel rejected the BPF programs; verifier log saved to %s",
-					lp);
+					err ? err->log_path : "(no error struct)");
 		goto out;
 	}
 

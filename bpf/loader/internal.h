@@ -13,4 +13,9 @@ int gcfp_fail(struct gcfp_error *err, int code, int sys_errno, const char *fmt, 
 /* Zero @err (if not NULL): no error, no verifier log. */
 void gcfp_clear_error(struct gcfp_error *err);
 
+/* Save the verifier log libbpf printed during the last load to @path, or
+ * (NULL) to a file in a new private directory; the file's name goes to
+ * @err->log_path. 0 or -errno. Defined in fastpath.c. */
+int gcfp_save_verifier_log(const char *path, const char *ifname, struct gcfp_error *err);
+
 #endif

@@ -28,6 +28,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <fcntl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -38,6 +40,7 @@
 #include <bpf/libbpf.h>
 
 #include "groupcast_fastpath.h"
+#include "../loader/internal.h"
 #include "../generated/groupcast.skel.h"
 #include "pkt.h"
 
@@ -1052,6 +1055,75 @@ static int t_loader_not_root(void)
 	return 0;
 }
 
+/* The default verifier log is root's file in a directory nobody else can
+ * enter or predict: a symlink planted at the old fixed path
+ * (/tmp/groupcast-verifier-IFACE.log) must not redirect the write, and two
+ * saves must not share a directory. */
+static int t_loader_verifier_log_private(void)
+{
+	const char *planted = "/tmp/groupcast-verifier-gin0.log";
+	char victim[] = "/tmp/gc-victim.XXXXXX", dir[2][256], buf[16] = {};
+	struct gcfp_error err[2];
+	struct stat st;
+	int fd, i, ret = 0;
+
+	fd = mkstemp(victim);
+	if (fd < 0)
+		return failf("mkstemp: %s", strerror(errno));
+	if (write(fd, "intact", 6) != 6) {
+		close(fd);
+		return failf("write");
+	}
+	close(fd);
+	unlink(planted);
+	if (symlink(victim, planted)) {
+		unlink(victim);
+		return failf("symlink: %s", strerror(errno));
+	}
+	for (i = 0; i < 2 && !ret; i++) {
+		char *slash;
+
+		memset(&err[i], 0, sizeof(err[i]));
+		if (gcfp_save_verifier_log(NULL, "gin0", &err[i])) {
+			ret = failf("saving the log failed: %s", strerror(errno));
+			break;
+		}
+		snprintf(dir[i], sizeof(dir[i]), "%s", err[i].log_path);
+		slash = strrchr(dir[i], '/');
+		if (!slash || slash == dir[i]) {
+			ret = failf("log %s is not in a directory of its own", err[i].log_path);
+			break;
+		}
+		*slash = 0;
+		if (lstat(dir[i], &st) || !S_ISDIR(st.st_mode) || (st.st_mode & 0777) != 0700 ||
+		    st.st_uid != geteuid())
+			ret = failf("log directory %s is not a private 0700 directory (mode %o)",
+				    dir[i], st.st_mode & 07777);
+		else if (lstat(err[i].log_path, &st) || !S_ISREG(st.st_mode) ||
+			 (st.st_mode & 077))
+			ret = failf("log %s is not a regular file private to its owner",
+				    err[i].log_path);
+	}
+	if (!ret && !strcmp(dir[0], dir[1]))
+		ret = failf("two logs share the directory %s (predictable)", dir[0]);
+	fd = open(victim, O_RDONLY);
+	if (fd >= 0) {
+		if (read(fd, buf, sizeof(buf) - 1) < 0)
+			buf[0] = 0;
+		close(fd);
+	}
+	if (!ret && strcmp(buf, "intact"))
+		ret = failf("the planted symlink redirected the log into %s", victim);
+	for (i = 0; i < 2; i++)
+		if (err[i].log_path[0] && strcmp(err[i].log_path, planted)) {
+			unlink(err[i].log_path);
+			rmdir(dir[i]);
+		}
+	unlink(planted);
+	unlink(victim);
+	return ret;
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 struct named_test {
@@ -1079,6 +1151,7 @@ static const struct named_test tests[] = {
 	{ "loader: attach, status, routes, detach, generic mode", t_loader_lifecycle },
 	{ "loader: busy hook", t_loader_busy },
 	{ "loader: not root", t_loader_not_root },
+	{ "loader: verifier log in a private directory", t_loader_verifier_log_private },
 };
 
 static void bench_xdp(void)

@@ -65,7 +65,8 @@ struct gcfp_attach_opts {
 	uint8_t echo;			/* 1: echo every media packet to its origin */
 	uint8_t xdp_mode;		/* enum gcfp_xdp_mode */
 	uint32_t max_routes;		/* 0: GC_DEFAULT_MAX_ROUTES */
-	const char *verifier_log_path;	/* NULL: /tmp/groupcast-verifier-<IFACE>.log */
+	const char *verifier_log_path;	/* NULL: <IFACE>.log in a new 0700 directory
+					 * /tmp/groupcast-verifier.XXXXXX (mkdtemp) */
 };
 
 /* Load both programs, pin their maps and attach XDP (ingress) and TC
