@@ -40,11 +40,31 @@ const volatile struct gc_config gc_cfg = {
 	.echo = 1,
 };
 
+/*
+ * Routes: SSRC -> a one-element array map holding the route, never written
+ * after it is published. A route update installs a new inner map; the
+ * kernel frees the replaced one only after an RCU grace period
+ * (bpf_map_fd_put_ptr(need_defer)), and a program run is one RCU read-side
+ * section, so a run that looked a route up walks that route's subscribers
+ * to the end, whatever is replaced meanwhile. A plain hash map would not
+ * do: a replaced or deleted element, preallocated or not (bpf_mem_alloc),
+ * is reused by the next update at once, under the reader's feet.
+ */
+struct gc_route_cell {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_RDONLY_PROG);
+	__uint(max_entries, 1);
+	/* Sizes, not types: clang's BTF for a map nested this deep names the
+	 * value struct only by a forward declaration, which libbpf cannot size. */
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct gc_route));
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
 	__uint(max_entries, GC_DEFAULT_MAX_ROUTES);
 	__type(key, __u32);			/* SSRC, host order */
-	__type(value, struct gc_route);
+	__array(values, struct gc_route_cell);
 } gc_routes SEC(".maps");
 
 struct {
@@ -115,9 +135,11 @@ static __always_inline int gc_from_origin(const struct gc_route *r, const struct
 
 /* Shared by both programs: classify and count everything but success. */
 static __always_inline int gc_classify(void *data, void *data_end, struct gc_pkt *pkt,
-				       struct gc_route **route, int count)
+				       const struct gc_route **route, int count)
 {
-	struct gc_route *r;
+	const struct gc_route *r;
+	__u32 zero = 0;
+	void *cell;
 	int ret;
 
 	ret = gc_parse(data, data_end, bpf_htons(gc_cfg.port), pkt);
@@ -130,7 +152,8 @@ static __always_inline int gc_classify(void *data, void *data_end, struct gc_pkt
 			gc_count(pkt->reason, 1);
 		return ret;
 	}
-	r = bpf_map_lookup_elem(&gc_routes, &pkt->ssrc);
+	cell = bpf_map_lookup_elem(&gc_routes, &pkt->ssrc);
+	r = cell ? bpf_map_lookup_elem(cell, &zero) : NULL;
 	if (!r) {
 		pkt->reason = GC_STAT_PASS_UNKNOWN_SSRC;
 		if (count)
@@ -187,7 +210,7 @@ int groupcast_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct gc_route *route = NULL;
+	const struct gc_route *route = NULL;
 	struct gc_pkt pkt = {};
 
 	switch (gc_classify(data, data_end, &pkt, &route, 1)) {
@@ -327,7 +350,7 @@ static long gc_send_copy(__u32 i, void *data)
 SEC("tc")
 int groupcast_tc(struct __sk_buff *skb)
 {
-	struct gc_route *route = NULL;
+	const struct gc_route *route = NULL;
 	struct gc_pkt pkt = {};
 	struct gc_loop_ctx lc = {};
 	__u32 cur[4], n, sent;

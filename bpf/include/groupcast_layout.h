@@ -14,7 +14,7 @@
 
 #include <linux/types.h>
 
-#define GC_ABI_VERSION		2
+#define GC_ABI_VERSION		3
 
 /* Most subscribers one route replicates to inside the kernel. A route with
  * more is installed with GC_ROUTE_F_USERSPACE: its packets are still checked

@@ -819,14 +819,33 @@ static int route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
 			}
 		}
 	}
-	if (bpf_map_update_elem(h->routes_fd, &ssrc, r, BPF_ANY)) {
-		ret = gcfp_fail(err, errno == E2BIG ? GCFP_ERR_ROUTES_FULL : GCFP_ERR_SYSTEM, errno,
+	ret = gcfp_route_install(h->routes_fd, ssrc, r);
+	if (ret) {
+		ret = gcfp_fail(err, ret == -E2BIG ? GCFP_ERR_ROUTES_FULL : GCFP_ERR_SYSTEM, -ret,
 				"installing the route of SSRC %u", ssrc);
 		goto out;
 	}
 	ret = r->flags & GC_ROUTE_F_USERSPACE ? 1 : 0;
 out:
 	free(r);
+	return ret;
+}
+
+int gcfp_route_install(int routes_fd, uint32_t ssrc, const struct gc_route *r)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_RDONLY_PROG);
+	__u32 zero = 0;
+	int fd, ret = 0;
+
+	/* Published whole and never written again (frozen): a program run
+	 * that found it sees exactly this route until the run ends. */
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "gc_route", sizeof(__u32), sizeof(*r), 1, &o);
+	if (fd < 0)
+		return -errno;
+	if (bpf_map_update_elem(fd, &zero, r, BPF_ANY) || bpf_map_freeze(fd) ||
+	    bpf_map_update_elem(routes_fd, &ssrc, &fd, BPF_ANY))
+		ret = -errno;
+	close(fd);
 	return ret;
 }
 
@@ -858,11 +877,29 @@ int gcfp_route_remove(struct gcfp_handle *h, uint32_t ssrc, struct gcfp_error *e
 int gcfp_route_get(struct gcfp_handle *h, uint32_t ssrc, struct gc_route *out,
 		   struct gcfp_error *err)
 {
+	__u32 id, zero = 0;
+	int fd, e = 0, tries;
+
 	gcfp_clear_error(err);
-	if (bpf_map_lookup_elem(h->routes_fd, &ssrc, out))
-		return gcfp_fail(err, errno == ENOENT ? GCFP_ERR_NO_ROUTE : GCFP_ERR_SYSTEM,
-				 errno == ENOENT ? 0 : errno, "no route for SSRC %u", ssrc);
-	return 0;
+	/* The route map holds inner map ids for user space; a route replaced
+	 * between the two lookups is looked up again. */
+	for (tries = 0; tries < 8; tries++) {
+		if (bpf_map_lookup_elem(h->routes_fd, &ssrc, &id)) {
+			e = errno;
+			break;
+		}
+		fd = bpf_map_get_fd_by_id(id);
+		if (fd < 0) {
+			e = errno;
+			continue;
+		}
+		e = bpf_map_lookup_elem(fd, &zero, out) ? errno : 0;
+		close(fd);
+		if (!e)
+			return 0;
+	}
+	return gcfp_fail(err, e == ENOENT ? GCFP_ERR_NO_ROUTE : GCFP_ERR_SYSTEM,
+			 e == ENOENT ? 0 : e, "no route for SSRC %u", ssrc);
 }
 
 int gcfp_route_next(struct gcfp_handle *h, const uint32_t *prev, uint32_t *next,

@@ -18,4 +18,9 @@ void gcfp_clear_error(struct gcfp_error *err);
  * @err->log_path. 0 or -errno. Defined in fastpath.c. */
 int gcfp_save_verifier_log(const char *path, const char *ifname, struct gcfp_error *err);
 
+/* Publish @r as the route of @ssrc in the route map @routes_fd (a new
+ * frozen one-element inner map; the one it replaces is freed by the kernel
+ * after an RCU grace period). 0 or -errno (-E2BIG: the map is full). */
+int gcfp_route_install(int routes_fd, uint32_t ssrc, const struct gc_route *r);
+
 #endif

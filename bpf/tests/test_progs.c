@@ -21,6 +21,7 @@
 #include <linux/pkt_cls.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -370,14 +371,12 @@ static void sub_def_v6(struct sub_def *d, int dev, int i)
 	memcpy(d->mac, (uint8_t[]){ 0x02, 0xbb, dev & 0xff, 0, i >> 8, i & 0xff }, 6);
 }
 
-static int route_put(struct groupcast *s, uint32_t ssrc, uint8_t family, const uint8_t *origin,
-		     uint16_t oport, const struct sub_def *defs, int n, uint32_t flags)
+static void route_fill(struct gc_route *r, uint8_t family, const uint8_t *origin, uint16_t oport,
+		       const struct sub_def *defs, int n, uint32_t flags)
 {
-	struct gc_route *r = calloc(1, sizeof(*r));
-	int i, ret;
+	int i;
 
-	if (!r)
-		return -1;
+	memset(r, 0, sizeof(*r));
 	r->family = family;
 	memcpy(r->origin_addr, origin, family == 4 ? 4 : 16);
 	r->origin_port = htons(oport);
@@ -396,7 +395,28 @@ static int route_put(struct groupcast *s, uint32_t ssrc, uint8_t family, const u
 			memcpy(e->src_mac, mac_sub_dev[d->dev], 6);
 		memcpy(e->addr, d->addr, 16);
 	}
-	ret = bpf_map_update_elem(bpf_map__fd(s->maps.gc_routes), &ssrc, r, BPF_ANY);
+}
+
+/* Install @r as the route of @ssrc, as the loader does. */
+static int route_write(struct groupcast *s, uint32_t ssrc, const struct gc_route *r)
+{
+	int ret = gcfp_route_install(bpf_map__fd(s->maps.gc_routes), ssrc, r);
+
+	if (ret)
+		errno = -ret;
+	return ret;
+}
+
+static int route_put(struct groupcast *s, uint32_t ssrc, uint8_t family, const uint8_t *origin,
+		     uint16_t oport, const struct sub_def *defs, int n, uint32_t flags)
+{
+	struct gc_route *r = calloc(1, sizeof(*r));
+	int ret;
+
+	if (!r)
+		return -1;
+	route_fill(r, family, origin, oport, defs, n, flags);
+	ret = route_write(s, ssrc, r);
 	free(r);
 	return ret;
 }
@@ -914,6 +934,184 @@ static int t_tc_bad_rtp(void) { return tc_alone(M_BAD_RTP_VER, SSRC_V4, TC_ACT_S
 static int t_tc_unknown(void) { return tc_alone(M_NONE, SSRC_UNKNOWN, TC_ACT_OK, -1); }
 static int t_tc_other_port(void) { return tc_alone(M_OTHER_PORT, SSRC_V4, TC_ACT_OK, -1); }
 
+/*
+ * Route updates are never seen half-made: stream A's route flips between
+ * two subscriber sets (gs0, gs1) and stream B's between two others (gs2,
+ * gs3) on one CPU, as fast as the map takes them, while stream A's packets
+ * run through the TC program on the other CPU. Not one copy may leave
+ * through gs2/gs3 (B's devices), and every run must send exactly one full
+ * subscriber set.
+ */
+#define CHURN_SSRC_A	0x2222000au
+#define CHURN_SSRC_B	0x2222000bu
+#define CHURN_MS	3000
+
+struct churn {
+	struct groupcast *skel;
+	struct gc_route *routes[4];	/* A via gs0, B via gs2, A via gs1, B via gs3 */
+	volatile int stop;
+	unsigned long updates;
+	int err;
+};
+
+static int pin_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set);
+}
+
+static void *churn_routes(void *arg)
+{
+	struct churn *c = arg;
+	static const uint32_t ssrc[4] = { CHURN_SSRC_A, CHURN_SSRC_B, CHURN_SSRC_A, CHURN_SSRC_B };
+	unsigned long i;
+
+	pin_cpu(0);
+	for (i = 0; !c->stop; i++) {
+		if (route_write(c->skel, ssrc[i % 4], c->routes[i % 4])) {
+			c->err = errno;
+			break;
+		}
+	}
+	c->updates = i;
+	return NULL;
+}
+
+/* Packets sent and dropped by device @name (veth counts a copy the peer's
+ * backlog refused as a tx drop), from this netns's /proc/net/dev. */
+static long long dev_tx(const char *name)
+{
+	char line[512], want[IFNAMSIZ + 2];
+	long long v[16], r = -1;
+	FILE *f = fopen("/proc/net/dev", "r");
+
+	if (!f)
+		return -1;
+	snprintf(want, sizeof(want), "%s:", name);
+	while (fgets(line, sizeof(line), f)) {
+		char *p = line;
+
+		while (*p == ' ')
+			p++;
+		if (strncmp(p, want, strlen(want)))
+			continue;
+		if (sscanf(p + strlen(want), "%lld %lld %lld %lld %lld %lld %lld %lld %lld %lld "
+			   "%lld %lld %lld %lld %lld %lld", &v[0], &v[1], &v[2], &v[3], &v[4],
+			   &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &v[11], &v[12], &v[13],
+			   &v[14], &v[15]) == 16)
+			r = v[9] + v[11];	/* tx packets + tx drop */
+	}
+	fclose(f);
+	return r;
+}
+
+static int t_tc_route_churn(void)
+{
+	static struct sub_def defs[GC_MAX_SUBSCRIBERS];
+	uint64_t before[GC_STAT_MAX], after[GC_STAT_MAX];
+	long long tx0[N_SUB_DEVS], tx1[N_SUB_DEVS];
+	struct churn c = { .skel = skel_noecho };
+	uint8_t in[PKT_MAX], out[PKT_MAX];
+	unsigned long runs = 0, bad_verdict = 0;
+	struct pkt_spec spec;
+	struct timespec t0, t;
+	pthread_t th;
+	size_t len;
+	int i, d, ret = 0;
+
+	for (i = 0; i < 4; i++) {
+		c.routes[i] = calloc(1, sizeof(struct gc_route));
+		if (!c.routes[i])
+			return failf("calloc");
+		/* 0: A on gs0, 1: B on gs2, 2: A on gs1, 3: B on gs3 */
+		d = i == 0 ? 0 : i == 1 ? 2 : i == 2 ? 1 : 3;
+		for (int k = 0; k < GC_MAX_SUBSCRIBERS; k++)
+			sub_def_v4(&defs[k], d, k);
+		route_fill(c.routes[i], 4, V4_ORIGIN, ORIGIN_PORT, defs, GC_MAX_SUBSCRIBERS, 0);
+	}
+	if (route_write(c.skel, CHURN_SSRC_A, c.routes[0]) ||
+	    route_write(c.skel, CHURN_SSRC_B, c.routes[1])) {
+		ret = failf("installing the routes: %s", strerror(errno));
+		goto out;
+	}
+	spec_media(&spec, 4, CHURN_SSRC_A, 0, 40);
+	len = pkt_build(&spec, in, NULL);
+	for (i = 0; i < N_SUB_DEVS; i++)
+		tx0[i] = dev_tx((char[]){ 'g', 's', '0' + i, 0 });
+	if (stats_read(c.skel, before)) {
+		ret = failf("reading counters");
+		goto out;
+	}
+	if (pthread_create(&th, NULL, churn_routes, &c)) {
+		ret = failf("pthread_create");
+		goto out;
+	}
+	pin_cpu(1);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = len,
+			    .data_out = out, .data_size_out = sizeof(out), .repeat = 1);
+		struct __sk_buff ctx = { .ifindex = ifi_in };
+
+		o.ctx_in = &ctx;
+		o.ctx_size_in = sizeof(ctx);
+		if (bpf_prog_test_run_opts(bpf_program__fd(c.skel->progs.groupcast_tc), &o) ||
+		    o.retval != TC_ACT_SHOT)
+			bad_verdict++;
+		runs++;
+		if (runs % 64 == 0)
+			for (i = 0; i < N_SUB_DEVS; i++)
+				drain(cap_fd[i]);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < CHURN_MS);
+	c.stop = 1;
+	pthread_join(th, NULL);
+	{
+		cpu_set_t all;
+
+		CPU_ZERO(&all);
+		for (i = 0; i < CPU_SETSIZE; i++)
+			CPU_SET(i, &all);
+		sched_setaffinity(0, sizeof(all), &all);
+	}
+	usleep(100000);
+	for (i = 0; i < N_SUB_DEVS; i++) {
+		tx1[i] = dev_tx((char[]){ 'g', 's', '0' + i, 0 });
+		drain(cap_fd[i]);
+	}
+	if (stats_read(c.skel, after)) {
+		ret = failf("reading counters");
+		goto out;
+	}
+	printf("# route churn: %lu program runs, %lu route updates; copies via gs0..gs3: "
+	       "%lld %lld %lld %lld\n", runs, c.updates, tx1[0] - tx0[0], tx1[1] - tx0[1],
+	       tx1[2] - tx0[2], tx1[3] - tx0[3]);
+	if (c.err)
+		ret = failf("route update failed: %s", strerror(c.err));
+	else if (bad_verdict)
+		ret = failf("%lu of %lu runs failed or did not return TC_ACT_SHOT", bad_verdict, runs);
+	else if (c.updates < 50)
+		ret = failf("only %lu route updates: no churn to speak of", c.updates);
+	else if (tx1[2] != tx0[2] || tx1[3] != tx0[3])
+		ret = failf("stream A leaked to stream B's subscribers: %lld copies via gs2/gs3 "
+			    "in %lu runs, %lu updates", tx1[2] - tx0[2] + tx1[3] - tx0[3], runs,
+			    c.updates);
+	else if (after[GC_STAT_FORWARDED] - before[GC_STAT_FORWARDED] !=
+		 (uint64_t)runs * GC_MAX_SUBSCRIBERS)
+		ret = failf("%llu copies in %lu runs: a run saw a partial subscriber set",
+			    (unsigned long long)(after[GC_STAT_FORWARDED] - before[GC_STAT_FORWARDED]),
+			    runs);
+out:
+	bpf_map_delete_elem(bpf_map__fd(c.skel->maps.gc_routes), &(uint32_t){ CHURN_SSRC_A });
+	bpf_map_delete_elem(bpf_map__fd(c.skel->maps.gc_routes), &(uint32_t){ CHURN_SSRC_B });
+	for (i = 0; i < 4; i++)
+		free(c.routes[i]);
+	return ret;
+}
+
 /* ---- loader library ------------------------------------------------------ */
 
 static int t_loader_no_device(void)
@@ -1147,6 +1345,7 @@ static const struct named_test tests[] = {
 	{ "tc: bad rtp version dropped without xdp", t_tc_bad_rtp },
 	{ "tc: unknown ssrc left to the stack", t_tc_unknown },
 	{ "tc: other port left to the stack", t_tc_other_port },
+	{ "tc: route replacement under traffic never mixes streams", t_tc_route_churn },
 	{ "loader: no such device", t_loader_no_device },
 	{ "loader: attach, status, routes, detach, generic mode", t_loader_lifecycle },
 	{ "loader: busy hook", t_loader_busy },
