@@ -257,7 +257,10 @@ static __always_inline int gc_set_dst(struct __sk_buff *skb, const struct gc_pkt
 
 			if (diff < 0)
 				return -1;
-			if (bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR))
+			/* MARK_MANGLED_0: a sum that comes out 0 is sent as
+			 * 0xffff (an IPv6 receiver drops a zero checksum). */
+			if (bpf_l4_csum_replace(skb, csum_off, 0, diff,
+						BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0))
 				return -1;
 			/* No IPv6 header checksum absorbs the change:
 			 * keep a CHECKSUM_COMPLETE skb->csum right. */

@@ -812,6 +812,50 @@ static int t_tc_vlan_v6(void) { return tc_forward(6, 0x0fff, 0, 1); }
 static int t_tc_zero_csum(void) { return tc_forward(4, 0, 1, 1); }
 static int t_tc_no_echo(void) { return tc_forward(4, 0, 0, 0); }
 
+/*
+ * A copy whose UDP checksum comes out as 0x0000 must carry 0xffff: IPv6
+ * receivers drop a zero UDP checksum (RFC 8200 8.1; the helpers need
+ * BPF_F_MARK_MANGLED_0). The last payload word is chosen so that the copy's
+ * one's complement sum is 0xffff, i.e. its checksum computes to 0.
+ */
+static int t_tc_v6_csum_mangled0(void)
+{
+	uint8_t in[PKT_MAX], exp[PKT_MAX];
+	struct pkt_layout lay;
+	struct pkt_spec spec, copy;
+	struct sub_def defs[1];
+	struct tc_run r;
+	size_t len, clen;
+
+	sub_def_v6(&defs[0], 0, 0);
+	/* The origin's port: only the address changes, the last rewrite is the
+	 * IPv6 address update's (a port update has its own MARK_MANGLED_0). */
+	defs[0].port = ORIGIN_PORT;
+	CHECK(route_put(skel_noecho, SSRC_V6, 6, V6_ORIGIN, ORIGIN_PORT, defs, 1, 0) == 0,
+	      "installing the route");
+	spec_media(&spec, 6, SSRC_V6, 0, 100);
+	payload_buf[spec.payload_len - 2] = payload_buf[spec.payload_len - 1] = 0;
+	copy = spec;
+	memcpy(copy.dmac, defs[0].mac, 6);
+	memcpy(copy.smac, mac_sub_dev[0], 6);
+	memcpy(copy.saddr, spec.daddr, 16);
+	memcpy(copy.daddr, defs[0].addr, 16);
+	copy.sport = spec.dport;
+	copy.dport = defs[0].port;
+	clen = pkt_build(&copy, exp, &lay);
+	/* The checksum with the word at 0 is ~S; adding ~S to S gives 0xffff. */
+	memcpy(payload_buf + spec.payload_len - 2, exp + lay.l4 + 6, 2);
+	clen = pkt_build(&copy, exp, &lay);
+	CHECK(exp[lay.l4 + 6] == 0xff && exp[lay.l4 + 7] == 0xff && clen > 0,
+	      "test setup: the copy's checksum is %02x%02x, not the mangled zero",
+	      exp[lay.l4 + 6], exp[lay.l4 + 7]);
+	len = pkt_build(&spec, in, NULL);
+	if (tc_run(skel_noecho, in, len, &r))
+		return -1;
+	CHECK(r.retval == TC_ACT_SHOT, "verdict %u, want TC_ACT_SHOT (echo off)", r.retval);
+	return check_all_copies(&spec, defs, 1);
+}
+
 static int fanout(int family)
 {
 	static struct sub_def defs[FANOUT_MAX_SUBS];
@@ -1336,6 +1380,7 @@ static const struct named_test tests[] = {
 	{ "tc: vlan ipv6 forward, copies keep the tag", t_tc_vlan_v6 },
 	{ "tc: ipv4 udp checksum 0 stays 0", t_tc_zero_csum },
 	{ "tc: echo off -> copies sent, original consumed", t_tc_no_echo },
+	{ "tc: ipv6 copy whose udp checksum computes to 0 carries 0xffff", t_tc_v6_csum_mangled0 },
 	{ "tc: ipv4 fan-out of GC_MAX_SUBSCRIBERS", t_tc_fanout_v4 },
 	{ "tc: ipv6 fan-out of GC_MAX_SUBSCRIBERS", t_tc_fanout_v6 },
 	{ "tc: missing egress device counted, others delivered", t_tc_missing_egress },
