@@ -81,6 +81,15 @@ struct {
 	__type(value, struct gc_delay_hist);
 } gc_delay SEC(".maps");
 
+/* The attached interface's own addresses (the loader's): media is replicated
+ * only when sent to one of them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, GC_MAX_LOCAL_ADDRS);
+	__type(key, struct gc_local_addr);
+	__type(value, __u8);
+} gc_local SEC(".maps");
+
 /* Owned by the loader (what it attached, for detach and status). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -88,10 +97,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct gc_loader_state);
 } gc_state SEC(".maps");
-
-/* Bytes pulled into the linear area before parsing in TC: Ethernet + VLAN
- * + IPv4 with options + UDP + RTP fixed header (IPv6: 40 + 8 + 12 + ext). */
-#define GC_TC_PULL_LEN	128
 
 static __always_inline void gc_record_delay(__u64 rx_ns)
 {
@@ -133,9 +138,29 @@ static __always_inline int gc_from_origin(const struct gc_route *r, const struct
 	return 1;
 }
 
-/* Shared by both programs: classify and count everything but success. */
+/* Sent to this host: to the interface's MAC (PACKET_HOST), to one of its
+ * addresses, from a unicast source. Anything else is not the SFU's to
+ * replicate: the stack drops it (another host's frame, a martian) or
+ * delivers it to the SFU's socket (a broadcast), as for the socket path. */
+static __always_inline int gc_for_this_host(const struct gc_pkt *pkt)
+{
+	struct gc_local_addr key = { .family = pkt->family };
+	int i;
+
+	for (i = 0; i < 6; i++)
+		if (pkt->eth_dst[i] != gc_cfg.mac[i])
+			return 0;
+	if (gc_addr_martian(pkt->family, pkt->saddr) || gc_addr_martian(pkt->family, pkt->daddr))
+		return 0;
+	__builtin_memcpy(key.addr, pkt->daddr, 16);
+	return bpf_map_lookup_elem(&gc_local, &key) != NULL;
+}
+
+/* Shared by both programs: classify and count everything but success.
+ * @vlan_offloaded: the skb carries a VLAN tag out of band (TC). */
 static __always_inline int gc_classify(void *data, void *data_end, struct gc_pkt *pkt,
-				       const struct gc_route **route, int count)
+				       const struct gc_route **route, int count,
+				       int vlan_offloaded)
 {
 	const struct gc_route *r;
 	__u32 zero = 0;
@@ -145,7 +170,20 @@ static __always_inline int gc_classify(void *data, void *data_end, struct gc_pkt
 	ret = gc_parse(data, data_end, bpf_htons(gc_cfg.port), pkt);
 	if (ret == GC_PARSE_OTHER)
 		return ret;
-	if (count && pkt->to_port)
+	if (pkt->to_port) {
+		/* Not ours to judge: whatever the parser found further in, the
+		 * stack decides, as it would for the socket path. */
+		if (pkt->vlan || vlan_offloaded) {
+			pkt->reason = GC_STAT_PASS_VLAN;
+			ret = GC_PARSE_PASS;
+		} else if (!gc_for_this_host(pkt)) {
+			pkt->reason = GC_STAT_PASS_NOT_LOCAL;
+			ret = GC_PARSE_PASS;
+		}
+	}
+	/* Every drop is counted in rx too, also those made before the UDP
+	 * port could be read (a malformed IP header), so drops <= rx. */
+	if (count && (pkt->to_port || ret == GC_PARSE_DROP))
 		gc_count(GC_STAT_RX, 1);
 	if (ret != GC_PARSE_RTP) {
 		if (count || ret == GC_PARSE_DROP)
@@ -213,7 +251,7 @@ int groupcast_xdp(struct xdp_md *ctx)
 	const struct gc_route *route = NULL;
 	struct gc_pkt pkt = {};
 
-	switch (gc_classify(data, data_end, &pkt, &route, 1)) {
+	switch (gc_classify(data, data_end, &pkt, &route, 1, 0)) {
 	case GC_PARSE_DROP:
 		return XDP_DROP;
 	case GC_PARSE_RTP:
@@ -367,13 +405,14 @@ int groupcast_tc(struct __sk_buff *skb)
 	rx_ns = gc_rx_time(skb);
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
-	if (data + GC_TC_PULL_LEN > data_end && skb->len > data_end - data) {
-		bpf_skb_pull_data(skb, skb->len < GC_TC_PULL_LEN ? skb->len : GC_TC_PULL_LEN);
+	/* The whole datagram, for its checksum (a no-op when already linear). */
+	if (skb->len > data_end - data) {
+		bpf_skb_pull_data(skb, skb->len);
 		data = (void *)(long)skb->data;
 		data_end = (void *)(long)skb->data_end;
 	}
 
-	ret = gc_classify(data, data_end, &pkt, &route, 0);
+	ret = gc_classify(data, data_end, &pkt, &route, 0, skb->vlan_present);
 	if (ret == GC_PARSE_DROP)
 		return TC_ACT_SHOT;
 	if (ret != GC_PARSE_RTP || !route)

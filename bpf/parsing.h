@@ -51,6 +51,8 @@
 #define GC_MAX_IPV6_EXT	4
 
 #define GC_RTP_HDR_LEN	12
+/* Longest media datagram the SFU forwards (Docs/protocol.md). */
+#define GC_RTP_MAX_LEN	9216
 
 /* Make a derived packet pointer opaque to the compiler, so that it keeps the
  * pointer the bounds check was made on instead of recomputing it from a
@@ -121,6 +123,142 @@ static __always_inline int gc_parse_drop(struct gc_pkt *pkt, enum gc_stat why)
 	return GC_PARSE_DROP;
 }
 
+/* One's complement sums. In BPF, chunks of 4..64 bytes go through
+ * bpf_csum_diff() (packet pointers are fine); the ring core includes this
+ * file in user space, where they are summed here. Words are added in memory
+ * order throughout, so the byte order of the result does not matter: a
+ * valid checksum folds to 0xffff either way. */
+#ifdef __bpf__
+#define gc_csum_chunk(p, n)	((__u32)bpf_csum_diff(NULL, 0, (void *)(p), (n), 0))
+#else
+static inline __u32 gc_csum_chunk(const void *p, __u32 n)
+{
+	const __u8 *b = p;
+	__u32 s = 0, i;
+
+	for (i = 0; i + 1 < n; i += 2) {
+		__u16 w;
+
+		__builtin_memcpy(&w, b + i, 2);
+		s += w;
+	}
+	return s;
+}
+#endif
+
+static __always_inline __u16 gc_csum_fold(__u64 sum)
+{
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)sum;
+}
+
+/* Longest UDP datagram whose checksum is verified (media datagrams are at
+ * most 9216 bytes, Docs/protocol.md); a longer one is left to the stack. */
+#define GC_CSUM_MAX_CHUNKS	145	/* x 64 bytes */
+
+/* The UDP checksum of the datagram at @udp (@ulen bytes, all before
+ * @data_end) with its pseudo header verifies. */
+static __always_inline int gc_udp_csum_ok(void *data_end, void *udp, __u32 ulen,
+					  const struct gc_pkt *pkt)
+{
+	__u64 sum = 0;
+	void *p = udp;
+	__u32 left = ulen, i;
+	__u16 w = 0;
+
+	for (i = 0; i < GC_CSUM_MAX_CHUNKS; i++) {
+		if (left < 64)
+			break;
+		gc_barrier_var(p);
+		if (p + 64 > data_end)
+			return 0;
+		sum += gc_csum_chunk(p, 64);
+		p += 64;
+		left -= 64;
+	}
+	if (left >= 64)
+		return 0;
+#define GC_CSUM_TAIL(n) \
+	if (left & (n)) { \
+		gc_barrier_var(p); \
+		if (p + (n) > data_end) \
+			return 0; \
+		sum += gc_csum_chunk(p, n); \
+		p += (n); \
+	}
+	GC_CSUM_TAIL(32)
+	GC_CSUM_TAIL(16)
+	GC_CSUM_TAIL(8)
+	GC_CSUM_TAIL(4)
+#undef GC_CSUM_TAIL
+	if (left & 2) {
+		gc_barrier_var(p);
+		if (p + 2 > data_end)
+			return 0;
+		__builtin_memcpy(&w, p, 2);
+		sum += w;
+		p += 2;
+	}
+	if (left & 1) {
+		gc_barrier_var(p);
+		if (p + 1 > data_end)
+			return 0;
+		w = 0;
+		__builtin_memcpy(&w, p, 1);	/* padded with a zero byte */
+		sum += w;
+	}
+	sum += (pkt->saddr[0] & 0xffff) + (pkt->saddr[0] >> 16) +
+	       (pkt->daddr[0] & 0xffff) + (pkt->daddr[0] >> 16);
+	if (pkt->family == GC_FAMILY_IPV6) {
+		for (i = 1; i < 4; i++)
+			sum += (pkt->saddr[i] & 0xffff) + (pkt->saddr[i] >> 16) +
+			       (pkt->daddr[i] & 0xffff) + (pkt->daddr[i] >> 16);
+	}
+	sum += bpf_htons(IPPROTO_UDP) + bpf_htons((__u16)ulen);
+	return gc_csum_fold(sum) == 0xffff;
+}
+
+/* RTPHeader.parse's rules beyond the fixed header (Docs/protocol.md): the
+ * CSRC list and the header extension end within the datagram, and a padding
+ * count is at least 1 and leaves the header intact. @rtp_len: RTP bytes
+ * (UDP length - 8); @last_off: the datagram's last byte, from @data. */
+static __always_inline int gc_rtp_valid(void *data, void *data_end, struct gc_rtp_hdr *rtp,
+					__u32 rtp_len, __u32 last_off)
+{
+	__u8 *last;
+
+	__u32 off = GC_RTP_HDR_LEN + 4 * (rtp->vpxcc & 0x0f);
+
+	if (off > rtp_len)
+		return 0;
+	if (rtp->vpxcc & 0x10) {
+		__u8 *ext = (__u8 *)rtp + (off & 0x7f);	/* <= 12 + 60 */
+
+		gc_barrier_var(ext);
+		if (off + 4 > rtp_len || (void *)(ext + 4) > data_end)
+			return 0;
+		off += 4 + 4 * (((__u32)ext[2] << 8) | ext[3]);
+		if (off > rtp_len)
+			return 0;
+	}
+	if (rtp->vpxcc & 0x20) {
+		__u32 pad;
+
+		/* Bounded for the verifier (GC_RTP_MAX_LEN keeps the offset below). */
+		last = data + (last_off & 0x3fff);
+		gc_barrier_var(last);
+		if ((void *)(last + 1) > data_end)
+			return 0;
+		pad = *last;
+		if (pad == 0 || pad > rtp_len - off)
+			return 0;
+	}
+	return 1;
+}
+
 /* The UDP header at @udp and the RTP header behind it; @ip_payload_len is
  * the length the IP header gives for UDP header + payload. */
 static __always_inline int gc_parse_udp_rtp(void *data, void *data_end, struct udphdr *udp,
@@ -146,10 +284,21 @@ static __always_inline int gc_parse_udp_rtp(void *data, void *data_end, struct u
 	pkt->udp_len = ulen;
 	if (pkt->family == GC_FAMILY_IPV6 && udp->check == 0)
 		return gc_parse_drop(pkt, GC_STAT_DROP_UDP_CSUM_ZERO6);
+	/* The stack's UDP receive drops a datagram whose checksum is wrong, and
+	 * accepts a local sender's whose checksum is offloaded (the field then
+	 * holds the pseudo-header sum only): what does not verify here goes to
+	 * the stack, which tells the two apart. IPv4 checksum 0: none. */
+	if (udp->check && !gc_udp_csum_ok(data_end, udp, ulen, pkt)) {
+		pkt->reason = GC_STAT_PASS_UDP_CSUM;
+		return GC_PARSE_PASS;
+	}
 
 	rtp = (void *)(udp + 1);
 	gc_barrier_var(rtp);
 	if (ulen < sizeof(*udp) + GC_RTP_HDR_LEN || (void *)(rtp + 1) > data_end)
+		return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
+	/* The socket path drops media datagrams over 9216 bytes. */
+	if (ulen - sizeof(*udp) > GC_RTP_MAX_LEN)
 		return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
 	if ((rtp->vpxcc >> 6) != 2)
 		return gc_parse_drop(pkt, GC_STAT_DROP_BAD_RTP_VERSION);
@@ -158,9 +307,34 @@ static __always_inline int gc_parse_udp_rtp(void *data, void *data_end, struct u
 		pkt->reason = GC_STAT_PASS_RTCP;
 		return GC_PARSE_PASS;
 	}
+	if (!gc_rtp_valid(data, data_end, rtp, ulen - sizeof(*udp), pkt->l4_off + ulen - 1))
+		return gc_parse_drop(pkt, GC_STAT_DROP_BAD_RTP_HEADER);
 	pkt->rtp_off = (void *)rtp - data;
 	pkt->ssrc = bpf_ntohl(rtp->ssrc);
 	return GC_PARSE_RTP;
+}
+
+/* The IPv4 header checksum (ip_rcv drops a header whose sum is wrong):
+ * the fixed 20 bytes, then up to 10 words of options. */
+static __always_inline int gc_ipv4_csum_ok(void *data_end, struct iphdr *iph, __u32 hlen)
+{
+	__u32 *w = (__u32 *)iph;
+	__u64 sum = 0;
+	int i;
+
+	for (i = 0; i < 5; i++)
+		sum += w[i];
+	for (i = 5; i < 15; i++) {
+		__u32 *o = w + i;
+
+		if ((__u32)i * 4 >= hlen)
+			break;
+		gc_barrier_var(o);
+		if ((void *)(o + 1) > data_end)
+			return 0;
+		sum += *o;
+	}
+	return gc_csum_fold(sum) == 0xffff;
 }
 
 static __always_inline int gc_parse_ipv4(void *data, void *data_end, struct iphdr *iph,
@@ -182,6 +356,8 @@ static __always_inline int gc_parse_ipv4(void *data, void *data_end, struct iphd
 	/* Ethernet may pad short frames: bytes past tot_len are allowed. */
 	if ((void *)iph + tot_len > data_end)
 		return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
+	if (!gc_ipv4_csum_ok(data_end, iph, hlen))
+		return gc_parse_drop(pkt, GC_STAT_DROP_BAD_CHECKSUM);
 	if (iph->protocol != IPPROTO_UDP)
 		return GC_PARSE_OTHER;
 
@@ -200,6 +376,18 @@ static __always_inline int gc_parse_ipv4(void *data, void *data_end, struct iphd
 			return GC_PARSE_OTHER;
 		pkt->to_port = 1;
 		return gc_parse_drop(pkt, GC_STAT_DROP_FRAGMENT);
+	}
+	if (hlen > sizeof(*iph)) {
+		/* Options (source routes, ...): the stack decides, as it does
+		 * for a socket. */
+		struct udphdr *udp = (void *)iph + hlen;
+
+		gc_barrier_var(udp);
+		if ((void *)(udp + 1) > data_end || udp->dest != port_be)
+			return GC_PARSE_OTHER;
+		pkt->to_port = 1;
+		pkt->reason = GC_STAT_PASS_IP_OPTIONS;
+		return GC_PARSE_PASS;
 	}
 	return gc_parse_udp_rtp(data, data_end, (void *)iph + hlen, tot_len - hlen, port_be, pkt);
 }
@@ -302,6 +490,33 @@ static __always_inline int gc_parse(void *data, void *data_end, __u16 port_be,
 	if (proto == bpf_htons(ETH_P_IPV6))
 		return gc_parse_ipv6(data, data_end, l3, port_be, pkt);
 	return GC_PARSE_OTHER;
+}
+
+/* A source or destination no unicast exchange with the SFU can have: IPv4
+ * 0/8, loopback 127/8, multicast 224/4 and above (class E, broadcast);
+ * IPv6 ::, ::1, multicast ff00::/8, IPv4-mapped ::ffff:0:0/96. */
+static __always_inline int gc_addr_martian(__u8 family, const __u32 *a)
+{
+	if (family == GC_FAMILY_IPV4) {
+		__u8 first = bpf_ntohl(a[0]) >> 24;
+
+		return first == 0 || first == 127 || first >= 224;
+	}
+	if ((bpf_ntohl(a[0]) >> 24) == 0xff)
+		return 1;
+	if (a[0] == 0 && a[1] == 0) {
+		if (a[2] == 0 && (a[3] == 0 || a[3] == bpf_htonl(1)))
+			return 1;
+		if (a[2] == bpf_htonl(0xffff))
+			return 1;
+	}
+	return 0;
+}
+
+/* Unicast Ethernet destination (no group bit). */
+static __always_inline int gc_mac_unicast(const __u8 *mac)
+{
+	return !(mac[0] & 1);
 }
 
 #endif /* GROUPCAST_PARSING_H */

@@ -117,6 +117,14 @@ public final class Topology: @unchecked Sendable {
                 try Self.ip(add)
                 try configure(hub, key: -1, ["link set \(spoke.hubInterface) up"] + spoke.hubAddresses.map { Self.addressCommand($0, spoke.hubInterface) })
                 try configure(spoke.placement, key: index, ["link set \(spoke.interface) up"] + spoke.addresses.map { Self.addressCommand($0, spoke.interface) })
+                // Spokes send complete UDP checksums, as from a NIC: the in-kernel data paths
+                // (xdp, ring) see a frame's bytes, where an offloaded checksum (the pseudo-header
+                // sum only) cannot be told from a forged one (Docs/fastpath.md, Docs/ring.md).
+                if let path = path(spoke.placement, key: index) {
+                    try Self.run("/usr/bin/nsenter", ["--net=\(path)", "/usr/sbin/ethtool", "-K", spoke.interface, "tx", "off"])
+                } else {
+                    try Self.run("/usr/sbin/ethtool", ["-K", spoke.interface, "tx", "off"])
+                }
             }
         } catch {
             destroy()

@@ -313,8 +313,10 @@ public final class XDPForwarder: Forwarder {
     public func stop() { slowPath.stop() }
 
     /// The slow path's counters merged with the programs' (summed over CPUs and interfaces):
-    /// - received: datagrams to the media port the programs saw, less those they passed up,
-    ///   plus what reached the slow path (so a passed packet counts once, when it is handled);
+    /// - received: datagrams to the media port the programs saw (and IP datagrams they dropped
+    ///   as malformed before the port could be read, so drops never exceed it), less those they
+    ///   passed up, plus what reached the slow path (so a passed packet counts once, when it is
+    ///   handled);
     /// - forwarded/echoed: copies sent by the kernel plus the slow path's;
     /// - drops: spoofed from `drop_spoofed`; malformed from the IP/UDP/RTP header drops;
     ///   truncated from `drop_fragment` (a datagram over the MTU, which the fast path never
@@ -326,6 +328,7 @@ public final class XDPForwarder: Forwarder {
         var merged = slowPath.statistics()
         let kernel = kernelCounters()
         let passed = kernel["pass_unknown_ssrc"] + kernel["pass_fanout_limit"] + kernel["pass_rtcp"] + kernel["pass_ipv6_ext"]
+            + kernel["pass_ip_options"] + kernel["pass_udp_csum"] + kernel["pass_vlan"] + kernel["pass_not_local"]
         let seen = kernel["rx"]
         merged.received = (seen > passed ? seen - passed : 0) &+ merged.received
         let kernelSent = kernel["forwarded"] &+ kernel["echoed"]
@@ -334,7 +337,8 @@ public final class XDPForwarder: Forwarder {
         merged.inKernel &+= kernelSent
         merged[.spoofed] &+= kernel["drop_spoofed"]
         merged[.malformed] &+= kernel["drop_truncated"] + kernel["drop_bad_ip_header"] + kernel["drop_udp_length"]
-            + kernel["drop_udp_csum_zero6"] + kernel["drop_bad_rtp_version"]
+            + kernel["drop_udp_csum_zero6"] + kernel["drop_bad_rtp_version"] + kernel["drop_bad_rtp_header"]
+            + kernel["drop_bad_checksum"]
         merged[.truncated] &+= kernel["drop_fragment"]
         merged[.sendFailed] &+= kernel["drop_family"] + kernel["drop_redirect"] + kernel["drop_rewrite"]
         for delay in kernelDelays() {

@@ -84,13 +84,30 @@ struct gc_route {
  * Read-only configuration of a loaded program (its .rodata, set before load).
  * @port:    the SFU's media UDP port, host byte order.
  * @echo:    1: every forwarded media packet also goes back to its origin.
+ * @mac:     the attached interface's MAC: only frames sent to it are replicated
+ *           (PACKET_HOST; broadcast, multicast and other hosts' frames go to the stack).
  */
 struct gc_config {
 	__u32 abi_version;	/* GC_ABI_VERSION */
 	__u16 port;
 	__u8  echo;
 	__u8  reserved;
+	__u8  mac[6];
+	__u8  reserved2[2];
 };
+
+/*
+ * The host's own unicast addresses (the attached interface's), set by the
+ * loader: the only destinations the fast path replicates for, so a copy's
+ * source address (the destination the sender used) is always the SFU's own.
+ * Key of the "local" hash map; the value is a __u8, 1.
+ */
+struct gc_local_addr {
+	__u8 family;		/* GC_FAMILY_IPV4 / GC_FAMILY_IPV6 */
+	__u8 reserved[3];
+	__u8 addr[16];		/* network order, IPv4 in the first 4 bytes */
+};
+#define GC_MAX_LOCAL_ADDRS	64
 
 /*
  * Per-CPU counters, indexed by enum gc_stat; the loader sums over CPUs.
@@ -101,7 +118,8 @@ struct gc_config {
  * twice).
  */
 enum gc_stat {
-	GC_STAT_RX = 0,			/* UDP datagrams to the SFU port (well-formed IP) */
+	GC_STAT_RX = 0,			/* IP datagrams judged: to the SFU port, or dropped as malformed
+					 * before their port could be read (so every drop is in rx) */
 	GC_STAT_RX_MEDIA,		/* of those: valid RTP of a registered stream from its origin */
 	GC_STAT_FORWARDED,		/* copies sent to subscribers */
 	GC_STAT_ECHOED,			/* originals sent back to their origin */
@@ -121,6 +139,18 @@ enum gc_stat {
 	GC_STAT_DROP_FAMILY,		/* subscriber family != packet family (copy skipped) */
 	GC_STAT_DROP_REDIRECT,		/* bpf_clone_redirect/bpf_redirect failed (copy lost) */
 	GC_STAT_DROP_REWRITE,		/* a header rewrite helper failed (copy or packet lost) */
+	GC_STAT_DROP_BAD_RTP_HEADER,	/* RTP CSRC list or header extension past the datagram's
+					 * end, or a padding count of 0 or past the header */
+	GC_STAT_DROP_BAD_CHECKSUM,	/* IPv4 header checksum wrong (ip_rcv drops it too) */
+	GC_STAT_PASS_IP_OPTIONS,	/* IPv4 with options: to the stack, which accepts or drops
+					 * them (source routes...) as for any socket */
+	GC_STAT_PASS_UDP_CSUM,		/* UDP checksum did not verify: to the stack, whose UDP
+					 * receive drops a bad one and accepts a local sender's
+					 * offloaded (CHECKSUM_PARTIAL) one */
+	GC_STAT_PASS_VLAN,		/* VLAN-tagged: to the stack (the fast path keeps no tags) */
+	GC_STAT_PASS_NOT_LOCAL,		/* not unicast to this host: Ethernet destination not the
+					 * interface's MAC, or IP destination not one of its addresses,
+					 * or a broadcast/multicast/loopback source: to the stack */
 	GC_STAT_MAX
 };
 
@@ -130,7 +160,8 @@ enum gc_stat {
 	"pass_unknown_ssrc", "pass_fanout_limit", "pass_rtcp", "pass_ipv6_ext", \
 	"drop_truncated", "drop_bad_ip_header", "drop_fragment", "drop_udp_length", \
 	"drop_udp_csum_zero6", "drop_bad_rtp_version", "drop_spoofed", "drop_family", \
-	"drop_redirect", "drop_rewrite" }
+	"drop_redirect", "drop_rewrite", "drop_bad_rtp_header", "drop_bad_checksum", \
+	"pass_ip_options", "pass_udp_csum", "pass_vlan", "pass_not_local" }
 
 /*
  * The delay histogram's buckets, for every data plane and the SFU's
@@ -227,6 +258,7 @@ struct gc_delay_meta {
 #define GC_PIN_DELAY		"delay"		/* struct gc_delay_hist, per CPU */
 #define GC_PIN_CONFIG		"config"	/* the programs' .rodata: struct gc_config */
 #define GC_PIN_STATE		"state"		/* struct gc_loader_state */
+#define GC_PIN_LOCAL		"local"		/* struct gc_local_addr -> __u8 */
 #define GC_PIN_PROG_XDP		"prog_xdp"
 #define GC_PIN_PROG_TC		"prog_tc"
 

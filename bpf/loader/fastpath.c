@@ -7,6 +7,8 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
@@ -202,6 +204,40 @@ static int capture_print(enum libbpf_print_level level, const char *fmt, va_list
 	return 0;
 }
 
+static int if_mac(uint32_t ifindex, uint8_t mac[6]);
+
+int gcfp_local_fill(int map_fd, const char *ifname)
+{
+	struct ifaddrs *ifa, *i;
+	__u8 one = 1;
+	int n = 0, ret = 0;
+
+	if (getifaddrs(&ifa))
+		return -errno;
+	for (i = ifa; i; i = i->ifa_next) {
+		struct gc_local_addr key = {};
+
+		if (!i->ifa_addr || strcmp(i->ifa_name, ifname))
+			continue;
+		if (i->ifa_addr->sa_family == AF_INET) {
+			key.family = GC_FAMILY_IPV4;
+			memcpy(key.addr, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, 4);
+		} else if (i->ifa_addr->sa_family == AF_INET6) {
+			key.family = GC_FAMILY_IPV6;
+			memcpy(key.addr, &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, 16);
+		} else {
+			continue;
+		}
+		if (bpf_map_update_elem(map_fd, &key, &one, BPF_ANY)) {
+			ret = -errno;	/* E2BIG: more than GC_MAX_LOCAL_ADDRS */
+			break;
+		}
+		n++;
+	}
+	freeifaddrs(ifa);
+	return ret ? ret : n;
+}
+
 /* Write libbpf's captured messages to @path, or (NULL) to IFACE.log in a new
  * directory only root can enter, named unpredictably (mkdtemp, 0700): a fixed
  * name in a world-writable directory lets any local user plant a symlink
@@ -239,7 +275,8 @@ int gcfp_save_verifier_log(const char *path, const char *ifname, struct gcfp_err
 /* ---- pins --------------------------------------------------------------- */
 
 static const char *const pin_names[] = {
-	GC_PIN_ROUTES, GC_PIN_STATS, GC_PIN_DELAY, GC_PIN_CONFIG, GC_PIN_STATE, GC_PIN_PROG_XDP, GC_PIN_PROG_TC,
+	GC_PIN_ROUTES, GC_PIN_STATS, GC_PIN_DELAY, GC_PIN_CONFIG, GC_PIN_STATE, GC_PIN_LOCAL,
+	GC_PIN_PROG_XDP, GC_PIN_PROG_TC,
 };
 
 static void unpin_all(const char *dir)
@@ -412,6 +449,11 @@ static int attach_locked(const struct gcfp_attach_opts *o, struct gcfp_error *er
 	skel->rodata->gc_cfg.abi_version = GC_ABI_VERSION;
 	skel->rodata->gc_cfg.port = o->port;
 	skel->rodata->gc_cfg.echo = o->echo ? 1 : 0;
+	ret = if_mac(ifindex, skel->rodata->gc_cfg.mac);
+	if (ret) {
+		ret = gcfp_fail(err, GCFP_ERR_SYSTEM, -ret, "reading the MAC address of %s", o->ifname);
+		goto out;
+	}
 	if (o->max_routes &&
 	    bpf_map__set_max_entries(skel->maps.gc_routes, o->max_routes)) {
 		ret = gcfp_fail(err, GCFP_ERR_INVALID, errno, "max_routes %u", o->max_routes);
@@ -437,6 +479,12 @@ static int attach_locked(const struct gcfp_attach_opts *o, struct gcfp_error *er
 		goto out;
 	}
 
+	ret = gcfp_local_fill(bpf_map__fd(skel->maps.gc_local), o->ifname);
+	if (ret < 0) {
+		ret = gcfp_fail(err, GCFP_ERR_SYSTEM, -ret, "recording the addresses of %s", o->ifname);
+		goto out;
+	}
+
 	snprintf(path, sizeof(path), "%s", dir);
 	*strrchr(path, '/') = 0;
 	if (mkdir(path, 0700) && errno != EEXIST) {
@@ -459,6 +507,7 @@ static int attach_locked(const struct gcfp_attach_opts *o, struct gcfp_error *er
 	PIN(bpf_map__pin, skel->maps.gc_delay, GC_PIN_DELAY);
 	PIN(bpf_map__pin, skel->maps.rodata, GC_PIN_CONFIG);
 	PIN(bpf_map__pin, skel->maps.gc_state, GC_PIN_STATE);
+	PIN(bpf_map__pin, skel->maps.gc_local, GC_PIN_LOCAL);
 	PIN(bpf_program__pin, skel->progs.groupcast_xdp, GC_PIN_PROG_XDP);
 	PIN(bpf_program__pin, skel->progs.groupcast_tc, GC_PIN_PROG_TC);
 #undef PIN

@@ -374,58 +374,6 @@ static inline void csum_replace(__u16 *csum, const void *old, const void *new, s
 	*csum = (__u16)~sum;
 }
 
-static inline __u32 csum_add(__u32 sum, const void *p, size_t len)
-{
-	const __u8 *b = p;
-	size_t i;
-
-	for (i = 0; i + 1 < len; i += 2)
-		sum += *(const __u16 *)(b + i);
-	if (len & 1) {
-		__u16 last = 0;
-
-		memcpy(&last, b + len - 1, 1);
-		sum += last;
-	}
-	return sum;
-}
-
-static inline __u16 csum_fold(__u32 sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)sum;
-}
-
-/*
- * A datagram sent by a local socket through veth or lo reaches XDP with the
- * checksum offloaded (CHECKSUM_PARTIAL): the UDP checksum field holds only
- * the folded pseudo-header sum, and nothing in the frame says so. Recognise
- * that value and finish the sum, so copies and the echo leave complete; a
- * complete checksum (what a NIC delivers) is left alone and the incremental
- * updates keep it right (or keep a corrupt one wrong, for the receiver).
- */
-static void udp_csum_complete(__u8 *data, const struct gc_pkt *pkt)
-{
-	struct udphdr *udp = (struct udphdr *)(data + pkt->l4_off);
-	__u16 proto = htons(IPPROTO_UDP), ulen = htons(pkt->udp_len);
-	int alen = pkt->family == GC_FAMILY_IPV4 ? 4 : 16;
-	__u32 pseudo = 0;
-	__u16 check;
-
-	if (pkt->family == GC_FAMILY_IPV4 && udp->check == 0)
-		return;		/* IPv4 without checksum */
-	pseudo = csum_add(pseudo, pkt->saddr, alen);
-	pseudo = csum_add(pseudo, pkt->daddr, alen);
-	pseudo += proto;
-	pseudo += ulen;
-	if (csum_fold(pseudo) != udp->check)
-		return;
-	udp->check = 0;
-	check = ~csum_fold(csum_add(pseudo, udp, pkt->udp_len));
-	udp->check = check ? check : 0xffff;
-}
-
 /* ---- routing table ---------------------------------------------------------- */
 
 struct gc_ring_table *gc_ring_table_new(__u32 max_routes, int echo)
@@ -541,28 +489,18 @@ void gc_ring_install(struct gc_ring *ring, struct gc_ring_table *t)
 
 /* ---- forwarding ------------------------------------------------------------ */
 
-/* RTPHeader.parse's checks beyond what parsing.h looks at: CSRC list,
- * extension and padding within the datagram. */
-static int rtp_valid(const __u8 *rtp, __u32 len)
+/* Sent to this host: to the port's MAC, to its address, from a unicast
+ * source (as groupcast.bpf.c's gc_for_this_host()). */
+static int for_this_port(const struct ring_port *p, const struct gc_pkt *pkt)
 {
-	__u32 off = GC_RTP_HDR_LEN + 4 * (rtp[0] & 0x0f);
+	static const __u8 zero[16];
 
-	if (off > len)
+	if (memcmp(pkt->eth_dst, p->info.mac, 6) ||
+	    gc_addr_martian(pkt->family, pkt->saddr) || gc_addr_martian(pkt->family, pkt->daddr))
 		return 0;
-	if (rtp[0] & 0x10) {
-		if (off + 4 > len)
-			return 0;
-		off += 4 + 4 * ((rtp[off + 2] << 8) | rtp[off + 3]);
-		if (off > len)
-			return 0;
-	}
-	if (rtp[0] & 0x20) {
-		__u32 pad = rtp[len - 1];
-
-		if (pad == 0 || pad > len - off)
-			return 0;
-	}
-	return 1;
+	if (pkt->family == GC_FAMILY_IPV4)
+		return memcmp(p->info.ipv4, zero, 4) && !memcmp(pkt->daddr, p->info.ipv4, 4);
+	return memcmp(p->info.ipv6, zero, 16) && !memcmp(pkt->daddr, p->info.ipv6, 16);
 }
 
 static inline int from_origin(const struct ring_route *r, const struct gc_pkt *pkt)
@@ -689,14 +627,23 @@ static int handle_frame(struct gc_ring *ring, int index, const struct xdp_desc *
 	int kind, reason = -1;
 	__u64 done;
 
+	/* The fast path's parser (bpf/parsing.h): the same rules, the full RTP
+	 * header check included. What the fast path leaves to the stack (IPv4
+	 * options, VLAN tags, IPv6 extension headers, a UDP checksum that does
+	 * not verify) has no stack to go to here: dropped, counted as malformed.
+	 * A local sender's offloaded checksum (the pseudo-header sum only)
+	 * cannot be told from a forged one: senders over veth on this host
+	 * turn TX checksum offload off (Docs/ring.md). */
 	kind = gc_parse(data, data + len, htons(ring->opts.port), &pkt);
+	if (kind == GC_PARSE_RTP && !for_this_port(p, &pkt))
+		kind = GC_PARSE_PASS;			/* not for this host: never replicated */
 	if (kind == GC_PARSE_PASS && pkt.reason == GC_STAT_PASS_RTCP)
 		reason = GC_RING_DROP_RTCP;
-	else if (kind == GC_PARSE_DROP && pkt.reason == GC_STAT_DROP_FRAGMENT)
+	else if (kind == GC_PARSE_DROP && (pkt.reason == GC_STAT_DROP_FRAGMENT ||
+					   (pkt.reason == GC_STAT_DROP_TRUNCATED &&
+					    pkt.udp_len > GC_RTP_MAX_LEN + 8)))
 		reason = GC_RING_DROP_TRUNCATED;	/* larger than a frame: no reassembly here */
-	else if (kind != GC_PARSE_RTP)
-		reason = GC_RING_DROP_MALFORMED;	/* incl. IPv4/IPv6 fragments, IPv6 extension headers */
-	else if (!rtp_valid(data + pkt.rtp_off, pkt.udp_len - 8))
+	else if (kind != GC_PARSE_RTP || pkt.vlan)
 		reason = GC_RING_DROP_MALFORMED;
 	else if (!t || !(r = table_lookup(t, pkt.ssrc)))
 		reason = GC_RING_DROP_UNKNOWN_SSRC;
@@ -715,7 +662,6 @@ static int handle_frame(struct gc_ring *ring, int index, const struct xdp_desc *
 
 	/* Ethernet padding of short frames is not part of the datagram. */
 	len = pkt.l4_off + pkt.udp_len;
-	udp_csum_complete(data, &pkt);
 	for (i = 0; i < r->n_copies; i++) {
 		const struct ring_copy *c = &t->copies[r->first + i];
 

@@ -267,9 +267,22 @@ static struct groupcast *load_skel(int echo)
 		return NULL;
 	s->rodata->gc_cfg.port = SFU_PORT;
 	s->rodata->gc_cfg.echo = echo;
+	memcpy(s->rodata->gc_cfg.mac, MAC_SFU, 6);
 	if (groupcast__load(s)) {
 		groupcast__destroy(s);
 		return NULL;
+	}
+	{
+		struct gc_local_addr a4 = { .family = 4 }, a6 = { .family = 6 };
+		uint8_t one = 1;
+
+		memcpy(a4.addr, V4_SFU, 4);
+		memcpy(a6.addr, V6_SFU, 16);
+		if (bpf_map_update_elem(bpf_map__fd(s->maps.gc_local), &a4, &one, 0) ||
+		    bpf_map_update_elem(bpf_map__fd(s->maps.gc_local), &a6, &one, 0)) {
+			groupcast__destroy(s);
+			return NULL;
+		}
 	}
 	return s;
 }
@@ -507,7 +520,9 @@ enum mut {
 	M_NONE, M_WRONG_ADDR, M_WRONG_PORT, M_OTHER_PORT, M_ARP, M_TRUNC_L3HDR, M_TRUNC_L3,
 	M_BAD_IHL, M_BAD_VERSION, M_TOTLEN_LT_IHL, M_FRAG_FIRST, M_FRAG_LATER, M_BAD_RTP_VER,
 	M_UDPLEN_LONG, M_UDPLEN_SHORT, M_V6_ZERO_CSUM, M_V6_FRAG, M_V6_HBH, M_PAD, M_RTCP,
-	M_SHORT_RTP, M_TCP,
+	M_SHORT_RTP, M_TCP, M_IP_CSUM, M_UDP_CSUM_BAD, M_UDP_CSUM_PSEUDO, M_RTP_CSRC, M_RTP_EXT,
+	M_RTP_PAD0, M_RTP_PADBIG, M_RTP_EXT_PAD_OK, M_MAC_OTHER, M_MAC_BCAST, M_DST_OTHER,
+	M_DST_BCAST, M_SRC_LOOP, M_DST_MCAST6,
 };
 
 struct xdp_case {
@@ -525,14 +540,15 @@ struct xdp_case {
 static const struct xdp_case xdp_cases[] = {
 	{ "xdp: ipv4 media of a registered stream -> pass to tc", 4, 0, SSRC_V4, M_NONE, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1 },
 	{ "xdp: ipv6 media -> pass to tc", 6, 0, SSRC_V6, M_NONE, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1 },
-	{ "xdp: vlan ipv4 media -> pass to tc", 4, 100, SSRC_V4, M_NONE, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1 },
-	{ "xdp: vlan ipv6 media -> pass to tc", 6, 4094, SSRC_V6, M_NONE, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1 },
-	{ "xdp: ipv4 with options (ihl 8) -> pass to tc", 4, 0, SSRC_V4, M_NONE, 12, XDP_PASS, GC_STAT_RX_MEDIA, 1 },
+	{ "xdp: rtp with extension and padding within the packet -> pass to tc", 4, 0, SSRC_V4, M_RTP_EXT_PAD_OK, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1 },
 	{ "xdp: ethernet padding after the datagram -> pass to tc", 4, 0, SSRC_V4, M_PAD, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1 },
+	{ "xdp: vlan ipv4 media -> pass to the stack", 4, 100, SSRC_V4, M_NONE, 0, XDP_PASS, GC_STAT_PASS_VLAN, 1 },
+	{ "xdp: vlan ipv6 media -> pass to the stack", 6, 4094, SSRC_V6, M_NONE, 0, XDP_PASS, GC_STAT_PASS_VLAN, 1 },
+	{ "xdp: vlan spoofed source -> pass to the stack", 4, 7, SSRC_V4, M_WRONG_ADDR, 0, XDP_PASS, GC_STAT_PASS_VLAN, 1 },
+	{ "xdp: ipv4 with options (ihl 8) -> pass to the stack", 4, 0, SSRC_V4, M_NONE, 12, XDP_PASS, GC_STAT_PASS_IP_OPTIONS, 1 },
 	{ "xdp: spoofed source address -> drop", 4, 0, SSRC_V4, M_WRONG_ADDR, 0, XDP_DROP, GC_STAT_DROP_SPOOFED, 1 },
 	{ "xdp: spoofed source port -> drop", 4, 0, SSRC_V4, M_WRONG_PORT, 0, XDP_DROP, GC_STAT_DROP_SPOOFED, 1 },
 	{ "xdp: ipv6 spoofed source address -> drop", 6, 0, SSRC_V6, M_WRONG_ADDR, 0, XDP_DROP, GC_STAT_DROP_SPOOFED, 1 },
-	{ "xdp: vlan spoofed source -> drop", 4, 7, SSRC_V4, M_WRONG_ADDR, 0, XDP_DROP, GC_STAT_DROP_SPOOFED, 1 },
 	{ "xdp: registered ssrc over ipv6 for an ipv4 origin -> drop", 6, 0, SSRC_V4, M_NONE, 0, XDP_DROP, GC_STAT_DROP_SPOOFED, 1 },
 	{ "xdp: unknown ssrc -> pass to user space", 4, 0, SSRC_UNKNOWN, M_NONE, 0, XDP_PASS, GC_STAT_PASS_UNKNOWN_SSRC, 1 },
 	{ "xdp: route over the fan-out limit -> pass to user space", 4, 0, SSRC_FANOUT, M_NONE, 0, XDP_PASS, GC_STAT_PASS_FANOUT_LIMIT, 1 },
@@ -542,21 +558,48 @@ static const struct xdp_case xdp_cases[] = {
 	{ "xdp: tcp -> pass, not counted", 4, 0, SSRC_V4, M_TCP, 0, XDP_PASS, -1, 0 },
 	{ "xdp: arp -> pass, not counted", 4, 0, SSRC_V4, M_ARP, 0, XDP_PASS, -1, 0 },
 	{ "xdp: later ipv4 fragment -> pass (no port to see)", 4, 0, SSRC_V4, M_FRAG_LATER, 0, XDP_PASS, -1, 0 },
-	{ "xdp: truncated ipv4 header -> drop", 4, 0, SSRC_V4, M_TRUNC_L3HDR, 0, XDP_DROP, GC_STAT_DROP_TRUNCATED, 0 },
-	{ "xdp: ipv4 total length beyond the frame -> drop", 4, 0, SSRC_V4, M_TRUNC_L3, 0, XDP_DROP, GC_STAT_DROP_TRUNCATED, 0 },
-	{ "xdp: ipv6 payload length beyond the frame -> drop", 6, 0, SSRC_V6, M_TRUNC_L3, 0, XDP_DROP, GC_STAT_DROP_TRUNCATED, 0 },
+	{ "xdp: truncated ipv4 header -> drop", 4, 0, SSRC_V4, M_TRUNC_L3HDR, 0, XDP_DROP, GC_STAT_DROP_TRUNCATED, 1 },
+	{ "xdp: ipv4 total length beyond the frame -> drop", 4, 0, SSRC_V4, M_TRUNC_L3, 0, XDP_DROP, GC_STAT_DROP_TRUNCATED, 1 },
+	{ "xdp: ipv6 payload length beyond the frame -> drop", 6, 0, SSRC_V6, M_TRUNC_L3, 0, XDP_DROP, GC_STAT_DROP_TRUNCATED, 1 },
 	{ "xdp: truncated rtp header -> drop", 4, 0, SSRC_V4, M_SHORT_RTP, 0, XDP_DROP, GC_STAT_DROP_TRUNCATED, 1 },
-	{ "xdp: ipv4 ihl 4 -> drop", 4, 0, SSRC_V4, M_BAD_IHL, 0, XDP_DROP, GC_STAT_DROP_BAD_IP_HEADER, 0 },
-	{ "xdp: ip version 5 in an ipv4 frame -> drop", 4, 0, SSRC_V4, M_BAD_VERSION, 0, XDP_DROP, GC_STAT_DROP_BAD_IP_HEADER, 0 },
-	{ "xdp: ipv4 total length below ihl -> drop", 4, 0, SSRC_V4, M_TOTLEN_LT_IHL, 0, XDP_DROP, GC_STAT_DROP_BAD_IP_HEADER, 0 },
+	{ "xdp: ipv4 ihl 4 -> drop", 4, 0, SSRC_V4, M_BAD_IHL, 0, XDP_DROP, GC_STAT_DROP_BAD_IP_HEADER, 1 },
+	{ "xdp: ip version 5 in an ipv4 frame -> drop", 4, 0, SSRC_V4, M_BAD_VERSION, 0, XDP_DROP, GC_STAT_DROP_BAD_IP_HEADER, 1 },
+	{ "xdp: ipv4 total length below ihl -> drop", 4, 0, SSRC_V4, M_TOTLEN_LT_IHL, 0, XDP_DROP, GC_STAT_DROP_BAD_IP_HEADER, 1 },
+	{ "xdp: ipv4 header checksum wrong -> drop", 4, 0, SSRC_V4, M_IP_CSUM, 0, XDP_DROP, GC_STAT_DROP_BAD_CHECKSUM, 1 },
 	{ "xdp: first ipv4 fragment to the port -> drop", 4, 0, SSRC_V4, M_FRAG_FIRST, 0, XDP_DROP, GC_STAT_DROP_FRAGMENT, 1 },
 	{ "xdp: first ipv6 fragment to the port -> drop", 6, 0, SSRC_V6, M_V6_FRAG, 0, XDP_DROP, GC_STAT_DROP_FRAGMENT, 1 },
 	{ "xdp: rtp version 1 -> drop", 4, 0, SSRC_V4, M_BAD_RTP_VER, 0, XDP_DROP, GC_STAT_DROP_BAD_RTP_VERSION, 1 },
+	{ "xdp: rtp csrc list past the end -> drop", 4, 0, SSRC_V4, M_RTP_CSRC, 0, XDP_DROP, GC_STAT_DROP_BAD_RTP_HEADER, 1 },
+	{ "xdp: rtp header extension past the end -> drop", 4, 0, SSRC_V4, M_RTP_EXT, 0, XDP_DROP, GC_STAT_DROP_BAD_RTP_HEADER, 1 },
+	{ "xdp: rtp padding count 0 -> drop", 4, 0, SSRC_V4, M_RTP_PAD0, 0, XDP_DROP, GC_STAT_DROP_BAD_RTP_HEADER, 1 },
+	{ "xdp: rtp padding count past the header -> drop", 6, 0, SSRC_V6, M_RTP_PADBIG, 0, XDP_DROP, GC_STAT_DROP_BAD_RTP_HEADER, 1 },
 	{ "xdp: udp length above ip payload -> drop", 4, 0, SSRC_V4, M_UDPLEN_LONG, 0, XDP_DROP, GC_STAT_DROP_UDP_LENGTH, 1 },
 	{ "xdp: udp length below ip payload -> drop", 4, 0, SSRC_V4, M_UDPLEN_SHORT, 0, XDP_DROP, GC_STAT_DROP_UDP_LENGTH, 1 },
 	{ "xdp: ipv6 udp length mismatch -> drop", 6, 0, SSRC_V6, M_UDPLEN_SHORT, 0, XDP_DROP, GC_STAT_DROP_UDP_LENGTH, 1 },
 	{ "xdp: ipv6 udp checksum 0 -> drop", 6, 0, SSRC_V6, M_V6_ZERO_CSUM, 0, XDP_DROP, GC_STAT_DROP_UDP_CSUM_ZERO6, 1 },
+	{ "xdp: ipv4 udp checksum wrong -> pass to the stack (which drops it)", 4, 0, SSRC_V4, M_UDP_CSUM_BAD, 0, XDP_PASS, GC_STAT_PASS_UDP_CSUM, 1 },
+	{ "xdp: ipv6 udp checksum wrong -> pass to the stack", 6, 0, SSRC_V6, M_UDP_CSUM_BAD, 0, XDP_PASS, GC_STAT_PASS_UDP_CSUM, 1 },
+	{ "xdp: udp checksum = pseudo-header sum -> pass to the stack", 4, 0, SSRC_V4, M_UDP_CSUM_PSEUDO, 0, XDP_PASS, GC_STAT_PASS_UDP_CSUM, 1 },
+	{ "xdp: ethernet destination another host -> pass to the stack", 4, 0, SSRC_V4, M_MAC_OTHER, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1 },
+	{ "xdp: ethernet broadcast -> pass to the stack", 4, 0, SSRC_V4, M_MAC_BCAST, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1 },
+	{ "xdp: ip destination not the sfu's -> pass to the stack", 4, 0, SSRC_V4, M_DST_OTHER, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1 },
+	{ "xdp: ipv6 destination not the sfu's -> pass to the stack", 6, 0, SSRC_V6, M_DST_OTHER, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1 },
+	{ "xdp: ip broadcast to the sfu's mac -> pass to the stack", 4, 0, SSRC_V4, M_DST_BCAST, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1 },
+	{ "xdp: loopback source -> pass to the stack", 4, 0, SSRC_V4, M_SRC_LOOP, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1 },
+	{ "xdp: ipv6 multicast destination -> pass to the stack", 6, 0, SSRC_V6, M_DST_MCAST6, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1 },
 };
+
+/* Recompute the IPv4 header checksum after a mutation of the header. */
+static void ip4_fix_csum(uint8_t *ip)
+{
+	size_t hl = (ip[0] & 0x0f) * 4;
+	uint16_t c;
+
+	ip[10] = ip[11] = 0;
+	c = ~csum_fold32(csum_add_bytes(0, ip, hl));
+	ip[10] = c >> 8;
+	ip[11] = c & 0xff;
+}
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -603,6 +646,50 @@ static size_t xdp_case_frame(const struct xdp_case *c, uint8_t *f, struct pkt_sp
 		payload_buf[0] = 0x40;
 	if (c->mut == M_SHORT_RTP)
 		spec->payload_len = 8;
+	switch (c->mut) {	/* the RTP header (payload: 12 + 40 bytes) */
+	case M_RTP_CSRC:
+		payload_buf[0] |= 0x0f;		/* 60 bytes of CSRCs */
+		break;
+	case M_RTP_EXT:
+		payload_buf[0] |= 0x10;
+		payload_buf[14] = 0;
+		payload_buf[15] = 16;		/* 64 bytes of extension */
+		break;
+	case M_RTP_PAD0:
+		payload_buf[0] |= 0x20;
+		payload_buf[51] = 0;
+		break;
+	case M_RTP_PADBIG:
+		payload_buf[0] |= 0x20;
+		payload_buf[51] = 41;		/* 40 bytes after the header */
+		break;
+	case M_RTP_EXT_PAD_OK:
+		payload_buf[0] |= 0x30;
+		payload_buf[14] = 0;
+		payload_buf[15] = 2;		/* header 12 + 4 + 8 */
+		payload_buf[51] = 28;		/* the rest */
+		break;
+	case M_MAC_OTHER:
+		spec->dmac[5] ^= 1;
+		break;
+	case M_MAC_BCAST:
+		memset(spec->dmac, 0xff, 6);
+		break;
+	case M_DST_OTHER:
+		spec->daddr[c->family == 4 ? 3 : 15] ^= 0x40;
+		break;
+	case M_DST_BCAST:
+		memset(spec->daddr, 0xff, 4);
+		break;
+	case M_SRC_LOOP:
+		memcpy(spec->saddr, (uint8_t[]){ 127, 0, 0, 1 }, 4);
+		break;
+	case M_DST_MCAST6:
+		memcpy(spec->daddr, (uint8_t[]){ 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 }, 16);
+		break;
+	default:
+		break;
+	}
 	len = pkt_build(spec, f, &lay);
 	u = f + lay.l4;
 	switch (c->mut) {
@@ -654,9 +741,29 @@ static size_t xdp_case_frame(const struct xdp_case *c, uint8_t *f, struct pkt_sp
 	case M_V6_HBH:
 		len = v6_insert_ext(f, len, &lay, 0);
 		break;
+	case M_IP_CSUM:
+		f[lay.l3 + 10] ^= 0x01;
+		break;
+	case M_UDP_CSUM_BAD:
+		u[7] ^= 0x55;
+		break;
+	case M_UDP_CSUM_PSEUDO: {
+		/* What a local sender's offloaded checksum looks like: the
+		 * folded pseudo-header sum, nothing else. */
+		uint16_t ulen = u[4] << 8 | u[5], ps;
+
+		ps = csum_fold32(csum_add_bytes(csum_add_bytes(17 + (uint32_t)ulen, spec->saddr, 4),
+						spec->daddr, 4));
+		u[6] = ps >> 8;
+		u[7] = ps & 0xff;
+		break;
+	}
 	default:
 		break;
 	}
+	/* Header mutations that are not about the header checksum keep it right. */
+	if (c->family == 4 && (c->mut == M_FRAG_FIRST || c->mut == M_FRAG_LATER || c->mut == M_TCP))
+		ip4_fix_csum(f + lay.l3);
 	return len;
 }
 
@@ -807,8 +914,40 @@ static int tc_forward(int family, uint16_t vlan, int zero_csum, int echo)
 
 static int t_tc_v4(void) { return tc_forward(4, 0, 0, 1); }
 static int t_tc_v6(void) { return tc_forward(6, 0, 0, 1); }
-static int t_tc_vlan_v4(void) { return tc_forward(4, 0x0123, 0, 1); }
-static int t_tc_vlan_v6(void) { return tc_forward(6, 0x0fff, 0, 1); }
+/* VLAN-tagged media is not the fast path's (a copy would have to carry its
+ * next hop's tag, not the ingress one): left to the stack untouched, no
+ * copy, nothing counted by TC alone. */
+static int tc_vlan_left(int family, uint16_t vlan)
+{
+	uint64_t before[GC_STAT_MAX], after[GC_STAT_MAX];
+	uint8_t in[PKT_MAX];
+	struct sub_def defs[1];
+	struct frame got[4];
+	struct pkt_spec spec;
+	struct tc_run r;
+	size_t len;
+	uint32_t ssrc = family == 4 ? SSRC_V4 : SSRC_V6;
+
+	if (family == 4)
+		sub_def_v4(&defs[0], 0, 0);
+	else
+		sub_def_v6(&defs[0], 0, 0);
+	CHECK(route_put(skel_echo, ssrc, family, family == 4 ? V4_ORIGIN : V6_ORIGIN, ORIGIN_PORT,
+			defs, 1, 0) == 0, "installing the route");
+	spec_media(&spec, family, ssrc, vlan, 80);
+	len = pkt_build(&spec, in, NULL);
+	CHECK(stats_read(skel_echo, before) == 0, "reading counters");
+	if (tc_run(skel_echo, in, len, &r))
+		return -1;
+	CHECK(r.retval == TC_ACT_OK, "verdict %u, want TC_ACT_OK", r.retval);
+	CHECK(r.out_len == len && !memcmp(r.out, in, len), "the frame was modified");
+	CHECK(capture(cap_fd[0], got, 4, 0) == 0, "a copy was sent");
+	CHECK(stats_read(skel_echo, after) == 0, "reading counters");
+	return stats_expect(before, after, -1);
+}
+
+static int t_tc_vlan_v4(void) { return tc_vlan_left(4, 0x0123); }
+static int t_tc_vlan_v6(void) { return tc_vlan_left(6, 0x0fff); }
 static int t_tc_zero_csum(void) { return tc_forward(4, 0, 1, 1); }
 static int t_tc_no_echo(void) { return tc_forward(4, 0, 0, 0); }
 
@@ -1381,8 +1520,8 @@ struct named_test {
 static const struct named_test tests[] = {
 	{ "tc: ipv4 forward to 3 subscribers + echo", t_tc_v4 },
 	{ "tc: ipv6 forward to 3 subscribers + echo", t_tc_v6 },
-	{ "tc: vlan ipv4 forward, copies keep the tag", t_tc_vlan_v4 },
-	{ "tc: vlan ipv6 forward, copies keep the tag", t_tc_vlan_v6 },
+	{ "tc: vlan ipv4 media left to the stack", t_tc_vlan_v4 },
+	{ "tc: vlan ipv6 media left to the stack", t_tc_vlan_v6 },
 	{ "tc: ipv4 udp checksum 0 stays 0", t_tc_zero_csum },
 	{ "tc: echo off -> copies sent, original consumed", t_tc_no_echo },
 	{ "tc: ipv6 copy whose udp checksum computes to 0 carries 0xffff", t_tc_v6_csum_mangled0 },
