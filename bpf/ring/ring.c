@@ -494,9 +494,12 @@ void gc_ring_install(struct gc_ring *ring, struct gc_ring_table *t)
 static int for_this_port(const struct ring_port *p, const struct gc_pkt *pkt)
 {
 	static const __u8 zero[16];
+	/* lo (no MAC) carries loopback addresses; anywhere else they are martians. */
+	int loopback = !memcmp(p->info.mac, zero, 6);
 
 	if (memcmp(pkt->eth_dst, p->info.mac, 6) ||
-	    gc_addr_martian(pkt->family, pkt->saddr) || gc_addr_martian(pkt->family, pkt->daddr))
+	    (!loopback && (gc_addr_martian(pkt->family, pkt->saddr) ||
+			   gc_addr_martian(pkt->family, pkt->daddr))))
 		return 0;
 	if (pkt->family == GC_FAMILY_IPV4)
 		return memcmp(p->info.ipv4, zero, 4) && !memcmp(pkt->daddr, p->info.ipv4, 4);
