@@ -1,3 +1,4 @@
+import Foundation
 import GroupcastProtocol
 import GroupcastClient
 import GroupcastSFU
@@ -185,5 +186,84 @@ import Testing
         #expect(StreamSet(list: "none") == [])
         #expect(StreamSet(list: "all") == .all)
         #expect(StreamSet(list: "asq,video") == nil)
+    }
+}
+
+/// The frame corpus the in-kernel data paths are tested with (bpf/tests/corpus/frames.txt, written
+/// by bpf/.output/test_progs from its fixture table; format in bpf/tests/corpus/README.md): every
+/// frame whose fate the socket path decides in user space gets the same verdict from
+/// `RTPHeader.parse` and the routes as the corpus gives it, so the XDP program, the ring core and
+/// this parser are held to one table.
+@Suite struct FrameCorpusTests {
+    struct Frame {
+        var name: String, socket: String, payloadOffset: Int, bytes: [UInt8]
+    }
+
+    static func load() throws -> (routes: Set<UInt32>, frames: [Frame]) {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../bpf/tests/corpus/frames.txt").standardized.path
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        var routes = Set<UInt32>(), frames: [Frame] = []
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("@route ") {
+                let hex = line.split(separator: " ")[1].dropFirst(2)
+                if let ssrc = UInt32(hex, radix: 16) { routes.insert(ssrc) }
+                continue
+            }
+            if line.hasPrefix("#") || line.hasPrefix("@") { continue }
+            let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
+            guard fields.count == 8, let offset = Int(fields[6]) else { throw CorpusError(line: String(line)) }
+            var bytes: [UInt8] = []
+            var index = fields[7].startIndex
+            while index < fields[7].endIndex {
+                let next = fields[7].index(index, offsetBy: 2)
+                guard let byte = UInt8(fields[7][index..<next], radix: 16) else { throw CorpusError(line: String(line)) }
+                bytes.append(byte)
+                index = next
+            }
+            frames.append(Frame(name: String(fields[0]), socket: String(fields[4]), payloadOffset: offset, bytes: bytes))
+        }
+        return (routes, frames)
+    }
+
+    struct CorpusError: Error { var line: String }
+
+    @Test func socketPathVerdictsMatchTheCorpus() throws {
+        let (routes, frames) = try Self.load()
+        var checked = 0
+        for frame in frames where ["forward", "unknown_ssrc", "spoofed", "rtcp", "malformed"].contains(frame.socket) {
+            #expect(frame.payloadOffset >= 8, "\(frame.name): no UDP payload")
+            guard frame.payloadOffset >= 8 else { continue }
+            // The UDP datagram's payload, without Ethernet padding.
+            let udpLength = Int(frame.bytes[frame.payloadOffset - 4]) << 8 | Int(frame.bytes[frame.payloadOffset - 3])
+            let end = min(frame.bytes.count, frame.payloadOffset - 8 + udpLength)
+            let payload = Array(frame.bytes[frame.payloadOffset..<max(end, frame.payloadOffset)])
+            checked += 1
+            switch frame.socket {
+            case "rtcp":
+                do {
+                    _ = try RTPHeader.parse(payload)
+                    Issue.record("\(frame.name): parsed, want rtcp")
+                } catch {
+                    if case .rtcp = error {} else { Issue.record("\(frame.name): \(error), want rtcp") }
+                }
+            case "malformed":
+                do {
+                    _ = try RTPHeader.parse(payload)
+                    Issue.record("\(frame.name): parsed, want malformed")
+                } catch {
+                    if case .rtcp = error { Issue.record("\(frame.name): rtcp, want malformed") }
+                }
+            default:
+                do {
+                    let header = try RTPHeader.parse(payload)
+                    // forward and spoofed are registered SSRCs (the origin check decides), unknown_ssrc is not.
+                    #expect(routes.contains(header.ssrc) == (frame.socket != "unknown_ssrc"), "\(frame.name): SSRC \(header.ssrc)")
+                } catch {
+                    Issue.record("\(frame.name): \(error), want \(frame.socket)")
+                }
+            }
+        }
+        #expect(checked >= 20, "only \(checked) corpus frames reach the socket path's parser")
     }
 }

@@ -14,7 +14,9 @@
  * checksums are verified independently.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <linux/if_ether.h>
 #include <linux/if_link.h>
 #include <linux/if_packet.h>
@@ -535,58 +537,70 @@ struct xdp_case {
 	int verdict;
 	int stat;	/* counter that must move by 1 (besides rx), -1: none */
 	int rx;		/* GC_STAT_RX moves by 1 */
+	/* What the other data paths do with the frame (bpf/tests/corpus/README):
+	 * socket: the socket backends (the kernel's receive, then the SFU's
+	 * parser and routing); ring: the AF_XDP ring core. */
+	const char *socket;
+	const char *ring;
+};
+
+struct corpus_frame {
+	char name[128];
+	int verdict, stat, rx;
+	uint8_t f[PKT_MAX];
+	size_t len;
 };
 
 static const struct xdp_case xdp_cases[] = {
-	{ "xdp: ipv4 media of a registered stream -> pass to tc", 4, 0, SSRC_V4, M_NONE, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1 },
-	{ "xdp: ipv6 media -> pass to tc", 6, 0, SSRC_V6, M_NONE, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1 },
-	{ "xdp: rtp with extension and padding within the packet -> pass to tc", 4, 0, SSRC_V4, M_RTP_EXT_PAD_OK, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1 },
-	{ "xdp: ethernet padding after the datagram -> pass to tc", 4, 0, SSRC_V4, M_PAD, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1 },
-	{ "xdp: vlan ipv4 media -> pass to the stack", 4, 100, SSRC_V4, M_NONE, 0, XDP_PASS, GC_STAT_PASS_VLAN, 1 },
-	{ "xdp: vlan ipv6 media -> pass to the stack", 6, 4094, SSRC_V6, M_NONE, 0, XDP_PASS, GC_STAT_PASS_VLAN, 1 },
-	{ "xdp: vlan spoofed source -> pass to the stack", 4, 7, SSRC_V4, M_WRONG_ADDR, 0, XDP_PASS, GC_STAT_PASS_VLAN, 1 },
-	{ "xdp: ipv4 with options (ihl 8) -> pass to the stack", 4, 0, SSRC_V4, M_NONE, 12, XDP_PASS, GC_STAT_PASS_IP_OPTIONS, 1 },
-	{ "xdp: spoofed source address -> drop", 4, 0, SSRC_V4, M_WRONG_ADDR, 0, XDP_DROP, GC_STAT_DROP_SPOOFED, 1 },
-	{ "xdp: spoofed source port -> drop", 4, 0, SSRC_V4, M_WRONG_PORT, 0, XDP_DROP, GC_STAT_DROP_SPOOFED, 1 },
-	{ "xdp: ipv6 spoofed source address -> drop", 6, 0, SSRC_V6, M_WRONG_ADDR, 0, XDP_DROP, GC_STAT_DROP_SPOOFED, 1 },
-	{ "xdp: registered ssrc over ipv6 for an ipv4 origin -> drop", 6, 0, SSRC_V4, M_NONE, 0, XDP_DROP, GC_STAT_DROP_SPOOFED, 1 },
-	{ "xdp: unknown ssrc -> pass to user space", 4, 0, SSRC_UNKNOWN, M_NONE, 0, XDP_PASS, GC_STAT_PASS_UNKNOWN_SSRC, 1 },
-	{ "xdp: route over the fan-out limit -> pass to user space", 4, 0, SSRC_FANOUT, M_NONE, 0, XDP_PASS, GC_STAT_PASS_FANOUT_LIMIT, 1 },
-	{ "xdp: rtcp on the media port -> pass to user space", 4, 0, SSRC_V4, M_RTCP, 0, XDP_PASS, GC_STAT_PASS_RTCP, 1 },
-	{ "xdp: ipv6 hop-by-hop header -> pass to user space", 6, 0, SSRC_V6, M_V6_HBH, 0, XDP_PASS, GC_STAT_PASS_IPV6_EXT, 1 },
-	{ "xdp: udp to another port -> pass, not counted", 4, 0, SSRC_V4, M_OTHER_PORT, 0, XDP_PASS, -1, 0 },
-	{ "xdp: tcp -> pass, not counted", 4, 0, SSRC_V4, M_TCP, 0, XDP_PASS, -1, 0 },
-	{ "xdp: arp -> pass, not counted", 4, 0, SSRC_V4, M_ARP, 0, XDP_PASS, -1, 0 },
-	{ "xdp: later ipv4 fragment -> pass (no port to see)", 4, 0, SSRC_V4, M_FRAG_LATER, 0, XDP_PASS, -1, 0 },
-	{ "xdp: truncated ipv4 header -> drop", 4, 0, SSRC_V4, M_TRUNC_L3HDR, 0, XDP_DROP, GC_STAT_DROP_TRUNCATED, 1 },
-	{ "xdp: ipv4 total length beyond the frame -> drop", 4, 0, SSRC_V4, M_TRUNC_L3, 0, XDP_DROP, GC_STAT_DROP_TRUNCATED, 1 },
-	{ "xdp: ipv6 payload length beyond the frame -> drop", 6, 0, SSRC_V6, M_TRUNC_L3, 0, XDP_DROP, GC_STAT_DROP_TRUNCATED, 1 },
-	{ "xdp: truncated rtp header -> drop", 4, 0, SSRC_V4, M_SHORT_RTP, 0, XDP_DROP, GC_STAT_DROP_TRUNCATED, 1 },
-	{ "xdp: ipv4 ihl 4 -> drop", 4, 0, SSRC_V4, M_BAD_IHL, 0, XDP_DROP, GC_STAT_DROP_BAD_IP_HEADER, 1 },
-	{ "xdp: ip version 5 in an ipv4 frame -> drop", 4, 0, SSRC_V4, M_BAD_VERSION, 0, XDP_DROP, GC_STAT_DROP_BAD_IP_HEADER, 1 },
-	{ "xdp: ipv4 total length below ihl -> drop", 4, 0, SSRC_V4, M_TOTLEN_LT_IHL, 0, XDP_DROP, GC_STAT_DROP_BAD_IP_HEADER, 1 },
-	{ "xdp: ipv4 header checksum wrong -> drop", 4, 0, SSRC_V4, M_IP_CSUM, 0, XDP_DROP, GC_STAT_DROP_BAD_CHECKSUM, 1 },
-	{ "xdp: first ipv4 fragment to the port -> drop", 4, 0, SSRC_V4, M_FRAG_FIRST, 0, XDP_DROP, GC_STAT_DROP_FRAGMENT, 1 },
-	{ "xdp: first ipv6 fragment to the port -> drop", 6, 0, SSRC_V6, M_V6_FRAG, 0, XDP_DROP, GC_STAT_DROP_FRAGMENT, 1 },
-	{ "xdp: rtp version 1 -> drop", 4, 0, SSRC_V4, M_BAD_RTP_VER, 0, XDP_DROP, GC_STAT_DROP_BAD_RTP_VERSION, 1 },
-	{ "xdp: rtp csrc list past the end -> drop", 4, 0, SSRC_V4, M_RTP_CSRC, 0, XDP_DROP, GC_STAT_DROP_BAD_RTP_HEADER, 1 },
-	{ "xdp: rtp header extension past the end -> drop", 4, 0, SSRC_V4, M_RTP_EXT, 0, XDP_DROP, GC_STAT_DROP_BAD_RTP_HEADER, 1 },
-	{ "xdp: rtp padding count 0 -> drop", 4, 0, SSRC_V4, M_RTP_PAD0, 0, XDP_DROP, GC_STAT_DROP_BAD_RTP_HEADER, 1 },
-	{ "xdp: rtp padding count past the header -> drop", 6, 0, SSRC_V6, M_RTP_PADBIG, 0, XDP_DROP, GC_STAT_DROP_BAD_RTP_HEADER, 1 },
-	{ "xdp: udp length above ip payload -> drop", 4, 0, SSRC_V4, M_UDPLEN_LONG, 0, XDP_DROP, GC_STAT_DROP_UDP_LENGTH, 1 },
-	{ "xdp: udp length below ip payload -> drop", 4, 0, SSRC_V4, M_UDPLEN_SHORT, 0, XDP_DROP, GC_STAT_DROP_UDP_LENGTH, 1 },
-	{ "xdp: ipv6 udp length mismatch -> drop", 6, 0, SSRC_V6, M_UDPLEN_SHORT, 0, XDP_DROP, GC_STAT_DROP_UDP_LENGTH, 1 },
-	{ "xdp: ipv6 udp checksum 0 -> drop", 6, 0, SSRC_V6, M_V6_ZERO_CSUM, 0, XDP_DROP, GC_STAT_DROP_UDP_CSUM_ZERO6, 1 },
-	{ "xdp: ipv4 udp checksum wrong -> pass to the stack (which drops it)", 4, 0, SSRC_V4, M_UDP_CSUM_BAD, 0, XDP_PASS, GC_STAT_PASS_UDP_CSUM, 1 },
-	{ "xdp: ipv6 udp checksum wrong -> pass to the stack", 6, 0, SSRC_V6, M_UDP_CSUM_BAD, 0, XDP_PASS, GC_STAT_PASS_UDP_CSUM, 1 },
-	{ "xdp: udp checksum = pseudo-header sum -> pass to the stack", 4, 0, SSRC_V4, M_UDP_CSUM_PSEUDO, 0, XDP_PASS, GC_STAT_PASS_UDP_CSUM, 1 },
-	{ "xdp: ethernet destination another host -> pass to the stack", 4, 0, SSRC_V4, M_MAC_OTHER, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1 },
-	{ "xdp: ethernet broadcast -> pass to the stack", 4, 0, SSRC_V4, M_MAC_BCAST, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1 },
-	{ "xdp: ip destination not the sfu's -> pass to the stack", 4, 0, SSRC_V4, M_DST_OTHER, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1 },
-	{ "xdp: ipv6 destination not the sfu's -> pass to the stack", 6, 0, SSRC_V6, M_DST_OTHER, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1 },
-	{ "xdp: ip broadcast to the sfu's mac -> pass to the stack", 4, 0, SSRC_V4, M_DST_BCAST, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1 },
-	{ "xdp: loopback source -> pass to the stack", 4, 0, SSRC_V4, M_SRC_LOOP, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1 },
-	{ "xdp: ipv6 multicast destination -> pass to the stack", 6, 0, SSRC_V6, M_DST_MCAST6, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1 },
+	{ "xdp: ipv4 media of a registered stream -> pass to tc", 4, 0, SSRC_V4, M_NONE, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1, "forward", "forward" },
+	{ "xdp: ipv6 media -> pass to tc", 6, 0, SSRC_V6, M_NONE, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1, "forward", "forward" },
+	{ "xdp: rtp with extension and padding within the packet -> pass to tc", 4, 0, SSRC_V4, M_RTP_EXT_PAD_OK, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1, "forward", "forward" },
+	{ "xdp: ethernet padding after the datagram -> pass to tc", 4, 0, SSRC_V4, M_PAD, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1, "forward", "forward" },
+	{ "xdp: vlan ipv4 media -> pass to the stack", 4, 100, SSRC_V4, M_NONE, 0, XDP_PASS, GC_STAT_PASS_VLAN, 1, "kernel", "malformed" },
+	{ "xdp: vlan ipv6 media -> pass to the stack", 6, 4094, SSRC_V6, M_NONE, 0, XDP_PASS, GC_STAT_PASS_VLAN, 1, "kernel", "malformed" },
+	{ "xdp: vlan spoofed source -> pass to the stack", 4, 7, SSRC_V4, M_WRONG_ADDR, 0, XDP_PASS, GC_STAT_PASS_VLAN, 1, "kernel", "malformed" },
+	{ "xdp: ipv4 with options (ihl 8) -> pass to the stack", 4, 0, SSRC_V4, M_NONE, 12, XDP_PASS, GC_STAT_PASS_IP_OPTIONS, 1, "forward", "malformed" },
+	{ "xdp: spoofed source address -> drop", 4, 0, SSRC_V4, M_WRONG_ADDR, 0, XDP_DROP, GC_STAT_DROP_SPOOFED, 1, "spoofed", "spoofed" },
+	{ "xdp: spoofed source port -> drop", 4, 0, SSRC_V4, M_WRONG_PORT, 0, XDP_DROP, GC_STAT_DROP_SPOOFED, 1, "spoofed", "spoofed" },
+	{ "xdp: ipv6 spoofed source address -> drop", 6, 0, SSRC_V6, M_WRONG_ADDR, 0, XDP_DROP, GC_STAT_DROP_SPOOFED, 1, "spoofed", "spoofed" },
+	{ "xdp: registered ssrc over ipv6 for an ipv4 origin -> drop", 6, 0, SSRC_V4, M_NONE, 0, XDP_DROP, GC_STAT_DROP_SPOOFED, 1, "spoofed", "spoofed" },
+	{ "xdp: unknown ssrc -> pass to user space", 4, 0, SSRC_UNKNOWN, M_NONE, 0, XDP_PASS, GC_STAT_PASS_UNKNOWN_SSRC, 1, "unknown_ssrc", "unknown_ssrc" },
+	{ "xdp: route over the fan-out limit -> pass to user space", 4, 0, SSRC_FANOUT, M_NONE, 0, XDP_PASS, GC_STAT_PASS_FANOUT_LIMIT, 1, "forward", "forward" },
+	{ "xdp: rtcp on the media port -> pass to user space", 4, 0, SSRC_V4, M_RTCP, 0, XDP_PASS, GC_STAT_PASS_RTCP, 1, "rtcp", "rtcp" },
+	{ "xdp: ipv6 hop-by-hop header -> pass to user space", 6, 0, SSRC_V6, M_V6_HBH, 0, XDP_PASS, GC_STAT_PASS_IPV6_EXT, 1, "forward", "malformed" },
+	{ "xdp: udp to another port -> pass, not counted", 4, 0, SSRC_V4, M_OTHER_PORT, 0, XDP_PASS, -1, 0, "none", "none" },
+	{ "xdp: tcp -> pass, not counted", 4, 0, SSRC_V4, M_TCP, 0, XDP_PASS, -1, 0, "none", "none" },
+	{ "xdp: arp -> pass, not counted", 4, 0, SSRC_V4, M_ARP, 0, XDP_PASS, -1, 0, "none", "none" },
+	{ "xdp: later ipv4 fragment -> pass (no port to see)", 4, 0, SSRC_V4, M_FRAG_LATER, 0, XDP_PASS, -1, 0, "none", "none" },
+	{ "xdp: truncated ipv4 header -> drop", 4, 0, SSRC_V4, M_TRUNC_L3HDR, 0, XDP_DROP, GC_STAT_DROP_TRUNCATED, 1, "kernel", "none" },
+	{ "xdp: ipv4 total length beyond the frame -> drop", 4, 0, SSRC_V4, M_TRUNC_L3, 0, XDP_DROP, GC_STAT_DROP_TRUNCATED, 1, "kernel", "none" },
+	{ "xdp: ipv6 payload length beyond the frame -> drop", 6, 0, SSRC_V6, M_TRUNC_L3, 0, XDP_DROP, GC_STAT_DROP_TRUNCATED, 1, "kernel", "none" },
+	{ "xdp: truncated rtp header -> drop", 4, 0, SSRC_V4, M_SHORT_RTP, 0, XDP_DROP, GC_STAT_DROP_TRUNCATED, 1, "malformed", "malformed" },
+	{ "xdp: ipv4 ihl 4 -> drop", 4, 0, SSRC_V4, M_BAD_IHL, 0, XDP_DROP, GC_STAT_DROP_BAD_IP_HEADER, 1, "kernel", "none" },
+	{ "xdp: ip version 5 in an ipv4 frame -> drop", 4, 0, SSRC_V4, M_BAD_VERSION, 0, XDP_DROP, GC_STAT_DROP_BAD_IP_HEADER, 1, "kernel", "none" },
+	{ "xdp: ipv4 total length below ihl -> drop", 4, 0, SSRC_V4, M_TOTLEN_LT_IHL, 0, XDP_DROP, GC_STAT_DROP_BAD_IP_HEADER, 1, "kernel", "none" },
+	{ "xdp: ipv4 header checksum wrong -> drop", 4, 0, SSRC_V4, M_IP_CSUM, 0, XDP_DROP, GC_STAT_DROP_BAD_CHECKSUM, 1, "kernel", "none" },
+	{ "xdp: first ipv4 fragment to the port -> drop", 4, 0, SSRC_V4, M_FRAG_FIRST, 0, XDP_DROP, GC_STAT_DROP_FRAGMENT, 1, "kernel", "truncated" },
+	{ "xdp: first ipv6 fragment to the port -> drop", 6, 0, SSRC_V6, M_V6_FRAG, 0, XDP_DROP, GC_STAT_DROP_FRAGMENT, 1, "kernel", "truncated" },
+	{ "xdp: rtp version 1 -> drop", 4, 0, SSRC_V4, M_BAD_RTP_VER, 0, XDP_DROP, GC_STAT_DROP_BAD_RTP_VERSION, 1, "malformed", "malformed" },
+	{ "xdp: rtp csrc list past the end -> drop", 4, 0, SSRC_V4, M_RTP_CSRC, 0, XDP_DROP, GC_STAT_DROP_BAD_RTP_HEADER, 1, "malformed", "malformed" },
+	{ "xdp: rtp header extension past the end -> drop", 4, 0, SSRC_V4, M_RTP_EXT, 0, XDP_DROP, GC_STAT_DROP_BAD_RTP_HEADER, 1, "malformed", "malformed" },
+	{ "xdp: rtp padding count 0 -> drop", 4, 0, SSRC_V4, M_RTP_PAD0, 0, XDP_DROP, GC_STAT_DROP_BAD_RTP_HEADER, 1, "malformed", "malformed" },
+	{ "xdp: rtp padding count past the header -> drop", 6, 0, SSRC_V6, M_RTP_PADBIG, 0, XDP_DROP, GC_STAT_DROP_BAD_RTP_HEADER, 1, "malformed", "malformed" },
+	{ "xdp: udp length above ip payload -> drop", 4, 0, SSRC_V4, M_UDPLEN_LONG, 0, XDP_DROP, GC_STAT_DROP_UDP_LENGTH, 1, "kernel", "malformed" },
+	{ "xdp: udp length below ip payload -> drop", 4, 0, SSRC_V4, M_UDPLEN_SHORT, 0, XDP_DROP, GC_STAT_DROP_UDP_LENGTH, 1, "kernel", "malformed" },
+	{ "xdp: ipv6 udp length mismatch -> drop", 6, 0, SSRC_V6, M_UDPLEN_SHORT, 0, XDP_DROP, GC_STAT_DROP_UDP_LENGTH, 1, "kernel", "malformed" },
+	{ "xdp: ipv6 udp checksum 0 -> drop", 6, 0, SSRC_V6, M_V6_ZERO_CSUM, 0, XDP_DROP, GC_STAT_DROP_UDP_CSUM_ZERO6, 1, "kernel", "malformed" },
+	{ "xdp: ipv4 udp checksum wrong -> pass to the stack (which drops it)", 4, 0, SSRC_V4, M_UDP_CSUM_BAD, 0, XDP_PASS, GC_STAT_PASS_UDP_CSUM, 1, "kernel", "malformed" },
+	{ "xdp: ipv6 udp checksum wrong -> pass to the stack", 6, 0, SSRC_V6, M_UDP_CSUM_BAD, 0, XDP_PASS, GC_STAT_PASS_UDP_CSUM, 1, "kernel", "malformed" },
+	{ "xdp: udp checksum = pseudo-header sum -> pass to the stack", 4, 0, SSRC_V4, M_UDP_CSUM_PSEUDO, 0, XDP_PASS, GC_STAT_PASS_UDP_CSUM, 1, "kernel", "malformed" },
+	{ "xdp: ethernet destination another host -> pass to the stack", 4, 0, SSRC_V4, M_MAC_OTHER, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1, "kernel", "malformed" },
+	{ "xdp: ethernet broadcast -> pass to the stack", 4, 0, SSRC_V4, M_MAC_BCAST, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1, "stack", "malformed" },
+	{ "xdp: ip destination not the sfu's -> pass to the stack", 4, 0, SSRC_V4, M_DST_OTHER, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1, "kernel", "malformed" },
+	{ "xdp: ipv6 destination not the sfu's -> pass to the stack", 6, 0, SSRC_V6, M_DST_OTHER, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1, "kernel", "malformed" },
+	{ "xdp: ip broadcast to the sfu's mac -> pass to the stack", 4, 0, SSRC_V4, M_DST_BCAST, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1, "stack", "malformed" },
+	{ "xdp: loopback source -> pass to the stack", 4, 0, SSRC_V4, M_SRC_LOOP, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1, "kernel", "malformed" },
+	{ "xdp: ipv6 multicast destination -> pass to the stack", 6, 0, SSRC_V6, M_DST_MCAST6, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1, "stack", "malformed" },
 };
 
 /* Recompute the IPv4 header checksum after a mutation of the header. */
@@ -767,13 +781,13 @@ static size_t xdp_case_frame(const struct xdp_case *c, uint8_t *f, struct pkt_sp
 	return len;
 }
 
-static int run_xdp_case(const struct xdp_case *c)
+static int run_xdp_case(const struct corpus_frame *c)
 {
-	uint8_t in[PKT_MAX], out[PKT_MAX];
+	uint8_t out[PKT_MAX];
+	const uint8_t *in = c->f;
 	uint64_t before[GC_STAT_MAX], after[GC_STAT_MAX];
 	const struct gc_delay_meta *meta;
-	struct pkt_spec spec;
-	size_t len = xdp_case_frame(c, in, &spec), meta_len;
+	size_t len = c->len, meta_len;
 	int media;
 	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = len, .data_out = out,
 		    .data_size_out = sizeof(out), .repeat = 1);
@@ -800,6 +814,179 @@ static int run_xdp_case(const struct xdp_case *c)
 	if (c->stat >= 0)
 		return stats_expect(before, after, c->stat, 1, -1);
 	return stats_expect(before, after, -1);
+}
+
+/* ---- the corpus ----------------------------------------------------------- */
+
+/*
+ * bpf/tests/corpus/frames.txt: the fixture table above as frames, one per
+ * line, labelled with what each data path must do with it. This program
+ * writes it (--write-corpus) and reads it back for the XDP cases; test_ring
+ * runs it through the ring core and the Swift ParserTests through
+ * RTPHeader.parse (bpf/tests/corpus/README.md).
+ */
+static const char *corpus_path(void)
+{
+	static char path[PATH_MAX + 32];
+	const char *env = getenv("GC_CORPUS");
+	char exe[PATH_MAX];
+	ssize_t n;
+
+	if (env)
+		return env;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return "bpf/tests/corpus/frames.txt";
+	exe[n] = 0;
+	*strrchr(exe, '/') = 0;			/* bpf/.output */
+	snprintf(path, sizeof(path), "%s/../tests/corpus/frames.txt", exe);
+	return path;
+}
+
+/* Offset of the UDP payload in @f, or -1 (not UDP, or cut short). */
+static int udp_payload_off(const uint8_t *f, size_t len)
+{
+	size_t l3 = 14, l4;
+	uint8_t nh;
+	int i;
+
+	if (len < 14)
+		return -1;
+	if (f[12] == 0x81 && f[13] == 0x00)
+		l3 += 4;
+	if (len < l3 + 20)
+		return -1;
+	if ((f[l3 - 2] << 8 | f[l3 - 1]) == 0x0800) {
+		if (f[l3 + 9] != 17)
+			return -1;
+		l4 = l3 + (f[l3] & 0x0f) * 4;
+	} else if ((f[l3 - 2] << 8 | f[l3 - 1]) == 0x86dd) {
+		l4 = l3 + 40;
+		nh = f[l3 + 6];
+		for (i = 0; i < 4 && (nh == 0 || nh == 43 || nh == 60 || nh == 44) && l4 + 8 <= len; i++) {
+			size_t hl = nh == 44 ? 8 : (f[l4 + 1] + 1) * 8;
+
+			nh = f[l4];
+			l4 += hl;
+		}
+		if (nh != 17)
+			return -1;
+	} else {
+		return -1;
+	}
+	return l4 + 8 <= len ? (int)(l4 + 8) : -1;
+}
+
+static void fmt_ip(char *out, size_t size, int family, const uint8_t *a)
+{
+	inet_ntop(family == 4 ? AF_INET : AF_INET6, a, out, size);
+}
+
+/* The corpus as text; the caller frees it. */
+static char *corpus_text(void)
+{
+	size_t n = sizeof(xdp_cases) / sizeof(xdp_cases[0]), i, j, cap = 1 << 20, len = 0;
+	char *t = malloc(cap), a[64], b[64];
+	uint8_t f[PKT_MAX];
+	struct pkt_spec spec;
+
+	if (!t)
+		return NULL;
+#define OUT(...) (len += snprintf(t + len, cap - len, __VA_ARGS__))
+	OUT("# bpf/tests/corpus/frames.txt: generated by bpf/.output/test_progs --write-corpus from\n"
+	    "# its fixture table (bpf/tests/test_progs.c); do not edit. Format: bpf/tests/corpus/README.md\n");
+	OUT("@port %u\n@sfu_mac %02x:%02x:%02x:%02x:%02x:%02x\n", SFU_PORT, MAC_SFU[0], MAC_SFU[1],
+	    MAC_SFU[2], MAC_SFU[3], MAC_SFU[4], MAC_SFU[5]);
+	fmt_ip(a, sizeof(a), 4, V4_SFU);
+	fmt_ip(b, sizeof(b), 6, V6_SFU);
+	OUT("@sfu_ipv4 %s\n@sfu_ipv6 %s\n", a, b);
+	fmt_ip(a, sizeof(a), 4, V4_ORIGIN);
+	fmt_ip(b, sizeof(b), 6, V6_ORIGIN);
+	OUT("@route 0x%08x 4 %s %u\n@route 0x%08x 6 %s %u\n@route 0x%08x 4 %s %u userspace\n",
+	    SSRC_V4, a, ORIGIN_PORT, SSRC_V6, b, ORIGIN_PORT, SSRC_FANOUT, a, ORIGIN_PORT);
+	for (i = 0; i < n; i++) {
+		const struct xdp_case *c = &xdp_cases[i];
+		size_t fl = xdp_case_frame(c, f, &spec);
+
+		OUT("%s\t%s\t%s\t%d\t%s\t%s\t%d\t", c->name, c->verdict == XDP_DROP ? "drop" : "pass",
+		    c->stat >= 0 ? gcfp_stat_name(c->stat) : "-", c->rx, c->socket, c->ring,
+		    udp_payload_off(f, fl));
+		for (j = 0; j < fl; j++)
+			OUT("%02x", f[j]);
+		OUT("\n");
+	}
+#undef OUT
+	return t;
+}
+
+static struct corpus_frame corpus[128];
+static size_t n_corpus;
+
+static int stat_by_name(const char *name)
+{
+	int k;
+
+	for (k = 0; k < GC_STAT_MAX; k++)
+		if (!strcmp(gcfp_stat_name(k), name))
+			return k;
+	return -1;
+}
+
+static int corpus_load(const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	static char line[2 * PKT_MAX + 512];
+
+	if (!fp)
+		return -1;
+	n_corpus = 0;
+	while (fgets(line, sizeof(line), fp) && n_corpus < sizeof(corpus) / sizeof(corpus[0])) {
+		struct corpus_frame *c = &corpus[n_corpus];
+		char *field[8], *p = line, *hex;
+		int k;
+
+		if (line[0] == '#' || line[0] == '@' || line[0] == '\n')
+			continue;
+		line[strcspn(line, "\n")] = 0;
+		for (k = 0; k < 8; k++)
+			field[k] = strsep(&p, "\t");
+		if (!field[7])
+			return -1;
+		snprintf(c->name, sizeof(c->name), "%s", field[0]);
+		c->verdict = !strcmp(field[1], "drop") ? XDP_DROP : XDP_PASS;
+		c->stat = strcmp(field[2], "-") ? stat_by_name(field[2]) : -1;
+		c->rx = atoi(field[3]);
+		hex = field[7];
+		for (c->len = 0; hex[2 * c->len] && hex[2 * c->len + 1] && c->len < PKT_MAX; c->len++)
+			sscanf(hex + 2 * c->len, "%2hhx", &c->f[c->len]);
+		n_corpus++;
+	}
+	fclose(fp);
+	return 0;
+}
+
+static int t_corpus_current(void)
+{
+	char *want = corpus_text(), *got;
+	FILE *fp = fopen(corpus_path(), "r");
+	size_t n;
+	int ret = 0;
+
+	if (!want || !fp) {
+		free(want);
+		if (fp)
+			fclose(fp);
+		return failf("cannot read %s", corpus_path());
+	}
+	got = calloc(1, 1 << 20);
+	n = got ? fread(got, 1, (1 << 20) - 1, fp) : 0;
+	fclose(fp);
+	if (!got || n != strlen(want) || memcmp(got, want, n))
+		ret = failf("%s differs from the fixture table: run bpf/.output/test_progs "
+			    "--write-corpus and commit it", corpus_path());
+	free(got);
+	free(want);
+	return ret;
 }
 
 /* ---- TC cases ------------------------------------------------------------ */
@@ -1088,7 +1275,7 @@ static int t_tc_family_mismatch(void)
  * and leave alone what goes to user space. */
 static int tc_alone(enum mut m, uint32_t ssrc, int verdict, int stat)
 {
-	const struct xdp_case c = { "", 4, 0, ssrc, m, 0, 0, 0, 0 };
+	const struct xdp_case c = { "", 4, 0, ssrc, m, 0, 0, 0, 0, "", "" };
 	uint64_t before[GC_STAT_MAX], after[GC_STAT_MAX];
 	struct sub_def defs[1];
 	uint8_t in[PKT_MAX];
@@ -1566,8 +1753,19 @@ int main(int argc, char **argv)
 	size_t n_tests = sizeof(tests) / sizeof(tests[0]), i;
 	struct sub_def defs[1];
 
+	if (argc > 2 && !strcmp(argv[1], "--write-corpus")) {
+		char *t = corpus_text();
+		FILE *fp = fopen(argv[2], "w");
+
+		if (!t || !fp || fputs(t, fp) < 0 || fclose(fp)) {
+			perror(argv[2]);
+			return 1;
+		}
+		free(t);
+		return 0;
+	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("TAP version 13\n1..%zu\n", n_xdp + n_tests);
+	printf("TAP version 13\n1..%zu\n", n_xdp + n_tests + 1);
 	if (geteuid() != 0) {
 		printf("Bail out! needs root (network namespaces, BPF)\n");
 		printf("# Totals: pass:0 fail:0 xfail:0 xpass:0 skip:0 error:1\n");
@@ -1598,8 +1796,13 @@ int main(int argc, char **argv)
 		printf("Bail out! cannot install routes\n");
 		return 1;
 	}
-	for (i = 0; i < n_xdp; i++)
-		report(xdp_cases[i].name, run_xdp_case(&xdp_cases[i]));
+	report("corpus: bpf/tests/corpus/frames.txt is the fixture table's", t_corpus_current());
+	if (corpus_load(corpus_path()) || n_corpus != n_xdp) {
+		printf("Bail out! cannot read the corpus %s (%zu frames)\n", corpus_path(), n_corpus);
+		return 1;
+	}
+	for (i = 0; i < n_corpus; i++)
+		report(corpus[i].name, run_xdp_case(&corpus[i]));
 	for (i = 0; i < n_tests; i++)
 		report(tests[i].name, tests[i].fn());
 	if (argc > 1 && !strcmp(argv[1], "--bench"))

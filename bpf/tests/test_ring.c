@@ -9,7 +9,9 @@
  *
  * TAP output; the last line is kselftest's "# Totals: ..." (tally.sh).
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +37,7 @@ struct sim {
 	int blocked_kicks;			/* kicks to refuse (TX "full") before draining */
 	__u64 refused, sent, bad_csum, double_use, rx_no_frame;
 	__u64 to_sub[PORTS], echoes;
+	int corpus;				/* copies checked for checksums only */
 };
 
 static int n_pass, n_fail, n_test;
@@ -129,6 +132,8 @@ static int check_frame(struct sim *s, int port, const __u8 *f, __u32 len)
 		s->bad_csum++;
 		return -1;
 	}
+	if (s->corpus)
+		return 0;
 	if (memcmp(f + 6, sfu_mac[port], 6) || memcmp(f + 14 + 12, sfu_ip[port], 4) ||
 	    (f[14 + 20] << 8 | f[14 + 21]) != SFU_PORT) {
 		s->bad_csum++;
@@ -301,16 +306,31 @@ static void traffic(struct sim *s, long n, int mix, const volatile int *stop)
 	}
 }
 
+static int sim_open_with(struct sim *s, int frames, __u16 port, struct gc_ring_port_info *infos,
+			 struct gc_ring_table *t);
+
 static int sim_open(struct sim *s, int frames)
 {
-	struct gc_ring_opts o;
 	struct gc_ring_port_info infos[PORTS] = {};
+	int k;
+
+	for (k = 0; k < PORTS; k++) {
+		memcpy(infos[k].mac, sfu_mac[k], 6);
+		memcpy(infos[k].ipv4, sfu_ip[k], 4);
+	}
+	return sim_open_with(s, frames, SFU_PORT, infos, table());
+}
+
+static int sim_open_with(struct sim *s, int frames, __u16 port, struct gc_ring_port_info *infos,
+			 struct gc_ring_table *t)
+{
+	struct gc_ring_opts o;
 	struct gcfp_error err = {};
 	int k;
 
 	memset(s, 0, sizeof(*s));
 	gc_ring_opts_init(&o);
-	o.port = SFU_PORT;
+	o.port = port;
 	o.ring_size = RING_SIZE;
 	o.frame_size = FRAME_SIZE;
 	o.frame_count = frames;
@@ -320,8 +340,6 @@ static int sim_open(struct sim *s, int frames)
 	for (k = 0; k < PORTS; k++) {
 		snprintf(infos[k].ifname, sizeof(infos[k].ifname), "sim%d", k);
 		infos[k].ifindex = 11 + k;
-		memcpy(infos[k].mac, sfu_mac[k], 6);
-		memcpy(infos[k].ipv4, sfu_ip[k], 4);
 	}
 	if (gc_ring_open_simulated(&o, PORTS, infos, sim_kick, s, &s->ring, &err)) {
 		printf("# gc_ring_open_simulated: %s\n", err.message);
@@ -333,7 +351,7 @@ static int sim_open(struct sim *s, int frames)
 		gc_ring_sim_port(s->ring, k, &s->view[k]);
 		sim_claim_fill(s, k);
 	}
-	gc_ring_install(s->ring, table());
+	gc_ring_install(s->ring, t);
 	return 0;
 }
 
@@ -450,12 +468,168 @@ static void test_options(void)
 	gc_ring_close(ring);
 }
 
+/* ---- the corpus (bpf/tests/corpus/frames.txt, bpf/tests/corpus/README.md) ---- */
+
+static const char *corpus_path(void)
+{
+	static char path[4096 + 32];
+	const char *env = getenv("GC_CORPUS");
+	char exe[4096];
+	ssize_t n;
+
+	if (env)
+		return env;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return "bpf/tests/corpus/frames.txt";
+	exe[n] = 0;
+	*strrchr(exe, '/') = 0;
+	snprintf(path, sizeof(path), "%s/../tests/corpus/frames.txt", exe);
+	return path;
+}
+
+static int ring_reason(const char *name)
+{
+	static const char *const names[] = {
+		[GC_RING_DROP_MALFORMED] = "malformed", [GC_RING_DROP_RTCP] = "rtcp",
+		[GC_RING_DROP_UNKNOWN_SSRC] = "unknown_ssrc", [GC_RING_DROP_SPOOFED] = "spoofed",
+		[GC_RING_DROP_TRUNCATED] = "truncated",
+	};
+	int k;
+
+	for (k = 0; k < GC_RING_DROP_MAX; k++)
+		if (names[k] && !strcmp(names[k], name))
+			return k;
+	return -1;
+}
+
+/* Every corpus frame the ring program would redirect (ring column != none)
+ * through the ring core: forwarded (one copy + the echo, valid checksums)
+ * or dropped with the corpus's reason, and nothing else counted. */
+static void test_corpus(void)
+{
+	static char line[2 * PKT_MAX + 512];
+	struct gc_ring_port_info infos[PORTS] = {};
+	struct gc_ring_table *t = gc_ring_table_new(8, 1);
+	unsigned int port = 0, ok = 0, total = 0;
+	__u8 buf[PKT_MAX];
+	FILE *fp = fopen(corpus_path(), "r");
+	struct sim s;
+	int k;
+
+	if (!fp || !t) {
+		result(0, "corpus: cannot read %s", corpus_path());
+		return;
+	}
+	/* Port 0 is the SFU's interface of the corpus; port 1 the subscribers'. */
+	memcpy(infos[1].mac, sfu_mac[1], 6);
+	memcpy(infos[1].ipv4, sfu_ip[1], 4);
+	infos[1].ipv6[0] = 0xfd;
+	infos[1].ipv6[15] = 0x99;
+	while (fgets(line, sizeof(line), fp)) {
+		char a[64];
+		unsigned int ssrc, fam, oport;
+
+		if (sscanf(line, "@port %u", &port) == 1)
+			continue;
+		if (sscanf(line, "@sfu_mac %hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &infos[0].mac[0], &infos[0].mac[1],
+			   &infos[0].mac[2], &infos[0].mac[3], &infos[0].mac[4], &infos[0].mac[5]) == 6)
+			continue;
+		if (sscanf(line, "@sfu_ipv4 %63s", a) == 1) {
+			inet_pton(AF_INET, a, infos[0].ipv4);
+			continue;
+		}
+		if (sscanf(line, "@sfu_ipv6 %63s", a) == 1) {
+			inet_pton(AF_INET6, a, infos[0].ipv6);
+			continue;
+		}
+		if (sscanf(line, "@route %x %u %63s %u", &ssrc, &fam, a, &oport) == 4) {
+			struct gc_subscriber sub = { .ifindex = 12, .family = fam, .port = htons(6000) };
+			__u8 origin[16] = {};
+
+			inet_pton(fam == 4 ? AF_INET : AF_INET6, a, origin);
+			memcpy(sub.dst_mac, part_mac[2], 6);
+			if (fam == 4)
+				memcpy(sub.addr, part_ip[2], 4);
+			else
+				inet_pton(AF_INET6, "fd00::99:2", sub.addr);
+			gc_ring_table_add(t, ssrc, fam, GC_STREAM_ASQ, origin, htons(oport), &sub, 1);
+		}
+	}
+	if (!port || sim_open_with(&s, 4 * RING_SIZE, port, infos, t)) {
+		fclose(fp);
+		result(0, "corpus: open the simulated ring");
+		return;
+	}
+	s.corpus = 1;
+	rewind(fp);
+	while (fgets(line, sizeof(line), fp)) {
+		char *field[8], *p = line, *hex;
+		struct gc_ring_stats before, after;
+		size_t len;
+		int reason, good;
+
+		if (line[0] == '#' || line[0] == '@' || line[0] == '\n')
+			continue;
+		line[strcspn(line, "\n")] = 0;
+		for (k = 0; k < 8; k++)
+			field[k] = strsep(&p, "\t");
+		if (!field[7] || !strcmp(field[5], "none"))
+			continue;	/* the ring program passes it to the stack */
+		hex = field[7];
+		for (len = 0; hex[2 * len] && hex[2 * len + 1] && len < sizeof(buf); len++)
+			sscanf(hex + 2 * len, "%2hhx", &buf[len]);
+		drain(&s);
+		gc_ring_process(s.ring, NULL);
+		gc_ring_stats(s.ring, &before);
+		for (k = 0; k < PORTS; k++)
+			sim_claim_fill(&s, k);
+		if (sim_receive(&s, 0, buf, len)) {
+			result(0, "corpus (ring): %s: no receive buffer", field[0]);
+			continue;
+		}
+		drain(&s);
+		gc_ring_process(s.ring, NULL);
+		gc_ring_stats(s.ring, &after);
+		total++;
+		if (!strcmp(field[5], "forward")) {
+			good = after.forwarded - before.forwarded == 1 && after.echoed - before.echoed == 1;
+			for (k = 0; k < GC_RING_DROP_MAX; k++)
+				good &= after.drops[k] == before.drops[k];
+		} else {
+			reason = ring_reason(field[5]);
+			good = reason >= 0 && after.forwarded == before.forwarded && after.echoed == before.echoed;
+			for (k = 0; k < GC_RING_DROP_MAX; k++)
+				good &= after.drops[k] - before.drops[k] == (__u64)(k == reason);
+		}
+		if (good) {
+			ok++;
+		} else {
+			printf("# corpus (ring): %s: want %s; forwarded +%llu echoed +%llu", field[0], field[5],
+			       (unsigned long long)(after.forwarded - before.forwarded),
+			       (unsigned long long)(after.echoed - before.echoed));
+			for (k = 0; k < GC_RING_DROP_MAX; k++)
+				if (after.drops[k] != before.drops[k])
+					printf(" drop[%d] +%llu", k,
+					       (unsigned long long)(after.drops[k] - before.drops[k]));
+			printf("\n");
+		}
+	}
+	fclose(fp);
+	result(total > 0 && ok == total, "corpus: %u of %u frames handled by the ring core as labelled", ok, total);
+	result(s.bad_csum == 0 && accounting_ok(&s, "after the corpus"),
+	       "corpus: every copy and echo has valid checksums, no UMEM frame leaked (%llu bad)",
+	       (unsigned long long)s.bad_csum);
+	sim_close(&s);
+}
+
 int main(void)
 {
-	printf("TAP version 13\n1..15\n");
+	printf("TAP version 13\n1..17\n");
 	test_options();
 	test_million();
 	test_tx_full();
+	test_corpus();
 	printf("# Totals: pass:%d fail:%d xfail:0 xpass:0 skip:0 error:0\n", n_pass, n_fail);
 	return n_fail ? 1 : 0;
 }
