@@ -9,7 +9,10 @@
 
 #include <arpa/inet.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define PKT_MAX	2048
 
@@ -249,6 +252,50 @@ static inline size_t rtp_build(uint8_t *buf, uint32_t ssrc, uint16_t seq, uint8_
 	for (i = 0; i < media_len; i++)
 		buf[12 + i] = (uint8_t)(ssrc * 131 + seq * 31 + i * 7);
 	return 12 + media_len;
+}
+
+/* ---- the frame corpus (bpf/tests/corpus/README.md) ---------------------- */
+
+/* $GC_CORPUS, else bpf/tests/corpus/frames.txt next to this program's
+ * bpf/.output directory. */
+static inline const char *corpus_path(void)
+{
+	static char path[4096 + 32];
+	const char *env = getenv("GC_CORPUS");
+	char exe[4096];
+	ssize_t n;
+
+	if (env)
+		return env;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return "bpf/tests/corpus/frames.txt";
+	exe[n] = 0;
+	*strrchr(exe, '/') = 0;
+	snprintf(path, sizeof(path), "%s/../tests/corpus/frames.txt", exe);
+	return path;
+}
+
+#define CORPUS_FIELDS	8
+
+/* Split a frame line (newline included) into its fields and decode the
+ * frame into @f; 0, or -1 for a comment, '@' line or a malformed line. */
+static inline int corpus_line(char *line, char *field[CORPUS_FIELDS], uint8_t *f, size_t *len)
+{
+	char *p = line, *hex;
+	int k;
+
+	if (line[0] == '#' || line[0] == '@' || line[0] == '\n')
+		return -1;
+	line[strcspn(line, "\n")] = 0;
+	for (k = 0; k < CORPUS_FIELDS; k++)
+		field[k] = strsep(&p, "\t");
+	if (!field[CORPUS_FIELDS - 1])
+		return -1;
+	hex = field[CORPUS_FIELDS - 1];
+	for (*len = 0; hex[2 * *len] && hex[2 * *len + 1] && *len < PKT_MAX; (*len)++)
+		sscanf(hex + 2 * *len, "%2hhx", &f[*len]);
+	return 0;
 }
 
 #endif /* GC_TEST_PKT_H */

@@ -825,24 +825,6 @@ static int run_xdp_case(const struct corpus_frame *c)
  * runs it through the ring core and the Swift ParserTests through
  * RTPHeader.parse (bpf/tests/corpus/README.md).
  */
-static const char *corpus_path(void)
-{
-	static char path[PATH_MAX + 32];
-	const char *env = getenv("GC_CORPUS");
-	char exe[PATH_MAX];
-	ssize_t n;
-
-	if (env)
-		return env;
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return "bpf/tests/corpus/frames.txt";
-	exe[n] = 0;
-	*strrchr(exe, '/') = 0;			/* bpf/.output */
-	snprintf(path, sizeof(path), "%s/../tests/corpus/frames.txt", exe);
-	return path;
-}
-
 /* Offset of the UDP payload in @f, or -1 (not UDP, or cut short). */
 static int udp_payload_off(const uint8_t *f, size_t len)
 {
@@ -942,23 +924,14 @@ static int corpus_load(const char *path)
 	n_corpus = 0;
 	while (fgets(line, sizeof(line), fp) && n_corpus < sizeof(corpus) / sizeof(corpus[0])) {
 		struct corpus_frame *c = &corpus[n_corpus];
-		char *field[8], *p = line, *hex;
-		int k;
+		char *field[CORPUS_FIELDS];
 
-		if (line[0] == '#' || line[0] == '@' || line[0] == '\n')
+		if (corpus_line(line, field, c->f, &c->len))
 			continue;
-		line[strcspn(line, "\n")] = 0;
-		for (k = 0; k < 8; k++)
-			field[k] = strsep(&p, "\t");
-		if (!field[7])
-			return -1;
 		snprintf(c->name, sizeof(c->name), "%s", field[0]);
 		c->verdict = !strcmp(field[1], "drop") ? XDP_DROP : XDP_PASS;
 		c->stat = strcmp(field[2], "-") ? stat_by_name(field[2]) : -1;
 		c->rx = atoi(field[3]);
-		hex = field[7];
-		for (c->len = 0; hex[2 * c->len] && hex[2 * c->len + 1] && c->len < PKT_MAX; c->len++)
-			sscanf(hex + 2 * c->len, "%2hhx", &c->f[c->len]);
 		n_corpus++;
 	}
 	fclose(fp);

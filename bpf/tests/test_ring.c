@@ -470,24 +470,6 @@ static void test_options(void)
 
 /* ---- the corpus (bpf/tests/corpus/frames.txt, bpf/tests/corpus/README.md) ---- */
 
-static const char *corpus_path(void)
-{
-	static char path[4096 + 32];
-	const char *env = getenv("GC_CORPUS");
-	char exe[4096];
-	ssize_t n;
-
-	if (env)
-		return env;
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return "bpf/tests/corpus/frames.txt";
-	exe[n] = 0;
-	*strrchr(exe, '/') = 0;
-	snprintf(path, sizeof(path), "%s/../tests/corpus/frames.txt", exe);
-	return path;
-}
-
 static int ring_reason(const char *name)
 {
 	static const char *const names[] = {
@@ -564,21 +546,13 @@ static void test_corpus(void)
 	s.corpus = 1;
 	rewind(fp);
 	while (fgets(line, sizeof(line), fp)) {
-		char *field[8], *p = line, *hex;
+		char *field[CORPUS_FIELDS];
 		struct gc_ring_stats before, after;
 		size_t len;
 		int reason, good;
 
-		if (line[0] == '#' || line[0] == '@' || line[0] == '\n')
-			continue;
-		line[strcspn(line, "\n")] = 0;
-		for (k = 0; k < 8; k++)
-			field[k] = strsep(&p, "\t");
-		if (!field[7] || !strcmp(field[5], "none"))
-			continue;	/* the ring program passes it to the stack */
-		hex = field[7];
-		for (len = 0; hex[2 * len] && hex[2 * len + 1] && len < sizeof(buf); len++)
-			sscanf(hex + 2 * len, "%2hhx", &buf[len]);
+		if (corpus_line(line, field, buf, &len) || !strcmp(field[5], "none"))
+			continue;	/* "none": the ring program passes it to the stack */
 		drain(&s);
 		gc_ring_process(s.ring, NULL);
 		gc_ring_stats(s.ring, &before);
