@@ -278,8 +278,10 @@ static __always_inline int gc_parse_udp_rtp(void *data, void *data_end, struct u
 	pkt->dport = udp->dest;
 	pkt->l4_off = (void *)udp - data;
 
+	/* As udp_rcv(): longer than the IP payload or shorter than a header is
+	 * bad; shorter than the IP payload is trimmed (the rest is padding). */
 	ulen = bpf_ntohs(udp->len);
-	if (ulen != ip_payload_len)
+	if (ulen > ip_payload_len || ulen < sizeof(*udp))
 		return gc_parse_drop(pkt, GC_STAT_DROP_UDP_LENGTH);
 	pkt->udp_len = ulen;
 	if (pkt->family == GC_FAMILY_IPV6 && udp->check == 0)

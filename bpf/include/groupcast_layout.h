@@ -132,7 +132,7 @@ enum gc_stat {
 	GC_STAT_DROP_TRUNCATED,		/* frame shorter than a header or than IP/UDP length says */
 	GC_STAT_DROP_BAD_IP_HEADER,	/* IPv4 version/IHL < 5/total length < header */
 	GC_STAT_DROP_FRAGMENT,		/* first fragment of a datagram to the SFU port */
-	GC_STAT_DROP_UDP_LENGTH,	/* UDP length != IP payload length */
+	GC_STAT_DROP_UDP_LENGTH,	/* UDP length above the IP payload length or below 8 */
 	GC_STAT_DROP_UDP_CSUM_ZERO6,	/* IPv6 UDP with checksum 0 (RFC 8200 8.1) */
 	GC_STAT_DROP_BAD_RTP_VERSION,	/* RTP version != 2 */
 	GC_STAT_DROP_SPOOFED,		/* registered SSRC from a source other than its origin */

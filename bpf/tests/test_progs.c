@@ -524,7 +524,7 @@ enum mut {
 	M_UDPLEN_LONG, M_UDPLEN_SHORT, M_V6_ZERO_CSUM, M_V6_FRAG, M_V6_HBH, M_PAD, M_RTCP,
 	M_SHORT_RTP, M_TCP, M_IP_CSUM, M_UDP_CSUM_BAD, M_UDP_CSUM_PSEUDO, M_RTP_CSRC, M_RTP_EXT,
 	M_RTP_PAD0, M_RTP_PADBIG, M_RTP_EXT_PAD_OK, M_MAC_OTHER, M_MAC_BCAST, M_DST_OTHER,
-	M_DST_BCAST, M_SRC_LOOP, M_DST_MCAST6,
+	M_DST_BCAST, M_SRC_LOOP, M_DST_MCAST6, M_UDPLEN_SHORT_OK,
 };
 
 struct xdp_case {
@@ -589,8 +589,10 @@ static const struct xdp_case xdp_cases[] = {
 	{ "xdp: rtp padding count 0 -> drop", 4, 0, SSRC_V4, M_RTP_PAD0, 0, XDP_DROP, GC_STAT_DROP_BAD_RTP_HEADER, 1, "malformed", "malformed" },
 	{ "xdp: rtp padding count past the header -> drop", 6, 0, SSRC_V6, M_RTP_PADBIG, 0, XDP_DROP, GC_STAT_DROP_BAD_RTP_HEADER, 1, "malformed", "malformed" },
 	{ "xdp: udp length above ip payload -> drop", 4, 0, SSRC_V4, M_UDPLEN_LONG, 0, XDP_DROP, GC_STAT_DROP_UDP_LENGTH, 1, "kernel", "malformed" },
-	{ "xdp: udp length below ip payload -> drop", 4, 0, SSRC_V4, M_UDPLEN_SHORT, 0, XDP_DROP, GC_STAT_DROP_UDP_LENGTH, 1, "kernel", "malformed" },
-	{ "xdp: ipv6 udp length mismatch -> drop", 6, 0, SSRC_V6, M_UDPLEN_SHORT, 0, XDP_DROP, GC_STAT_DROP_UDP_LENGTH, 1, "kernel", "malformed" },
+	{ "xdp: ipv6 udp length above ip payload -> drop", 6, 0, SSRC_V6, M_UDPLEN_LONG, 0, XDP_DROP, GC_STAT_DROP_UDP_LENGTH, 1, "kernel", "malformed" },
+	{ "xdp: udp length below ip payload, checksum not over it -> pass to the stack", 4, 0, SSRC_V4, M_UDPLEN_SHORT, 0, XDP_PASS, GC_STAT_PASS_UDP_CSUM, 1, "kernel", "malformed" },
+	{ "xdp: udp length below ip payload, checksum over it -> pass to tc (trimmed, as udp_rcv)", 4, 0, SSRC_V4, M_UDPLEN_SHORT_OK, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1, "forward", "forward" },
+	{ "xdp: ipv6 udp length below ip payload, checksum over it -> pass to tc", 6, 0, SSRC_V6, M_UDPLEN_SHORT_OK, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1, "forward", "forward" },
 	{ "xdp: ipv6 udp checksum 0 -> drop", 6, 0, SSRC_V6, M_V6_ZERO_CSUM, 0, XDP_DROP, GC_STAT_DROP_UDP_CSUM_ZERO6, 1, "kernel", "malformed" },
 	{ "xdp: ipv4 udp checksum wrong -> pass to the stack (which drops it)", 4, 0, SSRC_V4, M_UDP_CSUM_BAD, 0, XDP_PASS, GC_STAT_PASS_UDP_CSUM, 1, "kernel", "malformed" },
 	{ "xdp: ipv6 udp checksum wrong -> pass to the stack", 6, 0, SSRC_V6, M_UDP_CSUM_BAD, 0, XDP_PASS, GC_STAT_PASS_UDP_CSUM, 1, "kernel", "malformed" },
@@ -759,6 +761,16 @@ static size_t xdp_case_frame(const struct xdp_case *c, uint8_t *f, struct pkt_sp
 	case M_IP_CSUM:
 		f[lay.l3 + 10] ^= 0x01;
 		break;
+	case M_UDPLEN_SHORT_OK: {
+		/* The last 4 bytes become padding inside the IP payload. */
+		uint16_t ulen = (u[4] << 8 | u[5]) - 4, ck;
+
+		put16(u + 4, ulen);
+		u[6] = u[7] = 0;
+		ck = ~udp_sum(c->family, spec->saddr, spec->daddr, u, ulen);
+		put16(u + 6, ck ? ck : 0xffff);
+		break;
+	}
 	case M_UDP_CSUM_BAD:
 		u[7] ^= 0x55;
 		break;
