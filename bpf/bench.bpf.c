@@ -99,7 +99,7 @@ int bench_devmap_in(struct xdp_md *ctx)
 	__u32 a;
 	__u16 p;
 
-	if (gc_parse(data, data_end, bpf_htons(bench_port), &pkt) != GC_PARSE_RTP ||
+	if (gc_parse(data, data_end, bpf_htons(bench_port), &pkt, ctx, GC_CTX_XDP) != GC_PARSE_RTP ||
 	    pkt.family != GC_FAMILY_IPV4)
 		return XDP_PASS;
 	o = bpf_map_lookup_elem(&dm_routes, &pkt.ssrc);

@@ -157,9 +157,10 @@ static __always_inline int gc_for_this_host(const struct gc_pkt *pkt)
 }
 
 /* Shared by both programs: classify and count everything but success.
- * @vlan_offloaded: the skb carries a VLAN tag out of band (TC). */
-static __always_inline int gc_classify(void *data, void *data_end, struct gc_pkt *pkt,
-				       const struct gc_route **route, int count,
+ * @ctx/@ctx_kind: the program's context (enum gc_ctx_kind); @vlan_offloaded:
+ * the skb carries a VLAN tag out of band (TC). */
+static __always_inline int gc_classify(void *ctx, int ctx_kind, void *data, void *data_end,
+				       struct gc_pkt *pkt, const struct gc_route **route, int count,
 				       int vlan_offloaded)
 {
 	const struct gc_route *r;
@@ -167,7 +168,7 @@ static __always_inline int gc_classify(void *data, void *data_end, struct gc_pkt
 	void *cell;
 	int ret;
 
-	ret = gc_parse(data, data_end, bpf_htons(gc_cfg.port), pkt);
+	ret = gc_parse(data, data_end, bpf_htons(gc_cfg.port), pkt, ctx, ctx_kind);
 	if (ret == GC_PARSE_OTHER)
 		return ret;
 	if (pkt->to_port) {
@@ -251,7 +252,7 @@ int groupcast_xdp(struct xdp_md *ctx)
 	const struct gc_route *route = NULL;
 	struct gc_pkt pkt = {};
 
-	switch (gc_classify(data, data_end, &pkt, &route, 1, 0)) {
+	switch (gc_classify(ctx, GC_CTX_XDP, data, data_end, &pkt, &route, 1, 0)) {
 	case GC_PARSE_DROP:
 		return XDP_DROP;
 	case GC_PARSE_RTP:
@@ -412,7 +413,7 @@ int groupcast_tc(struct __sk_buff *skb)
 		data_end = (void *)(long)skb->data_end;
 	}
 
-	ret = gc_classify(data, data_end, &pkt, &route, 0, skb->vlan_present);
+	ret = gc_classify(skb, GC_CTX_SKB, data, data_end, &pkt, &route, 0, skb->vlan_present);
 	if (ret == GC_PARSE_DROP)
 		return TC_ACT_SHOT;
 	if (ret != GC_PARSE_RTP || !route)

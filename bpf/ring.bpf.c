@@ -59,7 +59,7 @@ int groupcast_ring(struct xdp_md *ctx)
 	struct gc_pkt pkt = {};
 	long action;
 
-	gc_parse(data, data_end, bpf_htons(gc_ring_cfg.port), &pkt);
+	gc_parse(data, data_end, bpf_htons(gc_ring_cfg.port), &pkt, ctx, GC_CTX_XDP);
 	if (!pkt.to_port)
 		return XDP_PASS;
 	gc_ring_count(GC_RING_STAT_TO_PORT);

@@ -637,7 +637,7 @@ static int handle_frame(struct gc_ring *ring, int index, const struct xdp_desc *
 	 * A local sender's offloaded checksum (the pseudo-header sum only)
 	 * cannot be told from a forged one: senders over veth on this host
 	 * turn TX checksum offload off (Docs/ring.md). */
-	kind = gc_parse(data, data + len, htons(ring->opts.port), &pkt);
+	kind = gc_parse(data, data + len, htons(ring->opts.port), &pkt, NULL, GC_CTX_USER);
 	if (kind == GC_PARSE_RTP && !for_this_port(p, &pkt))
 		kind = GC_PARSE_PASS;			/* not for this host: never replicated */
 	if (kind == GC_PARSE_PASS && pkt.reason == GC_STAT_PASS_RTCP)
