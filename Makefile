@@ -12,7 +12,7 @@ demo-vm:
 	scripts/demo --vm 6.12
 
 test:
-	scripts/test-all
+	scripts/test/all
 
 module:
 	$(MAKE) -C kmod

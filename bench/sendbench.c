@@ -35,7 +35,7 @@
  * sum can lag or lead it (in the TCG guest it was sometimes 0). Also the
  * thread's runqueue wait (schedstat) and context switches: signs of other load.
  *
- * The caller provides the destinations (scripts/bench-send): a source
+ * The caller provides the destinations (scripts/bench/send): a source
  * address to bind (--src) and a /24 whose .2 ... .251 are routed to a device
  * that drops everything (--dst-net); recipient i is (.2 + i % 250, port
  * 20000 + i). With --count-dev DEV the device's tx counters are read before

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The benchmark's sinks. xdp_drop: drop every frame at the earliest hook, so
  * receiving costs next to nothing and no stack above XDP sees the traffic
- * (scripts/bench-send's default). tc_drop: the same at TC ingress, for
- * `scripts/bench-send --sink tc` (veth's XDP path copies each frame first). */
+ * (scripts/bench/send's default). tc_drop: the same at TC ingress, for
+ * `scripts/bench/send --sink tc` (veth's XDP path copies each frame first). */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>

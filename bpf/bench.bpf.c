@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * bench.bpf.c - programs used only by scripts/bench-bpf (not the product):
+ * bench.bpf.c - programs used only by scripts/bench/bpf (not the product):
  *
  *   bench_sink        XDP: count and drop.
  *   bench_tc_sink     TC ingress: count and drop (the receivers' end of the

@@ -1,6 +1,6 @@
 // Fuzz entry points for the SFU's parsers (mediasoup keeps one fuzzer per parser too).
 //
-// Built by scripts/test-sfu with
+// Built by scripts/test/sfu with
 //   swift build --product GroupcastFuzz -Xswiftc -sanitize=fuzzer -Xswiftc -DGROUPCAST_LIBFUZZER \
 //       -Xswiftc -parse-as-library
 // SwiftPM links an executable's entry point as `GroupcastFuzz_main`; in fuzzing builds that entry

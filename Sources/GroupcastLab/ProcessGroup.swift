@@ -65,10 +65,10 @@ public func repositoryRoot() throws(LabError) -> String {
     if let root = ProcessInfo.processInfo.environment["GROUPCAST_REPO"], !root.isEmpty { return root }
     var url = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
     while url.path != "/" {
-        if FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("scripts/bench-send").path) { return url.path }
+        if FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("scripts/bench/send").path) { return url.path }
         url.deleteLastPathComponent()
     }
-    throw .noCheckout("cannot find the project checkout (scripts/bench-send) above this executable: run it from a checkout's build or set GROUPCAST_REPO")
+    throw .noCheckout("cannot find the project checkout (scripts/bench/send) above this executable: run it from a checkout's build or set GROUPCAST_REPO")
 }
 
 /// Why a lab run failed; ``exitCode`` is the status the command exits with.

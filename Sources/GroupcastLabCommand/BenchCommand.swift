@@ -35,12 +35,12 @@ func runScript(_ path: String, _ arguments: [String]) throws -> Never {
     throw ExitCode(process.terminationStatus)
 }
 
-/// `groupcast-lab bench send`: `scripts/bench-send` (bench/sendbench.c) with the same options.
+/// `groupcast-lab bench send`: `scripts/bench/send` (bench/sendbench.c) with the same options.
 struct BenchSendCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "send",
         abstract: "Send-path micro benchmark: sendmsg loop, sendmmsg, io_uring, sendgroup, kernel-resident group.",
-        discussion: "Runs scripts/bench-send; every option after the ones below is passed on (--reps N, --time SEC, --sweeps, --out DIR, --sink xdp|tc, --no-host). Needs root."
+        discussion: "Runs scripts/bench/send; every option after the ones below is passed on (--reps N, --time SEC, --sweeps, --out DIR, --sink xdp|tc, --no-host). Needs root."
     )
 
     @Option(help: "Also run in a VM on this kernel line (6.1, 6.12) with the sendgroup module.")
@@ -49,7 +49,7 @@ struct BenchSendCommand: ParsableCommand {
     @Flag(help: "Short smoke run (seconds).")
     var quick = false
 
-    @Argument(parsing: .captureForPassthrough, help: "Options passed to scripts/bench-send.")
+    @Argument(parsing: .captureForPassthrough, help: "Options passed to scripts/bench/send.")
     var passthrough: [String] = []
 
     func run() throws {
@@ -57,7 +57,7 @@ struct BenchSendCommand: ParsableCommand {
         var arguments: [String] = []
         if let vm { arguments += ["--vm", vm] }
         if quick { arguments.append("--quick") }
-        try runScript(root + "/scripts/bench-send", arguments + passthrough)
+        try runScript(root + "/scripts/bench/send", arguments + passthrough)
     }
 }
 

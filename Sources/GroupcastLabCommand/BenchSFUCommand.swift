@@ -25,7 +25,7 @@ struct BenchSFUCommand: ParsableCommand {
             broadcast audience each backend delivers (capacity), and the Amdahl prediction of each \
             backend's gain from the send micro benchmark. A backend that cannot run here is listed \
             as unavailable with the reason. Needs root. With --vm the whole set runs in a VM with \
-            the sendgroup module (scripts/bench-sfu).
+            the sendgroup module (scripts/bench/sfu).
             """
     )
 
@@ -74,7 +74,7 @@ struct BenchSFUCommand: ParsableCommand {
     @Option(help: "Nice value of the SFU and the clients (-20...19): below 0 weighs them above other load on a shared machine without starving it (unlike real-time scheduling).")
     var nice: Int = 0
 
-    @Option(help: "Send micro benchmark result (scripts/bench-send JSON) giving s for the Amdahl prediction (default: Docs/benchmarks/data/send-LABEL.json).")
+    @Option(help: "Send micro benchmark result (scripts/bench/send JSON) giving s for the Amdahl prediction (default: Docs/benchmarks/data/send-LABEL.json).")
     var micro: String?
 
     @Option(help: "How long the participants of one run may take to register (emulated VMs under load need minutes).")
@@ -86,7 +86,7 @@ struct BenchSFUCommand: ParsableCommand {
     @Option(help: "Directory for the results (default: Docs/benchmarks/data of the checkout; a temporary one with --quick).")
     var out: String?
 
-    @Option(help: "Run the whole set in a VM on this kernel line (6.1, 6.12) with the sendgroup module loaded (scripts/bench-sfu).")
+    @Option(help: "Run the whole set in a VM on this kernel line (6.1, 6.12) with the sendgroup module loaded (scripts/bench/sfu).")
     var vm: String?
 
     @Flag(help: "Smoke run: a few seconds per backend (clients 3, one rate, short windows, two capacity steps).")
@@ -117,7 +117,7 @@ struct BenchSFUCommand: ParsableCommand {
             if let index = arguments.firstIndex(of: "--vm") { arguments.removeSubrange(index...index + 1) }
             arguments.removeAll { $0.hasPrefix("--vm=") }
             let root = try exitOnLabError("bench sfu") { try repositoryRoot() }
-            try runScript(root + "/scripts/bench-sfu", ["--vm", vm] + arguments)
+            try runScript(root + "/scripts/bench/sfu", ["--vm", vm] + arguments)
         }
         guard geteuid() == 0 else {
             FileHandle.standardError.write(Data("groupcast-lab bench sfu needs root: it creates network namespaces and veth links\n".utf8))

@@ -10,7 +10,7 @@ import GroupcastXDPBackend
 import GroupUnicast
 import Testing
 
-/// The SFU end to end (scripts/test-sfu runs this inside a private network namespace), on the
+/// The SFU end to end (scripts/test/sfu runs this inside a private network namespace), on the
 /// backend `GROUPCAST_SFU_BACKEND` names, over loopback or, for an interface backend, over a veth
 /// into a peer namespace (``TestNetwork``).
 @Suite(.serialized) struct EndToEndTests {

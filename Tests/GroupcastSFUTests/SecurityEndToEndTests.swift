@@ -10,7 +10,7 @@ import GroupUnicast
 import Testing
 
 /// The SFU on an open network (Docs/protocol.md, "Security"), end to end on the backend
-/// `GROUPCAST_SFU_BACKEND` names (scripts/test-sfu runs it on socket, sendmmsg, xdp and ring; the
+/// `GROUPCAST_SFU_BACKEND` names (scripts/test/sfu runs it on socket, sendmmsg, xdp and ring; the
 /// VM on sendgroup): address validation, join tokens and rights, rooms, limits. The data paths get
 /// their routes from the control plane, so what the control plane refuses no backend forwards.
 @Suite(.serialized) struct SecurityEndToEndTests {

@@ -33,7 +33,7 @@ enum TestBackend {
 ///   path: the SFU's addresses are on `gcsfu0` (10.203.0.1, fd20:3::1) in the test's namespace;
 ///   the participants' sockets live in a peer namespace behind the veth (10.203.0.N,
 ///   fd20:3::N on `gcpeer0`). No default route on either side. Created once per test process
-///   (scripts/test-sfu runs each backend's tests in a fresh namespace) and removed with it: the
+///   (scripts/test/sfu runs each backend's tests in a fresh namespace) and removed with it: the
 ///   peer namespace has no name, only this process's file descriptor keeps it alive.
 ///   `GROUPCAST_SFU_TOPOLOGY=veth` selects it for the socket backends too.
 enum TestNetwork {

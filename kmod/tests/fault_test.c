@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Every error path of the module, driven by fault injection (the debug
- * kernel's lane, scripts/vm-guest; needs CONFIG_FAULT_INJECTION, FAILSLAB,
+ * kernel's lane, scripts/vm/guest; needs CONFIG_FAULT_INJECTION, FAILSLAB,
  * FAIL_PAGE_ALLOC, FAULT_INJECTION_USERCOPY and the stacktrace filter).
  *
  * A scenario is a short sequence of the module's ioctls. For each ioctl of it
  * in turn, the walk re-runs the whole scenario from scratch with
  * /proc/thread-self/fail-nth = 1, 2, ... written just before that ioctl, until
- * the ioctl completes without an injected fault. scripts/vm-guest points
+ * the ioctl completes without an injected fault. scripts/vm/guest points
  * failslab, fail_page_alloc and fail_usercopy at the module's text (their
  * require-start/-end), so the N-th allocation or user copy made with the
  * module on the stack fails: its own and those it makes through the network

@@ -2,7 +2,7 @@
 /*
  * Tests for kernel-resident groups (SENDGROUP_IOC_GROUP_CREATE and the group
  * fd's ioctls), in the style of the kernel's selftests. Run as root with the
- * module loaded, in a network namespace of its own (scripts/netns-exec).
+ * module loaded, in a network namespace of its own (scripts/lib/netns-exec).
  */
 #include <arpa/inet.h>
 #include <linux/if_ether.h>

@@ -3,7 +3,7 @@
  * Tests for /dev/sendgroup, in the style of the kernel's selftests.
  *
  * Run as root with the module loaded, inside a network namespace of its own
- * whose loopback is up (scripts/vm-guest does: unshare --net). Every datagram
+ * whose loopback is up (scripts/vm/guest does: unshare --net). Every datagram
  * goes to loopback; "unreachable" destinations have no route at all.
  */
 #include <arpa/inet.h>

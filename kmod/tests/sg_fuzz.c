@@ -12,7 +12,7 @@
  * middle of a call, a SIGKILL to a child in the middle of a send, non-fatal
  * signals in the middle of a send.
  *
- * What must hold (the kernel log is checked by the caller, scripts/vm-guest):
+ * What must hold (the kernel log is checked by the caller, scripts/vm/guest):
  *  - every ioctl returns 0/positive or an errno of that ioctl's documented set;
  *  - every results[] slot and failure record is 0 or an errno sendmsg() can
  *    return (never -ERESTARTSYS or another kernel-internal value);
@@ -28,7 +28,7 @@
  * prints the seed, the stream and the op index; `--seed S --stream N --ops K
  * --trace` replays stream N alone up to op K and prints every op.
  *
- * Run as root in a network namespace of its own (scripts/netns-exec): it adds
+ * Run as root in a network namespace of its own (scripts/lib/netns-exec): it adds
  * dummy devices and routes there, and refuses to run where a default route exists.
  */
 #include <arpa/inet.h>
@@ -2571,7 +2571,7 @@ int main(int argc, char **argv)
 	printf("# sg_fuzz: seed %llu (replay: --seed %llu)\n", (unsigned long long)opt.seed,
 	       (unsigned long long)opt.seed);
 	if (!network_is_isolated()) {
-		printf("# a default route exists: run sg_fuzz in a network namespace of its own (scripts/netns-exec)\n");
+		printf("# a default route exists: run sg_fuzz in a network namespace of its own (scripts/lib/netns-exec)\n");
 		return 2;
 	}
 	run = mmap(NULL, sizeof(*run), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);

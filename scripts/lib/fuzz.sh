@@ -1,4 +1,4 @@
-# The module's fuzzer in a VM run (sourced by scripts/vm-guest, after tally.sh).
+# The module's fuzzer in a VM run (sourced by scripts/vm/guest, after tally.sh).
 # shellcheck shell=bash
 
 # run_sg_fuzz SUITE LOGDIR: kmod/tests/sg_fuzz (every ioctl with edge values
@@ -20,7 +20,7 @@ run_sg_fuzz() {
 		*) iterations=${SENDGROUP_FUZZ_ITERATIONS:-1000000} ;;
 		esac
 		start=$(date +%s)
-		(ulimit -n 8192; "$here/netns-exec" "$repo/kmod/build/tests/$fuzz" --seed "$seed" \
+		(ulimit -n 8192; "$here/lib/netns-exec" "$repo/kmod/build/tests/$fuzz" --seed "$seed" \
 			--iterations "$iterations") >"$logdir/$fuzz.log" 2>&1
 		cat "$logdir/$fuzz.log"
 		echo "# $suite: $fuzz took $(($(date +%s) - start)) s for $iterations ioctls"

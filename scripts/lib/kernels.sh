@@ -1,7 +1,7 @@
 # Kernel lines the project supports, and where their images and headers are.
 #   6.1, 6.12: Debian's kernels (scripts/setup installs them under /boot)
 #   debug:     Debian's 6.12 source built with KASAN, lockdep, kmemleak, ...
-#              (scripts/build-debug-kernel, cached under $GU_KERNEL_CACHE)
+#              (scripts/vm/build-debug-kernel, cached under $GU_KERNEL_CACHE)
 # shellcheck shell=bash
 
 # The Debian lines (benchmarks, dkms, demos) and every line the tests boot.
@@ -51,7 +51,7 @@ kernel_path() {
 # fragment, the build script, Debian's source version, virtme-ng's base config).
 debug_kernel_key() {
 	{
-		cat "$_kernels_scripts/debug-kernel.config" "$_kernels_scripts/build-debug-kernel"
+		cat "$_kernels_scripts/vm/debug-kernel.config" "$_kernels_scripts/vm/build-debug-kernel"
 		dpkg-query -W -f='${Version}\n' linux-source-6.12 2>/dev/null
 		virtme-configkernel --dry-run --defconfig 2>/dev/null
 	} | sha256sum | cut -c1-16
@@ -64,6 +64,6 @@ debug_kernel_dir() {
 
 debug_kernel_built() {
 	[ -e "$(debug_kernel_dir)/complete" ] && return 0
-	echo "the debug kernel is not built yet: run scripts/build-debug-kernel" >&2
+	echo "the debug kernel is not built yet: run scripts/vm/build-debug-kernel" >&2
 	return 1
 }

@@ -4,7 +4,7 @@
 # are created with both ends already in their namespaces (nothing appears on the host), no
 # default route is ever added.
 #
-#   . "$here/lib/netns.sh"
+#   . "$here/../lib/netns.sh"      # from scripts/test, scripts/bench, ...
 #   trap netns_cleanup EXIT            # or call netns_cleanup from your own trap
 #   netns_add NAME...                  # ip netns add + lo up; remembered for netns_cleanup
 #   netns_veth NS_A IF_A NS_B IF_B     # a veth pair, IF_A in NS_A, IF_B in NS_B, both up

@@ -1,5 +1,5 @@
 # Shared by every test suite script: count test cases and print one tally line.
-# A suite prints `tally: SUITE P passed, F failed` last; scripts/test-all sums them.
+# A suite prints `tally: SUITE P passed, F failed` last; scripts/test/all sums them.
 # shellcheck shell=bash
 
 tally_passed=0
@@ -45,10 +45,10 @@ tally_print() { # suite
 }
 
 # Count a `swift test` / XCTest / Swift Testing log (one implementation:
-# scripts/test-swift --count-only). A run without a summary line crashed.
+# scripts/test/swift --count-only). A run without a summary line crashed.
 tally_from_swift() { # logfile [exit-status]
 	local counted p f
-	counted=$("$(dirname "${BASH_SOURCE[0]}")/../test-swift" --count-only "$1" "${2:-0}" | tail -1)
+	counted=$("$(dirname "${BASH_SOURCE[0]}")/../test/swift" --count-only "$1" "${2:-0}" | tail -1)
 	read -r p f < <(sed -E 's/.* ([0-9]+) passed, ([0-9]+) failed.*/\1 \2/' <<<"$counted")
 	tally_add "${p:-0}" "${f:-1}"
 }

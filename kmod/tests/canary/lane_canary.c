@@ -2,7 +2,7 @@
 /*
  * The debug kernel lane's canary: one deliberate bug per detector, so the
  * lane proves on every run that each detector is on and that its dmesg check
- * (scripts/vm-guest) sees the report. Never load it anywhere else.
+ * (scripts/vm/guest) sees the report. Never load it anywhere else.
  *   echo uaf > /sys/module/lane_canary/parameters/trigger
  */
 #include <linux/delay.h>
