@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "GroupUnicast", targets: ["GroupUnicast"]),
         .executable(name: "game-broadcaster", targets: ["GameBroadcaster"]),
         .executable(name: "live-relay", targets: ["LiveRelay"]),
+        .executable(name: "async-echo", targets: ["AsyncEcho"]),
         // Reference SFU (Docs/architecture.md): the SFU with every backend, the client, and the
         // `groupcast` command.
         .library(name: "GroupcastSFU", targets: ["GroupcastProtocol", "GroupcastAuth", "GroupcastSFU", "GroupcastBackends", "GroupcastClient"]),
@@ -236,6 +237,12 @@ let package = Package(
             ],
             path: "Examples/LiveRelay"
         ),
+        // Top-level async code over AsyncGroupSocket.
+        .executableTarget(
+            name: "AsyncEcho",
+            dependencies: ["GroupUnicast"],
+            path: "Examples/AsyncEcho"
+        ),
 
         // MARK: Tests
 
@@ -248,6 +255,7 @@ let package = Package(
                 // Built before the tests, which run them as subprocesses.
                 "GameBroadcaster",
                 "LiveRelay",
+                "AsyncEcho",
             ],
             // The syscall-mock tests exist where the library has its mock (debug builds).
             swiftSettings: [.define("ENABLE_MOCKING", .when(configuration: .debug))]

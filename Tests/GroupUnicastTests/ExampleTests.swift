@@ -27,6 +27,26 @@ enum ExampleBinary {
     }
 }
 
+extension ExampleBinary {
+    /// Starts `name` with `arguments`, its standard output piped, and returns it with its first
+    /// output line (the examples that listen print their address there).
+    static func start(_ name: String, _ arguments: [String]) throws -> (process: Process, output: Pipe, firstLine: String) {
+        let process = Process()
+        process.executableURL = url(name)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        var firstLine = Data()
+        while !firstLine.contains(UInt8(ascii: "\n")) {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            firstLine.append(chunk)
+        }
+        return (process, output, String(decoding: firstLine.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self))
+    }
+}
+
 extension GroupUnicastTests {
     @Suite("Examples")
     struct Examples {
@@ -58,26 +78,13 @@ extension GroupUnicastTests {
                          "  \(subscribers6.addresses[0])  # IPv6 one", "", "\(subscribers4.addresses[1])"]
             try lines.joined(separator: "\n").write(to: file, atomically: true, encoding: .utf8)
 
-            let process = Process()
-            process.executableURL = ExampleBinary.url("live-relay")
-            process.arguments = [
+            // "live-relay: listening on 127.0.0.1:PORT, ..."
+            let (process, output, banner) = try ExampleBinary.start("live-relay", [
                 "--listen", "127.0.0.1:0", "--subscribers-file", file.path,
                 "--subscriber", "\(subscribers4.addresses[2])", "--subscriber", "\(subscribers6.addresses[1])",
                 "--count", "20", "--idle-timeout", "10",
-            ]
-            let output = Pipe()
-            process.standardOutput = output
-            try process.run()
+            ])
             defer { if process.isRunning { process.terminate() } }
-
-            // "live-relay: listening on 127.0.0.1:PORT, ..."
-            var firstLine = Data()
-            while !firstLine.contains(UInt8(ascii: "\n")) {
-                let chunk = output.fileHandleForReading.availableData
-                if chunk.isEmpty { break }
-                firstLine.append(chunk)
-            }
-            let banner = String(decoding: firstLine, as: UTF8.self)
             let listening = try #require(banner.split(separator: " ").dropFirst(3).first.map { String($0.dropLast()) },
                                          "banner: \(banner)")
             let relayAddress = try SocketAddress(parsing: listening)
@@ -97,6 +104,28 @@ extension GroupUnicastTests {
             process.waitUntilExit()
             #expect(process.terminationStatus == 0)
             #expect(String(decoding: rest, as: UTF8.self).contains("relayed 20 datagrams to 5 subscribers: 100 sent, 0 failed"))
+        }
+
+        @Test("async-echo (top-level try await on AsyncGroupSocket) echoes every datagram")
+        func asyncEcho() throws {
+            // "async-echo: listening on 127.0.0.1:PORT"
+            let (process, output, banner) = try ExampleBinary.start("async-echo", ["3"])
+            defer { if process.isRunning { process.terminate() } }
+            let echoAddress = try SocketAddress(parsing: try #require(
+                banner.split(separator: " ").last.map(String.init), "banner: \(banner)"))
+
+            let client = try Receivers(count: 1, family: .ipv4)
+            let datagrams = (0..<3).map { pattern(10 + $0, seed: $0) }
+            var echoes: [[UInt8]] = []
+            for datagram in datagrams {
+                try client.sockets[0].send(datagram, to: echoAddress)
+                echoes += try client.drain(0, expected: 1, timeout: .seconds(10)).map(\.bytes)
+            }
+            #expect(echoes == datagrams)
+            let rest = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
+            #expect(String(decoding: rest, as: UTF8.self).contains("async-echo: echoed 3 datagrams"))
         }
 
         @Test("live-relay reports a bad subscribers file with its line")
