@@ -597,9 +597,15 @@ static int sg_send_all(struct sg_call *call)
 	sg_stat_add(recipients_sent, sent);
 	sg_stat_add(recipient_errors, failed);
 
+	/*
+	 * @results was checked writable before sending (sg_prepare_results);
+	 * a fault now (the caller unmapped it meanwhile) must not hide what
+	 * was sent: a caller retrying on EFAULT would send everything twice.
+	 * The results are lost, the count stands, as for a group send.
+	 */
 	if (call->results &&
 	    copy_to_user(u64_to_user_ptr(call->args.results), call->results,
-			 array_size(count, sizeof(s32))))
+			 array_size(count, sizeof(s32))) && !sent)
 		return -EFAULT;
 	if (!sent && interrupted)
 		return -EINTR;

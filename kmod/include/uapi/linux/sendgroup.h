@@ -84,6 +84,10 @@ struct sendgroup_recipient {
  * @reserved:        must be 0.
  * @results:         optional pointer to @recipient_count __s32 slots, or 0;
  *                   each receives 0 or the negative errno of that recipient.
+ *                   It must be writable when the call starts (EFAULT before
+ *                   anything is sent); if it stops being writable while the
+ *                   call runs, the results are lost and the call still
+ *                   returns the number sent, never EFAULT after sending.
  *
  * Returns the number of recipients whose datagram was sent, or a negative
  * errno when no recipient could be attempted. Memory the call needs for
