@@ -221,6 +221,7 @@ struct mem {
 	unsigned char *before_none;	/* read-write page right before ... */
 	unsigned char *none;		/* ... a PROT_NONE page */
 	unsigned char *ro;		/* RO_PAGES read-only pages */
+	size_t ro_low, ro_high;		/* this op's read-only placements: [0, low) and [high, end) */
 };
 
 /* A slow group for signal and SIGKILL episodes: its datagrams wait for buffer space. */
@@ -403,6 +404,14 @@ static const struct dest dests[] = {
 
 /* ---- memory and pointers ---------------------------------------------------- */
 
+/* Every op starts with all of scratch and all of the read-only pages free. */
+static void mem_reset(struct mem *m)
+{
+	m->used = 0;
+	m->ro_low = 0;
+	m->ro_high = RO_PAGES * PAGE;
+}
+
 static void mem_init(struct mem *m)
 {
 	size_t total = SCRATCH_BYTES + PAGE + 2 * PAGE + RO_PAGES * PAGE + PAGE;
@@ -423,6 +432,7 @@ static void mem_init(struct mem *m)
 	mprotect(m->none, PAGE, PROT_NONE);
 	mprotect(m->ro, RO_PAGES * PAGE, PROT_READ);
 	m->used = 0;
+	mem_reset(m);
 }
 
 /* Arrays an op builds stay below this, so one op's allocations always fit. */
@@ -536,7 +546,23 @@ static __u64 place(struct stream *st, const char *what, const void *content, __u
 			kind = PTR_STRADDLE_NONE;
 			goto straddle;
 		}
-		p = m->ro + (RO_PAGES * PAGE - len) / 8 * 8 * rng_below(&st->rng, 2);
+		/*
+		 * At the start of the pages or flush with their end (the next
+		 * page is unmapped), never over another read-only placement of
+		 * this op: an overlap would change bytes the op already placed.
+		 */
+		if (len > m->ro_high - m->ro_low ||
+		    ((m->ro_high - len) & ~7UL) < m->ro_low) {
+			kind = PTR_STRADDLE_NONE;
+			goto straddle;
+		}
+		if (rng_below(&st->rng, 2)) {
+			p = m->ro + m->ro_low;
+			m->ro_low = (m->ro_low + len + 7) & ~7UL;
+		} else {
+			m->ro_high = (m->ro_high - len) & ~7UL;
+			p = m->ro + m->ro_high;
+		}
 		mprotect(m->ro, RO_PAGES * PAGE, PROT_READ | PROT_WRITE);
 		if (content)
 			memcpy(p, content, len);
@@ -809,14 +835,7 @@ static bool check_ret(struct stream *st, struct call *c)
 	}
 	if (!errno_in(err, c->errnos))
 		fail(st, "%s returned undocumented %s", c->name, errno_name(err));
-	/*
-	 * Only while stream 0 runs alone: with other streams running, one
-	 * EFAULT with usable pointers was seen on 6.12 (seed 3816851868,
-	 * stream 0 op 489717, ADD, members read-only) and is not yet
-	 * explained (issue 12): the concurrent phase still checks the errno
-	 * sets, results[] values and the live counters.
-	 */
-	else if (err == EFAULT && !st->bad_ptr && st->alone)
+	else if (err == EFAULT && !st->bad_ptr)
 		fail(st, "%s returned EFAULT though every pointer was usable", c->name);
 	return false;
 }
@@ -2297,7 +2316,7 @@ static void run_ops(struct stream *st, unsigned long ops)
 		const struct op_kind *kind;
 
 		st->op++;
-		st->mem.used = 0;
+		mem_reset(&st->mem);
 		st->desc_len = 0;
 		st->desc[0] = 0;
 		st->bad_ptr = false;
