@@ -1,9 +1,11 @@
-# GroupUnicast entry points. Each target installs what it needs (scripts/setup).
+# GroupUnicast entry points. Each target installs what it needs (scripts/setup MODE).
 #   make demo   - the main job: a demo SFU on a throw-away netns topology
 #   make demo-vm - the same inside a VM with sendgroup.ko loaded (sendgroup backend too)
 #   make test   - every test suite (host, BPF, and the module in VMs); needs root
 #   make module - build kmod/sendgroup.ko for the running kernel (KDIR=... for another)
-.PHONY: demo demo-vm test module setup clean
+#   make setup  - install what every target needs (what `make test` installs)
+#   make uninstall-deps - remove everything scripts/setup installed
+.PHONY: demo demo-vm test module setup uninstall-deps clean
 
 demo:
 	scripts/demo
@@ -18,7 +20,10 @@ module:
 	$(MAKE) -C kmod
 
 setup:
-	scripts/setup
+	scripts/setup test
+
+uninstall-deps:
+	scripts/setup --uninstall
 
 clean:
 	$(MAKE) -C kmod clean

@@ -1,5 +1,6 @@
 # Kernel lines the project supports, and where their images and headers are.
-#   6.1, 6.12: Debian's kernels (scripts/setup installs them under /boot)
+#   6.1, 6.12: Debian's kernels, unpacked by scripts/setup (never installed as the
+#              host's kernels) into $GU_KERNEL_ROOT/RELEASE/ ({boot,lib/modules,usr/src})
 #   debug:     Debian's 6.12 source built with KASAN, lockdep, kmemleak, ...
 #              (scripts/vm/build-debug-kernel, cached under $GU_KERNEL_CACHE)
 # shellcheck shell=bash
@@ -8,33 +9,46 @@
 KERNEL_LINES=(6.1 6.12)
 VM_TEST_LINES=("${KERNEL_LINES[@]}" debug)
 
+GU_KERNEL_ROOT=${GU_KERNEL_ROOT:-/opt/groupunicast/kernels}
 GU_KERNEL_CACHE=${GU_KERNEL_CACHE:-/var/cache/groupunicast/kernels}
 _kernels_scripts=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-# kernel_release LINE -> e.g. 6.1.0-56-amd64 (the newest generic amd64 build installed)
+# kernel_package LINE -> the Debian metapackage that follows the line's newest
+# generic amd64 build (6.1: bookworm; 6.12: bookworm-security/-backports)
+kernel_package() {
+	case $1 in
+	6.1) echo linux-image-amd64 ;;
+	6.12) echo linux-image-6.12-amd64 ;;
+	*) echo "no Debian package for kernel line $1" >&2; return 1 ;;
+	esac
+}
+
+# kernel_release LINE -> e.g. 6.1.0-56-amd64 (the newest unpacked generic amd64 build)
 kernel_release() {
-	local line=$1 image
+	local line=$1 release
 	if [ "$line" = debug ]; then
 		debug_kernel_built || return 1
 		cat "$(debug_kernel_dir)/build/include/config/kernel.release"
 		return
 	fi
-	image=$(ls /boot/vmlinuz-"$line".*-amd64 /boot/vmlinuz-"$line".*+*-amd64 2>/dev/null |
-		grep -vE -- '-(rt|cloud)-amd64$' | sort -V | tail -1)
-	if [ -z "$image" ]; then
-		echo "no installed kernel for line $line under /boot (run scripts/setup)" >&2
+	# scripts/setup writes `complete` last: a half-unpacked tree is never picked.
+	release=$(find "$GU_KERNEL_ROOT" -mindepth 2 -maxdepth 2 -name complete \
+		-path "$GU_KERNEL_ROOT/$line.*-amd64/complete" 2>/dev/null |
+		sed 's|/complete$||; s|.*/||' | sort -V | tail -1)
+	if [ -z "$release" ]; then
+		echo "no kernel for line $line under $GU_KERNEL_ROOT (run scripts/setup test)" >&2
 		return 1
 	fi
-	basename "$image" | sed 's/^vmlinuz-//'
+	echo "$release"
 }
 
 # kernel_image LINE -> the bzImage QEMU boots
-kernel_image() { kernel_path "$1" arch/x86/boot/bzImage /boot/vmlinuz-%s; }
+kernel_image() { kernel_path "$1" arch/x86/boot/bzImage "$GU_KERNEL_ROOT/%s/boot/vmlinuz-%s"; }
 
 # kernel_kdir LINE -> the tree out-of-tree modules build against (KDIR)
-kernel_kdir() { kernel_path "$1" "" /lib/modules/%s/build; }
+kernel_kdir() { kernel_path "$1" "" "$GU_KERNEL_ROOT/%s/lib/modules/%s/build"; }
 
-# kernel_path LINE PATH-IN-DEBUG-TREE DEBIAN-PATH-FORMAT (%s: the release)
+# kernel_path LINE PATH-IN-DEBUG-TREE DEBIAN-PATH-FORMAT (each %s: the release)
 kernel_path() {
 	local line=$1 release
 	if [ "$line" = debug ]; then
@@ -44,7 +58,7 @@ kernel_path() {
 	fi
 	release=$(kernel_release "$line") || return 1
 	# shellcheck disable=SC2059 # the format is the caller's
-	printf "$3\n" "$release"
+	printf "$3\n" "$release" "$release"
 }
 
 # The debug kernel's cache key: whatever decides its bytes (the config
