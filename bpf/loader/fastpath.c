@@ -358,7 +358,15 @@ static void unlock_pins(int fd)
 static int attach_locked(const struct gcfp_attach_opts *o, struct gcfp_error *err);
 static int detach_locked(const char *ifname, struct gcfp_error *err);
 
-int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
+enum pin_change { PIN_ATTACH, PIN_DETACH };
+
+/*
+ * Every attach and detach: the capability check first (nothing is mounted or
+ * locked for a caller that may not change the fast path), then the change
+ * under the pin lock. Only an attach may mount bpffs.
+ */
+static int change_pins(enum pin_change change, const struct gcfp_attach_opts *o,
+		       const char *ifname, struct gcfp_error *err)
 {
 	int lock, ret;
 
@@ -366,24 +374,23 @@ int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
 	ret = check_caps(err);
 	if (ret)
 		return ret;
-	lock = lock_pins(1);
-	ret = attach_locked(o, err);
+	lock = lock_pins(change == PIN_ATTACH);
+	if (change == PIN_ATTACH)
+		ret = attach_locked(o, err);
+	else
+		ret = detach_locked(ifname, err);
 	unlock_pins(lock);
 	return ret;
 }
 
+int gcfp_attach(const struct gcfp_attach_opts *o, struct gcfp_error *err)
+{
+	return change_pins(PIN_ATTACH, o, NULL, err);
+}
+
 int gcfp_detach(const char *ifname, struct gcfp_error *err)
 {
-	int lock, ret;
-
-	gcfp_clear_error(err);
-	ret = check_caps(err);
-	if (ret)
-		return ret;
-	lock = lock_pins(0);
-	ret = detach_locked(ifname, err);
-	unlock_pins(lock);
-	return ret;
+	return change_pins(PIN_DETACH, NULL, ifname, err);
 }
 
 static int attach_locked(const struct gcfp_attach_opts *o, struct gcfp_error *err)
@@ -400,7 +407,6 @@ static int attach_locked(const struct gcfp_attach_opts *o, struct gcfp_error *er
 	int ret, xdp_fd, tc_fd, created = 0, xdp_attached = 0;
 	__u32 key = 0, mode_flags;
 
-	gcfp_clear_error(err);
 	if (!o)
 		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "no attach options");
 	if (!o->port)
@@ -410,9 +416,6 @@ static int attach_locked(const struct gcfp_attach_opts *o, struct gcfp_error *er
 				 sizeof(err->log_path) - 1);
 	if (o->xdp_mode > GCFP_XDP_GENERIC)
 		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "unknown XDP mode %u", o->xdp_mode);
-	ret = check_caps(err);
-	if (ret)
-		return ret;
 	ret = check_ifname(o->ifname, &ifindex, err);
 	if (ret)
 		return ret;
@@ -587,10 +590,6 @@ static int detach_locked(const char *ifname, struct gcfp_error *err)
 	int ret, fd, xdp_fd;
 	__u32 our_xdp = 0;
 
-	gcfp_clear_error(err);
-	ret = check_caps(err);
-	if (ret)
-		return ret;
 	ret = pin_dir_of(ifname, dir, sizeof(dir), 0, err);
 	if (ret)
 		return ret;
