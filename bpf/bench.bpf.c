@@ -35,25 +35,26 @@ struct {
 	__type(value, __u64);
 } sink_count SEC(".maps");
 
-SEC("xdp")
-int bench_sink(struct xdp_md *ctx)
+static __always_inline void count_sunk(void)
 {
 	__u32 k = 0;
 	__u64 *v = bpf_map_lookup_elem(&sink_count, &k);
 
 	if (v)
 		*v += 1;
+}
+
+SEC("xdp")
+int bench_sink(struct xdp_md *ctx)
+{
+	count_sunk();
 	return XDP_DROP;
 }
 
 SEC("tc")
 int bench_tc_sink(struct __sk_buff *skb)
 {
-	__u32 k = 0;
-	__u64 *v = bpf_map_lookup_elem(&sink_count, &k);
-
-	if (v)
-		*v += 1;
+	count_sunk();
 	return TC_ACT_SHOT;
 }
 
