@@ -215,6 +215,23 @@ static void run_uring(struct ctx *c, long iters)
 	}
 }
 
+/*
+ * Counts one sendgroup ioctl to @g recipients that returned @n: all @g failed
+ * with errno when it refused the call, else @n were sent and the rest failed
+ * (results[] is not requested, so their errno is unknown: EIO).
+ */
+static void count_group_send(struct ctx *c, int n, int g)
+{
+	if (n < 0) {
+		note_error(c, errno);
+		c->errors += g - 1;
+		return;
+	}
+	c->packets += n;
+	for (int i = n; i < g; i++)
+		note_error(c, EIO);
+}
+
 static const char *sendgroup_available(struct ctx *c)
 {
 	return c->sg >= 0 ? NULL : "/dev/sendgroup not present (module not loaded)";
@@ -233,18 +250,8 @@ static void run_sendgroup(struct ctx *c, long iters)
 		.recipient_count = g,
 	};
 
-	for (long it = 0; it < iters; it++) {
-		int n = ioctl(c->sg, SENDGROUP_IOC_SEND, &a);
-
-		if (n < 0) {
-			note_error(c, errno);
-			c->errors += g - 1;
-			continue;
-		}
-		c->packets += n;
-		for (int i = n; i < g; i++)
-			note_error(c, EIO);	/* per-recipient failure (results not requested) */
-	}
+	for (long it = 0; it < iters; it++)
+		count_group_send(c, ioctl(c->sg, SENDGROUP_IOC_SEND, &a), g);
 }
 
 static const char *group_available(struct ctx *c)
@@ -296,16 +303,7 @@ static void run_group(struct ctx *c, long iters)
 
 	for (long it = 0; it < iters; it++) {
 		a.failure_count = 0;
-		int n = ioctl(c->group_fd, SENDGROUP_GROUP_IOC_SEND, &a);
-
-		if (n < 0) {
-			note_error(c, errno);
-			c->errors += g - 1;
-			continue;
-		}
-		c->packets += n;
-		for (int i = n; i < g; i++)
-			note_error(c, EIO);
+		count_group_send(c, ioctl(c->group_fd, SENDGROUP_GROUP_IOC_SEND, &a), g);
 	}
 }
 
