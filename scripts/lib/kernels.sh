@@ -25,10 +25,10 @@ kernel_package() {
 
 # kernel_release LINE -> e.g. 6.1.0-56-amd64 (the newest unpacked generic amd64 build)
 kernel_release() {
-	local line=$1 release
+	local line=$1 release release_file
 	if [ "$line" = debug ]; then
-		debug_kernel_built || return 1
-		cat "$(debug_kernel_dir)/build/include/config/kernel.release"
+		release_file=$(kernel_path debug include/config/kernel.release) || return 1
+		cat "$release_file"
 		return
 	fi
 	# scripts/setup writes `complete` last: a half-unpacked tree is never picked.
@@ -52,8 +52,7 @@ kernel_kdir() { kernel_path "$1" "" "$GU_KERNEL_ROOT/%s/lib/modules/%s/build"; }
 kernel_path() {
 	local line=$1 release
 	if [ "$line" = debug ]; then
-		debug_kernel_built || return 1
-		echo "$(debug_kernel_dir)/build${2:+/$2}"
+		debug_kernel_built && echo "$(debug_kernel_dir)/build${2:+/$2}"
 		return
 	fi
 	release=$(kernel_release "$line") || return 1
