@@ -5,6 +5,14 @@
 // executables) to the matching section and, if public, to `products`.
 import PackageDescription
 
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let systemPackage: Target.Dependency = .product(name: "SystemPackage", package: "swift-system")
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+/// What the SFU's backends, its client and the command lines build on.
+let sfuCore: [Target.Dependency] = ["GroupcastProtocol", "GroupcastSFU", "GroupUnicast", logging]
+/// What a command line adds: argument parsing and the shared options (GroupcastCommandLine).
+let commandLine: [Target.Dependency] = sfuCore + [argumentParser, "GroupcastCommandLine"]
+
 let package = Package(
     name: "GroupUnicast",
     products: [
@@ -58,11 +66,7 @@ let package = Package(
         // replace (Sources/GroupUnicast/Internals/Mocking.swift); release builds call libc directly.
         .target(
             name: "GroupUnicast",
-            dependencies: [
-                "CGroupUnicast",
-                .product(name: "SystemPackage", package: "swift-system"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: ["CGroupUnicast", systemPackage, logging],
             swiftSettings: [.define("ENABLE_MOCKING", .when(configuration: .debug))]
         ),
 
@@ -85,101 +89,44 @@ let package = Package(
         // protocol every backend implements, `SFUServer` (control plane + one forwarder), metrics.
         .target(
             name: "GroupcastSFU",
-            dependencies: [
-                "CGroupcastLayout",
-                "GroupcastAuth",
-                "GroupcastProtocol",
-                "GroupUnicast",
-                .product(name: "Logging", package: "swift-log"),
-            ]
+            dependencies: ["CGroupcastLayout", "GroupcastAuth", "GroupcastProtocol", "GroupUnicast", logging]
         ),
         // Backend family 1, user-space sockets: socket, sendmmsg, sendgroup (`GroupSocket`).
         .target(
             name: "GroupcastSocketBackend",
-            dependencies: [
-                "GroupcastProtocol",
-                "GroupcastSFU",
-                "GroupUnicast",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            dependencies: sfuCore + [systemPackage]
         ),
         // Backend family 2, xdp: the eBPF fast path programmed from the routing table, with the
         // socket backend as its slow path.
         .target(
             name: "GroupcastXDPBackend",
-            dependencies: [
-                "GroupcastFastPath",
-                "GroupcastProtocol",
-                "GroupcastSFU",
-                "GroupcastSocketBackend",
-                "GroupUnicast",
-                .product(name: "Logging", package: "swift-log"),
-            ]
+            dependencies: sfuCore + ["GroupcastFastPath", "GroupcastSocketBackend"]
         ),
         // Backend family 3, ring (Docs/ring.md): the pktswitch netmap SFU on AF_XDP, over the C
         // ring core of CGroupcastRing (bpf/ring, groupcast_ring.h).
         .target(
             name: "GroupcastRingBackend",
-            dependencies: [
-                "CGroupcastRing",
-                "GroupcastProtocol",
-                "GroupcastSFU",
-                "GroupUnicast",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            dependencies: sfuCore + ["CGroupcastRing", systemPackage]
         ),
         // The one backend factory: `ForwarderConfiguration` (backend-neutral) -> any backend.
         .target(
             name: "GroupcastBackends",
-            dependencies: [
-                "GroupcastFastPath",
-                "GroupcastRingBackend",
-                "GroupcastSFU",
-                "GroupcastSocketBackend",
-                "GroupcastXDPBackend",
-                "GroupUnicast",
-                .product(name: "Logging", package: "swift-log"),
-            ]
+            dependencies: sfuCore + ["GroupcastFastPath", "GroupcastRingBackend", "GroupcastSocketBackend", "GroupcastXDPBackend"]
         ),
         // The conference client (`groupcast client`, the benchmarks' participants).
         .target(
             name: "GroupcastClient",
-            dependencies: [
-                "GroupcastProtocol",
-                "GroupcastSFU",
-                "GroupUnicast",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            dependencies: sfuCore + [systemPackage]
         ),
         // The command lines' shared options (durations, sizes, log level) and SIGINT/SIGTERM.
         .target(
             name: "GroupcastCommandLine",
-            dependencies: [
-                "GroupcastProtocol",
-                "GroupcastSFU",
-                "GroupUnicast",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-            ]
+            dependencies: sfuCore + [argumentParser]
         ),
         // `groupcast sfu | client | token | xdp`: the production command, nothing else.
         .executableTarget(
             name: "Groupcast",
-            dependencies: [
-                "GroupcastAuth",
-                "GroupcastBackends",
-                "GroupcastClient",
-                "GroupcastCommandLine",
-                "GroupcastFastPath",
-                "GroupcastProtocol",
-                "GroupcastSFU",
-                "GroupUnicast",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-            ]
+            dependencies: commandLine + ["GroupcastAuth", "GroupcastBackends", "GroupcastClient", "GroupcastFastPath"]
         ),
 
         // MARK: Test bench (Docs/benchmarks.md)
@@ -189,27 +136,13 @@ let package = Package(
         // arithmetic in GroupcastLabTests).
         .target(
             name: "GroupcastLab",
-            dependencies: [
-                "GroupcastAuth",
-                "GroupcastCommandLine",
-                "GroupcastProtocol",
-                "GroupcastSFU",
-                "GroupUnicast",
-            ]
+            dependencies: ["GroupcastAuth", "GroupcastCommandLine", "GroupcastProtocol", "GroupcastSFU", "GroupUnicast"]
         ),
         // `groupcast-lab demo | bench send | bench sfu`; runs `groupcast` (beside it) as SFU and
         // clients.
         .executableTarget(
             name: "GroupcastLabCommand",
-            dependencies: [
-                "GroupcastCommandLine",
-                "GroupcastLab",
-                "GroupcastProtocol",
-                "GroupcastSFU",
-                "GroupUnicast",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-            ]
+            dependencies: commandLine + ["GroupcastLab"]
         ),
 
         // libFuzzer entry points for the RTP and control parsers (scripts/test/sfu builds them
@@ -223,18 +156,12 @@ let package = Package(
 
         .executableTarget(
             name: "GameBroadcaster",
-            dependencies: [
-                "GroupUnicast",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
+            dependencies: ["GroupUnicast", argumentParser],
             path: "Examples/GameBroadcaster"
         ),
         .executableTarget(
             name: "LiveRelay",
-            dependencies: [
-                "GroupUnicast",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
+            dependencies: ["GroupUnicast", argumentParser],
             path: "Examples/LiveRelay"
         ),
         // Top-level async code over AsyncGroupSocket.
@@ -251,7 +178,7 @@ let package = Package(
             dependencies: [
                 "GroupUnicast",
                 "CGroupUnicast",
-                .product(name: "SystemPackage", package: "swift-system"),
+                systemPackage,
                 // Built before the tests, which run them as subprocesses.
                 "GameBroadcaster",
                 "LiveRelay",
