@@ -962,19 +962,28 @@ int gcfp_route_next(struct gcfp_handle *h, const uint32_t *prev, uint32_t *next,
 	return 0;
 }
 
+/* A zeroed buffer in *@vals for one per-CPU map value of @size per possible CPU (*@ncpus). */
+static int alloc_percpu(size_t size, void **vals, int *ncpus, struct gcfp_error *err)
+{
+	*ncpus = libbpf_num_possible_cpus();
+	if (*ncpus <= 0)
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, -*ncpus, "counting possible CPUs");
+	*vals = calloc(*ncpus, size);
+	if (!*vals)
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, ENOMEM, "allocating per-CPU values");
+	return 0;
+}
+
 int gcfp_stats(struct gcfp_handle *h, uint64_t out[GC_STAT_MAX], struct gcfp_error *err)
 {
-	int ncpus = libbpf_num_possible_cpus();
 	__u64 *vals;
+	int ret, ncpus, c;
 	__u32 k;
-	int c;
 
 	gcfp_clear_error(err);
-	if (ncpus <= 0)
-		return gcfp_fail(err, GCFP_ERR_SYSTEM, -ncpus, "counting possible CPUs");
-	vals = calloc(ncpus, sizeof(*vals));
-	if (!vals)
-		return gcfp_fail(err, GCFP_ERR_SYSTEM, ENOMEM, "allocating per-CPU values");
+	ret = alloc_percpu(sizeof(*vals), (void **)&vals, &ncpus, err);
+	if (ret)
+		return ret;
 	for (k = 0; k < GC_STAT_MAX; k++) {
 		if (bpf_map_lookup_elem(h->stats_fd, &k, vals)) {
 			int e = errno;
@@ -992,17 +1001,14 @@ int gcfp_stats(struct gcfp_handle *h, uint64_t out[GC_STAT_MAX], struct gcfp_err
 
 int gcfp_delay(struct gcfp_handle *h, struct gc_delay_hist *out, struct gcfp_error *err)
 {
-	int ncpus = libbpf_num_possible_cpus();
 	struct gc_delay_hist *vals;
+	int ret, ncpus, c;
 	__u32 key = 0;
-	int c;
 
 	gcfp_clear_error(err);
-	if (ncpus <= 0)
-		return gcfp_fail(err, GCFP_ERR_SYSTEM, -ncpus, "counting possible CPUs");
-	vals = calloc(ncpus, sizeof(*vals));
-	if (!vals)
-		return gcfp_fail(err, GCFP_ERR_SYSTEM, ENOMEM, "allocating per-CPU histograms");
+	ret = alloc_percpu(sizeof(*vals), (void **)&vals, &ncpus, err);
+	if (ret)
+		return ret;
 	if (bpf_map_lookup_elem(h->delay_fd, &key, vals)) {
 		int e = errno;
 
