@@ -403,8 +403,10 @@ extension SocketAddress {
         }
     }
 
-    /// Calls `body` with this address as a `struct sockaddr` pointer and length.
-    internal func withSockAddr<R, E: Error>(
+    /// Calls `body` with this address as a `struct sockaddr` pointer and length, for system calls
+    /// the library does not make itself (`bind(2)` of a TCP socket, `connect(2)`); the pointer is
+    /// valid only inside `body`.
+    public func withSockAddr<R, E: Error>(
         _ body: (UnsafePointer<sockaddr>, socklen_t) throws(E) -> R
     ) throws(E) -> R {
         var storage = sockaddr_storage()

@@ -33,27 +33,7 @@ final class MetricsServer: @unchecked Sendable {
         guard descriptor >= 0 else { throw Failure.call("socket", "\(address)", errno) }
         var one: CInt = 1
         setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<CInt>.size))
-        var storage = sockaddr_storage()
-        let length: socklen_t = withUnsafeMutableBytes(of: &storage) { raw in
-            switch address {
-            case .ipv4(let ip, let port):
-                var sin = sockaddr_in()
-                sin.sin_family = sa_family_t(AF_INET)
-                sin.sin_port = port.bigEndian
-                withUnsafeMutableBytes(of: &sin.sin_addr) { $0.copyBytes(from: ip.bytes) }
-                raw.storeBytes(of: sin, as: sockaddr_in.self)
-                return socklen_t(MemoryLayout<sockaddr_in>.size)
-            case .ipv6(let ip, let port, let scope):
-                var sin6 = sockaddr_in6()
-                sin6.sin6_family = sa_family_t(AF_INET6)
-                sin6.sin6_port = port.bigEndian
-                sin6.sin6_scope_id = scope
-                withUnsafeMutableBytes(of: &sin6.sin6_addr) { $0.copyBytes(from: ip.bytes) }
-                raw.storeBytes(of: sin6, as: sockaddr_in6.self)
-                return socklen_t(MemoryLayout<sockaddr_in6>.size)
-            }
-        }
-        let bound = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
+        let bound = address.withSockAddr { bind(descriptor, $0, $1) }
         guard bound == 0 else {
             let code = errno
             close(descriptor)

@@ -113,15 +113,7 @@ enum GroupSendChecks {
         guard descriptor >= 0 else { throw Errno(rawValue: errno) }
         defer { close(descriptor) }
         guard case .ipv6(let address, let port, _) = destination else { return true }
-        var sin6 = sockaddr_in6()
-        sin6.sin6_family = sa_family_t(AF_INET6)
-        sin6.sin6_port = port.bigEndian
-        guard inet_pton(AF_INET6, address.description, &sin6.sin6_addr) == 1 else { return true }
-        let status = withUnsafePointer(to: &sin6) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
-            }
-        }
+        let status = SocketAddress.ipv6(address, port: port).withSockAddr { connect(descriptor, $0, $1) }
         if status == 0 { return true }
         let error = Errno(rawValue: errno)
         guard error == .networkUnreachable || error == .noRouteToHost else { throw error }

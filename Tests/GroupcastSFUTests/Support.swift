@@ -314,15 +314,9 @@ final class SpoofingSender {
         packet += [UInt8(sourcePort >> 8), UInt8(sourcePort & 0xFF), UInt8(destinationPort >> 8), UInt8(destinationPort & 0xFF)]
         packet += [UInt8((8 + payload.count) >> 8), UInt8((8 + payload.count) & 0xFF), 0, 0]  // UDP checksum 0: none (IPv4)
         packet += payload
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = to.value.bigEndian
+        // A raw socket takes the destination from the header; the address says where to route it.
         let sent = packet.withUnsafeBytes { bytes in
-            withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(descriptor, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
+            SocketAddress.ipv4(to, port: 0).withSockAddr { sendto(descriptor, bytes.baseAddress, bytes.count, 0, $0, $1) }
         }
         guard sent == packet.count else { throw VethTopology.SetupError(description: "sendto(raw): errno \(errno)") }
     }
