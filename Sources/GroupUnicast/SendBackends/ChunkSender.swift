@@ -1,3 +1,4 @@
+import CGroupUnicast
 import SystemPackage
 
 /// One backend of ``GroupSocket``'s group send: hands one chunk of recipients to the kernel.
@@ -65,5 +66,33 @@ extension ChunkSender {
         guard sent else { return .refused(call: call, errno: error) }
         for index in chunk.dropFirst(slot) { errors[index] = error }
         return .done(sent: true)
+    }
+}
+
+/// A sender over one `mmsghdr` per recipient (``SendBuffers/Layout/messages``), at most
+/// ``GroupSocket/sendmmsgBatchLimit`` recipients a chunk: ``SocketSender``, ``SendmmsgSender``.
+internal protocol MessageSender: ChunkSender {
+    /// Sends `chunk`, its messages laid out at `messages` slot by slot, as
+    /// ``ChunkSender/send(_:_:_:_:)`` says.
+    func send(
+        _ chunk: ArraySlice<Int>,
+        messages: UnsafeMutablePointer<CGroupUnicast_mmsghdr>,
+        _ call: ChunkCall,
+        _ errors: inout [Errno?]
+    ) throws(GroupUnicastError) -> ChunkOutcome
+}
+
+extension MessageSender {
+    var layout: SendBuffers.Layout { .messages }
+    var chunkLimit: Int { GroupSocket.sendmmsgBatchLimit }
+
+    func send(
+        _ chunk: ArraySlice<Int>,
+        _ buffers: borrowing SendBuffers,
+        _ call: ChunkCall,
+        _ errors: inout [Errno?]
+    ) throws(GroupUnicastError) -> ChunkOutcome {
+        guard let messages = buffers.messages else { preconditionFailure("send buffers not prepared") }
+        return try send(chunk, messages: messages, call, &errors)
     }
 }

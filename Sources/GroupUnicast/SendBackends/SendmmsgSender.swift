@@ -1,22 +1,20 @@
+import CGroupUnicast
 import SystemPackage
 
 /// ``GroupSendBackend/sendmmsg``: one `sendmmsg(2)` per up to 1,024 recipients.
-internal struct SendmmsgSender: ChunkSender {
+internal struct SendmmsgSender: MessageSender {
     /// Whether `ENOSYS` (seccomp, an old kernel) gives ``ChunkOutcome/unavailable`` so the socket
     /// falls back to ``SocketSender`` (``GroupSendBackend/automatic``) instead of refusing the call.
     var fallsBackWhenUnavailable: Bool
 
     var backend: GroupSendBackend { .sendmmsg }
-    var layout: SendBuffers.Layout { .messages }
-    var chunkLimit: Int { GroupSocket.sendmmsgBatchLimit }
 
     func send(
         _ chunk: ArraySlice<Int>,
-        _ buffers: borrowing SendBuffers,
+        messages: UnsafeMutablePointer<CGroupUnicast_mmsghdr>,
         _ call: ChunkCall,
         _ errors: inout [Errno?]
     ) throws(GroupUnicastError) -> ChunkOutcome {
-        guard let messages = buffers.messages else { preconditionFailure("send buffers not prepared") }
         // sendmmsg stops at the first message that fails and, having sent some, reports only their
         // count: the failing message is then first of the next call, which reports its errno.
         var slot = 0

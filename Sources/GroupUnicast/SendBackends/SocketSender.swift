@@ -1,18 +1,16 @@
+import CGroupUnicast
 import SystemPackage
 
 /// ``GroupSendBackend/socket``: one `sendmsg(2)` per recipient, the classic baseline.
-internal struct SocketSender: ChunkSender {
+internal struct SocketSender: MessageSender {
     var backend: GroupSendBackend { .socket }
-    var layout: SendBuffers.Layout { .messages }
-    var chunkLimit: Int { GroupSocket.sendmmsgBatchLimit }
 
     func send(
         _ chunk: ArraySlice<Int>,
-        _ buffers: borrowing SendBuffers,
+        messages: UnsafeMutablePointer<CGroupUnicast_mmsghdr>,
         _ call: ChunkCall,
         _ errors: inout [Errno?]
     ) throws(GroupUnicastError) -> ChunkOutcome {
-        guard let messages = buffers.messages else { preconditionFailure("send buffers not prepared") }
         var sent = false
         for (slot, index) in chunk.enumerated() {
             let result = retryingInterrupts(
