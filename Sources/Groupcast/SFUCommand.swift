@@ -49,11 +49,7 @@ struct SFUCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Create a room when a REGISTER names one that does not exist (with authentication: when a valid token names it). Off: only the room file's rooms, or `default`.")
     var roomCreation = true
 
-    @Option(help: "Turn authentication on: REGISTER needs a join token signed with the key in this file (`groupcast token --generate-key`). Without a key the SFU is open: for trusted networks only.")
-    var authKeyFile: String?
-
-    @Option(help: "Like --auth-key-file, the key from this environment variable.")
-    var authKeyEnv: String?
+    @OptionGroup var authKey: AuthKeyOptions
 
     @Option(help: "Control requests per second per source address (IPv4 address, IPv6 /64); 0: unlimited.")
     var controlRate: Double = 200
@@ -112,7 +108,6 @@ struct SFUCommand: ParsableCommand {
         guard capacity >= 1 else { throw ValidationError("--capacity must be at least 1") }
         guard maxParticipants >= 1 && maxRooms >= 1 else { throw ValidationError("--max-participants and --max-rooms must be at least 1") }
         guard controlRate >= 0, controlRate == 0 || controlBurst >= 1 else { throw ValidationError("--control-rate must be >= 0 and --control-burst >= 1") }
-        guard authKeyFile == nil || authKeyEnv == nil else { throw ValidationError("--auth-key-file and --auth-key-env: one key, not two") }
         guard batch >= 1 && batch <= 1024 else { throw ValidationError("--batch must be 1...1024") }
         guard backlog >= 1 else { throw ValidationError("--backlog must be at least 1") }
         guard ringSize.nonzeroBitCount == 1, ringSize <= 65536 else { throw ValidationError("--ring-size must be a power of two up to 65536") }
@@ -134,11 +129,7 @@ struct SFUCommand: ParsableCommand {
         configuration.limits.maxRooms = maxRooms
         configuration.limits.allowRoomCreation = roomCreation
         configuration.controlRateLimit = controlRate > 0 ? RateLimiter.Limit(rate: controlRate, burst: controlBurst) : nil
-        do {
-            configuration.authKey = try AuthKeyOptions.load(file: authKeyFile, environment: authKeyEnv, logger: logger)
-        } catch {
-            throw ValidationError("\(error)")
-        }
+        configuration.authKey = try authKey.load(logger: logger)
         if configuration.authKey == nil {
             logger.warning("no --auth-key-file: the SFU is open, anyone who reaches the control port may join any room (trusted networks only)")
         }

@@ -20,11 +20,7 @@ struct TokenCommand: ParsableCommand {
     @Option(help: "Write a new random key to this file (mode 0600) and exit.")
     var generateKey: String?
 
-    @Option(help: "The operator's key (the file the SFU's --auth-key-file names).")
-    var keyFile: String?
-
-    @Option(help: "Like --key-file, the key from this environment variable.")
-    var keyEnv: String?
+    @OptionGroup var key: AuthKeyOptions
 
     @Option(help: "The room the token admits to.")
     var room: String?
@@ -46,8 +42,7 @@ struct TokenCommand: ParsableCommand {
 
     func validate() throws {
         if generateKey != nil { return }
-        guard keyFile != nil || keyEnv != nil else { throw ValidationError("--key-file or --key-env: the key to sign with") }
-        guard keyFile == nil || keyEnv == nil else { throw ValidationError("--key-file and --key-env: one key, not two") }
+        guard key.isGiven else { throw ValidationError("--auth-key-file or --auth-key-env: the key to sign with") }
         guard let room, RoomName.isValid(room) else { throw ValidationError("--room: 1-64 of A-Z a-z 0-9 . _ -") }
         guard let identity, !identity.isEmpty, identity.utf8.count <= JoinClaims.maxIdentityBytes - 8 else {
             throw ValidationError("--identity: 1-\(JoinClaims.maxIdentityBytes - 8) bytes")
@@ -64,40 +59,52 @@ struct TokenCommand: ParsableCommand {
             }
             return
         }
-        let key: TokenKey
-        do {
-            guard let loaded = try AuthKeyOptions.load(file: keyFile, environment: keyEnv, logger: nil) else { throw ValidationError("no key") }
-            key = loaded
-        } catch let error as TokenKey.LoadError {
-            throw ValidationError(error.description)
-        }
+        guard let signingKey = try key.load(logger: nil) else { throw ValidationError("no key") }
         let now = Int64(Date().timeIntervalSince1970)
         for index in 1...count {
             let claims = JoinClaims(
                 room: room!, identity: count == 1 ? identity! : "\(identity!)-\(index)", expires: now + expires.value.components.seconds,
                 issuedAt: now, rights: JoinRights(list: rights)!, streams: streams)
-            print(JoinToken.mint(claims, key: key))
+            print(JoinToken.mint(claims, key: signingKey))
         }
     }
 }
 
-/// The operator's key from a file or an environment variable (never an argument: /proc/PID/cmdline
-/// is world-readable).
-enum AuthKeyOptions {
-    static func load(file: String?, environment: String?, logger: Logger?) throws(TokenKey.LoadError) -> TokenKey? {
-        if let file {
-            var status = stat()
-            if stat(file, &status) == 0, status.st_mode & 0o077 != 0 {
-                logger?.warning("key file \(file) is readable by others (mode \(String(status.st_mode & 0o777, radix: 8))): chmod 600 it")
+/// The operator's key, from a file or an environment variable (never an argument: /proc/PID/cmdline
+/// is world-readable): `groupcast sfu` checks join tokens with it, `groupcast token` signs them.
+struct AuthKeyOptions: ParsableArguments {
+    @Option(help: "The operator's key file (`groupcast token --generate-key` makes one). The SFU with a key needs a join token signed with it in every REGISTER; without one it is open (trusted networks only).")
+    var authKeyFile: String?
+
+    @Option(help: "Like --auth-key-file, the key from this environment variable.")
+    var authKeyEnv: String?
+
+    /// Whether a key was named.
+    var isGiven: Bool { authKeyFile != nil || authKeyEnv != nil }
+
+    func validate() throws {
+        guard authKeyFile == nil || authKeyEnv == nil else { throw ValidationError("--auth-key-file and --auth-key-env: one key, not two") }
+    }
+
+    /// The key named, or nil when none is; warns (with a `logger`) about a key file others may read.
+    func load(logger: Logger?) throws(ValidationError) -> TokenKey? {
+        do {
+            if let authKeyFile {
+                var status = stat()
+                if stat(authKeyFile, &status) == 0, status.st_mode & 0o077 != 0 {
+                    logger?.warning("key file \(authKeyFile) is readable by others (mode \(String(status.st_mode & 0o777, radix: 8))): chmod 600 it")
+                }
+                return try TokenKey(contentsOfFile: authKeyFile)
             }
-            return try TokenKey(contentsOfFile: file)
-        }
-        if let environment {
-            guard let text = ProcessInfo.processInfo.environment[environment] else {
-                throw TokenKey.LoadError(description: "environment variable \(environment) is not set")
+            if let authKeyEnv {
+                guard let text = ProcessInfo.processInfo.environment[authKeyEnv] else {
+                    throw TokenKey.LoadError(description: "environment variable \(authKeyEnv) is not set")
+                }
+                return try TokenKey(text: text)
             }
-            return try TokenKey(text: text)
+            return nil
+        } catch {
+            throw ValidationError("\(error)")
         }
-        return nil
     }
 }

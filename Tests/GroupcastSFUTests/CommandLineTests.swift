@@ -119,7 +119,7 @@ import Testing
         var status = stat()
         #expect(stat(key, &status) == 0 && status.st_mode & 0o777 == 0o600)
         #expect(try run(["token", "--generate-key", key]).0 != 0)  // never overwritten
-        let (minted, text) = try run(["token", "--key-file", key, "--room", "cli", "--identity", "p", "--count", "2", "--expires", "10m"])
+        let (minted, text) = try run(["token", "--auth-key-file", key, "--room", "cli", "--identity", "p", "--count", "2", "--expires", "10m"])
         #expect(minted == 0, "\(text)")
         try text.write(toFile: tokens, atomically: true, encoding: .utf8)
         #expect(text.split(separator: "\n").count == 2)
