@@ -31,7 +31,7 @@ public struct Demo {
         guard geteuid() == 0 else {
             throw .failed("needs root: it creates network namespaces and veth links (run it with sudo)")
         }
-        let executable = try GroupcastExecutable.path()
+        let groupcast = try GroupcastExecutable()
         let topology = Topology.sfuStar(clients: clients)
         let logs = RunDirectory(prefix: Topology.starPrefix)
         Topology.removeStale()
@@ -45,7 +45,7 @@ public struct Demo {
             say(auth ? "authentication on: a fresh key per backend, one join token per participant (--no-auth: open SFU)" : "authentication off (--no-auth): the SFU is open")
             for backend in backends {
                 guard !stop.received else { break }
-                results.append(try runOnce(backend: backend, topology: topology, logs: logs, stop: stop, executable: executable))
+                results.append(try runOnce(backend: backend, topology: topology, logs: logs, stop: stop, groupcast: groupcast))
             }
         } catch {
             failure = "\(error)"
@@ -60,7 +60,7 @@ public struct Demo {
         say("removed namespaces and links \(Topology.starPrefix)-*")
     }
 
-    func runOnce(backend: ForwarderBackend, topology: Topology, logs: RunDirectory, stop: StopSignal, executable: String) throws -> DemoResult {
+    func runOnce(backend: ForwarderBackend, topology: Topology, logs: RunDirectory, stop: StopSignal, groupcast: GroupcastExecutable) throws -> DemoResult {
         let statsFile = logs.path + "/sfu-\(backend).json"
         var processes = ProcessGroup()
         defer { processes.terminateAll() }
@@ -77,9 +77,8 @@ public struct Demo {
             }
         }
         let sfu = try processes.start(
-            "/usr/sbin/ip",
-            ["netns", "exec", topology.sfuNamespace, executable, "sfu", "--backend", backend.rawValue, "--stats-file", statsFile,
-             "--stats-interval", "250ms", "--log-level", "warning", "--capacity", "\(clients * participants + 8)"] + sfuAuth,
+            groupcast.sfu(in: topology, backend: backend, statsFile: statsFile, statsInterval: "250ms",
+                          capacity: clients * participants + 8, options: sfuAuth),
             output: logs.path + "/sfu-\(backend).log")
         // The SFU writes its first statistics once it is up.
         let up = Date().addingTimeInterval(10)
@@ -92,11 +91,9 @@ public struct Demo {
         var clientProcesses: [Process] = []
         for index in 1...clients {
             clientProcesses.append(try processes.start(
-                "/usr/sbin/ip",
-                ["netns", "exec", topology.clientNamespace(index), executable, "client", "--sfu", "\(topology.sfuAddress(client: index)):7000",
-                 "--local", "\(topology.clientAddress(index)):0", "--participants", "\(participants)", "--duration", "\(duration.seconds)",
-                 "--interval", "\(interval.seconds)", "--receive", receive.description, "--log-level", "warning",
-                 "--json-output", logs.path + "/client-\(backend)-\(index).json"] + (clientAuth[index] ?? []),
+                groupcast.client(in: topology, namespace: index, participants: participants, seconds: duration.seconds,
+                                 interval: interval.seconds, receive: receive.description,
+                                 report: logs.path + "/client-\(backend)-\(index).json", options: clientAuth[index] ?? []),
                 output: logs.path + "/client-\(backend)-\(index).log"))
         }
         let start = Date()

@@ -2,15 +2,17 @@
 import Glibc
 #endif
 import Foundation
+import GroupcastSFU
 
 /// Processes the lab started, ended by their ids (never by name).
 struct ProcessGroup {
     private(set) var processes: [Process] = []
 
-    mutating func start(_ path: String, _ arguments: [String], output: String) throws -> Process {
+    /// Starts `command` (its program's path first), its output and errors to the file `output`.
+    mutating func start(_ command: [String], output: String) throws -> Process {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
         FileManager.default.createFile(atPath: output, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
         process.standardOutput = handle
@@ -45,17 +47,45 @@ struct RunDirectory {
     }
 }
 
-/// The `groupcast` executable the lab runs as SFU and clients: beside this program (SwiftPM
-/// builds them into one directory), or `GROUPCAST` when set.
-enum GroupcastExecutable {
-    static func path() throws(LabError) -> String {
-        if let path = ProcessInfo.processInfo.environment["GROUPCAST"], !path.isEmpty { return path }
+/// The `groupcast` executable the lab runs as SFU and clients, beside this program (SwiftPM
+/// builds them into one directory) or `GROUPCAST` when set, and the one place that writes their
+/// command lines: the demo and the SFU benchmark run the same `groupcast sfu` and `groupcast
+/// client` in a ``Topology``'s namespaces, each adding its own options.
+struct GroupcastExecutable {
+    let path: String
+
+    init() throws(LabError) {
+        if let path = ProcessInfo.processInfo.environment["GROUPCAST"], !path.isEmpty {
+            self.path = path
+            return
+        }
         let beside = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
             .appendingPathComponent("groupcast").path
         guard FileManager.default.isExecutableFile(atPath: beside) else {
             throw .missingExecutable("no groupcast executable beside this program (\(beside)): build it (swift build --product groupcast) or set GROUPCAST")
         }
-        return beside
+        path = beside
+    }
+
+    /// `groupcast sfu` in `topology`'s SFU namespace with `backend`, statistics to `statsFile`
+    /// every `statsInterval`, room capacity `capacity`, then `options`.
+    func sfu(in topology: Topology, backend: ForwarderBackend, statsFile: String, statsInterval: String, capacity: Int,
+             options: [String] = []) -> [String] {
+        ["/usr/sbin/ip", "netns", "exec", topology.sfuNamespace, path, "sfu", "--backend", backend.rawValue,
+         "--stats-file", statsFile, "--stats-interval", statsInterval, "--capacity", "\(capacity)", "--log-level", "warning"]
+            + options
+    }
+
+    /// `groupcast client` in client namespace `index` of `topology`, against the SFU across its
+    /// link: `participants` sending for `seconds` every `interval` seconds (per stream), receiving
+    /// `receive`, the report as JSON to `report`, then `options`.
+    func client(in topology: Topology, namespace index: Int, participants: Int, seconds: Double, interval: Double,
+                receive: String, report: String, options: [String] = []) -> [String] {
+        ["/usr/sbin/ip", "netns", "exec", topology.clientNamespace(index), path, "client",
+         "--sfu", "\(topology.sfuAddress(client: index)):7000", "--local", "\(topology.clientAddress(index)):0",
+         "--participants", "\(participants)", "--duration", String(format: "%.3f", seconds),
+         "--interval", String(format: "%.6f", interval), "--receive", receive, "--json-output", report, "--log-level", "warning"]
+            + options
     }
 }
 

@@ -10,7 +10,7 @@ import GroupcastSFU
 /// Runs a ``BenchPlan``: topology, grid, capacity, fits, Amdahl, output files.
 public final class SFUBench {
     let plan: BenchPlan
-    let executable: String
+    let groupcast: GroupcastExecutable
     let topology: Topology
     let logs = RunDirectory(prefix: Topology.starPrefix)
     /// Client namespaces: enough for the largest grid session and the capacity runs.
@@ -26,7 +26,7 @@ public final class SFUBench {
     /// - Throws: ``LabError/missingExecutable(_:)`` when `groupcast` is not beside this program.
     public init(plan: BenchPlan) throws {
         self.plan = plan
-        executable = try GroupcastExecutable.path()
+        groupcast = try GroupcastExecutable()
         clientNamespaces = max(plan.clients.max() ?? 1, Self.capacityNamespaces)
         topology = Topology.sfuStar(clients: clientNamespaces)
         let grid = Double(plan.clients.count * plan.rates.count) * (plan.window + plan.warmup + 1.5)
@@ -148,11 +148,10 @@ public final class SFUBench {
         let issuer = try TokenIssuer(keyPath: keyPath)
         // Hundreds of participants register from each client namespace's one address at once:
         // the per-address control rate limit is raised for them.
-        var command = ["netns", "exec", topology.sfuNamespace, executable, "sfu", "--backend", backend.rawValue, "--stats-file", statsFile,
-                       "--stats-interval", "100ms", "--log-level", "warning", "--capacity", "\(capacity + 8)", "--keepalive-timeout", "30s",
-                       "--auth-key-file", keyPath, "--control-rate", "20000", "--control-burst", "20000"]
-        command = pinned(plan.sfuCPU, ["/usr/sbin/ip"] + command)
-        let sfu = try processes.start(command[0], Array(command.dropFirst()), output: logs.path + "/\(name).log")
+        let command = pinned(plan.sfuCPU, groupcast.sfu(
+            in: topology, backend: backend, statsFile: statsFile, statsInterval: "100ms", capacity: capacity + 8,
+            options: ["--keepalive-timeout", "30s", "--auth-key-file", keyPath, "--control-rate", "20000", "--control-burst", "20000"]))
+        let sfu = try processes.start(command, output: logs.path + "/\(name).log")
         let up = Date().addingTimeInterval(plan.quick ? 20 : 30)
         while !FileManager.default.fileExists(atPath: statsFile) {
             if !sfu.isRunning {
@@ -185,13 +184,10 @@ public final class SFUBench {
         let sizes = plan.sizes.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
         let json = logs.path + "/\(name).json"
         try? FileManager.default.removeItem(atPath: json)
-        let command = pinned(plan.clientCPU, [
-            "/usr/sbin/ip", "netns", "exec", topology.clientNamespace(index), executable, "client", "--sfu", "\(topology.sfuAddress(client: index)):7000",
-            "--local", "\(topology.clientAddress(index)):0", "--participants", "\(participants)", "--duration", String(format: "%.3f", seconds),
-            "--interval", String(format: "%.6f", plan.interval(rate: rate)), "--sizes", sizes, "--send", send, "--receive", receive,
-            "--log-level", "warning", "--json-output", json, "--token-file", tokens,
-        ])
-        let process = try processes.start(command[0], Array(command.dropFirst()), output: logs.path + "/\(name).log")
+        let command = pinned(plan.clientCPU, groupcast.client(
+            in: topology, namespace: index, participants: participants, seconds: seconds, interval: plan.interval(rate: rate),
+            receive: receive, report: json, options: ["--sizes", sizes, "--send", send, "--token-file", tokens]))
+        let process = try processes.start(command, output: logs.path + "/\(name).log")
         return (process, json)
     }
 
