@@ -2,19 +2,23 @@ import GroupUnicast
 import SystemPackage
 import Testing
 
-struct DeliveryCase: Sendable, CustomTestStringConvertible {
-    var backend: GroupSendBackend
+/// One byte-exact delivery case: what sends (a ``GroupSendBackend``, a ``GroupFlavor``) × address
+/// family × receivers; the suites of the socket, the kernel backend and the groups share it.
+struct DeliveryCase<Sender: Sendable>: Sendable, CustomTestStringConvertible {
+    var sender: Sender
     var family: AddressFamily
     var receivers: Int
 
     var testDescription: String {
-        "\(backend) \(family) × \(receivers)"
+        let sender = (sender as? any CustomTestStringConvertible)?.testDescription ?? "\(sender)"
+        return "\(sender) \(family) × \(receivers)"
     }
 
-    static func all(_ backends: [GroupSendBackend]) -> [DeliveryCase] {
-        backends.flatMap { backend in
+    /// Every sender × IPv4, IPv6 × each of `receivers`.
+    static func all(_ senders: [Sender], receivers: [Int]) -> [DeliveryCase] {
+        senders.flatMap { sender in
             [AddressFamily.ipv4, .ipv6].flatMap { family in
-                [1, 2, 64, 1024].map { DeliveryCase(backend: backend, family: family, receivers: $0) }
+                receivers.map { DeliveryCase(sender: sender, family: family, receivers: $0) }
             }
         }
     }
@@ -24,10 +28,10 @@ extension GroupUnicastTests {
     /// Group sends through the backends that need no kernel module.
     @Suite("Group send, host backends")
     struct HostGroupSend {
-        @Test("byte-exact delivery to 1/2/64/1024 loopback receivers", arguments: DeliveryCase.all(hostBackends))
-        func byteExactDelivery(_ delivery: DeliveryCase) throws {
+        @Test("byte-exact delivery to 1/2/64/1024 loopback receivers", arguments: DeliveryCase.all(hostBackends, receivers: [1, 2, 64, 1024]))
+        func byteExactDelivery(_ delivery: DeliveryCase<GroupSendBackend>) throws {
             try GroupSendChecks.byteExactDelivery(
-                backend: delivery.backend, family: delivery.family, receivers: delivery.receivers)
+                backend: delivery.sender, family: delivery.family, receivers: delivery.receivers)
         }
 
         @Test("datagram over 65,507 bytes: EMSGSIZE for that recipient", arguments: hostBackends, [AddressFamily.ipv4, .ipv6])

@@ -2,24 +2,6 @@ import GroupUnicast
 import SystemPackage
 import Testing
 
-struct GroupDeliveryCase: Sendable, CustomTestStringConvertible {
-    var flavor: GroupFlavor
-    var family: AddressFamily
-    var members: Int
-
-    var testDescription: String {
-        "\(flavor.testDescription) \(family) × \(members)"
-    }
-
-    static func all(_ flavors: [GroupFlavor]) -> [GroupDeliveryCase] {
-        flavors.flatMap { flavor in
-            [AddressFamily.ipv4, .ipv6].flatMap { family in
-                [1, 64, 1000].map { GroupDeliveryCase(flavor: flavor, family: family, members: $0) }
-            }
-        }
-    }
-}
-
 extension GroupUnicastTests {
     /// Member groups kept in user space, sent through the host backends (no module needed).
     @Suite("Member groups, user space")
@@ -34,9 +16,9 @@ extension GroupUnicastTests {
             }
         }
 
-        @Test("batch of 3 payloads, byte-exact, to 1/64/1000 members", arguments: GroupDeliveryCase.all(userSpaceFlavors))
-        func byteExactDelivery(_ delivery: GroupDeliveryCase) throws {
-            try MemberGroupChecks.byteExactDelivery(delivery.flavor, family: delivery.family, members: delivery.members)
+        @Test("batch of 3 payloads, byte-exact, to 1/64/1000 members", arguments: DeliveryCase.all(userSpaceFlavors, receivers: [1, 64, 1000]))
+        func byteExactDelivery(_ delivery: DeliveryCase<GroupFlavor>) throws {
+            try MemberGroupChecks.byteExactDelivery(delivery.sender, family: delivery.family, members: delivery.receivers)
         }
 
         @Test("payload by payload, ascending member id; 70 payloads", arguments: userSpaceFlavors, [AddressFamily.ipv4, .ipv6])
@@ -94,9 +76,9 @@ extension GroupUnicastTests {
             #expect(try host.makeGroup().backend == .sendmmsg)
         }
 
-        @Test("batch of 3 payloads, byte-exact, to 1/64/1000 members", arguments: GroupDeliveryCase.all([.kernel]))
-        func byteExactDelivery(_ delivery: GroupDeliveryCase) throws {
-            try MemberGroupChecks.byteExactDelivery(delivery.flavor, family: delivery.family, members: delivery.members)
+        @Test("batch of 3 payloads, byte-exact, to 1/64/1000 members", arguments: DeliveryCase.all([GroupFlavor.kernel], receivers: [1, 64, 1000]))
+        func byteExactDelivery(_ delivery: DeliveryCase<GroupFlavor>) throws {
+            try MemberGroupChecks.byteExactDelivery(delivery.sender, family: delivery.family, members: delivery.receivers)
         }
 
         @Test("payload by payload, ascending member id; 70 payloads (two ioctls)", arguments: [AddressFamily.ipv4, .ipv6])
