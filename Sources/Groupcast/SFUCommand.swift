@@ -19,79 +19,9 @@ struct SFUCommand: ParsableCommand {
         discussion: "Control requests on --control, RTP media on --media (Docs/protocol.md). Stops cleanly on SIGINT or SIGTERM and prints final statistics."
     )
 
-    @Option(help: "Control address (REGISTER, SUBSCRIBE, ...).")
-    var control: SocketAddress = .ipv4(.any, port: 7000)
-
-    @Option(help: "Media (RTP) address.")
-    var media: SocketAddress = .ipv4(.any, port: 7002)
-
-    @Option(help: "Forwarding backend: socket (recvmsg + sendmsg per recipient), sendmmsg, sendgroup (kernel module), xdp (XDP/TC fast path in the kernel; root), ring (AF_XDP rings, Docs/ring.md). Default: the fastest socket backend available.")
-    var backend: ForwarderBackend = .fastestAvailable
-
-    @Option(name: .customLong("interface"), help: "xdp, ring: attach to this interface (repeatable). Default: the interface carrying --media, or for a wildcard address every interface that is up with an address (loopback excluded).")
-    var interfaces: [String] = []
-
-    @Option(help: "xdp: XDP attach mode: auto (native where the driver supports it), native or generic.")
-    var xdpMode: XDPMode = .automatic
-
-    @Option(help: "Room file (JSON): rooms, their capacity and static participants (Docs/protocol.md).")
-    var room: String?
-
-    @Option(help: "Capacity of each room created on first join, and of the room `default`.")
-    var capacity: Int = 64
-
-    @Option(help: "Most participants in all rooms.")
-    var maxParticipants: Int = 4096
-
-    @Option(help: "Most rooms.")
-    var maxRooms: Int = 256
-
-    @Flag(inversion: .prefixedNo, help: "Create a room when a REGISTER names one that does not exist (with authentication: when a valid token names it). Off: only the room file's rooms, or `default`.")
-    var roomCreation = true
-
-    @OptionGroup var authKey: AuthKeyOptions
-
-    @Option(help: "Control requests per second per source address (IPv4 address, IPv6 /64); 0: unlimited.")
-    var controlRate: Double = 200
-
-    @Option(help: "Control requests a source address may send in a burst.")
-    var controlBurst: Double = 400
-
-    @Option(help: "Remove a participant after this long without KEEPALIVE (e.g. 10s, 500ms).")
-    var keepaliveTimeout: DurationArgument = .init(.seconds(10))
-
-    @Flag(inversion: .prefixedNo, help: "Send every media packet back to its sender.")
-    var echo = true
-
-    @Option(help: "Datagrams per recvmmsg (sendmmsg and sendgroup backends), RX descriptors per batch (ring).")
-    var batch: Int = 64
-
-    @Option(help: "ring: the receive queue bound on each interface.")
-    var ringQueue: UInt32 = 0
-
-    @Option(help: "ring: how the AF_XDP sockets bind: auto (zero-copy where the driver offers it, else copy), copy, zerocopy.")
-    var ringMode: RingBindMode = .automatic
-
-    @Option(help: "ring: entries of each RX, TX, fill and completion ring (power of two).")
-    var ringSize: UInt32 = 4096
-
-    @Option(help: "ring: UMEM frames per interface (0: 2 x --ring-size + 2 x --batch).")
-    var ringFrames: UInt32 = 0
-
-    @Option(help: "ring: UMEM frame size, 2048 or 4096.")
-    var ringFrameSize: UInt32 = 2048
-
-    @Option(help: "SO_RCVBUF of the media socket in bytes (the kernel doubles it, capped by net.core.rmem_max).")
-    var receiveBuffer: Int = 4 << 20
-
-    @Option(help: "Receive-queue fill (0-1) above which VHQ is shed.")
-    var shedVhq: Double = 0.5
-
-    @Option(help: "Receive-queue fill (0-1) above which VSQ is shed too.")
-    var shedVsq: Double = 0.75
-
-    @Option(help: "Copies queued per slow receiver before its oldest are dropped.")
-    var backlog: Int = 64
+    @OptionGroup(title: "Control plane") var controlPlane: ControlPlaneOptions
+    @OptionGroup(title: "Join tokens") var authKey: AuthKeyOptions
+    @OptionGroup(title: "Forwarding (data plane)") var forwarding: ForwarderOptions
 
     @Option(help: "Print statistics every interval (0: only at exit).")
     var statsInterval: DurationArgument = .init(.seconds(1))
@@ -104,53 +34,14 @@ struct SFUCommand: ParsableCommand {
 
     @OptionGroup var logging: LoggingOptions
 
-    func validate() throws {
-        guard capacity >= 1 else { throw ValidationError("--capacity must be at least 1") }
-        guard maxParticipants >= 1 && maxRooms >= 1 else { throw ValidationError("--max-participants and --max-rooms must be at least 1") }
-        guard controlRate >= 0, controlRate == 0 || controlBurst >= 1 else { throw ValidationError("--control-rate must be >= 0 and --control-burst >= 1") }
-        guard batch >= 1 && batch <= 1024 else { throw ValidationError("--batch must be 1...1024") }
-        guard backlog >= 1 else { throw ValidationError("--backlog must be at least 1") }
-        guard ringSize.nonzeroBitCount == 1, ringSize <= 65536 else { throw ValidationError("--ring-size must be a power of two up to 65536") }
-        guard ringFrameSize == 2048 || ringFrameSize == 4096 else { throw ValidationError("--ring-frame-size must be 2048 or 4096") }
-        guard batch <= Int(ringSize) || backend != .ring else { throw ValidationError("--batch must not exceed --ring-size") }
-        guard 0 < shedVhq && shedVhq <= shedVsq && shedVsq <= 1 else {
-            throw ValidationError("need 0 < --shed-vhq <= --shed-vsq <= 1")
-        }
-        if !backend.needsInterface && (!interfaces.isEmpty || xdpMode != .automatic) {
-            throw ValidationError("--interface and --xdp-mode apply to the xdp backend, not \(backend)")
-        }
-    }
-
     func run() throws {
         let logger = logging.bootstrap(label: "groupcast.sfu")
-        var configuration = SFUServer.Configuration(controlAddress: control)
-        configuration.capacity = capacity
-        configuration.limits.maxParticipants = maxParticipants
-        configuration.limits.maxRooms = maxRooms
-        configuration.limits.allowRoomCreation = roomCreation
-        configuration.controlRateLimit = controlRate > 0 ? RateLimiter.Limit(rate: controlRate, burst: controlBurst) : nil
+        var configuration = try controlPlane.configuration()
         configuration.authKey = try authKey.load(logger: logger)
         if configuration.authKey == nil {
             logger.warning("no --auth-key-file: the SFU is open, anyone who reaches the control port may join any room (trusted networks only)")
         }
-        configuration.keepaliveTimeout = keepaliveTimeout.value
-        configuration.echo = echo
-        var forwarder = ForwarderConfiguration(backend: backend, mediaAddress: media)
-        forwarder.batchSize = batch
-        forwarder.receiveBufferSize = receiveBuffer
-        forwarder.shedVHQAt = shedVhq
-        forwarder.shedVSQAt = shedVsq
-        forwarder.backlogCapacity = backlog
-        forwarder.interfaces = interfaces
-        forwarder.xdpMode = xdpMode
-        forwarder.ringQueue = ringQueue
-        forwarder.ringBindMode = ringMode
-        forwarder.ringSize = ringSize
-        forwarder.ringFrameCount = ringFrames
-        forwarder.ringFrameSize = ringFrameSize
-        if let room {
-            do { configuration.room = try RoomFile.load(path: room) } catch { throw ValidationError(error.description) }
-        }
+        let forwarder = forwarding.configuration
         // Before anything is attached: a signal during start-up must reach the clean shutdown
         // below (the default action would leave the xdp backend's programs attached).
         let stop = StopSignal()
@@ -173,7 +64,7 @@ struct SFUCommand: ParsableCommand {
         }
         defer { metrics?.stop() }
         server.start()
-        logger.info("SFU up: \(configuration.authKey == nil ? "open" : "authenticated"), backend \(backend), control \((try? server.controlAddress).map { "\($0)" } ?? "?"), media \((try? server.mediaAddress).map { "\($0)" } ?? "?"), \(server.participants().count) static participants")
+        logger.info("SFU up: \(configuration.authKey == nil ? "open" : "authenticated"), backend \(forwarder.backend), control \((try? server.controlAddress).map { "\($0)" } ?? "?"), media \((try? server.mediaAddress).map { "\($0)" } ?? "?"), \(server.participants().count) static participants")
 
         let reporter = StatisticsReporter()
         let intervalNs = UInt64(max(0, statsInterval.value.components.seconds)) * 1_000_000_000 + UInt64(statsInterval.value.components.attoseconds / 1_000_000_000)
@@ -261,5 +152,3 @@ final class StatisticsReporter {
 
 func microseconds(_ ns: UInt64) -> String { String(format: "%.1f", Double(ns) / 1000) }
 
-extension RingBindMode: ExpressibleByArgument {}
-extension XDPMode: ExpressibleByArgument {}
