@@ -80,13 +80,11 @@ public struct Demo {
             groupcast.sfu(in: topology, backend: backend, statsFile: statsFile, statsInterval: "250ms",
                           capacity: clients * participants + 8, options: sfuAuth),
             output: logs.path + "/sfu-\(backend).log")
-        // The SFU writes its first statistics once it is up.
-        let up = Date().addingTimeInterval(10)
-        while !FileManager.default.fileExists(atPath: statsFile) {
-            guard sfu.isRunning else { throw LabError.processFailed("SFU", logs.tail("sfu-\(backend).log")) }
-            guard Date() < up else { throw LabError.processFailed("SFU did not start in 10 s", logs.tail("sfu-\(backend).log")) }
-            if stop.received { return DemoResult(backend: backend, sfu: nil, clients: []) }
-            usleep(50_000)
+        switch groupcast.waitUntilUp(sfu, statsFile: statsFile, within: 10, stop: stop) {
+        case .up: break
+        case .exited: throw LabError.processFailed("SFU", logs.tail("sfu-\(backend).log"))
+        case .timedOut: throw LabError.processFailed("SFU did not start in 10 s", logs.tail("sfu-\(backend).log"))
+        case .interrupted: return DemoResult(backend: backend, sfu: nil, clients: [])
         }
         var clientProcesses: [Process] = []
         for index in 1...clients {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import GroupcastCommandLine
 import GroupcastSFU
 
 /// Processes the lab started, ended by their ids (never by name).
@@ -74,6 +75,22 @@ struct GroupcastExecutable {
         ["/usr/sbin/ip", "netns", "exec", topology.sfuNamespace, path, "sfu", "--backend", backend.rawValue,
          "--stats-file", statsFile, "--stats-interval", statsInterval, "--capacity", "\(capacity)", "--log-level", "warning"]
             + options
+    }
+
+    /// How waiting for a `groupcast sfu` to come up ended.
+    enum Startup { case up, exited, timedOut, interrupted }
+
+    /// Waits until `sfu` has written its first statistics to `statsFile` (it does once it is up),
+    /// has exited, `seconds` have passed, or `stop` (when given) was received.
+    func waitUntilUp(_ sfu: Process, statsFile: String, within seconds: Double, stop: StopSignal? = nil) -> Startup {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !FileManager.default.fileExists(atPath: statsFile) {
+            guard sfu.isRunning else { return .exited }
+            guard Date() < deadline else { return .timedOut }
+            if stop?.received == true { return .interrupted }
+            usleep(20_000)
+        }
+        return .up
     }
 
     /// `groupcast client` in client namespace `index` of `topology`, against the SFU across its

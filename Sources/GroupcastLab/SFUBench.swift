@@ -152,17 +152,16 @@ public final class SFUBench {
             in: topology, backend: backend, statsFile: statsFile, statsInterval: "100ms", capacity: capacity + 8,
             options: ["--keepalive-timeout", "30s", "--auth-key-file", keyPath, "--control-rate", "20000", "--control-burst", "20000"]))
         let sfu = try processes.start(command, output: logs.path + "/\(name).log")
-        let up = Date().addingTimeInterval(plan.quick ? 20 : 30)
-        while !FileManager.default.fileExists(atPath: statsFile) {
-            if !sfu.isRunning {
-                sfu.waitUntilExit()
-                // The SFU's last words, without the logger's timestamp and label.
-                var log = logs.tail("\(name).log").split(separator: "\n").suffix(2).joined(separator: " | ")
-                if let range = log.range(of: "cannot start: ") { log = String(log[range.upperBound...]) }
-                throw LabError.backendUnavailable("the SFU with --backend \(backend) exited \(sfu.terminationStatus): \(log.isEmpty ? "no output" : log)")
-            }
-            guard Date() < up else { throw LabError.processFailed("SFU (\(backend)) did not start in time", logs.tail("\(name).log")) }
-            usleep(20_000)
+        switch groupcast.waitUntilUp(sfu, statsFile: statsFile, within: plan.quick ? 20 : 30) {
+        case .up: break
+        case .exited:
+            sfu.waitUntilExit()
+            // The SFU's last words, without the logger's timestamp and label.
+            var log = logs.tail("\(name).log").split(separator: "\n").suffix(2).joined(separator: " | ")
+            if let range = log.range(of: "cannot start: ") { log = String(log[range.upperBound...]) }
+            throw LabError.backendUnavailable("the SFU with --backend \(backend) exited \(sfu.terminationStatus): \(log.isEmpty ? "no output" : log)")
+        case .timedOut, .interrupted:
+            throw LabError.processFailed("SFU (\(backend)) did not start in time", logs.tail("\(name).log"))
         }
         return Session(sfu: sfu, statsFile: statsFile, name: name, issuer: issuer)
     }
