@@ -232,22 +232,21 @@ public final class SFUBench {
             }
             usleep(50_000)
         }
+        // The SFU's /proc sample, then its statistics: at the window's start and at its end.
+        func sample() throws -> (ProcSample, SFUSnapshot) {
+            guard let process = ProcSample.take(pid: session.sfu.processIdentifier) else {
+                throw LabError.processFailed("cannot read /proc of the SFU", logs.tail("\(session.name).log"))
+            }
+            guard let statistics = SFUSnapshot.load(session.statsFile) else {
+                let text = (try? String(contentsOfFile: session.statsFile, encoding: .utf8)) ?? "(missing)"
+                throw LabError.processFailed("cannot parse the SFU's statistics \(session.statsFile)", String(text.prefix(400)))
+            }
+            return (process, statistics)
+        }
         try wait(plan.warmup, session: session, what: what, base: 0)
-        guard let first = ProcSample.take(pid: session.sfu.processIdentifier) else {
-            throw LabError.processFailed("cannot read /proc of the SFU", logs.tail("\(session.name).log"))
-        }
-        guard let statsFirst = SFUSnapshot.load(session.statsFile) else {
-            let text = (try? String(contentsOfFile: session.statsFile, encoding: .utf8)) ?? "(missing)"
-            throw LabError.processFailed("cannot parse the SFU's statistics \(session.statsFile)", String(text.prefix(400)))
-        }
+        let (first, statsFirst) = try sample()
         try wait(window, session: session, what: what, base: plan.warmup)
-        guard let second = ProcSample.take(pid: session.sfu.processIdentifier) else {
-            throw LabError.processFailed("cannot read /proc of the SFU", logs.tail("\(session.name).log"))
-        }
-        guard let statsSecond = SFUSnapshot.load(session.statsFile) else {
-            let text = (try? String(contentsOfFile: session.statsFile, encoding: .utf8)) ?? "(missing)"
-            throw LabError.processFailed("cannot parse the SFU's statistics \(session.statsFile)", String(text.prefix(400)))
-        }
+        let (second, statsSecond) = try sample()
         let loadAfter = Double(MachineInfo.loadavg().split(separator: " ").first ?? "0") ?? 0
         var totals: [ClientStats] = []
         for (process, _, _) in clientRuns where process.isRunning { process.interrupt() }
