@@ -33,9 +33,6 @@
 
 #include "sg_internal.h"
 
-/* Larger entries are refused: nothing legitimate needs a page per member. */
-#define SG_MAX_MEMBER_SIZE	PAGE_SIZE
-
 struct sg_member {
 	u64 id;
 	union sg_sockaddr addr;
@@ -93,15 +90,16 @@ static int sg_cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* True when @ids (sorted) has a repeated id. */
-static bool sg_has_duplicates(const u64 *ids, u32 count)
+/* Sort the ids of one call: -EINVAL when one repeats. */
+static int sg_sort_ids(u64 *ids, u32 count)
 {
 	u32 i;
 
+	sort(ids, count, sizeof(*ids), sg_cmp_u64, NULL);
 	for (i = 1; i < count; i++)
 		if (ids[i] == ids[i - 1])
-			return true;
-	return false;
+			return -EINVAL;
+	return 0;
 }
 
 /* Member ids index the xarray, so they must fit an unsigned long. */
@@ -178,45 +176,39 @@ static int sg_members_from_user(const struct sendgroup_members_args *args,
 	struct sg_member **members;
 	u64 *ids;
 	u32 i;
-	int ret = 0;
+	int ret;
 
 	if (args->flags)
 		return -EINVAL;
-	if (!args->count)
-		return -EINVAL;
-	if (args->count > SENDGROUP_MAX_MEMBERS)
-		return -E2BIG;
-	if (args->member_size < SENDGROUP_MEMBER_SIZE_VER0)
-		return -EINVAL;
-	if (args->member_size > SG_MAX_MEMBER_SIZE)
-		return -E2BIG;
+	ret = sg_check_entries(args->count, SENDGROUP_MAX_MEMBERS, args->member_size,
+			       SENDGROUP_MEMBER_SIZE_VER0);
+	if (ret)
+		return ret;
 
 	members = kvcalloc(args->count, sizeof(*members), SG_GFP_CALLER);
 	ids = kvcalloc(args->count, sizeof(*ids), SG_GFP_CALLER);
 	if (!members || !ids) {
 		ret = -ENOMEM;
-		goto out_free;
+		goto out_free_members;
 	}
 	for (i = 0; i < args->count; i++) {
 		members[i] = sg_member_from_user(entries + (size_t)i * args->member_size,
 						 args->member_size);
 		if (IS_ERR(members[i])) {
 			ret = PTR_ERR(members[i]);
-			goto out_free;
+			goto out_free_members;
 		}
 		ids[i] = members[i]->id;
 		cond_resched();
 	}
-	sort(ids, args->count, sizeof(*ids), sg_cmp_u64, NULL);
-	if (sg_has_duplicates(ids, args->count)) {
-		ret = -EINVAL;
-		goto out_free;
-	}
+	ret = sg_sort_ids(ids, args->count);
+	if (ret)
+		goto out_free_members;
 	*out_members = members;
 	*out_ids = ids;
 	return 0;
 
-out_free:
+out_free_members:
 	if (members)
 		sg_free_members(members, args->count);
 	kvfree(members);
@@ -337,36 +329,31 @@ static long sg_group_ioctl_remove(struct sg_group *group, void __user *uargs)
 		ret = -ENOMEM;
 		goto out_free_ids;
 	}
-	sort(ids, args.count, sizeof(*ids), sg_cmp_u64, NULL);
-	if (sg_has_duplicates(ids, args.count)) {
-		ret = -EINVAL;
+	ret = sg_sort_ids(ids, args.count);
+	if (ret)
 		goto out_free_removed;
-	}
 
 	ret = mutex_lock_killable(&group->lock);
 	if (ret)
 		goto out_free_removed;
 	for (i = 0; i < args.count; i++) {
 		if (!sg_id_valid(ids[i]) || !xa_load(&group->members, ids[i])) {
-			mutex_unlock(&group->lock);
 			ret = -ENOENT;
-			goto out_free_removed;
+			goto out_unlock;
 		}
 	}
 	/* Sends that may still see the members finish first; later ones cannot. */
 	ret = down_write_killable(&group->walk_lock);
-	if (ret) {
-		mutex_unlock(&group->lock);
-		goto out_free_removed;
-	}
+	if (ret)
+		goto out_unlock;
 	for (i = 0; i < args.count; i++)
 		removed[i] = xa_erase(&group->members, ids[i]);
 	up_write(&group->walk_lock);
 	group->count -= args.count;
+out_unlock:
 	mutex_unlock(&group->lock);
-
+	/* What was erased above (nothing when the call failed): no send sees it. */
 	sg_free_members(removed, args.count);
-
 out_free_removed:
 	kvfree(removed);
 out_free_ids:
@@ -487,44 +474,56 @@ static int sg_group_send_check_writable(struct sg_group_send *gs,
 	return 0;
 }
 
+/* Release what sg_group_send_copy_payloads() copied, all or part of it. */
+static void sg_group_send_release_payloads(struct sg_group_send *gs)
+{
+	u32 i;
+
+	if (gs->payloads)
+		for (i = 0; i < gs->args.payload_count; i++)
+			sg_payload_release(&gs->payloads[i]);
+	sg_free_array(gs->payloads, gs->inline_payloads);
+	sg_free_array(gs->payload_descs, gs->inline_descs);
+}
+
+/* Copy the payload descriptors, check them, then every payload; on failure nothing is held. */
 static int sg_group_send_copy_payloads(struct sg_group *group, struct sg_group_send *gs)
 {
 	u32 i, count = gs->args.payload_count;
+	struct sendgroup_payload *descs;
 	int ret;
 
-	if (count <= SG_INLINE_PAYLOADS) {
-		gs->payload_descs = gs->inline_descs;
-		if (copy_from_user(gs->inline_descs, u64_to_user_ptr(gs->args.payloads),
-				   array_size(count, sizeof(*gs->payload_descs))))
-			return -EFAULT;
-	} else {
-		gs->payload_descs = sg_memdup_user(u64_to_user_ptr(gs->args.payloads),
-						   array_size(count, sizeof(*gs->payload_descs)));
-		if (IS_ERR(gs->payload_descs)) {
-			ret = PTR_ERR(gs->payload_descs);
-			gs->payload_descs = NULL;
-			return ret;
+	descs = sg_copy_array(gs->args.payloads, array_size(count, sizeof(*descs)),
+			      gs->inline_descs, sizeof(gs->inline_descs));
+	if (IS_ERR(descs))
+		return PTR_ERR(descs);
+	gs->payload_descs = descs;
+	for (i = 0; i < count; i++) {
+		if (descs[i].reserved) {
+			ret = -EINVAL;
+			goto out_release_payloads;
+		}
+		if (descs[i].len > SENDGROUP_MAX_DATAGRAM) {
+			ret = -EMSGSIZE;
+			goto out_release_payloads;
 		}
 	}
-	for (i = 0; i < count; i++) {
-		if (gs->payload_descs[i].reserved)
-			return -EINVAL;
-		if (gs->payload_descs[i].len > SENDGROUP_MAX_DATAGRAM)
-			return -EMSGSIZE;
+	gs->payloads = sg_alloc_array(count, sizeof(*gs->payloads), gs->inline_payloads,
+				      SG_INLINE_PAYLOADS);
+	if (!gs->payloads) {
+		ret = -ENOMEM;
+		goto out_release_payloads;
 	}
-	if (count <= SG_INLINE_PAYLOADS)
-		gs->payloads = gs->inline_payloads;
-	else
-		gs->payloads = kcalloc(count, sizeof(*gs->payloads), SG_GFP_CALLER);
-	if (!gs->payloads)
-		return -ENOMEM;
 	for (i = 0; i < count; i++) {
-		ret = sg_payload_copy(&gs->payloads[i], &group->pool, gs->payload_descs[i].data,
-				      gs->payload_descs[i].len);
+		ret = sg_payload_copy(&gs->payloads[i], &group->pool, descs[i].data, descs[i].len);
 		if (ret)
-			return ret;
+			goto out_release_payloads;
 	}
 	return 0;
+
+out_release_payloads:
+	sg_group_send_release_payloads(gs);
+	return ret;
 }
 
 static void sg_group_send_record_failure(struct sg_group_send *gs, u64 member_id,
@@ -587,7 +586,6 @@ static long sg_group_ioctl_send(struct sg_group *group,
 				struct sendgroup_group_send_args __user *uargs)
 {
 	struct sg_group_send *gs;
-	u32 i;
 	long ret;
 
 	gs = sg_group_send_get(group);
@@ -595,22 +593,20 @@ static long sg_group_ioctl_send(struct sg_group *group,
 		return -ENOMEM;
 	ret = sg_copy_args(&gs->args, sizeof(gs->args), SENDGROUP_GROUP_SEND_ARGS_SIZE_VER0, uargs);
 	if (ret)
-		goto out_free;
+		goto out_put_send_state;
 	ret = sg_group_send_check(&gs->args);
 	if (ret)
-		goto out_free;
+		goto out_put_send_state;
 	ret = sg_group_send_check_writable(gs, uargs);
 	if (ret)
-		goto out_free;
+		goto out_put_send_state;
 	ret = sg_check_udp_socket(group->sock);
 	if (ret)
-		goto out_free;
+		goto out_put_send_state;
 	ret = sg_group_send_copy_payloads(group, gs);
 	if (ret)
-		goto out_release_payloads;
-	ret = sg_sender_init(&gs->sender, group->sock, gs->args.msg_flags, &group->pool);
-	if (ret)
-		goto out_release_sender;
+		goto out_put_send_state;
+	sg_sender_init(&gs->sender, group->sock, gs->args.msg_flags, &group->pool);
 
 	ret = down_read_killable(&group->walk_lock);
 	if (ret)
@@ -632,15 +628,8 @@ static long sg_group_ioctl_send(struct sg_group *group,
 
 out_release_sender:
 	sg_sender_release(&gs->sender);
-out_release_payloads:
-	if (gs->payloads)
-		for (i = 0; i < gs->args.payload_count; i++)
-			sg_payload_release(&gs->payloads[i]);
-	if (gs->payloads != gs->inline_payloads)
-		kfree(gs->payloads);
-	if (gs->payload_descs != gs->inline_descs)
-		kvfree(gs->payload_descs);
-out_free:
+	sg_group_send_release_payloads(gs);
+out_put_send_state:
 	sg_group_send_put(group, gs);
 	return ret;
 }

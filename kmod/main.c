@@ -4,9 +4,10 @@
  *
  * /dev/sendgroup implements the sendgroup() call of Lahav et al., "Group
  * Unicast for the Real World" (NOSSDAV'08) as an ioctl (send.c), plus
- * kernel-resident groups whose members live in the kernel (group.c). This
- * file is the misc device: ioctl dispatch, SENDGROUP_IOC_INFO and the
- * counters under /sys/class/misc/sendgroup/stats/.
+ * kernel-resident groups whose members live in the kernel (group.c); the
+ * other files serve both (sg_internal.h lists them). This file is the misc
+ * device: ioctl dispatch, SENDGROUP_IOC_INFO and the counters under
+ * /sys/class/misc/sendgroup/stats/.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt

@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Shared by the parts of sendgroup.ko: the datagram sender (send.c), the
- * one-shot SENDGROUP_IOC_SEND (send.c), kernel-resident groups (group.c) and
- * the misc device (main.c).
+ * Shared by the parts of sendgroup.ko, one concern each:
+ *   main.c    the misc device: ioctl dispatch, SENDGROUP_IOC_INFO, counters
+ *   send.c    SENDGROUP_IOC_SEND, the one-shot send to a recipient list
+ *   group.c   kernel-resident groups: SENDGROUP_IOC_GROUP_CREATE, group fds
+ *   args.c    argument copying and checks shared by send.c and group.c
+ *   pages.c   payload pages: the shared payload, the arena, a group's pool
+ *   sender.c  one datagram: the direct path or sock_sendmsg(); the LSM probe
+ *   xmit.c    the direct path: datagrams built here, routes cached
  */
 #ifndef SG_INTERNAL_H
 #define SG_INTERNAL_H
@@ -151,23 +156,30 @@ struct sg_sender {
 	struct bio_vec bvec[SG_MAX_BVECS];	/* scratch: last, not initialised */
 };
 
+/* pages.c */
 void sg_pool_init(struct sg_page_pool *pool);
 void sg_pool_release(struct sg_page_pool *pool);
 int sg_payload_copy(struct sg_payload *payload, struct sg_page_pool *pool, u64 uptr, u32 len);
 void sg_payload_release(struct sg_payload *payload);
+void sg_payload_bvecs(const struct sg_payload *payload, struct bio_vec *bvec, unsigned int *nr);
+int sg_arena_copy(struct sg_arena *arena, const struct sg_bytes *bytes,
+		  struct bio_vec *bvec, unsigned int *nr);
+unsigned int sg_arena_bvecs(const struct sg_arena *arena, u32 len);
+void sg_arena_release_retired(struct sg_arena *arena);
+void sg_arena_release(struct sg_arena *arena);
 
-int sg_sender_init(struct sg_sender *sender, struct socket *sock, u32 msg_flags,
-		   struct sg_page_pool *pool);
+/* sender.c */
+void sg_sender_init(struct sg_sender *sender, struct socket *sock, u32 msg_flags,
+		    struct sg_page_pool *pool);
 void sg_sender_release(struct sg_sender *sender);
 int sg_send_datagram(struct sg_sender *sender, struct sg_route *route,
 		     const union sg_sockaddr *addr, int addrlen,
 		     const struct sg_bytes *prepend, const struct sg_payload *shared,
 		     const struct sg_bytes *append);
-unsigned int sg_arena_bvecs(const struct sg_arena *arena, u32 len);
 bool sg_send_interrupted(int ret);
-int sg_arena_copy(struct sg_arena *arena, const struct sg_bytes *bytes,
-		  struct bio_vec *bvec, unsigned int *nr);
+int sg_lsm_permits(struct socket *sock, const union sg_sockaddr *addr, int addrlen);
 
+/* xmit.c */
 void sg_route_init(struct sg_route *route);
 void sg_route_release(struct sg_route *route);
 bool sg_xmit_enabled(void);
@@ -176,13 +188,19 @@ int sg_xmit(struct sg_sender *sender, struct sg_route *route, const union sg_soc
 	    int addrlen, const struct sg_bytes *prepend, const struct sg_payload *shared,
 	    const struct sg_bytes *append);
 
-int sg_recipient_sockaddr(const struct sendgroup_recipient *r, union sg_sockaddr *sa);
-int sg_check_recipient(const struct sendgroup_recipient *r);
+/* args.c */
 void *sg_memdup_user(const void __user *src, size_t len);
+void *sg_copy_array(u64 uptr, size_t bytes, void *inline_buf, size_t inline_size);
+void *sg_alloc_array(u32 count, size_t size, void *inline_buf, u32 inline_count);
+void sg_free_array(void *array, void *inline_buf);
 int sg_copy_args(void *dst, size_t ksize, size_t ver0, const void __user *src);
+int sg_check_entries(u32 count, u32 max_count, u32 entry_size, u32 size_ver0);
 int sg_check_udp_socket(struct socket *sock);
 int sg_check_msg_flags(u32 msg_flags);
+int sg_check_recipient(const struct sendgroup_recipient *r);
+int sg_recipient_sockaddr(const struct sendgroup_recipient *r, union sg_sockaddr *sa);
 
+/* The ioctls of /dev/sendgroup beside SENDGROUP_IOC_INFO. */
 long sendgroup_ioctl_send(void __user *uargs);
 long sendgroup_ioctl_group_create(void __user *uargs);
 

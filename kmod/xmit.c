@@ -229,9 +229,7 @@ static int sg_xmit_attach(struct sg_sender *sender, struct sk_buff *skb,
 	u32 bytes = shared->len + append->len;
 	int ret;
 
-	for (i = 0; i < shared->nr_pages; i++)
-		bvec_set_page(&sender->bvec[nr++], shared->pages[i],
-			      min_t(unsigned int, shared->len - i * PAGE_SIZE, PAGE_SIZE), 0);
+	sg_payload_bvecs(shared, sender->bvec, &nr);
 	ret = sg_arena_copy(&sender->arena, append, sender->bvec, &nr);
 	if (ret)
 		return ret;
@@ -276,6 +274,78 @@ static unsigned int sg_path_mtu(const struct sock *sk, const struct dst_entry *d
 	return mtu;
 }
 
+/*
+ * The datagram to @dst for an IP header of @nhlen bytes: prepend in the
+ * linear part, the shared payload and append as frags, the UDP header pushed
+ * (checksum left to the caller). Any result but 0 has released @dst:
+ * SG_XMIT_FALLBACK when the datagram exceeds the path MTU or the frags an skb
+ * holds, else an errno.
+ */
+static int sg_xmit_build(struct sg_sender *sender, struct dst_entry *dst, unsigned int nhlen,
+			 __be16 dport, const struct sg_bytes *prepend,
+			 const struct sg_payload *shared, const struct sg_bytes *append,
+			 struct sk_buff **skbp)
+{
+	u32 ulen = sizeof(struct udphdr) + prepend->len + shared->len + append->len;
+	struct sk_buff *skb;
+	int err;
+
+	/*
+	 * Decided before anything is copied: a datagram that falls back is
+	 * built again by the sendmsg path, from the start.
+	 */
+	if (nhlen + ulen > sg_path_mtu(sender->sock->sk, dst) ||
+	    shared->nr_pages + sg_arena_bvecs(&sender->arena, append->len) > MAX_SKB_FRAGS) {
+		err = SG_XMIT_FALLBACK;
+		goto out_release_dst;
+	}
+	skb = sg_xmit_alloc(sender, dst, nhlen, prepend, &err);
+	if (!skb)
+		goto out_release_dst;
+	err = sg_xmit_attach(sender, skb, shared, append);
+	if (err)
+		goto out_free_skb;
+	sg_udp_header(skb, inet_sk(sender->sock->sk)->inet_sport, dport);
+	*skbp = skb;
+	return 0;
+
+out_free_skb:
+	kfree_skb(skb);
+out_release_dst:
+	dst_release(dst);
+	return err;
+}
+
+/*
+ * The IP layer's answer @err for one datagram, counted and reported as
+ * udp_send_skb() and udp_v6_send_skb() do: a full qdisc (-ENOBUFS) is not
+ * an error unless IP_RECVERR / IPV6_RECVERR is set.
+ */
+static int sg_xmit_result(struct sock *sk, int err)
+{
+	struct net *net = sock_net(sk);
+	bool v6 = sk->sk_family == AF_INET6;
+	int udp_mib = UDP_MIB_OUTDATAGRAMS;
+
+	if (err > 0)
+		err = net_xmit_errno(err);
+	if (err) {
+		if (v6)
+			IP6_INC_STATS(net, NULL, IPSTATS_MIB_OUTDISCARDS);
+		else
+			IP_INC_STATS(net, IPSTATS_MIB_OUTDISCARDS);
+		if (err != -ENOBUFS || (v6 ? sg_recverr6(sk) : sg_recverr4(sk)))
+			return err;
+		udp_mib = UDP_MIB_SNDBUFERRORS;
+		err = 0;
+	}
+	if (v6)
+		UDP6_INC_STATS(net, udp_mib, 0);
+	else
+		UDP_INC_STATS(net, udp_mib, 0);
+	return err;
+}
+
 /* ---- IPv4 --------------------------------------------------------------- */
 
 static void sg_flow_key4(struct sock *sk, struct sg_flow_key *key, u32 msg_flags)
@@ -314,53 +384,11 @@ static struct dst_entry *sg_route_lookup4(struct sock *sk, const struct sg_flow_
 	return &rt->dst;
 }
 
-/*
- * The datagram to @dst for an IP header of @nhlen bytes: prepend in the
- * linear part, the shared payload and append as frags, the UDP header pushed
- * (checksum left to the caller). Any result but 0 has released @dst:
- * SG_XMIT_FALLBACK when the datagram exceeds the path MTU or the frags an skb
- * holds, else an errno.
- */
-static int sg_xmit_build(struct sg_sender *sender, struct dst_entry *dst, unsigned int nhlen,
-			 __be16 dport, const struct sg_bytes *prepend,
-			 const struct sg_payload *shared, const struct sg_bytes *append,
-			 struct sk_buff **skbp)
-{
-	u32 ulen = sizeof(struct udphdr) + prepend->len + shared->len + append->len;
-	struct sk_buff *skb;
-	int err;
-
-	/*
-	 * Decided before anything is copied: a datagram that falls back is
-	 * built again by the sendmsg path, from the start.
-	 */
-	if (nhlen + ulen > sg_path_mtu(sender->sock->sk, dst) ||
-	    shared->nr_pages + sg_arena_bvecs(&sender->arena, append->len) > MAX_SKB_FRAGS) {
-		dst_release(dst);
-		return SG_XMIT_FALLBACK;
-	}
-	skb = sg_xmit_alloc(sender, dst, nhlen, prepend, &err);
-	if (!skb) {
-		dst_release(dst);
-		return err;
-	}
-	err = sg_xmit_attach(sender, skb, shared, append);
-	if (err) {
-		kfree_skb(skb);
-		dst_release(dst);
-		return err;
-	}
-	sg_udp_header(skb, inet_sk(sender->sock->sk)->inet_sport, dport);
-	*skbp = skb;
-	return 0;
-}
-
 static int sg_xmit4(struct sg_sender *sender, struct sg_route *route,
 		    const struct sockaddr_in *to, const struct sg_bytes *prepend,
 		    const struct sg_payload *shared, const struct sg_bytes *append)
 {
 	struct sock *sk = sender->sock->sk;
-	struct net *net = sock_net(sk);
 	__be32 daddr = to->sin_addr.s_addr;
 	struct sg_flow_key key;
 	union sg_inaddr saddr;
@@ -394,19 +422,7 @@ static int sg_xmit4(struct sg_sender *sender, struct sg_route *route,
 		dst_confirm_neigh(dst, &daddr);
 	skb_dst_set(skb, dst);
 	err = ip_build_and_send_pkt(skb, sk, saddr.v4, daddr, NULL, READ_ONCE(inet_sk(sk)->tos));
-	/* As udp_send_skb(): a full qdisc is not an error unless IP_RECVERR. */
-	if (err > 0)
-		err = net_xmit_errno(err);
-	if (err) {
-		IP_INC_STATS(net, IPSTATS_MIB_OUTDISCARDS);
-		if (err == -ENOBUFS && !sg_recverr4(sk)) {
-			UDP_INC_STATS(net, UDP_MIB_SNDBUFERRORS, 0);
-			err = 0;
-		}
-	} else {
-		UDP_INC_STATS(net, UDP_MIB_OUTDATAGRAMS, 0);
-	}
-	return err;
+	return sg_xmit_result(sk, err);
 }
 
 /* ---- IPv6 --------------------------------------------------------------- */
@@ -493,68 +509,7 @@ static int sg_xmit6(struct sg_sender *sender, struct sg_route *route,
 	skb_dst_set(skb, dst);
 	err = ip6_xmit(sk, skb, &fl6, READ_ONCE(sk->sk_mark), NULL, key.tos,
 		       READ_ONCE(sk->sk_priority));
-	if (err > 0)
-		err = net_xmit_errno(err);
-	if (err) {
-		IP6_INC_STATS(net, NULL, IPSTATS_MIB_OUTDISCARDS);
-		if (err == -ENOBUFS && !sg_recverr6(sk)) {
-			UDP6_INC_STATS(net, UDP_MIB_SNDBUFERRORS, 0);
-			err = 0;
-		}
-	} else {
-		UDP6_INC_STATS(net, UDP_MIB_OUTDATAGRAMS, 0);
-	}
-	return err;
-}
-
-/* ---- the LSM ------------------------------------------------------------ */
-
-/* A sendmsg() of INT_MAX bytes to @addr: -EMSGSIZE unless refused earlier. */
-static int sg_probe_sendmsg(struct socket *sock, const union sg_sockaddr *addr, int addrlen,
-			    bool ask_lsm)
-{
-	static const char unread;
-	struct kvec iov = { .iov_base = (void *)&unread, .iov_len = sizeof(unread) };
-	union sg_sockaddr name = *addr;	/* nothing may write to the member's copy */
-	struct msghdr msg = {
-		.msg_name = &name,
-		.msg_namelen = addrlen,
-		.msg_flags = MSG_DONTWAIT,
-	};
-
-	/* The count is what both UDP sendmsg paths check first; nothing reads the data. */
-	iov_iter_kvec(&msg.msg_iter, ITER_SOURCE, &iov, 1, INT_MAX);
-	if (ask_lsm)
-		return sock_sendmsg(sock, &msg);
-	return READ_ONCE(sock->ops)->sendmsg(sock, &msg, INT_MAX);
-}
-
-/*
- * Ask the LSM's socket_sendmsg hook about one datagram of the direct path,
- * which bypasses sock_sendmsg() (security_socket_sendmsg() is not exported
- * to modules): a sock_sendmsg() to the datagram's destination with a length
- * that udp_sendmsg() and udpv6_sendmsg() refuse (-EMSGSIZE) before they
- * read, charge or send anything, so the LSM sees the socket and the
- * destination as for the real datagram. Asked for every datagram: an LSM's
- * answer may depend on the destination and change at any moment (a BPF LSM
- * map update, a policy reload) with nothing a module can watch, so no
- * verdict is kept.
- *
- * Returns 0 when allowed; the LSM's errno when it refused; SG_XMIT_FALLBACK
- * when the answer was not the LSM's: the protocol alone, asked the same
- * question without the hook, does not say -EMSGSIZE either. The datagram
- * then takes sock_sendmsg() and gets the real answer there.
- */
-static int sg_lsm_permits(struct socket *sock, const union sg_sockaddr *addr, int addrlen)
-{
-	int ret = sg_probe_sendmsg(sock, addr, addrlen, true);
-
-	if (ret == -EMSGSIZE)
-		return 0;
-	if (sg_probe_sendmsg(sock, addr, addrlen, false) != -EMSGSIZE)
-		return SG_XMIT_FALLBACK;
-	sg_stat_add(lsm_refusals, 1);
-	return ret;
+	return sg_xmit_result(sk, err);
 }
 
 /*
