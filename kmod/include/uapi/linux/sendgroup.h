@@ -46,9 +46,18 @@
  * @prepend_len: length of @prepend in bytes.
  * @append_len:  length of @append in bytes.
  *
+ * A @port over 65535, or an IPv4 entry with bytes set past its address, a
+ * @scope_id or a @flowinfo, fails the whole call with EINVAL before anything
+ * is sent. In a one-shot send, @prepend and @append are read while that
+ * recipient's datagram is built: an unreadable one fails that recipient with
+ * -EFAULT. A datagram whose prepend, payload and append exceed 65535 bytes
+ * fails with -EMSGSIZE (that recipient or member only), as does anything
+ * else sendmsg() would refuse as too large.
+ *
  * Entries are versioned by size (struct sendgroup_send_args.recipient_size):
  * a caller may pass larger entries as long as the bytes this kernel does not
- * know are zero.
+ * know are zero (-E2BIG otherwise). An entry size below
+ * SENDGROUP_RECIPIENT_SIZE_VER0 is -EINVAL, one over a page -E2BIG.
  */
 struct sendgroup_recipient {
 	__u32 family;
@@ -71,17 +80,22 @@ struct sendgroup_recipient {
  * whose unknown tail is not all zero is -E2BIG.
  *
  * @size:            sizeof(struct sendgroup_send_args) as the caller knows it.
- * @fd:              the caller's UDP socket (AF_INET or AF_INET6, SOCK_DGRAM).
- * @flags:           SENDGROUP_SEND_* flags; none are defined yet: must be 0.
+ * @fd:              the caller's UDP socket (AF_INET or AF_INET6, SOCK_DGRAM):
+ *                   EBADF or ENOTSOCK when it is none, EPROTONOSUPPORT for
+ *                   any other socket, EINVAL while it is corked (UDP_CORK,
+ *                   or a pending MSG_MORE datagram).
+ * @flags:           SENDGROUP_SEND_* flags; none are defined yet: must be 0
+ *                   (EINVAL).
  * @msg_flags:       sendmsg() flags applied to every datagram; only those in
- *                   SENDGROUP_MSG_FLAGS are accepted (MSG_MORE is not: a
- *                   group send never corks the socket).
+ *                   SENDGROUP_MSG_FLAGS are accepted, others are EINVAL
+ *                   (MSG_MORE among them: a group send never corks the socket).
  * @shared:          pointer to the shared payload (may be 0 when @shared_len is 0).
- * @shared_len:      bytes of shared payload, at most SENDGROUP_MAX_DATAGRAM.
+ * @shared_len:      bytes of shared payload, at most SENDGROUP_MAX_DATAGRAM
+ *                   (EMSGSIZE).
  * @recipient_size:  sizeof(struct sendgroup_recipient) as the caller knows it.
  * @recipients:      pointer to @recipient_count entries of @recipient_size bytes.
- * @recipient_count: 1..SENDGROUP_MAX_RECIPIENTS.
- * @reserved:        must be 0.
+ * @recipient_count: 1..SENDGROUP_MAX_RECIPIENTS (0 is EINVAL, more E2BIG).
+ * @reserved:        must be 0 (EINVAL).
  * @results:         optional pointer to @recipient_count __s32 slots, or 0;
  *                   each receives 0 or the negative errno of that recipient.
  *                   It must be writable when the call starts (EFAULT before
@@ -89,18 +103,28 @@ struct sendgroup_recipient {
  *                   call runs, the results are lost and the call still
  *                   returns the number sent, never EFAULT after sending.
  *
- * Returns the number of recipients whose datagram was sent, or a negative
- * errno when no recipient could be attempted. Memory the call needs for
- * @recipients and @results is charged to the caller's memory cgroup: ENOMEM
+ * The argument struct, @recipients and @shared are copied and checked, and
+ * @results is checked writable, before the first datagram: a call refused
+ * with one of the errors above, EFAULT (one of them unreadable, or @results
+ * not writable) or ENOMEM sends nothing.
+ *
+ * Returns the number of recipients whose datagram was sent (0 when every
+ * one failed: @results says why), or a negative errno when nothing was
+ * sent: a refused call, EINTR (below), or EFAULT when @results could not be
+ * written back. Memory the call needs for @recipients, @results and the
+ * shared payload's pages is charged to the caller's memory cgroup: ENOMEM
  * at its limit.
  *
  * Signals: a datagram waiting for send-buffer space (a blocking socket: no
- * MSG_DONTWAIT) is interrupted by any signal, as sendmsg() is; a fatal
- * signal also stops the call between recipients. Either way the call stops
- * there and is not restarted: the interrupted recipient and every later one
- * get -EINTR in @results, and the call returns the number sent, or -EINTR
- * when that is 0 (nothing was sent: retrying the whole call is safe). A
- * signal that arrives while no datagram waits changes nothing.
+ * MSG_DONTWAIT) is interrupted by any signal the caller does not block or
+ * ignore, as sendmsg() is; a fatal signal also stops the call between
+ * recipients. Either way the call stops there and is not restarted: the
+ * interrupted recipient and every later one get -EINTR in @results, and the
+ * call returns the number sent, or -EINTR when that is 0 (nothing was sent:
+ * retrying the whole call is safe). A non-fatal signal that arrives between
+ * datagrams stays pending until the call returns: the call goes on, and the
+ * first later datagram that has to wait for buffer space is interrupted at
+ * once.
  */
 struct sendgroup_send_args {
 	__u32 size;
@@ -157,9 +181,11 @@ struct sendgroup_info {
  * Kernel-resident groups.
  *
  * SENDGROUP_IOC_GROUP_CREATE on /dev/sendgroup returns a new file descriptor
- * (O_CLOEXEC) for a group bound to a UDP socket. The group holds its own
- * reference to that socket: closing the caller's socket fd does not stop the
- * group; closing the group fd frees the group and drops the reference.
+ * (O_CLOEXEC) for a group bound to a UDP socket (checked as @fd of a
+ * one-shot send: at creation and again by every group send). The group
+ * holds its own reference to that socket: closing the caller's socket fd
+ * does not stop the group; closing the group fd frees the group and drops
+ * the reference.
  * Members live in the kernel; a group send passes only the payloads, so the
  * recipient array is not copied from user space on every call.
  */
@@ -199,15 +225,22 @@ struct sendgroup_member {
  * SENDGROUP_GROUP_IOC_ADD, _UPDATE: @members points to @count entries of
  * @member_size bytes (struct sendgroup_member, versioned by size like
  * recipients). SENDGROUP_GROUP_IOC_REMOVE: @members points to @count __u64
- * ids and @member_size must be 8. Each call is all or nothing: EINVAL if an
- * id repeats in the call; ADD fails with EEXIST if an id is already a
- * member, UPDATE and REMOVE with ENOENT if one is not; ENOSPC past
- * SENDGROUP_MAX_MEMBERS; ENOMEM when the caller's memory cgroup is at its
- * limit (members and their private bytes are charged to it). When REMOVE
- * returns, no send will reach the removed members any more; the same holds
- * for the old bytes after UPDATE. REMOVE and UPDATE wait for sends on the
- * same group that are running (a send on a blocking socket may wait for
- * buffer space); they are killable, and never wait for another group.
+ * ids and @member_size must be 8 (EINVAL). Entries are checked as recipients
+ * of a one-shot send (EINVAL, E2BIG), their prepend and append are copied in
+ * (EFAULT when unreadable; EMSGSIZE past SENDGROUP_MAX_MEMBER_PRIVATE
+ * together); ids must fit the kernel's unsigned long (on 32-bit kernels ADD
+ * and UPDATE refuse others with EINVAL, REMOVE with ENOENT). Each call is
+ * all or nothing: EINVAL if an id repeats in the call; ADD fails with EEXIST
+ * if an id is already a member, UPDATE and REMOVE with ENOENT if one is not;
+ * E2BIG for more than SENDGROUP_MAX_MEMBERS entries, ENOSPC when the group
+ * would hold more; ENOMEM when the caller's memory cgroup is at its limit
+ * (members and their private bytes are charged to it). When REMOVE returns,
+ * no send will reach the removed members any more; the same holds for the
+ * old bytes after UPDATE. REMOVE and UPDATE wait for sends on the same group
+ * that are running (a send on a blocking socket may wait for buffer space);
+ * ADD waits for no send, only behind a REMOVE or UPDATE of the same group
+ * that does. All three are killable (EINTR), and never wait for another
+ * group.
  */
 struct sendgroup_members_args {
 	__u32 size;
@@ -258,9 +291,12 @@ struct sendgroup_failure {
  * @failures is optional: 0 means no records, whatever @failure_capacity
  * says; @failure_count is reported either way. Before the first datagram
  * the kernel writes 0 to @failure_count and clears the first
- * @failure_capacity records: memory that cannot be written fails the call
- * with EFAULT and nothing is sent. Once datagrams have left, the call
- * returns their number; a record it can no longer write (the caller
+ * @failure_capacity records (at most SENDGROUP_MAX_MEMBERS * @payload_count,
+ * as many as one call can fail): memory that cannot be written fails the
+ * call with EFAULT and nothing is sent; so do an unreadable or invalid
+ * payload (EFAULT, EINVAL, EMSGSIZE), a @payload_count of 0 (EINVAL) or over
+ * SENDGROUP_MAX_PAYLOADS (E2BIG) and ENOMEM. Once datagrams have left, the
+ * call returns their number; a record it can no longer write (the caller
  * unmapped or protected the memory during the call) is lost.
  *
  * Signals: as SENDGROUP_IOC_SEND. The interrupted datagram and every one the
