@@ -186,8 +186,12 @@ static __always_inline int gc_classify(void *ctx, int ctx_kind, void *data, void
 	 * port could be read (a malformed IP header), so drops <= rx. */
 	if (count && (pkt->to_port || ret == GC_PARSE_DROP))
 		gc_count(GC_STAT_RX, 1);
+	if (ret == GC_PARSE_DROP) {
+		gc_count(GC_STAT_DROP(pkt->drop), 1);
+		return ret;
+	}
 	if (ret != GC_PARSE_RTP) {
-		if (count || ret == GC_PARSE_DROP)
+		if (count)
 			gc_count(pkt->reason, 1);
 		return ret;
 	}
@@ -200,8 +204,8 @@ static __always_inline int gc_classify(void *ctx, int ctx_kind, void *data, void
 		return GC_PARSE_PASS;
 	}
 	if (!gc_from_origin(r, pkt)) {
-		pkt->reason = GC_STAT_DROP_SPOOFED;
-		gc_count(pkt->reason, 1);
+		pkt->drop = GC_DROP_SPOOFED;
+		gc_count(GC_STAT_DROP(pkt->drop), 1);
 		return GC_PARSE_DROP;
 	}
 	if (r->flags & GC_ROUTE_F_USERSPACE) {
@@ -359,7 +363,8 @@ struct gc_loop_ctx {
 	__u32 *cur;		/* current destination address in the packet */
 	__u16 *cur_port;	/* current destination port */
 	__u32 sent;
-	__u32 failed;
+	__u32 failed;		/* a rewrite failed at subscriber failed_at: the loop stopped */
+	__u32 failed_at;
 };
 
 /* bpf_loop() callback: send the copy for subscriber @i. */
@@ -373,17 +378,18 @@ static long gc_send_copy(__u32 i, void *data)
 		return 1;
 	s = &lc->route->subs[i];
 	if (s->family != lc->pkt->family) {
-		gc_count(GC_STAT_DROP_FAMILY, 1);
+		gc_count(GC_STAT_DROP(GC_DROP_FAMILY), 1);
 		return 0;
 	}
 	if (gc_set_dst(skb, lc->pkt, lc->cur, lc->cur_port, (const __u32 *)s->addr, s->port) ||
 	    /* dst_mac and src_mac are adjacent in the subscriber entry. */
 	    bpf_skb_store_bytes(skb, 0, s->dst_mac, 12, 0)) {
 		lc->failed = 1;
+		lc->failed_at = i;
 		return 1;	/* the packet is in an unknown state: stop */
 	}
 	if (bpf_clone_redirect(skb, s->ifindex, 0))
-		gc_count(GC_STAT_DROP_REDIRECT, 1);
+		gc_count(GC_STAT_DROP(GC_DROP_SEND_FAILED), 1);
 	else
 		lc->sent++;
 	return 0;
@@ -395,7 +401,7 @@ int groupcast_tc(struct __sk_buff *skb)
 	const struct gc_route *route = NULL;
 	struct gc_pkt pkt = {};
 	struct gc_loop_ctx lc = {};
-	__u32 cur[4], n, sent;
+	__u32 cur[4], n, sent, lost;
 	__u16 cur_port;
 	__u8 macs[12];
 	void *data, *data_end;
@@ -419,6 +425,11 @@ int groupcast_tc(struct __sk_buff *skb)
 	if (ret != GC_PARSE_RTP || !route)
 		return TC_ACT_OK;
 
+	n = route->n_subs;
+	if (n > GC_MAX_SUBSCRIBERS)
+		n = GC_MAX_SUBSCRIBERS;
+	/* Nothing sent yet: the whole route and the echo are lost. */
+	lost = n + (gc_cfg.echo ? 1 : 0);
 	if (gc_swap_addrs(skb, &pkt))
 		goto rewrite_failed;
 	cur[0] = pkt.saddr[0];
@@ -432,21 +443,23 @@ int groupcast_tc(struct __sk_buff *skb)
 	lc.pkt = &pkt;
 	lc.cur = cur;
 	lc.cur_port = &cur_port;
-	n = route->n_subs;
-	if (n > GC_MAX_SUBSCRIBERS)
-		n = GC_MAX_SUBSCRIBERS;
 	bpf_loop(n, gc_send_copy, &lc, 0);
-	if (lc.failed)
-		goto rewrite_failed;
+	/* The copies sent before a failed rewrite went out: they count. */
 	sent = lc.sent;
 	if (sent)
 		gc_count(GC_STAT_FORWARDED, sent);
+	if (lc.failed) {
+		/* The copy whose rewrite failed, those after it, and the echo. */
+		lost = n - lc.failed_at + (gc_cfg.echo ? 1 : 0);
+		goto rewrite_failed;
+	}
 
 	if (!gc_cfg.echo) {
 		gc_count(GC_STAT_CONSUMED, 1);
 		gc_record_delay(rx_ns);
 		return TC_ACT_SHOT;
 	}
+	lost = 1;	/* from here on, only the echo can be lost */
 	if (gc_set_dst(skb, &pkt, cur, &cur_port, pkt.saddr, pkt.sport))
 		goto rewrite_failed;
 	__builtin_memcpy(macs, pkt.eth_src, 6);
@@ -455,7 +468,7 @@ int groupcast_tc(struct __sk_buff *skb)
 		goto rewrite_failed;
 	ret = bpf_redirect(skb->ifindex, 0);
 	if (ret != TC_ACT_REDIRECT) {
-		gc_count(GC_STAT_DROP_REDIRECT, 1);
+		gc_count(GC_STAT_DROP(GC_DROP_SEND_FAILED), 1);
 		return TC_ACT_SHOT;
 	}
 	gc_count(GC_STAT_ECHOED, 1);
@@ -463,6 +476,7 @@ int groupcast_tc(struct __sk_buff *skb)
 	return ret;
 
 rewrite_failed:
-	gc_count(GC_STAT_DROP_REWRITE, 1);
+	/* Counted per copy not sent, never as forwarded. */
+	gc_count(GC_STAT_DROP(GC_DROP_REWRITE_FAILED), lost);
 	return TC_ACT_SHOT;
 }

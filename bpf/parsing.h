@@ -13,8 +13,8 @@
  *   GC_PARSE_OTHER  not a UDP datagram to the SFU port (or cannot be told):
  *                   leave it to the stack, count nothing.
  *   GC_PARSE_RTP    an RTP v2 packet to the SFU port; pkt is filled in.
- *   GC_PARSE_PASS   SFU-port traffic for user space (pkt->reason says why).
- *   GC_PARSE_DROP   malformed; never to be forwarded (pkt->reason says why).
+ *   GC_PARSE_PASS   SFU-port traffic for user space (pkt->reason, a GC_STAT_PASS_*, says why).
+ *   GC_PARSE_DROP   malformed; never to be forwarded (pkt->drop, an enum gc_drop, says why).
  * pkt->to_port is 1 once the UDP destination port matched (for GC_STAT_RX).
  * Malformed IPv4/IPv6 headers are dropped whatever their port: the stack
  * would discard them too, and their port cannot be trusted.
@@ -112,14 +112,16 @@ struct gc_pkt {
 	__u8  family;		/* GC_FAMILY_IPV4 / GC_FAMILY_IPV6 */
 	__u8  to_port;		/* the UDP destination port is the SFU port */
 	__u8  vlan;		/* one VLAN tag was skipped */
-	__u8  reason;		/* enum gc_stat, for GC_PARSE_PASS / GC_PARSE_DROP */
+	__u8  reason;		/* GC_PARSE_PASS: enum gc_stat (GC_STAT_PASS_*) */
+	__u8  drop;		/* GC_PARSE_DROP: enum gc_drop */
+	__u8  reserved[3];
 	__u8  eth_dst[6];
 	__u8  eth_src[6];
 };
 
-static __always_inline int gc_parse_drop(struct gc_pkt *pkt, enum gc_stat why)
+static __always_inline int gc_parse_drop(struct gc_pkt *pkt, enum gc_drop why)
 {
-	pkt->reason = why;
+	pkt->drop = why;
 	return GC_PARSE_DROP;
 }
 
@@ -291,7 +293,7 @@ static __always_inline int gc_parse_udp_rtp(void *data, void *data_end, struct u
 
 	gc_barrier_var(udp);
 	if ((void *)(udp + 1) > data_end)
-		return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
+		return gc_parse_drop(pkt, GC_DROP_TRUNCATED);
 	if (udp->dest != port_be)
 		return GC_PARSE_OTHER;
 	pkt->to_port = 1;
@@ -303,10 +305,10 @@ static __always_inline int gc_parse_udp_rtp(void *data, void *data_end, struct u
 	 * bad; shorter than the IP payload is trimmed (the rest is padding). */
 	ulen = bpf_ntohs(udp->len);
 	if (ulen > ip_payload_len || ulen < sizeof(*udp))
-		return gc_parse_drop(pkt, GC_STAT_DROP_UDP_LENGTH);
+		return gc_parse_drop(pkt, GC_DROP_UDP_LENGTH);
 	pkt->udp_len = ulen;
 	if (pkt->family == GC_FAMILY_IPV6 && udp->check == 0)
-		return gc_parse_drop(pkt, GC_STAT_DROP_UDP_CSUM_ZERO6);
+		return gc_parse_drop(pkt, GC_DROP_UDP_CSUM_ZERO6);
 	/* The stack's UDP receive drops a datagram whose checksum is wrong, and
 	 * accepts a local sender's whose checksum is offloaded (the field then
 	 * holds the pseudo-header sum only): what does not verify here goes to
@@ -319,19 +321,19 @@ static __always_inline int gc_parse_udp_rtp(void *data, void *data_end, struct u
 	rtp = (void *)(udp + 1);
 	gc_barrier_var(rtp);
 	if (ulen < sizeof(*udp) + GC_RTP_HDR_LEN || (void *)(rtp + 1) > data_end)
-		return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
+		return gc_parse_drop(pkt, GC_DROP_TRUNCATED);
 	/* The socket path drops media datagrams over 9216 bytes. */
 	if (ulen - sizeof(*udp) > GC_RTP_MAX_LEN)
-		return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
+		return gc_parse_drop(pkt, GC_DROP_TOO_LARGE);
 	if ((rtp->vpxcc >> 6) != 2)
-		return gc_parse_drop(pkt, GC_STAT_DROP_BAD_RTP_VERSION);
+		return gc_parse_drop(pkt, GC_DROP_BAD_RTP_VERSION);
 	/* RTCP multiplexed on the RTP port (RFC 5761 4): packet types 192-223. */
 	if (rtp->mpt >= 192 && rtp->mpt <= 223) {
 		pkt->reason = GC_STAT_PASS_RTCP;
 		return GC_PARSE_PASS;
 	}
 	if (!gc_rtp_valid(data, data_end, rtp, ulen - sizeof(*udp), pkt->l4_off + ulen - 1))
-		return gc_parse_drop(pkt, GC_STAT_DROP_BAD_RTP_HEADER);
+		return gc_parse_drop(pkt, GC_DROP_BAD_RTP_HEADER);
 	pkt->rtp_off = (void *)rtp - data;
 	pkt->ssrc = bpf_ntohl(rtp->ssrc);
 	return GC_PARSE_RTP;
@@ -367,20 +369,20 @@ static __always_inline int gc_parse_ipv4(void *data, void *data_end, struct iphd
 	__u16 frag;
 
 	if ((void *)(iph + 1) > data_end)
-		return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
+		return gc_parse_drop(pkt, GC_DROP_TRUNCATED);
 	if (iph->version != 4 || iph->ihl < 5)
-		return gc_parse_drop(pkt, GC_STAT_DROP_BAD_IP_HEADER);
+		return gc_parse_drop(pkt, GC_DROP_BAD_IP_HEADER);
 	hlen = iph->ihl * 4;
 	if ((void *)iph + hlen > data_end)
-		return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
+		return gc_parse_drop(pkt, GC_DROP_TRUNCATED);
 	tot_len = gc_len16(iph->tot_len);
 	if (tot_len < hlen)
-		return gc_parse_drop(pkt, GC_STAT_DROP_BAD_IP_HEADER);
+		return gc_parse_drop(pkt, GC_DROP_BAD_IP_HEADER);
 	/* Ethernet may pad short frames: bytes past tot_len are allowed. */
 	if ((void *)iph + tot_len > data_end)
-		return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
+		return gc_parse_drop(pkt, GC_DROP_TRUNCATED);
 	if (!gc_ipv4_csum_ok(data_end, iph, hlen))
-		return gc_parse_drop(pkt, GC_STAT_DROP_BAD_CHECKSUM);
+		return gc_parse_drop(pkt, GC_DROP_BAD_IP_CHECKSUM);
 	if (iph->protocol != IPPROTO_UDP)
 		return GC_PARSE_OTHER;
 
@@ -398,7 +400,7 @@ static __always_inline int gc_parse_ipv4(void *data, void *data_end, struct iphd
 		if ((void *)(udp + 1) > data_end || udp->dest != port_be)
 			return GC_PARSE_OTHER;
 		pkt->to_port = 1;
-		return gc_parse_drop(pkt, GC_STAT_DROP_FRAGMENT);
+		return gc_parse_drop(pkt, GC_DROP_FRAGMENT);
 	}
 	if (hlen > sizeof(*iph)) {
 		/* Options (source routes, ...): the stack decides, as it does
@@ -426,12 +428,12 @@ static __always_inline int gc_parse_ipv6(void *data, void *data_end, struct ipv6
 	int i;
 
 	if ((void *)(ip6 + 1) > data_end)
-		return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
+		return gc_parse_drop(pkt, GC_DROP_TRUNCATED);
 	if (ip6->version != 6)
-		return gc_parse_drop(pkt, GC_STAT_DROP_BAD_IP_HEADER);
+		return gc_parse_drop(pkt, GC_DROP_BAD_IP_HEADER);
 	plen = gc_len16(ip6->payload_len);
 	if ((void *)(ip6 + 1) + plen > data_end)
-		return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
+		return gc_parse_drop(pkt, GC_DROP_TRUNCATED);
 
 	pkt->family = GC_FAMILY_IPV6;
 	pkt->l3_off = (void *)ip6 - data;
@@ -448,7 +450,7 @@ static __always_inline int gc_parse_ipv6(void *data, void *data_end, struct ipv6
 		if (nexthdr != NEXTHDR_HOP && nexthdr != NEXTHDR_ROUTING && nexthdr != NEXTHDR_DEST)
 			break;
 		if ((void *)(opt + 1) > data_end)
-			return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
+			return gc_parse_drop(pkt, GC_DROP_TRUNCATED);
 		len = (opt->hdrlen + 1) * 8;
 		nexthdr = opt->nexthdr;
 		l4 += len;
@@ -460,7 +462,7 @@ static __always_inline int gc_parse_ipv6(void *data, void *data_end, struct ipv6
 
 		fh = l4;
 		if ((void *)(fh + 1) > data_end)
-			return gc_parse_drop(pkt, GC_STAT_DROP_TRUNCATED);
+			return gc_parse_drop(pkt, GC_DROP_TRUNCATED);
 		if (bpf_ntohs(fh->frag_off) & ~7)	/* a later fragment */
 			return GC_PARSE_OTHER;
 		udp = (void *)(fh + 1);
@@ -468,7 +470,7 @@ static __always_inline int gc_parse_ipv6(void *data, void *data_end, struct ipv6
 		    udp->dest != port_be)
 			return GC_PARSE_OTHER;
 		pkt->to_port = 1;
-		return gc_parse_drop(pkt, GC_STAT_DROP_FRAGMENT);
+		return gc_parse_drop(pkt, GC_DROP_FRAGMENT);
 	}
 	if (nexthdr != IPPROTO_UDP)
 		return GC_PARSE_OTHER;

@@ -189,6 +189,18 @@ public final class FastPath {
         return FastPathStats(counters: counters)
     }
 
+    /// Re-reads the interface's IPv4/IPv6 addresses into the fast path's local-address map (the
+    /// only destinations it replicates for): an address added since attach is served from now on,
+    /// a removed one no longer. Returns how many addresses the interface has.
+    @discardableResult
+    public func refreshLocalAddresses() throws(FastPathError) -> Int {
+        let h = try open()
+        var err = gcfp_error()
+        let count = gcfp_local_refresh(h, &err)
+        if count < 0 { throw FastPathError(err) }
+        return Int(count)
+    }
+
     /// The in-kernel path's processing delay (`struct gc_delay_hist`, summed over CPUs).
     public func delay() throws(FastPathError) -> DelayHistogram {
         let h = try open()

@@ -242,12 +242,11 @@ public final class RingForwarder: Forwarder {
         statistics.received = raw.pointee.received + raw.pointee.too_big
         statistics.forwarded = raw.pointee.forwarded
         statistics.echoed = raw.pointee.echoed
+        // The core counts by enum gc_drop, as DropReason.
         withUnsafeBytes(of: &raw.pointee.drops) { bytes in
-            let drops = bytes.bindMemory(to: UInt64.self)
-            let order: [DropReason] = [.malformed, .rtcp, .unknownSSRC, .spoofed, .shedVHQ, .shedVSQ, .headDrop, .sendFailed, .truncated]
-            for (index, reason) in order.enumerated() { statistics[reason] = drops[index] }
+            for (index, count) in bytes.bindMemory(to: UInt64.self).enumerated() { statistics.drops[index] = count }
         }
-        statistics[.truncated] += raw.pointee.too_big
+        statistics[.tooLarge] += raw.pointee.too_big
         statistics.transmitStalls = raw.pointee.tx_stalls
         statistics.transmitStallNanoseconds = raw.pointee.tx_stall_ns
         let histogram = withUnsafeBytes(of: &raw.pointee.delay_buckets) { bytes in
@@ -264,7 +263,16 @@ public final class RingForwarder: Forwarder {
         pendingTable.withLock { $0 = nil }
         var unresolved = installInCore(current)
         var lastResolve = monotonicNanoseconds()
+        var lastAddresses = lastResolve
         while gc_ring_load_int(stopFlag) == 0 {
+            // The ports serve media sent to their addresses: follow addresses added or removed.
+            if monotonicNanoseconds() &- lastAddresses > 2_000_000_000 {
+                lastAddresses = monotonicNanoseconds()
+                var err = gcfp_error()
+                if gc_ring_refresh_addresses(ring, &err) != 0 {
+                    logger.warning("ring: re-reading the interfaces' addresses: \(Self.message(err))")
+                }
+            }
             if let table = pendingTable.withLock({ table -> RoutingTable? in defer { table = nil }; return table }) {
                 current = table
                 unresolved = installInCore(current)

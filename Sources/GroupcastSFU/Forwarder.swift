@@ -162,7 +162,7 @@ public struct ForwardingEngine: Sendable {
     public mutating func process(_ datagram: ReceivedDatagram, pickup: UInt64, send: Send) -> UInt64 {
         statistics.received &+= 1
         if datagram.isTruncated {
-            statistics[.truncated] &+= 1
+            statistics[.tooLarge] &+= 1
             return pickup
         }
         return datagram.bytes.withUnsafeBytes { bytes in
@@ -176,7 +176,7 @@ public struct ForwardingEngine: Sendable {
         do {
             header = try RTPHeader.parse(bytes)
         } catch {
-            if case .rtcp = error { statistics[.rtcp] &+= 1 } else { statistics[.malformed] &+= 1 }
+            statistics[DropReason(error)] &+= 1
             return pickup
         }
         guard let route = table[header.ssrc] else {

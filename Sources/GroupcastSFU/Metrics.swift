@@ -117,38 +117,76 @@ public struct LatencyHistogram: Hashable, Sendable {
     public var mean: Double { count == 0 ? 0 : Double(sum) / Double(count) }
 }
 
-/// Why the forwarder dropped a datagram (or one copy of it).
-public enum DropReason: Int, CaseIterable, Hashable, Sendable, CustomStringConvertible, Codable {
-    /// Not an RTP v2 packet: too short, wrong version, truncated CSRC list or extension, bad padding.
-    case malformed
-    /// RTCP on the media port (not relayed by this SFU).
-    case rtcp
-    /// An SSRC no participant registered.
-    case unknownSSRC
-    /// A registered SSRC sent from an address other than its origin.
-    case spoofed
-    /// A VHQ packet shed because the SFU was behind.
-    case shedVHQ
-    /// A VSQ packet shed because the SFU was far behind.
-    case shedVSQ
-    /// A copy dropped from the head of a receiver's full backlog.
-    case headDrop
-    /// A copy the kernel refused for another reason (unreachable, too large, ...).
-    case sendFailed
-    /// A datagram larger than the receive buffer (cut by the kernel, `MSG_TRUNC`).
-    case truncated
+/// Why the forwarder dropped a datagram (or one copy of it): a view of `enum gc_drop`, the one list
+/// of drop reasons every data plane counts (bpf/include/groupcast_layout.h: the XDP/TC programs,
+/// the AF_XDP ring core and this process), so a frame two backends drop for the same cause moves
+/// the same counter. ``description`` is the reason's name there (`spoofed`, `unknown_ssrc`, ...).
+public struct DropReason: RawRepresentable, CaseIterable, Hashable, Sendable, CustomStringConvertible, Codable {
+    /// Index in `enum gc_drop`.
+    public let rawValue: Int
 
-    public var description: String {
-        switch self {
-        case .malformed: "malformed"
-        case .rtcp: "rtcp"
-        case .unknownSSRC: "unknown_ssrc"
-        case .spoofed: "spoofed"
-        case .shedVHQ: "shed_vhq"
-        case .shedVSQ: "shed_vsq"
-        case .headDrop: "head_drop"
-        case .sendFailed: "send_failed"
-        case .truncated: "truncated"
+    public init?(rawValue: Int) {
+        guard (0..<Int(GC_DROP_MAX.rawValue)).contains(rawValue) else { return nil }
+        self.rawValue = rawValue
+    }
+
+    private init(_ reason: gc_drop) { rawValue = Int(reason.rawValue) }
+
+    /// Every reason, in `enum gc_drop` order.
+    public static let allCases: [DropReason] = (0..<Int(GC_DROP_MAX.rawValue)).map { DropReason(rawValue: $0)! }
+
+    /// The reason called `name` in `enum gc_drop` (`spoofed`), if any.
+    public init?(name: String) {
+        guard let reason = Self.allCases.first(where: { $0.description == name }) else { return nil }
+        self = reason
+    }
+
+    public var description: String { String(cString: gc_drop_name(UInt32(rawValue))) }
+
+    /// Frame or header shorter than it says; RTP shorter than its 12-byte fixed header.
+    public static let truncated = DropReason(GC_DROP_TRUNCATED)
+    public static let badIPHeader = DropReason(GC_DROP_BAD_IP_HEADER)
+    public static let badIPChecksum = DropReason(GC_DROP_BAD_IP_CHECKSUM)
+    public static let fragment = DropReason(GC_DROP_FRAGMENT)
+    public static let udpLength = DropReason(GC_DROP_UDP_LENGTH)
+    public static let udpChecksumZero6 = DropReason(GC_DROP_UDP_CSUM_ZERO6)
+    public static let udpChecksum = DropReason(GC_DROP_UDP_CSUM)
+    public static let ipOptions = DropReason(GC_DROP_IP_OPTIONS)
+    public static let ipv6Extension = DropReason(GC_DROP_IPV6_EXT)
+    public static let vlan = DropReason(GC_DROP_VLAN)
+    public static let notLocal = DropReason(GC_DROP_NOT_LOCAL)
+    /// RTP version bits not 2.
+    public static let badRTPVersion = DropReason(GC_DROP_BAD_RTP_VERSION)
+    /// RTP CSRC list or header extension past the end, padding count 0 or past the payload.
+    public static let badRTPHeader = DropReason(GC_DROP_BAD_RTP_HEADER)
+    /// Larger than the receive buffer (cut by the kernel, `MSG_TRUNC`), a UMEM frame or 9216 bytes.
+    public static let tooLarge = DropReason(GC_DROP_TOO_LARGE)
+    /// RTCP on the media port (not relayed by this SFU).
+    public static let rtcp = DropReason(GC_DROP_RTCP)
+    /// An SSRC no participant registered.
+    public static let unknownSSRC = DropReason(GC_DROP_UNKNOWN_SSRC)
+    /// A registered SSRC sent from an address other than its origin.
+    public static let spoofed = DropReason(GC_DROP_SPOOFED)
+    /// A VHQ packet shed because the SFU was behind.
+    public static let shedVHQ = DropReason(GC_DROP_SHED_VHQ)
+    /// A VSQ packet shed because the SFU was far behind.
+    public static let shedVSQ = DropReason(GC_DROP_SHED_VSQ)
+    /// A copy dropped from the head of a receiver's full backlog.
+    public static let headDrop = DropReason(GC_DROP_HEAD_DROP)
+    /// A copy to a subscriber of the other address family (in-kernel path).
+    public static let family = DropReason(GC_DROP_FAMILY)
+    /// A copy the kernel refused (unreachable, too large, redirect failed, no next hop).
+    public static let sendFailed = DropReason(GC_DROP_SEND_FAILED)
+    /// A copy lost because a header rewrite failed (in-kernel path).
+    public static let rewriteFailed = DropReason(GC_DROP_REWRITE_FAILED)
+
+    /// The reason `RTPHeader.parse` refused a datagram for.
+    public init(_ error: RTPHeader.ParseError) {
+        switch error {
+        case .tooShort: self = .truncated
+        case .badVersion: self = .badRTPVersion
+        case .rtcp: self = .rtcp
+        case .truncatedHeader, .badPadding: self = .badRTPHeader
         }
     }
 }

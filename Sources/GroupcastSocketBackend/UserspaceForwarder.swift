@@ -38,7 +38,7 @@ public final class UserspaceForwarder: Forwarder {
         /// Copies queued per receiver while the socket pushes back.
         public var backlogCapacity: Int = 64
         /// Largest media datagram forwarded (jumbo frames fit); larger ones are dropped as
-        /// ``DropReason/truncated``.
+        /// ``DropReason/tooLarge``.
         public var maxDatagramSize: Int = 9216
         public init(bindAddress: SocketAddress) { self.bindAddress = bindAddress }
     }

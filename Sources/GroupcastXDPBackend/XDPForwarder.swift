@@ -40,7 +40,8 @@ public final class XDPForwarder: Forwarder {
         public var maxRoutes: UInt32 = 0
         /// How often unreachable receivers are retried.
         public var retryInterval: Duration = .milliseconds(25)
-        /// How often every next hop is resolved again (a neighbour may change its MAC address).
+        /// How often every next hop is resolved again (a neighbour may change its MAC address), and
+        /// the interfaces' addresses re-read into the programs' local-address map.
         public var refreshInterval: Duration = .seconds(2)
 
         public init(slowPath: UserspaceForwarder.Configuration) { self.slowPath = slowPath }
@@ -185,7 +186,16 @@ public final class XDPForwarder: Forwarder {
     private func program(_ state: inout State, now: UInt64, retryNow: Bool = false) throws(SFUError) {
         guard !state.closed else { return }
         let refresh = now &- state.lastRefresh >= nanoseconds(configuration.refreshInterval)
-        if refresh { state.lastRefresh = now }
+        if refresh {
+            state.lastRefresh = now
+            // The programs replicate only media sent to one of the interface's addresses: follow
+            // addresses added or removed since attach (until then the slow path serves them).
+            for fastPath in state.attachments {
+                do { try fastPath.refreshLocalAddresses() } catch {
+                    logger.warning("xdp: re-reading the addresses of \(fastPath.interface): \(error)")
+                }
+            }
+        }
         var wanted: [UInt32: Installed] = [:]
         for (ssrc, route) in state.table.routes {
             guard let origin = kernelAddress(route.origin) else {
@@ -318,9 +328,8 @@ public final class XDPForwarder: Forwarder {
     ///   passed up, plus what reached the slow path (so a passed packet counts once, when it is
     ///   handled);
     /// - forwarded/echoed: copies sent by the kernel plus the slow path's;
-    /// - drops: spoofed from `drop_spoofed`; malformed from the IP/UDP/RTP header drops;
-    ///   truncated from `drop_fragment` (a datagram over the MTU, which the fast path never
-    ///   reassembles); send_failed from failed redirects and rewrites;
+    /// - drops: the programs' drop counters (`drop_<reason>`, by `enum gc_drop`) added to the slow
+    ///   path's, reason by reason;
     /// - delay: the slow path's samples and the kernel's (XDP receive to the TC program's last
     ///   copy scheduled, `struct gc_delay_hist`), same buckets.
     public func statistics() -> ForwarderStatistics {
@@ -335,12 +344,7 @@ public final class XDPForwarder: Forwarder {
         merged.forwarded &+= kernel["forwarded"]
         merged.echoed &+= kernel["echoed"]
         merged.inKernel &+= kernelSent
-        merged[.spoofed] &+= kernel["drop_spoofed"]
-        merged[.malformed] &+= kernel["drop_truncated"] + kernel["drop_bad_ip_header"] + kernel["drop_udp_length"]
-            + kernel["drop_udp_csum_zero6"] + kernel["drop_bad_rtp_version"] + kernel["drop_bad_rtp_header"]
-            + kernel["drop_bad_checksum"]
-        merged[.truncated] &+= kernel["drop_fragment"]
-        merged[.sendFailed] &+= kernel["drop_family"] + kernel["drop_redirect"] + kernel["drop_rewrite"]
+        for reason in DropReason.allCases { merged[reason] &+= kernel["drop_\(reason)"] }
         for delay in kernelDelays() {
             merged.delay.merge(bucketCounts: delay.buckets, count: delay.count, sum: delay.sum, max: delay.max)
         }

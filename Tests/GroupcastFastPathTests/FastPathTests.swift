@@ -112,6 +112,11 @@ final class FastPathTests: XCTestCase {
         }
         let stats = try fp.stats()
         XCTAssertEqual(stats.counters.count, Int(GC_STAT_MAX.rawValue))
+        // The drop counters are enum gc_drop's reasons, by name, in order.
+        for reason in 0..<GC_DROP_MAX.rawValue {
+            XCTAssertEqual(stats.counters[Int(GC_STAT_DROP_FIRST.rawValue + reason)].name,
+                           "drop_" + String(cString: gc_drop_name(reason)))
+        }
         XCTAssertEqual(stats["forwarded"], 0)
         XCTAssertNil(stats["no such counter"])
 

@@ -195,19 +195,33 @@ import Testing
 /// `RTPHeader.parse` and the routes as the corpus gives it, so the XDP program, the ring core and
 /// this parser are held to one table.
 @Suite struct FrameCorpusTests {
+    /// One frame and its labels (bpf/tests/corpus/README.md): the XDP program's verdict and
+    /// counter, what the socket path and the ring core do with it.
     struct Frame {
-        var name: String, socket: String, payloadOffset: Int, bytes: [UInt8]
+        var name: String, verdict: String, counter: String, socket: String, ring: String, payloadOffset: Int, bytes: [UInt8]
     }
 
     static func load() throws -> (routes: Set<UInt32>, frames: [Frame]) {
+        let corpus = try loadWithEnvironment()
+        return (corpus.routes, corpus.frames)
+    }
+
+    /// The corpus with its `@` lines (`port`, `sfu_mac`, ...; `route` lines in `routeLines`).
+    static func loadWithEnvironment() throws -> (routes: Set<UInt32>, routeLines: [[String]], environment: [String: String], frames: [Frame]) {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../../bpf/tests/corpus/frames.txt").standardized.path
         let text = try String(contentsOfFile: path, encoding: .utf8)
-        var routes = Set<UInt32>(), frames: [Frame] = []
+        var routes = Set<UInt32>(), frames: [Frame] = [], routeLines: [[String]] = [], environment: [String: String] = [:]
         for line in text.split(separator: "\n") {
             if line.hasPrefix("@route ") {
-                let hex = line.split(separator: " ")[1].dropFirst(2)
-                if let ssrc = UInt32(hex, radix: 16) { routes.insert(ssrc) }
+                let fields = line.split(separator: " ").map(String.init)
+                if let ssrc = UInt32(fields[1].dropFirst(2), radix: 16) { routes.insert(ssrc) }
+                routeLines.append(Array(fields.dropFirst()))
+                continue
+            }
+            if line.hasPrefix("@") {
+                let fields = line.dropFirst().split(separator: " ", maxSplits: 1).map(String.init)
+                if fields.count == 2 { environment[fields[0]] = fields[1] }
                 continue
             }
             if line.hasPrefix("#") || line.hasPrefix("@") { continue }
@@ -221,17 +235,33 @@ import Testing
                 bytes.append(byte)
                 index = next
             }
-            frames.append(Frame(name: String(fields[0]), socket: String(fields[4]), payloadOffset: offset, bytes: bytes))
+            frames.append(Frame(
+                name: String(fields[0]), verdict: String(fields[1]), counter: String(fields[2]), socket: String(fields[4]),
+                ring: String(fields[5]), payloadOffset: offset, bytes: bytes))
         }
-        return (routes, frames)
+        return (routes, routeLines, environment, frames)
     }
 
     struct CorpusError: Error { var line: String }
 
+    /// DropReason is `enum gc_drop`: every reason once, by its name there, and each parse error
+    /// maps to the reason the XDP program counts for the same frame.
+    @Test func dropReasonsAreTheLayoutEnum() {
+        let names = DropReason.allCases.map(\.description)
+        #expect(names.count == Set(names).count && names.count > 20)
+        #expect(names.allSatisfy { !$0.isEmpty && $0 == $0.lowercased() })
+        for reason in DropReason.allCases { #expect(DropReason(name: reason.description) == reason) }
+        #expect(DropReason(rawValue: DropReason.allCases.count) == nil)
+        #expect(DropReason.spoofed.description == "spoofed" && DropReason.tooLarge.description == "too_large")
+        #expect(DropReason(RTPHeader.ParseError.tooShort(length: 4)) == .truncated)
+        #expect(DropReason(RTPHeader.ParseError.badVersion(1)) == .badRTPVersion)
+        #expect(DropReason(RTPHeader.ParseError.badPadding(count: 0, available: 3)) == .badRTPHeader)
+    }
+
     @Test func socketPathVerdictsMatchTheCorpus() throws {
         let (routes, frames) = try Self.load()
         var checked = 0
-        for frame in frames where ["forward", "unknown_ssrc", "spoofed", "rtcp", "malformed"].contains(frame.socket) {
+        for frame in frames where !["kernel", "none"].contains(frame.socket) {
             #expect(frame.payloadOffset >= 8, "\(frame.name): no UDP payload")
             guard frame.payloadOffset >= 8 else { continue }
             // The UDP datagram's payload, without Ethernet padding.
@@ -240,27 +270,23 @@ import Testing
             let payload = Array(frame.bytes[frame.payloadOffset..<max(end, frame.payloadOffset)])
             checked += 1
             switch frame.socket {
-            case "rtcp":
-                do {
-                    _ = try RTPHeader.parse(payload)
-                    Issue.record("\(frame.name): parsed, want rtcp")
-                } catch {
-                    if case .rtcp = error {} else { Issue.record("\(frame.name): \(error), want rtcp") }
-                }
-            case "malformed":
-                do {
-                    _ = try RTPHeader.parse(payload)
-                    Issue.record("\(frame.name): parsed, want malformed")
-                } catch {
-                    if case .rtcp = error { Issue.record("\(frame.name): rtcp, want malformed") }
-                }
-            default:
+            case "forward", "spoofed", "unknown_ssrc":
                 do {
                     let header = try RTPHeader.parse(payload)
                     // forward and spoofed are registered SSRCs (the origin check decides), unknown_ssrc is not.
                     #expect(routes.contains(header.ssrc) == (frame.socket != "unknown_ssrc"), "\(frame.name): SSRC \(header.ssrc)")
                 } catch {
                     Issue.record("\(frame.name): \(error), want \(frame.socket)")
+                }
+            default:
+                // A drop reason of the parser: the one enum gc_drop name the XDP program and the
+                // ring core count the frame under.
+                #expect(DropReason(name: frame.socket) != nil, "\(frame.name): \(frame.socket) is no drop reason")
+                do {
+                    _ = try RTPHeader.parse(payload)
+                    Issue.record("\(frame.name): parsed, want \(frame.socket)")
+                } catch {
+                    #expect(DropReason(error).description == frame.socket, "\(frame.name): \(error) is \(DropReason(error)), want \(frame.socket)")
                 }
             }
         }

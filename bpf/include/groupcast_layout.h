@@ -14,7 +14,7 @@
 
 #include <linux/types.h>
 
-#define GC_ABI_VERSION		3
+#define GC_ABI_VERSION		4
 
 /* Most subscribers one route replicates to inside the kernel. A route with
  * more is installed with GC_ROUTE_F_USERSPACE: its packets are still checked
@@ -66,7 +66,7 @@ struct gc_subscriber {
  * Value of the route map, keyed by the stream's SSRC (__u32, host byte order).
  * @origin_addr/@origin_port: the only source allowed to send on this SSRC
  *   (network byte order, IPv4 in the first 4 bytes); packets from anywhere
- *   else are dropped as GC_STAT_DROP_SPOOFED.
+ *   else are dropped as GC_DROP_SPOOFED.
  * @n_subs: number of valid entries in @subs (0..GC_MAX_SUBSCRIBERS).
  */
 struct gc_route {
@@ -110,12 +110,67 @@ struct gc_local_addr {
 #define GC_MAX_LOCAL_ADDRS	64
 
 /*
- * Per-CPU counters, indexed by enum gc_stat; the loader sums over CPUs.
- * Counting points: the XDP program counts what it sees (RX, PASS_*, DROP_*);
- * the TC program counts what it does (FORWARDED, ECHOED, CONSUMED,
- * DROP_REDIRECT) and, if the XDP program is not in front of it, the same
- * DROP_* reasons (XDP drops them first when attached, so nothing is counted
- * twice).
+ * Why a datagram, or one copy of it, was dropped: the one list of reasons of
+ * every data plane. The XDP/TC programs count them in their counters
+ * (GC_STAT_DROP(reason)), the AF_XDP ring core in struct gc_ring_stats, the
+ * SFU process in Swift's DropReason (a view of this enum, CGroupcastLayout),
+ * so a frame dropped by two backends for the same cause moves the same
+ * counter. X(NAME, "name", "why"): GC_DROP_NAME, its name for tools and
+ * metrics (gc_drop_name()).
+ * Per copy (counting copies, not datagrams): FAMILY, SEND_FAILED,
+ * REWRITE_FAILED, HEAD_DROP. Every other reason counts received datagrams.
+ */
+#define GC_DROP_REASONS(X) \
+	X(TRUNCATED, "truncated", "frame or header shorter than a header or than its length field says; RTP shorter than its 12-byte header") \
+	X(BAD_IP_HEADER, "bad_ip_header", "IPv4 version or IHL below 5, total length below the header; IPv6 version") \
+	X(BAD_IP_CHECKSUM, "bad_ip_checksum", "IPv4 header checksum wrong (ip_rcv drops it too)") \
+	X(FRAGMENT, "fragment", "a fragment of a datagram to the media port (never reassembled by a fast path)") \
+	X(UDP_LENGTH, "udp_length", "UDP length above the IP payload or below 8") \
+	X(UDP_CSUM_ZERO6, "udp_csum_zero6", "IPv6 UDP with checksum 0 (RFC 8200 8.1)") \
+	X(UDP_CSUM, "udp_csum", "UDP checksum does not verify (ring: no stack to tell an offloaded one from a forged one)") \
+	X(IP_OPTIONS, "ip_options", "IPv4 options (ring: no stack to judge them)") \
+	X(IPV6_EXT, "ipv6_ext", "IPv6 extension headers (ring: no stack to judge them)") \
+	X(VLAN, "vlan", "VLAN-tagged with a tag the data plane does not serve") \
+	X(NOT_LOCAL, "not_local", "not unicast to this host (ring: no stack to hand it to)") \
+	X(BAD_RTP_VERSION, "bad_rtp_version", "RTP version not 2") \
+	X(BAD_RTP_HEADER, "bad_rtp_header", "RTP CSRC list or header extension past the end, padding count 0 or past the header") \
+	X(TOO_LARGE, "too_large", "larger than the receive buffer, a UMEM frame, or 9216 bytes of RTP") \
+	X(RTCP, "rtcp", "RTCP on the media port (not relayed)") \
+	X(UNKNOWN_SSRC, "unknown_ssrc", "an SSRC nobody registered") \
+	X(SPOOFED, "spoofed", "a registered SSRC from a source other than its origin") \
+	X(SHED_VHQ, "shed_vhq", "VHQ shed while the SFU was behind") \
+	X(SHED_VSQ, "shed_vsq", "VSQ shed while the SFU was far behind") \
+	X(HEAD_DROP, "head_drop", "a copy dropped from the head of a receiver's full backlog") \
+	X(FAMILY, "family", "a copy to a subscriber of the other address family (not sent)") \
+	X(SEND_FAILED, "send_failed", "a copy the kernel refused (redirect or send failed, no next hop)") \
+	X(REWRITE_FAILED, "rewrite_failed", "a header rewrite helper failed: that copy (and the rest) not sent")
+
+#define GC_DROP_ENUM_ENTRY(id, name, why) GC_DROP_##id,
+enum gc_drop {
+	GC_DROP_REASONS(GC_DROP_ENUM_ENTRY)
+	GC_DROP_MAX
+};
+#undef GC_DROP_ENUM_ENTRY
+
+#define GC_DROP_NAME_ENTRY(id, name, why) name,
+#define GC_DROP_STAT_NAME_ENTRY(id, name, why) "drop_" name,
+
+/* The name of @reason ("spoofed"), NULL if out of range. */
+static inline const char *gc_drop_name(__u32 reason)
+{
+	static const char *const names[GC_DROP_MAX] = { GC_DROP_REASONS(GC_DROP_NAME_ENTRY) };
+
+	return reason < GC_DROP_MAX ? names[reason] : (const char *)0;
+}
+
+/*
+ * Per-CPU counters of the XDP/TC programs, indexed by enum gc_stat; the
+ * loader sums over CPUs. Counting points: the XDP program counts what it sees
+ * (RX, PASS_*, drops); the TC program counts what it does (FORWARDED, ECHOED,
+ * CONSUMED, the per-copy drops) and, if the XDP program is not in front of
+ * it, the same drop reasons (XDP drops them first when attached, so nothing
+ * is counted twice). Every datagram drop is also in RX (drops <= rx); the
+ * per-copy drops count copies.
  */
 enum gc_stat {
 	GC_STAT_RX = 0,			/* IP datagrams judged: to the SFU port, or dropped as malformed
@@ -129,19 +184,6 @@ enum gc_stat {
 					 * the fan-out limit, or a receiver not reachable yet) */
 	GC_STAT_PASS_RTCP,		/* RTCP (RFC 5761 muxed) on the media port: to user space */
 	GC_STAT_PASS_IPV6_EXT,		/* IPv6 with extension headers: to user space */
-	GC_STAT_DROP_TRUNCATED,		/* frame shorter than a header or than IP/UDP length says */
-	GC_STAT_DROP_BAD_IP_HEADER,	/* IPv4 version/IHL < 5/total length < header */
-	GC_STAT_DROP_FRAGMENT,		/* first fragment of a datagram to the SFU port */
-	GC_STAT_DROP_UDP_LENGTH,	/* UDP length above the IP payload length or below 8 */
-	GC_STAT_DROP_UDP_CSUM_ZERO6,	/* IPv6 UDP with checksum 0 (RFC 8200 8.1) */
-	GC_STAT_DROP_BAD_RTP_VERSION,	/* RTP version != 2 */
-	GC_STAT_DROP_SPOOFED,		/* registered SSRC from a source other than its origin */
-	GC_STAT_DROP_FAMILY,		/* subscriber family != packet family (copy skipped) */
-	GC_STAT_DROP_REDIRECT,		/* bpf_clone_redirect/bpf_redirect failed (copy lost) */
-	GC_STAT_DROP_REWRITE,		/* a header rewrite helper failed (copy or packet lost) */
-	GC_STAT_DROP_BAD_RTP_HEADER,	/* RTP CSRC list or header extension past the datagram's
-					 * end, or a padding count of 0 or past the header */
-	GC_STAT_DROP_BAD_CHECKSUM,	/* IPv4 header checksum wrong (ip_rcv drops it too) */
 	GC_STAT_PASS_IP_OPTIONS,	/* IPv4 with options: to the stack, which accepts or drops
 					 * them (source routes...) as for any socket */
 	GC_STAT_PASS_UDP_CSUM,		/* UDP checksum did not verify: to the stack, whose UDP
@@ -151,17 +193,19 @@ enum gc_stat {
 	GC_STAT_PASS_NOT_LOCAL,		/* not unicast to this host: Ethernet destination not the
 					 * interface's MAC, or IP destination not one of its addresses,
 					 * or a broadcast/multicast/loopback source: to the stack */
-	GC_STAT_MAX
+	GC_STAT_DROP_FIRST,		/* GC_STAT_DROP(reason): drops by enum gc_drop */
+	GC_STAT_MAX = GC_STAT_DROP_FIRST + GC_DROP_MAX
 };
+
+/* The counter of drop reason @reason (enum gc_drop). */
+#define GC_STAT_DROP(reason)	(GC_STAT_DROP_FIRST + (reason))
 
 /* Names for enum gc_stat, for tools: GC_STAT_NAMES[i] is counter i. */
 #define GC_STAT_NAMES { \
 	"rx", "rx_media", "forwarded", "echoed", "consumed", \
 	"pass_unknown_ssrc", "pass_fanout_limit", "pass_rtcp", "pass_ipv6_ext", \
-	"drop_truncated", "drop_bad_ip_header", "drop_fragment", "drop_udp_length", \
-	"drop_udp_csum_zero6", "drop_bad_rtp_version", "drop_spoofed", "drop_family", \
-	"drop_redirect", "drop_rewrite", "drop_bad_rtp_header", "drop_bad_checksum", \
-	"pass_ip_options", "pass_udp_csum", "pass_vlan", "pass_not_local" }
+	"pass_ip_options", "pass_udp_csum", "pass_vlan", "pass_not_local", \
+	GC_DROP_REASONS(GC_DROP_STAT_NAME_ENTRY) }
 
 /*
  * The delay histogram's buckets, for every data plane and the SFU's

@@ -205,12 +205,13 @@ static int capture_print(enum libbpf_print_level level, const char *fmt, va_list
 }
 
 static int if_mac(uint32_t ifindex, uint8_t mac[6]);
+static int obj_get(const char *dir, const char *name);
+static int read_state(int state_fd, struct gc_loader_state *st);
 
-int gcfp_local_fill(int map_fd, const char *ifname)
+static int local_addrs(const char *ifname, struct gc_local_addr *out, int max)
 {
 	struct ifaddrs *ifa, *i;
-	__u8 one = 1;
-	int n = 0, ret = 0;
+	int n = 0;
 
 	if (getifaddrs(&ifa))
 		return -errno;
@@ -228,14 +229,67 @@ int gcfp_local_fill(int map_fd, const char *ifname)
 		} else {
 			continue;
 		}
-		if (bpf_map_update_elem(map_fd, &key, &one, BPF_ANY)) {
-			ret = -errno;	/* E2BIG: more than GC_MAX_LOCAL_ADDRS */
+		if (n == max) {
+			n = -E2BIG;
 			break;
 		}
-		n++;
+		out[n++] = key;
 	}
 	freeifaddrs(ifa);
-	return ret ? ret : n;
+	return n;
+}
+
+int gcfp_local_fill(int map_fd, const char *ifname)
+{
+	struct gc_local_addr now[GC_MAX_LOCAL_ADDRS], key, next, *prev = NULL;
+	__u8 one = 1;
+	int n, i;
+
+	n = local_addrs(ifname, now, GC_MAX_LOCAL_ADDRS);
+	if (n < 0)
+		return n;
+	/* New ones first, then the stale ones out: an address kept is never
+	 * missing meanwhile. */
+	for (i = 0; i < n; i++)
+		if (bpf_map_update_elem(map_fd, &now[i], &one, BPF_ANY))
+			return -errno;
+	while (bpf_map_get_next_key(map_fd, prev, &next) == 0) {
+		for (i = 0; i < n && memcmp(&now[i], &next, sizeof(next)); i++)
+			;
+		if (i < n) {
+			key = next;
+			prev = &key;
+			continue;
+		}
+		if (bpf_map_delete_elem(map_fd, &next) && errno != ENOENT)
+			return -errno;
+		prev = NULL;	/* start over: the map changed under the walk */
+	}
+	return n;
+}
+
+int gcfp_local_refresh(struct gcfp_handle *h, struct gcfp_error *err)
+{
+	struct gc_loader_state state;
+	char ifname[IF_NAMESIZE];
+	int fd, ret;
+
+	gcfp_clear_error(err);
+	ret = read_state(h->state_fd, &state);
+	if (ret)
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, -ret, "reading %s/%s", h->pin_dir, GC_PIN_STATE);
+	if (!if_indextoname(state.ifindex, ifname))
+		return gcfp_fail(err, GCFP_ERR_NO_DEVICE, errno,
+				 "the interface of %s (index %u) is gone", h->pin_dir, state.ifindex);
+	fd = obj_get(h->pin_dir, GC_PIN_LOCAL);
+	if (fd < 0)
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "opening %s/%s", h->pin_dir, GC_PIN_LOCAL);
+	ret = gcfp_local_fill(fd, ifname);
+	close(fd);
+	if (ret < 0)
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, -ret, "recording the addresses of %s%s", ifname,
+				 ret == -E2BIG ? " (more than GC_MAX_LOCAL_ADDRS)" : "");
+	return ret;
 }
 
 /* Write libbpf's captured messages to @path, or (NULL) to IFACE.log in a new

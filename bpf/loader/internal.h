@@ -23,8 +23,9 @@ int gcfp_save_verifier_log(const char *path, const char *ifname, struct gcfp_err
  * after an RCU grace period). 0 or -errno (-E2BIG: the map is full). */
 int gcfp_route_install(int routes_fd, uint32_t ssrc, const struct gc_route *r);
 
-/* Record the current IPv4/IPv6 addresses of @ifname in the fast path's
- * "local" map (struct gc_local_addr -> 1). Their number, or -errno.
+/* Make the fast path's "local" map (struct gc_local_addr -> 1) hold exactly
+ * the current IPv4/IPv6 addresses of @ifname (new ones added, those gone
+ * deleted). Their number, or -errno (-E2BIG: over GC_MAX_LOCAL_ADDRS).
  * Defined in fastpath.c. */
 int gcfp_local_fill(int map_fd, const char *ifname);
 

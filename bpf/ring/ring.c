@@ -78,6 +78,10 @@ struct ring_port {
 	__u32 n_free, n_fill, n_tx, n_frames;
 	__u64 frame_mask;		/* frame address -> the frame's first byte */
 	__u32 tx_unkicked;		/* descriptors produced on TX since the last kick */
+	/* Every address of the interface (read_ip_addresses()): the destinations
+	 * served besides info.ipv4/ipv6; none for a simulated port. */
+	struct gc_local_addr local[GC_MAX_LOCAL_ADDRS];
+	__u32 n_local;
 };
 
 struct ring_copy {
@@ -501,6 +505,10 @@ static int for_this_port(const struct ring_port *p, const struct gc_pkt *pkt)
 	    (!loopback && (gc_addr_martian(pkt->family, pkt->saddr) ||
 			   gc_addr_martian(pkt->family, pkt->daddr))))
 		return 0;
+	for (__u32 i = 0; i < p->n_local; i++)
+		if (p->local[i].family == pkt->family &&
+		    !memcmp(p->local[i].addr, pkt->daddr, pkt->family == GC_FAMILY_IPV4 ? 4 : 16))
+			return 1;
 	if (pkt->family == GC_FAMILY_IPV4)
 		return memcmp(p->info.ipv4, zero, 4) && !memcmp(pkt->daddr, p->info.ipv4, 4);
 	return memcmp(p->info.ipv6, zero, 16) && !memcmp(pkt->daddr, p->info.ipv6, 16);
@@ -616,6 +624,45 @@ static int place_echo(struct gc_ring *ring, int index, __u64 addr, __u8 *data, _
 	return 0;
 }
 
+/* The IP length of the frame at @data made to end where its UDP datagram
+ * does (the parser checked UDP length <= IP payload; RTP has no IPv6
+ * extension headers here: those go to the stack). */
+static void trim_ip_length(__u8 *data, const struct gc_pkt *pkt)
+{
+	__u16 want = htons(pkt->l4_off - pkt->l3_off + pkt->udp_len);
+
+	if (pkt->family == GC_FAMILY_IPV4) {
+		struct iphdr *ip = (struct iphdr *)(data + pkt->l3_off);
+
+		if (ip->tot_len != want) {
+			csum_replace(&ip->check, &ip->tot_len, &want, 2);
+			ip->tot_len = want;
+		}
+	} else {
+		struct ipv6hdr *ip6 = (struct ipv6hdr *)(data + pkt->l3_off);
+
+		ip6->payload_len = htons(pkt->udp_len);
+	}
+}
+
+/* The drop reason of what the fast path passes to the stack (a GC_STAT_PASS_*):
+ * the ring has no stack behind it. */
+static int pass_reason(int stat)
+{
+	switch (stat) {
+	case GC_STAT_PASS_RTCP:
+		return GC_DROP_RTCP;
+	case GC_STAT_PASS_IP_OPTIONS:
+		return GC_DROP_IP_OPTIONS;
+	case GC_STAT_PASS_IPV6_EXT:
+		return GC_DROP_IPV6_EXT;
+	case GC_STAT_PASS_UDP_CSUM:
+		return GC_DROP_UDP_CSUM;
+	default:
+		return GC_DROP_NOT_LOCAL;
+	}
+}
+
 /* One received frame. Returns 1 when a delay sample was taken. */
 static int handle_frame(struct gc_ring *ring, int index, const struct xdp_desc *desc,
 			__u64 *pickup, const volatile int *stop)
@@ -630,32 +677,33 @@ static int handle_frame(struct gc_ring *ring, int index, const struct xdp_desc *
 	int kind, reason = -1;
 	__u64 done;
 
-	/* The fast path's parser (bpf/parsing.h): the same rules, the full RTP
-	 * header check included. What the fast path leaves to the stack (IPv4
-	 * options, VLAN tags, IPv6 extension headers, a UDP checksum that does
-	 * not verify) has no stack to go to here: dropped, counted as malformed.
-	 * A local sender's offloaded checksum (the pseudo-header sum only)
-	 * cannot be told from a forged one: senders over veth on this host
-	 * turn TX checksum offload off (Docs/ring.md). */
+	/* The fast path's parser (bpf/parsing.h): the same rules and the same
+	 * drop reasons, the full RTP header check included. What the fast path
+	 * leaves to the stack (IPv4 options, VLAN tags, IPv6 extension headers,
+	 * a UDP checksum that does not verify, frames not for this host) has no
+	 * stack to go to here: dropped under its own reason. A local sender's
+	 * offloaded checksum (the pseudo-header sum only) cannot be told from a
+	 * forged one: senders over veth on this host turn TX checksum offload
+	 * off (Docs/ring.md). */
 	kind = gc_parse(data, data + len, htons(ring->opts.port), &pkt, NULL, GC_CTX_USER);
-	if (kind == GC_PARSE_RTP && !for_this_port(p, &pkt))
-		kind = GC_PARSE_PASS;			/* not for this host: never replicated */
-	if (kind == GC_PARSE_PASS && pkt.reason == GC_STAT_PASS_RTCP)
-		reason = GC_RING_DROP_RTCP;
-	else if (kind == GC_PARSE_DROP && (pkt.reason == GC_STAT_DROP_FRAGMENT ||
-					   (pkt.reason == GC_STAT_DROP_TRUNCATED &&
-					    pkt.udp_len > GC_RTP_MAX_LEN + 8)))
-		reason = GC_RING_DROP_TRUNCATED;	/* larger than a frame: no reassembly here */
-	else if (kind != GC_PARSE_RTP || pkt.vlan)
-		reason = GC_RING_DROP_MALFORMED;
+	if (kind == GC_PARSE_DROP)
+		reason = pkt.drop;
+	else if (kind == GC_PARSE_PASS)
+		reason = pass_reason(pkt.reason);
+	else if (kind != GC_PARSE_RTP)
+		reason = GC_DROP_TRUNCATED;		/* the program redirected what the parser cannot read */
+	else if (pkt.vlan)
+		reason = GC_DROP_VLAN;
+	else if (!for_this_port(p, &pkt))
+		reason = GC_DROP_NOT_LOCAL;		/* not for this host: never replicated */
 	else if (!t || !(r = table_lookup(t, pkt.ssrc)))
-		reason = GC_RING_DROP_UNKNOWN_SSRC;
+		reason = GC_DROP_UNKNOWN_SSRC;
 	else if (!from_origin(r, &pkt))
-		reason = GC_RING_DROP_SPOOFED;
+		reason = GC_DROP_SPOOFED;
 	else if (r->stream_type == GC_STREAM_VHQ && ring->shed_level >= 1)
-		reason = GC_RING_DROP_SHED_VHQ;
+		reason = GC_DROP_SHED_VHQ;
 	else if (r->stream_type == GC_STREAM_VSQ && ring->shed_level >= 2)
-		reason = GC_RING_DROP_SHED_VSQ;
+		reason = GC_DROP_SHED_VSQ;
 	if (reason >= 0) {
 		s->drops[reason]++;
 		p->n_fill--;
@@ -663,13 +711,16 @@ static int handle_frame(struct gc_ring *ring, int index, const struct xdp_desc *
 		return 0;
 	}
 
-	/* Ethernet padding of short frames is not part of the datagram. */
+	/* Ethernet padding of short frames is not part of the datagram, nor is
+	 * what follows a UDP length below the IP payload (udp_rcv() trims it):
+	 * copies and echo carry the datagram, and their IP length says so. */
 	len = pkt.l4_off + pkt.udp_len;
+	trim_ip_length(data, &pkt);
 	for (i = 0; i < r->n_copies; i++) {
 		const struct ring_copy *c = &t->copies[r->first + i];
 
 		if (c->port < 0 || place_copy(ring, data, len, &pkt, c, stop))
-			s->drops[GC_RING_DROP_SEND_FAILED]++;
+			s->drops[GC_DROP_SEND_FAILED]++;
 		else
 			s->forwarded++;
 	}
@@ -677,7 +728,7 @@ static int handle_frame(struct gc_ring *ring, int index, const struct xdp_desc *
 		p->n_fill--;
 		frame_free(p, frame_base(ring, desc->addr));
 	} else if (place_echo(ring, index, desc->addr, data, len, &pkt, stop)) {
-		s->drops[GC_RING_DROP_SEND_FAILED]++;
+		s->drops[GC_DROP_SEND_FAILED]++;
 		p->n_fill--;
 		frame_free(p, frame_base(ring, desc->addr));
 	} else {
@@ -1033,9 +1084,64 @@ static int map_ring(struct ring_port *p, int which, struct gc_xsk_ring *r, const
 }
 
 /* The interface's MAC, first IPv4 and first global IPv6 address. */
-static int read_addresses(struct ring_port *p, struct gcfp_error *err)
+/* The port's addresses, read again: every one is a destination served
+ * (p->local), the first IPv4 and first global IPv6 address are also the
+ * copies' source (info.ipv4/ipv6, zero when it has none). */
+static int read_ip_addresses(struct ring_port *p, struct gcfp_error *err)
 {
 	struct ifaddrs *ifa, *a;
+	__u8 ipv4[4] = {}, ipv6[16] = {};
+	static const __u8 zero[16];
+	__u32 n = 0;
+
+	if (getifaddrs(&ifa) < 0)
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "getifaddrs");
+	for (a = ifa; a; a = a->ifa_next) {
+		struct gc_local_addr *l = &p->local[n];
+
+		if (!a->ifa_addr || strcmp(a->ifa_name, p->info.ifname) || n == GC_MAX_LOCAL_ADDRS)
+			continue;
+		memset(l, 0, sizeof(*l));
+		if (a->ifa_addr->sa_family == AF_INET) {
+			l->family = GC_FAMILY_IPV4;
+			memcpy(l->addr, &((struct sockaddr_in *)a->ifa_addr)->sin_addr, 4);
+			if (!memcmp(ipv4, zero, 4))
+				memcpy(ipv4, l->addr, 4);
+			n++;
+		} else if (a->ifa_addr->sa_family == AF_INET6) {
+			const struct in6_addr *in6 = &((struct sockaddr_in6 *)a->ifa_addr)->sin6_addr;
+
+			l->family = GC_FAMILY_IPV6;
+			memcpy(l->addr, in6, 16);
+			if (!IN6_IS_ADDR_LINKLOCAL(in6) && !memcmp(ipv6, zero, 16))
+				memcpy(ipv6, in6, 16);
+			n++;
+		}
+	}
+	freeifaddrs(ifa);
+	p->n_local = n;
+	memcpy(p->info.ipv4, ipv4, 4);
+	memcpy(p->info.ipv6, ipv6, 16);
+	return 0;
+}
+
+int gc_ring_refresh_addresses(struct gc_ring *ring, struct gcfp_error *err)
+{
+	int k, ret;
+
+	gcfp_clear_error(err);
+	for (k = 0; k < ring->n_ports; k++) {
+		if (ring->ports[k].fd < 0)
+			continue;	/* simulated: the test gave its addresses */
+		ret = read_ip_addresses(&ring->ports[k], err);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int read_addresses(struct ring_port *p, struct gcfp_error *err)
+{
 	struct ifreq ifr = {};
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
@@ -1050,23 +1156,7 @@ static int read_addresses(struct ring_port *p, struct gcfp_error *err)
 	}
 	close(fd);
 	memcpy(p->info.mac, ifr.ifr_hwaddr.sa_data, 6);
-	if (getifaddrs(&ifa) < 0)
-		return gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "getifaddrs");
-	for (a = ifa; a; a = a->ifa_next) {
-		if (!a->ifa_addr || strcmp(a->ifa_name, p->info.ifname))
-			continue;
-		if (a->ifa_addr->sa_family == AF_INET && !*(__u32 *)p->info.ipv4) {
-			memcpy(p->info.ipv4, &((struct sockaddr_in *)a->ifa_addr)->sin_addr, 4);
-		} else if (a->ifa_addr->sa_family == AF_INET6) {
-			const struct in6_addr *in6 = &((struct sockaddr_in6 *)a->ifa_addr)->sin6_addr;
-			static const __u8 zero[16];
-
-			if (!IN6_IS_ADDR_LINKLOCAL(in6) && !memcmp(p->info.ipv6, zero, 16))
-				memcpy(p->info.ipv6, in6, 16);
-		}
-	}
-	freeifaddrs(ifa);
-	return 0;
+	return read_ip_addresses(p, err);
 }
 
 /* EBUSY: another socket holds the queue - or held it: a closed socket's

@@ -192,6 +192,10 @@ static inline int pkt_check_csums(const uint8_t *f, size_t len, const char **why
 			*why = "not UDP";
 			return -1;
 		}
+		if ((size_t)(f[off + 2] << 8 | f[off + 3]) > len - off) {
+			*why = "IPv4 total length past the frame's end (a receiver drops it)";
+			return -1;
+		}
 		sa = f + off + 12;
 		da = f + off + 16;
 		l4 = off + hl;
@@ -201,6 +205,10 @@ static inline int pkt_check_csums(const uint8_t *f, size_t len, const char **why
 			return -1;
 		if (f[off + 6] != 17) {
 			*why = "not UDP (or IPv6 extension headers)";
+			return -1;
+		}
+		if ((size_t)(f[off + 4] << 8 | f[off + 5]) + 40 > len - off) {
+			*why = "IPv6 payload length past the frame's end (a receiver drops it)";
 			return -1;
 		}
 		sa = f + off + 8;

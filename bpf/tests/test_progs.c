@@ -557,53 +557,53 @@ static const struct xdp_case xdp_cases[] = {
 	{ "xdp: ipv6 media -> pass to tc", 6, 0, SSRC_V6, M_NONE, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1, "forward", "forward" },
 	{ "xdp: rtp with extension and padding within the packet -> pass to tc", 4, 0, SSRC_V4, M_RTP_EXT_PAD_OK, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1, "forward", "forward" },
 	{ "xdp: ethernet padding after the datagram -> pass to tc", 4, 0, SSRC_V4, M_PAD, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1, "forward", "forward" },
-	{ "xdp: vlan ipv4 media -> pass to the stack", 4, 100, SSRC_V4, M_NONE, 0, XDP_PASS, GC_STAT_PASS_VLAN, 1, "kernel", "malformed" },
-	{ "xdp: vlan ipv6 media -> pass to the stack", 6, 4094, SSRC_V6, M_NONE, 0, XDP_PASS, GC_STAT_PASS_VLAN, 1, "kernel", "malformed" },
-	{ "xdp: vlan spoofed source -> pass to the stack", 4, 7, SSRC_V4, M_WRONG_ADDR, 0, XDP_PASS, GC_STAT_PASS_VLAN, 1, "kernel", "malformed" },
-	{ "xdp: ipv4 with options (ihl 8) -> pass to the stack", 4, 0, SSRC_V4, M_NONE, 12, XDP_PASS, GC_STAT_PASS_IP_OPTIONS, 1, "forward", "malformed" },
-	{ "xdp: spoofed source address -> drop", 4, 0, SSRC_V4, M_WRONG_ADDR, 0, XDP_DROP, GC_STAT_DROP_SPOOFED, 1, "spoofed", "spoofed" },
-	{ "xdp: spoofed source port -> drop", 4, 0, SSRC_V4, M_WRONG_PORT, 0, XDP_DROP, GC_STAT_DROP_SPOOFED, 1, "spoofed", "spoofed" },
-	{ "xdp: ipv6 spoofed source address -> drop", 6, 0, SSRC_V6, M_WRONG_ADDR, 0, XDP_DROP, GC_STAT_DROP_SPOOFED, 1, "spoofed", "spoofed" },
-	{ "xdp: registered ssrc over ipv6 for an ipv4 origin -> drop", 6, 0, SSRC_V4, M_NONE, 0, XDP_DROP, GC_STAT_DROP_SPOOFED, 1, "spoofed", "spoofed" },
+	{ "xdp: vlan ipv4 media -> pass to the stack", 4, 100, SSRC_V4, M_NONE, 0, XDP_PASS, GC_STAT_PASS_VLAN, 1, "kernel", "vlan" },
+	{ "xdp: vlan ipv6 media -> pass to the stack", 6, 4094, SSRC_V6, M_NONE, 0, XDP_PASS, GC_STAT_PASS_VLAN, 1, "kernel", "vlan" },
+	{ "xdp: vlan spoofed source -> pass to the stack", 4, 7, SSRC_V4, M_WRONG_ADDR, 0, XDP_PASS, GC_STAT_PASS_VLAN, 1, "kernel", "vlan" },
+	{ "xdp: ipv4 with options (ihl 8) -> pass to the stack", 4, 0, SSRC_V4, M_NONE, 12, XDP_PASS, GC_STAT_PASS_IP_OPTIONS, 1, "forward", "ip_options" },
+	{ "xdp: spoofed source address -> drop", 4, 0, SSRC_V4, M_WRONG_ADDR, 0, XDP_DROP, GC_STAT_DROP(GC_DROP_SPOOFED), 1, "spoofed", "spoofed" },
+	{ "xdp: spoofed source port -> drop", 4, 0, SSRC_V4, M_WRONG_PORT, 0, XDP_DROP, GC_STAT_DROP(GC_DROP_SPOOFED), 1, "spoofed", "spoofed" },
+	{ "xdp: ipv6 spoofed source address -> drop", 6, 0, SSRC_V6, M_WRONG_ADDR, 0, XDP_DROP, GC_STAT_DROP(GC_DROP_SPOOFED), 1, "spoofed", "spoofed" },
+	{ "xdp: registered ssrc over ipv6 for an ipv4 origin -> drop", 6, 0, SSRC_V4, M_NONE, 0, XDP_DROP, GC_STAT_DROP(GC_DROP_SPOOFED), 1, "spoofed", "spoofed" },
 	{ "xdp: unknown ssrc -> pass to user space", 4, 0, SSRC_UNKNOWN, M_NONE, 0, XDP_PASS, GC_STAT_PASS_UNKNOWN_SSRC, 1, "unknown_ssrc", "unknown_ssrc" },
 	{ "xdp: route over the fan-out limit -> pass to user space", 4, 0, SSRC_FANOUT, M_NONE, 0, XDP_PASS, GC_STAT_PASS_FANOUT_LIMIT, 1, "forward", "forward" },
 	{ "xdp: rtcp on the media port -> pass to user space", 4, 0, SSRC_V4, M_RTCP, 0, XDP_PASS, GC_STAT_PASS_RTCP, 1, "rtcp", "rtcp" },
-	{ "xdp: ipv6 hop-by-hop header -> pass to user space", 6, 0, SSRC_V6, M_V6_HBH, 0, XDP_PASS, GC_STAT_PASS_IPV6_EXT, 1, "forward", "malformed" },
+	{ "xdp: ipv6 hop-by-hop header -> pass to user space", 6, 0, SSRC_V6, M_V6_HBH, 0, XDP_PASS, GC_STAT_PASS_IPV6_EXT, 1, "forward", "ipv6_ext" },
 	{ "xdp: udp to another port -> pass, not counted", 4, 0, SSRC_V4, M_OTHER_PORT, 0, XDP_PASS, -1, 0, "none", "none" },
 	{ "xdp: tcp -> pass, not counted", 4, 0, SSRC_V4, M_TCP, 0, XDP_PASS, -1, 0, "none", "none" },
 	{ "xdp: arp -> pass, not counted", 4, 0, SSRC_V4, M_ARP, 0, XDP_PASS, -1, 0, "none", "none" },
 	{ "xdp: later ipv4 fragment -> pass (no port to see)", 4, 0, SSRC_V4, M_FRAG_LATER, 0, XDP_PASS, -1, 0, "none", "none" },
-	{ "xdp: truncated ipv4 header -> drop", 4, 0, SSRC_V4, M_TRUNC_L3HDR, 0, XDP_DROP, GC_STAT_DROP_TRUNCATED, 1, "kernel", "none" },
-	{ "xdp: ipv4 total length beyond the frame -> drop", 4, 0, SSRC_V4, M_TRUNC_L3, 0, XDP_DROP, GC_STAT_DROP_TRUNCATED, 1, "kernel", "none" },
-	{ "xdp: ipv6 payload length beyond the frame -> drop", 6, 0, SSRC_V6, M_TRUNC_L3, 0, XDP_DROP, GC_STAT_DROP_TRUNCATED, 1, "kernel", "none" },
-	{ "xdp: truncated rtp header -> drop", 4, 0, SSRC_V4, M_SHORT_RTP, 0, XDP_DROP, GC_STAT_DROP_TRUNCATED, 1, "malformed", "malformed" },
-	{ "xdp: ipv4 ihl 4 -> drop", 4, 0, SSRC_V4, M_BAD_IHL, 0, XDP_DROP, GC_STAT_DROP_BAD_IP_HEADER, 1, "kernel", "none" },
-	{ "xdp: ip version 5 in an ipv4 frame -> drop", 4, 0, SSRC_V4, M_BAD_VERSION, 0, XDP_DROP, GC_STAT_DROP_BAD_IP_HEADER, 1, "kernel", "none" },
-	{ "xdp: ipv4 total length below ihl -> drop", 4, 0, SSRC_V4, M_TOTLEN_LT_IHL, 0, XDP_DROP, GC_STAT_DROP_BAD_IP_HEADER, 1, "kernel", "none" },
-	{ "xdp: ipv4 header checksum wrong -> drop", 4, 0, SSRC_V4, M_IP_CSUM, 0, XDP_DROP, GC_STAT_DROP_BAD_CHECKSUM, 1, "kernel", "none" },
-	{ "xdp: first ipv4 fragment to the port -> drop", 4, 0, SSRC_V4, M_FRAG_FIRST, 0, XDP_DROP, GC_STAT_DROP_FRAGMENT, 1, "kernel", "truncated" },
-	{ "xdp: first ipv6 fragment to the port -> drop", 6, 0, SSRC_V6, M_V6_FRAG, 0, XDP_DROP, GC_STAT_DROP_FRAGMENT, 1, "kernel", "truncated" },
-	{ "xdp: rtp version 1 -> drop", 4, 0, SSRC_V4, M_BAD_RTP_VER, 0, XDP_DROP, GC_STAT_DROP_BAD_RTP_VERSION, 1, "malformed", "malformed" },
-	{ "xdp: rtp csrc list past the end -> drop", 4, 0, SSRC_V4, M_RTP_CSRC, 0, XDP_DROP, GC_STAT_DROP_BAD_RTP_HEADER, 1, "malformed", "malformed" },
-	{ "xdp: rtp header extension past the end -> drop", 4, 0, SSRC_V4, M_RTP_EXT, 0, XDP_DROP, GC_STAT_DROP_BAD_RTP_HEADER, 1, "malformed", "malformed" },
-	{ "xdp: rtp padding count 0 -> drop", 4, 0, SSRC_V4, M_RTP_PAD0, 0, XDP_DROP, GC_STAT_DROP_BAD_RTP_HEADER, 1, "malformed", "malformed" },
-	{ "xdp: rtp padding count past the header -> drop", 6, 0, SSRC_V6, M_RTP_PADBIG, 0, XDP_DROP, GC_STAT_DROP_BAD_RTP_HEADER, 1, "malformed", "malformed" },
-	{ "xdp: udp length above ip payload -> drop", 4, 0, SSRC_V4, M_UDPLEN_LONG, 0, XDP_DROP, GC_STAT_DROP_UDP_LENGTH, 1, "kernel", "malformed" },
-	{ "xdp: ipv6 udp length above ip payload -> drop", 6, 0, SSRC_V6, M_UDPLEN_LONG, 0, XDP_DROP, GC_STAT_DROP_UDP_LENGTH, 1, "kernel", "malformed" },
-	{ "xdp: udp length below ip payload, checksum not over it -> pass to the stack", 4, 0, SSRC_V4, M_UDPLEN_SHORT, 0, XDP_PASS, GC_STAT_PASS_UDP_CSUM, 1, "kernel", "malformed" },
+	{ "xdp: truncated ipv4 header -> drop", 4, 0, SSRC_V4, M_TRUNC_L3HDR, 0, XDP_DROP, GC_STAT_DROP(GC_DROP_TRUNCATED), 1, "kernel", "none" },
+	{ "xdp: ipv4 total length beyond the frame -> drop", 4, 0, SSRC_V4, M_TRUNC_L3, 0, XDP_DROP, GC_STAT_DROP(GC_DROP_TRUNCATED), 1, "kernel", "none" },
+	{ "xdp: ipv6 payload length beyond the frame -> drop", 6, 0, SSRC_V6, M_TRUNC_L3, 0, XDP_DROP, GC_STAT_DROP(GC_DROP_TRUNCATED), 1, "kernel", "none" },
+	{ "xdp: truncated rtp header -> drop", 4, 0, SSRC_V4, M_SHORT_RTP, 0, XDP_DROP, GC_STAT_DROP(GC_DROP_TRUNCATED), 1, "truncated", "truncated" },
+	{ "xdp: ipv4 ihl 4 -> drop", 4, 0, SSRC_V4, M_BAD_IHL, 0, XDP_DROP, GC_STAT_DROP(GC_DROP_BAD_IP_HEADER), 1, "kernel", "none" },
+	{ "xdp: ip version 5 in an ipv4 frame -> drop", 4, 0, SSRC_V4, M_BAD_VERSION, 0, XDP_DROP, GC_STAT_DROP(GC_DROP_BAD_IP_HEADER), 1, "kernel", "none" },
+	{ "xdp: ipv4 total length below ihl -> drop", 4, 0, SSRC_V4, M_TOTLEN_LT_IHL, 0, XDP_DROP, GC_STAT_DROP(GC_DROP_BAD_IP_HEADER), 1, "kernel", "none" },
+	{ "xdp: ipv4 header checksum wrong -> drop", 4, 0, SSRC_V4, M_IP_CSUM, 0, XDP_DROP, GC_STAT_DROP(GC_DROP_BAD_IP_CHECKSUM), 1, "kernel", "none" },
+	{ "xdp: first ipv4 fragment to the port -> drop", 4, 0, SSRC_V4, M_FRAG_FIRST, 0, XDP_DROP, GC_STAT_DROP(GC_DROP_FRAGMENT), 1, "kernel", "fragment" },
+	{ "xdp: first ipv6 fragment to the port -> drop", 6, 0, SSRC_V6, M_V6_FRAG, 0, XDP_DROP, GC_STAT_DROP(GC_DROP_FRAGMENT), 1, "kernel", "fragment" },
+	{ "xdp: rtp version 1 -> drop", 4, 0, SSRC_V4, M_BAD_RTP_VER, 0, XDP_DROP, GC_STAT_DROP(GC_DROP_BAD_RTP_VERSION), 1, "bad_rtp_version", "bad_rtp_version" },
+	{ "xdp: rtp csrc list past the end -> drop", 4, 0, SSRC_V4, M_RTP_CSRC, 0, XDP_DROP, GC_STAT_DROP(GC_DROP_BAD_RTP_HEADER), 1, "bad_rtp_header", "bad_rtp_header" },
+	{ "xdp: rtp header extension past the end -> drop", 4, 0, SSRC_V4, M_RTP_EXT, 0, XDP_DROP, GC_STAT_DROP(GC_DROP_BAD_RTP_HEADER), 1, "bad_rtp_header", "bad_rtp_header" },
+	{ "xdp: rtp padding count 0 -> drop", 4, 0, SSRC_V4, M_RTP_PAD0, 0, XDP_DROP, GC_STAT_DROP(GC_DROP_BAD_RTP_HEADER), 1, "bad_rtp_header", "bad_rtp_header" },
+	{ "xdp: rtp padding count past the header -> drop", 6, 0, SSRC_V6, M_RTP_PADBIG, 0, XDP_DROP, GC_STAT_DROP(GC_DROP_BAD_RTP_HEADER), 1, "bad_rtp_header", "bad_rtp_header" },
+	{ "xdp: udp length above ip payload -> drop", 4, 0, SSRC_V4, M_UDPLEN_LONG, 0, XDP_DROP, GC_STAT_DROP(GC_DROP_UDP_LENGTH), 1, "kernel", "udp_length" },
+	{ "xdp: ipv6 udp length above ip payload -> drop", 6, 0, SSRC_V6, M_UDPLEN_LONG, 0, XDP_DROP, GC_STAT_DROP(GC_DROP_UDP_LENGTH), 1, "kernel", "udp_length" },
+	{ "xdp: udp length below ip payload, checksum not over it -> pass to the stack", 4, 0, SSRC_V4, M_UDPLEN_SHORT, 0, XDP_PASS, GC_STAT_PASS_UDP_CSUM, 1, "kernel", "udp_csum" },
 	{ "xdp: udp length below ip payload, checksum over it -> pass to tc (trimmed, as udp_rcv)", 4, 0, SSRC_V4, M_UDPLEN_SHORT_OK, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1, "forward", "forward" },
 	{ "xdp: ipv6 udp length below ip payload, checksum over it -> pass to tc", 6, 0, SSRC_V6, M_UDPLEN_SHORT_OK, 0, XDP_PASS, GC_STAT_RX_MEDIA, 1, "forward", "forward" },
-	{ "xdp: ipv6 udp checksum 0 -> drop", 6, 0, SSRC_V6, M_V6_ZERO_CSUM, 0, XDP_DROP, GC_STAT_DROP_UDP_CSUM_ZERO6, 1, "kernel", "malformed" },
-	{ "xdp: ipv4 udp checksum wrong -> pass to the stack (which drops it)", 4, 0, SSRC_V4, M_UDP_CSUM_BAD, 0, XDP_PASS, GC_STAT_PASS_UDP_CSUM, 1, "kernel", "malformed" },
-	{ "xdp: ipv6 udp checksum wrong -> pass to the stack", 6, 0, SSRC_V6, M_UDP_CSUM_BAD, 0, XDP_PASS, GC_STAT_PASS_UDP_CSUM, 1, "kernel", "malformed" },
-	{ "xdp: udp checksum = pseudo-header sum -> pass to the stack", 4, 0, SSRC_V4, M_UDP_CSUM_PSEUDO, 0, XDP_PASS, GC_STAT_PASS_UDP_CSUM, 1, "kernel", "malformed" },
-	{ "xdp: ethernet destination another host -> pass to the stack", 4, 0, SSRC_V4, M_MAC_OTHER, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1, "kernel", "malformed" },
-	{ "xdp: ethernet broadcast -> pass to the stack", 4, 0, SSRC_V4, M_MAC_BCAST, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1, "forward", "malformed" },
-	{ "xdp: ip destination not the sfu's -> pass to the stack", 4, 0, SSRC_V4, M_DST_OTHER, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1, "kernel", "malformed" },
-	{ "xdp: ipv6 destination not the sfu's -> pass to the stack", 6, 0, SSRC_V6, M_DST_OTHER, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1, "kernel", "malformed" },
-	{ "xdp: ip broadcast to the sfu's mac -> pass to the stack", 4, 0, SSRC_V4, M_DST_BCAST, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1, "forward", "malformed" },
-	{ "xdp: loopback source -> pass to the stack", 4, 0, SSRC_V4, M_SRC_LOOP, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1, "kernel", "malformed" },
-	{ "xdp: ipv6 multicast destination -> pass to the stack", 6, 0, SSRC_V6, M_DST_MCAST6, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1, "forward", "malformed" },
+	{ "xdp: ipv6 udp checksum 0 -> drop", 6, 0, SSRC_V6, M_V6_ZERO_CSUM, 0, XDP_DROP, GC_STAT_DROP(GC_DROP_UDP_CSUM_ZERO6), 1, "kernel", "udp_csum_zero6" },
+	{ "xdp: ipv4 udp checksum wrong -> pass to the stack (which drops it)", 4, 0, SSRC_V4, M_UDP_CSUM_BAD, 0, XDP_PASS, GC_STAT_PASS_UDP_CSUM, 1, "kernel", "udp_csum" },
+	{ "xdp: ipv6 udp checksum wrong -> pass to the stack", 6, 0, SSRC_V6, M_UDP_CSUM_BAD, 0, XDP_PASS, GC_STAT_PASS_UDP_CSUM, 1, "kernel", "udp_csum" },
+	{ "xdp: udp checksum = pseudo-header sum -> pass to the stack", 4, 0, SSRC_V4, M_UDP_CSUM_PSEUDO, 0, XDP_PASS, GC_STAT_PASS_UDP_CSUM, 1, "kernel", "udp_csum" },
+	{ "xdp: ethernet destination another host -> pass to the stack", 4, 0, SSRC_V4, M_MAC_OTHER, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1, "kernel", "not_local" },
+	{ "xdp: ethernet broadcast -> pass to the stack", 4, 0, SSRC_V4, M_MAC_BCAST, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1, "forward", "not_local" },
+	{ "xdp: ip destination not the sfu's -> pass to the stack", 4, 0, SSRC_V4, M_DST_OTHER, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1, "kernel", "not_local" },
+	{ "xdp: ipv6 destination not the sfu's -> pass to the stack", 6, 0, SSRC_V6, M_DST_OTHER, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1, "kernel", "not_local" },
+	{ "xdp: ip broadcast to the sfu's mac -> pass to the stack", 4, 0, SSRC_V4, M_DST_BCAST, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1, "forward", "not_local" },
+	{ "xdp: loopback source -> pass to the stack", 4, 0, SSRC_V4, M_SRC_LOOP, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1, "kernel", "not_local" },
+	{ "xdp: ipv6 multicast destination -> pass to the stack", 6, 0, SSRC_V6, M_DST_MCAST6, 0, XDP_PASS, GC_STAT_PASS_NOT_LOCAL, 1, "forward", "not_local" },
 };
 
 /* Recompute the IPv4 header checksum after a mutation of the header. */
@@ -792,6 +792,24 @@ static size_t xdp_case_frame(const struct xdp_case *c, uint8_t *f, struct pkt_sp
 	if (c->family == 4 && (c->mut == M_FRAG_FIRST || c->mut == M_FRAG_LATER || c->mut == M_TCP))
 		ip4_fix_csum(f + lay.l3);
 	return len;
+}
+
+/* After the corpus: every datagram the XDP program dropped is in rx (the
+ * per-copy reasons are TC's and count copies). */
+static int t_drops_within_rx(void)
+{
+	uint64_t v[GC_STAT_MAX], drops = 0;
+	int k;
+
+	CHECK(stats_read(skel_echo, v) == 0, "reading counters");
+	for (k = 0; k < GC_DROP_MAX; k++)
+		if (k != GC_DROP_FAMILY && k != GC_DROP_SEND_FAILED && k != GC_DROP_REWRITE_FAILED &&
+		    k != GC_DROP_HEAD_DROP)
+			drops += v[GC_STAT_DROP(k)];
+	CHECK(drops > 0, "the corpus dropped nothing");
+	CHECK(drops <= v[GC_STAT_RX], "%llu drops, rx %llu", (unsigned long long)drops,
+	      (unsigned long long)v[GC_STAT_RX]);
+	return 0;
 }
 
 static int run_xdp_case(const struct corpus_frame *c)
@@ -1229,7 +1247,7 @@ static int t_tc_missing_egress(void)
 		return -1;
 	CHECK(stats_read(skel_echo, after) == 0, "reading counters");
 	return stats_expect(before, after, GC_STAT_FORWARDED, 2, GC_STAT_ECHOED, 1,
-			    GC_STAT_DROP_REDIRECT, 1, -1);
+			    GC_STAT_DROP(GC_DROP_SEND_FAILED), 1, -1);
 }
 
 static int t_tc_family_mismatch(void)
@@ -1255,7 +1273,7 @@ static int t_tc_family_mismatch(void)
 		return -1;
 	CHECK(stats_read(skel_echo, after) == 0, "reading counters");
 	return stats_expect(before, after, GC_STAT_FORWARDED, 1, GC_STAT_ECHOED, 1,
-			    GC_STAT_DROP_FAMILY, 1, -1);
+			    GC_STAT_DROP(GC_DROP_FAMILY), 1, -1);
 }
 
 /* Without XDP in front, TC must still refuse what XDP would have dropped,
@@ -1285,9 +1303,9 @@ static int tc_alone(enum mut m, uint32_t ssrc, int verdict, int stat)
 	return stat >= 0 ? stats_expect(before, after, stat, 1, -1) : stats_expect(before, after, -1);
 }
 
-static int t_tc_spoof(void) { return tc_alone(M_WRONG_ADDR, SSRC_V4, TC_ACT_SHOT, GC_STAT_DROP_SPOOFED); }
-static int t_tc_malformed(void) { return tc_alone(M_UDPLEN_LONG, SSRC_V4, TC_ACT_SHOT, GC_STAT_DROP_UDP_LENGTH); }
-static int t_tc_bad_rtp(void) { return tc_alone(M_BAD_RTP_VER, SSRC_V4, TC_ACT_SHOT, GC_STAT_DROP_BAD_RTP_VERSION); }
+static int t_tc_spoof(void) { return tc_alone(M_WRONG_ADDR, SSRC_V4, TC_ACT_SHOT, GC_STAT_DROP(GC_DROP_SPOOFED)); }
+static int t_tc_malformed(void) { return tc_alone(M_UDPLEN_LONG, SSRC_V4, TC_ACT_SHOT, GC_STAT_DROP(GC_DROP_UDP_LENGTH)); }
+static int t_tc_bad_rtp(void) { return tc_alone(M_BAD_RTP_VER, SSRC_V4, TC_ACT_SHOT, GC_STAT_DROP(GC_DROP_BAD_RTP_VERSION)); }
 static int t_tc_unknown(void) { return tc_alone(M_NONE, SSRC_UNKNOWN, TC_ACT_OK, -1); }
 static int t_tc_other_port(void) { return tc_alone(M_OTHER_PORT, SSRC_V4, TC_ACT_OK, -1); }
 
@@ -1459,13 +1477,13 @@ static int t_tc_route_churn(void)
 	/* Every run tried exactly one whole set: sent, or refused by a full
 	 * veth backlog (counted as drop_redirect; happens under emulation). */
 	else if (after[GC_STAT_FORWARDED] - before[GC_STAT_FORWARDED] +
-		 after[GC_STAT_DROP_REDIRECT] - before[GC_STAT_DROP_REDIRECT] !=
+		 after[GC_STAT_DROP(GC_DROP_SEND_FAILED)] - before[GC_STAT_DROP(GC_DROP_SEND_FAILED)] !=
 		 (uint64_t)runs * GC_MAX_SUBSCRIBERS)
 		ret = failf("%llu copies sent and %llu refused in %lu runs: a run saw a partial "
 			    "subscriber set",
 			    (unsigned long long)(after[GC_STAT_FORWARDED] - before[GC_STAT_FORWARDED]),
-			    (unsigned long long)(after[GC_STAT_DROP_REDIRECT] -
-						 before[GC_STAT_DROP_REDIRECT]), runs);
+			    (unsigned long long)(after[GC_STAT_DROP(GC_DROP_SEND_FAILED)] -
+						 before[GC_STAT_DROP(GC_DROP_SEND_FAILED)]), runs);
 out:
 	bpf_map_delete_elem(bpf_map__fd(c.skel->maps.gc_routes), &(uint32_t){ CHURN_SSRC_A });
 	bpf_map_delete_elem(bpf_map__fd(c.skel->maps.gc_routes), &(uint32_t){ CHURN_SSRC_B });
@@ -1571,6 +1589,66 @@ static int t_loader_lifecycle(void)
 	      st.xdp_mode == GCFP_XDP_GENERIC, "generic mode status");
 	CHECK(gcfp_detach("gin1", &err) == 0, "detach: %s", err.message);
 	return 0;
+}
+
+/* The local-address map follows the interface: an address added after
+ * attach is not served until gcfp_local_refresh(), then it is; a removed
+ * one no longer is. */
+static int t_loader_local_refresh(void)
+{
+	struct gcfp_attach_opts o = { .ifname = "gin1", .port = 7000, .echo = 1 };
+	struct gc_local_addr k4 = { .family = GC_FAMILY_IPV4, .addr = { 10, 77, 0, 1 } };
+	struct gc_local_addr k6 = { .family = GC_FAMILY_IPV6,
+				    .addr = { 0xfd, 0x77, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 } };
+	char dir[256], path[PATH_MAX];
+	struct gcfp_handle *h = NULL;
+	struct gcfp_error err;
+	int fd = -1, ret = 0, n0, n1, n2;
+	__u8 v;
+
+	sh("ip addr del 10.77.0.1/32 dev gin1 2>/dev/null; ip -6 addr del fd77::1/128 dev gin1 2>/dev/null");
+	if (write_file("/proc/sys/net/ipv6/conf/gin1/disable_ipv6", "0"))
+		return failf("enabling IPv6 on gin1");
+	if (gcfp_attach(&o, &err))
+		return failf("attach: %s", err.message);
+	if (gcfp_open("gin1", &h, &err) || gcfp_pin_dir("gin1", dir, sizeof(dir), &err)) {
+		ret = failf("open: %s", err.message);
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, GC_PIN_LOCAL);
+	fd = bpf_obj_get(path);
+	n0 = gcfp_local_refresh(h, &err);
+	if (fd < 0 || n0 < 0) {
+		ret = failf("local map %s: %s", path, n0 < 0 ? err.message : strerror(errno));
+		goto out;
+	}
+	if (sh("ip addr add 10.77.0.1/32 dev gin1") || sh("ip -6 addr add fd77::1/128 dev gin1 nodad")) {
+		ret = failf("adding addresses");
+		goto out;
+	}
+	if (!bpf_map_lookup_elem(fd, &k4, &v)) {
+		ret = failf("an address added after attach is in the map before any refresh");
+		goto out;
+	}
+	n1 = gcfp_local_refresh(h, &err);
+	if (n1 != n0 + 2 || bpf_map_lookup_elem(fd, &k4, &v) || bpf_map_lookup_elem(fd, &k6, &v)) {
+		ret = failf("after adding two addresses: %d addresses (want %d), %s", n1, n0 + 2,
+			    n1 < 0 ? err.message : "not both in the map");
+		goto out;
+	}
+	sh("ip addr del 10.77.0.1/32 dev gin1; ip -6 addr del fd77::1/128 dev gin1");
+	n2 = gcfp_local_refresh(h, &err);
+	if (n2 != n0 || !bpf_map_lookup_elem(fd, &k4, &v) || !bpf_map_lookup_elem(fd, &k6, &v))
+		ret = failf("after removing them: %d addresses (want %d), %s", n2, n0,
+			    n2 < 0 ? err.message : "still in the map");
+out:
+	if (fd >= 0)
+		close(fd);
+	gcfp_close(h);
+	gcfp_detach("gin1", &err);
+	sh("ip addr del 10.77.0.1/32 dev gin1 2>/dev/null; ip -6 addr del fd77::1/128 dev gin1 2>/dev/null");
+	write_file("/proc/sys/net/ipv6/conf/gin1/disable_ipv6", "1");
+	return ret;
 }
 
 static int t_loader_busy(void)
@@ -1692,8 +1770,8 @@ static int t_loader_verifier_log_private(void)
  * counter moves as labelled; media of a registered stream is replicated
  * (a copy on gr0) and does not reach the socket; a frame the fast path
  * leaves to the stack reaches the socket exactly when the corpus says the
- * socket path sees it (socket column forward/unknown_ssrc/spoofed/rtcp/
- * malformed) and never when it says the kernel drops it.
+ * socket path sees it (socket column forward or a drop reason the SFU
+ * counts) and never when it says the kernel drops it.
  */
 static int recv_count(int fd)
 {
@@ -1829,6 +1907,8 @@ struct named_test {
 };
 
 static const struct named_test tests[] = {
+	{ "loader: the local-address map follows the interface's addresses (gcfp_local_refresh)",
+	  t_loader_local_refresh },
 	{ "tc: ipv4 forward to 3 subscribers + echo", t_tc_v4 },
 	{ "tc: ipv6 forward to 3 subscribers + echo", t_tc_v6 },
 	{ "tc: vlan ipv4 media left to the stack", t_tc_vlan_v4 },
@@ -1890,7 +1970,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("TAP version 13\n1..%zu\n", n_xdp + n_tests + 1);
+	printf("TAP version 13\n1..%zu\n", n_xdp + n_tests + 2);
 	if (geteuid() != 0) {
 		printf("Bail out! needs root (network namespaces, BPF)\n");
 		printf("# Totals: pass:0 fail:0 xfail:0 xpass:0 skip:0 error:1\n");
@@ -1928,6 +2008,7 @@ int main(int argc, char **argv)
 	}
 	for (i = 0; i < n_corpus; i++)
 		report(corpus[i].name, run_xdp_case(&corpus[i]));
+	report("corpus: the XDP counters never show more datagram drops than rx", t_drops_within_rx());
 	for (i = 0; i < n_tests; i++)
 		report(tests[i].name, tests[i].fn());
 	if (argc > 1 && !strcmp(argv[1], "--bench"))

@@ -377,22 +377,25 @@ static void test_million(void)
 	drain(&s);
 	gc_ring_process(s.ring, NULL);
 	gc_ring_stats(s.ring, &st);
-	/* Kinds 1 and 3 malformed, 2 RTCP, 10 unknown, 20 spoofed, 30 a
-	 * checksum that is only the pseudo-header sum: dropped as malformed,
-	 * never "completed" into a valid one. */
+	/* Kind 1 RTP version 1, 3 a CSRC list past the end, 2 RTCP, 10 unknown,
+	 * 20 spoofed, 30 a checksum that is only the pseudo-header sum: dropped
+	 * as udp_csum, never "completed" into a valid one. */
 	for (i = 0; i < n; i++)
 		valid += (i % 50) == 0 || (i % 50) > 3 ? ((i % 50) != 10 && (i % 50) != 20 && (i % 50) != 30) : 0;
 	result(st.received == (__u64)n, "1e6 packets: all received (%llu)", (unsigned long long)st.received);
 	result(st.forwarded == 3 * (__u64)valid && st.echoed == (__u64)valid,
 	       "1e6 packets: %ld valid -> %llu copies, %llu echoes", valid,
 	       (unsigned long long)st.forwarded, (unsigned long long)st.echoed);
-	result(st.drops[GC_RING_DROP_MALFORMED] == 3 * (__u64)(n / 50) && st.drops[GC_RING_DROP_RTCP] == (__u64)(n / 50) &&
-	       st.drops[GC_RING_DROP_UNKNOWN_SSRC] == (__u64)(n / 50) && st.drops[GC_RING_DROP_SPOOFED] == (__u64)(n / 50) &&
-	       st.drops[GC_RING_DROP_SEND_FAILED] == 0,
-	       "1e6 packets: drops by reason (malformed %llu rtcp %llu unknown %llu spoofed %llu send_failed %llu)",
-	       (unsigned long long)st.drops[GC_RING_DROP_MALFORMED], (unsigned long long)st.drops[GC_RING_DROP_RTCP],
-	       (unsigned long long)st.drops[GC_RING_DROP_UNKNOWN_SSRC], (unsigned long long)st.drops[GC_RING_DROP_SPOOFED],
-	       (unsigned long long)st.drops[GC_RING_DROP_SEND_FAILED]);
+	result(st.drops[GC_DROP_BAD_RTP_VERSION] == (__u64)(n / 50) && st.drops[GC_DROP_BAD_RTP_HEADER] == (__u64)(n / 50) &&
+	       st.drops[GC_DROP_UDP_CSUM] == (__u64)(n / 50) && st.drops[GC_DROP_RTCP] == (__u64)(n / 50) &&
+	       st.drops[GC_DROP_UNKNOWN_SSRC] == (__u64)(n / 50) && st.drops[GC_DROP_SPOOFED] == (__u64)(n / 50) &&
+	       st.drops[GC_DROP_SEND_FAILED] == 0,
+	       "1e6 packets: drops by reason (bad_rtp_version %llu bad_rtp_header %llu udp_csum %llu rtcp %llu "
+	       "unknown %llu spoofed %llu send_failed %llu)",
+	       (unsigned long long)st.drops[GC_DROP_BAD_RTP_VERSION], (unsigned long long)st.drops[GC_DROP_BAD_RTP_HEADER],
+	       (unsigned long long)st.drops[GC_DROP_UDP_CSUM], (unsigned long long)st.drops[GC_DROP_RTCP],
+	       (unsigned long long)st.drops[GC_DROP_UNKNOWN_SSRC], (unsigned long long)st.drops[GC_DROP_SPOOFED],
+	       (unsigned long long)st.drops[GC_DROP_SEND_FAILED]);
 	result(s.bad_csum == 0 && s.sent == st.forwarded + st.echoed && s.echoes == st.echoed &&
 	       s.to_sub[0] == (__u64)valid && s.to_sub[1] == 2 * (__u64)valid,
 	       "1e6 packets: every frame on the wire has valid checksums and the right addresses "
@@ -423,9 +426,9 @@ static void test_tx_full(void)
 	result(st.tx_stalls > 0 && st.tx_stall_ns > 0 && s.refused == 200,
 	       "TX full: the ring waited (%llu stalls, %llu ns, %llu refused kicks)",
 	       (unsigned long long)st.tx_stalls, (unsigned long long)st.tx_stall_ns, (unsigned long long)s.refused);
-	result(st.forwarded == 3 * 5000 && st.echoed == 5000 && st.drops[GC_RING_DROP_SEND_FAILED] == 0,
+	result(st.forwarded == 3 * 5000 && st.echoed == 5000 && st.drops[GC_DROP_SEND_FAILED] == 0,
 	       "TX full: nothing lost (%llu copies, %llu echoes, %llu failed)", (unsigned long long)st.forwarded,
-	       (unsigned long long)st.echoed, (unsigned long long)st.drops[GC_RING_DROP_SEND_FAILED]);
+	       (unsigned long long)st.echoed, (unsigned long long)st.drops[GC_DROP_SEND_FAILED]);
 	result(accounting_ok(&s, "after a TX-full episode"), "TX full: no UMEM frame leaked or used twice");
 
 	/* Stopped while waiting: the copies that could not go are counted as
@@ -437,10 +440,10 @@ static void test_tx_full(void)
 	drain(&s);
 	gc_ring_process(s.ring, NULL);
 	gc_ring_stats(s.ring, &st);
-	result(st.drops[GC_RING_DROP_SEND_FAILED] > 0 &&
-	       st.forwarded + st.echoed + st.drops[GC_RING_DROP_SEND_FAILED] == 4 * 5500,
+	result(st.drops[GC_DROP_SEND_FAILED] > 0 &&
+	       st.forwarded + st.echoed + st.drops[GC_DROP_SEND_FAILED] == 4 * 5500,
 	       "TX full + stop: every copy sent or counted as failed (%llu failed)",
-	       (unsigned long long)st.drops[GC_RING_DROP_SEND_FAILED]);
+	       (unsigned long long)st.drops[GC_DROP_SEND_FAILED]);
 	result(accounting_ok(&s, "after stop during TX full"), "TX full + stop: no UMEM frame leaked or used twice");
 	sim_close(&s);
 }
@@ -472,15 +475,10 @@ static void test_options(void)
 
 static int ring_reason(const char *name)
 {
-	static const char *const names[] = {
-		[GC_RING_DROP_MALFORMED] = "malformed", [GC_RING_DROP_RTCP] = "rtcp",
-		[GC_RING_DROP_UNKNOWN_SSRC] = "unknown_ssrc", [GC_RING_DROP_SPOOFED] = "spoofed",
-		[GC_RING_DROP_TRUNCATED] = "truncated",
-	};
 	int k;
 
-	for (k = 0; k < GC_RING_DROP_MAX; k++)
-		if (names[k] && !strcmp(names[k], name))
+	for (k = 0; k < GC_DROP_MAX; k++)
+		if (!strcmp(gc_drop_name(k), name))
 			return k;
 	return -1;
 }
@@ -568,12 +566,12 @@ static void test_corpus(void)
 		total++;
 		if (!strcmp(field[5], "forward")) {
 			good = after.forwarded - before.forwarded == 1 && after.echoed - before.echoed == 1;
-			for (k = 0; k < GC_RING_DROP_MAX; k++)
+			for (k = 0; k < GC_DROP_MAX; k++)
 				good &= after.drops[k] == before.drops[k];
 		} else {
 			reason = ring_reason(field[5]);
 			good = reason >= 0 && after.forwarded == before.forwarded && after.echoed == before.echoed;
-			for (k = 0; k < GC_RING_DROP_MAX; k++)
+			for (k = 0; k < GC_DROP_MAX; k++)
 				good &= after.drops[k] - before.drops[k] == (__u64)(k == reason);
 		}
 		if (good) {
@@ -582,9 +580,9 @@ static void test_corpus(void)
 			printf("# corpus (ring): %s: want %s; forwarded +%llu echoed +%llu", field[0], field[5],
 			       (unsigned long long)(after.forwarded - before.forwarded),
 			       (unsigned long long)(after.echoed - before.echoed));
-			for (k = 0; k < GC_RING_DROP_MAX; k++)
+			for (k = 0; k < GC_DROP_MAX; k++)
 				if (after.drops[k] != before.drops[k])
-					printf(" drop[%d] +%llu", k,
+					printf(" %s +%llu", gc_drop_name(k),
 					       (unsigned long long)(after.drops[k] - before.drops[k]));
 			printf("\n");
 		}

@@ -133,6 +133,12 @@ int gcfp_route_get(struct gcfp_handle *h, uint32_t ssrc, struct gc_route *out,
 int gcfp_route_next(struct gcfp_handle *h, const uint32_t *prev, uint32_t *next,
 		    struct gcfp_error *err);
 
+/* Re-reads the attached interface's IPv4/IPv6 addresses into the "local"
+ * map (the only destinations the fast path replicates for): addresses added
+ * since attach are served, removed ones no longer. The SFU calls it
+ * periodically. Returns the number of addresses. */
+int gcfp_local_refresh(struct gcfp_handle *h, struct gcfp_error *err);
+
 /* Per-CPU counters summed: out[i] is enum gc_stat i. */
 int gcfp_stats(struct gcfp_handle *h, uint64_t out[GC_STAT_MAX], struct gcfp_error *err);
 

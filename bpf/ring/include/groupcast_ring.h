@@ -54,25 +54,11 @@ struct gc_ring_opts {
 /* Fills @opts with the defaults above (port 7002, echo on). */
 void gc_ring_opts_init(struct gc_ring_opts *opts);
 
-/* Drop reasons, in the order of GroupcastSFU's DropReason. */
-enum gc_ring_drop {
-	GC_RING_DROP_MALFORMED = 0,
-	GC_RING_DROP_RTCP,
-	GC_RING_DROP_UNKNOWN_SSRC,
-	GC_RING_DROP_SPOOFED,
-	GC_RING_DROP_SHED_VHQ,
-	GC_RING_DROP_SHED_VSQ,
-	GC_RING_DROP_HEAD_DROP,
-	GC_RING_DROP_SEND_FAILED,	/* copy not sent: no next hop, or another interface failed */
-	GC_RING_DROP_TRUNCATED,
-	GC_RING_DROP_MAX
-};
-
 struct gc_ring_stats {
 	__u64 received;		/* frames taken from RX rings */
 	__u64 forwarded;	/* copies placed in TX rings */
 	__u64 echoed;		/* received buffers moved to TX as the echo */
-	__u64 drops[GC_RING_DROP_MAX];
+	__u64 drops[GC_DROP_MAX];	/* by enum gc_drop (groupcast_layout.h) */
 	__u64 batches;		/* non-empty RX batches */
 	__u64 kicks;		/* sendto() calls that started transmission */
 	__u64 wakeups;		/* recvfrom()/poll() calls for the fill ring (need_wakeup) */
@@ -95,7 +81,8 @@ struct gc_ring_port_info {
 	__u8 mac[6];
 	__u8 zerocopy;		/* 1: XDP_ZEROCOPY, 0: XDP_COPY */
 	__u8 xdp_native;	/* 1: program attached in driver mode, 0: generic (skb) mode */
-	__u8 ipv4[4];		/* the interface's first IPv4 address (copies' source), 0 if none */
+	__u8 ipv4[4];		/* the interface's first IPv4 address (copies' source), 0 if none;
+				 * media to any of its addresses is served */
 	__u8 ipv6[16];		/* its first global IPv6 address, 0 if none */
 	int zerocopy_errno;	/* AUTO mode in copy mode: why the zero-copy bind failed */
 };
@@ -113,6 +100,12 @@ int gc_ring_open(const struct gc_ring_opts *opts, struct gc_ring **ring, struct 
  * interface. */
 int gc_ring_add_interface(struct gc_ring *ring, const char *ifname, struct gcfp_error *err);
 
+/* Reads every port's addresses again (every one a destination served; the
+ * first of each family, gc_ring_port_info.ipv4/ipv6, the copies' source): an
+ * address added since the port was added is served, a removed one no longer. Call it from the
+ * processing thread (the SFU does, every 2 s). */
+int gc_ring_refresh_addresses(struct gc_ring *ring, struct gcfp_error *err);
+
 int gc_ring_port_count(const struct gc_ring *ring);
 int gc_ring_port_info(const struct gc_ring *ring, int port, struct gc_ring_port_info *info);
 
@@ -127,7 +120,7 @@ int gc_ring_process(struct gc_ring *ring, const volatile int *stop);
 
 /* Replaces the routing table (the ring owns @table from now on and frees the
  * previous one). Subscribers whose ifindex is not one of the ring's ports (or
- * 0: next hop unresolved) are counted as GC_RING_DROP_SEND_FAILED. */
+ * 0: next hop unresolved) are counted as GC_DROP_SEND_FAILED. */
 void gc_ring_install(struct gc_ring *ring, struct gc_ring_table *table);
 
 /* The stop flag gc_ring_process() watches, for callers without C11 atomics. */
