@@ -86,6 +86,10 @@ public struct Demo {
         case .timedOut: throw LabError.processFailed("SFU did not start in 10 s", logs.tail("sfu-\(backend).log"))
         case .interrupted: return DemoResult(backend: backend, sfu: nil, clients: [])
         }
+        // What the SFU says it runs with, not what it was asked to: tokens checked or not.
+        guard let first = SFUSnapshot.load(statsFile), first.authenticated == auth else {
+            throw LabError.failed("the SFU (\(backend)) does not report authentication \(auth ? "on" : "off") in \(statsFile)")
+        }
         var clientProcesses: [Process] = []
         for index in 1...clients {
             clientProcesses.append(try processes.start(

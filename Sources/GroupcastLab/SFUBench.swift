@@ -58,6 +58,7 @@ public final class SFUBench {
             try logs.create()
             try topology.create()
             say("topology \(Topology.starPrefix): SFU namespace + \(clientNamespaces) client namespaces over veth, no default route; SFU on CPU \(plan.sfuCPU.map(String.init) ?? "any"), clients on CPU \(plan.clientCPU.map(String.init) ?? "any"); load \(loadStart)", to: &text)
+            say("authentication on: every SFU checks join tokens (a fresh key per run, one token per participant)", to: &text)
             backends: for (index, backend) in plan.backends.enumerated() {
                 // A fresh topology per backend: an SFU killed on a timeout leaves its XDP/TC
                 // programs on the veths, which would refuse the next interface backend.
@@ -162,6 +163,10 @@ public final class SFUBench {
             throw LabError.backendUnavailable("the SFU with --backend \(backend) exited \(sfu.terminationStatus): \(log.isEmpty ? "no output" : log)")
         case .timedOut, .interrupted:
             throw LabError.processFailed("SFU (\(backend)) did not start in time", logs.tail("\(name).log"))
+        }
+        // The benchmark measures an SFU as deployed: REGISTER checks join tokens.
+        guard SFUSnapshot.load(statsFile)?.authenticated == true else {
+            throw LabError.processFailed("the SFU (\(backend)) does not report authentication on", logs.tail("\(name).log"))
         }
         return Session(sfu: sfu, statsFile: statsFile, name: name, issuer: issuer)
     }

@@ -51,6 +51,8 @@ struct SFUSnapshot {
     var p50: UInt64 = 0, p99: UInt64 = 0, max: UInt64 = 0
     /// The SFU process's CPU since it started, percent of one CPU.
     var cpuUser = 0.0, cpuSystem = 0.0
+    /// REGISTER needs a join token (the SFU runs with `--auth-key-file`).
+    var authenticated = false
 
     static func load(_ path: String) -> SFUSnapshot? {
         guard let data = FileManager.default.contents(atPath: path),
@@ -63,7 +65,8 @@ struct SFUSnapshot {
             received: u(json["received"]), copies: u(json["forwarded"]) + u(json["echoed"]),
             dropped: dropped.values.reduce(0) { $0 + u($1) }, participants: (json["participants"] as? NSNumber)?.intValue ?? 0, sendNs: u(json["send_ns"]), busyNs: u(json["busy_ns"]),
             delayCount: u(delay["count"]), delaySum: u(delay["sum"]), p50: u(delay["p50"]), p99: u(delay["p99"]), max: u(delay["max"]),
-            cpuUser: (cpu?["user"] as? NSNumber)?.doubleValue ?? 0, cpuSystem: (cpu?["system"] as? NSNumber)?.doubleValue ?? 0)
+            cpuUser: (cpu?["user"] as? NSNumber)?.doubleValue ?? 0, cpuSystem: (cpu?["system"] as? NSNumber)?.doubleValue ?? 0,
+            authenticated: (json["authenticated"] as? Bool) ?? false)
     }
 }
 
