@@ -33,6 +33,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         // HMAC-SHA256 for join tokens (JWT HS256) and address-validation cookies.
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // `groupcast sfu --metrics-listen`: the Prometheus registry (the swift-metrics backend)
+        // and the HTTP endpoint serving it.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // MARK: C shims
@@ -118,6 +123,17 @@ let package = Package(
             name: "GroupcastClient",
             dependencies: sfuCore + [systemPackage]
         ),
+        // `/metrics` and `/healthz` of `groupcast sfu` (Docs/operations.md): the SFU's statistics
+        // in a swift-prometheus registry, served by a swift-nio HTTP/1.1 server.
+        .target(
+            name: "GroupcastMetrics",
+            dependencies: sfuCore + [
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // The command lines' shared options (durations, sizes, log level) and SIGINT/SIGTERM.
         .target(
             name: "GroupcastCommandLine",
@@ -126,7 +142,10 @@ let package = Package(
         // `groupcast sfu | client | token | xdp`: the production command, nothing else.
         .executableTarget(
             name: "Groupcast",
-            dependencies: commandLine + ["GroupcastAuth", "GroupcastBackends", "GroupcastClient", "GroupcastFastPath"]
+            dependencies: commandLine + [
+                "GroupcastAuth", "GroupcastBackends", "GroupcastClient", "GroupcastFastPath", "GroupcastMetrics",
+                .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
         ),
 
         // MARK: Test bench (Docs/benchmarks.md)
@@ -206,13 +225,16 @@ let package = Package(
                 "GroupcastBackends",
                 "GroupcastClient",
                 "GroupcastFastPath",
+                "GroupcastCommandLine",
                 "GroupcastLab",
+                "GroupcastMetrics",
                 "GroupcastProtocol",
                 "GroupcastRingBackend",
                 "GroupcastSFU",
                 "GroupcastSocketBackend",
                 "GroupcastXDPBackend",
                 "GroupUnicast",
+                logging,
                 // Built before the tests, which run them as subprocesses.
                 "Groupcast",
                 "GroupcastLabCommand",

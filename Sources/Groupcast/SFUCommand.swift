@@ -7,6 +7,9 @@ import GroupcastProtocol
 import GroupcastSFU
 import GroupcastBackends
 import GroupcastFastPath
+import GroupcastMetrics
+import CoreMetrics
+import Prometheus
 import GroupcastRingBackend
 import GroupUnicast
 import Logging
@@ -16,20 +19,20 @@ struct SFUCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sfu",
         abstract: "Run the selective forwarding unit.",
-        discussion: "Control requests on --control, RTP media on --media (Docs/protocol.md). Stops cleanly on SIGINT or SIGTERM and prints final statistics."
+        discussion: "Control requests on --control, RTP media on --media (Docs/protocol.md). Stops cleanly on SIGINT or SIGTERM and prints final statistics on standard output. Logs, metrics and health: Docs/operations.md."
     )
 
     @OptionGroup(title: "Control plane") var controlPlane: ControlPlaneOptions
     @OptionGroup(title: "Join tokens") var authKey: AuthKeyOptions
     @OptionGroup(title: "Forwarding (data plane)") var forwarding: ForwarderOptions
 
-    @Option(help: "Print statistics every interval (0: only at exit).")
-    var statsInterval: DurationArgument = .init(.seconds(1))
+    @Option(help: "Log a statistics line every interval (0: none; statistics are printed at exit either way). Default: 1s when standard error is a terminal, else 0 (a service under journald: use --metrics-listen).")
+    var statsInterval: DurationArgument?
 
     @Option(help: "Write statistics as JSON to this file at every interval and at exit.")
     var statsFile: String?
 
-    @Option(help: "Serve Prometheus metrics at http://ADDRESS/metrics (e.g. 127.0.0.1:9464).")
+    @Option(help: "Serve Prometheus metrics at http://ADDRESS/metrics and readiness at /healthz (e.g. 127.0.0.1:9464; Docs/operations.md).")
     var metricsListen: SocketAddress?
 
     @OptionGroup var logging: LoggingOptions
@@ -52,32 +55,45 @@ struct SFUCommand: ParsableCommand {
             logger.critical("cannot start: \(error)")
             throw ExitCode(2)
         }
-        var metrics: MetricsServer?
+        // The endpoint comes up before the data plane: /healthz answers 503 until it runs.
+        let health = HealthState()
+        var metrics: MetricsHTTPServer?
         if let metricsListen {
+            let exporter = SFUMetrics { server.statistics() }
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: exporter.registry))
             do {
-                metrics = try MetricsServer(listeningOn: metricsListen, logger: logger) { PrometheusText.render(server.statistics()) }
+                metrics = try MetricsHTTPServer(
+                    listeningOn: metricsListen, logger: logger, metrics: { exporter.render() },
+                    health: {
+                        if let failure = server.failure { return .notReady("data plane stopped: \(failure)") }
+                        return health.running ? .ready : .notReady("starting")
+                    })
             } catch {
-                logger.critical("cannot start: \(error)")
+                logger.critical("cannot start: metrics endpoint \(metricsListen): \(error)")
                 server.stop()
                 throw ExitCode(2)
             }
         }
         defer { metrics?.stop() }
         server.start()
+        health.running = true
         logger.info("SFU up: \(configuration.authKey == nil ? "open" : "authenticated"), backend \(forwarder.backend), control \((try? server.controlAddress).map { "\($0)" } ?? "?"), media \((try? server.mediaAddress).map { "\($0)" } ?? "?"), \(server.participants().count) static participants")
 
         let reporter = StatisticsReporter(authenticated: configuration.authKey != nil)
-        let intervalNs = UInt64(max(0, statsInterval.value.components.seconds)) * 1_000_000_000 + UInt64(statsInterval.value.components.attoseconds / 1_000_000_000)
+        let interval = (statsInterval?.value ?? (isatty(STDERR_FILENO) != 0 ? .seconds(1) : .zero))
+        let intervalNs = UInt64(max(0, interval.components.seconds)) * 1_000_000_000 + UInt64(max(0, interval.components.attoseconds) / 1_000_000_000)
         var nextReport = monotonicNanoseconds() + (intervalNs == 0 ? UInt64.max / 2 : intervalNs)
+        let statsLogger = Logger(label: "groupcast.sfu.stats")
         while !stop.received, server.failure == nil {
             usleep(20_000)
             if monotonicNanoseconds() >= nextReport {
                 nextReport += intervalNs
                 let statistics = server.statistics()
-                print(reporter.line(statistics))
+                statsLogger.info("stats", metadata: reporter.metadata(statistics))
                 if let statsFile { writeStatistics(statistics, reporter: reporter, to: statsFile) }
             }
         }
+        health.running = false
         let failure = server.failure
         server.stop()
         let statistics = server.statistics()
@@ -113,7 +129,9 @@ final class StatisticsReporter {
 
     init(authenticated: Bool) { self.authenticated = authenticated }
 
-    func line(_ s: SFUStatistics, sinceStart: Bool = false) -> String {
+    /// The figures of one statistics line, in order: totals, rates since the previous call (or
+    /// since start), delay percentiles, CPU.
+    func fields(_ s: SFUStatistics, sinceStart: Bool = false) -> [(key: String, value: String)] {
         let now = monotonicNanoseconds()
         let base = sinceStart ? (start.time, start.cpu, UInt64(0), UInt64(0), UInt64(0)) : (previous ?? (start.time, start.cpu, 0, 0, 0))
         let elapsed = now - base.0
@@ -122,9 +140,27 @@ final class StatisticsReporter {
         let f = s.forwarder
         if !sinceStart { previous = (now, s.cpu, f.received, f.sent, f.dropped) }
         func rate(_ a: UInt64, _ b: UInt64) -> String { seconds > 0 ? "\(Int(Double(a - min(a, b)) / seconds))" : "0" }
-        return "\(s.backend) participants \(s.control.participants) in \(f.received) (\(rate(f.received, base.2))/s) out \(f.sent) (\(rate(f.sent, base.3))/s) "
-            + "echo \(f.echoed) dropped \(f.dropped) delay p50 \(microseconds(f.delay.quantile(0.5))) p99 \(microseconds(f.delay.quantile(0.99))) "
-            + "max \(microseconds(f.delay.count == 0 ? 0 : f.delay.max)) us cpu user \(String(format: "%.1f", cpu.user))% sys \(String(format: "%.1f", cpu.system))%"
+        return [
+            ("backend", "\(s.backend)"), ("participants", "\(s.control.participants)"),
+            ("received", "\(f.received)"), ("received_per_s", rate(f.received, base.2)),
+            ("sent", "\(f.sent)"), ("sent_per_s", rate(f.sent, base.3)), ("echoed", "\(f.echoed)"), ("dropped", "\(f.dropped)"),
+            ("delay_p50_us", microseconds(f.delay.quantile(0.5))), ("delay_p99_us", microseconds(f.delay.quantile(0.99))),
+            ("delay_max_us", microseconds(f.delay.count == 0 ? 0 : f.delay.max)),
+            ("cpu_user_percent", String(format: "%.1f", cpu.user)), ("cpu_system_percent", String(format: "%.1f", cpu.system)),
+        ]
+    }
+
+    /// The periodic line as log metadata (structured in the json and logfmt formats).
+    func metadata(_ s: SFUStatistics) -> Logger.Metadata {
+        Logger.Metadata(uniqueKeysWithValues: fields(s).map { ($0.key, .string($0.value)) })
+    }
+
+    /// The line printed at exit.
+    func line(_ s: SFUStatistics, sinceStart: Bool = false) -> String {
+        let v = Dictionary(uniqueKeysWithValues: fields(s, sinceStart: sinceStart).map { ($0.key, $0.value) })
+        return "\(v["backend"]!) participants \(v["participants"]!) in \(v["received"]!) (\(v["received_per_s"]!)/s) out \(v["sent"]!) (\(v["sent_per_s"]!)/s) "
+            + "echo \(v["echoed"]!) dropped \(v["dropped"]!) delay p50 \(v["delay_p50_us"]!) p99 \(v["delay_p99_us"]!) "
+            + "max \(v["delay_max_us"]!) us cpu user \(v["cpu_user_percent"]!)% sys \(v["cpu_system_percent"]!)%"
     }
 
     static func dropsLine(_ f: ForwarderStatistics) -> String {
@@ -156,4 +192,14 @@ final class StatisticsReporter {
 }
 
 func microseconds(_ ns: UInt64) -> String { String(format: "%.1f", Double(ns) / 1000) }
+
+/// Whether the data plane runs, for `/healthz` (set by the command's thread, read by the endpoint's).
+final class HealthState: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var running: Bool {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
+    }
+}
 

@@ -82,6 +82,9 @@ struct ForwarderOptions: ParsableArguments {
     @Option(help: "SO_RCVBUF of the media socket in bytes (the kernel doubles it, capped by net.core.rmem_max).")
     var receiveBuffer: Int = 4 << 20
 
+    @Option(help: "SO_SNDBUF of the media socket in bytes (the kernel doubles it, capped by net.core.wmem_max). Default: the system's (net.core.wmem_default).")
+    var sendBuffer: Int?
+
     @Option(help: "Receive-queue fill (0-1) above which VHQ is shed.")
     var shedVhq: Double = 0.5
 
@@ -108,6 +111,7 @@ struct ForwarderOptions: ParsableArguments {
 
     func validate() throws {
         guard batch >= 1 && batch <= 1024 else { throw ValidationError("--batch must be 1...1024") }
+        guard receiveBuffer >= 1 && (sendBuffer ?? 1) >= 1 else { throw ValidationError("--receive-buffer and --send-buffer must be at least 1") }
         guard backlog >= 1 else { throw ValidationError("--backlog must be at least 1") }
         guard ringSize.nonzeroBitCount == 1, ringSize <= 65536 else { throw ValidationError("--ring-size must be a power of two up to 65536") }
         guard ringFrameSize == 2048 || ringFrameSize == 4096 else { throw ValidationError("--ring-frame-size must be 2048 or 4096") }
@@ -124,6 +128,7 @@ struct ForwarderOptions: ParsableArguments {
         var forwarder = ForwarderConfiguration(backend: backend, mediaAddress: media)
         forwarder.batchSize = batch
         forwarder.receiveBufferSize = receiveBuffer
+        forwarder.sendBufferSize = sendBuffer
         forwarder.shedVHQAt = shedVhq
         forwarder.shedVSQAt = shedVsq
         forwarder.backlogCapacity = backlog

@@ -26,6 +26,8 @@ public struct ForwarderConfiguration: Sendable {
 
     /// `SO_RCVBUF` of the media socket; `nil`: the system default.
     public var receiveBufferSize: Int? = 4 << 20
+    /// `SO_SNDBUF` of the media socket; `nil`: the system default.
+    public var sendBufferSize: Int?
     /// Copies queued per slow receiver before its oldest are dropped.
     public var backlogCapacity = 64
 
@@ -59,6 +61,7 @@ public struct ForwarderConfiguration: Sendable {
         var socket = UserspaceForwarder.Configuration(bindAddress: mediaAddress)
         socket.batchSize = batchSize
         socket.receiveBufferSize = receiveBufferSize
+        socket.sendBufferSize = sendBufferSize
         socket.shedVHQAt = shedVHQAt
         socket.shedVSQAt = shedVSQAt
         socket.backlogCapacity = backlogCapacity

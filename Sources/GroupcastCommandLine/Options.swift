@@ -23,18 +23,19 @@ public struct LoggingOptions: ParsableArguments {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     public var logLevel: Logger.Level = .info
 
+    @Option(help: "Log lines on standard error: text, json (one object per line) or logfmt; each with an RFC 3339 UTC timestamp.")
+    public var logFormat: LogFormat = .text
+
     public init() {}
 
     public func bootstrap(label: String) -> Logger {
-        let level = logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        let level = logLevel, format = logFormat
+        LoggingSystem.bootstrap { label in LineLogHandler(label: label, format: format, level: level) }
         return Logger(label: label)
     }
 }
+
+extension LogFormat: ExpressibleByArgument {}
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 

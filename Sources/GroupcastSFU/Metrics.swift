@@ -115,6 +115,18 @@ public struct LatencyHistogram: Hashable, Sendable {
     }
 
     public var mean: Double { count == 0 ? 0 : Double(sum) / Double(count) }
+
+    /// The samples recorded since `earlier` (a previous copy of this histogram), bucket by
+    /// bucket: each non-empty bucket's value range and how many samples it gained. For exporters
+    /// that keep their own coarser buckets (the Prometheus histogram of `groupcast sfu`).
+    public func samples(since earlier: LatencyHistogram) -> [(lowest: UInt64, highest: UInt64, count: UInt64)] {
+        var gained: [(lowest: UInt64, highest: UInt64, count: UInt64)] = []
+        for index in buckets.indices where buckets[index] > earlier.buckets[index] {
+            let lowest = index == 0 ? 0 : Self.upperBound(of: index - 1) + 1
+            gained.append((lowest, Self.upperBound(of: index), buckets[index] - earlier.buckets[index]))
+        }
+        return gained
+    }
 }
 
 /// Why the forwarder dropped a datagram (or one copy of it): a view of `enum gc_drop`, the one list

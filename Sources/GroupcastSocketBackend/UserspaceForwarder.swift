@@ -79,6 +79,12 @@ public final class UserspaceForwarder: Forwarder {
         guard socket.backend == socketBackend else {
             throw .backendUnavailable(backend, "GroupSocket chose \(socket.backend) instead of \(socketBackend)")
         }
+        if let descriptor = try? socket.fileDescriptor.rawValue {
+            SocketBufferGrant.log(
+                SocketBufferGrant.read(
+                    descriptor: descriptor, requestedReceive: configuration.receiveBufferSize, requestedSend: configuration.sendBufferSize),
+                logger: logger)
+        }
     }
 
     public var localAddress: SocketAddress {

@@ -81,6 +81,15 @@ import Testing
         #expect(metrics.contains("groupcast_sfu_room_participants{room=\"default\"} 0\n"), "\(metrics)")
         #expect(metrics.contains("groupcast_sfu_room_joins_total{room=\"default\"} 3\n"), "\(metrics)")
         #expect(metrics.contains("groupcast_sfu_control_challenges_total 3\n"), "\(metrics)")
+        // Parsed as Prometheus does: the delay is a histogram that counted the forwarded packets.
+        let families = try #require(try scrapeMetrics(port: metricsPort)["families"] as? [String: [String: Any]])
+        let delayFamily = try #require(families["groupcast_sfu_processing_delay_seconds"])
+        #expect(delayFamily["type"] as? String == "histogram")
+        let delaySamples = try #require(delayFamily["samples"] as? [[Any]])
+        let delayCount = delaySamples.first { $0[0] as? String == "groupcast_sfu_processing_delay_seconds_count" }?[2] as? Double
+        #expect((delayCount ?? 0) > 0, "\(delaySamples)")
+        #expect(delaySamples.contains { ($0[1] as? [String: String])?["le"] == "+Inf" && $0[2] as? Double == delayCount })
+        #expect(try #require(httpGet(port: metricsPort, path: "/healthz")).hasPrefix("HTTP/1.0 200"))
 
         kill(sfu.processIdentifier, SIGTERM)
         let sfuText = String(decoding: sfuOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)

@@ -1,0 +1,144 @@
+import Foundation
+import GroupcastProtocol
+import GroupcastSFU
+import Prometheus
+
+/// The SFU's statistics as Prometheus metrics, in a swift-prometheus registry (the swift-metrics
+/// Prometheus backend). Every metric is listed in Docs/operations.md.
+///
+/// The data planes count in their own places (a forwarder thread's counters, BPF maps, the ring's
+/// C core), so the registry is brought up to date from ``SFUStatistics`` when it is scraped:
+/// counters advance by what the statistics gained since the previous scrape, gauges are set, and
+/// the processing-delay samples the data plane recorded since then are added to the Prometheus
+/// histogram (each at the middle of its fine bucket: boundaries within the data plane's ~3%).
+public final class SFUMetrics: @unchecked Sendable {
+    /// The registry `/metrics` renders; `MetricsSystem` is bootstrapped onto it too, so metrics
+    /// that libraries emit through swift-metrics appear beside these.
+    public let registry: PrometheusCollectorRegistry
+    private let statistics: @Sendable () -> SFUStatistics
+    private let lock = NSLock()
+    private var counters: [SeriesKey: (counter: Counter, value: UInt64)] = [:]
+    private var gauges: [SeriesKey: Gauge] = [:]
+    private var delay: DurationHistogram?
+    private var delaySeen = LatencyHistogram()
+
+    /// Processing-delay buckets: from 1 us (a short fan-out) to 100 ms (a stalled SFU).
+    public static let delayBuckets: [Duration] = [
+        .microseconds(1), .microseconds(2), .microseconds(5), .microseconds(10), .microseconds(20), .microseconds(50),
+        .microseconds(100), .microseconds(200), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
+        .milliseconds(10), .milliseconds(20), .milliseconds(50), .milliseconds(100),
+    ]
+
+    private struct SeriesKey: Hashable {
+        var name: String
+        var labels: [String]
+        init(_ name: String, _ labels: [(String, String)]) {
+            self.name = name
+            self.labels = labels.flatMap { [$0.0, $0.1] }
+        }
+    }
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), statistics: @escaping @Sendable () -> SFUStatistics) {
+        self.registry = registry
+        self.statistics = statistics
+    }
+
+    /// Brings the registry up to date and renders it (text format 0.0.4). Concurrent scrapes
+    /// are serialised here, so no sample is added twice.
+    public func render() -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        update(statistics())
+        return registry.emitToString()
+    }
+
+    private static func descriptor(_ name: String, unit: String = "", _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "groupcast", subsystem: "sfu", metricName: name, unitName: unit, helpText: help)
+    }
+
+    /// Advances the counter `name{labels}` to `value` (a running total kept by the SFU).
+    private func count(_ name: String, _ help: String, _ labels: [(String, String)] = [], _ value: UInt64) {
+        let descriptor = Self.descriptor(name, unit: "total", help)
+        let key = SeriesKey(descriptor.name, labels)
+        var entry = counters[key] ?? (registry.makeCounter(descriptor: descriptor, labels: labels), 0)
+        // Totals only grow; a smaller one means the source restarted (a backend re-created).
+        if value < entry.value {
+            entry.counter.reset()
+            entry.value = 0
+        }
+        if value > entry.value { entry.counter.increment(by: Int64(clamping: value - entry.value)) }
+        entry.value = value
+        counters[key] = entry
+    }
+
+    /// Advances the seconds counter `name{labels}` to `nanoseconds`.
+    private func countSeconds(_ name: String, _ help: String, _ labels: [(String, String)] = [], nanoseconds: UInt64) {
+        let descriptor = Self.descriptor(name, unit: "seconds_total", help)
+        let key = SeriesKey(descriptor.name, labels)
+        var entry = counters[key] ?? (registry.makeCounter(descriptor: descriptor, labels: labels), 0)
+        if nanoseconds < entry.value {
+            entry.counter.reset()
+            entry.value = 0
+        }
+        if nanoseconds > entry.value { entry.counter.increment(by: Double(nanoseconds - entry.value) / 1e9) }
+        entry.value = nanoseconds
+        counters[key] = entry
+    }
+
+    private func gauge(_ name: String, _ help: String, _ labels: [(String, String)] = [], _ value: Double) {
+        let descriptor = Self.descriptor(name, help)
+        let key = SeriesKey(descriptor.name, labels)
+        let gauge = gauges[key] ?? registry.makeGauge(descriptor: descriptor, labels: labels)
+        gauges[key] = gauge
+        gauge.set(value)
+    }
+
+    private func update(_ s: SFUStatistics) {
+        let f = s.forwarder
+        let backend = [("backend", "\(s.backend)")]
+        count("packets_received", "Datagrams received on the media port.", backend, f.received)
+        count("packets_sent", "Copies sent, by kind (forwarded to subscribers, echoed to their sender).", backend + [("kind", "forwarded")], f.forwarded)
+        count("packets_sent", "Copies sent, by kind (forwarded to subscribers, echoed to their sender).", backend + [("kind", "echo")], f.echoed)
+        count("packets_sent_in_kernel", "Of the copies sent: made by an in-kernel data plane (xdp backend).", backend, f.inKernel)
+        count("packets_deferred", "Copies queued in a receiver backlog (socket buffer full).", backend, f.deferred)
+        for reason in DropReason.allCases {
+            count("packets_dropped", "Datagrams or copies dropped, by reason.", backend + [("reason", "\(reason)")], f[reason])
+        }
+        count("tx_stalls", "Waits for transmit space in the middle of a batch (ring backend: TX ring or UMEM frames exhausted).", backend, f.transmitStalls)
+        countSeconds("tx_stall", "Time spent in those waits.", backend, nanoseconds: f.transmitStallNanoseconds)
+        countSeconds("cpu", "CPU time of the SFU process, by mode.", [("mode", "user")], nanoseconds: s.cpu.user * 1000)
+        countSeconds("cpu", "CPU time of the SFU process, by mode.", [("mode", "system")], nanoseconds: s.cpu.system * 1000)
+
+        let histogram = delay ?? registry.makeDurationHistogram(
+            descriptor: Self.descriptor("processing_delay", unit: "seconds", "Pickup to last copy scheduled, per forwarded packet."),
+            labels: backend, buckets: Self.delayBuckets)
+        delay = histogram
+        if f.delay.count < delaySeen.count { delaySeen = LatencyHistogram() }
+        for gained in f.delay.samples(since: delaySeen) {
+            let middle = Duration.nanoseconds(Int64(clamping: gained.lowest + (gained.highest - gained.lowest) / 2))
+            for _ in 0..<gained.count { histogram.record(middle) }
+        }
+        delaySeen = f.delay
+
+        gauge("participants", "Participants in all rooms.", [], Double(s.control.participants))
+        gauge("routes", "Routes (source SSRCs) in the routing table.", [], Double(s.control.routes))
+        gauge("uptime_seconds", "Seconds since the SFU started.", [], Double(s.uptime) / 1e9)
+        count("control_requests", "Control datagrams handled.", [], s.control.requests)
+        for code in ControlErrorCode.allCases {
+            count("control_errors", "ERROR replies sent, by code.", [("code", code.metricName)], s.control.errors[code] ?? 0)
+        }
+        count("control_challenges", "CHALLENGE replies sent (REGISTER without a valid cookie, PROBE).", [], s.control.challenges)
+        count("control_rate_limited", "Control requests dropped: source address over its rate limit.", [], s.control.rateLimited)
+        count("control_unanswered", "Control datagrams too short to answer an unverified sender.", [], s.control.unanswered)
+        count("participants_removed", "Participants removed, by cause.", [("cause", "leave")], s.control.left)
+        count("participants_removed", "Participants removed, by cause.", [("cause", "timeout")], s.control.expired)
+        // Room names are A-Z a-z 0-9 . _ - (the protocol's rule): safe as label values.
+        for (name, room) in s.control.rooms.sorted(by: { $0.key < $1.key }) {
+            let label = [("room", name)]
+            gauge("room_participants", "Participants per room.", label, Double(room.participants))
+            count("room_joins", "Participants that joined, per room.", label, room.registered)
+            count("room_participants_removed", "Participants removed, per room and cause.", label + [("cause", "leave")], room.left)
+            count("room_participants_removed", "Participants removed, per room and cause.", label + [("cause", "timeout")], room.expired)
+        }
+    }
+}

@@ -1,0 +1,125 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import GroupUnicast
+import Testing
+
+/// `groupcast sfu` run as a service (Docs/operations.md): its log lines, its statistics line off
+/// by default without a terminal, the socket buffers it logs at start, its metrics scraped and
+/// parsed as Prometheus does. Loopback, the default backend.
+@Suite(.serialized) struct ServiceTests {
+    static let basePort = 30_000 + Int(getpid() % 20_000)
+
+    /// What one run printed.
+    struct Run {
+        var status: Int32
+        var standardOutput: String
+        var standardError: String
+        var errorLines: [String] { standardError.split(separator: "\n").map(String.init) }
+    }
+
+    /// Runs `groupcast sfu ARGUMENTS` for `seconds` (calling `during` meanwhile), then SIGTERM.
+    static func runSFU(_ arguments: [String], port: Int, seconds: Double = 1, during: () throws -> Void = {}) throws -> Run {
+        let process = Process()
+        process.executableURL = GroupcastBinary.url
+        process.arguments = ["sfu", "--control", "127.0.0.1:\(port)", "--media", "127.0.0.1:\(port + 1)"] + arguments
+        let output = Pipe(), error = Pipe()
+        process.standardOutput = output
+        process.standardError = error
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        usleep(UInt32(seconds * 1_000_000))
+        try during()
+        kill(process.processIdentifier, SIGTERM)
+        let out = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let err = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, standardOutput: out, standardError: err)
+    }
+
+    @Test func jsonLogsWithTheGrantedBuffersAndNoStatsLineWithoutATerminal() throws {
+        let run = try Self.runSFU(["--log-format", "json", "--receive-buffer", "1073741824", "--send-buffer", "65536"], port: Self.basePort, seconds: 1.5)
+        #expect(run.status == 0, "\(run.standardError)")
+        var records: [[String: String]] = []
+        for line in run.errorLines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String]
+            records.append(try #require(object, "not a JSON log line: \(line)"))
+        }
+        #expect(records.allSatisfy { $0["ts"]?.hasSuffix("Z") == true && $0["level"] != nil && $0["msg"] != nil })
+        let receive = try #require(records.first { $0["option"] == "SO_RCVBUF" }, "\(run.standardError)")
+        #expect(receive["requested"] == "1073741824")
+        #expect(receive["capped"] == "true" && receive["level"] == "warning", "\(receive)")
+        #expect(receive["msg"]?.contains("sysctl -w net.core.rmem_max=1073741824") == true, "\(receive)")
+        let send = try #require(records.first { $0["option"] == "SO_SNDBUF" })
+        #expect(send["requested"] == "65536" && send["granted"] == "131072" && send["capped"] == "false", "\(send)")
+        // Not a terminal: no periodic statistics, the final line only (stdout).
+        #expect(!records.contains { $0["msg"] == "stats" }, "\(run.standardError)")
+        #expect(run.standardOutput.hasPrefix("final: "), "\(run.standardOutput)")
+    }
+
+    @Test func logfmtStatsLinesWhenAnIntervalIsGiven() throws {
+        let run = try Self.runSFU(["--log-format", "logfmt", "--stats-interval", "200ms"], port: Self.basePort + 10, seconds: 1.2)
+        #expect(run.status == 0, "\(run.standardError)")
+        let stats = run.errorLines.filter { $0.contains(" msg=stats ") }
+        #expect(stats.count >= 3, "\(run.standardError)")
+        for line in stats {
+            #expect(line.hasPrefix("ts=") && line.contains(" level=info logger=groupcast.sfu.stats "), "\(line)")
+            #expect(line.contains(" received=0 ") && line.contains(" delay_p99_us=0.0 "), "\(line)")
+        }
+    }
+
+    @Test func metricsScrapedAndParsedByPrometheusClient() throws {
+        let port = Self.basePort + 20
+        var parsed: [String: Any] = [:]
+        var health = ""
+        let run = try Self.runSFU(["--metrics-listen", "127.0.0.1:\(port + 2)", "--log-level", "warning"], port: port) {
+            parsed = try scrapeMetrics(port: UInt16(port + 2))
+            health = httpGet(port: UInt16(port + 2), path: "/healthz") ?? ""
+        }
+        #expect(run.status == 0, "\(run.standardError)")
+        #expect(health.hasPrefix("HTTP/1.0 200") && health.hasSuffix("ok\n"), "\(health)")
+        #expect(parsed["status"] as? Int == 200)
+        #expect((parsed["content_type"] as? String)?.hasPrefix("text/plain; version=0.0.4") == true)
+        let families = try #require(parsed["families"] as? [String: [String: Any]])
+        // prometheus_client names a counter family without `_total`.
+        for (name, type) in [
+            ("groupcast_sfu_processing_delay_seconds", "histogram"), ("groupcast_sfu_packets_received", "counter"),
+            ("groupcast_sfu_packets_dropped", "counter"), ("groupcast_sfu_participants", "gauge"),
+            ("groupcast_sfu_control_errors", "counter"), ("groupcast_sfu_cpu_seconds", "counter"),
+        ] {
+            #expect(families[name]?["type"] as? String == type, "\(name): \(families[name] ?? [:])")
+            #expect(!((families[name]?["help"] as? String) ?? "").isEmpty, "\(name) has no HELP")
+        }
+        let dropped = try #require(families["groupcast_sfu_packets_dropped"]?["samples"] as? [[Any]])
+        let reasons = Set(dropped.compactMap { ($0[1] as? [String: String])?["reason"] })
+        #expect(reasons.isSuperset(of: ["malformed", "spoofed", "shed_vhq", "head_drop", "send_failed"]), "\(reasons)")
+    }
+}
+
+/// `scripts/lib/scrape-metrics`: urllib + prometheus_client's text parser, as JSON.
+func scrapeMetrics(port: UInt16) throws -> [String: Any] {
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("scripts/lib/scrape-metrics").path
+    let venv = "/opt/groupunicast/venv/bin/python3"
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: FileManager.default.isExecutableFile(atPath: venv) ? venv : "/usr/bin/python3")
+    process.arguments = [script, "http://127.0.0.1:\(port)/metrics"]
+    let output = Pipe(), error = Pipe()
+    process.standardOutput = output
+    process.standardError = error
+    try process.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    let message = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    guard process.terminationStatus == 0, let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        throw ScrapeFailure(status: process.terminationStatus, message: message)
+    }
+    return object
+}
+
+struct ScrapeFailure: Error, CustomStringConvertible {
+    var status: Int32
+    var message: String
+    var description: String { "scrape-metrics exited \(status): \(message)" }
+}
