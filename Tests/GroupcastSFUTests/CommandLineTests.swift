@@ -78,7 +78,7 @@ import Testing
         #expect(metrics.contains("groupcast_sfu_packets_received_total{backend=\"\(TestBackend.selected)\"} "))
         #expect(try #require(httpGet(port: metricsPort, path: "/other")).hasPrefix("HTTP/1.0 404"))
         // Per-room metrics: the clients joined the declared room `default` (and have left).
-        #expect(metrics.contains("groupcast_sfu_room_participants{room=\"default\"} 0\n"), "\(metrics)")
+        #expect(metrics.contains("groupcast_sfu_room_participants{room=\"default\"} 0.0\n"), "\(metrics)")
         #expect(metrics.contains("groupcast_sfu_room_joins_total{room=\"default\"} 3\n"), "\(metrics)")
         #expect(metrics.contains("groupcast_sfu_control_challenges_total 3\n"), "\(metrics)")
         // Parsed as Prometheus does: the delay is a histogram that counted the forwarded packets.

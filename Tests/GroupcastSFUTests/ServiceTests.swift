@@ -89,7 +89,8 @@ import Testing
             ("groupcast_sfu_control_errors", "counter"), ("groupcast_sfu_cpu_seconds", "counter"),
         ] {
             #expect(families[name]?["type"] as? String == type, "\(name): \(families[name] ?? [:])")
-            #expect(!((families[name]?["help"] as? String) ?? "").isEmpty, "\(name) has no HELP")
+            let help = families[name]?["help"] as? String ?? ""
+            #expect(help.count > 0, "\(name) has no HELP")
         }
         let dropped = try #require(families["groupcast_sfu_packets_dropped"]?["samples"] as? [[Any]])
         let reasons = Set(dropped.compactMap { ($0[1] as? [String: String])?["reason"] })
