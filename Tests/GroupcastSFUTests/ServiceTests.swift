@@ -94,7 +94,7 @@ import Testing
         }
         let dropped = try #require(families["groupcast_sfu_packets_dropped"]?["samples"] as? [[Any]])
         let reasons = Set(dropped.compactMap { ($0[1] as? [String: String])?["reason"] })
-        #expect(reasons.isSuperset(of: ["malformed", "spoofed", "shed_vhq", "head_drop", "send_failed"]), "\(reasons)")
+        #expect(reasons.isSuperset(of: ["truncated", "bad_rtp_version", "spoofed", "shed_vhq", "head_drop", "send_failed"]), "\(reasons)")
     }
 }
 
