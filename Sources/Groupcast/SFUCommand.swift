@@ -39,7 +39,9 @@ struct SFUCommand: ParsableCommand {
 
     func run() throws {
         let logger = logging.bootstrap(label: "groupcast.sfu")
-        var configuration = try controlPlane.configuration()
+        let controlPlaneSettings = try controlPlane.configuration()
+        var configuration = controlPlaneSettings.configuration
+        for note in controlPlaneSettings.notes { logger.notice("\(note)") }
         configuration.authKey = try authKey.load(logger: logger)
         if configuration.authKey == nil {
             logger.warning("no --auth-key-file: the SFU is open, anyone who reaches the control port may join any room (trusted networks only)")

@@ -33,8 +33,8 @@ struct ControlPlaneOptions: ParsableArguments {
     @Option(help: "Control requests a source address may send in a burst.")
     var controlBurst: Double = 400
 
-    @Option(help: "Remove a participant after this long without KEEPALIVE (e.g. 10s, 500ms).")
-    var keepaliveTimeout: DurationArgument = .init(.seconds(10))
+    @Option(help: "Remove a participant after this long without KEEPALIVE (e.g. 10s, 500ms). Default: the room file's keepaliveTimeoutMs, else 10s; given, it wins over the room file's.")
+    var keepaliveTimeout: DurationArgument?
 
     @Flag(inversion: .prefixedNo, help: "Send every media packet back to its sender.")
     var echo = true
@@ -46,19 +46,32 @@ struct ControlPlaneOptions: ParsableArguments {
     }
 
     /// The server's configuration without a key; a room file that does not load is a usage error.
-    func configuration() throws(ValidationError) -> SFUServer.Configuration {
+    /// Precedence (Docs/operations.md): a flag beats the room file's SFU-wide `keepaliveTimeoutMs`;
+    /// a room's own `capacity` beats `--capacity`, which is the capacity of every room without one.
+    /// `notes`: each setting the room file decides against a flag, to be logged at start.
+    func configuration() throws(ValidationError) -> (configuration: SFUServer.Configuration, notes: [String]) {
+        var notes: [String] = []
         var configuration = SFUServer.Configuration(controlAddress: control)
         configuration.capacity = capacity
         configuration.limits.maxParticipants = maxParticipants
         configuration.limits.maxRooms = maxRooms
         configuration.limits.allowRoomCreation = roomCreation
         configuration.controlRateLimit = controlRate > 0 ? RateLimiter.Limit(rate: controlRate, burst: controlBurst) : nil
-        configuration.keepaliveTimeout = keepaliveTimeout.value
         configuration.echo = echo
         if let room {
             do { configuration.room = try RoomFile.load(path: room) } catch { throw ValidationError(error.description) }
         }
-        return configuration
+        let fileTimeout = configuration.room?.keepaliveTimeoutMilliseconds
+        configuration.keepaliveTimeout = keepaliveTimeout?.value ?? fileTimeout.map { .milliseconds($0) } ?? .seconds(10)
+        if let fileTimeout, let keepaliveTimeout, keepaliveTimeout.value != .milliseconds(fileTimeout) {
+            notes.append("keepalive timeout \(keepaliveTimeout.value) (--keepalive-timeout) overrides the room file's keepaliveTimeoutMs \(fileTimeout)")
+        }
+        for declared in configuration.room?.rooms ?? [] {
+            if let own = declared.capacity, own != capacity {
+                notes.append("room \(declared.name): capacity \(own) from the room file (--capacity \(capacity) is for rooms without their own)")
+            }
+        }
+        return (configuration, notes)
     }
 }
 

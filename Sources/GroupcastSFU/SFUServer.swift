@@ -102,10 +102,9 @@ public final class SFUServer: Sendable {
     public init(configuration: Configuration, forwarder: any Forwarder, logger: Logger) throws(SFUError) {
         self.configuration = configuration
         self.logger = logger
+        // The room file's keepaliveTimeoutMs is not read here: `groupcast sfu` decides between it
+        // and --keepalive-timeout (the flag wins) and hands over the result.
         var registry = SessionRegistry(limits: configuration.limits, keepaliveTimeout: configuration.keepaliveTimeout)
-        if let timeout = configuration.room?.keepaliveTimeoutMilliseconds {
-            registry.keepaliveTimeout = UInt64(timeout) * 1_000_000
-        }
         let declared = configuration.room?.rooms ?? []
         do throws(RegistryError) {
             for room in declared {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import GroupcastClient
 import GroupUnicast
 import Testing
 
@@ -95,6 +96,44 @@ import Testing
         let dropped = try #require(families["groupcast_sfu_packets_dropped"]?["samples"] as? [[Any]])
         let reasons = Set(dropped.compactMap { ($0[1] as? [String: String])?["reason"] })
         #expect(reasons.isSuperset(of: ["truncated", "bad_rtp_version", "spoofed", "shed_vhq", "head_drop", "send_failed"]), "\(reasons)")
+    }
+}
+
+extension ServiceTests {
+    /// The keepalive timeout an SFU hands a participant that REGISTERs from this process.
+    static func grantedKeepalive(control port: Int) throws -> UInt32 {
+        let socket = try GroupSocket(bindingTo: .ipv4(.loopback, port: 0), backend: .socket)
+        defer { try? socket.close() }
+        let channel = ControlChannel(socket: socket, sfu: .ipv4(.loopback, port: UInt16(port)))
+        return try channel.register(JoinParameters(), requestID: 1).keepaliveTimeoutMilliseconds
+    }
+
+    /// Precedence (Docs/operations.md): --keepalive-timeout beats the room file's
+    /// keepaliveTimeoutMs (before: the room file won silently), and the decision is logged; a
+    /// room's own capacity beats --capacity, and that is logged too.
+    @Test func keepaliveFlagBeatsTheRoomFileAndEveryOverrideIsLogged() throws {
+        let directory = NSTemporaryDirectory() + "groupcast-precedence-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let rooms = directory + "/rooms.json"
+        try #"{"keepaliveTimeoutMs": 5000, "rooms": [{"name": "default", "capacity": 3}]}"#.write(toFile: rooms, atomically: true, encoding: .utf8)
+
+        let port = Self.basePort + 30
+        var granted: UInt32 = 0
+        let run = try Self.runSFU(["--room", rooms, "--keepalive-timeout", "2s", "--capacity", "8", "--log-format", "logfmt"], port: port) {
+            granted = try Self.grantedKeepalive(control: port)
+        }
+        #expect(run.status == 0, "\(run.standardError)")
+        #expect(granted == 2000)
+        #expect(run.standardError.contains("keepalive timeout 2.0 seconds (--keepalive-timeout) overrides the room file's keepaliveTimeoutMs 5000"), "\(run.standardError)")
+        #expect(run.standardError.contains("room default: capacity 3 from the room file (--capacity 8 is for rooms without their own)"), "\(run.standardError)")
+
+        // Without the flag the room file's value holds.
+        let fallback = try Self.runSFU(["--room", rooms], port: port + 5) {
+            granted = try Self.grantedKeepalive(control: port + 5)
+        }
+        #expect(fallback.status == 0, "\(fallback.standardError)")
+        #expect(granted == 5000)
     }
 }
 
