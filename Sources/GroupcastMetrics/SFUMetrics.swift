@@ -58,7 +58,18 @@ public final class SFUMetrics: @unchecked Sendable {
 
     /// Advances the counter `name{labels}` to `value` (a running total kept by the SFU).
     private func count(_ name: String, _ help: String, _ labels: [(String, String)] = [], _ value: UInt64) {
-        let descriptor = Self.descriptor(name, unit: "total", help)
+        advance(name, unit: "total", help, labels, to: value) { counter, gained in counter.increment(by: Int64(clamping: gained)) }
+    }
+
+    /// Advances the seconds counter `name{labels}` to `nanoseconds`.
+    private func countSeconds(_ name: String, _ help: String, _ labels: [(String, String)] = [], nanoseconds: UInt64) {
+        advance(name, unit: "seconds_total", help, labels, to: nanoseconds) { counter, gained in counter.increment(by: Double(gained) / 1e9) }
+    }
+
+    private func advance(
+        _ name: String, unit: String, _ help: String, _ labels: [(String, String)], to value: UInt64, increment: (Counter, UInt64) -> Void
+    ) {
+        let descriptor = Self.descriptor(name, unit: unit, help)
         let key = SeriesKey(descriptor.name, labels)
         var entry = counters[key] ?? (registry.makeCounter(descriptor: descriptor, labels: labels), 0)
         // Totals only grow; a smaller one means the source restarted (a backend re-created).
@@ -66,22 +77,8 @@ public final class SFUMetrics: @unchecked Sendable {
             entry.counter.reset()
             entry.value = 0
         }
-        if value > entry.value { entry.counter.increment(by: Int64(clamping: value - entry.value)) }
+        if value > entry.value { increment(entry.counter, value - entry.value) }
         entry.value = value
-        counters[key] = entry
-    }
-
-    /// Advances the seconds counter `name{labels}` to `nanoseconds`.
-    private func countSeconds(_ name: String, _ help: String, _ labels: [(String, String)] = [], nanoseconds: UInt64) {
-        let descriptor = Self.descriptor(name, unit: "seconds_total", help)
-        let key = SeriesKey(descriptor.name, labels)
-        var entry = counters[key] ?? (registry.makeCounter(descriptor: descriptor, labels: labels), 0)
-        if nanoseconds < entry.value {
-            entry.counter.reset()
-            entry.value = 0
-        }
-        if nanoseconds > entry.value { entry.counter.increment(by: Double(nanoseconds - entry.value) / 1e9) }
-        entry.value = nanoseconds
         counters[key] = entry
     }
 
