@@ -168,7 +168,10 @@ import Testing
         #expect(atListener.count == 3 && atSpeaker.isEmpty)
         #expect(atAudio.count == 1 && atAudio.count(of: full.ssrcs.asq) == 1)
         #expect(sfu.stats[.unknownSSRC] == 1)
-        #expect((sfu.server.statistics().control.errors[.unauthorized] ?? 0) == 6)
+        // Six refused REGISTERs, each counted; a loaded machine (TCG in the VM) may make the
+        // client retransmit one before its answer arrives, and the retransmission is refused
+        // and counted too (seen once on 6.12: 7).
+        #expect((sfu.server.statistics().control.errors[.unauthorized] ?? 0) >= 6)
     }
 
     /// A media port other than the control port gets no copy until it proved itself (PROBE).
