@@ -139,11 +139,46 @@ static struct {
 	unsigned long max_ioctls;	/* --iterations */
 	unsigned long max_ops;		/* --ops (replay) */
 	double seconds;			/* --seconds */
+	double deadline;		/* --deadline: --iterations must be reached by then */
 	unsigned int threads;		/* concurrent streams after stream 0 */
 	int only_stream;		/* --stream N, or -1 */
 	bool trace;
 	bool no_netdev;
 } opt = { .seed = 0, .max_ioctls = 100000, .threads = 6, .only_stream = -1 };
+
+/*
+ * How much bulk work an op does. Both profiles draw every op kind, edge value,
+ * pointer kind, socket kind and episode; "lean" (the debug kernel's lane, where
+ * KASAN and kmemleak unwind the stack at every allocation and free) makes the
+ * calls that allocate per member or send hundreds of datagrams rarer, and the
+ * episodes' groups smaller, so that the run's cost is its ioctls.
+ */
+struct profile {
+	const char *name;
+	unsigned int large_members_per_10k;	/* ADD/UPDATE of 100 or more members ... */
+	unsigned int large_members_max;		/* ... up to this many */
+	unsigned int bulk_edge_permille;	/* a count edge of 32+ recipients/payloads kept */
+	unsigned int episode_divisor;		/* episodes this many times rarer */
+	unsigned int slow_members[2];		/* a slow group's members: base, spread (tbf) */
+	unsigned int bounded_members[2];	/* ... (loopback, a long call that does not wait) */
+};
+
+static const struct profile profiles[] = {
+	{ "full", 10, 4096, 1000, 1, { 16, 48 }, { 64, 256 } },
+	{ "lean", 1, 300, 5, 8, { 8, 16 }, { 16, 64 } },
+};
+
+static const struct profile *profile = &profiles[0];
+
+static bool profile_set(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(profiles); i++)
+		if (!strcmp(profiles[i].name, name)) {
+			profile = &profiles[i];
+			return true;
+		}
+	return false;
+}
 
 static double start_time;
 static atomic_bool stop_streams;
@@ -274,9 +309,10 @@ static void __attribute__((format(printf, 2, 3))) fail(struct stream *st, const 
 	vsnprintf(key, sizeof(key), fmt, ap);
 	va_end(ap);
 	snprintf(first, sizeof(first),
-		 "seed %llu stream %u op %lu%s: %s: %s\n#   args: %s\n#   replay: sg_fuzz --seed %llu --stream %u --ops %lu --trace",
+		 "seed %llu stream %u op %lu%s: %s: %s\n#   args: %s\n#   replay: sg_fuzz --seed %llu --profile %s --stream %u --ops %lu --trace",
 		 (unsigned long long)opt.seed, st->id, st->op, st->in_child ? " (forked child)" : "",
-		 st->op_name, key, st->desc, (unsigned long long)opt.seed, st->id, st->op + 1);
+		 st->op_name, key, st->desc, (unsigned long long)opt.seed, profile->name, st->id,
+		 st->op + 1);
 
 	atomic_fetch_add(&run->failures, 1);
 	spin_lock_shared();
@@ -674,6 +710,12 @@ static __u32 fuzz_private_len(struct stream *st, bool group_member)
 		    65536);
 }
 
+/* A count the kernel accepts and that sends 32 or more datagrams per member or payload. */
+static bool bulk_count(__u32 count, __u32 max)
+{
+	return count >= 32 && count <= max;
+}
+
 /* ---- recipients and members ---------------------------------------------- */
 
 static void fuzz_recipient(struct stream *st, struct sendgroup_recipient *r, int family,
@@ -995,6 +1037,9 @@ static void op_send(struct stream *st)
 			      EDGE(st, 0, 8, 55, 57, 64, 4096, 4097, 0xffffffff);
 	args.recipient_count = rng_chance(&st->rng, 950) ? 1 + rng_below(&st->rng, 8) :
 			       EDGE(st, 0, 64, 1023, 1024, 1025, 65536, 0xffffffff);
+	if (bulk_count(args.recipient_count, SENDGROUP_MAX_RECIPIENTS) &&
+	    !rng_chance(&st->rng, profile->bulk_edge_permille))
+		args.recipient_count = 1 + rng_below(&st->rng, 8);
 	args.reserved = rng_chance(&st->rng, 20) ? EDGE(st, 1, 0x80000000, 0xffffffff) : 0;
 	describe(st, " flags=%#x msg_flags=%#x shared_len=%u recipient_size=%u count=%u reserved=%u",
 		 args.flags, args.msg_flags, args.shared_len, args.recipient_size,
@@ -1190,11 +1235,13 @@ static void op_members(struct stream *st, unsigned long cmd)
 	if (group_missing(st, &g, slot))
 		return;
 	c.fd = g.fd;
-	large = rng_chance(&st->rng, 1);
+	large = rng_below(&st->rng, 10000) < profile->large_members_per_10k;
 	args.flags = rng_chance(&st->rng, 20) ? EDGE(st, 1, 0x80000000, 0xffffffff) : 0;
 	args.count = large ? EDGE(st, 100, 300, 1000, 1000, 4096) :
 		     rng_chance(&st->rng, 960) ? 1 + rng_below(&st->rng, 6) :
 		     EDGE(st, 0, 65536, 65537, 0xffffffff);
+	if (large && args.count > profile->large_members_max && args.count <= 4096)
+		args.count = profile->large_members_max;
 	args.member_size = rng_chance(&st->rng, 950) ? sizeof(struct sendgroup_member) :
 			   EDGE(st, 0, 8, 56, 63, 65, 72, 4096, 4097, 0xffffffff);
 	count = args.count;
@@ -1382,6 +1429,9 @@ static void op_group_send(struct stream *st)
 	args.msg_flags = fuzz_msg_flags(st);
 	args.payload_count = rng_chance(&st->rng, 950) ? 1 + rng_below(&st->rng, 4) :
 			     EDGE(st, 0, 5, 63, 64, 65, 0xffffffff);
+	if (bulk_count(args.payload_count, SENDGROUP_MAX_PAYLOADS) &&
+	    !rng_chance(&st->rng, profile->bulk_edge_permille))
+		args.payload_count = 1 + rng_below(&st->rng, 4);
 	args.failure_capacity = rng_chance(&st->rng, 800) ? rng_below(&st->rng, 20) :
 				EDGE(st, 0, 1, 4096, 65536, 0xffffffff);
 	args.failure_count = 0xcccccccc;
@@ -1835,7 +1885,8 @@ static int slow_group_open(struct stream *st, struct slow_group *sg, bool bounde
 	struct call c = CALL("ADD (slow group)", -1, SENDGROUP_GROUP_IOC_ADD, &add, add_errnos);
 
 	sg->family = AF_INET;
-	sg->members = slow ? 16 + rng_below(&st->rng, 48) : 64 + rng_below(&st->rng, 256);
+	sg->members = slow ? profile->slow_members[0] + rng_below(&st->rng, profile->slow_members[1]) :
+		      profile->bounded_members[0] + rng_below(&st->rng, profile->bounded_members[1]);
 	sg->sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (sg->sock < 0)
 		return -1;
@@ -2243,8 +2294,9 @@ static void crash_handler_install(void)
 struct op_kind {
 	const char *name;
 	void (*run)(struct stream *st);
-	unsigned int weight;	/* per 10000 */
+	unsigned int weight;	/* per 10000 (the full profile) */
 	bool in_child;		/* may run in a forked child */
+	bool long_episode;	/* a process or a slow group: the lean profile's divisor applies */
 };
 
 static void op_add(struct stream *st) { op_members(st, SENDGROUP_GROUP_IOC_ADD); }
@@ -2255,46 +2307,52 @@ static const struct op_kind op_kinds[] = {
 	 * ADD, UPDATE and REMOVE wait for the group's running sends (its
 	 * walk_lock): a quarter of the calls, so the run keeps its pace.
 	 */
-	{ "INFO", op_info, 600, true },
-	{ "SEND", op_send, 2300, true },
-	{ "GROUP_CREATE", op_create, 500, true },
-	{ "ADD", op_add, 1200, true },
-	{ "UPDATE", op_update, 600, true },
-	{ "REMOVE", op_remove, 700, true },
-	{ "LIST", op_list, 700, true },
-	{ "GROUP_SEND", op_group_send, 2000, true },
-	{ "unknown command", op_unknown_cmd, 500, true },
-	{ "socket replace", op_socket_replace, 200, true },
-	{ "socket mutate", op_socket_mutate, 250, true },
-	{ "group close", op_group_close, 120, true },
-	{ "drain receivers", op_drain, 60, true },
+	{ "INFO", op_info, 600, true, false },
+	{ "SEND", op_send, 2300, true, false },
+	{ "GROUP_CREATE", op_create, 500, true, false },
+	{ "ADD", op_add, 1200, true, false },
+	{ "UPDATE", op_update, 600, true, false },
+	{ "REMOVE", op_remove, 700, true, false },
+	{ "LIST", op_list, 700, true, false },
+	{ "GROUP_SEND", op_group_send, 2000, true, false },
+	{ "unknown command", op_unknown_cmd, 500, true, false },
+	{ "socket replace", op_socket_replace, 200, true, false },
+	{ "socket mutate", op_socket_mutate, 250, true, false },
+	{ "group close", op_group_close, 120, true, false },
+	{ "drain receivers", op_drain, 60, true, false },
 	/* Episodes cost milliseconds each under emulation: hundreds per 10^6 ops. */
-	{ "fork", ep_fork, 5, false },
-	{ "SIGKILL mid-send", ep_sigkill, 4, false },
-	{ "signals mid-send", ep_signals, 8, false },
-	{ "close mid-call", ep_close_mid_call, 5, false },
-	{ "SCM_RIGHTS", ep_scm_rights, 15, true },
-	{ "dup", ep_dup, 20, true },
+	{ "fork", ep_fork, 5, false, true },
+	{ "SIGKILL mid-send", ep_sigkill, 4, false, true },
+	{ "signals mid-send", ep_signals, 8, false, true },
+	{ "close mid-call", ep_close_mid_call, 5, false, true },
+	{ "SCM_RIGHTS", ep_scm_rights, 15, true, false },
+	{ "dup", ep_dup, 20, true, false },
 };
 
 /* Where the run's time goes, per kind of op (all streams). */
-static atomic_ulong op_count[32], op_usec[32];
+static atomic_ulong op_count[32], op_usec[32], op_max_usec[32];
+
+/* Long episodes @profile->episode_divisor times rarer: every other kind weighs that much more. */
+static unsigned int op_weight(const struct op_kind *kind)
+{
+	return kind->long_episode ? kind->weight : kind->weight * profile->episode_divisor;
+}
 
 static const struct op_kind *pick_op(struct stream *st)
 {
 	unsigned int total = 0, r;
 
 	for (size_t i = 0; i < ARRAY_SIZE(op_kinds); i++)
-		total += op_kinds[i].weight;
+		total += op_weight(&op_kinds[i]);
 	for (;;) {
 		r = rng_below(&st->rng, total);
 		for (size_t i = 0; i < ARRAY_SIZE(op_kinds); i++) {
-			if (r < op_kinds[i].weight) {
+			if (r < op_weight(&op_kinds[i])) {
 				if (st->in_child && !op_kinds[i].in_child)
 					break;
 				return &op_kinds[i];
 			}
-			r -= op_kinds[i].weight;
+			r -= op_weight(&op_kinds[i]);
 		}
 	}
 }
@@ -2302,6 +2360,8 @@ static const struct op_kind *pick_op(struct stream *st)
 static bool budget_left(const struct stream *st, unsigned long ioctl_budget)
 {
 	if (atomic_load(&stop_streams))
+		return false;
+	if (opt.deadline > 0 && now() - start_time >= opt.deadline)
 		return false;
 	if (opt.seconds > 0)
 		return now() - start_time < opt.seconds;
@@ -2314,6 +2374,7 @@ static void run_ops(struct stream *st, unsigned long ops)
 	current_stream = st;
 	for (unsigned long i = 0; i < ops; i++) {
 		const struct op_kind *kind;
+		unsigned long usec, max;
 
 		st->op++;
 		mem_reset(&st->mem);
@@ -2327,8 +2388,11 @@ static void run_ops(struct stream *st, unsigned long ops)
 		t0 = now();
 		kind->run(st);
 		atomic_fetch_add_explicit(&op_count[kind - op_kinds], 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&op_usec[kind - op_kinds], (unsigned long)((now() - t0) * 1e6),
-					  memory_order_relaxed);
+		usec = (unsigned long)((now() - t0) * 1e6);
+		atomic_fetch_add_explicit(&op_usec[kind - op_kinds], usec, memory_order_relaxed);
+		max = atomic_load_explicit(&op_max_usec[kind - op_kinds], memory_order_relaxed);
+		while (usec > max && !atomic_compare_exchange_weak(&op_max_usec[kind - op_kinds], &max, usec))
+			;
 		if (st->alone && !(st->op % 1024))
 			check_sent_counter(st, "periodic");
 	}
@@ -2527,12 +2591,15 @@ static bool module_state_released(void)
 static void usage(const char *prog)
 {
 	fprintf(stderr,
-		"usage: %s [--seed S] [--iterations N | --seconds N] [--threads T]\n"
-		"          [--stream N --ops K] [--trace] [--no-netdev]\n"
+		"usage: %s [--seed S] [--iterations N [--deadline S] | --seconds N] [--threads T]\n"
+		"          [--profile full|lean] [--stream N --ops K] [--trace] [--no-netdev]\n"
 		"  --seed S        the run's seed (default: from the clock; always printed)\n"
 		"  --iterations N  stop after about N ioctls (default 100000)\n"
 		"  --seconds N     run for N seconds instead (a release run)\n"
+		"  --deadline S    fail unless --iterations are reached within S seconds (a CI budget)\n"
 		"  --threads T     concurrent streams after stream 0 (default 6; 0: stream 0 only)\n"
+		"  --profile P     full (default) or lean: the same kinds of op, edges and episodes,\n"
+		"                  fewer bulk calls and long episodes (for a debug kernel)\n"
 		"  --stream N      replay stream N alone, --ops K ops, then stop\n"
 		"  --trace         print every ioctl before it runs\n"
 		"  --no-netdev     do not add dummy devices and routes\n", prog);
@@ -2571,8 +2638,12 @@ int main(int argc, char **argv)
 			opt.max_ioctls = strtoul(v, NULL, 0), i++;
 		else if (!strcmp(a, "--seconds") && v)
 			opt.seconds = strtod(v, NULL), i++;
+		else if (!strcmp(a, "--deadline") && v)
+			opt.deadline = strtod(v, NULL), i++;
 		else if (!strcmp(a, "--threads") && v)
 			opt.threads = strtoul(v, NULL, 0), i++;
+		else if (!strcmp(a, "--profile") && v && profile_set(v))
+			i++;
 		else if (!strcmp(a, "--stream") && v)
 			opt.only_stream = atoi(v), i++;
 		else if (!strcmp(a, "--ops") && v)
@@ -2594,8 +2665,9 @@ int main(int argc, char **argv)
 	crash_handler_install();
 	raise_fd_limit();
 
-	printf("# sg_fuzz: seed %llu (replay: --seed %llu)\n", (unsigned long long)opt.seed,
-	       (unsigned long long)opt.seed);
+	printf("# sg_fuzz: seed %llu, profile %s (replay: --seed %llu --profile %s)\n",
+	       (unsigned long long)opt.seed, profile->name, (unsigned long long)opt.seed,
+	       profile->name);
 	if (!network_is_isolated()) {
 		printf("# a default route exists: run sg_fuzz in a network namespace of its own (scripts/lib/netns-exec)\n");
 		return 2;
@@ -2667,18 +2739,25 @@ int main(int argc, char **argv)
 		run->failures == failures_before ? passed++ : failed++;
 	}
 	elapsed = now() - start_time;
+	if (opt.deadline > 0 && opt.seconds <= 0) {
+		bool reached = run->ioctls >= opt.max_ioctls;
 
-	printf("# time per kind of op (count, mean us, share):\n");
+		tap(reached, "%lu of %lu ioctls within the %.0f s deadline (%.0f s)",
+		    (unsigned long)run->ioctls, opt.max_ioctls, opt.deadline, elapsed);
+		reached ? passed++ : failed++;
+	}
+
+	printf("# time per kind of op (count, mean us, max us, share):\n");
 	{
 		double total = 0;
 
 		for (size_t k = 0; k < ARRAY_SIZE(op_kinds); k++)
 			total += op_usec[k];
 		for (size_t k = 0; k < ARRAY_SIZE(op_kinds); k++)
-			printf("#   %-18s %8lu %8.0f %5.1f%%\n", op_kinds[k].name,
+			printf("#   %-18s %8lu %8.0f %9lu %5.1f%%\n", op_kinds[k].name,
 			       (unsigned long)op_count[k],
 			       op_count[k] ? (double)op_usec[k] / op_count[k] : 0.0,
-			       total ? 100.0 * op_usec[k] / total : 0.0);
+			       (unsigned long)op_max_usec[k], total ? 100.0 * op_usec[k] / total : 0.0);
 	}
 	printf("# episodes:");
 	for (int e = 0; e < EP_KINDS; e++)
@@ -2690,9 +2769,9 @@ int main(int argc, char **argv)
 
 		for (unsigned int i = 0; i <= opt.threads; i++)
 			ops += streams[i].op + 1;
-		/* At the weights of op_kinds[], 50000 ops run each episode dozens of times. */
+		/* At the weights of op_kinds[], 50000 ops (x the divisor) run each episode dozens of times. */
 		for (int e = 0; e < EP_KINDS; e++)
-			all &= run->episodes[e] > 0 || ops < 50000;
+			all &= run->episodes[e] > 0 || ops < 50000UL * profile->episode_divisor;
 		tap(all, "every kind of episode ran (%lu ops)", ops);
 		all ? passed++ : failed++;
 	}

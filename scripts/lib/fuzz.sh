@@ -8,22 +8,28 @@
 # module must hold no group, member or cached route. The seed is printed:
 # SENDGROUP_FUZZ_SEED=S replays a run; SENDGROUP_FUZZ_ITERATIONS=N sets its
 # length (default 10^6 ioctls, as CI requires on every kernel line);
+# SENDGROUP_FUZZ_PROFILE its profile (full, or lean for the debug kernel:
+# the same kinds of op, fewer bulk calls and long episodes; sg_fuzz --help);
+# SENDGROUP_FUZZ_DEADLINE=S fails the 64-bit run unless it reaches its length
+# within S seconds (it stops there: a CI budget, checked instead of overrun);
 # SENDGROUP_FUZZ_PROGRAMS which builds run (default: sg_fuzz sg_fuzz32).
 run_sg_fuzz() {
-	local suite=$1 logdir=$2 here repo seed fuzz iterations start
+	local suite=$1 logdir=$2 here repo seed fuzz iterations start profile deadline
 	here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 	repo=$(dirname "$here")
 	seed=${SENDGROUP_FUZZ_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+	profile=${SENDGROUP_FUZZ_PROFILE:-full}
 	for fuzz in ${SENDGROUP_FUZZ_PROGRAMS:-sg_fuzz sg_fuzz32}; do
 		case $fuzz in
-		*32) iterations=${SENDGROUP_FUZZ32_ITERATIONS:-100000} ;;
-		*) iterations=${SENDGROUP_FUZZ_ITERATIONS:-1000000} ;;
+		*32) iterations=${SENDGROUP_FUZZ32_ITERATIONS:-100000} deadline=() ;;
+		*) iterations=${SENDGROUP_FUZZ_ITERATIONS:-1000000}
+		   deadline=(${SENDGROUP_FUZZ_DEADLINE:+--deadline "$SENDGROUP_FUZZ_DEADLINE"}) ;;
 		esac
 		start=$(date +%s)
 		(ulimit -n 8192; "$here/lib/netns-exec" "$repo/kmod/build/tests/$fuzz" --seed "$seed" \
-			--iterations "$iterations") >"$logdir/$fuzz.log" 2>&1
+			--iterations "$iterations" "${deadline[@]}" --profile "$profile") >"$logdir/$fuzz.log" 2>&1
 		cat "$logdir/$fuzz.log"
-		echo "# $suite: $fuzz took $(($(date +%s) - start)) s for $iterations ioctls"
+		echo "# $suite: $fuzz took $(($(date +%s) - start)) s for $iterations ioctls ($profile profile)"
 		tally_from_kselftest "$logdir/$fuzz.log"
 	done
 	tally_check "$suite: no group, member or cached route left after the fuzzer" sg_fuzz_released
