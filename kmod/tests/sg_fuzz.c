@@ -2234,11 +2234,22 @@ static void ep_dup(struct stream *st)
 {
 	unsigned int from, to = rng_below(&st->rng, GROUP_SLOTS);
 	struct group_slot g = pick_group(st, &from);
+	bool cloexec;
 	int fd;
 
 	if (g.fd < 0 || from == to)
 		return;
-	fd = rng_chance(&st->rng, 500) ? fcntl(g.fd, F_DUPFD_CLOEXEC, 0) : dup(g.fd);
+	cloexec = rng_chance(&st->rng, 500);
+	/*
+	 * Duplicate the slot's fd only while the slot still holds it: once
+	 * another stream closed it, its number may be a socket's, and a dup of
+	 * that installed as a group made every later group call on the slot
+	 * ENOTTY with no change the oracle could see.
+	 */
+	world_lock();
+	fd = world.groups[from].gen != g.gen ? -1 :
+	     cloexec ? fcntl(g.fd, F_DUPFD_CLOEXEC, 0) : dup(g.fd);
+	world_unlock();
 	describe(st, " %u->%u fd=%d", from, to, fd);
 	if (fd < 0)
 		return;
