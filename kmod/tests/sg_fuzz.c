@@ -467,7 +467,6 @@ static void mem_init(struct mem *m)
 	munmap(m->ro + RO_PAGES * PAGE, PAGE);
 	mprotect(m->none, PAGE, PROT_NONE);
 	mprotect(m->ro, RO_PAGES * PAGE, PROT_READ);
-	m->used = 0;
 	mem_reset(m);
 }
 
