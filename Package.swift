@@ -77,7 +77,8 @@ let package = Package(
 
         // Swift API of the eBPF fast path (Docs/fastpath.md) over CGroupcastFastPath; addresses
         // are GroupUnicast's `SocketAddress`, stream types the protocol's `StreamType`.
-        .target(name: "GroupcastFastPath", dependencies: ["CGroupcastFastPath", "GroupcastProtocol", "GroupUnicast"]),
+        // Its attach modes are the forwarder configuration's `XDPMode` (GroupcastSFU).
+        .target(name: "GroupcastFastPath", dependencies: ["CGroupcastFastPath", "GroupcastProtocol", "GroupcastSFU", "GroupUnicast"]),
 
         // MARK: Reference SFU (Docs/architecture.md, Docs/protocol.md)
 

@@ -111,13 +111,13 @@ struct ForwarderOptions: ParsableArguments {
     var ringQueue: UInt32 = 0
 
     @Option(help: "ring: how the AF_XDP sockets bind: auto (zero-copy where the driver offers it, else copy), copy, zerocopy.")
-    var ringMode: RingBindMode = .automatic
+    var ringMode: RingMode = .automatic
 
     @Option(help: "ring: entries of each RX, TX, fill and completion ring (power of two).")
     var ringSize: UInt32 = 4096
 
-    @Option(help: "ring: UMEM frames per interface (0: 2 x --ring-size + 2 x --batch).")
-    var ringFrames: UInt32 = 0
+    @Option(name: [.customLong("ring-frame-count"), .customLong("ring-frames")], help: "ring: UMEM frames per interface (0: 2 x --ring-size + 2 x --batch); --ring-frames is its former name.")
+    var ringFrameCount: UInt32 = 0
 
     @Option(help: "ring: UMEM frame size, 2048 or 4096.")
     var ringFrameSize: UInt32 = 2048
@@ -148,13 +148,13 @@ struct ForwarderOptions: ParsableArguments {
         forwarder.interfaces = interfaces
         forwarder.xdpMode = xdpMode
         forwarder.ringQueue = ringQueue
-        forwarder.ringBindMode = ringMode
+        forwarder.ringMode = ringMode
         forwarder.ringSize = ringSize
-        forwarder.ringFrameCount = ringFrames
+        forwarder.ringFrameCount = ringFrameCount
         forwarder.ringFrameSize = ringFrameSize
         return forwarder
     }
 }
 
-extension RingBindMode: ExpressibleByArgument {}
+extension RingMode: ExpressibleByArgument {}
 extension XDPMode: ExpressibleByArgument {}

@@ -3,6 +3,7 @@ import GroupcastCommandLine
 import Glibc
 import GroupcastFastPath
 import GroupcastProtocol
+import GroupcastSFU
 import GroupUnicast
 
 /// `groupcast xdp`: the in-kernel SFU data plane (Docs/fastpath.md).

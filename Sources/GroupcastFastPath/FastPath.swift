@@ -1,6 +1,7 @@
 import CGroupcastFastPath
 import Glibc
 import GroupcastProtocol
+import GroupcastSFU
 import GroupUnicast
 
 /// The in-kernel SFU data plane (Docs/fastpath.md): XDP validation and TC replication of the media
@@ -243,16 +244,8 @@ public enum RouteInstallation: Sendable, Equatable {
     case userSpace
 }
 
-/// How the XDP program attaches: in the driver (`native`), in the generic (skb) path, or native
-/// where the driver supports it and generic elsewhere (`automatic`). Raw values are the command
-/// line's spelling (`--xdp-mode auto|native|generic`).
-public enum XDPMode: String, Sendable, CaseIterable, CustomStringConvertible {
-    case automatic = "auto"
-    case native
-    case generic
-
-    public var description: String { rawValue }
-
+/// ``XDPMode`` (GroupcastSFU, the forwarder's configuration) in the loader's terms.
+extension XDPMode {
     /// `enum gcfp_xdp_mode` of `groupcast_fastpath.h`.
     var cValue: UInt8 {
         switch self {
@@ -362,7 +355,7 @@ public struct FastPathStatus: Sendable, Equatable {
         echo = s.echo != 0
         routeCount = s.route_count
         maxRoutes = s.max_routes
-        pinDirectory = withUnsafeBytes(of: &s.pin_dir) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        pinDirectory = cString(s.pin_dir)
     }
 }
 
@@ -395,8 +388,7 @@ public enum FastPathError: Error, Equatable, Sendable, CustomStringConvertible {
     case systemCall(message: String, errno: Int32)
 
     init(_ e: gcfp_error) {
-        var e = e
-        let msg = withUnsafeBytes(of: &e.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let msg = e.messageText
         switch UInt32(e.code) {
         case GCFP_ERR_NOT_ROOT.rawValue: self = .notRoot(msg)
         case GCFP_ERR_NO_DEVICE.rawValue: self = .noSuchDevice(msg)
@@ -404,8 +396,7 @@ public enum FastPathError: Error, Equatable, Sendable, CustomStringConvertible {
         case GCFP_ERR_BUSY.rawValue: self = .busy(msg)
         case GCFP_ERR_NOT_ATTACHED.rawValue: self = .notAttached(msg)
         case GCFP_ERR_VERIFIER.rawValue:
-            let path = withUnsafeBytes(of: &e.log_path) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            self = .verifierRejected(message: msg, logPath: path)
+            self = .verifierRejected(message: msg, logPath: cString(e.log_path))
         case GCFP_ERR_INVALID.rawValue: self = .invalidArgument(msg)
         case GCFP_ERR_NO_ROUTE.rawValue: self = .noSuchRoute(msg)
         case GCFP_ERR_ROUTES_FULL.rawValue: self = .routesFull(msg)
@@ -427,6 +418,16 @@ public enum FastPathError: Error, Equatable, Sendable, CustomStringConvertible {
             return m
         }
     }
+}
+
+extension gcfp_error {
+    /// The loader's message about the error.
+    var messageText: String { cString(message) }
+}
+
+/// A NUL-terminated `char[N]` of a C struct (imported as a tuple) as a String.
+func cString<Tuple>(_ bytes: Tuple) -> String {
+    withUnsafeBytes(of: bytes) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
 }
 
 private func withOptionalCString<R>(_ s: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {

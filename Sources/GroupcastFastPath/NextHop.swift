@@ -48,7 +48,7 @@ public struct NextHop: Sendable, Hashable, CustomStringConvertible {
     init(_ n: gcfp_nexthop) {
         var n = n
         interfaceIndex = n.ifindex
-        interface = withUnsafeBytes(of: &n.ifname) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        interface = cString(n.ifname)
         destinationMAC = withUnsafeBytes(of: &n.dst_mac) { Array($0) }
         sourceMAC = withUnsafeBytes(of: &n.src_mac) { Array($0) }
         let family = n.family
@@ -74,19 +74,18 @@ public enum NextHopError: Error, Equatable, Sendable, CustomStringConvertible {
     case neighbourUnresolved(String)
     /// The egress device is neither Ethernet nor loopback.
     case unsupportedLink(String)
-    /// Probing needs `CAP_NET_ADMIN`.
-    case notPermitted(String)
+    /// Probing needs `CAP_NET_ADMIN` (`GCFP_ERR_NOT_ROOT`, as ``FastPathError/notRoot(_:)``).
+    case notRoot(String)
     case invalidArgument(String)
     case systemCall(message: String, errno: Int32)
 
     init(_ e: gcfp_error) {
-        var e = e
-        let msg = withUnsafeBytes(of: &e.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let msg = e.messageText
         switch UInt32(e.code) {
         case GCFP_ERR_UNREACHABLE.rawValue: self = .unreachable(msg)
         case GCFP_ERR_NEIGH_UNRESOLVED.rawValue: self = .neighbourUnresolved(msg)
         case GCFP_ERR_UNSUPPORTED_LINK.rawValue: self = .unsupportedLink(msg)
-        case GCFP_ERR_NOT_ROOT.rawValue: self = .notPermitted(msg)
+        case GCFP_ERR_NOT_ROOT.rawValue: self = .notRoot(msg)
         case GCFP_ERR_INVALID.rawValue: self = .invalidArgument(msg)
         default: self = .systemCall(message: msg, errno: e.sys_errno)
         }
@@ -94,7 +93,7 @@ public enum NextHopError: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .unreachable(let m), .neighbourUnresolved(let m), .unsupportedLink(let m), .notPermitted(let m),
+        case .unreachable(let m), .neighbourUnresolved(let m), .unsupportedLink(let m), .notRoot(let m),
              .invalidArgument(let m):
             return m
         case .systemCall(let m, _):

@@ -7,16 +7,8 @@ import Logging
 import Synchronization
 import SystemPackage
 
-/// How the AF_XDP sockets bind (`XDP_COPY` or `XDP_ZEROCOPY`): zero-copy where the driver offers
-/// it and copy elsewhere (`automatic`), or forced. Raw values are the command line's spelling
-/// (`groupcast sfu --ring-mode auto|copy|zerocopy`), as for ``XDPMode``.
-public enum RingBindMode: String, CaseIterable, Sendable, CustomStringConvertible {
-    case automatic = "auto"
-    case copy
-    case zeroCopy = "zerocopy"
-
-    public var description: String { rawValue }
-
+/// ``RingMode`` (GroupcastSFU, the forwarder's configuration) in the ring core's terms.
+extension RingMode {
     var cValue: Int32 {
         switch self {
         case .automatic: Int32(GC_RING_MODE_AUTO.rawValue)
@@ -53,34 +45,8 @@ public struct RingPort: Hashable, Sendable, CustomStringConvertible {
 /// resolves port 0) in the host stack, so nothing else takes it and frames the program passes on
 /// (none, normally) do not draw ICMP port-unreachable errors.
 public final class RingForwarder: Forwarder {
-    public struct Configuration: Sendable {
-        /// Address and port of the media socket; a specific address selects the interface
-        /// holding it, the wildcard every interface that is up with an address (loopback excluded).
-        public var bindAddress: SocketAddress
-        /// Interfaces to serve; empty: chosen from ``bindAddress`` as above.
-        public var interfaces: [String] = []
-        public var queue: UInt32 = 0
-        /// Entries of each RX, TX, fill and completion ring (power of two).
-        /// 4096: the RX ring is the ring's receive queue; at half full it sheds (like the socket
-        /// backends at half their 8 MiB buffer), which leaves about 2,000 packets of slack.
-        public var ringSize: UInt32 = 4096
-        /// UMEM frames per interface; 0: 2 x ``ringSize`` + 2 x ``batchSize``.
-        public var frameCount: UInt32 = 0
-        /// 2048 or 4096 bytes.
-        public var frameSize: UInt32 = 2048
-        /// RX descriptors taken per batch.
-        public var batchSize: Int = 64
-        public var bindMode: RingBindMode = .automatic
-        /// RX ring fill (0...1) above which VHQ is shed.
-        public var shedVHQAt: Double = 0.5
-        /// RX ring fill above which VSQ is shed as well.
-        public var shedVSQAt: Double = 0.75
-
-        public init(bindAddress: SocketAddress) { self.bindAddress = bindAddress }
-    }
-
     public let backend = ForwarderBackend.ring
-    public let configuration: Configuration
+    public let configuration: ForwarderConfiguration
     /// The interfaces served, in the order the core numbers them.
     public let ports: [RingPort]
     private let reservation: GroupSocket
@@ -92,7 +58,9 @@ public final class RingForwarder: Forwarder {
     private let generation = Atomic<UInt64>(0)
     private let closed = Atomic<Bool>(false)
 
-    public init(configuration: Configuration, logger: Logger) throws(SFUError) {
+    /// Reserves `configuration.mediaAddress`'s port and opens the rings on `configuration.interfaces`
+    /// (empty: those serving the media address).
+    public init(configuration: ForwarderConfiguration, logger: Logger) throws(SFUError) {
         self.configuration = configuration
         self.logger = logger
         guard geteuid() == 0 else {
@@ -100,10 +68,10 @@ public final class RingForwarder: Forwarder {
         }
         do {
             reservation = try GroupSocket(
-                bindingTo: configuration.bindAddress, backend: .socket, options: .init(nonBlocking: true, receiveBufferSize: 4096),
+                bindingTo: configuration.mediaAddress, backend: .socket, options: .init(nonBlocking: true, receiveBufferSize: 4096),
                 logger: logger)
         } catch {
-            throw .socket("media port reservation on \(configuration.bindAddress)", error)
+            throw .socket("media port reservation on \(configuration.mediaAddress)", error)
         }
         let port: UInt16
         do { port = try reservation.localAddress.port } catch {
@@ -113,7 +81,7 @@ public final class RingForwarder: Forwarder {
         let interfaces: [String]
         do throws(SFUError) {
             interfaces = configuration.interfaces.isEmpty
-                ? try InterfaceAddresses.interfaces(serving: configuration.bindAddress) : configuration.interfaces
+                ? try InterfaceAddresses.interfaces(serving: configuration.mediaAddress) : configuration.interfaces
         } catch {
             try? reservation.close()
             throw error
@@ -129,12 +97,12 @@ public final class RingForwarder: Forwarder {
         var options = gc_ring_opts()
         gc_ring_opts_init(&options)
         options.port = port
-        options.queue = configuration.queue
+        options.queue = configuration.ringQueue
         options.ring_size = configuration.ringSize
-        options.frame_count = configuration.frameCount
-        options.frame_size = configuration.frameSize
+        options.frame_count = configuration.ringFrameCount
+        options.frame_size = configuration.ringFrameSize
         options.batch = UInt32(clamping: configuration.batchSize)
-        options.mode = configuration.bindMode.cValue
+        options.mode = configuration.ringMode.cValue
         options.shed_vhq_permille = UInt32((configuration.shedVHQAt * 1000).rounded())
         options.shed_vsq_permille = UInt32((configuration.shedVSQAt * 1000).rounded())
         var error = gcfp_error()

@@ -20,38 +20,21 @@ import SystemPackage
 /// | `sendgroup` | `recvmmsg`, up to `batchSize` | one `ioctl(SENDGROUP_IOC_SEND)` (`GroupSendBackend.sendgroup`) |
 ///
 /// Overload: after every receive the forwarder reads how full the socket's receive queue is
-/// (`getsockopt(SO_MEMINFO)`); above ``Configuration/shedVHQAt`` it sheds VHQ, above
-/// ``Configuration/shedVSQAt`` VSQ too, never ASQ.
+/// (`getsockopt(SO_MEMINFO)`); above ``ForwarderConfiguration/shedVHQAt`` it sheds VHQ, above
+/// ``ForwarderConfiguration/shedVSQAt`` VSQ too, never ASQ.
 public final class UserspaceForwarder: Forwarder {
-    public struct Configuration: Sendable {
-        public var bindAddress: SocketAddress
-        public var batchSize: Int = 64
-        /// `SO_RCVBUF` of the media socket (the kernel doubles it and caps the request at
-        /// `net.core.rmem_max`); `nil` keeps the system default. The default asks for 4 MiB: room
-        /// for a scheduling hiccup before the overload thresholds below are reached.
-        public var receiveBufferSize: Int? = 4 << 20
-        public var sendBufferSize: Int? = nil
-        /// Receive-queue fill (0...1) above which VHQ is shed.
-        public var shedVHQAt: Double = 0.5
-        /// Receive-queue fill above which VSQ is shed as well.
-        public var shedVSQAt: Double = 0.75
-        /// Copies queued per receiver while the socket pushes back.
-        public var backlogCapacity: Int = 64
-        /// Largest media datagram forwarded (jumbo frames fit); larger ones are dropped as
-        /// ``DropReason/tooLarge``.
-        public var maxDatagramSize: Int = 9216
-        public init(bindAddress: SocketAddress) { self.bindAddress = bindAddress }
-    }
-
     public let backend: ForwarderBackend
-    public let configuration: Configuration
+    public let configuration: ForwarderConfiguration
     private let socket: GroupSocket
     private let logger: Logger
     private let pendingTable = Mutex<RoutingTable?>(nil)
     private let published = Mutex(ForwarderStatistics())
     private let stopping = Atomic<Bool>(false)
 
-    public init(backend: ForwarderBackend, configuration: Configuration, logger: Logger) throws(SFUError) {
+    /// The forwarder of `configuration.backend` (socket, sendmmsg or sendgroup) on a media socket
+    /// bound to `configuration.mediaAddress`.
+    public init(configuration: ForwarderConfiguration, logger: Logger) throws(SFUError) {
+        let backend = configuration.backend
         let socketBackend: GroupSendBackend
         switch backend {
         case .socket: socketBackend = .socket
@@ -70,11 +53,11 @@ public final class UserspaceForwarder: Forwarder {
         let options = GroupSocket.Options(
             nonBlocking: true, receiveBufferSize: configuration.receiveBufferSize, sendBufferSize: configuration.sendBufferSize)
         do {
-            socket = try GroupSocket(bindingTo: configuration.bindAddress, backend: socketBackend, options: options, logger: logger)
+            socket = try GroupSocket(bindingTo: configuration.mediaAddress, backend: socketBackend, options: options, logger: logger)
         } catch .kernelModuleNotLoaded {
             throw .backendUnavailable(.sendgroup, GroupUnicastError.kernelModuleNotLoaded.description)
         } catch {
-            throw .socket("media socket on \(configuration.bindAddress)", error)
+            throw .socket("media socket on \(configuration.mediaAddress)", error)
         }
         guard socket.backend == socketBackend else {
             throw .backendUnavailable(backend, "GroupSocket chose \(socket.backend) instead of \(socketBackend)")

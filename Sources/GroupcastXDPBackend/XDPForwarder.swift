@@ -20,35 +20,17 @@ import Synchronization
 /// - A route goes to user space (`GC_ROUTE_F_USERSPACE`: origin still checked in the kernel,
 ///   replicated by the slow path) while any of its receivers cannot be reached from the kernel:
 ///   its neighbour is not resolved yet (resolution is started and retried every
-///   ``Configuration/retryInterval``), it is on another address family, or it is local; and above
+///   ``ForwarderConfiguration/nextHopRetryInterval``), it is on another address family, or it is local; and above
 ///   `GC_MAX_SUBSCRIBERS` receivers.
 /// - Slow path: a ``UserspaceForwarder`` (`sendmmsg`) on the media socket with the whole table,
 ///   so unknown SSRCs, RTCP, and user-space routes are handled and counted as on any backend.
 /// - Statistics: the BPF per-CPU counters merged with the slow path's (``statistics()``).
 /// - ``close()`` detaches the programs and removes their pins (also after a failed start).
 public final class XDPForwarder: Forwarder {
-    public struct Configuration: Sendable {
-        /// The media socket of the slow path; its port is the port the programs match.
-        public var slowPath: UserspaceForwarder.Configuration
-        /// Interfaces to attach to; empty: the one carrying the media address, or for a wildcard
-        /// address every interface that is up, not loopback, and has an address of its family.
-        public var interfaces: [String] = []
-        public var mode: XDPMode = .automatic
-        /// Whether media is echoed to its origin (fixed at attach time: the programs' rodata).
-        public var echo = true
-        /// Capacity of each route map (0: `GC_DEFAULT_MAX_ROUTES`).
-        public var maxRoutes: UInt32 = 0
-        /// How often unreachable receivers are retried.
-        public var retryInterval: Duration = .milliseconds(25)
-        /// How often every next hop is resolved again (a neighbour may change its MAC address), and
-        /// the interfaces' addresses re-read into the programs' local-address map.
-        public var refreshInterval: Duration = .seconds(2)
-
-        public init(slowPath: UserspaceForwarder.Configuration) { self.slowPath = slowPath }
-    }
-
     public var backend: ForwarderBackend { .xdp }
-    public let configuration: Configuration
+    public let configuration: ForwarderConfiguration
+    /// Whether media is echoed to its origin (fixed at attach time: the programs' rodata).
+    public let echo: Bool
     /// The interfaces the fast path is attached to.
     public let interfaces: [String]
     private let slowPath: UserspaceForwarder
@@ -84,10 +66,15 @@ public final class XDPForwarder: Forwarder {
     ///
     /// - Throws: ``SFUError/backendUnavailable(_:_:)`` naming what is missing (root, BPF, the
     ///   interface, an attachment left by another process), ``SFUError/socket(_:_:)``.
-    public init(configuration: Configuration, logger: Logger) throws(SFUError) {
+    /// The media socket is the slow path's, on `configuration.mediaAddress`; `echo` is fixed at
+    /// attach time, so every table installed must have the same.
+    public init(configuration: ForwarderConfiguration, echo: Bool, logger: Logger) throws(SFUError) {
         self.configuration = configuration
+        self.echo = echo
         self.logger = logger
-        slowPath = try UserspaceForwarder(backend: .sendmmsg, configuration: configuration.slowPath, logger: logger)
+        var slowPathConfiguration = configuration
+        slowPathConfiguration.backend = .sendmmsg
+        slowPath = try UserspaceForwarder(configuration: slowPathConfiguration, logger: logger)
         let media: SocketAddress
         do { media = try slowPath.localAddress } catch {
             slowPath.close()
@@ -104,8 +91,8 @@ public final class XDPForwarder: Forwarder {
         for interface in interfaces {
             do {
                 attachments.append(try FastPath.attach(
-                    interface: interface, port: media.port, echo: configuration.echo, mode: configuration.mode,
-                    maxRoutes: configuration.maxRoutes))
+                    interface: interface, port: media.port, echo: echo, mode: configuration.xdpMode,
+                    maxRoutes: configuration.xdpMaxRoutes))
             } catch {
                 for attached in attachments { try? attached.detach() }
                 slowPath.close()
@@ -115,7 +102,7 @@ public final class XDPForwarder: Forwarder {
         self.interfaces = interfaces
         state = Mutex(State(attachments: attachments))
         startMaintenance()
-        logger.info("xdp: attached to \(interfaces.joined(separator: ", ")) (\(configuration.mode)), media port \(media.port)")
+        logger.info("xdp: attached to \(interfaces.joined(separator: ", ")) (\(configuration.xdpMode)), media port \(media.port)")
     }
 
     private static func explain(_ error: FastPathError, interface: String) -> String {
@@ -170,8 +157,8 @@ public final class XDPForwarder: Forwarder {
     public var localAddress: SocketAddress { get throws(SFUError) { try slowPath.localAddress } }
 
     public func install(_ table: RoutingTable) throws(SFUError) {
-        guard table.echo == configuration.echo else {
-            throw .configuration("the xdp backend was attached with echo \(configuration.echo ? "on" : "off"); a table with echo \(table.echo ? "on" : "off") needs a new attachment")
+        guard table.echo == echo else {
+            throw .configuration("the xdp backend was attached with echo \(echo ? "on" : "off"); a table with echo \(table.echo ? "on" : "off") needs a new attachment")
         }
         try slowPath.install(table)
         try state.withLock { state throws(SFUError) in
@@ -185,7 +172,7 @@ public final class XDPForwarder: Forwarder {
     /// exchange that resolved them).
     private func program(_ state: inout State, now: UInt64, retryNow: Bool = false) throws(SFUError) {
         guard !state.closed else { return }
-        let refresh = now &- state.lastRefresh >= nanoseconds(configuration.refreshInterval)
+        let refresh = now &- state.lastRefresh >= nanoseconds(configuration.nextHopRefreshInterval)
         if refresh {
             state.lastRefresh = now
             // The programs replicate only media sent to one of the interface's addresses: follow
@@ -266,7 +253,7 @@ public final class XDPForwarder: Forwarder {
         if !refresh, let known = state.nextHops[address], case .success(let hop) = known.hop {
             return usable(hop)
         }
-        if !refresh, !retryNow, let known = state.nextHops[address], now &- known.resolved < nanoseconds(configuration.retryInterval) {
+        if !refresh, !retryNow, let known = state.nextHops[address], now &- known.resolved < nanoseconds(configuration.nextHopRetryInterval) {
             return nil
         }
         let result = Result { () throws(NextHopError) in try NextHop.resolve(address, probe: true) }
@@ -298,7 +285,7 @@ public final class XDPForwarder: Forwarder {
     private func startMaintenance() {
         let thread = Thread { [self] in
             while !closing.load(ordering: .acquiring) {
-                usleep(UInt32(nanoseconds(configuration.retryInterval) / 1000))
+                usleep(UInt32(nanoseconds(configuration.nextHopRetryInterval) / 1000))
                 do throws(SFUError) {
                     try state.withLock { state throws(SFUError) in try program(&state, now: monotonicNanoseconds()) }
                 } catch {
