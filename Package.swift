@@ -38,6 +38,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // `groupcast sfu --config FILE`: YAML whose every node carries its line (Docs/operations.md).
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // MARK: C shims
@@ -135,6 +137,13 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // `groupcast sfu --config FILE` (Docs/operations.md): every setting of the SFU from a YAML
+        // file and from the flags, stacked (flags over file over the configurations' defaults),
+        // checked with the file's line, and what a reload may change at runtime.
+        .target(
+            name: "GroupcastConfiguration",
+            dependencies: sfuCore + ["GroupcastBackends", "GroupcastCommandLine", .product(name: "Yams", package: "Yams")]
+        ),
         // The command lines' shared options (durations, sizes, log level) and SIGINT/SIGTERM.
         .target(
             name: "GroupcastCommandLine",
@@ -144,7 +153,7 @@ let package = Package(
         .executableTarget(
             name: "Groupcast",
             dependencies: commandLine + [
-                "GroupcastAuth", "GroupcastBackends", "GroupcastClient", "GroupcastFastPath", "GroupcastMetrics",
+                "GroupcastAuth", "GroupcastBackends", "GroupcastClient", "GroupcastConfiguration", "GroupcastFastPath", "GroupcastMetrics",
                 .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
@@ -225,6 +234,7 @@ let package = Package(
                 "GroupcastAuth",
                 "GroupcastBackends",
                 "GroupcastClient",
+                "GroupcastConfiguration",
                 "GroupcastFastPath",
                 "GroupcastCommandLine",
                 "GroupcastLab",

@@ -6,6 +6,7 @@ import GroupcastAuth
 import GroupcastProtocol
 import GroupcastSFU
 import GroupcastBackends
+import GroupcastConfiguration
 import GroupcastFastPath
 import GroupcastMetrics
 import CoreMetrics
@@ -19,8 +20,11 @@ struct SFUCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sfu",
         abstract: "Run the selective forwarding unit.",
-        discussion: "Control requests on --control, RTP media on --media (Docs/protocol.md). Stops cleanly on SIGINT or SIGTERM and prints final statistics on standard output. Logs, metrics and health: Docs/operations.md."
+        discussion: "Control requests on --control, RTP media on --media (Docs/protocol.md). Every flag can be given in a configuration file (--config); a flag given beats the file. SIGHUP reloads the file's rooms and limits while media flows. Stops cleanly on SIGINT or SIGTERM and prints final statistics on standard output. Configuration, logs, metrics and health: Docs/operations.md."
     )
+
+    @Option(help: "Configuration file (YAML): any flag below by its long name as a key (`max-participants: 100`), and `rooms` (Docs/operations.md). Flags given beat it; SIGHUP reloads it.")
+    var config: String?
 
     @OptionGroup(title: "Control plane") var controlPlane: ControlPlaneOptions
     @OptionGroup(title: "Join tokens") var authKey: AuthKeyOptions
@@ -37,19 +41,53 @@ struct SFUCommand: ParsableCommand {
 
     @OptionGroup var logging: LoggingOptions
 
+    /// The flags given, as settings (the others nil).
+    var flagSettings: SFUSettings {
+        var settings = SFUSettings()
+        controlPlane.add(to: &settings)
+        forwarding.add(to: &settings)
+        settings.authKeyFile = authKey.authKeyFile
+        settings.authKeyEnv = authKey.authKeyEnv
+        settings.statsInterval = statsInterval?.value
+        settings.statsFile = statsFile
+        settings.metricsListen = metricsListen
+        settings.logLevel = logging.logLevel
+        settings.logFormat = logging.logFormat
+        return settings
+    }
+
+    /// The flags over the configuration file (read again at each call), checked; with the
+    /// control plane's configuration (the room file read again too) and the notes to log.
+    func loadSettings() throws(ConfigurationFileError) -> (EffectiveSettings, SFUServer.Configuration, notes: [String]) {
+        var file: ConfigurationFile?
+        if let config { file = try ConfigurationFile.load(path: config) }
+        let effective = try EffectiveSettings(flags: flagSettings, file: file)
+        do {
+            let (configuration, notes) = try effective.settings.serverConfiguration()
+            return (effective, configuration, effective.notes + notes)
+        } catch {
+            throw effective.refusal(error)
+        }
+    }
+
     func run() throws {
-        let logger = logging.bootstrap(label: "groupcast.sfu")
-        let controlPlaneSettings = try controlPlane.configuration()
-        var configuration = controlPlaneSettings.configuration
-        for note in controlPlaneSettings.notes { logger.notice("\(note)") }
-        configuration.authKey = try authKey.load(logger: logger)
+        let startup: EffectiveSettings
+        var configuration: SFUServer.Configuration
+        let notes: [String]
+        do { (startup, configuration, notes) = try loadSettings() } catch { throw ValidationError(error.description) }
+        let settings = startup.settings
+        let logger = logging.bootstrap(label: "groupcast.sfu", level: settings.logLevel, format: settings.logFormat)
+        for note in notes { logger.notice("\(note)") }
+        configuration.authKey = try AuthKeyOptions.load(file: settings.authKeyFile, environment: settings.authKeyEnv, logger: logger)
         if configuration.authKey == nil {
             logger.warning("no --auth-key-file: the SFU is open, anyone who reaches the control port may join any room (trusted networks only)")
         }
-        let forwarder = forwarding.configuration
+        let statsInterval = settings.statsInterval, statsFile = settings.statsFile, metricsListen = settings.metricsListen
+        let forwarder = settings.forwarderConfiguration
         // Before anything is attached: a signal during start-up must reach the clean shutdown
         // below (the default action would leave the xdp backend's programs attached).
         let stop = StopSignal()
+        let reload = ReloadSignal()
         let server: SFUServer
         do {
             server = try Backends.makeServer(configuration, forwarder: forwarder, logger: logger)
@@ -82,12 +120,13 @@ struct SFUCommand: ParsableCommand {
         logger.info("SFU up: \(configuration.authKey == nil ? "open" : "authenticated"), backend \(forwarder.backend), control \((try? server.controlAddress).map { "\($0)" } ?? "?"), media \((try? server.mediaAddress).map { "\($0)" } ?? "?"), \(server.participants().count) static participants")
 
         let reporter = StatisticsReporter(authenticated: configuration.authKey != nil)
-        let interval = (statsInterval?.value ?? (isatty(STDERR_FILENO) != 0 ? .seconds(1) : .zero))
+        let interval = (statsInterval ?? (isatty(STDERR_FILENO) != 0 ? .seconds(1) : .zero))
         let intervalNs = UInt64(max(0, interval.components.seconds)) * 1_000_000_000 + UInt64(max(0, interval.components.attoseconds) / 1_000_000_000)
         var nextReport = monotonicNanoseconds() + (intervalNs == 0 ? UInt64.max / 2 : intervalNs)
         let statsLogger = Logger(label: "groupcast.sfu.stats")
         while !stop.received, server.failure == nil {
             usleep(20_000)
+            if reload.take() { self.reload(server: server, startup: startup, logger: logger) }
             if monotonicNanoseconds() >= nextReport {
                 nextReport += intervalNs
                 let statistics = server.statistics()
@@ -107,6 +146,29 @@ struct SFUCommand: ParsableCommand {
             throw ExitCode(1)
         }
         logger.info("SFU stopped (\(stop.signalName ?? "exit"))")
+    }
+
+    /// SIGHUP: reads the configuration again and applies what may change while media flows
+    /// (``SFUServer/reload(_:)``); a setting only a restart applies is named as such. A
+    /// configuration that does not load or apply changes nothing.
+    func reload(server: SFUServer, startup: EffectiveSettings, logger: Logger) {
+        let source = config ?? controlPlane.room ?? "the flags"
+        do {
+            var (next, configuration, notes) = try loadSettings()
+            configuration.authKey = server.configuration.authKey
+            try server.reload(configuration)
+            for note in notes { logger.notice("\(note)") }
+            for change in startup.settings.restartNeeded(comparedWith: next.settings) {
+                logger.warning(
+                    "reload: \(change.key) \(change.running) -> \(change.configured) needs a restart (running with \(change.running) until then)",
+                    metadata: ["key": "\(change.key)", "needs_restart": "true"])
+            }
+            let limits = configuration.limits
+            logger.notice(
+                "configuration reloaded from \(source): rooms \(server.rooms().filter(\.isConfigured).map(\.name).joined(separator: ",")), capacity \(limits.roomCapacity), max-participants \(limits.maxParticipants), max-rooms \(limits.maxRooms), room-creation \(limits.allowRoomCreation), keepalive-timeout \(configuration.keepaliveTimeout), echo \(configuration.echo)")
+        } catch {
+            logger.error("reload refused, the running configuration stays: \(error)")
+        }
     }
 
     func writeStatistics(_ statistics: SFUStatistics, reporter: StatisticsReporter, to path: String, final: Bool = false) {

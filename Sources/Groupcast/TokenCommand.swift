@@ -88,17 +88,23 @@ struct AuthKeyOptions: ParsableArguments {
 
     /// The key named, or nil when none is; warns (with a `logger`) about a key file others may read.
     func load(logger: Logger?) throws(ValidationError) -> TokenKey? {
+        try Self.load(file: authKeyFile, environment: authKeyEnv, logger: logger)
+    }
+
+    /// The key in `file` or in the environment variable `environment` (`groupcast sfu` takes
+    /// them from its flags or its configuration file).
+    static func load(file: String?, environment: String?, logger: Logger?) throws(ValidationError) -> TokenKey? {
         do {
-            if let authKeyFile {
+            if let file {
                 var status = stat()
-                if stat(authKeyFile, &status) == 0, status.st_mode & 0o077 != 0 {
-                    logger?.warning("key file \(authKeyFile) is readable by others (mode \(String(status.st_mode & 0o777, radix: 8))): chmod 600 it")
+                if stat(file, &status) == 0, status.st_mode & 0o077 != 0 {
+                    logger?.warning("key file \(file) is readable by others (mode \(String(status.st_mode & 0o777, radix: 8))): chmod 600 it")
                 }
-                return try TokenKey(contentsOfFile: authKeyFile)
+                return try TokenKey(contentsOfFile: file)
             }
-            if let authKeyEnv {
-                guard let text = ProcessInfo.processInfo.environment[authKeyEnv] else {
-                    throw TokenKey.LoadError(description: "environment variable \(authKeyEnv) is not set")
+            if let environment {
+                guard let text = ProcessInfo.processInfo.environment[environment] else {
+                    throw TokenKey.LoadError(description: "environment variable \(environment) is not set")
                 }
                 return try TokenKey(text: text)
             }

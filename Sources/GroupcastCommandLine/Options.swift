@@ -20,16 +20,18 @@ extension StreamSet: ExpressibleByArgument {
 
 /// Options every subcommand shares.
 public struct LoggingOptions: ParsableArguments {
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    public var logLevel: Logger.Level = .info
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. Default: info.")
+    public var logLevel: Logger.Level?
 
-    @Option(help: "Log lines on standard error: text, json (one object per line) or logfmt; each with an RFC 3339 UTC timestamp.")
-    public var logFormat: LogFormat = .text
+    @Option(help: "Log lines on standard error: text, json (one object per line) or logfmt; each with an RFC 3339 UTC timestamp. Default: text.")
+    public var logFormat: LogFormat?
 
     public init() {}
 
-    public func bootstrap(label: String) -> Logger {
-        let level = logLevel, format = logFormat
+    /// The log handler with the level and format given, else `level` and `format` (`groupcast
+    /// sfu`'s configuration file), else info and text.
+    public func bootstrap(label: String, level: Logger.Level? = nil, format: LogFormat? = nil) -> Logger {
+        let level = logLevel ?? level ?? .info, format = logFormat ?? format ?? .text
         LoggingSystem.bootstrap { label in LineLogHandler(label: label, format: format, level: level) }
         return Logger(label: label)
     }
@@ -104,5 +106,31 @@ public final class StopSignal: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return name
+    }
+}
+
+/// SIGHUP turned into a request to reload the configuration (a dispatch source, like
+/// ``StopSignal``); `systemctl reload` sends it.
+public final class ReloadSignal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var pending = false
+    private let source: DispatchSourceSignal
+
+    public init() {
+        signal(SIGHUP, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        source.setEventHandler { [weak self] in
+            guard let self else { return }
+            lock.withLock { pending = true }
+        }
+        source.resume()
+    }
+
+    /// Whether a SIGHUP came since the last call.
+    public func take() -> Bool {
+        lock.withLock {
+            defer { pending = false }
+            return pending
+        }
     }
 }

@@ -18,7 +18,7 @@ public struct RoomFile: Sendable {
     public var rooms: [Declaration]
 
     /// One declared room.
-    public struct Declaration: Sendable {
+    public struct Declaration: Hashable, Sendable {
         public var name: String
         public var capacity: Int?
         public var participants: [StaticParticipant]
@@ -58,23 +58,36 @@ public struct RoomFile: Sendable {
         public var description: String { "room file \(path): \(reason)" }
     }
 
+    /// A room as written: in a room file's `rooms`, or in `groupcast sfu --config`'s (YAML).
+    public struct RoomEntry: Decodable, Sendable {
+        public var name: String
+        public var capacity: Int?
+        public var participants: [ParticipantEntry]?
+        public enum CodingKeys: String, CodingKey, CaseIterable { case name, capacity, participants }
+    }
+
+    /// A static participant as written.
+    public struct ParticipantEntry: Decodable, Sendable {
+        public var id: UInt32
+        public var address: String
+        public var ssrc: [String: UInt32]?
+        public var receive: [String]?
+        public var sources: [String: [String]]?
+        public enum CodingKeys: String, CodingKey, CaseIterable { case id, address, ssrc, receive, sources }
+    }
+
+    /// Why written rooms were refused: the reason, and which entry (index into the rooms given).
+    public struct InvalidEntry: Error, CustomStringConvertible {
+        public var room: Int?
+        public var reason: String
+        public var description: String { reason }
+    }
+
     private struct Document: Decodable {
         var capacity: Int?
         var keepaliveTimeoutMs: Int?
-        var participants: [Entry]?
+        var participants: [ParticipantEntry]?
         var rooms: [RoomEntry]?
-        struct RoomEntry: Decodable {
-            var name: String
-            var capacity: Int?
-            var participants: [Entry]?
-        }
-        struct Entry: Decodable {
-            var id: UInt32
-            var address: String
-            var ssrc: [String: UInt32]?
-            var receive: [String]?
-            var sources: [String: [String]]?
-        }
     }
 
     public init(keepaliveTimeoutMilliseconds: Int? = nil, rooms: [Declaration]) {
@@ -102,31 +115,67 @@ public struct RoomFile: Sendable {
         do { document = try JSONDecoder().decode(Document.self, from: data) } catch {
             throw LoadError(path: path, reason: "not a room document: \(error)")
         }
-        func streams(_ names: [String], _ field: String) throws(LoadError) -> StreamSet {
+        if let timeout = document.keepaliveTimeoutMs, timeout < 1 { throw LoadError(path: path, reason: "keepaliveTimeoutMs \(timeout) < 1") }
+        if let rooms = document.rooms {
+            guard document.capacity == nil, document.participants == nil else {
+                throw LoadError(path: path, reason: "capacity and participants belong inside rooms when rooms is given")
+            }
+            do { return RoomFile(keepaliveTimeoutMilliseconds: document.keepaliveTimeoutMs, rooms: try declarations(rooms)) } catch {
+                throw LoadError(path: path, reason: error.reason)
+            }
+        }
+        if let capacity = document.capacity, capacity < 1 { throw LoadError(path: path, reason: "capacity \(capacity) < 1") }
+        do {
+            return RoomFile(
+                capacity: document.capacity, keepaliveTimeoutMilliseconds: document.keepaliveTimeoutMs,
+                participants: try participants(document.participants ?? []))
+        } catch {
+            throw LoadError(path: path, reason: error.reason)
+        }
+    }
+
+    /// Written rooms checked and converted: valid names, each once, capacities of at least 1,
+    /// static participants with valid addresses and stream types.
+    public static func declarations(_ rooms: [RoomEntry]) throws(InvalidEntry) -> [Declaration] {
+        var declarations: [Declaration] = []
+        for (index, room) in rooms.enumerated() {
+            func refuse(_ reason: String) -> InvalidEntry { InvalidEntry(room: index, reason: reason) }
+            guard RoomName.isValid(room.name) else { throw refuse("room name \"\(room.name)\" is not 1-64 of A-Z a-z 0-9 . _ -") }
+            guard !declarations.contains(where: { $0.name == room.name }) else { throw refuse("room \(room.name) declared twice") }
+            if let capacity = room.capacity, capacity < 1 { throw refuse("room \(room.name): capacity \(capacity) < 1") }
+            do {
+                declarations.append(Declaration(name: room.name, capacity: room.capacity, participants: try participants(room.participants ?? [])))
+            } catch {
+                throw refuse("room \(room.name): \(error.reason)")
+            }
+        }
+        return declarations
+    }
+
+    private static func participants(_ entries: [ParticipantEntry]) throws(InvalidEntry) -> [StaticParticipant] {
+        func refuse(_ reason: String) -> InvalidEntry { InvalidEntry(room: nil, reason: reason) }
+        func streams(_ names: [String], _ field: String) throws(InvalidEntry) -> StreamSet {
             var set: StreamSet = []
             for name in names {
-                guard let type = StreamType(name: name) else { throw LoadError(path: path, reason: "\(field): unknown stream type \"\(name)\"") }
+                guard let type = StreamType(name: name) else { throw refuse("\(field): unknown stream type \"\(name)\"") }
                 set.insert(StreamSet(type))
             }
             return set
         }
-        func participants(_ entries: [Document.Entry]) throws(LoadError) -> [StaticParticipant] {
         var participants: [StaticParticipant] = []
         for entry in entries {
             let field = "participant \(entry.id)"
             let address: SocketAddress
-            do { address = try SocketAddress(parsing: entry.address) } catch {
-                throw LoadError(path: path, reason: "\(field): address: \(error)")
-            }
+            do { address = try SocketAddress(parsing: entry.address) } catch { throw refuse("\(field): address: \(error)") }
             var ssrcs = StreamSSRCs.none
             for (name, ssrc) in entry.ssrc ?? [:] {
-                guard let type = StreamType(name: name) else { throw LoadError(path: path, reason: "\(field): ssrc: unknown stream type \"\(name)\"") }
-                guard ssrc != 0 else { throw LoadError(path: path, reason: "\(field): ssrc \(name) is 0") }
+                guard let type = StreamType(name: name) else { throw refuse("\(field): ssrc: unknown stream type \"\(name)\"") }
+                guard ssrc != 0 else { throw refuse("\(field): ssrc \(name) is 0") }
                 ssrcs[type] = ssrc
             }
             var perSource: [UInt32: StreamSet] = [:]
             for (key, names) in entry.sources ?? [:] {
-                guard let source = UInt32(key) else { throw LoadError(path: path, reason: "\(field): sources: \"\(key)\" is not a participant id") }
+                guard let source = UInt32(key) else { throw refuse("\(field): sources: \"\(key)\" is not a participant id") }
                 perSource[source] = try streams(names, "\(field): sources.\(key)")
             }
             participants.append(StaticParticipant(
@@ -134,24 +183,5 @@ public struct RoomFile: Sendable {
                 perSource: perSource))
         }
         return participants
-        }
-        if let timeout = document.keepaliveTimeoutMs, timeout < 1 { throw LoadError(path: path, reason: "keepaliveTimeoutMs \(timeout) < 1") }
-        if let rooms = document.rooms {
-            guard document.capacity == nil, document.participants == nil else {
-                throw LoadError(path: path, reason: "capacity and participants belong inside rooms when rooms is given")
-            }
-            var declarations: [Declaration] = []
-            for room in rooms {
-                guard RoomName.isValid(room.name) else { throw LoadError(path: path, reason: "room name \"\(room.name)\" is not 1-64 of A-Z a-z 0-9 . _ -") }
-                guard !declarations.contains(where: { $0.name == room.name }) else { throw LoadError(path: path, reason: "room \(room.name) declared twice") }
-                if let capacity = room.capacity, capacity < 1 { throw LoadError(path: path, reason: "room \(room.name): capacity \(capacity) < 1") }
-                declarations.append(Declaration(name: room.name, capacity: room.capacity, participants: try participants(room.participants ?? [])))
-            }
-            return RoomFile(keepaliveTimeoutMilliseconds: document.keepaliveTimeoutMs, rooms: declarations)
-        }
-        if let capacity = document.capacity, capacity < 1 { throw LoadError(path: path, reason: "capacity \(capacity) < 1") }
-        return RoomFile(
-            capacity: document.capacity, keepaliveTimeoutMilliseconds: document.keepaliveTimeoutMs,
-            participants: try participants(document.participants ?? []))
     }
 }

@@ -87,6 +87,9 @@ public final class SFUServer: Sendable {
     private let stopping = Atomic<Bool>(false)
     private let threadsStarted = Atomic<Bool>(false)
     private let finished = Mutex<(control: Bool, forwarder: Bool, error: SFUError?)>((false, false, nil))
+    /// Held from building a routing table to its install: the control thread and a reload
+    /// install in generation order.
+    private let publishing = Mutex<Void>(())
     private let started = monotonicNanoseconds()
 
     struct ControlState: Sendable {
@@ -95,6 +98,10 @@ public final class SFUServer: Sendable {
         var limiter: RateLimiter?
         var statistics = ControlStatistics()
         var generation: UInt64 = 0
+        /// `configuration.echo` until a reload changes it.
+        var echo: Bool
+        /// `configuration.controlRateLimit` until a reload changes it.
+        var rateLimit: RateLimiter.Limit?
     }
 
     /// An SFU driving `forwarder` (any backend): the control plane installs every new routing
@@ -120,7 +127,8 @@ public final class SFUServer: Sendable {
         let periodNs = UInt64(max(1, period.seconds)) * 1_000_000_000 + UInt64(max(0, period.attoseconds) / 1_000_000_000)
         state = Mutex(ControlState(
             registry: registry, validator: AddressValidator(period: periodNs, now: monotonicNanoseconds()),
-            limiter: configuration.controlRateLimit.map { RateLimiter(limit: $0) }))
+            limiter: configuration.controlRateLimit.map { RateLimiter(limit: $0) }, echo: configuration.echo,
+            rateLimit: configuration.controlRateLimit))
         self.forwarder = forwarder
         do {
             controlSocket = try GroupSocket(
@@ -197,16 +205,40 @@ public final class SFUServer: Sendable {
         state.withLock { $0.registry.rooms.values.sorted { $0.name < $1.name } }
     }
 
-    private func publishTable() throws(SFUError) {
-        let table = state.withLock { state -> RoutingTable in
-            state.generation += 1
-            var table = state.registry.routingTable(echo: configuration.echo)
-            table.generation = state.generation
-            state.statistics.participants = state.registry.count
-            state.statistics.routes = table.routes.count
-            return table
+    /// Applies what a reloaded configuration may change while media flows (`SIGHUP`,
+    /// Docs/operations.md): the limits, room capacity, declared rooms and static participants,
+    /// keepalive timeout, echo and the control rate limit, then installs the routing table they
+    /// give. Everything else in `new` (addresses, key, clock) is not read: it needs a restart.
+    /// Refused as a whole (nothing changes) when the rooms do not fit, e.g. a static participant
+    /// over a room's capacity.
+    public func reload(_ new: Configuration) throws(SFUError) {
+        try state.withLock { state throws(SFUError) in
+            do throws(RegistryError) {
+                try state.registry.reconfigure(limits: new.limits, keepaliveTimeout: new.keepaliveTimeout, declaring: new.room?.rooms ?? [])
+            } catch {
+                throw .configuration("room: \(error.reason)")
+            }
+            state.echo = new.echo
+            if new.controlRateLimit != state.rateLimit {
+                state.rateLimit = new.controlRateLimit
+                state.limiter = new.controlRateLimit.map { RateLimiter(limit: $0) }
+            }
         }
-        try forwarder.install(table)
+        try publishTable()
+    }
+
+    private func publishTable() throws(SFUError) {
+        try publishing.withLock { _ throws(SFUError) in
+            let table = state.withLock { state -> RoutingTable in
+                state.generation += 1
+                var table = state.registry.routingTable(echo: state.echo)
+                table.generation = state.generation
+                state.statistics.participants = state.registry.count
+                state.statistics.routes = table.routes.count
+                return table
+            }
+            try forwarder.install(table)
+        }
     }
 
     private func runControl() -> SFUError? {
@@ -247,7 +279,7 @@ public final class SFUServer: Sendable {
                     return ids
                 }
                 if !expired.isEmpty {
-                    logger.info("participants \(expired) timed out (no KEEPALIVE for \(configuration.keepaliveTimeout))")
+                    logger.info("participants \(expired) timed out (no KEEPALIVE for \(Duration.nanoseconds(state.withLock { $0.registry.keepaliveTimeout })))")
                     do { try publishTable() } catch { return error }
                 }
             }

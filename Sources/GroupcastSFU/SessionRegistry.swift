@@ -124,9 +124,13 @@ public struct SessionRegistry: Sendable {
 
     public init(limits: Limits = Limits(), keepaliveTimeout: Duration, generator: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator()) {
         self.limits = limits
-        let (seconds, attoseconds) = keepaliveTimeout.components
-        self.keepaliveTimeout = UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
+        self.keepaliveTimeout = Self.nanoseconds(keepaliveTimeout)
         self.generator = generator
+    }
+
+    private static func nanoseconds(_ duration: Duration) -> UInt64 {
+        let (seconds, attoseconds) = duration.components
+        return UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
     }
 
     /// One room of `capacity` (the old single-room registry's shape).
@@ -318,6 +322,55 @@ public struct SessionRegistry: Sendable {
         guard let room = rooms[name], !room.isConfigured, room.members.isEmpty else { return }
         rooms.removeValue(forKey: name)
         byIdentity.removeValue(forKey: name)
+    }
+
+    /// Applies a reloaded configuration (`SIGHUP`) in one step, or nothing when it cannot apply:
+    /// the new limits and keepalive timeout; `declared` (none: the room `default`) becomes the set
+    /// of configured rooms with their capacities and static participants. Nobody registered is
+    /// removed: a room no longer declared becomes an ordinary one (it goes with its last
+    /// participant), a room over a lowered capacity or limit keeps its members and refuses new
+    /// ones; rooms created on first join take the new `roomCapacity`. Static participants are
+    /// replaced where their declaration changed, removed where it went, added where it is new.
+    public mutating func reconfigure(limits: Limits, keepaliveTimeout: Duration, declaring declared: [RoomFile.Declaration]) throws(RegistryError) {
+        var next = self
+        next.limits = limits
+        next.keepaliveTimeout = Self.nanoseconds(keepaliveTimeout)
+        let rooms = declared.isEmpty ? [RoomFile.Declaration(name: RoomName.defaultRoom)] : declared
+        var wanted: [UInt32: (room: String, participant: RoomFile.StaticParticipant)] = [:]
+        for room in rooms {
+            for participant in room.participants {
+                guard wanted[participant.id] == nil else { throw RegistryError(.malformed, "participant id \(participant.id) is declared twice") }
+                wanted[participant.id] = (room.name, participant)
+            }
+        }
+        for old in participants.values where old.isStatic {
+            if let new = wanted[old.id], new.room == old.room, new.participant.address == old.mediaAddress, new.participant.ssrcs == old.ssrcs,
+                new.participant.receive == old.defaultStreams, new.participant.perSource == old.perSource {
+                wanted.removeValue(forKey: old.id)
+            } else {
+                next.remove(old.id)
+            }
+        }
+        let names = Set(rooms.map(\.name))
+        for (name, room) in next.rooms where room.isConfigured && !names.contains(name) {
+            next.rooms[name]?.isConfigured = false
+            next.removeRoomIfDone(name)
+        }
+        for (name, room) in next.rooms where !room.isConfigured { next.rooms[name]?.capacity = limits.roomCapacity }
+        for room in rooms {
+            if next.rooms[room.name] != nil {
+                let capacity = room.capacity ?? limits.roomCapacity
+                guard capacity >= 1 else { throw RegistryError(.malformed, "room \(room.name): capacity \(capacity) < 1") }
+                next.rooms[room.name]?.capacity = capacity
+                next.rooms[room.name]?.isConfigured = true
+            } else {
+                try next.addRoom(room.name, capacity: room.capacity)
+            }
+        }
+        for room in rooms {
+            for participant in room.participants where wanted[participant.id] != nil { try next.addStatic(participant, room: room.name) }
+        }
+        self = next
     }
 
     /// Removes dynamic participants silent for longer than the keepalive timeout; returns their ids.

@@ -3,7 +3,9 @@ import Glibc
 #endif
 import Foundation
 import GroupcastClient
+import GroupcastProtocol
 import GroupUnicast
+import Synchronization
 import Testing
 
 /// `groupcast sfu` run as a service (Docs/operations.md): its log lines, its statistics line off
@@ -162,4 +164,141 @@ struct ScrapeFailure: Error, CustomStringConvertible {
     var status: Int32
     var message: String
     var description: String { "scrape-metrics exited \(status): \(message)" }
+}
+
+/// `SIGHUP` (`systemctl reload`): `groupcast sfu --config FILE` on loopback with a sender
+/// streaming to a receiver through it. A reload lowers `max-participants` and changes the backend
+/// in the file: the new limit refuses the next REGISTER, the backend change is logged as needing
+/// a restart, and every packet sent across the reload arrives (no participant dropped, no route
+/// lost). A reload of a broken file is refused with its line, and the running limit stays.
+extension ServiceTests {
+    /// Streams ASQ from `sender` to `receiver` (both registered, 500 packets/s) until `until`
+    /// says so; returns the sequence numbers that arrived and the largest gap between arrivals.
+    static func stream(
+        from sender: GroupSocket, ssrc: UInt32, to receiver: GroupSocket, media: SocketAddress, until done: @escaping @Sendable () -> Bool
+    ) throws -> (sent: Int, received: Set<UInt16>, largestGap: Duration) {
+        let sending = Thread {
+            var sequence: UInt16 = 0
+            while !done() {
+                let packet = RTPHeader.packet(payloadType: StreamType.asq.rtpPayloadType, sequenceNumber: sequence, timestamp: 0, ssrc: ssrc, payload: [UInt8](repeating: 1, count: 40))
+                if (try? sender.send(packet, to: media)) != nil { sequence &+= 1 }
+                usleep(2_000)
+            }
+            sentCount.withLock { $0 = Int(sequence) }
+        }
+        sentCount.withLock { $0 = -1 }
+        sending.start()
+        var received = Set<UInt16>()
+        var last: ContinuousClock.Instant?
+        var largestGap = Duration.zero
+        var quietSince: ContinuousClock.Instant?
+        // Until the sender stopped and nothing came for 300 ms.
+        while true {
+            if try receiver.waitForReadable(timeout: .milliseconds(20)) {
+                for datagram in try receiver.receiveBatch(maxCount: 64) where datagram.source == media {
+                    guard let header = try? RTPHeader.parse(datagram.bytes), header.ssrc == ssrc else { continue }
+                    let now = ContinuousClock.now
+                    if let last { largestGap = max(largestGap, last.duration(to: now)) }
+                    last = now
+                    quietSince = nil
+                    received.insert(header.sequenceNumber)
+                }
+            } else if sentCount.withLock({ $0 }) >= 0 {
+                if let quietSince, quietSince.duration(to: .now) > .milliseconds(300) { break }
+                if quietSince == nil { quietSince = .now }
+            }
+        }
+        return (sentCount.withLock { $0 }, received, largestGap)
+    }
+    static let sentCount = Mutex<Int>(-1)
+
+    @Test func sighupReloadsRoomsAndLimitsWithoutDroppingMedia() throws {
+        let port = Self.basePort + 40
+        let directory = NSTemporaryDirectory() + "groupcast-reload-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = directory + "/sfu.yaml"
+        let common = "control: 127.0.0.1:\(port)\nmedia: 127.0.0.1:\(port + 1)\nlog-format: logfmt\n"
+        try (common + "max-participants: 10\nrooms:\n  - name: default\n    capacity: 10\n").write(toFile: config, atomically: true, encoding: .utf8)
+
+        let process = Process()
+        process.executableURL = GroupcastBinary.url
+        process.arguments = ["sfu", "--config", config]
+        let output = Pipe(), error = Pipe()
+        process.standardOutput = output
+        process.standardError = error
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        let control = SocketAddress.ipv4(.loopback, port: UInt16(port)), media = SocketAddress.ipv4(.loopback, port: UInt16(port + 1))
+
+        func participant() throws -> (GroupSocket, ControlChannel) {
+            let socket = try GroupSocket(bindingTo: .ipv4(.loopback, port: 0), backend: .socket, options: .init(nonBlocking: true, receiveBufferSize: 1 << 20))
+            return (socket, ControlChannel(socket: socket, sfu: control))
+        }
+        func register(_ channel: ControlChannel, id: UInt32) throws(ClientError) -> Membership {
+            try channel.register(JoinParameters(), requestID: id)
+        }
+        let (senderSocket, senderChannel) = try participant()
+        let (receiverSocket, receiverChannel) = try participant()
+        defer { try? senderSocket.close(); try? receiverSocket.close() }
+        var sender: Membership?
+        for _ in 0..<50 where sender == nil {  // until the SFU is up
+            sender = try? register(senderChannel, id: 1)
+            if sender == nil { usleep(100_000) }
+        }
+        let senderMembership = try #require(sender, "the SFU did not come up")
+        _ = try register(receiverChannel, id: 1)
+
+        // Reload while streaming: the limit drops to the two registered, the backend changes.
+        let stop = Mutex(false)
+        let pid = process.processIdentifier
+        let reloader = Thread {
+            usleep(400_000)
+            try? (common + "max-participants: 2\nbackend: socket\nrooms:\n  - name: default\n    capacity: 10\n  - name: added\n").write(toFile: config, atomically: true, encoding: .utf8)
+            kill(pid, SIGHUP)
+            usleep(600_000)
+            stop.withLock { $0 = true }
+        }
+        reloader.start()
+        let run = try Self.stream(from: senderSocket, ssrc: senderMembership.ssrcs[.asq], to: receiverSocket, media: media) { stop.withLock { $0 } }
+        print("reload under media: \(run.sent) sent, \(run.received.count) received, largest gap between arrivals \(run.largestGap)")
+        #expect(run.sent > 200)
+        #expect(run.received.count == run.sent, "lost across the reload: \(Set(0..<UInt16(max(0, run.sent))).subtracting(run.received).sorted().prefix(20))")
+
+        // The new limit applies.
+        let (thirdSocket, thirdChannel) = try participant()
+        defer { try? thirdSocket.close() }
+        #expect {
+            _ = try register(thirdChannel, id: 1)
+        } throws: { error in
+            guard case .refused(_, let code, _) = error as? ClientError else { return false }
+            return code == .serverFull
+        }
+
+        // A broken file: refused with its line, the running limit stays (a REGISTER is still
+        // refused for it, not admitted under a default), media still flows.
+        try (common + "max-participants: 2\ncapacity: none\n").write(toFile: config, atomically: true, encoding: .utf8)
+        kill(pid, SIGHUP)
+        usleep(300_000)
+        #expect {
+            _ = try register(thirdChannel, id: 2)
+        } throws: { error in
+            guard case .refused(_, let code, _) = error as? ClientError else { return false }
+            return code == .serverFull
+        }
+        stop.withLock { $0 = false }
+        let again = Thread { usleep(300_000); stop.withLock { $0 = true } }
+        again.start()
+        let after = try Self.stream(from: senderSocket, ssrc: senderMembership.ssrcs[.asq], to: receiverSocket, media: media) { stop.withLock { $0 } }
+        #expect(after.sent > 50 && after.received.count == after.sent, "\(after.sent) sent, \(after.received.count) received after the refused reload")
+
+        kill(pid, SIGTERM)
+        let log = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        _ = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(log)")
+        #expect(log.contains("configuration reloaded from \(config): rooms added,default, capacity 64, max-participants 2"), "\(log)")
+        #expect(log.contains("reload: backend (default) -> socket needs a restart") && log.contains("needs_restart=true"), "\(log)")
+        #expect(log.contains("reload refused, the running configuration stays: \(config):5: capacity: expected an integer, got \\\"none\\\""), "\(log)")
+    }
 }

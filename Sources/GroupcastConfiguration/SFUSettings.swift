@@ -1,0 +1,310 @@
+import GroupcastBackends
+import GroupcastCommandLine
+import GroupcastFastPath
+import GroupcastRingBackend
+import GroupcastSFU
+import GroupUnicast
+import Logging
+
+/// Every setting of `groupcast sfu` as one source gives it, each `nil` where that source is
+/// silent: the flags make one, the configuration file (``ConfigurationFile``) another, and
+/// ``EffectiveSettings`` stacks them, flags over file. What no source gives comes from the
+/// defaults of `SFUServer.Configuration` and `ForwarderConfiguration` (and ``defaultControl``,
+/// ``defaultMedia``): the one place each default lives, which `--help` quotes too.
+public struct SFUSettings: Sendable, Equatable {
+    /// `rooms`: declared in the configuration file itself, or a room file (`--room`, JSON).
+    public enum Rooms: Sendable, Equatable {
+        case file(String)
+        case declared([RoomFile.Declaration])
+    }
+
+    // Control plane.
+    public var control: SocketAddress?
+    public var rooms: Rooms?
+    public var capacity: Int?
+    public var maxParticipants: Int?
+    public var maxRooms: Int?
+    public var roomCreation: Bool?
+    public var controlRate: Double?
+    public var controlBurst: Double?
+    public var keepaliveTimeout: Duration?
+    public var echo: Bool?
+    // Join tokens.
+    public var authKeyFile: String?
+    public var authKeyEnv: String?
+    // Data plane.
+    public var media: SocketAddress?
+    public var backend: ForwarderBackend?
+    public var interfaces: [String]?
+    public var xdpMode: XDPMode?
+    public var batch: Int?
+    public var receiveBuffer: Int?
+    public var sendBuffer: Int?
+    public var shedVhq: Double?
+    public var shedVsq: Double?
+    public var backlog: Int?
+    public var ringQueue: UInt32?
+    public var ringMode: RingMode?
+    public var ringSize: UInt32?
+    public var ringFrameCount: UInt32?
+    public var ringFrameSize: UInt32?
+    // Service.
+    public var statsInterval: Duration?
+    public var statsFile: String?
+    public var metricsListen: SocketAddress?
+    public var logLevel: Logger.Level?
+    public var logFormat: LogFormat?
+
+    public init() {}
+
+    public static let defaultControl = SocketAddress.ipv4(.any, port: 7000)
+    public static let defaultMedia = SocketAddress.ipv4(.any, port: 7002)
+    /// The control plane's defaults (limits, keepalive, echo, rate limit).
+    public static let serverDefaults = SFUServer.Configuration(controlAddress: defaultControl)
+    /// The data plane's defaults (batch, buffers, shedding, ring).
+    public static let forwarderDefaults = ForwarderConfiguration(backend: .fastestAvailable, mediaAddress: defaultMedia)
+    public static let defaultLogLevel = Logger.Level.info
+    public static let defaultLogFormat = LogFormat.text
+
+    /// Each setting of `self` where it has one, else `base`'s.
+    public func overriding(_ base: SFUSettings) -> SFUSettings {
+        var result = base
+        for field in Self.fields { field.fill(&result, self) }
+        return result
+    }
+
+    /// The settings given in `self`, by key.
+    public var givenKeys: [String] { Self.fields.filter { $0.isGiven(self) }.map(\.key) }
+}
+
+/// A setting refused: its key (the flag's long name, the file's key) and why.
+public struct SettingError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var key: String
+    public var reason: String
+    /// In a file, the line of the value inside the key's (a room entry), where not the key's own.
+    public var line: Int?
+    public init(_ key: String, _ reason: String, line: Int? = nil) {
+        self.key = key
+        self.reason = reason
+        self.line = line
+    }
+    public var description: String { "\(key): \(reason)" }
+}
+
+// MARK: The settings, by key
+
+extension SFUSettings {
+    /// One setting: its key, whether a reload may change it while the SFU runs, and how a file
+    /// gives it (`parse`: a YAML scalar or list as text values) — typed access through a key path.
+    struct Field: @unchecked Sendable {
+        let key: String
+        let reloadable: Bool
+        let parse: (ConfigurationValue, inout SFUSettings) throws(SettingError) -> Void
+        let isGiven: (SFUSettings) -> Bool
+        let same: (SFUSettings, SFUSettings) -> Bool
+        let fill: (inout SFUSettings, SFUSettings) -> Void
+        let describe: (SFUSettings) -> String
+    }
+
+    private static func field<Value: Equatable>(
+        _ key: String, _ path: WritableKeyPath<SFUSettings, Value?>, reloadable: Bool,
+        _ convert: @escaping (ConfigurationValue) throws(SettingError) -> Value
+    ) -> Field {
+        Field(
+            key: key, reloadable: reloadable,
+            parse: { value, settings throws(SettingError) in settings[keyPath: path] = try convert(value) },
+            isGiven: { $0[keyPath: path] != nil },
+            same: { $0[keyPath: path] == $1[keyPath: path] },
+            fill: { result, top in if let value = top[keyPath: path] { result[keyPath: path] = value } },
+            describe: { $0[keyPath: path].map { "\($0)" } ?? "(default)" })
+    }
+
+    /// Every key of the configuration file; each is a flag of `groupcast sfu` of the same name
+    /// (`rooms` is `--room FILE`, or the rooms themselves). Reloadable: the control plane's
+    /// limits and rooms (``SFUServer/reload(_:)``); the rest needs a restart.
+    static let fields: [Field] = [
+        field("control", \.control, reloadable: false) { value throws(SettingError) in try value.address("control") },
+        field("rooms", \.rooms, reloadable: true) { value throws(SettingError) in try value.rooms() },
+        field("capacity", \.capacity, reloadable: true) { value throws(SettingError) in try value.integer("capacity") },
+        field("max-participants", \.maxParticipants, reloadable: true) { value throws(SettingError) in try value.integer("max-participants") },
+        field("max-rooms", \.maxRooms, reloadable: true) { value throws(SettingError) in try value.integer("max-rooms") },
+        field("room-creation", \.roomCreation, reloadable: true) { value throws(SettingError) in try value.boolean("room-creation") },
+        field("control-rate", \.controlRate, reloadable: true) { value throws(SettingError) in try value.number("control-rate") },
+        field("control-burst", \.controlBurst, reloadable: true) { value throws(SettingError) in try value.number("control-burst") },
+        field("keepalive-timeout", \.keepaliveTimeout, reloadable: true) { value throws(SettingError) in try value.duration("keepalive-timeout") },
+        field("echo", \.echo, reloadable: true) { value throws(SettingError) in try value.boolean("echo") },
+        field("auth-key-file", \.authKeyFile, reloadable: false) { value throws(SettingError) in try value.text("auth-key-file") },
+        field("auth-key-env", \.authKeyEnv, reloadable: false) { value throws(SettingError) in try value.text("auth-key-env") },
+        field("media", \.media, reloadable: false) { value throws(SettingError) in try value.address("media") },
+        field("backend", \.backend, reloadable: false) { value throws(SettingError) in try value.choice("backend", of: ForwarderBackend.self) },
+        field("interface", \.interfaces, reloadable: false) { value throws(SettingError) in try value.texts("interface") },
+        field("xdp-mode", \.xdpMode, reloadable: false) { value throws(SettingError) in try value.choice("xdp-mode", of: XDPMode.self) },
+        field("batch", \.batch, reloadable: false) { value throws(SettingError) in try value.integer("batch") },
+        field("receive-buffer", \.receiveBuffer, reloadable: false) { value throws(SettingError) in try value.integer("receive-buffer") },
+        field("send-buffer", \.sendBuffer, reloadable: false) { value throws(SettingError) in try value.integer("send-buffer") },
+        field("shed-vhq", \.shedVhq, reloadable: false) { value throws(SettingError) in try value.number("shed-vhq") },
+        field("shed-vsq", \.shedVsq, reloadable: false) { value throws(SettingError) in try value.number("shed-vsq") },
+        field("backlog", \.backlog, reloadable: false) { value throws(SettingError) in try value.integer("backlog") },
+        field("ring-queue", \.ringQueue, reloadable: false) { value throws(SettingError) in try value.integer("ring-queue") },
+        field("ring-mode", \.ringMode, reloadable: false) { value throws(SettingError) in try value.choice("ring-mode", of: RingMode.self) },
+        field("ring-size", \.ringSize, reloadable: false) { value throws(SettingError) in try value.integer("ring-size") },
+        field("ring-frame-count", \.ringFrameCount, reloadable: false) { value throws(SettingError) in try value.integer("ring-frame-count") },
+        field("ring-frame-size", \.ringFrameSize, reloadable: false) { value throws(SettingError) in try value.integer("ring-frame-size") },
+        field("stats-interval", \.statsInterval, reloadable: false) { value throws(SettingError) in try value.duration("stats-interval") },
+        field("stats-file", \.statsFile, reloadable: false) { value throws(SettingError) in try value.text("stats-file") },
+        field("metrics-listen", \.metricsListen, reloadable: false) { value throws(SettingError) in try value.address("metrics-listen") },
+        field("log-level", \.logLevel, reloadable: false) { value throws(SettingError) in try value.choice("log-level", of: Logger.Level.self) },
+        field("log-format", \.logFormat, reloadable: false) { value throws(SettingError) in try value.choice("log-format", of: LogFormat.self) },
+    ]
+
+    static func field(named key: String) -> Field? { fields.first { $0.key == key } }
+
+    /// Keys whose value differs between `self` and `other` and that only a restart applies.
+    public func restartNeeded(comparedWith other: SFUSettings) -> [(key: String, running: String, configured: String)] {
+        Self.fields.filter { !$0.reloadable && !$0.same(self, other) }.map { ($0.key, $0.describe(self), $0.describe(other)) }
+    }
+}
+
+// MARK: Checks
+
+extension SFUSettings {
+    /// Each given value within its range (the file checks these with its line, before merging).
+    public func checkValues() throws(SettingError) {
+        func atLeast<T: Comparable>(_ key: String, _ value: T?, _ least: T) throws(SettingError) {
+            if let value, value < least { throw SettingError(key, "\(value) is below \(least)") }
+        }
+        try atLeast("capacity", capacity, 1)
+        try atLeast("max-participants", maxParticipants, 1)
+        try atLeast("max-rooms", maxRooms, 1)
+        try atLeast("control-rate", controlRate, 0)
+        try atLeast("control-burst", controlBurst, 1)
+        try atLeast("receive-buffer", receiveBuffer, 1)
+        try atLeast("send-buffer", sendBuffer, 1)
+        try atLeast("backlog", backlog, 1)
+        if let batch, !(1...1024).contains(batch) { throw SettingError("batch", "\(batch) is not within 1...1024") }
+        if let ringSize, ringSize.nonzeroBitCount != 1 || ringSize > 65536 {
+            throw SettingError("ring-size", "\(ringSize) is not a power of two up to 65536")
+        }
+        if let ringFrameSize, ringFrameSize != 2048 && ringFrameSize != 4096 {
+            throw SettingError("ring-frame-size", "\(ringFrameSize) is neither 2048 nor 4096")
+        }
+        for (key, value) in [("shed-vhq", shedVhq), ("shed-vsq", shedVsq)] {
+            if let value, !(value > 0 && value <= 1) { throw SettingError(key, "\(value) is not within (0, 1]") }
+        }
+        if let keepaliveTimeout, keepaliveTimeout <= .zero { throw SettingError("keepalive-timeout", "must be above 0") }
+    }
+
+    /// ``checkValues()`` and the rules between settings, each taken as given or by default; the
+    /// key named is the one that breaks the rule (the later of two).
+    public func check() throws(SettingError) {
+        try checkValues()
+        let forwarder = Self.forwarderDefaults
+        let vhq = shedVhq ?? forwarder.shedVHQAt, vsq = shedVsq ?? forwarder.shedVSQAt
+        if vhq > vsq { throw SettingError(shedVsq != nil ? "shed-vsq" : "shed-vhq", "need shed-vhq (\(vhq)) <= shed-vsq (\(vsq))") }
+        let backend = backend ?? forwarder.backend
+        if backend == .ring, (batch ?? forwarder.batchSize) > Int(ringSize ?? forwarder.ringSize) {
+            throw SettingError("batch", "must not exceed ring-size (\(ringSize ?? forwarder.ringSize))")
+        }
+        if !backend.needsInterface {
+            if interfaces?.isEmpty == false { throw SettingError("interface", "applies to the xdp and ring backends, not \(backend)") }
+            if let xdpMode, xdpMode != forwarder.xdpMode { throw SettingError("xdp-mode", "applies to the xdp backend, not \(backend)") }
+        }
+        if authKeyFile != nil && authKeyEnv != nil { throw SettingError("auth-key-env", "one key, not two: auth-key-file is given too") }
+    }
+}
+
+// MARK: The configurations they make
+
+extension SFUSettings {
+    /// The control plane's configuration (without the key: `auth-key-file`/`auth-key-env` are
+    /// read by the command). Precedence (Docs/operations.md): a room file's SFU-wide
+    /// `keepaliveTimeoutMs` gives way to `keepalive-timeout`; a room's own `capacity` beats
+    /// `capacity`, which is the capacity of every room without one. `notes`: each such decision,
+    /// to be logged.
+    public func serverConfiguration() throws(SettingError) -> (configuration: SFUServer.Configuration, notes: [String]) {
+        var notes: [String] = []
+        var configuration = Self.serverDefaults
+        configuration.controlAddress = control ?? Self.defaultControl
+        if let capacity { configuration.capacity = capacity }
+        if let maxParticipants { configuration.limits.maxParticipants = maxParticipants }
+        if let maxRooms { configuration.limits.maxRooms = maxRooms }
+        if let roomCreation { configuration.limits.allowRoomCreation = roomCreation }
+        if controlRate != nil || controlBurst != nil {
+            let rate = controlRate ?? configuration.controlRateLimit?.rate ?? 0
+            let burst = controlBurst ?? configuration.controlRateLimit?.burst ?? 1
+            configuration.controlRateLimit = rate > 0 ? RateLimiter.Limit(rate: rate, burst: burst) : nil
+        }
+        if let echo { configuration.echo = echo }
+        switch rooms {
+        case .file(let path):
+            do { configuration.room = try RoomFile.load(path: path) } catch { throw SettingError("rooms", error.description) }
+        case .declared(let declarations):
+            configuration.room = RoomFile(rooms: declarations)
+        case nil:
+            break
+        }
+        let fileTimeout = configuration.room?.keepaliveTimeoutMilliseconds
+        configuration.keepaliveTimeout = keepaliveTimeout ?? fileTimeout.map { .milliseconds($0) } ?? configuration.keepaliveTimeout
+        if let fileTimeout, let keepaliveTimeout, keepaliveTimeout != .milliseconds(fileTimeout) {
+            notes.append("keepalive timeout \(keepaliveTimeout) (--keepalive-timeout) overrides the room file's keepaliveTimeoutMs \(fileTimeout)")
+        }
+        for declared in configuration.room?.rooms ?? [] {
+            if let own = declared.capacity, own != configuration.capacity {
+                notes.append("room \(declared.name): capacity \(own) from the room file (--capacity \(configuration.capacity) is for rooms without their own)")
+            }
+        }
+        return (configuration, notes)
+    }
+
+    /// The data plane's configuration.
+    public var forwarderConfiguration: ForwarderConfiguration {
+        var forwarder = Self.forwarderDefaults
+        forwarder.backend = backend ?? forwarder.backend
+        forwarder.mediaAddress = media ?? Self.defaultMedia
+        if let batch { forwarder.batchSize = batch }
+        if let receiveBuffer { forwarder.receiveBufferSize = receiveBuffer }
+        if let sendBuffer { forwarder.sendBufferSize = sendBuffer }
+        if let shedVhq { forwarder.shedVHQAt = shedVhq }
+        if let shedVsq { forwarder.shedVSQAt = shedVsq }
+        if let backlog { forwarder.backlogCapacity = backlog }
+        if let interfaces { forwarder.interfaces = interfaces }
+        if let xdpMode { forwarder.xdpMode = xdpMode }
+        if let ringQueue { forwarder.ringQueue = ringQueue }
+        if let ringMode { forwarder.ringMode = ringMode }
+        if let ringSize { forwarder.ringSize = ringSize }
+        if let ringFrameCount { forwarder.ringFrameCount = ringFrameCount }
+        if let ringFrameSize { forwarder.ringFrameSize = ringFrameSize }
+        return forwarder
+    }
+}
+
+/// The flags over the configuration file: the settings `groupcast sfu` runs with, checked, each
+/// refusal naming where the value came from (`--flag`, or `FILE:LINE: key`).
+public struct EffectiveSettings: Sendable {
+    public let flags: SFUSettings
+    public let file: ConfigurationFile?
+    public let settings: SFUSettings
+
+    public init(flags: SFUSettings, file: ConfigurationFile?) throws(ConfigurationFileError) {
+        self.flags = flags
+        self.file = file
+        settings = flags.overriding(file?.settings ?? SFUSettings())
+        do { try settings.check() } catch { throw refusal(error) }
+    }
+
+    /// `error` with where its key's value came from.
+    public func refusal(_ error: SettingError) -> ConfigurationFileError {
+        if flags.givenKeys.contains(error.key) || file == nil {
+            return ConfigurationFileError(path: nil, line: nil, reason: "--\(error.key): \(error.reason)")
+        }
+        return ConfigurationFileError(path: file?.path, line: error.line ?? file?.lines[error.key], reason: error.description)
+    }
+
+    /// Each setting a flag gives against the file's value, to be logged.
+    public var notes: [String] {
+        guard let file else { return [] }
+        return SFUSettings.fields.filter { $0.isGiven(flags) && $0.isGiven(file.settings) && !$0.same(flags, file.settings) }.map {
+            "\($0.key) \($0.describe(flags)) (--\($0.key)) overrides \(file.path)'s \($0.describe(file.settings))\(file.lines[$0.key].map { " (line \($0))" } ?? "")"
+        }
+    }
+}
