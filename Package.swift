@@ -142,7 +142,7 @@ let package = Package(
         // checked with the file's line, and what a reload may change at runtime.
         .target(
             name: "GroupcastConfiguration",
-            dependencies: sfuCore + ["GroupcastBackends", "GroupcastCommandLine", .product(name: "Yams", package: "Yams")]
+            dependencies: sfuCore + ["GroupcastCommandLine", .product(name: "Yams", package: "Yams")]
         ),
         // The command lines' shared options (durations, sizes, log level) and SIGINT/SIGTERM.
         .target(

@@ -1,7 +1,4 @@
-import GroupcastBackends
 import GroupcastCommandLine
-import GroupcastFastPath
-import GroupcastRingBackend
 import GroupcastSFU
 import GroupUnicast
 import Logging
