@@ -144,6 +144,12 @@ let package = Package(
             name: "GroupcastConfiguration",
             dependencies: sfuCore + ["GroupcastCommandLine", .product(name: "Yams", package: "Yams")]
         ),
+        // A small RESP2 client of our own (no Swift Redis client is among the usable packages):
+        // the pure parser, pipelined connections over swift-nio, pub/sub, reconnection.
+        .target(
+            name: "GroupcastRedis",
+            dependencies: [logging, .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
+        ),
         // The command lines' shared options (durations, sizes, log level) and SIGINT/SIGTERM.
         .target(
             name: "GroupcastCommandLine",
@@ -226,6 +232,12 @@ let package = Package(
         .testTarget(
             name: "GroupcastLabTests",
             dependencies: ["GroupcastLab", "GroupcastProtocol", "GroupcastSFU"]
+        ),
+        // The RESP parser (pure) and the client against a real redis-server that each test
+        // starts on a free loopback port (scripts/test/swift).
+        .testTarget(
+            name: "GroupcastClusterTests",
+            dependencies: ["GroupcastRedis", logging]
         ),
         // Reference SFU: parsers, registry, routing, forwarders end to end (scripts/test/sfu).
         .testTarget(

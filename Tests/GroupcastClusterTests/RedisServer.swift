@@ -1,0 +1,145 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import GroupcastRedis
+import Synchronization
+import Testing
+
+/// A real `redis-server` of the test's own (Debian's package; `scripts/setup test` installs it),
+/// on a free loopback port, without persistence, in a temporary directory. A missing server
+/// fails the test: the client is only ever tested against the real thing.
+final class RedisServer: @unchecked Sendable {
+    let port: Int
+    private let directory: URL
+    private var process: Process?
+
+    static let executable = "/usr/bin/redis-server"
+
+    init() async throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.executable) else {
+            throw TestFailure("\(Self.executable) is missing: `apt-get install redis-server` (scripts/setup test installs it)")
+        }
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("groupcast-redis-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        port = try Self.freePort()
+        try await start()
+    }
+
+    var configuration: RedisConfiguration {
+        var configuration = RedisConfiguration(host: "127.0.0.1", port: port)
+        configuration.reconnectDelay = .milliseconds(20)...(.milliseconds(200))
+        configuration.commandTimeout = .seconds(5)
+        return configuration
+    }
+
+    /// Starts the server (again, after ``stop()``: empty, as a restarted server without
+    /// persistence is) and waits until it answers PING.
+    func start() async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.executable)
+        process.arguments = [
+            "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", directory.path, "--daemonize", "no", "--loglevel", "warning", "--logfile", "",
+        ]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if !process.isRunning { throw TestFailure("redis-server on port \(port) exited with status \(process.terminationStatus)") }
+            if let connection = try? await RedisConnection.connect(configuration) {
+                defer { connection.close() }
+                if (try? await connection.ping()) == "PONG" { return }
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        stop()
+        throw TestFailure("redis-server on port \(port) did not answer PING within 10 s")
+    }
+
+    /// SIGKILL, like a crash: connections drop, nothing is saved.
+    func stop() {
+        guard let process else { return }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        self.process = nil
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// A port nothing listens on now: bound by the kernel's choice, then released.
+    private static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure("socket: errno \(errno)") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw TestFailure("bind/getsockname: errno \(errno)") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs `client` for the duration of `body`.
+func withRunningClient<T: Sendable>(
+    _ client: RedisClient, _ body: @Sendable () async throws -> T
+) async throws -> T {
+    let runner = Task { await client.run() }
+    defer { runner.cancel() }
+    try await waitUntil("the client connected") { client.isConnected }
+    return try await body()
+}
+
+/// Polls `condition` every 10 ms until it holds; fails after `timeout`.
+func waitUntil(
+    _ what: String, timeout: Duration = .seconds(10), _ condition: @Sendable () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    throw TestFailure("timed out after \(timeout) waiting until \(what)")
+}
+
+/// Everything a stream yields, recorded by a task of its own until ``stop()``, for tests to
+/// poll with ``waitUntil(_:timeout:_:)``.
+final class Recorder<Element: Sendable>: Sendable {
+    private final class Events: Sendable {
+        let list = Mutex<[Element]>([])
+    }
+    private let events = Events()
+    private let task: Mutex<Task<Void, Never>?> = Mutex(nil)
+
+    init(_ stream: AsyncStream<Element>) {
+        let events = self.events
+        let task = Task {
+            for await event in stream { events.list.withLock { $0.append(event) } }
+        }
+        self.task.withLock { $0 = task }
+    }
+
+    var all: [Element] { events.list.withLock { $0 } }
+
+    func stop() {
+        task.withLock { $0?.cancel() }
+    }
+
+    deinit { stop() }
+}
