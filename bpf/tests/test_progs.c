@@ -1019,6 +1019,19 @@ static int tc_run(struct groupcast *s, const uint8_t *in, size_t len, struct tc_
 	return 0;
 }
 
+/* The first half of a TC test: installs @ssrc's route from the origin of
+ * @family to the @n subscribers @defs on @s, reads the counters into @before,
+ * and runs the frame @in through the TC program into @r. */
+static int tc_route_run(struct groupcast *s, uint32_t ssrc, int family, const struct sub_def *defs,
+			int n, const uint8_t *in, size_t len, uint64_t before[GC_STAT_MAX],
+			struct tc_run *r)
+{
+	CHECK(route_put(s, ssrc, family, family == 4 ? V4_ORIGIN : V6_ORIGIN, ORIGIN_PORT,
+			defs, n, 0) == 0, "installing the route: %s", strerror(errno));
+	CHECK(stats_read(s, before) == 0, "reading counters");
+	return tc_run(s, in, len, r);
+}
+
 /* Every subscriber in @defs on device @dev got exactly its copy of @in. */
 static int check_copies(const struct pkt_spec *in, const struct sub_def *defs, int n, int dev)
 {
@@ -1075,14 +1088,11 @@ static int tc_forward(int family, uint16_t vlan, int zero_csum, int echo)
 		else
 			sub_def_v6(&defs[i], i, i);
 	}
-	CHECK(route_put(s, ssrc, family, family == 4 ? V4_ORIGIN : V6_ORIGIN, ORIGIN_PORT,
-			defs, 3, 0) == 0, "installing the route: %s", strerror(errno));
 	spec_media(&spec, family, ssrc, vlan, 160);
 	spec.zero_csum = zero_csum;
 	len = pkt_build(&spec, in, NULL);
-	CHECK(stats_read(s, before) == 0, "reading counters");
 	CHECK(delay_read(s, &delay_before) == 0, "reading the delay histogram");
-	if (tc_run(s, in, len, &r))
+	if (tc_route_run(s, ssrc, family, defs, 3, in, len, before, &r))
 		return -1;
 	/* One delay sample per replicated packet (the TC program's own start:
 	 * a test run has no XDP metadata). */
@@ -1124,12 +1134,9 @@ static int tc_vlan_left(int family, uint16_t vlan)
 		sub_def_v4(&defs[0], 0, 0);
 	else
 		sub_def_v6(&defs[0], 0, 0);
-	CHECK(route_put(skel_echo, ssrc, family, family == 4 ? V4_ORIGIN : V6_ORIGIN, ORIGIN_PORT,
-			defs, 1, 0) == 0, "installing the route");
 	spec_media(&spec, family, ssrc, vlan, 80);
 	len = pkt_build(&spec, in, NULL);
-	CHECK(stats_read(skel_echo, before) == 0, "reading counters");
-	if (tc_run(skel_echo, in, len, &r))
+	if (tc_route_run(skel_echo, ssrc, family, defs, 1, in, len, before, &r))
 		return -1;
 	CHECK(r.retval == TC_ACT_OK, "verdict %u, want TC_ACT_OK", r.retval);
 	CHECK(r.out_len == len && !memcmp(r.out, in, len), "the frame was modified");
@@ -1204,12 +1211,9 @@ static int fanout(int family)
 		else
 			sub_def_v6(&defs[i], i % N_SUB_DEVS, i);
 	}
-	CHECK(route_put(skel_echo, ssrc, family, family == 4 ? V4_ORIGIN : V6_ORIGIN,
-			ORIGIN_PORT, defs, FANOUT_MAX_SUBS, 0) == 0, "installing the route");
 	spec_media(&spec, family, ssrc, 0, 320);
 	len = pkt_build(&spec, in, NULL);
-	CHECK(stats_read(skel_echo, before) == 0, "reading counters");
-	if (tc_run(skel_echo, in, len, &r))
+	if (tc_route_run(skel_echo, ssrc, family, defs, FANOUT_MAX_SUBS, in, len, before, &r))
 		return -1;
 	CHECK(r.retval == TC_ACT_REDIRECT, "verdict %u, want TC_ACT_REDIRECT", r.retval);
 	if (frame_eq(r.out, r.out_len, exp, expect_echo(&spec, exp), "echo"))
@@ -1235,12 +1239,9 @@ static int t_tc_missing_egress(void)
 	sub_def_v4(&defs[0], 0, 0);
 	sub_def_v4(&defs[1], -1, 1);	/* an ifindex that does not exist */
 	sub_def_v4(&defs[2], 1, 2);
-	CHECK(route_put(skel_echo, SSRC_V4, 4, V4_ORIGIN, ORIGIN_PORT, defs, 3, 0) == 0,
-	      "installing the route");
 	spec_media(&spec, 4, SSRC_V4, 0, 80);
 	len = pkt_build(&spec, in, NULL);
-	CHECK(stats_read(skel_echo, before) == 0, "reading counters");
-	if (tc_run(skel_echo, in, len, &r))
+	if (tc_route_run(skel_echo, SSRC_V4, 4, defs, 3, in, len, before, &r))
 		return -1;
 	CHECK(r.retval == TC_ACT_REDIRECT, "verdict %u, want TC_ACT_REDIRECT", r.retval);
 	if (check_copies(&spec, defs, 3, 0) || check_copies(&spec, defs, 3, 1))
@@ -1261,12 +1262,9 @@ static int t_tc_family_mismatch(void)
 
 	sub_def_v6(&defs[0], 0, 0);	/* IPv6 subscriber on an IPv4 route */
 	sub_def_v4(&defs[1], 1, 1);
-	CHECK(route_put(skel_echo, SSRC_V4, 4, V4_ORIGIN, ORIGIN_PORT, defs, 2, 0) == 0,
-	      "installing the route");
 	spec_media(&spec, 4, SSRC_V4, 0, 80);
 	len = pkt_build(&spec, in, NULL);
-	CHECK(stats_read(skel_echo, before) == 0, "reading counters");
-	if (tc_run(skel_echo, in, len, &r))
+	if (tc_route_run(skel_echo, SSRC_V4, 4, defs, 2, in, len, before, &r))
 		return -1;
 	/* Nothing on gr0 (the IPv6 subscriber's device), the copy on gr1. */
 	if (check_copies(&spec, defs + 1, 1, 0) || check_copies(&spec, defs + 1, 1, 1))
@@ -1290,11 +1288,8 @@ static int tc_alone(enum mut m, uint32_t ssrc, int verdict, int stat)
 	size_t len;
 
 	sub_def_v4(&defs[0], 0, 0);
-	CHECK(route_put(skel_echo, SSRC_V4, 4, V4_ORIGIN, ORIGIN_PORT, defs, 1, 0) == 0,
-	      "installing the route");
 	len = xdp_case_frame(&c, in, &spec);
-	CHECK(stats_read(skel_echo, before) == 0, "reading counters");
-	if (tc_run(skel_echo, in, len, &r))
+	if (tc_route_run(skel_echo, SSRC_V4, 4, defs, 1, in, len, before, &r))
 		return -1;
 	CHECK((int)r.retval == verdict, "verdict %u, want %d", r.retval, verdict);
 	CHECK(r.out_len == len && !memcmp(r.out, in, len), "the frame was modified");
