@@ -213,6 +213,11 @@ struct sendgroup_group_create_args {
  * private bytes as for a one-shot send. Prepend and append are copied into
  * the kernel when the member is added or updated (at most
  * SENDGROUP_MAX_MEMBER_PRIVATE bytes together).
+ * Ids index a radix tree (xarray), so dense ids cost least: on 6.12 a group
+ * of ids 1..N holds about 130 bytes of tree and member per member, one of
+ * random 64-bit ids about 5 KiB (the tree's inner nodes; charged to the
+ * caller's memory cgroup as the members are), and ADD and REMOVE take
+ * about 10 times as long. Reuse the ids of removed members.
  */
 struct sendgroup_member {
 	__u64 id;
