@@ -50,7 +50,7 @@ public struct BenchPlan: Sendable {
         var plan = self
         var seen = Set<ForwarderBackend>()
         plan.backends = backends.filter { seen.insert($0).inserted }
-        plan.sizes = [.asq: 80, .vsq: 160, .vhq: 320].merging(sizes) { $1 }
+        plan.sizes = BenchPlan().sizes.merging(sizes) { $1 }
         if quick {
             plan.clients = [3]
             plan.rates = [rates.first ?? 750]

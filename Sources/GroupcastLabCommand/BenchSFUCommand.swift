@@ -29,41 +29,44 @@ struct BenchSFUCommand: ParsableCommand {
             """
     )
 
+    /// The library's defaults are the command's.
+    private static var defaults: BenchPlan { BenchPlan() }
+
     @Option(parsing: .upToNextOption, help: "Backends to measure (socket sendmmsg sendgroup xdp ring).")
-    var backends: [ForwarderBackend] = ForwarderBackend.allCases
+    var backends: [ForwarderBackend] = Self.defaults.backends
 
     @Option(parsing: .upToNextOption, help: "Clients (participants, one namespace each) per session.")
-    var clients: [Int] = [6, 8, 10]
+    var clients: [Int] = Self.defaults.clients
 
     @Option(parsing: .upToNextOption, help: "Packets per second per client (all three streams together).")
-    var rates: [Int] = [750, 1500]
+    var rates: [Int] = Self.defaults.rates
 
     @Option(help: "RTP payload bytes per stream.")
-    var sizes: SizesArgument = .init([.asq: 80, .vsq: 160, .vhq: 320])
+    var sizes: SizesArgument = .init(Self.defaults.sizes)
 
     @Option(help: "Measurement window per run.")
-    var duration: DurationArgument = .init(.seconds(10))
+    var duration: DurationArgument = .init(.seconds(Self.defaults.window))
 
     @Option(help: "Clients send this long before the window opens (registration, warm caches).")
-    var warmup: DurationArgument = .init(.seconds(1))
+    var warmup: DurationArgument = .init(.seconds(Self.defaults.warmup))
 
     @Flag(inversion: .prefixedNo, help: "Search each backend's capacity (largest broadcast audience delivered).")
-    var capacity = true
+    var capacity = Self.defaults.capacity
 
     @Option(help: "Capacity: the broadcaster's packets per second (three streams).")
-    var capacityRate: Int = 1500
+    var capacityRate: Int = Self.defaults.capacityRate
 
     @Option(help: "Capacity: first audience size tried; it doubles until delivery fails, then bisects.")
-    var capacityStart: Int = 16
+    var capacityStart: Int = Self.defaults.capacityStart
 
     @Option(help: "Capacity: largest audience tried.")
-    var capacityMax: Int = 2048
+    var capacityMax: Int = Self.defaults.capacityMax
 
     @Option(help: "Capacity: measurement window per step.")
-    var capacityDuration: DurationArgument = .init(.seconds(4))
+    var capacityDuration: DurationArgument = .init(.seconds(Self.defaults.capacityWindow))
 
     @Option(help: "Capacity: a step passes when at least this share of the expected copies arrive.")
-    var capacityThreshold: Double = 0.95
+    var capacityThreshold: Double = Self.defaults.capacityThreshold
 
     @Option(help: "CPU the SFU is pinned to (default: the last online CPU).")
     var sfuCPU: Int?
@@ -72,16 +75,16 @@ struct BenchSFUCommand: ParsableCommand {
     var clientCPU: Int?
 
     @Option(help: "Nice value of the SFU and the clients (-20...19): below 0 weighs them above other load on a shared machine without starving it (unlike real-time scheduling).")
-    var nice: Int = 0
+    var nice: Int = Self.defaults.nice
 
     @Option(help: "Send micro benchmark result (scripts/bench/send JSON) giving s for the Amdahl prediction (default: Docs/benchmarks/data/send-LABEL.json).")
     var micro: String?
 
     @Option(help: "How long the participants of one run may take to register (emulated VMs under load need minutes).")
-    var registerTimeout: DurationArgument = .init(.seconds(30))
+    var registerTimeout: DurationArgument = .init(.seconds(Self.defaults.registerTimeout))
 
     @Option(help: "Name of this machine's results: sfu-LABEL.{json,csv,txt}.")
-    var label: String = "host"
+    var label: String = Self.defaults.label
 
     @Option(help: "Directory for the results (default: Docs/benchmarks/data of the checkout; a temporary one with --quick).")
     var out: String?
@@ -90,7 +93,7 @@ struct BenchSFUCommand: ParsableCommand {
     var vm: String?
 
     @Flag(help: "Smoke run: a few seconds per backend (clients 3, one rate, short windows, two capacity steps).")
-    var quick = false
+    var quick = Self.defaults.quick
 
     func validate() throws {
         guard !backends.isEmpty else { throw ValidationError("--backends: name at least one backend") }

@@ -23,26 +23,29 @@ struct DemoCommand: ParsableCommand {
             """
     )
 
+    /// The library's defaults are the command's.
+    private static var defaults: Demo { Demo() }
+
     @Option(help: "Client hosts (namespaces), each running --participants participants.")
-    var clients: Int = 3
+    var clients: Int = Self.defaults.clients
 
     @Option(help: "Participants per client host.")
-    var participants: Int = 1
+    var participants: Int = Self.defaults.participants
 
     @Option(help: "How long the clients send, per backend (e.g. 10s).")
-    var duration: DurationArgument = .init(.seconds(10))
+    var duration: DurationArgument = .init(Self.defaults.duration)
 
     @Option(help: "Send interval per stream.")
-    var interval: DurationArgument = .init(.milliseconds(4))
+    var interval: DurationArgument = .init(Self.defaults.interval)
 
     @Option(help: "Stream types every participant receives (asq,vsq,vhq | all).")
-    var receive: StreamSet = .all
+    var receive: StreamSet = Self.defaults.receive
 
     @Option(parsing: .upToNextOption, help: "Backends to run one after the other (socket sendmmsg sendgroup xdp ring). Default: the fastest socket backend available. xdp attaches to every veth of the SFU namespace (one per client host).")
-    var backends: [ForwarderBackend] = [.fastestAvailable]
+    var backends: [ForwarderBackend] = Self.defaults.backends
 
     @Flag(inversion: .prefixedNo, help: "Run the SFU with authentication: a fresh key, one join token per participant (Docs/protocol.md, \"Join tokens\"). --no-auth runs it open.")
-    var auth = true
+    var auth = Self.defaults.auth
 
     @OptionGroup var logging: LoggingOptions
 

@@ -48,8 +48,8 @@ public struct SFUStatistics: Sendable {
 /// The SFU: a control plane (session registry and routing table on the control port) and a
 /// ``Forwarder`` on the media port, each on its own thread.
 public final class SFUServer: Sendable {
-    /// The control plane's configuration; the forwarder's is the backend's own (GroupcastBackends'
-    /// `ForwarderConfiguration` builds any backend).
+    /// The control plane's configuration (the forwarder's is a ``ForwarderConfiguration``). Its
+    /// defaults are `groupcast sfu`'s.
     public struct Configuration: Sendable {
         public var controlAddress: SocketAddress
         /// Participants, rooms and room creation.

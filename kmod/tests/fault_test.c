@@ -455,12 +455,8 @@ static int members_ioctl(struct __test_metadata *_metadata, const char *name, in
 			 unsigned long cmd, const void *entries, unsigned int count,
 			 unsigned int size)
 {
-	struct sendgroup_members_args args = {
-		.size = sizeof(args),
-		.members = (uintptr_t)entries,
-		.count = count,
-		.member_size = size,
-	};
+	struct sendgroup_members_args args = members_args(entries, count, size);
+
 	return fi_ioctl(_metadata, name, group, cmd, &args);
 }
 

@@ -43,12 +43,8 @@ static int group_ioctl(int group, unsigned long cmd, void *args)
 static int members_call(int group, unsigned long cmd, const void *entries, unsigned int count,
 			unsigned int entry_size)
 {
-	struct sendgroup_members_args args = {
-		.size = sizeof(args),
-		.members = (uintptr_t)entries,
-		.count = count,
-		.member_size = entry_size,
-	};
+	struct sendgroup_members_args args = members_args(entries, count, entry_size);
+
 	return group_ioctl(group, cmd, &args);
 }
 
@@ -332,9 +328,7 @@ TEST_F(members, argument_validation)
 {
 	static unsigned char entries[2 * (4096 + 8)];
 	struct sendgroup_member m = member(7, AF_INET, self->port, NULL, NULL);
-	struct sendgroup_members_args args = {
-		.size = sizeof(args), .members = (uintptr_t)&m, .count = 1, .member_size = sizeof(m),
-	};
+	struct sendgroup_members_args args = members_args(&m, 1, sizeof(m));
 	static char big[SENDGROUP_MAX_MEMBER_PRIVATE + 1];
 	__u64 id = 7;
 

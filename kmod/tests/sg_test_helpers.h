@@ -214,6 +214,19 @@ static inline struct sendgroup_send_args send_args(int sock, const void *shared,
 	return args;
 }
 
+/* The arguments of GROUP_IOC_ADD/UPDATE/REMOVE: @count entries of @entry_size bytes. */
+static inline struct sendgroup_members_args members_args(const void *entries, unsigned int count,
+							 unsigned int entry_size)
+{
+	struct sendgroup_members_args args = {
+		.size = sizeof(args),
+		.members = (uintptr_t)entries,
+		.count = count,
+		.member_size = entry_size,
+	};
+	return args;
+}
+
 /* ioctl() that returns -errno on failure, so asserts can name the errno. */
 static inline int sendgroup(int dev, void *args)
 {
