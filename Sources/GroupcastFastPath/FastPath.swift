@@ -368,8 +368,9 @@ public struct FastPathStats: Sendable {
     }
 }
 
-/// Why a fast-path operation failed; each case carries the loader's message, which names the
-/// interface and the failing call.
+/// Why a fast-path operation failed (`enum gcfp_code` of the loader: attaching, programming, and
+/// resolving next hops); each case carries the loader's message, which names the interface or
+/// address and the failing call.
 public enum FastPathError: Error, Equatable, Sendable, CustomStringConvertible {
     case notRoot(String)
     case noSuchDevice(String)
@@ -385,6 +386,12 @@ public enum FastPathError: Error, Equatable, Sendable, CustomStringConvertible {
     case bpffsUnavailable(String)
     /// The pinned maps have another layout version: detach and attach again.
     case layoutMismatch(String)
+    /// Next hops: no route to the address, or an unreachable/blackhole/prohibit one.
+    case unreachable(String)
+    /// Next hops: the route is known but the next hop's link-layer address is not (yet).
+    case neighbourUnresolved(String)
+    /// Next hops: the egress device is neither Ethernet nor loopback.
+    case unsupportedLink(String)
     case systemCall(message: String, errno: Int32)
 
     init(_ e: gcfp_error) {
@@ -402,6 +409,9 @@ public enum FastPathError: Error, Equatable, Sendable, CustomStringConvertible {
         case GCFP_ERR_ROUTES_FULL.rawValue: self = .routesFull(msg)
         case GCFP_ERR_BPFFS.rawValue: self = .bpffsUnavailable(msg)
         case GCFP_ERR_ABI.rawValue: self = .layoutMismatch(msg)
+        case GCFP_ERR_UNREACHABLE.rawValue: self = .unreachable(msg)
+        case GCFP_ERR_NEIGH_UNRESOLVED.rawValue: self = .neighbourUnresolved(msg)
+        case GCFP_ERR_UNSUPPORTED_LINK.rawValue: self = .unsupportedLink(msg)
         default: self = .systemCall(message: msg, errno: e.sys_errno)
         }
     }
@@ -410,7 +420,8 @@ public enum FastPathError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .notRoot(let m), .noSuchDevice(let m), .alreadyAttached(let m), .busy(let m),
              .notAttached(let m), .invalidArgument(let m), .noSuchRoute(let m), .routesFull(let m),
-             .bpffsUnavailable(let m), .layoutMismatch(let m):
+             .bpffsUnavailable(let m), .layoutMismatch(let m), .unreachable(let m),
+             .neighbourUnresolved(let m), .unsupportedLink(let m):
             return m
         case .verifierRejected(let m, _):
             return m

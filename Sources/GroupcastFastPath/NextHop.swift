@@ -33,15 +33,16 @@ public struct NextHop: Sendable, Hashable, CustomStringConvertible {
     ///
     /// - Parameter probe: when the neighbour is not resolved, ask the kernel to resolve it (as if
     ///   a packet were waiting for it: ARP request / neighbour solicitation; needs `CAP_NET_ADMIN`)
-    ///   before throwing ``NextHopError/neighbourUnresolved(_:)``: a later call will then find it.
-    /// - Throws: ``NextHopError``.
-    public static func resolve(_ destination: SocketAddress, probe: Bool = false) throws(NextHopError) -> NextHop {
+    ///   before throwing ``FastPathError/neighbourUnresolved(_:)``: a later call will then find it.
+    /// - Throws: ``FastPathError``: `.unreachable`, `.neighbourUnresolved`, `.unsupportedLink`,
+    ///   `.notRoot` (probing needs `CAP_NET_ADMIN`), `.invalidArgument`, `.systemCall`.
+    public static func resolve(_ destination: SocketAddress, probe: Bool = false) throws(FastPathError) -> NextHop {
         var out = gcfp_nexthop()
         var err = gcfp_error()
         let ret = destination.addressBytes.withUnsafeBytes { raw in
             gcfp_resolve_nexthop(destination.fastPathFamily, raw.baseAddress, probe ? UInt32(GCFP_RESOLVE_PROBE) : 0, &out, &err)
         }
-        if ret != 0 { throw NextHopError(err) }
+        if ret != 0 { throw FastPathError(err) }
         return NextHop(out)
     }
 
@@ -63,42 +64,6 @@ public struct NextHop: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         let mac = destinationMAC.map { hex2($0) }.joined(separator: ":")
         return "\(isGateway ? "via \(via.hostDescription) " : "")dev \(interface) lladdr \(mac)\(sourceAddress.map { " src \($0.hostDescription)" } ?? "")"
-    }
-}
-
-/// Why a next hop could not be resolved.
-public enum NextHopError: Error, Equatable, Sendable, CustomStringConvertible {
-    /// No route to the address, or an unreachable/blackhole/prohibit one.
-    case unreachable(String)
-    /// The route is known but the next hop's link-layer address is not (yet).
-    case neighbourUnresolved(String)
-    /// The egress device is neither Ethernet nor loopback.
-    case unsupportedLink(String)
-    /// Probing needs `CAP_NET_ADMIN` (`GCFP_ERR_NOT_ROOT`, as ``FastPathError/notRoot(_:)``).
-    case notRoot(String)
-    case invalidArgument(String)
-    case systemCall(message: String, errno: Int32)
-
-    init(_ e: gcfp_error) {
-        let msg = e.messageText
-        switch UInt32(e.code) {
-        case GCFP_ERR_UNREACHABLE.rawValue: self = .unreachable(msg)
-        case GCFP_ERR_NEIGH_UNRESOLVED.rawValue: self = .neighbourUnresolved(msg)
-        case GCFP_ERR_UNSUPPORTED_LINK.rawValue: self = .unsupportedLink(msg)
-        case GCFP_ERR_NOT_ROOT.rawValue: self = .notRoot(msg)
-        case GCFP_ERR_INVALID.rawValue: self = .invalidArgument(msg)
-        default: self = .systemCall(message: msg, errno: e.sys_errno)
-        }
-    }
-
-    public var description: String {
-        switch self {
-        case .unreachable(let m), .neighbourUnresolved(let m), .unsupportedLink(let m), .notRoot(let m),
-             .invalidArgument(let m):
-            return m
-        case .systemCall(let m, _):
-            return m
-        }
     }
 }
 

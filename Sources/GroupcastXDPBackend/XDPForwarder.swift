@@ -47,7 +47,7 @@ public final class XDPForwarder: Forwarder {
         /// SSRC -> what is in the kernel's maps.
         var installed: [UInt32: Installed] = [:]
         /// Keyed by the receiver's address with port 0.
-        var nextHops: [SocketAddress: (hop: Result<NextHop, NextHopError>, resolved: UInt64)] = [:]
+        var nextHops: [SocketAddress: (hop: Result<NextHop, FastPathError>, resolved: UInt64)] = [:]
         var lastRefresh: UInt64 = 0
         /// SSRCs a route map had no room for (warned about once).
         var full: Set<UInt32> = []
@@ -256,7 +256,7 @@ public final class XDPForwarder: Forwarder {
         if !refresh, !retryNow, let known = state.nextHops[address], now &- known.resolved < nanoseconds(configuration.nextHopRetryInterval) {
             return nil
         }
-        let result = Result { () throws(NextHopError) in try NextHop.resolve(address, probe: true) }
+        let result = Result { () throws(FastPathError) in try NextHop.resolve(address, probe: true) }
         let previous = state.nextHops[address]
         state.nextHops[address] = (result, now)
         switch result {

@@ -186,7 +186,7 @@ final class FastPathTests: XCTestCase {
         XCTAssertEqual(local.destinationMAC, [0, 0, 0, 0, 0, 0])
 
         XCTAssertThrowsError(try NextHop.resolve(address("192.0.2.9")!)) { error in
-            guard case .unreachable(let m)? = error as? NextHopError else { return XCTFail("\(error)") }
+            guard case .unreachable(let m)? = error as? FastPathError else { return XCTFail("\(error)") }
             XCTAssertTrue(m.contains("192.0.2.9"), m)
         }
 
@@ -208,10 +208,10 @@ final class FastPathTests: XCTestCase {
 
         // Never sent to: unresolved; a probe starts ARP and the peer's answer resolves it.
         XCTAssertThrowsError(try NextHop.resolve(address("10.77.0.2")!)) { error in
-            guard case .neighbourUnresolved? = error as? NextHopError else { return XCTFail("\(error)") }
+            guard case .neighbourUnresolved? = error as? FastPathError else { return XCTFail("\(error)") }
         }
         XCTAssertThrowsError(try NextHop.resolve(address("10.77.0.2")!, probe: true)) { error in
-            guard case .neighbourUnresolved(let m)? = error as? NextHopError else { return XCTFail("\(error)") }
+            guard case .neighbourUnresolved(let m)? = error as? FastPathError else { return XCTFail("\(error)") }
             XCTAssertTrue(m.contains("resolution started"), m)
         }
         var resolved: NextHop?
