@@ -150,6 +150,12 @@ let package = Package(
             name: "GroupcastRedis",
             dependencies: [logging, .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
         ),
+        // The cluster's shared state in Redis (Docs/cluster.md): nodes, rooms' participants,
+        // streams (cluster-unique SSRC claims), subscriptions, per-room change channels.
+        .target(
+            name: "GroupcastCluster",
+            dependencies: ["GroupcastProtocol", "GroupcastRedis", "GroupcastSFU", logging]
+        ),
         // The command lines' shared options (durations, sizes, log level) and SIGINT/SIGTERM.
         .target(
             name: "GroupcastCommandLine",
@@ -233,11 +239,11 @@ let package = Package(
             name: "GroupcastLabTests",
             dependencies: ["GroupcastLab", "GroupcastProtocol", "GroupcastSFU"]
         ),
-        // The RESP parser (pure) and the client against a real redis-server that each test
-        // starts on a free loopback port (scripts/test/swift).
+        // The RESP parser (pure), the client and the cluster state against a real redis-server
+        // that each test starts on a free loopback port (scripts/test/swift).
         .testTarget(
             name: "GroupcastClusterTests",
-            dependencies: ["GroupcastRedis", logging]
+            dependencies: ["GroupcastCluster", "GroupcastProtocol", "GroupcastRedis", "GroupcastSFU", logging]
         ),
         // Reference SFU: parsers, registry, routing, forwarders end to end (scripts/test/sfu).
         .testTarget(

@@ -106,16 +106,22 @@ func withRunningClient<T: Sendable>(
     return try await body()
 }
 
-/// Polls `condition` every 10 ms until it holds; fails after `timeout`.
+/// Polls `condition` every 10 ms until it holds; an error it throws counts as "not yet" (a
+/// client reconnecting). Fails after `timeout`, with the last error if any.
 func waitUntil(
     _ what: String, timeout: Duration = .seconds(10), _ condition: @Sendable () async throws -> Bool
 ) async throws {
     let deadline = ContinuousClock.now + timeout
+    var lastError: (any Error)?
     while ContinuousClock.now < deadline {
-        if try await condition() { return }
+        do {
+            if try await condition() { return }
+        } catch {
+            lastError = error
+        }
         try await Task.sleep(for: .milliseconds(10))
     }
-    throw TestFailure("timed out after \(timeout) waiting until \(what)")
+    throw TestFailure("timed out after \(timeout) waiting until \(what)" + (lastError.map { " (last error: \($0))" } ?? ""))
 }
 
 /// Everything a stream yields, recorded by a task of its own until ``stop()``, for tests to
