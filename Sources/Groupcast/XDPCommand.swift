@@ -1,5 +1,6 @@
 import ArgumentParser
 import GroupcastCommandLine
+import GroupcastConfiguration
 import Glibc
 import GroupcastFastPath
 import GroupcastProtocol
@@ -42,9 +43,45 @@ struct XDPCommand: ParsableCommand {
     }
 
     struct Detach: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Detach the fast path and remove its pins.")
-        @OptionGroup var device: Device
-        func run() throws { try fastPath { try FastPath.detach(interface: device.interface) } }
+        static let configuration = CommandConfiguration(
+            abstract: "Detach the fast path (xdp: its programs and pins; ring: its XDP program) from interfaces.",
+            discussion: "A killed xdp or ring SFU leaves its XDP program attached (Docs/operations.md). With --config (the unit's ExecStopPost), the interfaces of the SFU's configuration file, and an interface with nothing attached is not an error. Another program on an interface is never detached.")
+        @Option(name: .customLong("dev"), help: "An interface (repeatable).")
+        var interfaces: [String] = []
+        @Option(help: "The interfaces listed under `interface` in this `groupcast sfu --config` file.")
+        var config: String?
+
+        func validate() throws {
+            guard interfaces.isEmpty != (config == nil) else { throw ValidationError("--dev or --config: which interfaces") }
+        }
+
+        func run() throws {
+            var names = interfaces
+            if let config {
+                do { names = try ConfigurationFile.load(path: config).settings.interfaces ?? [] } catch {
+                    printError("groupcast xdp detach: \(error)")
+                    throw ExitCode(1)
+                }
+                guard !names.isEmpty else {
+                    printError("groupcast xdp detach: \(config) lists no interface (`interface: [eth1]`): nothing to detach")
+                    throw ExitCode(1)
+                }
+            }
+            var failed = false
+            for name in names {
+                do { try FastPath.detach(interface: name) } catch {
+                    if config != nil, case .notAttached = error {
+                        print("\(name): nothing attached")
+                        continue
+                    }
+                    printError("groupcast xdp detach: \(error)")
+                    failed = true
+                    continue
+                }
+                print("\(name): detached")
+            }
+            if failed { throw ExitCode(1) }
+        }
     }
 
     struct Status: ParsableCommand {

@@ -238,6 +238,62 @@ import Testing
         #expect(!attached(), "attachment left after a failed start")
     }
 
+    /// The ring's XDP program is attached by netlink, not pinned: a SIGKILLed ring SFU leaves it
+    /// on the interface. `groupcast xdp detach` (the fast-path unit's ExecStopPost, there with
+    /// `--config`) takes it off, and never another program. Before, it answered "not attached"
+    /// and left the ring's program in place.
+    @Test(.enabled(if: TestBackend.selected == .ring)) func xdpDetachTakesOffAKilledRingsProgramAndNoOther() throws {
+        let network = TestNetwork.selected
+        let port = Self.basePort + 20
+        let control = "\(network.sfuHost(port: UInt16(port)))", media = "\(network.sfuHost(port: UInt16(port + 1)))"
+        let turn = InterfaceTurn()
+        defer { withExtendedLifetime(turn) {} }
+        let ip = URL(fileURLWithPath: "/usr/sbin/ip"), groupcast = GroupcastBinary.url
+        func xdpAttached() throws -> Bool { try runToEnd(ip, ["-o", "link", "show", "dev", "gcsfu0"]).1.contains("prog/xdp") }
+        let directory = NSTemporaryDirectory() + "groupcast-detach-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = directory + "/sfu.yaml"
+        try "backend: ring\ninterface: [gcsfu0]\ncontrol: \(control)\nmedia: \(media)\n".write(toFile: config, atomically: true, encoding: .utf8)
+
+        func killedRingSFU() throws {
+            let output = Pipe()
+            let sfu = try Self.start(["sfu", "--config", config, "--stats-interval", "0"], output: output)
+            let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+            while try !xdpAttached(), sfu.isRunning, ContinuousClock.now < deadline { usleep(20_000) }
+            kill(sfu.processIdentifier, SIGKILL)
+            sfu.waitUntilExit()
+            #expect(try xdpAttached(), "the ring's program was not attached, or went with the process")
+        }
+        try killedRingSFU()
+        var (status, text) = try runToEnd(groupcast, ["xdp", "detach", "--dev", "gcsfu0"])
+        #expect(status == 0 && text.contains("gcsfu0: detached"), "\(text)")
+        #expect(try !xdpAttached(), "the ring's program is still attached")
+        (status, text) = try runToEnd(groupcast, ["xdp", "detach", "--dev", "gcsfu0"])
+        #expect(status == 1, "detach with nothing attached: \(text)")
+
+        // The unit's form: the configuration's interfaces; nothing attached is no error there.
+        try killedRingSFU()
+        (status, text) = try runToEnd(groupcast, ["xdp", "detach", "--config", config])
+        let attachedAfter = try xdpAttached()
+        #expect(status == 0 && text.contains("gcsfu0: detached") && !attachedAfter, "\(text)")
+        (status, text) = try runToEnd(groupcast, ["xdp", "detach", "--config", config])
+        #expect(status == 0 && text.contains("gcsfu0: nothing attached"), "\(text)")
+
+        // Another program (not ours, by its name) stays.
+        let source = directory + "/other.c", object = directory + "/other.o"
+        try "#include <linux/bpf.h>\n__attribute__((section(\"xdp\"), used)) int other_program(struct xdp_md *ctx) { return XDP_PASS; }\nchar LICENSE[] __attribute__((section(\"license\"), used)) = \"GPL\";\n"
+            .write(toFile: source, atomically: true, encoding: .utf8)
+        (status, text) = try runToEnd(URL(fileURLWithPath: "/opt/swift/usr/bin/clang"), ["-O2", "-target", "bpf", "-c", source, "-o", object])
+        try #require(status == 0, "clang -target bpf: \(text)")
+        (status, text) = try runToEnd(ip, ["link", "set", "dev", "gcsfu0", "xdpgeneric", "obj", object, "sec", "xdp"])
+        try #require(status == 0, "ip link set xdpgeneric obj: \(text)")
+        defer { _ = try? runToEnd(ip, ["link", "set", "dev", "gcsfu0", "xdpgeneric", "off"]) }
+        (status, text) = try runToEnd(groupcast, ["xdp", "detach", "--dev", "gcsfu0"])
+        #expect(status == 1 && text.contains("other_program") && text.contains("left attached"), "\(text)")
+        #expect(try xdpAttached(), "another program was detached")
+    }
+
     @Test func demoWithoutRootSaysSoAndCreatesNothing() throws {
         // As root, drop to nobody for this one run (setpriv, util-linux).
         let (status, text) = try geteuid() == 0

@@ -331,6 +331,11 @@ struct gc_loader_state {
 /* Entries of the XSKMAP: receive queues one interface may bind. */
 #define GC_RING_MAX_QUEUES	64
 
+/* The ring's XDP program as the kernel names it (its function in
+ * bpf/ring.bpf.c; at most 15 characters): how `groupcast xdp detach` tells
+ * it from programs that are not ours, the ring's attachment being unpinned. */
+#define GC_RING_PROG_NAME	"groupcast_ring"
+
 /*
  * Read-only configuration of the ring program (its .rodata, set before load).
  * @port:      the SFU's media UDP port, host byte order.

@@ -633,6 +633,67 @@ out:
 	return ret;
 }
 
+/*
+ * The ring backend's XDP program (bpf/ring.bpf.c) is attached by netlink,
+ * not pinned, and outlives a killed SFU. Nothing pinned for @ifname: detach
+ * that program where it is attached (driver or generic mode), recognised by
+ * its name; any other program is left where it is.
+ */
+static int detach_ring_locked(const char *ifname, const char *pins, struct gcfp_error *err)
+{
+	static const struct { __u32 attach_flag; const char *mode; } modes[] = {
+		{ XDP_FLAGS_DRV_MODE, "driver" }, { XDP_FLAGS_SKB_MODE, "generic" },
+	};
+	struct bpf_xdp_query_opts q;
+	unsigned int ifindex, i;
+	int ret, found = 0;
+
+	ret = check_ifname(ifname, &ifindex, err);
+	if (ret)
+		return gcfp_fail(err, GCFP_ERR_NOT_ATTACHED, 0,
+				 "the fast path is not attached to %s (nothing pinned: %s)", ifname,
+				 pins);
+	if (xdp_current(ifindex, &q))
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "querying the XDP programs of %s", ifname);
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		__u32 id = modes[i].attach_flag == XDP_FLAGS_DRV_MODE ? q.drv_prog_id : q.skb_prog_id;
+		LIBBPF_OPTS(bpf_xdp_attach_opts, replace);
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+		int fd;
+
+		if (!id)
+			continue;
+		fd = bpf_prog_get_fd_by_id(id);
+		if (fd < 0)
+			return gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "XDP program %u of %s", id, ifname);
+		if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+			ret = gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "XDP program %u of %s", id, ifname);
+			close(fd);
+			return ret;
+		}
+		if (strcmp(info.name, GC_RING_PROG_NAME)) {
+			close(fd);
+			return gcfp_fail(err, GCFP_ERR_BUSY, 0,
+					 "%s has XDP program %u (%s, %s mode), neither the fast path's nor the ring's: left attached",
+					 ifname, id, info.name, modes[i].mode);
+		}
+		/* Only while it is still that program (a new SFU may have attached since). */
+		replace.old_prog_fd = fd;
+		ret = bpf_xdp_detach(ifindex, modes[i].attach_flag | XDP_FLAGS_REPLACE, &replace);
+		close(fd);
+		if (ret)
+			return gcfp_fail(err, GCFP_ERR_SYSTEM, -ret, "detaching the ring's XDP program %u from %s",
+					 id, ifname);
+		found = 1;
+	}
+	if (!found)
+		return gcfp_fail(err, GCFP_ERR_NOT_ATTACHED, 0,
+				 "the fast path is not attached to %s (nothing pinned: %s; no ring program)",
+				 ifname, pins);
+	return 0;
+}
+
 static int detach_locked(const char *ifname, struct gcfp_error *err)
 {
 	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .attach_point = BPF_TC_INGRESS);
@@ -645,13 +706,21 @@ static int detach_locked(const char *ifname, struct gcfp_error *err)
 	__u32 our_xdp = 0;
 
 	ret = pin_dir_of(ifname, dir, sizeof(dir), 0, err);
-	if (ret)
+	if (ret) {
+		/* No bpffs: nothing is pinned, but the ring's program may be attached. */
+		struct gcfp_error ring_err = {};
+
+		if (!detach_ring_locked(ifname, "no bpffs", &ring_err)) {
+			gcfp_clear_error(err);
+			return 0;
+		}
+		if (ring_err.code == GCFP_ERR_BUSY && err)
+			*err = ring_err;
 		return ret;
+	}
 	fd = obj_get(dir, GC_PIN_STATE);
 	if (fd < 0)
-		return gcfp_fail(err, GCFP_ERR_NOT_ATTACHED, 0,
-				 "the fast path is not attached to %s (nothing pinned at %s)", ifname,
-				 dir);
+		return detach_ring_locked(ifname, dir, err);	/* "nothing pinned: DIR" */
 	ret = read_state(fd, &state);
 	close(fd);
 	if (ret)

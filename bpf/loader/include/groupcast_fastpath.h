@@ -73,7 +73,10 @@ struct gcfp_attach_opts {
  * (clsact ingress) to @opts->ifname. */
 int gcfp_attach(const struct gcfp_attach_opts *opts, struct gcfp_error *err);
 
-/* Detach both programs from @ifname and remove its pins. */
+/* Detach both programs from @ifname and remove its pins. With nothing
+ * pinned, detach the ring backend's XDP program (GC_RING_PROG_NAME, not
+ * pinned: it outlives a killed SFU) where one is attached; GCFP_ERR_BUSY if
+ * another program is, GCFP_ERR_NOT_ATTACHED if none is. */
 int gcfp_detach(const char *ifname, struct gcfp_error *err);
 
 struct gcfp_status {
