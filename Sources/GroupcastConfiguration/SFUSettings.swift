@@ -156,9 +156,47 @@ extension SFUSettings {
 
     static func field(named key: String) -> Field? { fields.first { $0.key == key } }
 
-    /// Keys whose value differs between `self` and `other` and that only a restart applies.
+    /// Keys whose effective value (given, else the default) differs between `self` and `other`
+    /// and that only a restart applies: a default written out is no change.
     public func restartNeeded(comparedWith other: SFUSettings) -> [(key: String, running: String, configured: String)] {
-        Self.fields.filter { !$0.reloadable && !$0.same(self, other) }.map { ($0.key, $0.describe(self), $0.describe(other)) }
+        let running = overriding(Self.defaults), configured = other.overriding(Self.defaults)
+        return Self.fields.filter { !$0.reloadable && !$0.same(running, configured) }.map {
+            ($0.key, $0.describe(running), $0.describe(configured))
+        }
+    }
+
+    /// The defaults as settings, read from the configurations that hold them (a setting whose
+    /// default is "none", such as `send-buffer` or `metrics-listen`, stays nil).
+    static var defaults: SFUSettings {
+        let server = serverDefaults, forwarder = forwarderDefaults
+        var settings = SFUSettings()
+        settings.control = defaultControl
+        settings.capacity = server.capacity
+        settings.maxParticipants = server.limits.maxParticipants
+        settings.maxRooms = server.limits.maxRooms
+        settings.roomCreation = server.limits.allowRoomCreation
+        settings.controlRate = server.controlRateLimit?.rate ?? 0
+        settings.controlBurst = server.controlRateLimit?.burst
+        settings.keepaliveTimeout = server.keepaliveTimeout
+        settings.echo = server.echo
+        settings.media = defaultMedia
+        settings.backend = forwarder.backend
+        settings.interfaces = forwarder.interfaces
+        settings.xdpMode = forwarder.xdpMode
+        settings.batch = forwarder.batchSize
+        settings.receiveBuffer = forwarder.receiveBufferSize
+        settings.sendBuffer = forwarder.sendBufferSize
+        settings.shedVhq = forwarder.shedVHQAt
+        settings.shedVsq = forwarder.shedVSQAt
+        settings.backlog = forwarder.backlogCapacity
+        settings.ringQueue = forwarder.ringQueue
+        settings.ringMode = forwarder.ringMode
+        settings.ringSize = forwarder.ringSize
+        settings.ringFrameCount = forwarder.ringFrameCount
+        settings.ringFrameSize = forwarder.ringFrameSize
+        settings.logLevel = defaultLogLevel
+        settings.logFormat = defaultLogFormat
+        return settings
     }
 }
 

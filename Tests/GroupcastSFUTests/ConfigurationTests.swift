@@ -178,6 +178,13 @@ import Testing
         let restart = running.restartNeeded(comparedWith: next)
         #expect(restart.map(\.key) == ["media", "backend"])
         #expect(restart.first { $0.key == "backend" }.map { "\($0.running) -> \($0.configured)" } == "sendmmsg -> socket")
+        // A default written out, or a written value taken out again, is no change.
+        let defaults = SFUSettings.forwarderDefaults
+        let implicit = try ConfigurationFile.parse("capacity: 8\n").settings
+        let explicit = try ConfigurationFile.parse("backend: \(defaults.backend)\nbatch: \(defaults.batchSize)\nmedia: 0.0.0.0:7002\n").settings
+        #expect(implicit.restartNeeded(comparedWith: explicit).isEmpty, "\(implicit.restartNeeded(comparedWith: explicit))")
+        #expect(explicit.restartNeeded(comparedWith: implicit).isEmpty)
+        #expect(implicit.restartNeeded(comparedWith: try ConfigurationFile.parse("batch: 32\n").settings).map(\.key) == ["batch"])
     }
 }
 
