@@ -10,9 +10,16 @@ import Logging
 /// ``defaultMedia``): the one place each default lives, which `--help` quotes too.
 public struct SFUSettings: Sendable, Equatable {
     /// `rooms`: declared in the configuration file itself, or a room file (`--room`, JSON).
-    public enum Rooms: Sendable, Equatable {
+    public enum Rooms: Sendable, Equatable, CustomStringConvertible {
         case file(String)
         case declared([RoomFile.Declaration])
+
+        public var description: String {
+            switch self {
+            case .file(let path): path
+            case .declared(let rooms): "rooms " + rooms.map(\.name).joined(separator: ",")
+            }
+        }
     }
 
     // Control plane.
@@ -155,6 +162,9 @@ extension SFUSettings {
     ]
 
     static func field(named key: String) -> Field? { fields.first { $0.key == key } }
+
+    /// The flag that gives `key` on the command line (`rooms` is `--room FILE`).
+    public static func flag(for key: String) -> String { key == "rooms" ? "--room" : "--\(key)" }
 
     /// Keys whose effective value (given, else the default) differs between `self` and `other`
     /// and that only a restart applies: a default written out is no change.
@@ -330,7 +340,7 @@ public struct EffectiveSettings: Sendable {
     /// `error` with where its key's value came from.
     public func refusal(_ error: SettingError) -> ConfigurationFileError {
         if flags.givenKeys.contains(error.key) || file == nil {
-            return ConfigurationFileError(path: nil, line: nil, reason: "--\(error.key): \(error.reason)")
+            return ConfigurationFileError(path: nil, line: nil, reason: "\(SFUSettings.flag(for: error.key)): \(error.reason)")
         }
         return ConfigurationFileError(path: file?.path, line: error.line ?? file?.lines[error.key], reason: error.description)
     }
@@ -339,7 +349,7 @@ public struct EffectiveSettings: Sendable {
     public var notes: [String] {
         guard let file else { return [] }
         return SFUSettings.fields.filter { $0.isGiven(flags) && $0.isGiven(file.settings) && !$0.same(flags, file.settings) }.map {
-            "\($0.key) \($0.describe(flags)) (--\($0.key)) overrides \(file.path)'s \($0.describe(file.settings))\(file.lines[$0.key].map { " (line \($0))" } ?? "")"
+            "\($0.key) \($0.describe(flags)) (\(SFUSettings.flag(for: $0.key))) overrides \(file.path)'s \($0.describe(file.settings))\(file.lines[$0.key].map { " (line \($0))" } ?? "")"
         }
     }
 }

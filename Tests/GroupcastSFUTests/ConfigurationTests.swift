@@ -167,6 +167,9 @@ import Testing
         flags.rooms = .file(roomFile)
         let fromFlag = try EffectiveSettings(flags: flags, file: file).settings.serverConfiguration().configuration
         #expect(fromFlag.room?.rooms.map(\.name) == ["json"])
+        #expect(try EffectiveSettings(flags: flags, file: file).notes == ["rooms \(roomFile) (--room) overrides <memory>'s rooms yaml (line 1)"])
+        flags.rooms = .file(directory + "/missing.json")
+        #expect(throws: SettingError.self) { try EffectiveSettings(flags: flags, file: file).settings.serverConfiguration() }
         #expect(fromFlag.keepaliveTimeout == .seconds(5))
         let named = try ConfigurationFile.parse("rooms: \(roomFile)\n")
         #expect(try EffectiveSettings(flags: SFUSettings(), file: named).settings.serverConfiguration().configuration.room?.rooms.map(\.name) == ["json"])
