@@ -21,7 +21,9 @@
  *
  * Copies and the echo come from the SFU: source address/port := the
  * address/port the sender used (the SFU's), source MAC := the egress
- * interface's MAC. TTL/hop limit, TOS, IP ID and payload are unchanged.
+ * interface's MAC. A copy carries its next hop's VLAN tag (the subscriber's
+ * vlan_id: the route to it goes through that VLAN device), the echo the
+ * origin's. TTL/hop limit, TOS, IP ID and payload are unchanged.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -123,12 +125,13 @@ static __always_inline void gc_count(__u32 stat, __u64 n)
 		*v += n;
 }
 
-/* The registered origin sent this packet (address and port). */
+/* The registered origin sent this packet (address, port and VLAN). */
 static __always_inline int gc_from_origin(const struct gc_route *r, const struct gc_pkt *pkt)
 {
 	const __u32 *o = (const __u32 *)r->origin_addr;
 
-	if (r->family != pkt->family || r->origin_port != pkt->sport)
+	if (r->family != pkt->family || r->origin_port != pkt->sport ||
+	    r->origin_vlan != pkt->vlan_id)
 		return 0;
 	if (o[0] != pkt->saddr[0])
 		return 0;
@@ -139,12 +142,13 @@ static __always_inline int gc_from_origin(const struct gc_route *r, const struct
 }
 
 /* Sent to this host: to the interface's MAC (PACKET_HOST), to one of its
- * addresses, from a unicast source. Anything else is not the SFU's to
- * replicate: the stack drops it (another host's frame, a martian) or
- * delivers it to the SFU's socket (a broadcast), as for the socket path. */
+ * addresses on the VLAN it came on, from a unicast source. Anything else is
+ * not the SFU's to replicate: the stack drops it (another host's frame, a
+ * martian) or delivers it to the SFU's socket (a broadcast), as for the
+ * socket path. */
 static __always_inline int gc_for_this_host(const struct gc_pkt *pkt)
 {
-	struct gc_local_addr key = { .family = pkt->family };
+	struct gc_local_addr key = { .family = pkt->family, .vlan_id = pkt->vlan_id };
 	int i;
 
 	for (i = 0; i < 6; i++)
@@ -156,12 +160,25 @@ static __always_inline int gc_for_this_host(const struct gc_pkt *pkt)
 	return bpf_map_lookup_elem(&gc_local, &key) != NULL;
 }
 
+/* A tagged frame's VLAN has a VLAN device on this interface (the loader's
+ * GC_FAMILY_VLAN entries); VLAN id 0 is a priority tag, the untagged LAN.
+ * 802.1ad service tags are never served. */
+static __always_inline int gc_vlan_served(const struct gc_pkt *pkt)
+{
+	struct gc_local_addr key = { .family = GC_FAMILY_VLAN, .vlan_id = pkt->vlan_id };
+
+	if (pkt->vlan != GC_VLAN_TAG_8021Q)
+		return 0;
+	return pkt->vlan_id == 0 || bpf_map_lookup_elem(&gc_local, &key) != NULL;
+}
+
 /* Shared by both programs: classify and count everything but success.
- * @ctx/@ctx_kind: the program's context (enum gc_ctx_kind); @vlan_offloaded:
- * the skb carries a VLAN tag out of band (TC). */
+ * @ctx/@ctx_kind: the program's context (enum gc_ctx_kind); @oob_tag/@oob_vid:
+ * the VLAN tag the skb carries out of band (TC: the stack took it off before
+ * the hook), GC_VLAN_TAG_* or 0. */
 static __always_inline int gc_classify(void *ctx, int ctx_kind, void *data, void *data_end,
 				       struct gc_pkt *pkt, const struct gc_route **route, int count,
-				       int vlan_offloaded)
+				       int oob_tag, __u16 oob_vid)
 {
 	const struct gc_route *r;
 	__u32 zero = 0;
@@ -172,12 +189,23 @@ static __always_inline int gc_classify(void *ctx, int ctx_kind, void *data, void
 	if (ret == GC_PARSE_OTHER)
 		return ret;
 	if (pkt->to_port) {
-		/* Not ours to judge: whatever the parser found further in, the
-		 * stack decides, as it would for the socket path. */
-		if (pkt->vlan || vlan_offloaded) {
-			pkt->reason = GC_STAT_PASS_VLAN;
-			ret = GC_PARSE_PASS;
+		if (oob_tag) {
+			if (pkt->vlan) {
+				/* Two tags (QinQ): no VLAN device of ours takes them. */
+				pkt->vlan = GC_VLAN_TAG_8021AD;
+			} else {
+				pkt->vlan = oob_tag;
+				pkt->vlan_id = oob_vid;
+			}
+		}
+		/* A VLAN without a device here: the stack would drop it too,
+		 * whatever is inside; never replicated onto the wire. */
+		if (pkt->vlan && !gc_vlan_served(pkt)) {
+			pkt->drop = GC_DROP_VLAN;
+			ret = GC_PARSE_DROP;
 		} else if (!gc_for_this_host(pkt)) {
+			/* Not ours to judge: whatever the parser found further
+			 * in, the stack decides, as for the socket path. */
 			pkt->reason = GC_STAT_PASS_NOT_LOCAL;
 			ret = GC_PARSE_PASS;
 		}
@@ -256,7 +284,7 @@ int groupcast_xdp(struct xdp_md *ctx)
 	const struct gc_route *route = NULL;
 	struct gc_pkt pkt = {};
 
-	switch (gc_classify(ctx, GC_CTX_XDP, data, data_end, &pkt, &route, 1, 0)) {
+	switch (gc_classify(ctx, GC_CTX_XDP, data, data_end, &pkt, &route, 1, 0, 0)) {
 	case GC_PARSE_DROP:
 		return XDP_DROP;
 	case GC_PARSE_RTP:
@@ -367,6 +395,25 @@ struct gc_loop_ctx {
 	__u32 failed_at;
 };
 
+/* Give the packet the tag of VLAN @vlan_id (0: none) in place of the one it
+ * carries. The tag travels out of band (skb->vlan_tci): the device or the
+ * stack's transmit puts it on the wire, and no header moves. What the packet
+ * carries is read from the skb, not kept in the loop's state: a value
+ * carried from one bpf_loop() round to the next costs the verifier a state
+ * per value. */
+static __always_inline int gc_set_vlan(struct __sk_buff *skb, __u32 vlan_id)
+{
+	if (skb->vlan_present) {
+		if ((skb->vlan_tci & 0x0fff) == vlan_id)
+			return 0;
+		if (bpf_skb_vlan_pop(skb))
+			return -1;
+	}
+	if (vlan_id && bpf_skb_vlan_push(skb, bpf_htons(ETH_P_8021Q), vlan_id))
+		return -1;
+	return 0;
+}
+
 /* bpf_loop() callback: send the copy for subscriber @i. */
 static long gc_send_copy(__u32 i, void *data)
 {
@@ -381,9 +428,15 @@ static long gc_send_copy(__u32 i, void *data)
 		gc_count(GC_STAT_DROP(GC_DROP_FAMILY), 1);
 		return 0;
 	}
+	if (s->vlan_id > GC_VLAN_ID_MAX) {
+		/* Not a VLAN id (the loader never installs one). */
+		gc_count(GC_STAT_DROP(GC_DROP_SEND_FAILED), 1);
+		return 0;
+	}
 	if (gc_set_dst(skb, lc->pkt, lc->cur, lc->cur_port, (const __u32 *)s->addr, s->port) ||
 	    /* dst_mac and src_mac are adjacent in the subscriber entry. */
-	    bpf_skb_store_bytes(skb, 0, s->dst_mac, 12, 0)) {
+	    bpf_skb_store_bytes(skb, 0, s->dst_mac, 12, 0) ||
+	    gc_set_vlan(skb, s->vlan_id)) {
 		lc->failed = 1;
 		lc->failed_at = i;
 		return 1;	/* the packet is in an unknown state: stop */
@@ -406,7 +459,7 @@ int groupcast_tc(struct __sk_buff *skb)
 	__u8 macs[12];
 	void *data, *data_end;
 	__u64 rx_ns;
-	int ret;
+	int ret, oob_tag;
 
 	/* Before any helper that may move the packet (and its metadata). */
 	rx_ns = gc_rx_time(skb);
@@ -419,7 +472,12 @@ int groupcast_tc(struct __sk_buff *skb)
 		data_end = (void *)(long)skb->data_end;
 	}
 
-	ret = gc_classify(skb, GC_CTX_SKB, data, data_end, &pkt, &route, 0, skb->vlan_present);
+	oob_tag = 0;
+	if (skb->vlan_present)
+		oob_tag = skb->vlan_proto == bpf_htons(ETH_P_8021Q) ? GC_VLAN_TAG_8021Q
+								   : GC_VLAN_TAG_8021AD;
+	ret = gc_classify(skb, GC_CTX_SKB, data, data_end, &pkt, &route, 0, oob_tag,
+			  skb->vlan_tci & 0x0fff);
 	if (ret == GC_PARSE_DROP)
 		return TC_ACT_SHOT;
 	if (ret != GC_PARSE_RTP || !route)
@@ -430,6 +488,21 @@ int groupcast_tc(struct __sk_buff *skb)
 		n = GC_MAX_SUBSCRIBERS;
 	/* Nothing sent yet: the whole route and the echo are lost. */
 	lost = n + (gc_cfg.echo ? 1 : 0);
+	/* Each copy gets its next hop's tag, the echo the origin's: start
+	 * from none. The stack has taken a received tag off already (out of
+	 * band); one still in the frame (a test run) goes, and every header
+	 * moves up by its 4 bytes. */
+	if (pkt.vlan) {
+		int in_band = !skb->vlan_present;
+
+		if (bpf_skb_vlan_pop(skb))
+			goto rewrite_failed;
+		if (in_band) {
+			pkt.l3_off -= sizeof(struct gc_vlan_hdr);
+			pkt.l4_off -= sizeof(struct gc_vlan_hdr);
+			pkt.rtp_off -= sizeof(struct gc_vlan_hdr);
+		}
+	}
 	if (gc_swap_addrs(skb, &pkt))
 		goto rewrite_failed;
 	cur[0] = pkt.saddr[0];
@@ -460,7 +533,8 @@ int groupcast_tc(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 	lost = 1;	/* from here on, only the echo can be lost */
-	if (gc_set_dst(skb, &pkt, cur, &cur_port, pkt.saddr, pkt.sport))
+	if (gc_set_dst(skb, &pkt, cur, &cur_port, pkt.saddr, pkt.sport) ||
+	    gc_set_vlan(skb, pkt.vlan_id))
 		goto rewrite_failed;
 	__builtin_memcpy(macs, pkt.eth_src, 6);
 	__builtin_memcpy(macs + 6, pkt.eth_dst, 6);

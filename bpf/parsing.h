@@ -78,6 +78,11 @@ enum gc_parse {
 	GC_PARSE_DROP,
 };
 
+/* struct gc_pkt.vlan: the frame carried a tag in band (XDP, the ring; TC
+ * sees the tag out of band, in skb->vlan_tci). */
+#define GC_VLAN_TAG_8021Q	1
+#define GC_VLAN_TAG_8021AD	2	/* a service tag (QinQ): never served */
+
 struct gc_vlan_hdr {
 	__be16 tci;
 	__be16 encap_proto;
@@ -111,10 +116,11 @@ struct gc_pkt {
 	__u32 ssrc;		/* host order */
 	__u8  family;		/* GC_FAMILY_IPV4 / GC_FAMILY_IPV6 */
 	__u8  to_port;		/* the UDP destination port is the SFU port */
-	__u8  vlan;		/* one VLAN tag was skipped */
+	__u8  vlan;		/* one tag was skipped: GC_VLAN_TAG_* */
 	__u8  reason;		/* GC_PARSE_PASS: enum gc_stat (GC_STAT_PASS_*) */
 	__u8  drop;		/* GC_PARSE_DROP: enum gc_drop */
-	__u8  reserved[3];
+	__u8  reserved;
+	__u16 vlan_id;		/* the skipped tag's VLAN id (12 bits), host order */
 	__u8  eth_dst[6];
 	__u8  eth_src[6];
 };
@@ -510,7 +516,8 @@ static __always_inline int gc_parse(void *data, void *data_end, __u16 port_be,
 			return GC_PARSE_OTHER;
 		proto = vh->encap_proto;
 		l3 = vh + 1;
-		pkt->vlan = 1;
+		pkt->vlan = eth->h_proto == bpf_htons(ETH_P_8021Q) ? GC_VLAN_TAG_8021Q : GC_VLAN_TAG_8021AD;
+		pkt->vlan_id = bpf_ntohs(vh->tci) & 0x0fff;
 	}
 	if (proto == bpf_htons(ETH_P_IP))
 		return gc_parse_ipv4(data, data_end, l3, port_be, pkt, ctx, ctx_kind);

@@ -39,6 +39,19 @@ extension SocketAddress {
         }
     }
 
+    /// The address as a served destination (`struct gc_local_addr`, VLAN 0): the attach and ring
+    /// options' listen address. A wildcard address is the zeroed key (every address served).
+    public var localAddressKey: gc_local_addr {
+        var key = gc_local_addr()
+        let bytes = addressBytes
+        guard !bytes.allSatisfy({ $0 == 0 }) else { return key }
+        key.family = fastPathFamily
+        withUnsafeMutableBytes(of: &key.addr) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+        }
+        return key
+    }
+
     /// The address of `family` in `address` (4 or 16 bytes, network order) with `port`.
     init(fastPathFamily family: UInt8, address: UnsafeRawBufferPointer, port: UInt16) {
         if family == UInt8(GC_FAMILY_IPV4) {

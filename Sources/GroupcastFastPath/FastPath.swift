@@ -35,11 +35,14 @@ public final class FastPath {
     ///   - mode: native XDP, generic XDP, or native falling back to generic.
     ///   - maxRoutes: capacity of the route map (one entry per source SSRC); 0 for the default.
     ///   - verifierLogPath: where the verifier log goes if the kernel rejects the programs.
+    ///   - listen: the address the SFU's media socket is bound to, the only destination replicated
+    ///     for (and so the copies' source); nil for a wildcard socket (every address of the
+    ///     interface and its VLAN devices). Its port is ignored.
     /// - Throws: ``FastPathError`` (`.notRoot`, `.noSuchDevice`, `.alreadyAttached`, `.busy`,
     ///   `.verifierRejected`, ...).
     public static func attach(
         interface: String, port: UInt16, echo: Bool = true, mode: XDPMode = .automatic,
-        maxRoutes: UInt32 = 0, verifierLogPath: String? = nil
+        maxRoutes: UInt32 = 0, verifierLogPath: String? = nil, listen: SocketAddress? = nil
     ) throws(FastPathError) -> FastPath {
         var err = gcfp_error()
         let ret: Int32 = interface.withCString { ifname in
@@ -51,6 +54,7 @@ public final class FastPath {
                 opts.xdp_mode = mode.cValue
                 opts.max_routes = maxRoutes
                 opts.verifier_log_path = logPath
+                if let listen { opts.listen = listen.localAddressKey }
                 return gcfp_attach(&opts, &err)
             }
         }
@@ -96,14 +100,15 @@ public final class FastPath {
     }
 
     /// Installs or replaces the route of the stream whose RTP SSRC is `source`: only `origin` may
-    /// send on it; copies go to `subscribers`.
+    /// send on it, on VLAN `originVLAN` (0: untagged; the VLAN of the route back to it,
+    /// ``NextHop/vlan``); copies go to `subscribers`.
     ///
     /// - Returns: `.kernel`, or `.userSpace` when there are more subscribers than
     ///   ``FastPath/maxSubscribers``: then the kernel still drops spoofed packets but passes the
     ///   stream's packets to user space for the SFU to replicate.
     @discardableResult
     public func setRoute(
-        source: UInt32, origin: SocketAddress, type: StreamType, subscribers: [Subscriber]
+        source: UInt32, origin: SocketAddress, originVLAN: UInt16 = 0, type: StreamType, subscribers: [Subscriber]
     ) throws(FastPathError) -> RouteInstallation {
         let h = try open()
         var subs = [gc_subscriber](repeating: gc_subscriber(), count: subscribers.count)
@@ -117,13 +122,13 @@ public final class FastPath {
             let ret = s.address.addressBytes.withUnsafeBytes { addr in
                 s.mac.withUnsafeBufferPointer { mac in
                     gcfp_subscriber_init(&subs[i], s.address.fastPathFamily, addr.baseAddress, s.address.port,
-                                         mac.baseAddress, ifindex, &err)
+                                         mac.baseAddress, ifindex, s.vlan, &err)
                 }
             }
             if ret != 0 { throw FastPathError(err) }
         }
         let ret = origin.addressBytes.withUnsafeBytes { addr in
-            gcfp_route_set(h, source, origin.fastPathFamily, addr.baseAddress, origin.port,
+            gcfp_route_set(h, source, origin.fastPathFamily, addr.baseAddress, origin.port, originVLAN,
                            type.rawValue, subs, UInt32(subs.count), &err)
         }
         if ret < 0 { throw FastPathError(err) }
@@ -134,11 +139,14 @@ public final class FastPath {
     /// on it from anywhere but `origin` and passes the others up (counted as
     /// `pass_fanout_limit`) for the SFU process to replicate. For streams whose receivers the
     /// kernel cannot reach yet (a neighbour not resolved) or at all.
-    public func setUserSpaceRoute(source: UInt32, origin: SocketAddress, type: StreamType) throws(FastPathError) {
+    public func setUserSpaceRoute(
+        source: UInt32, origin: SocketAddress, originVLAN: UInt16 = 0, type: StreamType
+    ) throws(FastPathError) {
         let h = try open()
         var err = gcfp_error()
         let ret = origin.addressBytes.withUnsafeBytes { addr in
-            gcfp_route_set_userspace(h, source, origin.fastPathFamily, addr.baseAddress, origin.port, type.rawValue, &err)
+            gcfp_route_set_userspace(h, source, origin.fastPathFamily, addr.baseAddress, origin.port, originVLAN,
+                                     type.rawValue, &err)
         }
         if ret < 0 { throw FastPathError(err) }
     }
@@ -266,17 +274,20 @@ extension XDPMode {
 }
 
 extension FastPath {
-    /// A receiver of a stream as the kernel sends to it (`struct gc_subscriber`): the copy leaves through `interface` to `mac`, then `address`.
+    /// A receiver of a stream as the kernel sends to it (`struct gc_subscriber`): the copy leaves through `interface` to `mac`, then `address`,
+    /// tagged with VLAN `vlan` (0: untagged; the next hop's, ``NextHop/vlan``).
     public struct Subscriber: Sendable, Hashable {
         public var interface: String
         /// 6 bytes.
         public var mac: [UInt8]
         public var address: SocketAddress
+        public var vlan: UInt16
 
-        public init(interface: String, mac: [UInt8], address: SocketAddress) {
+        public init(interface: String, mac: [UInt8], address: SocketAddress, vlan: UInt16 = 0) {
             self.interface = interface
             self.mac = mac
             self.address = address
+            self.vlan = vlan
         }
     }
 

@@ -10,9 +10,13 @@ import GroupUnicast
 /// The C API is `groupcast_nexthop.h`. Addresses are ``SocketAddress`` values whose port does not
 /// matter: the ports of ``sourceAddress`` and ``via`` are 0.
 public struct NextHop: Sendable, Hashable, CustomStringConvertible {
-    /// Egress interface.
+    /// Egress interface: for a route through an 802.1Q VLAN device, the device below it.
     public var interface: String
     public var interfaceIndex: UInt32
+    /// The VLAN the packet is tagged with (the route goes through that VLAN device,
+    /// ``vlanInterface``); 0: untagged.
+    public var vlan: UInt16
+    public var vlanInterface: String?
     /// The next hop's MAC address: the gateway's, or the destination's on link. All zero on
     /// devices without link-layer resolution (loopback, NOARP).
     public var destinationMAC: [UInt8]
@@ -50,6 +54,8 @@ public struct NextHop: Sendable, Hashable, CustomStringConvertible {
         var n = n
         interfaceIndex = n.ifindex
         interface = cString(n.ifname)
+        vlan = n.vlan_id
+        vlanInterface = n.vlan_id == 0 ? nil : cString(n.vlan_ifname)
         destinationMAC = withUnsafeBytes(of: &n.dst_mac) { Array($0) }
         sourceMAC = withUnsafeBytes(of: &n.src_mac) { Array($0) }
         let family = n.family
@@ -63,7 +69,7 @@ public struct NextHop: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String {
         let mac = destinationMAC.map { hex2($0) }.joined(separator: ":")
-        return "\(isGateway ? "via \(via.hostDescription) " : "")dev \(interface) lladdr \(mac)\(sourceAddress.map { " src \($0.hostDescription)" } ?? "")"
+        return "\(isGateway ? "via \(via.hostDescription) " : "")dev \(vlanInterface.map { "\($0) (\(interface) vlan \(vlan))" } ?? interface) lladdr \(mac)\(sourceAddress.map { " src \($0.hostDescription)" } ?? "")"
     }
 }
 

@@ -105,6 +105,12 @@ public final class RingForwarder: Forwarder {
         options.mode = configuration.ringMode.cValue
         options.shed_vhq_permille = UInt32((configuration.shedVHQAt * 1000).rounded())
         options.shed_vsq_permille = UInt32((configuration.shedVSQAt * 1000).rounded())
+        // A reservation bound to one address: only media sent to it is served, with it as the
+        // copies' source (the kernel would deliver nothing else to that socket either).
+        if let bound = try? reservation.localAddress, !bound.addressBytes.allSatisfy({ $0 == 0 }) {
+            options.listen.family = UInt8(bound.family == .ipv4 ? GC_FAMILY_IPV4 : GC_FAMILY_IPV6)
+            withUnsafeMutableBytes(of: &options.listen.addr) { $0.copyBytes(from: bound.addressBytes) }
+        }
         var error = gcfp_error()
         var opened: OpaquePointer?
         guard gc_ring_open(&options, &opened, &error) == 0, let opened else {
@@ -271,6 +277,20 @@ public final class RingForwarder: Forwarder {
     struct NextHopEntry: Equatable {
         var ifindex: UInt32
         var mac: [UInt8]
+        /// The tag the copy carries: the route goes through that 802.1Q VLAN device (0: none).
+        var vlan: UInt16
+    }
+
+    /// The VLAN of the route towards `address` (0: untagged), known once the route is, whether or
+    /// not its neighbour is; nil without a route.
+    private func routeVLAN(to address: SocketAddress) -> UInt16? {
+        var out = gcfp_nexthop()
+        var error = gcfp_error()
+        let family = UInt8(address.family == .ipv4 ? GC_FAMILY_IPV4 : GC_FAMILY_IPV6)
+        let result = address.addressBytes.withUnsafeBytes { raw in
+            gcfp_resolve_nexthop(family, raw.baseAddress, 0, &out, &error)
+        }
+        return result == 0 || result == -Int32(GCFP_ERR_NEIGH_UNRESOLVED.rawValue) ? out.vlan_id : nil
     }
 
     /// The egress interface and next-hop MAC towards `address` (rtnetlink, groupcast_nexthop.h),
@@ -291,7 +311,7 @@ public final class RingForwarder: Forwarder {
             logger.debug("ring: \(address) is reached through interface \(out.ifindex), which the ring does not serve")
             return nil
         }
-        return NextHopEntry(ifindex: out.ifindex, mac: withUnsafeBytes(of: &out.dst_mac) { Array($0) })
+        return NextHopEntry(ifindex: out.ifindex, mac: withUnsafeBytes(of: &out.dst_mac) { Array($0) }, vlan: out.vlan_id)
     }
 
     /// Builds the core's table from `table`; returns how many subscribers had no next hop.
@@ -341,19 +361,26 @@ public final class RingForwarder: Forwarder {
                 hops[key] = hop
                 if let hop {
                     entry.ifindex = hop.ifindex
+                    entry.vlan_id = hop.vlan
                     withUnsafeMutableBytes(of: &entry.dst_mac) { $0.copyBytes(from: hop.mac) }
                 } else {
                     unresolved += 1
                 }
                 subscribers.append(entry)
             }
+            // The origin check includes the VLAN the origin is reached through; without a route
+            // to it the stream is not served (its packets count as an unknown SSRC).
+            guard let originVLAN = routeVLAN(to: route.origin) else {
+                logger.debug("ring: no route to the origin \(route.origin) of SSRC \(route.ssrc)")
+                continue
+            }
             var origin = [UInt8](repeating: 0, count: 16)
             origin.replaceSubrange(0..<route.origin.addressBytes.count, with: route.origin.addressBytes)
             let family = UInt8(route.origin.family == .ipv4 ? GC_FAMILY_IPV4 : GC_FAMILY_IPV6)
             let result = subscribers.withUnsafeBufferPointer { subs in
                 gc_ring_table_add(
-                    core, route.ssrc, family, route.streamType.rawValue, origin, route.origin.port.bigEndian, subs.baseAddress,
-                    UInt32(subs.count))
+                    core, route.ssrc, family, route.streamType.rawValue, origin, route.origin.port.bigEndian, originVLAN,
+                    subs.baseAddress, UInt32(subs.count))
             }
             if result != 0 { logger.error("ring: route for SSRC \(route.ssrc) refused (\(gcfp_code_name(-result).map { String(cString: $0) } ?? "\(result)"))") }
         }

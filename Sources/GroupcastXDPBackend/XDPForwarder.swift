@@ -56,6 +56,8 @@ public final class XDPForwarder: Forwarder {
 
     private struct Installed: Equatable {
         var origin: SocketAddress
+        /// The VLAN of the route back to the origin: the only one it may send on.
+        var originVLAN: UInt16
         var type: StreamType
         /// nil: a user-space route.
         var subscribers: [FastPath.Subscriber]?
@@ -90,9 +92,11 @@ public final class XDPForwarder: Forwarder {
         var attachments: [FastPath] = []
         for interface in interfaces {
             do {
+                // A socket bound to one address: only media sent to it is replicated, with it as
+                // the copies' source (the kernel would not deliver the rest to that socket).
                 attachments.append(try FastPath.attach(
                     interface: interface, port: media.port, echo: echo, mode: configuration.xdpMode,
-                    maxRoutes: configuration.xdpMaxRoutes))
+                    maxRoutes: configuration.xdpMaxRoutes, listen: media))
             } catch {
                 for attached in attachments { try? attached.detach() }
                 slowPath.close()
@@ -188,6 +192,11 @@ public final class XDPForwarder: Forwarder {
             guard let origin = kernelAddress(route.origin) else {
                 continue  // cannot be expressed in gc_route: the slow path sees it as unknown
             }
+            // The origin check includes the VLAN the origin is reached through: until its next
+            // hop is known the stream stays out of the kernel (the slow path sees an unknown SSRC).
+            guard let originHop = nextHop(origin.withPort(0), &state, now: now, refresh: refresh, retryNow: retryNow) else {
+                continue
+            }
             // Every receiver is resolved (so every unresolved one is probed), even once the
             // route is known to stay in user space.
             var subscribers: [FastPath.Subscriber]? = []
@@ -198,10 +207,10 @@ public final class XDPForwarder: Forwarder {
                     subscribers = nil
                     continue
                 }
-                subscribers?.append(.init(interface: hop.interface, mac: hop.destinationMAC, address: destination))
+                subscribers?.append(.init(interface: hop.interface, mac: hop.destinationMAC, address: destination, vlan: hop.vlan))
             }
             if let list = subscribers, list.count > FastPath.maxSubscribers { subscribers = nil }
-            wanted[ssrc] = Installed(origin: origin, type: route.streamType, subscribers: subscribers)
+            wanted[ssrc] = Installed(origin: origin, originVLAN: originHop.vlan, type: route.streamType, subscribers: subscribers)
         }
         // Stale routes first: they free room for new ones.
         for ssrc in state.installed.keys where wanted[ssrc] == nil {
@@ -219,9 +228,10 @@ public final class XDPForwarder: Forwarder {
             for fastPath in state.attachments {
                 do throws(FastPathError) {
                     if let subscribers = entry.subscribers {
-                        try fastPath.setRoute(source: ssrc, origin: entry.origin, type: entry.type, subscribers: subscribers)
+                        try fastPath.setRoute(source: ssrc, origin: entry.origin, originVLAN: entry.originVLAN, type: entry.type,
+                                              subscribers: subscribers)
                     } else {
-                        try fastPath.setUserSpaceRoute(source: ssrc, origin: entry.origin, type: entry.type)
+                        try fastPath.setUserSpaceRoute(source: ssrc, origin: entry.origin, originVLAN: entry.originVLAN, type: entry.type)
                     }
                 } catch {
                     guard case .routesFull = error else {
@@ -241,7 +251,9 @@ public final class XDPForwarder: Forwarder {
             }
         }
         // Forget next hops no route needs any more (participants that left).
-        let referenced = Set(state.table.routes.values.flatMap { $0.subscribers.compactMap { kernelAddress($0.address)?.withPort(0) } })
+        let referenced = Set(state.table.routes.values.flatMap { route in
+            (route.subscribers.map(\.address) + [route.origin]).compactMap { kernelAddress($0)?.withPort(0) }
+        })
         for address in state.nextHops.keys where !referenced.contains(address) {
             state.nextHops[address] = nil
         }
@@ -324,7 +336,7 @@ public final class XDPForwarder: Forwarder {
         var merged = slowPath.statistics()
         let kernel = kernelCounters()
         let passed = kernel["pass_unknown_ssrc"] + kernel["pass_fanout_limit"] + kernel["pass_rtcp"] + kernel["pass_ipv6_ext"]
-            + kernel["pass_ip_options"] + kernel["pass_udp_csum"] + kernel["pass_vlan"] + kernel["pass_not_local"]
+            + kernel["pass_ip_options"] + kernel["pass_udp_csum"] + kernel["pass_not_local"]
         let seen = kernel["rx"]
         merged.received = (seen > passed ? seen - passed : 0) &+ merged.received
         let kernelSent = kernel["forwarded"] &+ kernel["echoed"]

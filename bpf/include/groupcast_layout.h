@@ -14,7 +14,7 @@
 
 #include <linux/types.h>
 
-#define GC_ABI_VERSION		4
+#define GC_ABI_VERSION		5
 
 /* Most subscribers one route replicates to inside the kernel. A route with
  * more is installed with GC_ROUTE_F_USERSPACE: its packets are still checked
@@ -43,7 +43,8 @@ enum gc_stream_type {
 
 /*
  * One receiver of a stream.
- * @ifindex: egress interface (the copy leaves through it, in the SFU's netns).
+ * @ifindex: egress interface (the copy leaves through it, in the SFU's netns);
+ *           for a receiver behind a VLAN device, the device below it.
  * @port:    destination UDP port, network byte order.
  * @family:  GC_FAMILY_IPV4 or GC_FAMILY_IPV6; must equal the route's family.
  * @flags:   reserved, zero.
@@ -51,6 +52,9 @@ enum gc_stream_type {
  * @src_mac: the MAC address of @ifindex (the loader fills it in).
  * @addr:    destination address, network byte order: IPv4 in the first 4
  *           bytes (rest zero), IPv6 in all 16.
+ * @vlan_id: the 802.1Q VLAN id the copy carries (its next hop's: the route
+ *           to the receiver goes through that VLAN device), host byte order;
+ *           0: untagged. 1..GC_VLAN_ID_MAX.
  */
 struct gc_subscriber {
 	__u32 ifindex;
@@ -60,13 +64,20 @@ struct gc_subscriber {
 	__u8  dst_mac[6];
 	__u8  src_mac[6];
 	__u8  addr[16];
+	__u16 vlan_id;
+	__u16 reserved;		/* zero */
 };
+
+/* Highest 802.1Q VLAN id (4095 is reserved). */
+#define GC_VLAN_ID_MAX		4094
 
 /*
  * Value of the route map, keyed by the stream's SSRC (__u32, host byte order).
- * @origin_addr/@origin_port: the only source allowed to send on this SSRC
- *   (network byte order, IPv4 in the first 4 bytes); packets from anywhere
- *   else are dropped as GC_DROP_SPOOFED.
+ * @origin_addr/@origin_port/@origin_vlan: the only source allowed to send on
+ *   this SSRC (network byte order, IPv4 in the first 4 bytes) and the VLAN
+ *   it sends on (host order, 0: untagged; the VLAN of the route back to the
+ *   origin); packets from anywhere else, the same address on another VLAN
+ *   included, are dropped as GC_DROP_SPOOFED.
  * @n_subs: number of valid entries in @subs (0..GC_MAX_SUBSCRIBERS).
  */
 struct gc_route {
@@ -76,7 +87,8 @@ struct gc_route {
 	__u8  stream_type;	/* enum gc_stream_type */
 	__u32 flags;		/* GC_ROUTE_F_* */
 	__u32 n_subs;
-	__u32 reserved;		/* zero */
+	__u16 origin_vlan;
+	__u16 reserved;		/* zero */
 	struct gc_subscriber subs[GC_MAX_SUBSCRIBERS];
 };
 
@@ -97,16 +109,23 @@ struct gc_config {
 };
 
 /*
- * The host's own unicast addresses (the attached interface's), set by the
- * loader: the only destinations the fast path replicates for, so a copy's
- * source address (the destination the sender used) is always the SFU's own.
- * Key of the "local" hash map; the value is a __u8, 1.
+ * The host's own unicast addresses, set by the loader: the attached
+ * interface's (@vlan_id 0) and those of the VLAN devices on top of it (their
+ * VLAN id), or only the SFU's listen address where it is bound to one: the
+ * only destinations the fast path replicates for, so a copy's source address
+ * (the destination the sender used) is always the SFU's own, on the VLAN it
+ * was sent on. Key of the "local" hash map; the value is a __u8, 1.
+ * A key with family GC_FAMILY_VLAN (address zero) says VLAN @vlan_id is
+ * served: there is a VLAN device for it on the interface. A frame tagged
+ * with any other VLAN id is dropped (GC_DROP_VLAN), never forwarded.
  */
 struct gc_local_addr {
-	__u8 family;		/* GC_FAMILY_IPV4 / GC_FAMILY_IPV6 */
-	__u8 reserved[3];
+	__u8 family;		/* GC_FAMILY_IPV4 / GC_FAMILY_IPV6 / GC_FAMILY_VLAN */
+	__u8 reserved;
+	__u16 vlan_id;		/* host order; 0: untagged */
 	__u8 addr[16];		/* network order, IPv4 in the first 4 bytes */
 };
+#define GC_FAMILY_VLAN		0
 #define GC_MAX_LOCAL_ADDRS	64
 
 /*
@@ -130,7 +149,7 @@ struct gc_local_addr {
 	X(UDP_CSUM, "udp_csum", "UDP checksum does not verify (ring: no stack to tell an offloaded one from a forged one)") \
 	X(IP_OPTIONS, "ip_options", "IPv4 options (ring: no stack to judge them)") \
 	X(IPV6_EXT, "ipv6_ext", "IPv6 extension headers (ring: no stack to judge them)") \
-	X(VLAN, "vlan", "VLAN-tagged with a tag the data plane does not serve") \
+	X(VLAN, "vlan", "VLAN-tagged with an id no VLAN device of the interface has, or 802.1ad (QinQ)") \
 	X(NOT_LOCAL, "not_local", "not unicast to this host (ring: no stack to hand it to)") \
 	X(BAD_RTP_VERSION, "bad_rtp_version", "RTP version not 2") \
 	X(BAD_RTP_HEADER, "bad_rtp_header", "RTP CSRC list or header extension past the end, padding count 0 or past the header") \
@@ -189,7 +208,6 @@ enum gc_stat {
 	GC_STAT_PASS_UDP_CSUM,		/* UDP checksum did not verify: to the stack, whose UDP
 					 * receive drops a bad one and accepts a local sender's
 					 * offloaded (CHECKSUM_PARTIAL) one */
-	GC_STAT_PASS_VLAN,		/* VLAN-tagged: to the stack (the fast path keeps no tags) */
 	GC_STAT_PASS_NOT_LOCAL,		/* not unicast to this host: Ethernet destination not the
 					 * interface's MAC, or IP destination not one of its addresses,
 					 * or a broadcast/multicast/loopback source: to the stack */
@@ -204,7 +222,7 @@ enum gc_stat {
 #define GC_STAT_NAMES { \
 	"rx", "rx_media", "forwarded", "echoed", "consumed", \
 	"pass_unknown_ssrc", "pass_fanout_limit", "pass_rtcp", "pass_ipv6_ext", \
-	"pass_ip_options", "pass_udp_csum", "pass_vlan", "pass_not_local", \
+	"pass_ip_options", "pass_udp_csum", "pass_not_local", \
 	GC_DROP_REASONS(GC_DROP_STAT_NAME_ENTRY) }
 
 /*
@@ -307,7 +325,9 @@ struct gc_delay_meta {
 #define GC_PIN_PROG_TC		"prog_tc"
 
 /* What the loader remembers about an attachment (array map, one entry;
- * never touched by the BPF programs). */
+ * never touched by the BPF programs). @listen: the one address the SFU's
+ * media socket is bound to, the only destination served (family 0: a
+ * wildcard socket, every address of the interface and its VLAN devices). */
 struct gc_loader_state {
 	__u32 ifindex;
 	__u32 xdp_flags;	/* XDP_FLAGS_* used to attach */
@@ -315,6 +335,7 @@ struct gc_loader_state {
 	__u32 tc_priority;
 	__u32 created_clsact;	/* 1: detach removes the clsact qdisc it created */
 	__u32 reserved;
+	struct gc_local_addr listen;
 };
 
 /* The TC filter's handle and priority on the clsact ingress hook. */

@@ -208,66 +208,6 @@ static int if_mac(uint32_t ifindex, uint8_t mac[6]);
 static int obj_get(const char *dir, const char *name);
 static int read_state(int state_fd, struct gc_loader_state *st);
 
-static int local_addrs(const char *ifname, struct gc_local_addr *out, int max)
-{
-	struct ifaddrs *ifa, *i;
-	int n = 0;
-
-	if (getifaddrs(&ifa))
-		return -errno;
-	for (i = ifa; i; i = i->ifa_next) {
-		struct gc_local_addr key = {};
-
-		if (!i->ifa_addr || strcmp(i->ifa_name, ifname))
-			continue;
-		if (i->ifa_addr->sa_family == AF_INET) {
-			key.family = GC_FAMILY_IPV4;
-			memcpy(key.addr, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, 4);
-		} else if (i->ifa_addr->sa_family == AF_INET6) {
-			key.family = GC_FAMILY_IPV6;
-			memcpy(key.addr, &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, 16);
-		} else {
-			continue;
-		}
-		if (n == max) {
-			n = -E2BIG;
-			break;
-		}
-		out[n++] = key;
-	}
-	freeifaddrs(ifa);
-	return n;
-}
-
-int gcfp_local_fill(int map_fd, const char *ifname)
-{
-	struct gc_local_addr now[GC_MAX_LOCAL_ADDRS], key, next, *prev = NULL;
-	__u8 one = 1;
-	int n, i;
-
-	n = local_addrs(ifname, now, GC_MAX_LOCAL_ADDRS);
-	if (n < 0)
-		return n;
-	/* New ones first, then the stale ones out: an address kept is never
-	 * missing meanwhile. */
-	for (i = 0; i < n; i++)
-		if (bpf_map_update_elem(map_fd, &now[i], &one, BPF_ANY))
-			return -errno;
-	while (bpf_map_get_next_key(map_fd, prev, &next) == 0) {
-		for (i = 0; i < n && memcmp(&now[i], &next, sizeof(next)); i++)
-			;
-		if (i < n) {
-			key = next;
-			prev = &key;
-			continue;
-		}
-		if (bpf_map_delete_elem(map_fd, &next) && errno != ENOENT)
-			return -errno;
-		prev = NULL;	/* start over: the map changed under the walk */
-	}
-	return n;
-}
-
 int gcfp_local_refresh(struct gcfp_handle *h, struct gcfp_error *err)
 {
 	struct gc_loader_state state;
@@ -284,7 +224,7 @@ int gcfp_local_refresh(struct gcfp_handle *h, struct gcfp_error *err)
 	fd = obj_get(h->pin_dir, GC_PIN_LOCAL);
 	if (fd < 0)
 		return gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "opening %s/%s", h->pin_dir, GC_PIN_LOCAL);
-	ret = gcfp_local_fill(fd, ifname);
+	ret = gcfp_local_fill(fd, ifname, &state.listen);
 	close(fd);
 	if (ret < 0)
 		return gcfp_fail(err, GCFP_ERR_SYSTEM, -ret, "recording the addresses of %s%s", ifname,
@@ -465,6 +405,11 @@ static int attach_locked(const struct gcfp_attach_opts *o, struct gcfp_error *er
 		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "no attach options");
 	if (!o->port)
 		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "port must be 1..65535");
+	if ((o->listen.family != GC_FAMILY_VLAN && o->listen.family != GC_FAMILY_IPV4 &&
+	     o->listen.family != GC_FAMILY_IPV6) || o->listen.reserved || o->listen.vlan_id)
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0,
+				 "listen address: family %u (0, 4 or 6), reserved and vlan_id zero",
+				 o->listen.family);
 	if (o->verifier_log_path && strlen(o->verifier_log_path) >= sizeof(err->log_path))
 		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "verifier log path longer than %zu bytes",
 				 sizeof(err->log_path) - 1);
@@ -536,7 +481,7 @@ static int attach_locked(const struct gcfp_attach_opts *o, struct gcfp_error *er
 		goto out;
 	}
 
-	ret = gcfp_local_fill(bpf_map__fd(skel->maps.gc_local), o->ifname);
+	ret = gcfp_local_fill(bpf_map__fd(skel->maps.gc_local), o->ifname, &o->listen);
 	if (ret < 0) {
 		ret = gcfp_fail(err, GCFP_ERR_SYSTEM, -ret, "recording the addresses of %s", o->ifname);
 		goto out;
@@ -608,6 +553,7 @@ static int attach_locked(const struct gcfp_attach_opts *o, struct gcfp_error *er
 	state.tc_handle = GC_TC_HANDLE;
 	state.tc_priority = GC_TC_PRIORITY;
 	state.created_clsact = created;
+	state.listen = o->listen;
 	if (bpf_map_update_elem(bpf_map__fd(skel->maps.gc_state), &key, &state, 0)) {
 		ret = gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "writing the loader state");
 		goto out_tc;
@@ -892,10 +838,13 @@ out:
 }
 
 int gcfp_subscriber_init(struct gc_subscriber *s, uint8_t family, const void *addr,
-			 uint16_t port, const uint8_t mac[6], uint32_t ifindex,
+			 uint16_t port, const uint8_t mac[6], uint32_t ifindex, uint16_t vlan_id,
 			 struct gcfp_error *err)
 {
 	gcfp_clear_error(err);
+	if (vlan_id > GC_VLAN_ID_MAX)
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "subscriber VLAN id %u above %u", vlan_id,
+				 GC_VLAN_ID_MAX);
 	if (family != GC_FAMILY_IPV4 && family != GC_FAMILY_IPV6)
 		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "subscriber family %u is not 4 or 6", family);
 	if (!port)
@@ -906,6 +855,7 @@ int gcfp_subscriber_init(struct gc_subscriber *s, uint8_t family, const void *ad
 	s->family = family;
 	s->port = htons(port);
 	s->ifindex = ifindex;
+	s->vlan_id = vlan_id;
 	memcpy(s->dst_mac, mac, 6);
 	memcpy(s->addr, addr, family == GC_FAMILY_IPV4 ? 4 : 16);
 	return 0;
@@ -932,9 +882,9 @@ static int if_mac(uint32_t ifindex, uint8_t mac[6])
 }
 
 static int route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
-		     const void *origin_addr, uint16_t origin_port, uint8_t stream_type,
-		     const struct gc_subscriber *subs, uint32_t n_subs, uint32_t flags,
-		     struct gcfp_error *err)
+		     const void *origin_addr, uint16_t origin_port, uint16_t origin_vlan,
+		     uint8_t stream_type, const struct gc_subscriber *subs, uint32_t n_subs,
+		     uint32_t flags, struct gcfp_error *err)
 {
 	static const uint8_t zero_mac[6];
 	struct gc_route *r;
@@ -946,6 +896,9 @@ static int route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
 		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "route family %u is not 4 or 6", family);
 	if (!origin_port)
 		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "origin port 0");
+	if (origin_vlan > GC_VLAN_ID_MAX)
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "origin VLAN id %u above %u", origin_vlan,
+				 GC_VLAN_ID_MAX);
 	if (stream_type < GC_STREAM_ASQ || stream_type > GC_STREAM_VHQ)
 		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "stream type %u is not ASQ(1)/VSQ(2)/VHQ(3)",
 				 stream_type);
@@ -957,6 +910,7 @@ static int route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
 	r->family = family;
 	memcpy(r->origin_addr, origin_addr, family == GC_FAMILY_IPV4 ? 4 : 16);
 	r->origin_port = htons(origin_port);
+	r->origin_vlan = origin_vlan;
 	r->stream_type = stream_type;
 	if (n_subs > GC_MAX_SUBSCRIBERS || (flags & GC_ROUTE_F_USERSPACE)) {
 		r->flags = GC_ROUTE_F_USERSPACE;
@@ -972,9 +926,12 @@ static int route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
 						family);
 				goto out;
 			}
-			if (!s->ifindex || !s->port || s->flags) {
+			if (!s->ifindex || !s->port || s->flags || s->reserved ||
+			    s->vlan_id > GC_VLAN_ID_MAX) {
 				ret = gcfp_fail(err, GCFP_ERR_INVALID, 0,
-						"subscriber %u: ifindex and port must be set, flags zero", i);
+						"subscriber %u: ifindex and port must be set, flags and "
+						"reserved zero, VLAN id %u at most %u", i, s->vlan_id,
+						GC_VLAN_ID_MAX);
 				goto out;
 			}
 			r->subs[i] = *s;
@@ -1021,19 +978,20 @@ int gcfp_route_install(int routes_fd, uint32_t ssrc, const struct gc_route *r)
 }
 
 int gcfp_route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
-		   const void *origin_addr, uint16_t origin_port, uint8_t stream_type,
-		   const struct gc_subscriber *subs, uint32_t n_subs, struct gcfp_error *err)
+		   const void *origin_addr, uint16_t origin_port, uint16_t origin_vlan,
+		   uint8_t stream_type, const struct gc_subscriber *subs, uint32_t n_subs,
+		   struct gcfp_error *err)
 {
-	return route_set(h, ssrc, family, origin_addr, origin_port, stream_type, subs, n_subs, 0,
-			 err);
+	return route_set(h, ssrc, family, origin_addr, origin_port, origin_vlan, stream_type, subs,
+			 n_subs, 0, err);
 }
 
 int gcfp_route_set_userspace(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
-			     const void *origin_addr, uint16_t origin_port, uint8_t stream_type,
-			     struct gcfp_error *err)
+			     const void *origin_addr, uint16_t origin_port, uint16_t origin_vlan,
+			     uint8_t stream_type, struct gcfp_error *err)
 {
-	return route_set(h, ssrc, family, origin_addr, origin_port, stream_type, NULL, 0,
-			 GC_ROUTE_F_USERSPACE, err);
+	return route_set(h, ssrc, family, origin_addr, origin_port, origin_vlan, stream_type, NULL,
+			 0, GC_ROUTE_F_USERSPACE, err);
 }
 
 int gcfp_route_remove(struct gcfp_handle *h, uint32_t ssrc, struct gcfp_error *err)

@@ -23,10 +23,21 @@ int gcfp_save_verifier_log(const char *path, const char *ifname, struct gcfp_err
  * after an RCU grace period). 0 or -errno (-E2BIG: the map is full). */
 int gcfp_route_install(int routes_fd, uint32_t ssrc, const struct gc_route *r);
 
+/* The addresses the data planes serve on @ifname (struct gc_local_addr):
+ * its own and its 802.1Q VLAN devices' (with their VLAN id), one
+ * GC_FAMILY_VLAN entry per such VLAN device; with @listen (not NULL, family
+ * not 0) only that address of them. Their number in @out, or -errno
+ * (-E2BIG: over @max). Defined in local.c. */
+int gcfp_local_addrs(const char *ifname, const struct gc_local_addr *listen,
+		     struct gc_local_addr *out, int max);
+
 /* Make the fast path's "local" map (struct gc_local_addr -> 1) hold exactly
- * the current IPv4/IPv6 addresses of @ifname (new ones added, those gone
- * deleted). Their number, or -errno (-E2BIG: over GC_MAX_LOCAL_ADDRS).
- * Defined in fastpath.c. */
-int gcfp_local_fill(int map_fd, const char *ifname);
+ * gcfp_local_addrs(@ifname, @listen) (new ones added, those gone deleted).
+ * Their number, or -errno (-E2BIG: over GC_MAX_LOCAL_ADDRS). local.c. */
+int gcfp_local_fill(int map_fd, const char *ifname, const struct gc_local_addr *listen);
+
+/* Whether @ifindex is an 802.1Q VLAN device: 1 with its lower device and
+ * VLAN id, 0 if not (another kind, or an 802.1ad one), -errno. nexthop.c. */
+int gcfp_link_vlan(uint32_t ifindex, uint32_t *lower, uint16_t *vlan_id);
 
 #endif

@@ -5,6 +5,9 @@
  * Two requests, as `ip route get` and `ip neigh get` make them: the route
  * gives the egress interface, the gateway and the preferred source; the
  * neighbour table gives the gateway's (or the on-link destination's) MAC.
+ * An egress interface that is an 802.1Q VLAN device is then asked for
+ * (RTM_GETLINK, as `ip -d link show`): the data planes send through the
+ * device below it with the VLAN's tag.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -16,6 +19,8 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <linux/if_ether.h>
+#include <linux/if_link.h>
 #include <linux/neighbour.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -33,6 +38,7 @@ struct nl_request {
 	union {
 		struct rtmsg rt;
 		struct ndmsg nd;
+		struct ifinfomsg ifi;
 	};
 	char attrs[64];
 };
@@ -95,6 +101,51 @@ static int nl_transact(struct nl_request *req, uint16_t want, char *buf, size_t 
 out:
 	close(fd);
 	return ret;
+}
+
+int gcfp_link_vlan(uint32_t ifindex, uint32_t *lower, uint16_t *vlan_id)
+{
+	char buf[NH_BUF_SIZE] __attribute__((aligned(NLMSG_ALIGNTO)));
+	struct nl_request req = {
+		.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg)),
+		.nh.nlmsg_type = RTM_GETLINK,
+		.nh.nlmsg_flags = NLM_F_REQUEST,
+		.ifi.ifi_family = AF_UNSPEC,
+		.ifi.ifi_index = (int)ifindex,
+	};
+	struct rtattr *rta, *info, *data;
+	int len, ilen, dlen, ret, is_vlan = 0, have_id = 0;
+	uint16_t proto = htons(ETH_P_8021Q);
+
+	ret = nl_transact(&req, RTM_NEWLINK, buf, sizeof(buf));
+	if (ret <= 0)
+		return ret ? ret : -ENODEV;
+	*lower = 0;
+	len = (int)((struct nlmsghdr *)buf)->nlmsg_len - NLMSG_LENGTH(sizeof(struct ifinfomsg));
+	for (rta = IFLA_RTA(NLMSG_DATA((struct nlmsghdr *)buf)); RTA_OK(rta, len);
+	     rta = RTA_NEXT(rta, len)) {
+		if (rta->rta_type == IFLA_LINK && RTA_PAYLOAD(rta) >= 4)
+			memcpy(lower, RTA_DATA(rta), 4);
+		if (rta->rta_type != IFLA_LINKINFO)
+			continue;
+		ilen = RTA_PAYLOAD(rta);
+		for (info = RTA_DATA(rta); RTA_OK(info, ilen); info = RTA_NEXT(info, ilen)) {
+			if (info->rta_type == IFLA_INFO_KIND)
+				is_vlan = RTA_PAYLOAD(info) >= 5 && !memcmp(RTA_DATA(info), "vlan", 5);
+			if (info->rta_type != IFLA_INFO_DATA)
+				continue;
+			dlen = RTA_PAYLOAD(info);
+			for (data = RTA_DATA(info); RTA_OK(data, dlen); data = RTA_NEXT(data, dlen)) {
+				if (data->rta_type == IFLA_VLAN_ID && RTA_PAYLOAD(data) >= 2) {
+					memcpy(vlan_id, RTA_DATA(data), 2);
+					have_id = 1;
+				} else if (data->rta_type == IFLA_VLAN_PROTOCOL && RTA_PAYLOAD(data) >= 2) {
+					memcpy(&proto, RTA_DATA(data), 2);
+				}
+			}
+		}
+	}
+	return is_vlan && have_id && *lower && proto == htons(ETH_P_8021Q);
 }
 
 static size_t addr_len(uint8_t family)
@@ -246,8 +297,8 @@ static int neigh_probe(const struct gcfp_nexthop *nh, char *buf)
 	return nl_transact(&req, NLMSG_DONE, buf, NH_BUF_SIZE);
 }
 
-int gcfp_resolve_nexthop(uint8_t family, const void *addr, uint32_t flags,
-			 struct gcfp_nexthop *out, struct gcfp_error *err)
+static int resolve(uint8_t family, const void *addr, uint32_t flags, struct gcfp_nexthop *out,
+		   struct gcfp_error *err)
 {
 	char buf[NH_BUF_SIZE] __attribute__((aligned(NLMSG_ALIGNTO)));
 	char text[INET6_ADDRSTRLEN], via[INET6_ADDRSTRLEN];
@@ -296,4 +347,34 @@ int gcfp_resolve_nexthop(uint8_t family, const void *addr, uint32_t flags,
 	return gcfp_fail(err, GCFP_ERR_NEIGH_UNRESOLVED, 0,
 			 "next hop %s dev %s towards %s not resolved yet%s", via, out->ifname, text,
 			 flags & GCFP_RESOLVE_PROBE ? " (resolution started)" : "");
+}
+
+int gcfp_resolve_nexthop(uint8_t family, const void *addr, uint32_t flags,
+			 struct gcfp_nexthop *out, struct gcfp_error *err)
+{
+	char text[INET6_ADDRSTRLEN];
+	uint32_t lower;
+	uint16_t vlan_id;
+	int ret, vlan;
+
+	ret = resolve(family, addr, flags, out, err);
+	/* Filled in whether or not the neighbour is known yet. */
+	if (ret && ret != -GCFP_ERR_NEIGH_UNRESOLVED)
+		return ret;
+	vlan = gcfp_link_vlan(out->ifindex, &lower, &vlan_id);
+	if (vlan < 0)
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, -vlan, "RTM_GETLINK %s (the route to %s)",
+				 out->ifname, fmt_addr(family, addr, text, sizeof(text)));
+	if (vlan) {
+		/* The neighbour and the source MAC are the VLAN device's; the
+		 * frame leaves through the device below it, tagged. */
+		out->vlan_ifindex = out->ifindex;
+		memcpy(out->vlan_ifname, out->ifname, sizeof(out->vlan_ifname));
+		out->vlan_id = vlan_id;
+		out->ifindex = lower;
+		if (!if_indextoname(lower, out->ifname))
+			return gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "the device below %s (index %u)",
+					 out->vlan_ifname, lower);
+	}
+	return ret;
 }

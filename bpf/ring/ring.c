@@ -95,6 +95,7 @@ struct ring_route {
 	__u8 family;
 	__u8 stream_type;
 	__u16 origin_port;		/* network order */
+	__u16 origin_vlan;		/* the VLAN it sends on, 0: untagged */
 	__u8 origin_addr[16];
 	__u32 first, n_copies;		/* into gc_ring_table.copies */
 };
@@ -430,14 +431,17 @@ static inline const struct ring_route *table_lookup(const struct gc_ring_table *
 }
 
 int gc_ring_table_add(struct gc_ring_table *t, __u32 ssrc, __u8 family, __u8 stream_type,
-		      const __u8 origin_addr[16], __u16 origin_port_be,
+		      const __u8 origin_addr[16], __u16 origin_port_be, __u16 origin_vlan,
 		      const struct gc_subscriber *subs, __u32 n_subs)
 {
 	struct ring_route *r;
 	__u32 i;
 
-	if (family != GC_FAMILY_IPV4 && family != GC_FAMILY_IPV6)
+	if ((family != GC_FAMILY_IPV4 && family != GC_FAMILY_IPV6) || origin_vlan > GC_VLAN_ID_MAX)
 		return -GCFP_ERR_INVALID;
+	for (i = 0; i < n_subs; i++)
+		if (subs[i].vlan_id > GC_VLAN_ID_MAX)
+			return -GCFP_ERR_INVALID;
 	if (t->n_routes >= t->max_routes)
 		return -GCFP_ERR_ROUTES_FULL;
 	if (table_lookup(t, ssrc))
@@ -462,6 +466,7 @@ int gc_ring_table_add(struct gc_ring_table *t, __u32 ssrc, __u8 family, __u8 str
 	r->family = family;
 	r->stream_type = stream_type;
 	r->origin_port = origin_port_be;
+	r->origin_vlan = origin_vlan;
 	memcpy(r->origin_addr, origin_addr, 16);
 	r->first = t->n_copies;
 	r->n_copies = n_subs;
@@ -493,8 +498,23 @@ void gc_ring_install(struct gc_ring *ring, struct gc_ring_table *t)
 
 /* ---- forwarding ------------------------------------------------------------ */
 
-/* Sent to this host: to the port's MAC, to its address, from a unicast
- * source (as groupcast.bpf.c's gc_for_this_host()). */
+/* A tagged frame's VLAN has a VLAN device on the port (as groupcast.bpf.c's
+ * gc_vlan_served()): 802.1Q, and VLAN id 0 (a priority tag) or one the
+ * port's address list marks as served. */
+static int vlan_served(const struct ring_port *p, const struct gc_pkt *pkt)
+{
+	if (pkt->vlan != GC_VLAN_TAG_8021Q)
+		return 0;
+	if (pkt->vlan_id == 0)
+		return 1;
+	for (__u32 i = 0; i < p->n_local; i++)
+		if (p->local[i].family == GC_FAMILY_VLAN && p->local[i].vlan_id == pkt->vlan_id)
+			return 1;
+	return 0;
+}
+
+/* Sent to this host: to the port's MAC, to its address on the VLAN the frame
+ * came on, from a unicast source (as groupcast.bpf.c's gc_for_this_host()). */
 static int for_this_port(const struct ring_port *p, const struct gc_pkt *pkt)
 {
 	static const __u8 zero[16];
@@ -506,9 +526,11 @@ static int for_this_port(const struct ring_port *p, const struct gc_pkt *pkt)
 			   gc_addr_martian(pkt->family, pkt->daddr))))
 		return 0;
 	for (__u32 i = 0; i < p->n_local; i++)
-		if (p->local[i].family == pkt->family &&
+		if (p->local[i].family == pkt->family && p->local[i].vlan_id == pkt->vlan_id &&
 		    !memcmp(p->local[i].addr, pkt->daddr, pkt->family == GC_FAMILY_IPV4 ? 4 : 16))
 			return 1;
+	if (p->n_local || p->fd >= 0 || pkt->vlan_id)
+		return 0;	/* a simulated port without a list: info's addresses, untagged */
 	if (pkt->family == GC_FAMILY_IPV4)
 		return memcmp(p->info.ipv4, zero, 4) && !memcmp(pkt->daddr, p->info.ipv4, 4);
 	return memcmp(p->info.ipv6, zero, 16) && !memcmp(pkt->daddr, p->info.ipv6, 16);
@@ -516,17 +538,22 @@ static int for_this_port(const struct ring_port *p, const struct gc_pkt *pkt)
 
 static inline int from_origin(const struct ring_route *r, const struct gc_pkt *pkt)
 {
-	if (r->family != pkt->family || r->origin_port != pkt->sport)
+	if (r->family != pkt->family || r->origin_port != pkt->sport ||
+	    r->origin_vlan != pkt->vlan_id)
 		return 0;
 	return memcmp(r->origin_addr, pkt->saddr, pkt->family == GC_FAMILY_IPV4 ? 4 : 16) == 0;
 }
 
 /* Write one copy of the frame [data, data + len) into a TX slot of port
- * @q, addressed to @c, and rewrite its headers. */
+ * @q, addressed to @c, with its next hop's VLAN tag (none, or the
+ * subscriber's: the received one, if any, is not kept), and rewrite its
+ * headers. The copy's source is the address the origin sent to, which
+ * for_this_port() found to be one the SFU serves. */
 static int place_copy(struct gc_ring *ring, const __u8 *data, __u32 len, const struct gc_pkt *pkt,
 		      const struct ring_copy *c, const volatile int *stop)
 {
 	struct ring_port *q = &ring->ports[c->port];
+	__u32 l3 = ETH_HLEN + (c->sub.vlan_id ? 4 : 0), l4 = pkt->l4_off - pkt->l3_off + l3;
 	__u8 *out;
 	__u64 base;
 
@@ -536,20 +563,24 @@ static int place_copy(struct gc_ring *ring, const __u8 *data, __u32 len, const s
 		return -1;
 	base = q->free[--q->n_free];
 	out = (__u8 *)q->umem + base;
-	memcpy(out, data, len);
-
+	/* From the EtherType on; a frame fit a UMEM frame with its headroom,
+	 * so it does with a tag (4 bytes) instead. */
+	memcpy(out + l3 - 2, data + pkt->l3_off - 2, len - (pkt->l3_off - 2));
+	len = len - pkt->l3_off + l3;
 	memcpy(out, c->sub.dst_mac, 6);
 	memcpy(out + 6, q->info.mac, 6);
+	if (c->sub.vlan_id) {
+		out[12] = ETH_P_8021Q >> 8;
+		out[13] = ETH_P_8021Q & 0xff;
+		out[14] = c->sub.vlan_id >> 8;
+		out[15] = c->sub.vlan_id & 0xff;
+	}
 	if (pkt->family == GC_FAMILY_IPV4) {
-		struct iphdr *ip = (struct iphdr *)(out + pkt->l3_off);
-		struct udphdr *udp = (struct udphdr *)(out + pkt->l4_off);
-		__u32 saddr = ip->saddr, daddr;
+		struct iphdr *ip = (struct iphdr *)(out + l3);
+		struct udphdr *udp = (struct udphdr *)(out + l4);
+		__u32 saddr = ip->daddr, daddr;	/* the address the origin sent to */
 		__u16 sport = pkt->dport;
 
-		if (*(__u32 *)q->info.ipv4)
-			memcpy(&saddr, q->info.ipv4, 4);
-		else
-			saddr = ip->daddr;	/* the address the origin sent to */
 		memcpy(&daddr, c->sub.addr, 4);
 		if (udp->check) {
 			csum_replace(&udp->check, &ip->saddr, &saddr, 4);
@@ -566,13 +597,12 @@ static int place_copy(struct gc_ring *ring, const __u8 *data, __u32 len, const s
 		udp->source = sport;
 		udp->dest = c->sub.port;
 	} else {
-		struct ipv6hdr *ip6 = (struct ipv6hdr *)(out + pkt->l3_off);
-		struct udphdr *udp = (struct udphdr *)(out + pkt->l4_off);
+		struct ipv6hdr *ip6 = (struct ipv6hdr *)(out + l3);
+		struct udphdr *udp = (struct udphdr *)(out + l4);
 		__u8 saddr[16];
 		__u16 sport = pkt->dport;
-		static const __u8 zero[16];
 
-		memcpy(saddr, memcmp(q->info.ipv6, zero, 16) ? q->info.ipv6 : (const __u8 *)&ip6->daddr, 16);
+		memcpy(saddr, &ip6->daddr, 16);	/* the address the origin sent to */
 		csum_replace(&udp->check, &ip6->saddr, saddr, 16);
 		csum_replace(&udp->check, &ip6->daddr, c->sub.addr, 16);
 		csum_replace(&udp->check, &udp->source, &sport, 2);
@@ -671,7 +701,7 @@ static int handle_frame(struct gc_ring *ring, int index, const struct xdp_desc *
 	struct gc_ring_stats *s = &ring->stats;
 	const struct gc_ring_table *t = ring->table;
 	__u8 *data = (__u8 *)p->umem + desc->addr;
-	const struct ring_route *r;
+	const struct ring_route *r = NULL;
 	struct gc_pkt pkt = {};
 	__u32 i, len = desc->len;
 	int kind, reason = -1;
@@ -679,21 +709,21 @@ static int handle_frame(struct gc_ring *ring, int index, const struct xdp_desc *
 
 	/* The fast path's parser (bpf/parsing.h): the same rules and the same
 	 * drop reasons, the full RTP header check included. What the fast path
-	 * leaves to the stack (IPv4 options, VLAN tags, IPv6 extension headers,
+	 * leaves to the stack (IPv4 options, IPv6 extension headers,
 	 * a UDP checksum that does not verify, frames not for this host) has no
 	 * stack to go to here: dropped under its own reason. A local sender's
 	 * offloaded checksum (the pseudo-header sum only) cannot be told from a
 	 * forged one: senders over veth on this host turn TX checksum offload
 	 * off (Docs/ring.md). */
 	kind = gc_parse(data, data + len, htons(ring->opts.port), &pkt, NULL, GC_CTX_USER);
-	if (kind == GC_PARSE_DROP)
+	if (kind != GC_PARSE_OTHER && pkt.to_port && pkt.vlan && !vlan_served(p, &pkt))
+		reason = GC_DROP_VLAN;			/* no VLAN device here: whatever is inside */
+	else if (kind == GC_PARSE_DROP)
 		reason = pkt.drop;
 	else if (kind == GC_PARSE_PASS)
 		reason = pass_reason(pkt.reason);
 	else if (kind != GC_PARSE_RTP)
 		reason = GC_DROP_TRUNCATED;		/* the program redirected what the parser cannot read */
-	else if (pkt.vlan)
-		reason = GC_DROP_VLAN;
 	else if (!for_this_port(p, &pkt))
 		reason = GC_DROP_NOT_LOCAL;		/* not for this host: never replicated */
 	else if (!t || !(r = table_lookup(t, pkt.ssrc)))
@@ -1083,45 +1113,33 @@ static int map_ring(struct ring_port *p, int which, struct gc_xsk_ring *r, const
 	return 0;
 }
 
-/* The interface's MAC, first IPv4 and first global IPv6 address. */
-/* The port's addresses, read again: every one is a destination served
- * (p->local), the first IPv4 and first global IPv6 address are also the
- * copies' source (info.ipv4/ipv6, zero when it has none). */
-static int read_ip_addresses(struct ring_port *p, struct gcfp_error *err)
+/* The port's addresses, read again: those served (p->local: the
+ * interface's and its VLAN devices', or only the listen address, and the
+ * VLANs served, gcfp_local_addrs()); the first untagged IPv4 and global
+ * IPv6 address of them also go to info.ipv4/ipv6, zero when it has none. */
+static int read_ip_addresses(struct gc_ring *ring, struct ring_port *p, struct gcfp_error *err)
 {
-	struct ifaddrs *ifa, *a;
-	__u8 ipv4[4] = {}, ipv6[16] = {};
 	static const __u8 zero[16];
-	__u32 n = 0;
+	int n;
 
-	if (getifaddrs(&ifa) < 0)
-		return gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "getifaddrs");
-	for (a = ifa; a; a = a->ifa_next) {
-		struct gc_local_addr *l = &p->local[n];
-
-		if (!a->ifa_addr || strcmp(a->ifa_name, p->info.ifname) || n == GC_MAX_LOCAL_ADDRS)
-			continue;
-		memset(l, 0, sizeof(*l));
-		if (a->ifa_addr->sa_family == AF_INET) {
-			l->family = GC_FAMILY_IPV4;
-			memcpy(l->addr, &((struct sockaddr_in *)a->ifa_addr)->sin_addr, 4);
-			if (!memcmp(ipv4, zero, 4))
-				memcpy(ipv4, l->addr, 4);
-			n++;
-		} else if (a->ifa_addr->sa_family == AF_INET6) {
-			const struct in6_addr *in6 = &((struct sockaddr_in6 *)a->ifa_addr)->sin6_addr;
-
-			l->family = GC_FAMILY_IPV6;
-			memcpy(l->addr, in6, 16);
-			if (!IN6_IS_ADDR_LINKLOCAL(in6) && !memcmp(ipv6, zero, 16))
-				memcpy(ipv6, in6, 16);
-			n++;
-		}
-	}
-	freeifaddrs(ifa);
+	n = gcfp_local_addrs(p->info.ifname, &ring->opts.listen, p->local, GC_MAX_LOCAL_ADDRS);
+	if (n < 0)
+		return gcfp_fail(err, GCFP_ERR_SYSTEM, -n, "%s: reading its addresses%s", p->info.ifname,
+				 n == -E2BIG ? " (more than GC_MAX_LOCAL_ADDRS)" : "");
 	p->n_local = n;
-	memcpy(p->info.ipv4, ipv4, 4);
-	memcpy(p->info.ipv6, ipv6, 16);
+	memset(p->info.ipv4, 0, 4);
+	memset(p->info.ipv6, 0, 16);
+	for (int i = 0; i < n; i++) {
+		const struct gc_local_addr *l = &p->local[i];
+
+		if (l->vlan_id)
+			continue;
+		if (l->family == GC_FAMILY_IPV4 && !memcmp(p->info.ipv4, zero, 4))
+			memcpy(p->info.ipv4, l->addr, 4);
+		if (l->family == GC_FAMILY_IPV6 && !memcmp(p->info.ipv6, zero, 16) &&
+		    !IN6_IS_ADDR_LINKLOCAL((const struct in6_addr *)l->addr))
+			memcpy(p->info.ipv6, l->addr, 16);
+	}
 	return 0;
 }
 
@@ -1133,14 +1151,14 @@ int gc_ring_refresh_addresses(struct gc_ring *ring, struct gcfp_error *err)
 	for (k = 0; k < ring->n_ports; k++) {
 		if (ring->ports[k].fd < 0)
 			continue;	/* simulated: the test gave its addresses */
-		ret = read_ip_addresses(&ring->ports[k], err);
+		ret = read_ip_addresses(ring, &ring->ports[k], err);
 		if (ret)
 			return ret;
 	}
 	return 0;
 }
 
-static int read_addresses(struct ring_port *p, struct gcfp_error *err)
+static int read_addresses(struct gc_ring *ring, struct ring_port *p, struct gcfp_error *err)
 {
 	struct ifreq ifr = {};
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -1156,7 +1174,7 @@ static int read_addresses(struct ring_port *p, struct gcfp_error *err)
 	}
 	close(fd);
 	memcpy(p->info.mac, ifr.ifr_hwaddr.sa_data, 6);
-	return read_ip_addresses(p, err);
+	return read_ip_addresses(ring, p, err);
 }
 
 /* EBUSY: another socket holds the queue - or held it: a closed socket's
@@ -1209,7 +1227,7 @@ int gc_ring_add_interface(struct gc_ring *ring, const char *ifname, struct gcfp_
 		ret = gcfp_fail(err, GCFP_ERR_NO_DEVICE, errno, "%s: no such interface", ifname);
 		goto fail;
 	}
-	ret = read_addresses(p, err);
+	ret = read_addresses(ring, p, err);
 	if (ret)
 		goto fail;
 

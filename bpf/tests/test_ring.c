@@ -134,7 +134,9 @@ static int check_frame(struct sim *s, int port, const __u8 *f, __u32 len)
 	}
 	if (s->corpus)
 		return 0;
-	if (memcmp(f + 6, sfu_mac[port], 6) || memcmp(f + 14 + 12, sfu_ip[port], 4) ||
+	/* From the egress port's MAC and the address the origin sent to
+	 * (sfu_ip[0]), whichever port the copy leaves through. */
+	if (memcmp(f + 6, sfu_mac[port], 6) || memcmp(f + 14 + 12, sfu_ip[0], 4) ||
 	    (f[14 + 20] << 8 | f[14 + 21]) != SFU_PORT) {
 		s->bad_csum++;
 		return -1;
@@ -231,7 +233,7 @@ static struct gc_ring_table *table(void)
 		memcpy(subs[i].addr, part_ip[who], 4);
 	}
 	memcpy(origin, part_ip[0], 4);
-	if (gc_ring_table_add(t, SSRC_ORIGIN, GC_FAMILY_IPV4, GC_STREAM_ASQ, origin, htons(part_port[0]), subs, 3))
+	if (gc_ring_table_add(t, SSRC_ORIGIN, GC_FAMILY_IPV4, GC_STREAM_ASQ, origin, htons(part_port[0]), 0, subs, 3))
 		return NULL;
 	return t;
 }
@@ -533,7 +535,7 @@ static void test_corpus(void)
 				memcpy(sub.addr, part_ip[2], 4);
 			else
 				inet_pton(AF_INET6, "fd00::99:2", sub.addr);
-			gc_ring_table_add(t, ssrc, fam, GC_STREAM_ASQ, origin, htons(oport), &sub, 1);
+			gc_ring_table_add(t, ssrc, fam, GC_STREAM_ASQ, origin, htons(oport), 0, &sub, 1);
 		}
 	}
 	if (!port || sim_open_with(&s, 4 * RING_SIZE, port, infos, t)) {

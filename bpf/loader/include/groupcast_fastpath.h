@@ -67,6 +67,11 @@ struct gcfp_attach_opts {
 	uint32_t max_routes;		/* 0: GC_DEFAULT_MAX_ROUTES */
 	const char *verifier_log_path;	/* NULL: <IFACE>.log in a new 0700 directory
 					 * /tmp/groupcast-verifier.XXXXXX (mkdtemp) */
+	/* The address the SFU's media socket is bound to: the only destination
+	 * replicated for (and so the copies' source). Family 0 (zeroed): a
+	 * wildcard socket, every address of the interface and its VLAN devices.
+	 * vlan_id and reserved zero. */
+	struct gc_local_addr listen;
 };
 
 /* Load both programs, pin their maps and attach XDP (ingress) and TC
@@ -106,29 +111,33 @@ int gcfp_open(const char *ifname, struct gcfp_handle **out, struct gcfp_error *e
 void gcfp_close(struct gcfp_handle *h);
 
 /* Fill a subscriber entry: @addr network order (IPv4: 4 bytes, IPv6: 16),
- * @port host order. src_mac is left zero: gcfp_route_set fills it in. */
+ * @port host order, @vlan_id the tag its copies carry (0: none; the
+ * next hop's, gcfp_resolve_nexthop). src_mac is left zero: gcfp_route_set
+ * fills it in. */
 int gcfp_subscriber_init(struct gc_subscriber *s, uint8_t family, const void *addr,
-			 uint16_t port, const uint8_t mac[6], uint32_t ifindex,
+			 uint16_t port, const uint8_t mac[6], uint32_t ifindex, uint16_t vlan_id,
 			 struct gcfp_error *err);
 
 /*
  * Install or replace the route of @ssrc: only @origin_addr/@origin_port
- * (network-order address, host-order port) may send on it; copies go to
+ * (network-order address, host-order port) on VLAN @origin_vlan (0:
+ * untagged; the VLAN of the route back to the origin) may send on it; copies go to
  * @subs[0..n_subs). Entries with a zero src_mac get their egress
  * interface's MAC. With n_subs > GC_MAX_SUBSCRIBERS the route is installed
  * with GC_ROUTE_F_USERSPACE (origin still checked in the kernel, packets
  * passed to user space) and 1 is returned instead of 0.
  */
 int gcfp_route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
-		   const void *origin_addr, uint16_t origin_port, uint8_t stream_type,
-		   const struct gc_subscriber *subs, uint32_t n_subs, struct gcfp_error *err);
+		   const void *origin_addr, uint16_t origin_port, uint16_t origin_vlan,
+		   uint8_t stream_type, const struct gc_subscriber *subs, uint32_t n_subs,
+		   struct gcfp_error *err);
 /* Install or replace the route of @ssrc with GC_ROUTE_F_USERSPACE and no
  * subscribers: the kernel checks the origin and passes the stream's packets
  * to user space (for receivers it cannot reach yet, e.g. an unresolved
  * neighbour). Returns 1 like gcfp_route_set for such a route. */
 int gcfp_route_set_userspace(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
-			     const void *origin_addr, uint16_t origin_port, uint8_t stream_type,
-			     struct gcfp_error *err);
+			     const void *origin_addr, uint16_t origin_port, uint16_t origin_vlan,
+			     uint8_t stream_type, struct gcfp_error *err);
 int gcfp_route_remove(struct gcfp_handle *h, uint32_t ssrc, struct gcfp_error *err);
 int gcfp_route_get(struct gcfp_handle *h, uint32_t ssrc, struct gc_route *out,
 		   struct gcfp_error *err);
@@ -136,10 +145,12 @@ int gcfp_route_get(struct gcfp_handle *h, uint32_t ssrc, struct gc_route *out,
 int gcfp_route_next(struct gcfp_handle *h, const uint32_t *prev, uint32_t *next,
 		    struct gcfp_error *err);
 
-/* Re-reads the attached interface's IPv4/IPv6 addresses into the "local"
- * map (the only destinations the fast path replicates for): addresses added
- * since attach are served, removed ones no longer. The SFU calls it
- * periodically. Returns the number of addresses. */
+/* Re-reads the attached interface's IPv4/IPv6 addresses, and its VLAN
+ * devices' with their VLAN ids, into the "local" map (the only destinations
+ * the fast path replicates for; only the listen address of them if attached
+ * with one): addresses and VLAN devices added since attach are served,
+ * removed ones no longer. The SFU calls it periodically. Returns the number
+ * of entries. */
 int gcfp_local_refresh(struct gcfp_handle *h, struct gcfp_error *err);
 
 /* Per-CPU counters summed: out[i] is enum gc_stat i. */

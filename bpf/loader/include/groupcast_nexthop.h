@@ -28,10 +28,14 @@ extern "C" {
 #define GCFP_NH_F_LOCAL		(1u << 2)	/* the address is this host's own (route type local) */
 
 /*
- * @ifindex:  egress interface; @ifname its name.
+ * @ifindex:  egress interface; @ifname its name. When the route goes through
+ *            an 802.1Q VLAN device (@vlan_id != 0), the device below it, the
+ *            VLAN device being @vlan_ifindex/@vlan_ifname.
+ * @vlan_id:  the VLAN the packet must be tagged with, 0: untagged.
  * @family:   GC_FAMILY_IPV4 or GC_FAMILY_IPV6.
  * @dst_mac:  the next hop's MAC address (gateway, or the destination on link).
- * @src_mac:  the MAC address of @ifindex (zero on devices without one, e.g. lo).
+ * @src_mac:  the MAC address of @ifindex, or of the VLAN device (zero on
+ *            devices without one, e.g. lo).
  * @src_addr: the source address the route prefers (RTA_PREFSRC), network
  *            order, IPv4 in the first 4 bytes; zero if the route names none.
  * @via:      the address resolved to @dst_mac: the gateway or the destination.
@@ -46,6 +50,9 @@ struct gcfp_nexthop {
 	uint8_t via[16];
 	uint16_t neigh_state;	/* NUD_* of the neighbour entry, 0 if none (or NOARP) */
 	char ifname[16];
+	uint16_t vlan_id;
+	uint32_t vlan_ifindex;
+	char vlan_ifname[16];
 };
 
 /* gcfp_resolve_nexthop() @flags */

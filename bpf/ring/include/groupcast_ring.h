@@ -49,6 +49,10 @@ struct gc_ring_opts {
 	int echo;		/* 1: move each received media buffer back to its origin */
 	__u32 shed_vhq_permille; /* RX ring fill above which VHQ is shed (default 500) */
 	__u32 shed_vsq_permille; /* RX ring fill above which VSQ is shed too (default 750) */
+	/* The address the SFU's media socket is bound to: the only destination
+	 * served (and so the copies' source). Family 0 (zeroed): every address
+	 * of the interfaces and their VLAN devices. */
+	struct gc_local_addr listen;
 };
 
 /* Fills @opts with the defaults above (port 7002, echo on). */
@@ -81,9 +85,10 @@ struct gc_ring_port_info {
 	__u8 mac[6];
 	__u8 zerocopy;		/* 1: XDP_ZEROCOPY, 0: XDP_COPY */
 	__u8 xdp_native;	/* 1: program attached in driver mode, 0: generic (skb) mode */
-	__u8 ipv4[4];		/* the interface's first IPv4 address (copies' source), 0 if none;
-				 * media to any of its addresses is served */
-	__u8 ipv6[16];		/* its first global IPv6 address, 0 if none */
+	__u8 ipv4[4];		/* the interface's first served IPv4 address, 0 if none (a
+				 * simulated port's only one); copies come from the address
+				 * the origin sent to */
+	__u8 ipv6[16];		/* its first served global IPv6 address, 0 if none */
 	int zerocopy_errno;	/* AUTO mode in copy mode: why the zero-copy bind failed */
 };
 
@@ -100,9 +105,10 @@ int gc_ring_open(const struct gc_ring_opts *opts, struct gc_ring **ring, struct 
  * interface. */
 int gc_ring_add_interface(struct gc_ring *ring, const char *ifname, struct gcfp_error *err);
 
-/* Reads every port's addresses again (every one a destination served; the
- * first of each family, gc_ring_port_info.ipv4/ipv6, the copies' source): an
- * address added since the port was added is served, a removed one no longer. Call it from the
+/* Reads every port's addresses again (gcfp_local_addrs(): the interface's
+ * and its VLAN devices', or only the listen address, each a destination
+ * served): an address or VLAN device added since the port was added is
+ * served, a removed one no longer. Call it from the
  * processing thread (the SFU does, every 2 s). */
 int gc_ring_refresh_addresses(struct gc_ring *ring, struct gcfp_error *err);
 
@@ -155,7 +161,7 @@ void gc_ring_close(struct gc_ring *ring);
 struct gc_ring_table *gc_ring_table_new(__u32 max_routes, int echo);
 /* -GCFP_ERR_ROUTES_FULL, -GCFP_ERR_INVALID (duplicate SSRC, bad family). */
 int gc_ring_table_add(struct gc_ring_table *table, __u32 ssrc, __u8 family, __u8 stream_type,
-		      const __u8 origin_addr[16], __u16 origin_port_be,
+		      const __u8 origin_addr[16], __u16 origin_port_be, __u16 origin_vlan,
 		      const struct gc_subscriber *subs, __u32 n_subs);
 void gc_ring_table_free(struct gc_ring_table *table);
 
