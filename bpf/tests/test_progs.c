@@ -1794,6 +1794,95 @@ out:
 	return ret;
 }
 
+/* XDP verdict of the attached program (pinned under @dir) for IPv4 media of
+ * SSRC_V4 from V4_ORIGIN to @daddr, and the counter it moved (besides rx). */
+static int pinned_xdp_verdict(const char *dir, const uint8_t *daddr, const uint8_t *dmac,
+			      struct gcfp_handle *h, int *stat)
+{
+	uint64_t before[GC_STAT_MAX], after[GC_STAT_MAX];
+	uint8_t in[PKT_MAX], out[PKT_MAX + 64];
+	char path[PATH_MAX];
+	struct pkt_spec spec;
+	struct gcfp_error err;
+	size_t len;
+	int fd, ret, k;
+
+	spec_media(&spec, 4, SSRC_V4, 0, 40);
+	memcpy(spec.dmac, dmac, 6);
+	memcpy(spec.daddr, daddr, 4);
+	len = pkt_build(&spec, in, NULL);
+	snprintf(path, sizeof(path), "%s/%s", dir, GC_PIN_PROG_XDP);
+	fd = bpf_obj_get(path);
+	if (fd < 0 || gcfp_stats(h, before, &err))
+		return -1;
+	{
+		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = len, .data_out = out,
+			    .data_size_out = sizeof(out), .repeat = 1);
+
+		ret = bpf_prog_test_run_opts(fd, &o) ? -1 : (int)o.retval;
+	}
+	close(fd);
+	if (gcfp_stats(h, after, &err))
+		return -1;
+	*stat = -1;
+	for (k = 0; k < GC_STAT_MAX; k++)
+		if (k != GC_STAT_RX && after[k] != before[k])
+			*stat = k;
+	return ret;
+}
+
+/* Issue 13: an SFU bound to one address replicates only media sent to it
+ * (copies take their source from the destination): attached with that
+ * listen address, media to the interface's other address is passed to the
+ * stack (which would not deliver it to that socket), also after a refresh.
+ * Without a listen address both are served (the wildcard socket's case). */
+static int t_loader_listen(void)
+{
+	struct gcfp_attach_opts o = { .ifname = "gin1", .port = SFU_PORT, .echo = 1,
+				      .listen = { .family = GC_FAMILY_IPV4, .addr = { 10, 78, 0, 1 } } };
+	static const uint8_t bound[4] = { 10, 78, 0, 1 }, other[4] = { 10, 78, 0, 2 };
+	struct gcfp_handle *h = NULL;
+	struct gcfp_error err;
+	struct gc_subscriber sub;
+	uint8_t mac[6], sub_ip[4] = { 10, 78, 1, 1 };
+	char dir[256];
+	int ret = 0, stat, v, pass;
+
+	if (if_mac("gin1", mac) || sh("ip addr add 10.78.0.1/24 dev gin1") ||
+	    sh("ip addr add 10.78.0.2/24 dev gin1"))
+		return failf("configuring gin1");
+	for (pass = 0; pass < 2 && !ret; pass++) {
+		if (pass == 1)
+			memset(&o.listen, 0, sizeof(o.listen));	/* a wildcard socket */
+		if (gcfp_attach(&o, &err)) {
+			ret = failf("attach: %s", err.message);
+			break;
+		}
+		if (gcfp_open("gin1", &h, &err) || gcfp_pin_dir("gin1", dir, sizeof(dir), &err) ||
+		    gcfp_subscriber_init(&sub, 4, sub_ip, 6000, mac, ifi_sub[0], 0, &err) ||
+		    gcfp_route_set(h, SSRC_V4, 4, V4_ORIGIN, ORIGIN_PORT, 0, GC_STREAM_ASQ, &sub, 1,
+				   &err) ||
+		    gcfp_local_refresh(h, &err) < 0) {
+			ret = failf("open, route, refresh: %s", err.message);
+		} else if ((v = pinned_xdp_verdict(dir, bound, mac, h, &stat)) != XDP_PASS ||
+			   stat != GC_STAT_RX_MEDIA) {
+			ret = failf("%s: media to the bound address: verdict %d, counter %s",
+				    pass ? "wildcard" : "listen", v, stat >= 0 ? gcfp_stat_name(stat) : "-");
+		} else if ((v = pinned_xdp_verdict(dir, other, mac, h, &stat)) != XDP_PASS ||
+			   stat != (pass ? GC_STAT_RX_MEDIA : GC_STAT_PASS_NOT_LOCAL)) {
+			ret = failf("%s: media to the interface's other address: verdict %d, counter %s, "
+				    "want %s", pass ? "wildcard" : "listen", v,
+				    stat >= 0 ? gcfp_stat_name(stat) : "-",
+				    gcfp_stat_name(pass ? GC_STAT_RX_MEDIA : GC_STAT_PASS_NOT_LOCAL));
+		}
+		gcfp_close(h);
+		h = NULL;
+		gcfp_detach("gin1", &err);
+	}
+	sh("ip addr del 10.78.0.2/24 dev gin1; ip addr del 10.78.0.1/24 dev gin1");
+	return ret;
+}
+
 static int t_loader_busy(void)
 {
 	struct gcfp_attach_opts o = { .ifname = "gin1", .port = 7000, .echo = 1 };
@@ -2072,6 +2161,7 @@ static const struct named_test tests[] = {
 	{ "tc: route replacement under traffic never mixes streams", t_tc_route_churn },
 	{ "loader: no such device", t_loader_no_device },
 	{ "loader: attach, status, routes, detach, generic mode", t_loader_lifecycle },
+	{ "loader: attached with a listen address, only media to it is replicated", t_loader_listen },
 	{ "loader: busy hook", t_loader_busy },
 	{ "loader: not root", t_loader_not_root },
 	{ "loader: verifier log in a private directory", t_loader_verifier_log_private },
