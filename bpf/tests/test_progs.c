@@ -1212,6 +1212,23 @@ static int run_vlan_case(const struct vlan_case *c)
 	return ret;
 }
 
+/* SSRC_V10 media from the VLAN-10 origin's address, tagged @vlan (in the
+ * frame, as a test run gives it), to @daddr: its spec, the counters before,
+ * and TC's run. */
+static int tc_vlan_run(uint16_t vlan, const uint8_t *daddr, size_t media, struct pkt_spec *spec,
+		       uint64_t before[GC_STAT_MAX], struct tc_run *res)
+{
+	uint8_t in[PKT_MAX];
+	size_t len;
+
+	spec_media(spec, 4, SSRC_V10, vlan, media);
+	memcpy(spec->saddr, V4_ORIGIN_A, 4);
+	memcpy(spec->daddr, daddr, 4);
+	len = pkt_build(spec, in, NULL);
+	CHECK(stats_read(skel_echo, before) == 0, "reading counters");
+	return tc_run(skel_echo, in, len, res);
+}
+
 /* Media on VLAN 10 (tag in the frame, as a test run gives it) to four
  * subscribers: on VLAN 10, untagged, on VLAN 20, and on VLAN 20 again
  * through the first device: every copy with its own tag (the captures put
@@ -1219,12 +1236,12 @@ static int run_vlan_case(const struct vlan_case *c)
 static int t_tc_vlan_copies(void)
 {
 	uint64_t before[GC_STAT_MAX], after[GC_STAT_MAX];
-	uint8_t in[PKT_MAX], exp[PKT_MAX];
+	uint8_t exp[PKT_MAX];
 	struct gc_route *r = calloc(1, sizeof(*r));
 	struct sub_def defs[4];
 	struct pkt_spec spec, echo;
 	struct tc_run res;
-	size_t len, elen;
+	size_t elen;
 	int i, ret;
 
 	if (!r)
@@ -1239,12 +1256,7 @@ static int t_tc_vlan_copies(void)
 	ret = route_write(skel_echo, SSRC_V10, r);
 	free(r);
 	CHECK(ret == 0, "installing the route: %s", strerror(errno));
-	spec_media(&spec, 4, SSRC_V10, VLAN_A, 120);
-	memcpy(spec.saddr, V4_ORIGIN_A, 4);
-	memcpy(spec.daddr, V4_SFU_A, 4);
-	len = pkt_build(&spec, in, NULL);
-	CHECK(stats_read(skel_echo, before) == 0, "reading counters");
-	if (tc_run(skel_echo, in, len, &res))
+	if (tc_vlan_run(VLAN_A, V4_SFU_A, 120, &spec, before, &res))
 		return -1;
 	CHECK(res.retval == TC_ACT_REDIRECT, "verdict %u, want TC_ACT_REDIRECT", res.retval);
 	/* The echo's tag (VLAN 10 again) is out of band, which a test run does
@@ -1266,18 +1278,11 @@ static int t_tc_vlan_copies(void)
 static int tc_vlan_refused(uint16_t vlan, const uint8_t *daddr, int stat)
 {
 	uint64_t before[GC_STAT_MAX], after[GC_STAT_MAX];
-	uint8_t in[PKT_MAX];
 	struct pkt_spec spec;
 	struct frame got[4];
 	struct tc_run res;
-	size_t len;
 
-	spec_media(&spec, 4, SSRC_V10, vlan, 80);
-	memcpy(spec.saddr, V4_ORIGIN_A, 4);
-	memcpy(spec.daddr, daddr, 4);
-	len = pkt_build(&spec, in, NULL);
-	CHECK(stats_read(skel_echo, before) == 0, "reading counters");
-	if (tc_run(skel_echo, in, len, &res))
+	if (tc_vlan_run(vlan, daddr, 80, &spec, before, &res))
 		return -1;
 	CHECK(res.retval == TC_ACT_SHOT, "verdict %u, want TC_ACT_SHOT", res.retval);
 	CHECK(capture(cap_fd[0], got, 4, 0) == 0, "a copy was sent");
