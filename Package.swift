@@ -165,7 +165,8 @@ let package = Package(
         .executableTarget(
             name: "Groupcast",
             dependencies: commandLine + [
-                "GroupcastAuth", "GroupcastBackends", "GroupcastClient", "GroupcastConfiguration", "GroupcastFastPath", "GroupcastMetrics",
+                "GroupcastAuth", "GroupcastBackends", "GroupcastClient", "GroupcastCluster", "GroupcastConfiguration", "GroupcastFastPath",
+                "GroupcastMetrics", "GroupcastRedis",
                 .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
@@ -243,7 +244,11 @@ let package = Package(
         // that each test starts on a free loopback port (scripts/test/swift).
         .testTarget(
             name: "GroupcastClusterTests",
-            dependencies: ["GroupcastCluster", "GroupcastProtocol", "GroupcastRedis", "GroupcastSFU", logging]
+            dependencies: [
+                "GroupcastCluster", "GroupcastProtocol", "GroupcastRedis", "GroupcastSFU", logging,
+                // Built before the tests, which run `groupcast sfu --cluster` and `groupcast client`.
+                "Groupcast",
+            ]
         ),
         // Reference SFU: parsers, registry, routing, forwarders end to end (scripts/test/sfu).
         .testTarget(

@@ -6,6 +6,8 @@ import GroupcastAuth
 import GroupcastProtocol
 import GroupcastSFU
 import GroupcastBackends
+import GroupcastCluster
+import GroupcastRedis
 import GroupcastConfiguration
 import GroupcastFastPath
 import GroupcastMetrics
@@ -29,6 +31,7 @@ struct SFUCommand: ParsableCommand {
     @OptionGroup(title: "Control plane") var controlPlane: ControlPlaneOptions
     @OptionGroup(title: "Join tokens") var authKey: AuthKeyOptions
     @OptionGroup(title: "Forwarding (data plane)") var forwarding: ForwarderOptions
+    @OptionGroup(title: "Cluster (Docs/cluster.md)") var clusterOptions: ClusterOptions
 
     @Option(help: "Log a statistics line every interval (0: none; statistics are printed at exit either way). Default: 1s when standard error is a terminal, else 0 (a service under journald: use --metrics-listen).")
     var statsInterval: DurationArgument?
@@ -46,6 +49,7 @@ struct SFUCommand: ParsableCommand {
         var settings = SFUSettings()
         controlPlane.add(to: &settings)
         forwarding.add(to: &settings)
+        clusterOptions.add(to: &settings)
         settings.authKeyFile = authKey.authKeyFile
         settings.authKeyEnv = authKey.authKeyEnv
         settings.statsInterval = statsInterval?.value
@@ -88,6 +92,14 @@ struct SFUCommand: ParsableCommand {
         // below (the default action would leave the xdp backend's programs attached).
         let stop = StopSignal()
         let reload = ReloadSignal()
+        let membership: ClusterMembership?
+        do {
+            membership = try ClusterMembership(settings: settings, logger: logger)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        if let membership { configuration.participantsChanged = membership.publisher.update }
+        defer { membership?.stop() }
         let server: SFUServer
         do {
             server = try Backends.makeServer(configuration, forwarder: forwarder, logger: logger)
@@ -267,3 +279,50 @@ final class HealthState: @unchecked Sendable {
     }
 }
 
+
+/// `--cluster`: the Redis client, the node's membership and the publisher of the SFU's
+/// participants, each a task beside the SFU's threads (Docs/cluster.md).
+final class ClusterMembership: Sendable {
+    let publisher: ClusterPublisher
+    private let node: ClusterNode
+    private let tasks: [Task<Void, Never>]
+
+    /// `nil` without `--cluster`.
+    init?(settings: SFUSettings, logger: Logger) throws {
+        guard let url = settings.cluster else {
+            if settings.node != nil || settings.advertise != nil { throw ClusterSettingError("--node and --advertise need --cluster") }
+            return nil
+        }
+        let redis: RedisConfiguration
+        do { redis = try RedisConfiguration(url: url) } catch { throw ClusterSettingError("--cluster: \(error)") }
+        guard let advertise = settings.advertise else { throw ClusterSettingError("--cluster needs --advertise IP:PORT") }
+        let name = settings.node ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? ""
+        let client = RedisClient(configuration: redis, logger: Logger(label: "groupcast.redis"))
+        do {
+            node = try ClusterNode(configuration: .init(name: name, advertise: "\(advertise)"), client: client, logger: Logger(label: "groupcast.cluster"))
+        } catch {
+            throw ClusterSettingError("--node: \(error)")
+        }
+        publisher = ClusterPublisher(node: node, logger: logger)
+        let node = self.node, publisher = self.publisher
+        tasks = [Task { await client.run() }, Task { await node.run() }, Task { await publisher.run() }]
+        logger.info("joining cluster \(redis.host):\(redis.port) as node \(name), advertising \(advertise)")
+    }
+
+    /// Leaves the cluster (at most 2 s: Redis may be down), then stops the tasks.
+    func stop() {
+        let done = DispatchSemaphore(value: 0)
+        let node = self.node
+        Task {
+            try? await node.leave()
+            done.signal()
+        }
+        _ = done.wait(timeout: .now() + 2)
+        tasks.forEach { $0.cancel() }
+    }
+}
+
+struct ClusterSettingError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -56,6 +56,10 @@ public struct SFUSettings: Sendable, Equatable {
     public var statsInterval: Duration?
     public var statsFile: String?
     public var metricsListen: SocketAddress?
+    // Cluster (Docs/cluster.md).
+    public var cluster: String?
+    public var node: String?
+    public var advertise: SocketAddress?
     public var logLevel: Logger.Level?
     public var logFormat: LogFormat?
 
@@ -157,6 +161,9 @@ extension SFUSettings {
         field("stats-interval", \.statsInterval, reloadable: false) { value throws(SettingError) in try value.duration("stats-interval") },
         field("stats-file", \.statsFile, reloadable: false) { value throws(SettingError) in try value.text("stats-file") },
         field("metrics-listen", \.metricsListen, reloadable: false) { value throws(SettingError) in try value.address("metrics-listen") },
+        field("cluster", \.cluster, reloadable: false) { value throws(SettingError) in try value.text("cluster") },
+        field("node", \.node, reloadable: false) { value throws(SettingError) in try value.text("node") },
+        field("advertise", \.advertise, reloadable: false) { value throws(SettingError) in try value.address("advertise") },
         field("log-level", \.logLevel, reloadable: false) { value throws(SettingError) in try value.choice("log-level", of: Logger.Level.self) },
         field("log-format", \.logFormat, reloadable: false) { value throws(SettingError) in try value.choice("log-format", of: LogFormat.self) },
     ]

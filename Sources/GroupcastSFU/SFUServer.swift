@@ -67,6 +67,10 @@ public final class SFUServer: Sendable {
         public var cookiePeriod: Duration = .seconds(30)
         /// Seconds since the Unix epoch, for token expiry (tests move it).
         public var wallClock: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
+        /// Told every participant after each routing table is installed (`groupcast sfu
+        /// --cluster` publishes them, Docs/cluster.md). Runs on the control thread: it must
+        /// return at once (hand the list to another task), never wait for I/O.
+        public var participantsChanged: (@Sendable ([Participant]) -> Void)?
 
         /// Capacity of each room created on first join (and of `default`).
         public var capacity: Int {
@@ -229,15 +233,17 @@ public final class SFUServer: Sendable {
 
     private func publishTable() throws(SFUError) {
         try publishing.withLock { _ throws(SFUError) in
-            let table = state.withLock { state -> RoutingTable in
+            let observer = configuration.participantsChanged
+            let (table, participants) = state.withLock { state -> (RoutingTable, [Participant]) in
                 state.generation += 1
                 var table = state.registry.routingTable(echo: state.echo)
                 table.generation = state.generation
                 state.statistics.participants = state.registry.count
                 state.statistics.routes = table.routes.count
-                return table
+                return (table, observer == nil ? [] : Array(state.registry.participants.values))
             }
             try forwarder.install(table)
+            observer?(participants)
         }
     }
 

@@ -62,6 +62,9 @@ import Testing
                 capacity: 4
                 participants:
                   - { id: 100, address: "10.0.0.5:5004", ssrc: { asq: 1001 }, receive: [asq], sources: { "7": [asq, vsq] } }
+            cluster: redis://127.0.0.1:6379
+            node: sfu-1
+            advertise: 10.0.0.1:7002
             """
         let file = try ConfigurationFile.parse(text)
         let s = file.settings
@@ -78,7 +81,8 @@ import Testing
         #expect(participant.perSource[7] == [.asq, .vsq])
         #expect(file.lines["rooms"] == 29 && file.lines["control"] == 1)
         // Every key given is one of the settings: none is silently dropped.
-        #expect(s.givenKeys.count == 29, "\(s.givenKeys)")
+        #expect(s.cluster == "redis://127.0.0.1:6379" && s.node == "sfu-1" && s.advertise == SocketAddress("10.0.0.1:7002"))
+        #expect(s.givenKeys.count == 32, "\(s.givenKeys)")
     }
 
     /// Each refusal names the line and the reason.
