@@ -43,6 +43,8 @@ public final class ClusterNode: Sendable {
         var load: Double = 0
         /// Whether this run of the node has dropped an earlier run's leftovers.
         var reset = false
+        /// After ``leave()``: nothing is written any more.
+        var left = false
     }
 
     public init(configuration: Configuration, client: RedisClient, logger: Logger = Logger(label: "groupcast.cluster")) throws(ClusterError) {
@@ -98,6 +100,7 @@ public final class ClusterNode: Sendable {
     /// kept and published on reconnection).
     public func publish(_ participant: ClusterParticipant) async throws {
         guard participant.node == name, participant.id != 0 else { throw ClusterError.notLocal(participant.key) }
+        guard !state.withLock({ $0.left }) else { throw ClusterError.nodeLeft }
         guard RoomName.isValid(participant.room) else { throw ClusterError.invalidName(participant.room) }
         let previous = state.withLock { $0.participants[participant.id] }
         do {
@@ -142,8 +145,9 @@ public final class ClusterNode: Sendable {
         state.withLock { state in
             state.participants = [:]
             state.removals = [:]
+            state.left = true
         }
-        _ = try await client.eval(ClusterScripts.leaveNode, arguments: [prefix, name])
+        _ = try await client.eval(ClusterScripts.leaveNode, arguments: [prefix, name, ttlMilliseconds])
     }
 
     /// The live nodes (heartbeat not expired), by name.
@@ -208,6 +212,7 @@ public final class ClusterNode: Sendable {
         guard case .array(let parts) = reply, let status = parts.first?.string else {
             throw RedisError.unexpectedReply("publish participant", reply)
         }
+        if status == "left" { throw ClusterError.nodeLeft }
         if status == "conflict", parts.count == 3, let ssrc = parts[1].string.flatMap(UInt32.init), let owner = parts[2].string {
             throw ClusterError.ssrcInUse(ssrc, owner: owner)
         }
@@ -224,6 +229,7 @@ public final class ClusterNode: Sendable {
     /// After (re)connecting: the first time, drop what an earlier run of this node left; then
     /// write the heartbeat and every local participant.
     private func synchronize() async {
+        guard !state.withLock({ $0.left }) else { return }
         do {
             if !state.withLock({ $0.reset }) {
                 _ = try await client.eval(ClusterScripts.resetNode, arguments: [prefix, name])
@@ -263,7 +269,7 @@ public final class ClusterNode: Sendable {
     }
 
     private func tick() async {
-        guard client.isConnected else { return }
+        guard client.isConnected, !state.withLock({ $0.left }) else { return }
         do {
             if !state.withLock({ $0.reset }) {
                 await synchronize()

@@ -23,19 +23,24 @@ enum ClusterScripts {
         end
         """
 
-    /// ARGV: prefix, node. A node starting (again) drops what an earlier run of it left.
+    /// ARGV: prefix, node. A node starting (again) drops what an earlier run of it left,
+    /// including the mark of an earlier leave.
     static let resetNode = forgetNode + """
 
         forget(ARGV[1], ARGV[2])
+        redis.call('DEL', ARGV[1] .. ':node:' .. ARGV[2] .. ':left')
         return 0
         """
 
-    /// ARGV: prefix, node. A node leaving on purpose: its state and its heartbeat go at once.
+    /// ARGV: prefix, node, ttl ms. A node leaving on purpose: its state and its heartbeat go at
+    /// once, and `P:node:NODE:left` (for one node timeout) refuses a heartbeat or publish of
+    /// this run that was already on its way.
     static let leaveNode = forgetNode + """
 
         forget(ARGV[1], ARGV[2])
         redis.call('DEL', ARGV[1] .. ':node:' .. ARGV[2])
         redis.call('SREM', ARGV[1] .. ':nodes', ARGV[2])
+        redis.call('SET', ARGV[1] .. ':node:' .. ARGV[2] .. ':left', '1', 'PX', ARGV[3])
         return 0
         """
 
@@ -59,9 +64,11 @@ enum ClusterScripts {
     /// participants in. Refreshes the node's heartbeat and its room hashes; returns how many of
     /// them were missing (the node's own key included): anything missing means the server lost
     /// state (restart, eviction, a late heartbeat) and the node publishes everything again.
+    /// -1: the node left, nothing was written.
     static let heartbeat = """
         local prefix, node, ttl = ARGV[1], ARGV[2], ARGV[3]
         local key = prefix .. ':node:' .. node
+        if redis.call('EXISTS', key .. ':left') == 1 then return -1 end
         local missing = 1 - redis.call('EXISTS', key)
         redis.call('HSET', key, 'advertise', ARGV[4], 'load', ARGV[5], 'heartbeat', ARGV[6])
         redis.call('PEXPIRE', key, ttl)
@@ -73,10 +80,12 @@ enum ClusterScripts {
         """
 
     /// ARGV: prefix, node, room, id, record, ttl ms, then SSRC and type name pairs. Claims every
-    /// SSRC (all or none) and stores the record; returns `{'ok', 'join'|'update'}` or
-    /// `{'conflict', SSRC, OWNER}`. A claim of a node whose heartbeat expired is taken over.
+    /// SSRC (all or none) and stores the record; returns `{'ok', 'join'|'update'}`,
+    /// `{'conflict', SSRC, OWNER}` or `{'left'}` (the node left). A claim of a node whose
+    /// heartbeat expired is taken over.
     static let publishParticipant = """
         local prefix, node, room, id, record, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+        if redis.call('EXISTS', prefix .. ':node:' .. node .. ':left') == 1 then return {'left'} end
         local ssrcs = prefix .. ':ssrcs'
         for i = 7, #ARGV, 2 do
           local owner = redis.call('HGET', ssrcs, ARGV[i])

@@ -128,12 +128,15 @@ public enum ClusterError: Error, Hashable, Sendable, CustomStringConvertible {
     case invalidName(String)
     /// The participant belongs to another node or has an id the control protocol reserves.
     case notLocal(ParticipantKey)
+    /// The node left the cluster (``ClusterNode/leave()``): it publishes nothing any more.
+    case nodeLeft
 
     public var description: String {
         switch self {
         case .ssrcInUse(let ssrc, let owner): "SSRC \(ssrc) is claimed by \(owner)"
         case .invalidName(let name): "\"\(name)\" is not 1-64 of A-Z a-z 0-9 . _ -"
         case .notLocal(let key): "participant \(key) is not this node's"
+        case .nodeLeft: "the node left the cluster"
         }
     }
 }

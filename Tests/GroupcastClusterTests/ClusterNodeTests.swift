@@ -193,16 +193,27 @@ func keys(_ pairs: (String, UInt32)...) -> Set<ParticipantKey> {
         #expect(try await b.node.room("r").streams.keys.sorted() == [1002])
     }
 
-    /// A graceful leave removes the node and its participants at once.
-    @Test func leaveIsImmediate() async throws {
+    /// A graceful leave removes the node and its participants at once, and its heartbeat
+    /// (still running until the process ends) does not bring it back.
+    @Test func leaveIsImmediateAndFinal() async throws {
         let server = try await RedisServer()
         let a = try TestNode("node-a", server: server), b = try TestNode("node-b", server: server)
         try await a.publish(a.participant(1, asq: 1001))
         try await waitUntil("a alive") { try await b.node.nodes().map(\.name).contains("node-a") }
         try await a.node.leave()
-        a.stop()
         #expect(try await b.members() == [])
         #expect(try await b.node.nodes().map(\.name).contains("node-a") == false)
+        try await Task.sleep(for: .milliseconds(300))  // three of a's heartbeat intervals
+        #expect(try await b.node.nodes().map(\.name).contains("node-a") == false)
+        await #expect(throws: ClusterError.nodeLeft) { try await a.node.publish(a.participant(2, asq: 1002)) }
+        // A heartbeat or publish of the run that left, already on its way, is refused by Redis.
+        #expect(try await b.client.eval(
+            "return redis.call('EXISTS', KEYS[1])", keys: ["groupcast:node:node-a:left"]) == .integer(1))
+        a.stop()
+        // The node's next run starts afresh.
+        let again = try TestNode("node-a", server: server)
+        try await again.publish(again.participant(1, asq: 1001))
+        #expect(try await b.members() == keys(("node-a", 1)))
     }
 
     /// Redis restarts empty: both nodes reconnect and publish their state again; the watchers
