@@ -1078,6 +1078,21 @@ fail:
 	return -(err ? err->code : GCFP_ERR_SYSTEM);
 }
 
+int gc_ring_sim_set_local(struct gc_ring *ring, int port, const struct gc_local_addr *local,
+			  __u32 n)
+{
+	struct ring_port *p;
+
+	if (port < 0 || port >= ring->n_ports || n > GC_MAX_LOCAL_ADDRS)
+		return -GCFP_ERR_INVALID;
+	p = &ring->ports[port];
+	if (p->fd >= 0)
+		return -GCFP_ERR_INVALID;	/* a real port reads its own */
+	memcpy(p->local, local, n * sizeof(*local));
+	p->n_local = n;
+	return 0;
+}
+
 int gc_ring_sim_port(struct gc_ring *ring, int port, struct gc_ring_sim_port *v)
 {
 	struct ring_port *p;

@@ -38,6 +38,8 @@ struct sim {
 	__u64 refused, sent, bad_csum, double_use, rx_no_frame;
 	__u64 to_sub[PORTS], echoes;
 	int corpus;				/* copies checked for checksums only */
+	struct { int port; __u32 len; __u8 b[PKT_MAX]; } kept[8];	/* test_vlan: what went out */
+	int n_kept, keep;
 };
 
 static int n_pass, n_fail, n_test;
@@ -175,6 +177,11 @@ static int sim_kick(void *ctx, int port)
 			break;	/* completion ring full: the kernel stops (xsk_cq_reserve_addr) */
 		take(s, port, d->addr & ~(__u64)(FRAME_SIZE - 1));
 		check_frame(s, port, (__u8 *)v->umem + d->addr, d->len);
+		if (s->keep && s->n_kept < 8 && d->len <= PKT_MAX) {
+			s->kept[s->n_kept].port = port;
+			s->kept[s->n_kept].len = d->len;
+			memcpy(s->kept[s->n_kept++].b, (__u8 *)v->umem + d->addr, d->len);
+		}
 		s->sent++;
 		((__u64 *)v->comp->descs)[cprod & v->comp->mask] = d->addr;
 		__atomic_store_n(v->comp->producer, cprod + 1, __ATOMIC_RELEASE);
@@ -597,13 +604,133 @@ static void test_corpus(void)
 	sim_close(&s);
 }
 
+/*
+ * VLANs (issue 13): port 0 serves VLANs 10 and 20 (an address on each) and
+ * the untagged LAN; the origin registered through VLAN 10. Its media, tagged
+ * 10, goes out as copies to a subscriber on VLAN 10 (port 0), one untagged
+ * and one on VLAN 20 (port 1), each with its own tag (or none), from the
+ * address the origin sent to, and back to it tagged 10 (the echo); the
+ * origin's address from VLAN 20 is spoofed, VLAN 30 (no device) is vlan.
+ */
+static void test_vlan(void)
+{
+	static const __u8 v10_sfu[4] = { 10, 10, 0, 254 }, v20_sfu[4] = { 10, 20, 0, 254 };
+	static const __u8 v10_origin[4] = { 10, 10, 0, 2 };
+	static const __u16 want_vlan[3] = { 10, 0, 20 };
+	struct gc_local_addr local[5] = {
+		{ .family = GC_FAMILY_VLAN, .vlan_id = 10 }, { .family = GC_FAMILY_VLAN, .vlan_id = 20 },
+		{ .family = GC_FAMILY_IPV4, .vlan_id = 10 }, { .family = GC_FAMILY_IPV4, .vlan_id = 20 },
+		{ .family = GC_FAMILY_IPV4 },
+	};
+	struct gc_ring_table *t = gc_ring_table_new(4, 1);
+	struct gc_ring_port_info infos[PORTS] = {};
+	struct gc_subscriber subs[3] = {};
+	struct gc_ring_stats before, after;
+	struct pkt_spec sp = { .family = 4, .ttl = 64, .sport = part_port[0], .dport = SFU_PORT };
+	__u8 payload[64], buf[PKT_MAX], origin[16] = {};
+	struct sim s;
+	int k, round, ok = 1, copies = 0;
+	size_t len;
+
+	memcpy(local[2].addr, v10_sfu, 4);
+	memcpy(local[3].addr, v20_sfu, 4);
+	memcpy(local[4].addr, sfu_ip[0], 4);
+	for (k = 0; k < 3; k++) {
+		subs[k].ifindex = k == 0 ? 11 : 12;
+		subs[k].family = GC_FAMILY_IPV4;
+		subs[k].port = htons(part_port[k + 1]);
+		subs[k].vlan_id = want_vlan[k];
+		memcpy(subs[k].dst_mac, part_mac[k + 1], 6);
+		memcpy(subs[k].addr, part_ip[k + 1], 4);
+	}
+	memcpy(origin, v10_origin, 4);
+	for (k = 0; k < PORTS; k++) {
+		memcpy(infos[k].mac, sfu_mac[k], 6);
+		memcpy(infos[k].ipv4, sfu_ip[k], 4);
+	}
+	if (!t || gc_ring_table_add(t, SSRC_ORIGIN, GC_FAMILY_IPV4, GC_STREAM_ASQ, origin,
+				    htons(part_port[0]), 10, subs, 3) ||
+	    sim_open_with(&s, 4 * RING_SIZE, SFU_PORT, infos, t) ||
+	    gc_ring_sim_set_local(s.ring, 0, local, 5)) {
+		result(0, "vlan: open the simulated ring");
+		return;
+	}
+	s.corpus = 1;	/* checksums checked by check_frame, addresses below */
+	s.keep = 1;
+	memcpy(sp.dmac, sfu_mac[0], 6);
+	memcpy(sp.smac, part_mac[0], 6);
+	memcpy(sp.saddr, v10_origin, 4);
+	sp.payload = payload;
+	for (round = 0; round < 3; round++) {
+		static const __u16 tag[3] = { 10, 20, 30 };
+		static const int reason[3] = { -1, GC_DROP_SPOOFED, GC_DROP_VLAN };
+
+		sp.vlan_tci = tag[round];
+		memcpy(sp.daddr, round == 1 ? v20_sfu : v10_sfu, 4);
+		sp.payload_len = rtp_build(payload, SSRC_ORIGIN, round, 96, 40);
+		len = pkt_build(&sp, buf, NULL);
+		drain(&s);
+		gc_ring_stats(s.ring, &before);
+		s.n_kept = 0;
+		if (sim_receive(&s, 0, buf, len)) {
+			ok = 0;
+			break;
+		}
+		drain(&s);
+		gc_ring_process(s.ring, NULL);
+		gc_ring_stats(s.ring, &after);
+		if (reason[round] >= 0) {
+			if (s.n_kept || after.forwarded != before.forwarded ||
+			    after.drops[reason[round]] != before.drops[reason[round]] + 1) {
+				printf("# vlan %u: %d frames out, %s +%llu\n", tag[round], s.n_kept,
+				       gc_drop_name(reason[round]),
+				       (unsigned long long)(after.drops[reason[round]] - before.drops[reason[round]]));
+				ok = 0;
+			}
+			continue;
+		}
+		/* Each copy (told by its destination MAC) and the echo, in the
+		 * order the ports were kicked. */
+		for (k = 0; k < s.n_kept; k++) {
+			const __u8 *f = s.kept[k].b;
+			int tagged = f[12] == 0x81 && f[13] == 0x00, who;
+			__u16 vid = tagged ? (f[14] << 8 | f[15]) & 0xfff : 0;
+			const __u8 *ip = f + (tagged ? 18 : 14);
+
+			for (who = 0; who < 4 && memcmp(f, part_mac[who], 6); who++)
+				;
+			if (who >= 1 && who <= 3) {
+				ok &= s.kept[k].port == (who == 1 ? 0 : 1) && vid == want_vlan[who - 1] &&
+				      !memcmp(ip + 12, v10_sfu, 4) && !memcmp(ip + 16, part_ip[who], 4) &&
+				      s.kept[k].len == len - 4 + (tagged ? 4 : 0);
+				copies++;
+			} else {
+				ok &= who == 0 && s.kept[k].port == 0 && vid == 10 &&
+				      !memcmp(ip + 12, v10_sfu, 4) && !memcmp(ip + 16, v10_origin, 4);
+			}
+			if (!ok) {
+				printf("# vlan 10: frame %d out of port %d to participant %d: vlan %u, %u bytes\n",
+				       k, s.kept[k].port, who, vid, s.kept[k].len);
+				break;
+			}
+		}
+		ok &= s.n_kept == 4 && after.forwarded == before.forwarded + 3 &&
+		      after.echoed == before.echoed + 1;
+	}
+	result(ok && copies == 3 && s.bad_csum == 0 && accounting_ok(&s, "after the vlan frames"),
+	       "vlan: copies with their subscriber's tag (10, none, 20) from the address sent to, the echo "
+	       "tagged 10; the origin from vlan 20 spoofed, vlan 30 dropped as vlan");
+	sim_close(&s);
+}
+
 int main(void)
 {
-	printf("TAP version 13\n1..17\n");
+	printf("TAP version 13\n1..18\n");
 	test_options();
 	test_million();
 	test_tx_full();
 	test_corpus();
+	test_vlan();
 	printf("# Totals: pass:%d fail:%d xfail:0 xpass:0 skip:0 error:0\n", n_pass, n_fail);
 	return n_fail ? 1 : 0;
 }

@@ -195,6 +195,11 @@ int gc_ring_open_simulated(const struct gc_ring_opts *opts, int n_ports,
 			   gc_ring_kick_fn kick, void *ctx,
 			   struct gc_ring **ring, struct gcfp_error *err);
 int gc_ring_sim_port(struct gc_ring *ring, int port, struct gc_ring_sim_port *view);
+/* The served addresses and VLANs of simulated port @port, as a real port reads
+ * them (gcfp_local_addrs); without, a simulated port serves its info's
+ * addresses, untagged. */
+int gc_ring_sim_set_local(struct gc_ring *ring, int port, const struct gc_local_addr *local,
+			  __u32 n);
 
 #ifdef __cplusplus
 }
