@@ -185,15 +185,22 @@ public final class ClusterNode: Sendable {
     }
 
     /// The room after every change announced on its channel, and after every (re)subscription
-    /// (messages may have been missed meanwhile); a view equal to the last one is not repeated.
-    /// Ends when the ``RedisClient`` stops.
+    /// (messages may have been missed meanwhile), read again until the read succeeds; a view
+    /// equal to the last one is not repeated. Ends when the ``RedisClient`` stops.
     public func watch(room name: String) -> AsyncStream<ClusterRoom> {
         let events = client.subscribe(to: channel(of: name))
         let (stream, continuation) = AsyncStream.makeStream(of: ClusterRoom.self, bufferingPolicy: .bufferingNewest(64))
         let task = Task {
             var last: ClusterRoom?
             for await _ in events {
-                guard let view = try? await room(name), view != last else { continue }
+                // The read must succeed: after a re-subscription no message may follow (the
+                // changes happened before it), and the command connection may come back after
+                // the pub/sub one.
+                var view: ClusterRoom?
+                while view == nil, !Task.isCancelled {
+                    do { view = try await room(name) } catch { try? await Task.sleep(for: .milliseconds(50)) }
+                }
+                guard let view, view != last else { continue }
                 last = view
                 continuation.yield(view)
             }

@@ -1,4 +1,4 @@
-import GroupcastCluster
+@testable import GroupcastCluster
 import GroupcastProtocol
 import GroupcastRedis
 import GroupcastSFU
@@ -12,11 +12,11 @@ final class TestNode: Sendable {
     let node: ClusterNode
     private let tasks: [Task<Void, Never>]
 
-    init(_ name: String, server: RedisServer, port: Int = 5000) throws {
+    init(_ name: String, server: RedisServer, port: Int = 5000, nodeTimeout: Duration = .milliseconds(600)) throws {
         client = RedisClient(configuration: server.configuration)
         var configuration = ClusterNode.Configuration(name: name, advertise: "127.0.0.1:\(port)")
         configuration.heartbeatInterval = .milliseconds(100)
-        configuration.nodeTimeout = .milliseconds(600)
+        configuration.nodeTimeout = nodeTimeout
         node = try ClusterNode(configuration: configuration, client: client)
         let client = self.client, node = self.node
         tasks = [Task { await client.run() }, Task { await node.run() }]
@@ -197,7 +197,8 @@ func keys(_ pairs: (String, UInt32)...) -> Set<ParticipantKey> {
     /// (still running until the process ends) does not bring it back.
     @Test func leaveIsImmediateAndFinal() async throws {
         let server = try await RedisServer()
-        let a = try TestNode("node-a", server: server), b = try TestNode("node-b", server: server)
+        // The leave mark lasts one node timeout: long enough here for the checks below.
+        let a = try TestNode("node-a", server: server, nodeTimeout: .seconds(30)), b = try TestNode("node-b", server: server)
         try await a.publish(a.participant(1, asq: 1001))
         try await waitUntil("a alive") { try await b.node.nodes().map(\.name).contains("node-a") }
         try await a.node.leave()
@@ -207,8 +208,12 @@ func keys(_ pairs: (String, UInt32)...) -> Set<ParticipantKey> {
         #expect(try await b.node.nodes().map(\.name).contains("node-a") == false)
         await #expect(throws: ClusterError.nodeLeft) { try await a.node.publish(a.participant(2, asq: 1002)) }
         // A heartbeat or publish of the run that left, already on its way, is refused by Redis.
-        #expect(try await b.client.eval(
-            "return redis.call('EXISTS', KEYS[1])", keys: ["groupcast:node:node-a:left"]) == .integer(1))
+        #expect(try await b.client.eval(ClusterScripts.heartbeat, arguments: ["groupcast", "node-a", "30000", "x", "0", "0", "r"]) == .integer(-1))
+        let record = ParticipantRecord(a.participant(2, asq: 1002)).encoded()
+        #expect(
+            try await b.client.eval(ClusterScripts.publishParticipant, arguments: ["groupcast", "node-a", "r", "2", record, "30000", "1002", "asq"])
+                == .array([.bulkString(Array("left".utf8))]))
+        #expect(try await b.client.exists(["groupcast:node:node-a", "groupcast:room:r:node:node-a"]) == 0)
         a.stop()
         // The node's next run starts afresh.
         let again = try TestNode("node-a", server: server)
