@@ -31,7 +31,7 @@ struct SFUCommand: ParsableCommand {
     @OptionGroup(title: "Control plane") var controlPlane: ControlPlaneOptions
     @OptionGroup(title: "Join tokens") var authKey: AuthKeyOptions
     @OptionGroup(title: "Forwarding (data plane)") var forwarding: ForwarderOptions
-    @OptionGroup(title: "Cluster (Docs/cluster.md)") var clusterOptions: ClusterOptions
+    @OptionGroup(title: "Cluster") var clusterOptions: ClusterOptions
 
     @Option(help: "Log a statistics line every interval (0: none; statistics are printed at exit either way). Default: 1s when standard error is a terminal, else 0 (a service under journald: use --metrics-listen).")
     var statsInterval: DurationArgument?
