@@ -194,7 +194,7 @@ public final class XDPForwarder: Forwarder {
             }
             // The origin check includes the VLAN the origin is reached through: until its next
             // hop is known the stream stays out of the kernel (the slow path sees an unknown SSRC).
-            guard let originHop = nextHop(origin.withPort(0), &state, now: now, refresh: refresh, retryNow: retryNow) else {
+            guard let originHop = nextHop(origin.withPort(0), &state, now: now, refresh: refresh, retryNow: retryNow, sendable: false) else {
                 continue
             }
             // Every receiver is resolved (so every unresolved one is probed), even once the
@@ -259,11 +259,14 @@ public final class XDPForwarder: Forwarder {
         }
     }
 
-    /// The next hop towards `address` if the kernel can send there itself; nil otherwise
-    /// (unresolved: resolution started, retried by ``run()``).
-    private func nextHop(_ address: SocketAddress, _ state: inout State, now: UInt64, refresh: Bool, retryNow: Bool) -> NextHop? {
+    /// The next hop towards `address` if the kernel can send there itself (`sendable`; else any
+    /// resolved one: an origin's only gives its VLAN); nil otherwise (unresolved: resolution
+    /// started, retried by ``run()``).
+    private func nextHop(
+        _ address: SocketAddress, _ state: inout State, now: UInt64, refresh: Bool, retryNow: Bool, sendable: Bool = true
+    ) -> NextHop? {
         if !refresh, let known = state.nextHops[address], case .success(let hop) = known.hop {
-            return usable(hop)
+            return sendable ? usable(hop) : hop
         }
         if !refresh, !retryNow, let known = state.nextHops[address], now &- known.resolved < nanoseconds(configuration.nextHopRetryInterval) {
             return nil
@@ -274,7 +277,7 @@ public final class XDPForwarder: Forwarder {
         switch result {
         case .success(let hop):
             if case .success(let old)? = previous?.hop, old == hop {} else { logger.debug("xdp: \(address.hostDescription) \(hop)") }
-            return usable(hop)
+            return sendable ? usable(hop) : hop
         case .failure(let error):
             if case .failure(let old)? = previous?.hop, old == error {} else {
                 logger.debug("xdp: \(address.hostDescription) stays on the user-space path: \(error)")
