@@ -184,6 +184,12 @@ struct DemoResult {
                 pad(result.softirqPercent.map { String(format: "%.1f", $0) } ?? "-", 9),
             ].joined(separator: " "))
         }
+        // A drop is named, not only counted: which reason, on which backend.
+        for result in results {
+            guard let sfu = result.sfu, !sfu.dropsByReason.isEmpty else { continue }
+            let reasons = sfu.dropsByReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+            lines.append("\(result.backend.rawValue) dropped: \(reasons.joined(separator: ", "))")
+        }
         lines.append("sfu-*: the SFU's per-packet processing delay (receive to last copy scheduled); rtt-*: client -> SFU -> client (echo), median of per-stream p50 and worst p99; cpu: the SFU process; softirq: the whole machine while the clients ran (% of one CPU).")
         return lines.joined(separator: "\n")
     }

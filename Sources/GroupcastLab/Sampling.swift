@@ -53,6 +53,8 @@ struct SFUSnapshot {
     var cpuUser = 0.0, cpuSystem = 0.0
     /// REGISTER needs a join token (the SFU runs with `--auth-key-file`).
     var authenticated = false
+    /// The drops by reason (the statistics file's `dropped` keys), only those not zero.
+    var dropsByReason: [String: UInt64] = [:]
 
     static func load(_ path: String) -> SFUSnapshot? {
         guard let data = FileManager.default.contents(atPath: path),
@@ -66,7 +68,8 @@ struct SFUSnapshot {
             dropped: dropped.values.reduce(0) { $0 + u($1) }, participants: (json["participants"] as? NSNumber)?.intValue ?? 0, sendNs: u(json["send_ns"]), busyNs: u(json["busy_ns"]),
             delayCount: u(delay["count"]), delaySum: u(delay["sum"]), p50: u(delay["p50"]), p99: u(delay["p99"]), max: u(delay["max"]),
             cpuUser: (cpu?["user"] as? NSNumber)?.doubleValue ?? 0, cpuSystem: (cpu?["system"] as? NSNumber)?.doubleValue ?? 0,
-            authenticated: (json["authenticated"] as? Bool) ?? false)
+            authenticated: (json["authenticated"] as? Bool) ?? false,
+            dropsByReason: dropped.compactMapValues { u($0) == 0 ? nil : u($0) })
     }
 }
 

@@ -1,4 +1,5 @@
 @testable import GroupcastLab
+import Foundation
 import GroupcastSFU
 import Testing
 
@@ -195,5 +196,21 @@ import Testing
         #expect(full.out == "/repo/Docs/benchmarks/data")
         #expect(full.sfuCPU == nil && full.clientCPU == nil)
         #expect(abs(full.interval(rate: 1500) - 0.002) < 1e-12)
+    }
+}
+
+@Suite struct DemoTableTests {
+    @Test func dropsAreNamedByReasonUnderTheTable() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("demo-table-\(getpid()).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let json = #"{"received":10,"forwarded":20,"echoed":10,"participants":3,"authenticated":true,"delay_ns":{"count":10,"sum":1000,"p50":100,"p99":200,"max":300},"dropped":{"unknown_ssrc":3,"send_failed":1,"vlan":0}}"#
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(json.utf8)))
+        let sfu = try #require(SFUSnapshot.load(path))
+        #expect(sfu.dropped == 4)
+        #expect(sfu.dropsByReason == ["unknown_ssrc": 3, "send_failed": 1])
+        let table = DemoResult.table([DemoResult(backend: .ring, sfu: sfu, clients: [])])
+        #expect(table.contains("ring dropped: send_failed 1, unknown_ssrc 3"))
+        let clean = DemoResult.table([DemoResult(backend: .ring, sfu: SFUSnapshot(), clients: [])])
+        #expect(!clean.contains("dropped:"))
     }
 }
