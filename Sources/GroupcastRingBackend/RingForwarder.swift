@@ -369,8 +369,9 @@ public final class RingForwarder: Forwarder {
                 subscribers.append(entry)
             }
             // The origin check includes the VLAN the origin is reached through; without a route
-            // to it the stream is not served (its packets count as an unknown SSRC).
-            guard let originVLAN = routeVLAN(to: route.origin) else {
+            // to it the stream is not served (its packets count as an unknown SSRC). An origin
+            // that also subscribes was resolved above: its hop already says.
+            guard let originVLAN = (hops[route.origin.addressBytes] ?? nil)?.vlan ?? routeVLAN(to: route.origin) else {
                 logger.debug("ring: no route to the origin \(route.origin) of SSRC \(route.ssrc)")
                 continue
             }
