@@ -198,6 +198,14 @@ out_release_retired:
 	 */
 	if (ret <= -ERESTARTSYS && ret >= -ERESTART_RESTARTBLOCK)
 		ret = -EINTR;
+	/*
+	 * A blocking call waits out the socket's SO_SNDTIMEO once, not once per
+	 * datagram: after a wait for send-buffer space timed out, the call's
+	 * later datagrams are tried without waiting, or a call to N recipients
+	 * could block N times the timeout.
+	 */
+	if (ret == -EAGAIN)
+		sender->msg_flags |= MSG_DONTWAIT;
 	return ret;
 }
 

@@ -719,6 +719,66 @@ TEST(signal_while_blocked_is_eintr)
 }
 
 /*
+ * SO_SNDTIMEO bounds a blocking call's whole wait, not each datagram's:
+ * after the first wait for send-buffer space times out, the later
+ * recipients get -EAGAIN without waiting. Before, a call to 64 recipients
+ * behind a full buffer blocked 64 timeouts (6.4 s here). On the direct
+ * path (a bound socket) and the sendmsg path (an unbound one).
+ */
+static void check_sndtimeo_bounds_call(struct __test_metadata *_metadata, bool bound)
+{
+	static struct sendgroup_recipient r[64];
+	static __s32 results[64];
+	static unsigned char body[1400];
+	struct timeval timeout = { .tv_usec = 100 * 1000 };
+	struct timespec t0, t1;
+	struct sendgroup_send_args args;
+	int dev = open_device(), sndbuf = 1, sent, eagain = 0;
+	int sock = bound ? tiny_buffer_socket() : socket(AF_INET, SOCK_DGRAM, 0);
+	double seconds;
+
+	ASSERT_LE(0, dev);
+	ASSERT_LE(0, sock);
+	ASSERT_EQ(0, setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)));
+	ASSERT_EQ(0, setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout)));
+	ASSERT_EQ(0, hold_device_add("sg-timeo0", "10.79.0", "8kbit"));
+	for (int i = 0; i < 64; i++)
+		set_ipv4(&r[i], "10.79.0", 2 + i, 9000);
+	memset(results, 0xcc, sizeof(results));
+	args = send_args(sock, body, sizeof(body), r, 64, results);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	sent = sendgroup(dev, &args);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	seconds = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	for (int i = 0; i < 64; i++) {
+		if (results[i] == -EAGAIN)
+			eagain++;
+		else
+			EXPECT_EQ(0, results[i]) TH_LOG("slot %d: %d", i, results[i]);
+	}
+	TH_LOG("%s socket: sent %d, EAGAIN %d, the call took %.2f s",
+	       bound ? "bound" : "unbound", sent, eagain, seconds);
+	EXPECT_LT(0, sent);
+	EXPECT_LT(0, eagain);
+	EXPECT_EQ(64, sent + eagain);
+	/* One timeout (0.1 s) and the sends, far from 64 timeouts. */
+	EXPECT_GT(2.0, seconds);
+	close(sock);
+	close(dev);
+	EXPECT_EQ(0, hold_device_del("sg-timeo0"));
+}
+
+TEST(sndtimeo_bounds_the_whole_call_direct)
+{
+	check_sndtimeo_bounds_call(_metadata, true);
+}
+
+TEST(sndtimeo_bounds_the_whole_call_sendmsg_path)
+{
+	check_sndtimeo_bounds_call(_metadata, false);
+}
+
+/*
  * An IPV6_V6ONLY socket refuses an IPv4 destination itself (ENETUNREACH):
  * that is the protocol's answer, not the LSM's. It fails that recipient
  * only and keeps the others on the direct path (issue 12: it counted as an

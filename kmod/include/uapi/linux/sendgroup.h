@@ -125,6 +125,12 @@ struct sendgroup_recipient {
  * datagrams stays pending until the call returns: the call goes on, and the
  * first later datagram that has to wait for buffer space is interrupted at
  * once.
+ *
+ * Waits: a blocking call waits for send-buffer space at most one
+ * SO_SNDTIMEO in all, not one per datagram: the datagram whose wait timed
+ * out gets -EAGAIN and every later one is tried without waiting (-EAGAIN
+ * while the buffer stays full). Without SO_SNDTIMEO only a signal ends a
+ * wait.
  */
 struct sendgroup_send_args {
 	__u32 size;
@@ -304,7 +310,7 @@ struct sendgroup_failure {
  * call returns their number; a record it can no longer write (the caller
  * unmapped or protected the memory during the call) is lost.
  *
- * Signals: as SENDGROUP_IOC_SEND. The interrupted datagram and every one the
+ * Signals and waits: as SENDGROUP_IOC_SEND. The interrupted datagram and every one the
  * call did not attempt are failure records saying -EINTR, so the datagrams
  * sent plus @failure_count cover every member and payload the call walked;
  * the call returns the number sent, or -EINTR when that is 0.
