@@ -189,6 +189,19 @@ static bool profile_set(const char *name)
 static double start_time;
 static atomic_bool stop_streams;
 
+/*
+ * The watchdog's view of each stream (indexed by stream id, outside struct
+ * stream, which stream_init() clears): when its current op started (0
+ * between ops) and its kind. A run that overruns its VM's deadline must
+ * still say where it was: progress every PROGRESS_SEC, and any op running
+ * STUCK_OP_SEC or longer while it runs, not only once it returns.
+ */
+#define PROGRESS_SEC 60
+#define STUCK_OP_SEC 60
+static _Atomic double op_started[MAX_STREAMS + 1];
+static atomic_int op_running_kind[MAX_STREAMS + 1];
+static atomic_bool watchdog_stop;
+
 static double now(void)
 {
 	struct timespec ts;
@@ -2404,7 +2417,13 @@ static void run_ops(struct stream *st, unsigned long ops)
 		kind = pick_op(st);
 		st->op_name = kind->name;
 		t0 = now();
+		if (st->id <= MAX_STREAMS && !st->in_child) {
+			atomic_store(&op_running_kind[st->id], (int)(kind - op_kinds));
+			atomic_store(&op_started[st->id], t0);
+		}
 		kind->run(st);
+		if (st->id <= MAX_STREAMS && !st->in_child)
+			atomic_store(&op_started[st->id], 0.0);
 		atomic_fetch_add_explicit(&op_count[kind - op_kinds], 1, memory_order_relaxed);
 		usec = (unsigned long)((now() - t0) * 1e6);
 		atomic_fetch_add_explicit(&op_usec[kind - op_kinds], usec, memory_order_relaxed);
@@ -2608,6 +2627,38 @@ static bool module_state_released(void)
 	return false;
 }
 
+/* ---- the watchdog ---------------------------------------------------------------- */
+
+static void *watchdog_main(void *arg)
+{
+	unsigned int streams = *(unsigned int *)arg;
+	double next_progress = start_time + PROGRESS_SEC;
+	double reported[MAX_STREAMS + 1] = { 0 };
+
+	while (!atomic_load(&watchdog_stop)) {
+		double t;
+
+		usleep(250 * 1000);
+		t = now();
+		if (t >= next_progress) {
+			printf("# progress: %.0f s, %lu ioctls (%.0f/s), %lu failures\n", t - start_time,
+			       (unsigned long)run->ioctls, run->ioctls / (t - start_time),
+			       (unsigned long)run->failures);
+			next_progress += PROGRESS_SEC;
+		}
+		for (unsigned int i = 0; i <= streams && i <= MAX_STREAMS; i++) {
+			double started = atomic_load(&op_started[i]);
+
+			if (started > 0 && started != reported[i] && t - started >= STUCK_OP_SEC) {
+				reported[i] = started;
+				printf("# stuck op: stream %u: a %s running for %.0f s (its '# slow op' line, when it returns, names its arguments)\n",
+				       i, op_kinds[atomic_load(&op_running_kind[i])].name, t - started);
+			}
+		}
+	}
+	return NULL;
+}
+
 /* ---- main -------------------------------------------------------------------------- */
 
 static void usage(const char *prog)
@@ -2645,7 +2696,9 @@ static void tap(bool ok, const char *fmt, ...)
 int main(int argc, char **argv)
 {
 	static struct stream streams[MAX_STREAMS + 1];
-	pthread_t threads[MAX_STREAMS];
+	pthread_t threads[MAX_STREAMS], watchdog;
+	unsigned int watched_streams;
+	bool have_watchdog;
 	unsigned long lsm_before, seq_ioctls, seq_failures;
 	bool released, seed_given = false;
 	unsigned int passed = 0, failed = 0;
@@ -2707,6 +2760,8 @@ int main(int argc, char **argv)
 	world_init(&streams[0]);
 	lsm_before = read_stat("lsm_refusals");
 	start_time = now();
+	watched_streams = opt.only_stream >= 0 ? (unsigned int)opt.only_stream : opt.threads;
+	have_watchdog = !pthread_create(&watchdog, NULL, watchdog_main, &watched_streams);
 
 	if (opt.only_stream >= 0) {
 		/* Replay: one stream alone, op by op. */
@@ -2761,6 +2816,9 @@ int main(int argc, char **argv)
 		run->failures == failures_before ? passed++ : failed++;
 	}
 	elapsed = now() - start_time;
+	atomic_store(&watchdog_stop, true);
+	if (have_watchdog)
+		pthread_join(watchdog, NULL);
 	if (opt.deadline > 0 && opt.seconds <= 0) {
 		bool reached = run->ioctls >= opt.max_ioctls;
 

@@ -26,9 +26,11 @@ run_sg_fuzz() {
 		   deadline=(${SENDGROUP_FUZZ_DEADLINE:+--deadline "$SENDGROUP_FUZZ_DEADLINE"}) ;;
 		esac
 		start=$(date +%s)
+		# Streamed as it runs (progress lines, stuck ops): a VM killed at its
+		# deadline still shows where the fuzzer was.
 		(ulimit -n 8192; "$here/lib/netns-exec" "$repo/kmod/build/tests/$fuzz" --seed "$seed" \
-			--iterations "$iterations" "${deadline[@]}" --profile "$profile") >"$logdir/$fuzz.log" 2>&1
-		cat "$logdir/$fuzz.log"
+			--iterations "$iterations" "${deadline[@]}" --profile "$profile") 2>&1 |
+			tee "$logdir/$fuzz.log"
 		echo "# $suite: $fuzz took $(($(date +%s) - start)) s for $iterations ioctls ($profile profile)"
 		tally_from_kselftest "$logdir/$fuzz.log"
 	done
