@@ -560,6 +560,56 @@ TEST(signal_while_blocked_is_eintr)
 	EXPECT_EQ(0, hold_device_del("sg-gsig0"));
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * SO_SNDTIMEO bounds a blocking group send's whole wait: after the first
+ * wait for send-buffer space times out, the later datagrams fail with
+ * -EAGAIN without waiting (before: one timeout per member, 6.3 s for 64
+ * members at 100 ms in the one-shot send's test).
+ */
+TEST(sndtimeo_bounds_the_whole_call)
+{
+	static unsigned char body[1400];
+	struct sendgroup_failure f[HELD_MEMBERS];
+	struct sendgroup_payload p = payload(body, sizeof(body));
+	struct timeval timeout = { .tv_usec = 100 * 1000 };
+	int dev = open_device(), sock, group, sent;
+	unsigned int nfail;
+	double t0, seconds;
+
+	ASSERT_LE(0, dev);
+	ASSERT_EQ(0, hold_device_add("sg-gtimeo0", "10.83.0", "8kbit"));
+	sock = tiny_buffer_socket();
+	ASSERT_LE(0, sock);
+	ASSERT_EQ(0, setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout)));
+	group = held_group(dev, sock, "10.83.0");
+	ASSERT_LE(0, group);
+	t0 = now_s();
+	sent = group_send(group, &p, 1, f, HELD_MEMBERS, &nfail);
+	seconds = now_s() - t0;
+	TH_LOG("sent %d, failures %u, the call took %.2f s", sent, nfail, seconds);
+	EXPECT_LT(0, sent);
+	EXPECT_LT(0, nfail);
+	EXPECT_EQ(HELD_MEMBERS, sent + nfail);
+	for (unsigned int i = 0; i < nfail && i < HELD_MEMBERS; i++) {
+		EXPECT_EQ(-EAGAIN, f[i].error) TH_LOG("failure %u (member %llu)", i,
+						      (unsigned long long)f[i].member_id);
+	}
+	/* One timeout (0.1 s) and the sends, far from one per member. */
+	EXPECT_GT(2.0, seconds);
+	close(group);
+	close(sock);
+	close(dev);
+	EXPECT_EQ(0, hold_device_del("sg-gtimeo0"));
+}
+
 /*
  * What a group send writes back must be writable before anything is sent
  * (issue 12: read-only arguments sent every datagram, then said EFAULT, and
@@ -755,14 +805,6 @@ static ssize_t next_udp(int fd, unsigned int dport, unsigned char *buf, size_t l
 		if (udp_offset(buf, n, dport))
 			return n;
 	}
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /*
