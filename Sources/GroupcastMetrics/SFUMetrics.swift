@@ -130,6 +130,16 @@ public final class SFUMetrics: @unchecked Sendable {
         count("participants_removed", "Participants removed, by cause.", [("cause", "leave")], s.control.left)
         count("participants_removed", "Participants removed, by cause.", [("cause", "timeout")], s.control.expired)
         // Room names are A-Z a-z 0-9 . _ - (the protocol's rule): safe as label values.
+        for (name, media) in f.rooms.sorted(by: { $0.key < $1.key }) {
+            let room = backend + [("room", name)]
+            count("room_packets_received", "Media datagrams received from the room's participants (registered streams, from their origin).", room, media.received)
+            count("room_bytes_received", "Bytes of those datagrams (UDP payload).", room, media.receivedBytes)
+            count("room_packets_sent", "Copies of the room's media sent, by kind (forwarded to its receivers, echoed to their sender).", room + [("kind", "forwarded")], media.forwarded)
+            count("room_packets_sent", "Copies of the room's media sent, by kind (forwarded to its receivers, echoed to their sender).", room + [("kind", "echo")], media.echoed)
+            count("room_bytes_sent", "Bytes of those copies (UDP payload), by kind.", room + [("kind", "forwarded")], media.forwardedBytes)
+            count("room_bytes_sent", "Bytes of those copies (UDP payload), by kind.", room + [("kind", "echo")], media.echoedBytes)
+            count("room_packets_dropped", "The room's media datagrams shed and copies lost (shed_vhq, shed_vsq, head_drop, send_failed, family, rewrite_failed).", room, media.dropped)
+        }
         for (name, room) in s.control.rooms.sorted(by: { $0.key < $1.key }) {
             let label = [("room", name)]
             gauge("room_participants", "Participants per room.", label, Double(room.participants))

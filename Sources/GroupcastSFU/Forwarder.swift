@@ -82,6 +82,8 @@ public struct ReceiverBacklog: Sendable {
     public struct Entry: Sendable {
         public var bytes: [UInt8]
         public var isEcho: Bool
+        /// The room of the stream (its media counters get the copy when it is sent or dropped).
+        public var room: String
     }
     public let capacity: Int
     private var entries: [Entry?]
@@ -125,12 +127,20 @@ public struct ReceiverBacklog: Sendable {
 /// `send` function, queue what the kernel refused for lack of buffer, count everything.
 ///
 /// Every user-space backend runs this; tests drive it with a fake `send`.
+///
+/// Media is counted per room too: per packet into an array indexed by ``Route/room`` (no lookup
+/// by name, no allocation), folded into ``ForwarderStatistics/rooms`` by name when a table is
+/// installed and when the statistics are published (``snapshot()``).
 public struct ForwardingEngine: Sendable {
     /// `send(payload, recipients) -> per-recipient errno` (a `GroupSocket.send`).
     public typealias Send = (UnsafeRawBufferPointer, [Recipient]) -> [Errno?]
 
-    public var table: RoutingTable
+    public private(set) var table: RoutingTable
+    /// The counters; the per-room ones (``ForwarderStatistics/rooms``) as of the last
+    /// ``snapshot()`` or ``install(_:)``.
     public var statistics = ForwarderStatistics()
+    /// Per-room media counted since the last fold, indexed like `table.rooms`.
+    private var roomCounters: [MediaCounters]
     /// 0: forward all; 1: shed VHQ; 2: shed VHQ and VSQ. ASQ is never shed.
     public var sheddingLevel = 0
     public let backlogCapacity: Int
@@ -141,7 +151,22 @@ public struct ForwardingEngine: Sendable {
     public init(table: RoutingTable, backlogCapacity: Int) {
         self.table = table
         self.backlogCapacity = backlogCapacity
+        roomCounters = Array(repeating: MediaCounters(), count: table.rooms.count)
         statistics.tableGeneration = table.generation
+    }
+
+    /// The statistics with every room's media counted so far.
+    public mutating func snapshot() -> ForwarderStatistics {
+        foldRoomCounters()
+        return statistics
+    }
+
+    /// Adds the per-room counts since the last fold to ``ForwarderStatistics/rooms``.
+    private mutating func foldRoomCounters() {
+        for index in roomCounters.indices where !roomCounters[index].isZero {
+            statistics.rooms[table.rooms[index], default: MediaCounters()] += roomCounters[index]
+            roomCounters[index] = MediaCounters()
+        }
     }
 
     public var hasBacklog: Bool { !backlogged.isEmpty }
@@ -187,12 +212,17 @@ public struct ForwardingEngine: Sendable {
             statistics[.spoofed] &+= 1
             return pickup
         }
+        let room = route.room
+        roomCounters[room].received &+= 1
+        roomCounters[room].receivedBytes &+= UInt64(bytes.count)
         switch route.streamType {
         case .vhq where sheddingLevel >= 1:
             statistics[.shedVHQ] &+= 1
+            roomCounters[room].dropped &+= 1
             return pickup
         case .vsq where sheddingLevel >= 2:
             statistics[.shedVSQ] &+= 1
+            roomCounters[room].dropped &+= 1
             return pickup
         default:
             break
@@ -201,14 +231,16 @@ public struct ForwardingEngine: Sendable {
         if !recipients.isEmpty {
             if backlogged.isEmpty {
                 let errors = timedSend(send, bytes, recipients)
-                account(errors, recipients: recipients, bytes: bytes, start: 0)
+                for (index, error) in errors.enumerated() {
+                    record(error, at: index, address: recipients[index].address, bytes: bytes, room: room)
+                }
             } else {
                 // Keep each receiver's order: receivers with a backlog queue behind it.
                 var direct: [Recipient] = []
                 var directIndices: [Int] = []
                 for (index, recipient) in recipients.enumerated() {
                     if backlogs[recipient.address].map({ !$0.isEmpty }) ?? false {
-                        enqueue(bytes, for: recipient.address, isEcho: table.echo && index == 0)
+                        enqueue(bytes, for: recipient.address, isEcho: table.echo && index == 0, room: room)
                     } else {
                         direct.append(recipient)
                         directIndices.append(index)
@@ -217,7 +249,7 @@ public struct ForwardingEngine: Sendable {
                 if !direct.isEmpty {
                     let errors = timedSend(send, bytes, direct)
                     for (slot, error) in errors.enumerated() {
-                        record(error, at: directIndices[slot], address: direct[slot].address, bytes: bytes)
+                        record(error, at: directIndices[slot], address: direct[slot].address, bytes: bytes, room: room)
                     }
                 }
             }
@@ -238,32 +270,35 @@ public struct ForwardingEngine: Sendable {
     }
 
     @inline(__always)
-    private mutating func account(_ errors: [Errno?], recipients: [Recipient], bytes: UnsafeRawBufferPointer, start: Int) {
-        for (index, error) in errors.enumerated() {
-            record(error, at: index, address: recipients[index].address, bytes: bytes)
-        }
-    }
-
-    @inline(__always)
-    private mutating func record(_ error: Errno?, at index: Int, address: SocketAddress, bytes: UnsafeRawBufferPointer) {
+    private mutating func record(_ error: Errno?, at index: Int, address: SocketAddress, bytes: UnsafeRawBufferPointer, room: Int) {
         let isEcho = table.echo && index == 0
         guard let error else {
-            if isEcho { statistics.echoed &+= 1 } else { statistics.forwarded &+= 1 }
+            if isEcho {
+                statistics.echoed &+= 1
+                roomCounters[room].echoed &+= 1
+                roomCounters[room].echoedBytes &+= UInt64(bytes.count)
+            } else {
+                statistics.forwarded &+= 1
+                roomCounters[room].forwarded &+= 1
+                roomCounters[room].forwardedBytes &+= UInt64(bytes.count)
+            }
             return
         }
         if Self.isBackpressure(error) {
-            enqueue(bytes, for: address, isEcho: isEcho)
+            enqueue(bytes, for: address, isEcho: isEcho, room: room)
         } else {
             statistics[.sendFailed] &+= 1
+            roomCounters[room].dropped &+= 1
         }
     }
 
-    private mutating func enqueue(_ bytes: UnsafeRawBufferPointer, for address: SocketAddress, isEcho: Bool) {
+    private mutating func enqueue(_ bytes: UnsafeRawBufferPointer, for address: SocketAddress, isEcho: Bool, room: Int) {
         statistics.deferred &+= 1
         var backlog = backlogs.removeValue(forKey: address) ?? ReceiverBacklog(capacity: backlogCapacity)
         if backlog.isEmpty { backlogged.append(address) }
-        if backlog.append(.init(bytes: Array(bytes), isEcho: isEcho)) != nil {
+        if let dropped = backlog.append(.init(bytes: Array(bytes), isEcho: isEcho, room: table.rooms[room])) {
             statistics[.headDrop] &+= 1
+            statistics.rooms[dropped.room, default: MediaCounters()].dropped &+= 1
         }
         backlogs[address] = backlog
     }
@@ -282,13 +317,21 @@ public struct ForwardingEngine: Sendable {
                     break
                 }
                 backlog.removeFirst()
+                // Off the per-packet path (the receiver was backlogged): counted by room name.
+                var counters = statistics.rooms.removeValue(forKey: entry.room) ?? MediaCounters()
                 if error != nil {
                     statistics[.sendFailed] &+= 1
+                    counters.dropped &+= 1
                 } else if entry.isEcho {
                     statistics.echoed &+= 1
+                    counters.echoed &+= 1
+                    counters.echoedBytes &+= UInt64(entry.bytes.count)
                 } else {
                     statistics.forwarded &+= 1
+                    counters.forwarded &+= 1
+                    counters.forwardedBytes &+= UInt64(entry.bytes.count)
                 }
+                statistics.rooms[entry.room] = counters
             }
             if backlog.isEmpty {
                 backlogged.remove(at: index)
@@ -301,15 +344,29 @@ public struct ForwardingEngine: Sendable {
     }
 
     /// Installs a new table; backlogs of receivers no longer in any route are dropped (head drops).
+    /// The media counters of rooms no longer in the table are forgotten (a room goes with its
+    /// last participant, its control counters too).
     public mutating func install(_ newTable: RoutingTable) {
+        foldRoomCounters()
         table = newTable
         statistics.tableGeneration = newTable.generation
+        if roomCounters.count != newTable.rooms.count {
+            roomCounters = Array(repeating: MediaCounters(), count: newTable.rooms.count)
+        }
+        if statistics.rooms.count > 0 {
+            let live = Set(newTable.rooms)
+            statistics.rooms = statistics.rooms.filter { live.contains($0.key) }
+        }
         guard !backlogged.isEmpty else { return }
         var live = Set<SocketAddress>()
         for route in newTable.routes.values { for recipient in route.recipients { live.insert(recipient.address) } }
         for address in backlogged where !live.contains(address) {
-            statistics[.headDrop] &+= UInt64(backlogs[address]?.count ?? 0)
-            backlogs.removeValue(forKey: address)
+            guard var backlog = backlogs.removeValue(forKey: address) else { continue }
+            statistics[.headDrop] &+= UInt64(backlog.count)
+            while let entry = backlog.first {
+                if statistics.rooms[entry.room] != nil { statistics.rooms[entry.room]!.dropped &+= 1 }
+                backlog.removeFirst()
+            }
         }
         backlogged.removeAll { !live.contains($0) }
     }

@@ -218,6 +218,8 @@ public struct ForwarderStatistics: Hashable, Sendable {
     public var deferred: UInt64 = 0
     /// Drops by reason (indexed by ``DropReason/rawValue``).
     public var drops: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
+    /// Media counters per room (by name), of the rooms in the routing table.
+    public var rooms: [String: MediaCounters] = [:]
     /// Receive (pickup) to last copy scheduled, nanoseconds, one sample per forwarded packet.
     public var delay = LatencyHistogram()
     /// The routing table generation in use.
@@ -246,6 +248,49 @@ public struct ForwarderStatistics: Hashable, Sendable {
 
     public var sent: UInt64 { forwarded + echoed }
     public var dropped: UInt64 { drops.reduce(0, +) }
+}
+
+/// The media of one room (or one route): what its participants sent and what went to its
+/// receivers. A user-space backend counts per room.
+public struct MediaCounters: Hashable, Sendable {
+    /// Datagrams received from the room's participants: RTP of a registered stream from its origin.
+    public var received: UInt64 = 0
+    /// Their bytes (the UDP payload: the RTP packet).
+    public var receivedBytes: UInt64 = 0
+    /// Copies sent to the room's receivers (subscribers) and their bytes.
+    public var forwarded: UInt64 = 0
+    public var forwardedBytes: UInt64 = 0
+    /// Copies sent back to their origin (echo) and their bytes.
+    public var echoed: UInt64 = 0
+    public var echoedBytes: UInt64 = 0
+    /// Of those datagrams and their copies, the ones dropped: shed (`shed_vhq`, `shed_vsq`) or
+    /// copies lost (`head_drop`, `send_failed`, `family`, `rewrite_failed`).
+    public var dropped: UInt64 = 0
+
+    public init(
+        received: UInt64 = 0, receivedBytes: UInt64 = 0, forwarded: UInt64 = 0, forwardedBytes: UInt64 = 0, echoed: UInt64 = 0,
+        echoedBytes: UInt64 = 0, dropped: UInt64 = 0
+    ) {
+        self.received = received
+        self.receivedBytes = receivedBytes
+        self.forwarded = forwarded
+        self.forwardedBytes = forwardedBytes
+        self.echoed = echoed
+        self.echoedBytes = echoedBytes
+        self.dropped = dropped
+    }
+
+    public var isZero: Bool { self == MediaCounters() }
+
+    public static func += (total: inout MediaCounters, other: MediaCounters) {
+        total.received &+= other.received
+        total.receivedBytes &+= other.receivedBytes
+        total.forwarded &+= other.forwarded
+        total.forwardedBytes &+= other.forwardedBytes
+        total.echoed &+= other.echoed
+        total.echoedBytes &+= other.echoedBytes
+        total.dropped &+= other.dropped
+    }
 }
 
 /// CPU time of this process (`getrusage(RUSAGE_SELF)`), in microseconds.

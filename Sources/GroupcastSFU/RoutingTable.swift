@@ -10,6 +10,8 @@ public struct Route: Hashable, Sendable {
     public var streamType: StreamType
     /// The source participant.
     public var participant: UInt32
+    /// The room of the source (and of every subscriber): index in ``RoutingTable/rooms``.
+    public var room: Int
     /// The only address and port allowed to send on ``ssrc``; others are spoofed.
     public var origin: SocketAddress
     /// The participants that receive this stream (the origin excluded), by id order.
@@ -29,6 +31,10 @@ public struct Subscriber: Hashable, Sendable {
 /// after every control change and handed to the ``Forwarder`` whole.
 public struct RoutingTable: Sendable {
     public let routes: [UInt32: Route]
+    /// The rooms, sorted: those of the registry (an empty declared room too) and of every
+    /// participant. ``Route/room`` indexes it, so a data plane counts per room without hashing
+    /// names per packet; the media counters of a room no longer here are forgotten.
+    public let rooms: [String]
     /// Whether every media packet also goes back to its origin.
     public let echo: Bool
     /// Increases with every table the control plane builds.
@@ -36,8 +42,13 @@ public struct RoutingTable: Sendable {
 
     public static let empty = RoutingTable(participants: [], echo: true)
 
-    public init(participants: [Participant], echo: Bool) {
+    /// `rooms`: rooms that exist without participants (the registry's); the participants' own are
+    /// added.
+    public init(participants: [Participant], echo: Bool, rooms: some Sequence<String> = []) {
         self.echo = echo
+        let rooms = Set(rooms).union(participants.map(\.room)).sorted()
+        self.rooms = rooms
+        let roomIndex = Dictionary(uniqueKeysWithValues: rooms.enumerated().map { ($1, $0) })
         var routes: [UInt32: Route] = [:]
         for source in participants {
             for (type, ssrc) in source.ssrcs.streams {
@@ -47,7 +58,7 @@ public struct RoutingTable: Sendable {
                 let recipients = (echo ? [Recipient(source.mediaAddress)] : [])
                     + subscribers.map { Recipient($0.address) }
                 routes[ssrc] = Route(
-                    ssrc: ssrc, streamType: type, participant: source.id, origin: source.mediaAddress,
+                    ssrc: ssrc, streamType: type, participant: source.id, room: roomIndex[source.room]!, origin: source.mediaAddress,
                     subscribers: subscribers, recipients: recipients)
             }
         }

@@ -57,7 +57,7 @@ public struct Room: Hashable, Sendable {
     public var statistics = RoomStatistics()
 }
 
-/// Per-room control counters (the data path is keyed by SSRC alone and counts per SFU).
+/// Per-room control counters (the media counters per room are the data plane's: ``MediaCounters``).
 public struct RoomStatistics: Hashable, Sendable {
     public var participants = 0
     public var registered: UInt64 = 0
@@ -389,7 +389,7 @@ public struct SessionRegistry: Sendable {
     /// The routing table for the current participants (each room's routes; SSRCs are unique
     /// across rooms, so one table holds them all).
     public func routingTable(echo: Bool) -> RoutingTable {
-        RoutingTable(participants: participants.values.sorted { $0.id < $1.id }, echo: echo)
+        RoutingTable(participants: participants.values.sorted { $0.id < $1.id }, echo: echo, rooms: rooms.keys)
     }
 }
 

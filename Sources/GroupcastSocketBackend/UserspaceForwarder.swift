@@ -114,7 +114,7 @@ public final class UserspaceForwarder: Forwarder {
         }
         var lastPublish = monotonicNanoseconds()
         var lastPressureLog = 0
-        defer { published.withLock { $0 = engine.statistics } }
+        defer { published.withLock { $0 = engine.snapshot() } }
 
         while !stopping.load(ordering: .acquiring) {
             if let table = pendingTable.withLock({ table -> RoutingTable? in defer { table = nil }; return table }) {
@@ -168,7 +168,7 @@ public final class UserspaceForwarder: Forwarder {
                     if now &- lastPublish > 50_000_000 {
                         engine.statistics.busyNanoseconds &+= now &- busySince
                         busySince = now
-                        published.withLock { $0 = engine.statistics }
+                        published.withLock { $0 = engine.snapshot() }
                         lastPublish = now
                     }
                     if stopping.load(ordering: .relaxed) { break drain }
@@ -179,7 +179,7 @@ public final class UserspaceForwarder: Forwarder {
             }
             lastPublish = monotonicNanoseconds()
             engine.statistics.busyNanoseconds &+= lastPublish &- busySince
-            published.withLock { $0 = engine.statistics }
+            published.withLock { $0 = engine.snapshot() }
         }
     }
 }

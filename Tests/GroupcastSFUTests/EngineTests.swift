@@ -48,6 +48,35 @@ import Testing
         #expect(engine.statistics.forwarded == 10 + 4 && engine.statistics.echoed == 10)
     }
 
+    /// Per-room media: counted when sent directly, when a backlog is flushed, when a backlog head
+    /// drops; published by snapshot(); forgotten with the room.
+    @Test func mediaIsCountedPerRoomThroughBacklogs() throws {
+        let (table, ssrc) = try table()
+        #expect(table.rooms == [RoomName.defaultRoom])
+        var engine = ForwardingEngine(table: table, backlogCapacity: 4)
+        var slowBlocked = true
+        let send: ForwardingEngine.Send = { _, recipients in
+            recipients.map { $0.address == Self.slow && slowBlocked ? .wouldBlock : nil }
+        }
+        for sequence in 0..<10 {
+            let packet = RTPHeader.packet(payloadType: 96, sequenceNumber: UInt16(sequence), timestamp: 0, ssrc: ssrc, payload: [1, 2])
+            engine.process(ReceivedDatagram(bytes: packet, source: Self.origin), pickup: 0, send: send)
+        }
+        // An unknown SSRC and a spoofed origin: in no room.
+        engine.process(ReceivedDatagram(bytes: RTPHeader.packet(payloadType: 96, sequenceNumber: 0, timestamp: 0, ssrc: 9, payload: []), source: Self.origin), pickup: 0, send: send)
+        engine.process(ReceivedDatagram(bytes: RTPHeader.packet(payloadType: 96, sequenceNumber: 0, timestamp: 0, ssrc: ssrc, payload: []), source: Self.fast), pickup: 0, send: send)
+        var room = try #require(engine.snapshot().rooms[RoomName.defaultRoom])
+        // 14-byte packets; the slow receiver's backlog of 4 lost its 6 oldest copies.
+        #expect(room == MediaCounters(received: 10, receivedBytes: 140, forwarded: 10, forwardedBytes: 140, echoed: 10, echoedBytes: 140, dropped: 6))
+        slowBlocked = false
+        engine.flushBacklogs(send: send)
+        room = try #require(engine.snapshot().rooms[RoomName.defaultRoom])
+        #expect(room.forwarded == 14 && room.forwardedBytes == 14 * 14 && room.dropped == 6)
+        // The room is gone (its participants left): so are its counters.
+        engine.install(RoutingTable.empty)
+        #expect(engine.snapshot().rooms.isEmpty)
+    }
+
     @Test func queuedReceiverKeepsOrderBehindItsBacklog() throws {
         let (table, ssrc) = try table()
         var engine = ForwardingEngine(table: table, backlogCapacity: 8)
