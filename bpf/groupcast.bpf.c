@@ -83,6 +83,17 @@ struct {
 	__type(value, struct gc_delay_hist);
 } gc_delay SEC(".maps");
 
+/* Per-route media counters (struct gc_media_counters), keyed by SSRC like
+ * gc_routes and as large: the loader creates a route's entry before it
+ * publishes the route and deletes it after the route; the TC program only
+ * looks it up (a route without one is replicated uncounted). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, GC_DEFAULT_MAX_ROUTES);
+	__type(key, __u32);			/* SSRC, host order */
+	__type(value, struct gc_media_counters);
+} gc_media SEC(".maps");
+
 /* The attached interface's own addresses (the loader's): media is replicated
  * only when sent to one of them. */
 struct {
@@ -391,6 +402,7 @@ struct gc_loop_ctx {
 	__u32 *cur;		/* current destination address in the packet */
 	__u16 *cur_port;	/* current destination port */
 	__u32 sent;
+	__u32 lost;		/* copies not sent (family, send failed), rewrite failures aside */
 	__u32 failed;		/* a rewrite failed at subscriber failed_at: the loop stopped */
 	__u32 failed_at;
 };
@@ -426,11 +438,13 @@ static long gc_send_copy(__u32 i, void *data)
 	s = &lc->route->subs[i];
 	if (s->family != lc->pkt->family) {
 		gc_count(GC_STAT_DROP(GC_DROP_FAMILY), 1);
+		lc->lost++;
 		return 0;
 	}
 	if (s->vlan_id > GC_VLAN_ID_MAX) {
 		/* Not a VLAN id (the loader never installs one). */
 		gc_count(GC_STAT_DROP(GC_DROP_SEND_FAILED), 1);
+		lc->lost++;
 		return 0;
 	}
 	if (gc_set_dst(skb, lc->pkt, lc->cur, lc->cur_port, (const __u32 *)s->addr, s->port) ||
@@ -441,10 +455,12 @@ static long gc_send_copy(__u32 i, void *data)
 		lc->failed_at = i;
 		return 1;	/* the packet is in an unknown state: stop */
 	}
-	if (bpf_clone_redirect(skb, s->ifindex, 0))
+	if (bpf_clone_redirect(skb, s->ifindex, 0)) {
 		gc_count(GC_STAT_DROP(GC_DROP_SEND_FAILED), 1);
-	else
+		lc->lost++;
+	} else {
 		lc->sent++;
+	}
 	return 0;
 }
 
@@ -452,9 +468,10 @@ SEC("tc")
 int groupcast_tc(struct __sk_buff *skb)
 {
 	const struct gc_route *route = NULL;
+	struct gc_media_counters *media;
 	struct gc_pkt pkt = {};
 	struct gc_loop_ctx lc = {};
-	__u32 cur[4], n, sent, lost;
+	__u32 cur[4], n, sent, lost, bytes;
 	__u16 cur_port;
 	__u8 macs[12];
 	void *data, *data_end;
@@ -482,6 +499,15 @@ int groupcast_tc(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	if (ret != GC_PARSE_RTP || !route)
 		return TC_ACT_OK;
+
+	/* The route's media: counted here, where it is replicated (what
+	 * goes up to user space is counted there). */
+	bytes = pkt.udp_len > sizeof(struct udphdr) ? pkt.udp_len - sizeof(struct udphdr) : 0;
+	media = bpf_map_lookup_elem(&gc_media, &pkt.ssrc);
+	if (media) {
+		media->received++;
+		media->received_bytes += bytes;
+	}
 
 	n = route->n_subs;
 	if (n > GC_MAX_SUBSCRIBERS)
@@ -521,6 +547,11 @@ int groupcast_tc(struct __sk_buff *skb)
 	sent = lc.sent;
 	if (sent)
 		gc_count(GC_STAT_FORWARDED, sent);
+	if (media) {
+		media->forwarded += sent;
+		media->forwarded_bytes += (__u64)sent * bytes;
+		media->dropped += lc.lost;
+	}
 	if (lc.failed) {
 		/* The copy whose rewrite failed, those after it, and the echo. */
 		lost = n - lc.failed_at + (gc_cfg.echo ? 1 : 0);
@@ -543,14 +574,22 @@ int groupcast_tc(struct __sk_buff *skb)
 	ret = bpf_redirect(skb->ifindex, 0);
 	if (ret != TC_ACT_REDIRECT) {
 		gc_count(GC_STAT_DROP(GC_DROP_SEND_FAILED), 1);
+		if (media)
+			media->dropped++;
 		return TC_ACT_SHOT;
 	}
 	gc_count(GC_STAT_ECHOED, 1);
+	if (media) {
+		media->echoed++;
+		media->echoed_bytes += bytes;
+	}
 	gc_record_delay(rx_ns);
 	return ret;
 
 rewrite_failed:
 	/* Counted per copy not sent, never as forwarded. */
 	gc_count(GC_STAT_DROP(GC_DROP_REWRITE_FAILED), lost);
+	if (media)
+		media->dropped += lost;
 	return TC_ACT_SHOT;
 }

@@ -151,13 +151,25 @@ public final class FastPath {
         if ret < 0 { throw FastPathError(err) }
     }
 
-    /// Removes the route of `source`.
+    /// Removes the route of `source` and its media counters (``routeMedia(source:)``).
     ///
     /// - Throws: ``FastPathError/noSuchRoute(_:)`` if there is none.
     public func removeRoute(source: UInt32) throws(FastPathError) {
         let h = try open()
         var err = gcfp_error()
         if gcfp_route_remove(h, source, &err) != 0 { throw FastPathError(err) }
+    }
+
+    /// The media counters of the route of `source` (`struct gc_media_counters`, summed over CPUs):
+    /// what the kernel replicated of it since it was installed.
+    ///
+    /// - Throws: ``FastPathError/noSuchRoute(_:)`` if there is none.
+    public func routeMedia(source: UInt32) throws(FastPathError) -> MediaCounters {
+        let h = try open()
+        var err = gcfp_error()
+        var counters = gc_media_counters()
+        if gcfp_route_media(h, source, &counters, &err) != 0 { throw FastPathError(err) }
+        return MediaCounters(counters)
     }
 
     /// Every installed route.

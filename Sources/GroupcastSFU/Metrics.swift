@@ -251,7 +251,8 @@ public struct ForwarderStatistics: Hashable, Sendable {
 }
 
 /// The media of one room (or one route): what its participants sent and what went to its
-/// receivers. A user-space backend counts per room.
+/// receivers. The fields of `struct gc_media_counters` (bpf/include/groupcast_layout.h), which the
+/// in-kernel path and the ring core keep per route; a user-space backend counts per room.
 public struct MediaCounters: Hashable, Sendable {
     /// Datagrams received from the room's participants: RTP of a registered stream from its origin.
     public var received: UInt64 = 0
@@ -278,6 +279,14 @@ public struct MediaCounters: Hashable, Sendable {
         self.echoed = echoed
         self.echoedBytes = echoedBytes
         self.dropped = dropped
+    }
+
+    /// The counters of `struct gc_media_counters` (a route's, from the kernel or the ring core).
+    public init(_ counters: gc_media_counters) {
+        self.init(
+            received: counters.received, receivedBytes: counters.received_bytes, forwarded: counters.forwarded,
+            forwardedBytes: counters.forwarded_bytes, echoed: counters.echoed, echoedBytes: counters.echoed_bytes,
+            dropped: counters.dropped)
     }
 
     public var isZero: Bool { self == MediaCounters() }

@@ -51,10 +51,14 @@ public final class XDPForwarder: Forwarder {
         var lastRefresh: UInt64 = 0
         /// SSRCs a route map had no room for (warned about once).
         var full: Set<UInt32> = []
+        /// Media the kernel counted on routes since removed, by room (read before removal).
+        var removedMedia: [String: MediaCounters] = [:]
         var closed = false
     }
 
     private struct Installed: Equatable {
+        /// The room of the stream (its kernel media counters are summed into it).
+        var room: String
         var origin: SocketAddress
         /// The VLAN of the route back to the origin: the only one it may send on.
         var originVLAN: UInt16
@@ -210,11 +214,17 @@ public final class XDPForwarder: Forwarder {
                 subscribers?.append(.init(interface: hop.interface, mac: hop.destinationMAC, address: destination, vlan: hop.vlan))
             }
             if let list = subscribers, list.count > FastPath.maxSubscribers { subscribers = nil }
-            wanted[ssrc] = Installed(origin: origin, originVLAN: originHop.vlan, type: route.streamType, subscribers: subscribers)
+            wanted[ssrc] = Installed(
+                room: state.table.rooms[route.room], origin: origin, originVLAN: originHop.vlan, type: route.streamType,
+                subscribers: subscribers)
         }
-        // Stale routes first: they free room for new ones.
-        for ssrc in state.installed.keys where wanted[ssrc] == nil {
+        // Stale routes first: they free room for new ones. Their media counters go with them:
+        // kept by room (what the kernel counts between the read and the removal is lost).
+        for (ssrc, entry) in state.installed where wanted[ssrc] == nil {
             for fastPath in state.attachments {
+                if let media = try? fastPath.routeMedia(source: ssrc) {
+                    state.removedMedia[entry.room, default: MediaCounters()] += media
+                }
                 do throws(FastPathError) { try fastPath.removeRoute(source: ssrc) } catch {
                     if case .noSuchRoute = error { continue }
                     throw .backendUnavailable(.xdp, "removing the route of SSRC \(ssrc) on \(fastPath.interface): \(error)")
@@ -249,6 +259,10 @@ public final class XDPForwarder: Forwarder {
                 state.installed[ssrc] = entry
                 state.full.remove(ssrc)
             }
+        }
+        if !state.removedMedia.isEmpty {
+            let rooms = Set(state.table.rooms)
+            state.removedMedia = state.removedMedia.filter { rooms.contains($0.key) }
         }
         // Forget next hops no route needs any more (participants that left).
         let referenced = Set(state.table.routes.values.flatMap { route in
@@ -333,7 +347,9 @@ public final class XDPForwarder: Forwarder {
     /// - drops: the programs' drop counters (`drop_<reason>`, by `enum gc_drop`) added to the slow
     ///   path's, reason by reason;
     /// - delay: the slow path's samples and the kernel's (XDP receive to the TC program's last
-    ///   copy scheduled, `struct gc_delay_hist`), same buckets.
+    ///   copy scheduled, `struct gc_delay_hist`), same buckets;
+    /// - rooms: the slow path's per-room media and, per room, the kernel's media counters of its
+    ///   routes (`struct gc_media_counters`), those of removed routes included.
     public func statistics() -> ForwarderStatistics {
         if let final = frozen.withLock({ $0 }) { return final }
         var merged = slowPath.statistics()
@@ -350,7 +366,22 @@ public final class XDPForwarder: Forwarder {
         for delay in kernelDelays() {
             merged.delay.merge(bucketCounts: delay.buckets, count: delay.count, sum: delay.sum, max: delay.max)
         }
+        for (room, media) in kernelMedia() { merged.rooms[room, default: MediaCounters()] += media }
         return merged
+    }
+
+    /// The kernel's media counters summed per room: installed routes' and removed ones'.
+    private func kernelMedia() -> [String: MediaCounters] {
+        state.withLock { state in
+            var rooms = state.removedMedia
+            for (ssrc, entry) in state.installed {
+                for fastPath in state.attachments {
+                    guard let media = try? fastPath.routeMedia(source: ssrc) else { continue }
+                    rooms[entry.room, default: MediaCounters()] += media
+                }
+            }
+            return rooms
+        }
     }
 
     private struct Counters {

@@ -14,7 +14,7 @@
 
 #include <linux/types.h>
 
-#define GC_ABI_VERSION		5
+#define GC_ABI_VERSION		6
 
 /* Most subscribers one route replicates to inside the kernel. A route with
  * more is installed with GC_ROUTE_F_USERSPACE: its packets are still checked
@@ -91,6 +91,40 @@ struct gc_route {
 	__u16 reserved;		/* zero */
 	struct gc_subscriber subs[GC_MAX_SUBSCRIBERS];
 };
+
+/*
+ * The media of one route (source SSRC): what its origin sent and what went
+ * to its receivers, for the SFU's per-room counters (it sums its routes per
+ * room; Swift's MediaCounters has these fields). The XDP/TC programs keep
+ * one per route in the per-CPU hash map "media" (key: the SSRC, host order;
+ * the loader creates the entry with the route and sums over CPUs), the ring
+ * core one per route of its table. Bytes are UDP payload bytes (the RTP
+ * packet). Only media the data plane replicates is counted there: what goes
+ * up to the SFU process (a user-space route) is counted by it.
+ */
+struct gc_media_counters {
+	__u64 received;		/* datagrams from the route's origin (valid RTP of its stream) */
+	__u64 received_bytes;
+	__u64 forwarded;	/* copies sent to subscribers */
+	__u64 forwarded_bytes;
+	__u64 echoed;		/* originals sent back to their origin */
+	__u64 echoed_bytes;
+	__u64 dropped;		/* datagrams shed, copies lost (GC_DROP_SHED_*, HEAD_DROP,
+				 * FAMILY, SEND_FAILED, REWRITE_FAILED) */
+};
+
+/* Adds @m to @total (per-CPU values summed, routes summed per room). */
+static inline void gc_media_counters_add(struct gc_media_counters *total,
+					 const struct gc_media_counters *m)
+{
+	total->received += m->received;
+	total->received_bytes += m->received_bytes;
+	total->forwarded += m->forwarded;
+	total->forwarded_bytes += m->forwarded_bytes;
+	total->echoed += m->echoed;
+	total->echoed_bytes += m->echoed_bytes;
+	total->dropped += m->dropped;
+}
 
 /*
  * Read-only configuration of a loaded program (its .rodata, set before load).
@@ -318,6 +352,7 @@ struct gc_delay_meta {
 #define GC_PIN_ROUTES		"routes"
 #define GC_PIN_STATS		"stats"
 #define GC_PIN_DELAY		"delay"		/* struct gc_delay_hist, per CPU */
+#define GC_PIN_MEDIA		"media"		/* SSRC -> struct gc_media_counters, per CPU */
 #define GC_PIN_CONFIG		"config"	/* the programs' .rodata: struct gc_config */
 #define GC_PIN_STATE		"state"		/* struct gc_loader_state */
 #define GC_PIN_LOCAL		"local"		/* struct gc_local_addr -> __u8 */

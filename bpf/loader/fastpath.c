@@ -52,6 +52,7 @@ struct gcfp_handle {
 	int routes_fd;
 	int stats_fd;
 	int delay_fd;
+	int media_fd;
 	int config_fd;
 	int state_fd;
 	char pin_dir[256];
@@ -269,8 +270,8 @@ int gcfp_save_verifier_log(const char *path, const char *ifname, struct gcfp_err
 /* ---- pins --------------------------------------------------------------- */
 
 static const char *const pin_names[] = {
-	GC_PIN_ROUTES, GC_PIN_STATS, GC_PIN_DELAY, GC_PIN_CONFIG, GC_PIN_STATE, GC_PIN_LOCAL,
-	GC_PIN_PROG_XDP, GC_PIN_PROG_TC,
+	GC_PIN_ROUTES, GC_PIN_STATS, GC_PIN_DELAY, GC_PIN_MEDIA, GC_PIN_CONFIG, GC_PIN_STATE,
+	GC_PIN_LOCAL, GC_PIN_PROG_XDP, GC_PIN_PROG_TC,
 };
 
 static void unpin_all(const char *dir)
@@ -456,8 +457,10 @@ static int attach_locked(const struct gcfp_attach_opts *o, struct gcfp_error *er
 		ret = gcfp_fail(err, GCFP_ERR_SYSTEM, -ret, "reading the MAC address of %s", o->ifname);
 		goto out;
 	}
+	/* A route's media counters live as long as the route: as many. */
 	if (o->max_routes &&
-	    bpf_map__set_max_entries(skel->maps.gc_routes, o->max_routes)) {
+	    (bpf_map__set_max_entries(skel->maps.gc_routes, o->max_routes) ||
+	     bpf_map__set_max_entries(skel->maps.gc_media, o->max_routes))) {
 		ret = gcfp_fail(err, GCFP_ERR_INVALID, errno, "max_routes %u", o->max_routes);
 		goto out;
 	}
@@ -507,6 +510,7 @@ static int attach_locked(const struct gcfp_attach_opts *o, struct gcfp_error *er
 	PIN(bpf_map__pin, skel->maps.gc_routes, GC_PIN_ROUTES);
 	PIN(bpf_map__pin, skel->maps.gc_stats, GC_PIN_STATS);
 	PIN(bpf_map__pin, skel->maps.gc_delay, GC_PIN_DELAY);
+	PIN(bpf_map__pin, skel->maps.gc_media, GC_PIN_MEDIA);
 	PIN(bpf_map__pin, skel->maps.rodata, GC_PIN_CONFIG);
 	PIN(bpf_map__pin, skel->maps.gc_state, GC_PIN_STATE);
 	PIN(bpf_map__pin, skel->maps.gc_local, GC_PIN_LOCAL);
@@ -711,6 +715,8 @@ void gcfp_close(struct gcfp_handle *h)
 		close(h->stats_fd);
 	if (h->delay_fd >= 0)
 		close(h->delay_fd);
+	if (h->media_fd >= 0)
+		close(h->media_fd);
 	if (h->config_fd >= 0)
 		close(h->config_fd);
 	if (h->state_fd >= 0)
@@ -730,7 +736,7 @@ int gcfp_open(const char *ifname, struct gcfp_handle **out, struct gcfp_error *e
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return gcfp_fail(err, GCFP_ERR_SYSTEM, ENOMEM, "allocating a handle");
-	h->routes_fd = h->stats_fd = h->delay_fd = h->config_fd = h->state_fd = -1;
+	h->routes_fd = h->stats_fd = h->delay_fd = h->media_fd = h->config_fd = h->state_fd = -1;
 	ret = pin_dir_of(ifname, h->pin_dir, sizeof(h->pin_dir), 0, err);
 	if (ret)
 		goto fail;
@@ -762,8 +768,10 @@ int gcfp_open(const char *ifname, struct gcfp_handle **out, struct gcfp_error *e
 	h->routes_fd = obj_get(h->pin_dir, GC_PIN_ROUTES);
 	h->stats_fd = obj_get(h->pin_dir, GC_PIN_STATS);
 	h->delay_fd = obj_get(h->pin_dir, GC_PIN_DELAY);
+	h->media_fd = obj_get(h->pin_dir, GC_PIN_MEDIA);
 	h->state_fd = obj_get(h->pin_dir, GC_PIN_STATE);
-	if (h->routes_fd < 0 || h->stats_fd < 0 || h->delay_fd < 0 || h->state_fd < 0) {
+	if (h->routes_fd < 0 || h->stats_fd < 0 || h->delay_fd < 0 || h->media_fd < 0 ||
+	    h->state_fd < 0) {
 		ret = gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "opening the maps pinned in %s", h->pin_dir);
 		goto fail;
 	}
@@ -881,6 +889,23 @@ static int if_mac(uint32_t ifindex, uint8_t mac[6])
 	return ret;
 }
 
+static int alloc_percpu(size_t size, void **vals, int *ncpus, struct gcfp_error *err);
+
+/* A zeroed media entry for @ssrc unless it has one: 1 if created, 0 if it
+ * had one, -errno (-E2BIG: full). */
+static int media_create(struct gcfp_handle *h, uint32_t ssrc)
+{
+	struct gc_media_counters *zero;
+	int ncpus, ret = 1;
+
+	if (alloc_percpu(sizeof(*zero), (void **)&zero, &ncpus, NULL))
+		return -ENOMEM;
+	if (bpf_map_update_elem(h->media_fd, &ssrc, zero, BPF_NOEXIST))
+		ret = errno == EEXIST ? 0 : -errno;
+	free(zero);
+	return ret;
+}
+
 static int route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
 		     const void *origin_addr, uint16_t origin_port, uint16_t origin_vlan,
 		     uint8_t stream_type, const struct gc_subscriber *subs, uint32_t n_subs,
@@ -889,7 +914,7 @@ static int route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
 	static const uint8_t zero_mac[6];
 	struct gc_route *r;
 	uint32_t i;
-	int ret;
+	int ret, created;
 
 	gcfp_clear_error(err);
 	if (family != GC_FAMILY_IPV4 && family != GC_FAMILY_IPV6)
@@ -947,7 +972,12 @@ static int route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
 			}
 		}
 	}
-	ret = gcfp_route_install(h->routes_fd, ssrc, r);
+	/* Its counters first (a replaced route keeps them): the program
+	 * counts from the route's first packet. */
+	created = media_create(h, ssrc);
+	ret = created < 0 ? created : gcfp_route_install(h->routes_fd, ssrc, r);
+	if (ret && created > 0)
+		bpf_map_delete_elem(h->media_fd, &ssrc);
 	if (ret) {
 		ret = gcfp_fail(err, ret == -E2BIG ? GCFP_ERR_ROUTES_FULL : GCFP_ERR_SYSTEM, -ret,
 				"installing the route of SSRC %u", ssrc);
@@ -1000,6 +1030,32 @@ int gcfp_route_remove(struct gcfp_handle *h, uint32_t ssrc, struct gcfp_error *e
 	if (bpf_map_delete_elem(h->routes_fd, &ssrc))
 		return gcfp_fail(err, errno == ENOENT ? GCFP_ERR_NO_ROUTE : GCFP_ERR_SYSTEM,
 				 errno == ENOENT ? 0 : errno, "no route for SSRC %u", ssrc);
+	/* Its counters go with it (none: the route predates them). */
+	bpf_map_delete_elem(h->media_fd, &ssrc);
+	return 0;
+}
+
+int gcfp_route_media(struct gcfp_handle *h, uint32_t ssrc, struct gc_media_counters *out,
+		     struct gcfp_error *err)
+{
+	struct gc_media_counters *vals;
+	int ret, ncpus, c;
+
+	gcfp_clear_error(err);
+	ret = alloc_percpu(sizeof(*vals), (void **)&vals, &ncpus, err);
+	if (ret)
+		return ret;
+	if (bpf_map_lookup_elem(h->media_fd, &ssrc, vals)) {
+		int e = errno;
+
+		free(vals);
+		return gcfp_fail(err, e == ENOENT ? GCFP_ERR_NO_ROUTE : GCFP_ERR_SYSTEM,
+				 e == ENOENT ? 0 : e, "no media counters for SSRC %u", ssrc);
+	}
+	memset(out, 0, sizeof(*out));
+	for (c = 0; c < ncpus; c++)
+		gc_media_counters_add(out, &vals[c]);
+	free(vals);
 	return 0;
 }
 

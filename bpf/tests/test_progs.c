@@ -1434,6 +1434,56 @@ static int t_tc_family_mismatch(void)
 			    GC_STAT_DROP(GC_DROP_FAMILY), 1, -1);
 }
 
+/* The route's media counters (gc_media, keyed by SSRC; the loader creates the
+ * entry with the route): one datagram in, two copies out, one lost (no such
+ * egress device), the echo; bytes are UDP payload bytes. Without an entry the
+ * route is replicated all the same, uncounted. */
+static int t_tc_media_counters(void)
+{
+	int fd = bpf_map__fd(skel_echo->maps.gc_media), ncpus = libbpf_num_possible_cpus(), c;
+	uint64_t before[GC_STAT_MAX];
+	struct gc_media_counters *vals, sum = {};
+	uint8_t in[PKT_MAX];
+	struct sub_def defs[3];
+	struct pkt_spec spec;
+	struct tc_run r;
+	uint64_t bytes;
+	size_t len;
+
+	CHECK(ncpus > 0, "counting possible CPUs");
+	vals = calloc(ncpus, sizeof(*vals));
+	CHECK(vals, "allocating per-CPU values");
+	sub_def_v4(&defs[0], 0, 0);
+	sub_def_v4(&defs[1], -1, 1);	/* an ifindex that does not exist */
+	sub_def_v4(&defs[2], 1, 2);
+	spec_media(&spec, 4, SSRC_V4, 0, 80);
+	len = pkt_build(&spec, in, NULL);
+	bytes = len - udp_payload_off(in, len);
+	bpf_map_delete_elem(fd, &(uint32_t){ SSRC_V4 });
+	if (tc_route_run(skel_echo, SSRC_V4, 4, defs, 3, in, len, before, &r) ||
+	    bpf_map_update_elem(fd, &(uint32_t){ SSRC_V4 }, vals, BPF_NOEXIST) ||
+	    tc_run(skel_echo, in, len, &r) || tc_run(skel_echo, in, len, &r) ||
+	    bpf_map_lookup_elem(fd, &(uint32_t){ SSRC_V4 }, vals)) {
+		free(vals);
+		return failf("running the route with its counters: %s", strerror(errno));
+	}
+	bpf_map_delete_elem(fd, &(uint32_t){ SSRC_V4 });
+	for (c = 0; c < ncpus; c++)
+		gc_media_counters_add(&sum, &vals[c]);
+	free(vals);
+	/* Two runs counted (the first, before the entry existed, not). */
+	CHECK(sum.received == 2 && sum.received_bytes == 2 * bytes, "received %llu (%llu bytes), want 2 (%llu)",
+	      (unsigned long long)sum.received, (unsigned long long)sum.received_bytes,
+	      (unsigned long long)(2 * bytes));
+	CHECK(sum.forwarded == 4 && sum.forwarded_bytes == 4 * bytes, "forwarded %llu (%llu bytes), want 4 (%llu)",
+	      (unsigned long long)sum.forwarded, (unsigned long long)sum.forwarded_bytes,
+	      (unsigned long long)(4 * bytes));
+	CHECK(sum.echoed == 2 && sum.echoed_bytes == 2 * bytes, "echoed %llu (%llu bytes), want 2",
+	      (unsigned long long)sum.echoed, (unsigned long long)sum.echoed_bytes);
+	CHECK(sum.dropped == 2, "dropped %llu, want 2 (one lost copy per run)", (unsigned long long)sum.dropped);
+	return 0;
+}
+
 /* Without XDP in front, TC must still refuse what XDP would have dropped,
  * and leave alone what goes to user space. */
 static int tc_alone(enum mut m, uint32_t ssrc, int verdict, int stat)
@@ -2376,6 +2426,7 @@ static const struct named_test tests[] = {
 	{ "tc: ipv6 fan-out of GC_MAX_SUBSCRIBERS", t_tc_fanout_v6 },
 	{ "tc: missing egress device counted, others delivered", t_tc_missing_egress },
 	{ "tc: subscriber of the wrong family skipped and counted", t_tc_family_mismatch },
+	{ "tc: per-route media counters (received, forwarded, echoed, dropped, bytes)", t_tc_media_counters },
 	{ "tc: spoofed source dropped without xdp", t_tc_spoof },
 	{ "tc: udp length mismatch dropped without xdp", t_tc_malformed },
 	{ "tc: bad rtp version dropped without xdp", t_tc_bad_rtp },

@@ -138,7 +138,12 @@ int gcfp_route_set(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
 int gcfp_route_set_userspace(struct gcfp_handle *h, uint32_t ssrc, uint8_t family,
 			     const void *origin_addr, uint16_t origin_port, uint16_t origin_vlan,
 			     uint8_t stream_type, struct gcfp_error *err);
+/* Removes the route of @ssrc and its media counters (read them first). */
 int gcfp_route_remove(struct gcfp_handle *h, uint32_t ssrc, struct gcfp_error *err);
+/* The media counters of the route of @ssrc (struct gc_media_counters) summed
+ * over CPUs; GCFP_ERR_NO_ROUTE without a route. */
+int gcfp_route_media(struct gcfp_handle *h, uint32_t ssrc, struct gc_media_counters *out,
+		     struct gcfp_error *err);
 int gcfp_route_get(struct gcfp_handle *h, uint32_t ssrc, struct gc_route *out,
 		   struct gcfp_error *err);
 /* Iterate SSRCs: @prev NULL for the first; returns 1 when there are no more. */
