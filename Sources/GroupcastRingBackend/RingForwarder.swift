@@ -206,7 +206,21 @@ public final class RingForwarder: Forwarder {
         gc_ring_stats(ring, raw)
         var statistics = Self.convert(raw)
         statistics.tableGeneration = generation.load(ordering: .relaxed)
+        statistics.rooms = roomMedia()
         return statistics
+    }
+
+    /// The core's per-room media counters, as last published.
+    private func roomMedia() -> [String: MediaCounters] {
+        var rooms: [String: MediaCounters] = [:]
+        var name = [CChar](repeating: 0, count: Int(GC_RING_ROOM_NAME_MAX) + 1)
+        var media = gc_media_counters()
+        var index: Int32 = 0
+        while index < gc_ring_room_media(ring, index, &name, &media) {
+            rooms[String(cString: name)] = MediaCounters(media)
+            index += 1
+        }
+        return rooms
     }
 
     static func convert(_ raw: UnsafeMutablePointer<gc_ring_stats>) -> ForwarderStatistics {
@@ -348,6 +362,8 @@ public final class RingForwarder: Forwarder {
             logger.error("ring: routing table allocation failed; keeping the previous one")
             return 1
         }
+        // The rooms, for the core's per-room media counters (table.rooms indexes them alike).
+        let roomIndices = table.rooms.map { name in Int(name.withCString { gc_ring_table_add_room(core, $0) }) }
         var unresolved = 0
         for route in table.routes.values.sorted(by: { $0.ssrc < $1.ssrc }) {
             var subscribers: [gc_subscriber] = []
@@ -384,6 +400,7 @@ public final class RingForwarder: Forwarder {
                     subs.baseAddress, UInt32(subs.count))
             }
             if result != 0 { logger.error("ring: route for SSRC \(route.ssrc) refused (\(gcfp_code_name(-result).map { String(cString: $0) } ?? "\(result)"))") }
+            if result == 0, roomIndices[route.room] >= 0 { gc_ring_table_route_room(core, route.ssrc, Int32(roomIndices[route.room])) }
         }
         gc_ring_install(ring, core)
         generation.store(table.generation, ordering: .relaxed)

@@ -410,8 +410,7 @@ import Testing
     /// Per-room media counters as Prometheus scrapes them (scripts/lib/scrape-metrics): two rooms,
     /// known traffic, exact counts on every backend (the kernel's and the ring core's per-route
     /// counters summed per room on xdp and ring).
-    @Test(.enabled(if: TestBackend.selected != .ring, "ring counts per room from the next commit on"))
-    func mediaIsCountedPerRoomAndScraped() throws {
+    @Test func mediaIsCountedPerRoomAndScraped() throws {
         let sfu = try TestSFU()
         let a = try TestParticipant(sfu, host: 71).register(room: "alpha")
         let b = try TestParticipant(sfu, host: 72).register(room: "alpha")

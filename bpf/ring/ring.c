@@ -98,6 +98,13 @@ struct ring_route {
 	__u16 origin_vlan;		/* the VLAN it sends on, 0: untagged */
 	__u8 origin_addr[16];
 	__u32 first, n_copies;		/* into gc_ring_table.copies */
+	int room;			/* into gc_ring_table.rooms, -1: counted in none */
+};
+
+/* A room's media, counted per route of it (struct gc_media_counters). */
+struct ring_room {
+	char name[GC_RING_ROOM_NAME_MAX + 1];
+	struct gc_media_counters media;
 };
 
 struct gc_ring_table {
@@ -108,6 +115,8 @@ struct gc_ring_table {
 	struct ring_route *slots;
 	struct ring_copy *copies;
 	__u32 n_copies, cap_copies;
+	struct ring_room *rooms;	/* the counting array once installed */
+	__u32 n_rooms, cap_rooms;
 };
 
 struct gc_ring {
@@ -122,6 +131,8 @@ struct gc_ring {
 	__u64 last_kernel_read;
 	struct gc_ring_stats stats;		/* the processing thread's */
 	struct gc_ring_stats published;		/* copied under publish_lock */
+	struct ring_room *published_rooms;	/* the table's rooms, copied under publish_lock */
+	__u32 n_published_rooms, cap_published_rooms;
 	atomic_flag publish_lock;
 };
 
@@ -407,6 +418,7 @@ void gc_ring_table_free(struct gc_ring_table *t)
 		return;
 	free(t->slots);
 	free(t->copies);
+	free(t->rooms);
 	free(t);
 }
 
@@ -470,6 +482,7 @@ int gc_ring_table_add(struct gc_ring_table *t, __u32 ssrc, __u8 family, __u8 str
 	memcpy(r->origin_addr, origin_addr, 16);
 	r->first = t->n_copies;
 	r->n_copies = n_subs;
+	r->room = -1;
 	for (i = 0; i < n_subs; i++) {
 		t->copies[t->n_copies].sub = subs[i];
 		t->copies[t->n_copies].port = -1;
@@ -479,11 +492,61 @@ int gc_ring_table_add(struct gc_ring_table *t, __u32 ssrc, __u8 family, __u8 str
 	return 0;
 }
 
+int gc_ring_table_add_room(struct gc_ring_table *t, const char *name)
+{
+	size_t len = name ? strlen(name) : 0;
+	__u32 i;
+
+	if (!len || len > GC_RING_ROOM_NAME_MAX)
+		return -GCFP_ERR_INVALID;
+	for (i = 0; i < t->n_rooms; i++)
+		if (!strcmp(t->rooms[i].name, name))
+			return -GCFP_ERR_INVALID;
+	if (t->n_rooms == t->cap_rooms) {
+		__u32 cap = t->cap_rooms ? 2 * t->cap_rooms : 8;
+		struct ring_room *rooms = realloc(t->rooms, cap * sizeof(*rooms));
+
+		if (!rooms)
+			return -GCFP_ERR_SYSTEM;
+		t->rooms = rooms;
+		t->cap_rooms = cap;
+	}
+	memset(&t->rooms[t->n_rooms], 0, sizeof(t->rooms[0]));
+	memcpy(t->rooms[t->n_rooms].name, name, len);
+	return t->n_rooms++;
+}
+
+int gc_ring_table_route_room(struct gc_ring_table *t, __u32 ssrc, int room)
+{
+	struct ring_route *r = (struct ring_route *)table_lookup(t, ssrc);
+
+	if (!r || room < 0 || (__u32)room >= t->n_rooms)
+		return -GCFP_ERR_INVALID;
+	r->room = room;
+	return 0;
+}
+
+/* Every room of @t that the installed table has too continues its counts
+ * (found by name); the others start from zero, and rooms not in @t are gone. */
+static void carry_rooms(const struct gc_ring_table *old, struct gc_ring_table *t)
+{
+	__u32 i, j;
+
+	for (i = 0; old && i < t->n_rooms; i++)
+		for (j = 0; j < old->n_rooms; j++)
+			if (!strcmp(t->rooms[i].name, old->rooms[j].name)) {
+				t->rooms[i].media = old->rooms[j].media;
+				break;
+			}
+}
+
 void gc_ring_install(struct gc_ring *ring, struct gc_ring_table *t)
 {
 	__u32 i;
 	int k;
 
+	if (t)
+		carry_rooms(ring->table, t);
 	for (i = 0; t && i < t->n_copies; i++) {
 		struct ring_copy *c = &t->copies[i];
 
@@ -702,8 +765,9 @@ static int handle_frame(struct gc_ring *ring, int index, const struct xdp_desc *
 	const struct gc_ring_table *t = ring->table;
 	__u8 *data = (__u8 *)p->umem + desc->addr;
 	const struct ring_route *r = NULL;
+	struct gc_media_counters uncounted = {}, *media = NULL;
 	struct gc_pkt pkt = {};
-	__u32 i, len = desc->len;
+	__u32 i, len = desc->len, bytes;
 	int kind, reason = -1;
 	__u64 done;
 
@@ -730,10 +794,19 @@ static int handle_frame(struct gc_ring *ring, int index, const struct xdp_desc *
 		reason = GC_DROP_UNKNOWN_SSRC;
 	else if (!from_origin(r, &pkt))
 		reason = GC_DROP_SPOOFED;
-	else if (r->stream_type == GC_STREAM_VHQ && ring->shed_level >= 1)
-		reason = GC_DROP_SHED_VHQ;
-	else if (r->stream_type == GC_STREAM_VSQ && ring->shed_level >= 2)
-		reason = GC_DROP_SHED_VSQ;
+	/* From here on the datagram is the route's room's media (a room
+	 * nobody counts in: a scratch entry). */
+	if (reason < 0) {
+		media = r->room >= 0 ? &t->rooms[r->room].media : &uncounted;
+		media->received++;
+		media->received_bytes += pkt.udp_len - sizeof(struct udphdr);
+		if (r->stream_type == GC_STREAM_VHQ && ring->shed_level >= 1)
+			reason = GC_DROP_SHED_VHQ;
+		else if (r->stream_type == GC_STREAM_VSQ && ring->shed_level >= 2)
+			reason = GC_DROP_SHED_VSQ;
+		if (reason >= 0)
+			media->dropped++;
+	}
 	if (reason >= 0) {
 		s->drops[reason]++;
 		p->n_fill--;
@@ -745,24 +818,32 @@ static int handle_frame(struct gc_ring *ring, int index, const struct xdp_desc *
 	 * what follows a UDP length below the IP payload (udp_rcv() trims it):
 	 * copies and echo carry the datagram, and their IP length says so. */
 	len = pkt.l4_off + pkt.udp_len;
+	bytes = pkt.udp_len - sizeof(struct udphdr);
 	trim_ip_length(data, &pkt);
 	for (i = 0; i < r->n_copies; i++) {
 		const struct ring_copy *c = &t->copies[r->first + i];
 
-		if (c->port < 0 || place_copy(ring, data, len, &pkt, c, stop))
+		if (c->port < 0 || place_copy(ring, data, len, &pkt, c, stop)) {
 			s->drops[GC_DROP_SEND_FAILED]++;
-		else
+			media->dropped++;
+		} else {
 			s->forwarded++;
+			media->forwarded++;
+			media->forwarded_bytes += bytes;
+		}
 	}
 	if (!t->echo) {
 		p->n_fill--;
 		frame_free(p, frame_base(ring, desc->addr));
 	} else if (place_echo(ring, index, desc->addr, data, len, &pkt, stop)) {
 		s->drops[GC_DROP_SEND_FAILED]++;
+		media->dropped++;
 		p->n_fill--;
 		frame_free(p, frame_base(ring, desc->addr));
 	} else {
 		s->echoed++;
+		media->echoed++;
+		media->echoed_bytes += bytes;
 	}
 	done = now_ns();
 	delay_record(s, done - *pickup);
@@ -772,10 +853,44 @@ static int handle_frame(struct gc_ring *ring, int index, const struct xdp_desc *
 
 static void publish(struct gc_ring *ring)
 {
+	const struct gc_ring_table *t = ring->table;
+	__u32 n_rooms = t ? t->n_rooms : 0;
+	struct ring_room *grown = NULL;
+
+	/* Room for the table's rooms, allocated outside the lock (only when
+	 * a table brings more rooms than ever before). */
+	if (n_rooms > ring->cap_published_rooms)
+		grown = calloc(n_rooms, sizeof(*grown));
 	while (atomic_flag_test_and_set_explicit(&ring->publish_lock, memory_order_acquire))
 		;
 	memcpy(&ring->published, &ring->stats, sizeof(ring->stats));
+	if (grown) {
+		free(ring->published_rooms);
+		ring->published_rooms = grown;
+		ring->cap_published_rooms = n_rooms;
+	}
+	if (n_rooms > ring->cap_published_rooms)
+		n_rooms = ring->cap_published_rooms;	/* allocation failed: the first ones */
+	if (n_rooms)
+		memcpy(ring->published_rooms, t->rooms, n_rooms * sizeof(*t->rooms));
+	ring->n_published_rooms = n_rooms;
 	atomic_flag_clear_explicit(&ring->publish_lock, memory_order_release);
+}
+
+int gc_ring_room_media(struct gc_ring *ring, int index, char name[GC_RING_ROOM_NAME_MAX + 1],
+		       struct gc_media_counters *media)
+{
+	int n;
+
+	while (atomic_flag_test_and_set_explicit(&ring->publish_lock, memory_order_acquire))
+		;
+	n = (int)ring->n_published_rooms;
+	if (index >= 0 && index < n) {
+		memcpy(name, ring->published_rooms[index].name, GC_RING_ROOM_NAME_MAX + 1);
+		*media = ring->published_rooms[index].media;
+	}
+	atomic_flag_clear_explicit(&ring->publish_lock, memory_order_release);
+	return n;
 }
 
 void gc_ring_stats(struct gc_ring *ring, struct gc_ring_stats *stats)
@@ -1383,6 +1498,7 @@ void gc_ring_close(struct gc_ring *ring)
 		port_release(p);
 	}
 	gc_ring_table_free(ring->table);
+	free(ring->published_rooms);
 	free(ring->ports);
 	free(ring);
 }

@@ -457,6 +457,100 @@ static void test_tx_full(void)
 	sim_close(&s);
 }
 
+/* table() with its route in room @room (NULL: none) after the rooms @rooms. */
+static struct gc_ring_table *table_in(const char *const *rooms, int n_rooms, const char *room)
+{
+	struct gc_ring_table *t = table();
+	int i, index;
+
+	for (i = 0; t && i < n_rooms; i++) {
+		index = gc_ring_table_add_room(t, rooms[i]);
+		if (index < 0 || (room && !strcmp(room, rooms[i]) &&
+				  gc_ring_table_route_room(t, SSRC_ORIGIN, index))) {
+			gc_ring_table_free(t);
+			return NULL;
+		}
+	}
+	return t;
+}
+
+/* Sends @n valid packets (and one spoofed, one of an unknown SSRC: in no
+ * room); returns their UDP payload bytes. */
+static __u64 room_traffic(struct sim *s, int n)
+{
+	__u8 buf[PKT_MAX];
+	__u64 bytes = 0;
+	size_t len;
+	int i;
+
+	for (i = 0; i < n + 2; i++) {
+		len = build(buf, i == n ? 2 : 0, i == n + 1 ? SSRC_UNKNOWN : SSRC_ORIGIN, (__u16)i, 0);
+		if (i < n)
+			bytes += len - (14 + 20 + 8);	/* Ethernet, IPv4, UDP headers */
+		for (int k = 0; k < PORTS; k++)
+			sim_claim_fill(s, k);
+		sim_receive(s, i == n, buf, len);
+		gc_ring_process(s->ring, NULL);
+	}
+	drain(s);
+	return bytes;
+}
+
+/* The published counters of room @name; 0 when it is not published. */
+static int room_find(struct sim *s, const char *name, struct gc_media_counters *out)
+{
+	char got[GC_RING_ROOM_NAME_MAX + 1];
+	int i, n = gc_ring_room_media(s->ring, -1, got, out);
+
+	for (i = 0; i < n; i++)
+		if (gc_ring_room_media(s->ring, i, got, out) > i && !strcmp(got, name))
+			return 1;
+	return 0;
+}
+
+static void test_rooms(void)
+{
+	static const char *const alpha_beta[] = { "alpha", "beta" }, *const beta[] = { "beta" };
+	struct gc_media_counters m, none;
+	struct sim s;
+	__u64 bytes;
+	int found, other;
+
+	if (sim_open_with(&s, 4 * RING_SIZE, SFU_PORT, (struct gc_ring_port_info[PORTS]){
+				  { .mac = { 2, 0, 0, 0, 0, 1 }, .ipv4 = { 10, 9, 0, 1 } },
+				  { .mac = { 2, 0, 0, 0, 1, 1 }, .ipv4 = { 10, 9, 1, 1 } } },
+			  table_in(alpha_beta, 1, "alpha"))) {
+		result(0, "rooms: open");
+		return;
+	}
+	bytes = room_traffic(&s, 40);
+	found = room_find(&s, "alpha", &m);
+	result(found && m.received == 40 && m.received_bytes == bytes &&
+	       m.forwarded == 3 * 40 && m.forwarded_bytes == 3 * bytes && m.echoed == 40 &&
+	       m.echoed_bytes == bytes && m.dropped == 0,
+	       "rooms: a route's media counted in its room (received %llu, %llu bytes of %llu; "
+	       "forwarded %llu, echoed %llu, dropped %llu), the spoofed and the unknown in none",
+	       (unsigned long long)m.received, (unsigned long long)m.received_bytes, (unsigned long long)bytes,
+	       (unsigned long long)m.forwarded, (unsigned long long)m.echoed, (unsigned long long)m.dropped);
+	/* A new table with the room: its counts continue; a room without routes is published at 0. */
+	gc_ring_install(s.ring, table_in(alpha_beta, 2, "alpha"));
+	bytes += room_traffic(&s, 10);
+	found = room_find(&s, "alpha", &m);
+	other = room_find(&s, "beta", &none);
+	result(found && m.received == 50 && m.received_bytes == bytes && m.forwarded == 150 && other &&
+	       none.received == 0,
+	       "rooms: a table installed continues the counts of its rooms (received %llu)",
+	       (unsigned long long)m.received);
+	/* A table without it (the route moved to no room): forgotten. */
+	gc_ring_install(s.ring, table_in(beta, 1, NULL));
+	room_traffic(&s, 1);
+	found = room_find(&s, "alpha", &m);
+	other = room_find(&s, "beta", &none);
+	result(!found && other && none.received == 0,
+	       "rooms: a room absent from the table installed is forgotten, a route in no room counts in none");
+	sim_close(&s);
+}
+
 static void test_options(void)
 {
 	struct gc_ring_opts o;
@@ -725,12 +819,13 @@ static void test_vlan(void)
 
 int main(void)
 {
-	printf("TAP version 13\n1..18\n");
+	printf("TAP version 13\n1..21\n");
 	test_options();
 	test_million();
 	test_tx_full();
 	test_corpus();
 	test_vlan();
+	test_rooms();
 	printf("# Totals: pass:%d fail:%d xfail:0 xpass:0 skip:0 error:0\n", n_pass, n_fail);
 	return n_fail ? 1 : 0;
 }

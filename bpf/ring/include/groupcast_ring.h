@@ -13,8 +13,8 @@
  *
  * Driven from one thread (Swift's RingForwarder): gc_ring_wait(),
  * gc_ring_install() and gc_ring_process() are not thread-safe; only
- * gc_ring_stats() may be called from another thread (it reads a snapshot the
- * processing thread publishes).
+ * gc_ring_stats() and gc_ring_room_media() may be called from another thread
+ * (they read a snapshot the processing thread publishes).
  *
  * Functions returning int give 0 (or a count) on success and a negative
  * enum gcfp_code on failure, with @err filled as in groupcast_fastpath.h.
@@ -164,6 +164,28 @@ int gc_ring_table_add(struct gc_ring_table *table, __u32 ssrc, __u8 family, __u8
 		      const __u8 origin_addr[16], __u16 origin_port_be, __u16 origin_vlan,
 		      const struct gc_subscriber *subs, __u32 n_subs);
 void gc_ring_table_free(struct gc_ring_table *table);
+
+/*
+ * Media per room (struct gc_media_counters, Docs/operations.md): a table
+ * names its rooms, each route belongs to one, and the core counts each
+ * route's media into its room's counters. A table installed continues the
+ * counts of the rooms the previous one had (same name); a room absent from
+ * it is forgotten.
+ */
+#define GC_RING_ROOM_NAME_MAX	64
+
+/* Adds room @name (1..GC_RING_ROOM_NAME_MAX bytes, not yet in @table): its
+ * index (>= 0), or -GCFP_ERR_INVALID, -GCFP_ERR_SYSTEM. */
+int gc_ring_table_add_room(struct gc_ring_table *table, const char *name);
+/* The route of @ssrc belongs to room @room (an index from
+ * gc_ring_table_add_room); a route without a room is not counted per room.
+ * 0 or -GCFP_ERR_INVALID (no such route or room). */
+int gc_ring_table_route_room(struct gc_ring_table *table, __u32 ssrc, int room);
+/* Any thread: the rooms of the table in use as last published (with the
+ * statistics): their number; with 0 <= @index < that, room @index's name
+ * (NUL-terminated) and counters. */
+int gc_ring_room_media(struct gc_ring *ring, int index, char name[GC_RING_ROOM_NAME_MAX + 1],
+		       struct gc_media_counters *media);
 
 /*
  * Testing without a kernel: a ring whose @n_ports ports have rings and UMEM
