@@ -154,7 +154,7 @@ let package = Package(
         // streams (cluster-unique SSRC claims), subscriptions, per-room change channels.
         .target(
             name: "GroupcastCluster",
-            dependencies: ["GroupcastProtocol", "GroupcastRedis", "GroupcastSFU", logging]
+            dependencies: ["GroupcastProtocol", "GroupcastRedis", "GroupcastSFU", "GroupUnicast", logging]
         ),
         // The command lines' shared options (durations, sizes, log level) and SIGINT/SIGTERM.
         .target(
@@ -245,7 +245,7 @@ let package = Package(
         .testTarget(
             name: "GroupcastClusterTests",
             dependencies: [
-                "GroupcastCluster", "GroupcastProtocol", "GroupcastRedis", "GroupcastSFU", logging,
+                "GroupcastClient", "GroupcastCluster", "GroupcastProtocol", "GroupcastRedis", "GroupcastSFU", "GroupUnicast", logging,
                 // Built before the tests, which run `groupcast sfu --cluster` and `groupcast client`.
                 "Groupcast",
             ]

@@ -16,6 +16,7 @@ import Prometheus
 import GroupcastRingBackend
 import GroupUnicast
 import Logging
+import Synchronization
 
 /// `groupcast sfu`: run the SFU until SIGINT/SIGTERM, printing statistics periodically.
 struct SFUCommand: ParsableCommand {
@@ -98,7 +99,7 @@ struct SFUCommand: ParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
-        if let membership { configuration.participantsChanged = membership.publisher.update }
+        if let membership { configuration.participantsChanged = membership.participantsChanged }
         defer { membership?.stop() }
         let server: SFUServer
         do {
@@ -107,6 +108,7 @@ struct SFUCommand: ParsableCommand {
             logger.critical("cannot start: \(error)")
             throw ExitCode(2)
         }
+        membership?.relay(to: server)
         // The endpoint comes up before the data plane: /healthz answers 503 until it runs.
         let health = HealthState()
         var metrics: MetricsHTTPServer?
@@ -280,12 +282,17 @@ final class HealthState: @unchecked Sendable {
 }
 
 
-/// `--cluster`: the Redis client, the node's membership and the publisher of the SFU's
-/// participants, each a task beside the SFU's threads (Docs/cluster.md).
+/// `--cluster`: the Redis client, the node's membership, the publisher of the SFU's
+/// participants and the relay of media between nodes, each a task beside the SFU's threads
+/// (Docs/cluster.md).
 final class ClusterMembership: Sendable {
-    let publisher: ClusterPublisher
+    private let publisher: ClusterPublisher
     private let node: ClusterNode
-    private let tasks: [Task<Void, Never>]
+    private let logger: Logger
+    private let tasks: Mutex<[Task<Void, Never>]>
+    /// Set once the SFU exists (``relay(to:)``); the relay installs the other nodes into it.
+    private let server = ServerSlot()
+    private let mediaRelay: ClusterRelay
 
     /// `nil` without `--cluster`.
     init?(settings: SFUSettings, logger: Logger) throws {
@@ -296,6 +303,10 @@ final class ClusterMembership: Sendable {
         let redis: RedisConfiguration
         do { redis = try RedisConfiguration(url: url) } catch { throw ClusterSettingError("--cluster: \(error)") }
         guard let advertise = settings.advertise else { throw ClusterSettingError("--cluster needs --advertise IP:PORT") }
+        let backend = settings.forwarderConfiguration.backend
+        guard !backend.needsInterface else {
+            throw ClusterSettingError("--cluster: media between nodes runs on the socket, sendmmsg and sendgroup backends, not \(backend) (Docs/cluster.md)")
+        }
         let name = settings.node ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? ""
         let client = RedisClient(configuration: redis, logger: Logger(label: "groupcast.redis"))
         do {
@@ -304,9 +315,31 @@ final class ClusterMembership: Sendable {
             throw ClusterSettingError("--node: \(error)")
         }
         publisher = ClusterPublisher(node: node, logger: logger)
+        self.logger = logger
+        let server = self.server
+        mediaRelay = ClusterRelay(node: node, logger: logger) { nodes in
+            do throws(SFUError) { try server.value.withLock { $0 }?.setRemoteNodes(nodes) } catch {
+                logger.error("cluster: other nodes not installed: \(error)")
+            }
+        }
         let node = self.node, publisher = self.publisher
-        tasks = [Task { await client.run() }, Task { await node.run() }, Task { await publisher.run() }]
+        tasks = Mutex([Task { await client.run() }, Task { await node.run() }, Task { await publisher.run() }])
         logger.info("joining cluster \(redis.host):\(redis.port) as node \(name), advertising \(advertise)")
+    }
+
+    /// ``SFUServer/Configuration/participantsChanged``: the publisher and the relay take the list.
+    var participantsChanged: @Sendable ([Participant]) -> Void {
+        { [publisher, mediaRelay] participants in
+            publisher.update(participants)
+            mediaRelay.update(participants)
+        }
+    }
+
+    /// Starts relaying media between `server` and the other nodes.
+    func relay(to server: SFUServer) {
+        self.server.value.withLock { $0 = server }
+        let relay = mediaRelay
+        tasks.withLock { $0.append(Task { await relay.run() }) }
     }
 
     /// Leaves the cluster (at most 2 s: Redis may be down), then stops the tasks.
@@ -318,8 +351,13 @@ final class ClusterMembership: Sendable {
             done.signal()
         }
         _ = done.wait(timeout: .now() + 2)
-        tasks.forEach { $0.cancel() }
+        tasks.withLock { $0.forEach { $0.cancel() } }
     }
+}
+
+/// The SFU of a ``ClusterMembership``, made after it.
+final class ServerSlot: Sendable {
+    let value = Mutex<SFUServer?>(nil)
 }
 
 struct ClusterSettingError: Error, CustomStringConvertible {

@@ -93,6 +93,13 @@ public struct ClusterNodeInfo: Hashable, Sendable {
     public var load: Double
     /// The node's wall clock at its last heartbeat, in milliseconds since 1970.
     public var heartbeatMilliseconds: Int64
+
+    public init(name: String, advertise: String, load: Double = 0, heartbeatMilliseconds: Int64 = 0) {
+        self.name = name
+        self.advertise = advertise
+        self.load = load
+        self.heartbeatMilliseconds = heartbeatMilliseconds
+    }
 }
 
 /// A room as the cluster sees it: the participants of every live node.

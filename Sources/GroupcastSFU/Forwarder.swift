@@ -228,11 +228,13 @@ public struct ForwardingEngine: Sendable {
             break
         }
         let recipients = route.recipients
+        // A relayed route (another node's source) has no echo: recipient 0 is a subscriber.
+        let echoes = route.echoes
         if !recipients.isEmpty {
             if backlogged.isEmpty {
                 let errors = timedSend(send, bytes, recipients)
                 for (index, error) in errors.enumerated() {
-                    record(error, at: index, address: recipients[index].address, bytes: bytes, room: room)
+                    record(error, isEcho: echoes && index == 0, address: recipients[index].address, bytes: bytes, room: room)
                 }
             } else {
                 // Keep each receiver's order: receivers with a backlog queue behind it.
@@ -240,7 +242,7 @@ public struct ForwardingEngine: Sendable {
                 var directIndices: [Int] = []
                 for (index, recipient) in recipients.enumerated() {
                     if backlogs[recipient.address].map({ !$0.isEmpty }) ?? false {
-                        enqueue(bytes, for: recipient.address, isEcho: table.echo && index == 0, room: room)
+                        enqueue(bytes, for: recipient.address, isEcho: echoes && index == 0, room: room)
                     } else {
                         direct.append(recipient)
                         directIndices.append(index)
@@ -249,7 +251,7 @@ public struct ForwardingEngine: Sendable {
                 if !direct.isEmpty {
                     let errors = timedSend(send, bytes, direct)
                     for (slot, error) in errors.enumerated() {
-                        record(error, at: directIndices[slot], address: direct[slot].address, bytes: bytes, room: room)
+                        record(error, isEcho: echoes && directIndices[slot] == 0, address: direct[slot].address, bytes: bytes, room: room)
                     }
                 }
             }
@@ -270,8 +272,7 @@ public struct ForwardingEngine: Sendable {
     }
 
     @inline(__always)
-    private mutating func record(_ error: Errno?, at index: Int, address: SocketAddress, bytes: UnsafeRawBufferPointer, room: Int) {
-        let isEcho = table.echo && index == 0
+    private mutating func record(_ error: Errno?, isEcho: Bool, address: SocketAddress, bytes: UnsafeRawBufferPointer, room: Int) {
         guard let error else {
             if isEcho {
                 statistics.echoed &+= 1

@@ -8,58 +8,148 @@ import GroupUnicast
 public struct Route: Hashable, Sendable {
     public var ssrc: UInt32
     public var streamType: StreamType
-    /// The source participant.
+    /// The source participant (on ``originNode`` when the stream is relayed: ids are node-local).
     public var participant: UInt32
     /// The room of the source (and of every subscriber): index in ``RoutingTable/rooms``.
     public var room: Int
-    /// The only address and port allowed to send on ``ssrc``; others are spoofed.
+    /// The only address and port allowed to send on ``ssrc``; others are spoofed. For a relayed
+    /// stream, the origin node's advertised address.
     public var origin: SocketAddress
-    /// The participants that receive this stream (the origin excluded), by id order.
+    /// The receivers of this stream (the origin excluded): the local participants by id order,
+    /// then, for a local source, one per remote node that has participants wanting it.
     public var subscribers: [Subscriber]
-    /// What a user-space forwarder hands to `GroupSocket.send`: the origin first when echo is
-    /// on, then every subscriber.
+    /// What a user-space forwarder hands to `GroupSocket.send`: the origin first when
+    /// ``echoes``, then every subscriber.
     public var recipients: [Recipient]
+    /// `nil`: the source is a participant of this node. Otherwise the cluster node the stream
+    /// comes from (Docs/cluster.md, "Media between nodes"): the route is relayed, its
+    /// subscribers are local participants only (never another node: no loops) and it has no echo
+    /// (the origin node echoes to its own participant).
+    public var originNode: String?
+    /// Whether ``recipients`` starts with the origin (the table's echo, local sources only).
+    public var echoes: Bool
 }
 
 /// One receiver of a route.
 public struct Subscriber: Hashable, Sendable {
+    /// The local participant; 0 for a remote node.
     public var participant: UInt32
     public var address: SocketAddress
+    /// `nil`: a local participant. Otherwise the cluster node this copy is relayed to, once for
+    /// all of its participants that want the stream.
+    public var node: String?
+
+    public init(participant: UInt32, address: SocketAddress, node: String? = nil) {
+        self.participant = participant
+        self.address = address
+        self.node = node
+    }
+}
+
+/// Another node of the cluster as this node's routing table sees it (Docs/cluster.md): where it
+/// receives relayed media and sends its own, and its participants in the rooms both nodes share.
+/// Built by GroupcastCluster from Redis; plain values here, so the table stays pure.
+public struct RemoteNode: Hashable, Sendable {
+    public var name: String
+    /// Its advertised address: where this node relays streams to it, and the only address its
+    /// participants' streams may come from.
+    public var address: SocketAddress
+    public var participants: [RemoteParticipant]
+
+    public init(name: String, address: SocketAddress, participants: [RemoteParticipant]) {
+        self.name = name
+        self.address = address
+        self.participants = participants
+    }
+}
+
+/// A participant of another node: what it sends and what it receives from this node's sources.
+public struct RemoteParticipant: Hashable, Sendable {
+    /// Its id on its own node (ids are node-local).
+    public var id: UInt32
+    public var room: String
+    /// Its streams; SSRCs are unique in the whole cluster (claimed in Redis).
+    public var ssrcs: StreamSSRCs
+    public var receivable: StreamSet
+    public var defaultStreams: StreamSet
+    /// SUBSCRIBE overrides naming sources of *this* node, by their local id.
+    public var perLocalSource: [UInt32: StreamSet]
+
+    public init(
+        id: UInt32, room: String, ssrcs: StreamSSRCs, receivable: StreamSet = .all, defaultStreams: StreamSet = .all,
+        perLocalSource: [UInt32: StreamSet] = [:]
+    ) {
+        self.id = id
+        self.room = room
+        self.ssrcs = ssrcs
+        self.receivable = receivable
+        self.defaultStreams = defaultStreams
+        self.perLocalSource = perLocalSource
+    }
+
+    /// The stream types it receives from local participant `source` (``Participant/streams(from:)``).
+    public func streams(from source: UInt32) -> StreamSet {
+        (perLocalSource[source] ?? defaultStreams).intersection(receivable)
+    }
+}
+
+extension Participant {
+    /// The stream types it receives from a participant of another node. Its SUBSCRIBE overrides
+    /// name local ids only (a remote participant's id may equal a local one), so they never
+    /// apply: it gets its defaults (Docs/cluster.md).
+    public var streamsFromOtherNodes: StreamSet { defaultStreams.intersection(receivable) }
 }
 
 /// The forwarding state: source SSRC -> route. Immutable; rebuilt from the ``SessionRegistry``
-/// after every control change and handed to the ``Forwarder`` whole.
+/// (and, in a cluster, the ``RemoteNode``s) after every change and handed to the ``Forwarder`` whole.
 public struct RoutingTable: Sendable {
     public let routes: [UInt32: Route]
     /// The rooms, sorted: those of the registry (an empty declared room too) and of every
     /// participant. ``Route/room`` indexes it, so a data plane counts per room without hashing
     /// names per packet; the media counters of a room no longer here are forgotten.
     public let rooms: [String]
-    /// Whether every media packet also goes back to its origin.
+    /// Whether every media packet of a local source also goes back to its origin.
     public let echo: Bool
     /// Increases with every table the control plane builds.
     public var generation: UInt64 = 0
 
     public static let empty = RoutingTable(participants: [], echo: true)
 
-    /// `rooms`: rooms that exist without participants (the registry's); the participants' own are
-    /// added.
-    public init(participants: [Participant], echo: Bool, rooms: some Sequence<String> = []) {
+    /// Routes of the local `participants`' streams and, in a cluster, of `remoteNodes`'
+    /// participants' streams. A local stream gets one extra subscriber per remote node with at
+    /// least one participant in its room wanting it; a remote stream is relayed to the local
+    /// participants of its room only. A remote SSRC equal to a local one is left out (the cluster
+    /// claims SSRCs, so it only happens while a claim is refused; the local participant keeps it).
+    /// `rooms`: rooms that exist without participants (the registry's); the participants' own
+    /// (local and remote) are added.
+    public init(participants: [Participant], remoteNodes: [RemoteNode] = [], echo: Bool, rooms: some Sequence<String> = []) {
         self.echo = echo
-        let rooms = Set(rooms).union(participants.map(\.room)).sorted()
+        let rooms = Set(rooms).union(participants.map(\.room)).union(remoteNodes.flatMap { $0.participants.map(\.room) }).sorted()
         self.rooms = rooms
         let roomIndex = Dictionary(uniqueKeysWithValues: rooms.enumerated().map { ($1, $0) })
         var routes: [UInt32: Route] = [:]
         for source in participants {
             for (type, ssrc) in source.ssrcs.streams {
                 // Rooms never mix: only members of the source's room subscribe.
-                let subscribers = participants.filter { $0.id != source.id && $0.room == source.room && $0.streams(from: source.id).contains(type) }
+                let local = participants.filter { $0.id != source.id && $0.room == source.room && $0.streams(from: source.id).contains(type) }
                     .map { Subscriber(participant: $0.id, address: $0.mediaAddress) }
-                let recipients = (echo ? [Recipient(source.mediaAddress)] : [])
-                    + subscribers.map { Recipient($0.address) }
+                let remote = remoteNodes.filter { node in
+                    node.participants.contains { $0.room == source.room && $0.streams(from: source.id).contains(type) }
+                }.map { Subscriber(participant: 0, address: $0.address, node: $0.name) }
                 routes[ssrc] = Route(
                     ssrc: ssrc, streamType: type, participant: source.id, room: roomIndex[source.room]!, origin: source.mediaAddress,
-                    subscribers: subscribers, recipients: recipients)
+                    subscribers: local + remote, echoes: echo)
+            }
+        }
+        for node in remoteNodes {
+            for source in node.participants {
+                for (type, ssrc) in source.ssrcs.streams where routes[ssrc] == nil {
+                    let local = participants.filter { $0.room == source.room && $0.streamsFromOtherNodes.contains(type) }
+                        .map { Subscriber(participant: $0.id, address: $0.mediaAddress) }
+                    routes[ssrc] = Route(
+                        ssrc: ssrc, streamType: type, participant: source.id, room: roomIndex[source.room]!, origin: node.address,
+                        subscribers: local, originNode: node.name, echoes: false)
+                }
             }
         }
         self.routes = routes
@@ -67,4 +157,17 @@ public struct RoutingTable: Sendable {
 
     @inline(__always)
     public subscript(ssrc: UInt32) -> Route? { routes[ssrc] }
+}
+
+extension Route {
+    /// A route whose ``recipients`` are derived: the origin first when `echoes`, then the subscribers.
+    init(
+        ssrc: UInt32, streamType: StreamType, participant: UInt32, room: Int, origin: SocketAddress, subscribers: [Subscriber],
+        originNode: String? = nil, echoes: Bool
+    ) {
+        self.init(
+            ssrc: ssrc, streamType: streamType, participant: participant, room: room, origin: origin, subscribers: subscribers,
+            recipients: (echoes ? [Recipient(origin)] : []) + subscribers.map { Recipient($0.address) }, originNode: originNode,
+            echoes: echoes)
+    }
 }

@@ -106,6 +106,8 @@ public final class SFUServer: Sendable {
         var echo: Bool
         /// `configuration.controlRateLimit` until a reload changes it.
         var rateLimit: RateLimiter.Limit?
+        /// The cluster's other nodes (``setRemoteNodes(_:)``), by name order.
+        var remoteNodes: [RemoteNode] = []
     }
 
     /// An SFU driving `forwarder` (any backend): the control plane installs every new routing
@@ -231,12 +233,31 @@ public final class SFUServer: Sendable {
         try publishTable()
     }
 
+    /// In a cluster (Docs/cluster.md, "Media between nodes"): the other nodes' participants
+    /// this node shares rooms with, and their advertised addresses. The next routing table
+    /// relays local streams they want to them (one copy per node) and takes their streams from
+    /// their addresses only; installed at once when it changes anything. Only the user-space
+    /// backends forward between nodes: the xdp and ring data planes would echo a relayed stream
+    /// back to its origin node, so they refuse it.
+    public func setRemoteNodes(_ nodes: [RemoteNode]) throws(SFUError) {
+        guard !forwarder.backend.needsInterface else {
+            throw .configuration("media between cluster nodes needs the socket, sendmmsg or sendgroup backend, not \(forwarder.backend)")
+        }
+        let sorted = nodes.sorted { $0.name < $1.name }
+        let changed = state.withLock { state in
+            guard state.remoteNodes != sorted else { return false }
+            state.remoteNodes = sorted
+            return true
+        }
+        if changed { try publishTable() }
+    }
+
     private func publishTable() throws(SFUError) {
         try publishing.withLock { _ throws(SFUError) in
             let observer = configuration.participantsChanged
             let (table, participants) = state.withLock { state -> (RoutingTable, [Participant]) in
                 state.generation += 1
-                var table = state.registry.routingTable(echo: state.echo)
+                var table = state.registry.routingTable(echo: state.echo, remoteNodes: state.remoteNodes)
                 table.generation = state.generation
                 state.statistics.participants = state.registry.count
                 state.statistics.routes = table.routes.count

@@ -387,9 +387,9 @@ public struct SessionRegistry: Sendable {
     }
 
     /// The routing table for the current participants (each room's routes; SSRCs are unique
-    /// across rooms, so one table holds them all).
-    public func routingTable(echo: Bool) -> RoutingTable {
-        RoutingTable(participants: participants.values.sorted { $0.id < $1.id }, echo: echo, rooms: rooms.keys)
+    /// across rooms, so one table holds them all), with the cluster's other nodes, if any.
+    public func routingTable(echo: Bool, remoteNodes: [RemoteNode] = []) -> RoutingTable {
+        RoutingTable(participants: participants.values.sorted { $0.id < $1.id }, remoteNodes: remoteNodes, echo: echo, rooms: rooms.keys)
     }
 }
 

@@ -81,6 +81,7 @@ import Testing
         (["--cluster", "http://x", "--advertise", "127.0.0.1:7002"], "not a redis:// URL"),
         (["--node", "a"], "--node and --advertise need --cluster"),
         (["--cluster", "redis://127.0.0.1:6379", "--advertise", "127.0.0.1:7002", "--node", "a:b"], "\"a:b\" is not 1-64 of"),
+        (["--cluster", "redis://127.0.0.1:6379", "--advertise", "127.0.0.1:7002", "--backend", "ring"], "media between nodes runs on the socket, sendmmsg and sendgroup backends, not ring"),
     ])
     func badClusterFlagsAreRefused(arguments: [String], message: String) throws {
         let output = Pipe()

@@ -1,0 +1,219 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import GroupcastClient
+import GroupcastCluster
+import GroupcastProtocol
+import GroupcastSFU
+import GroupUnicast
+import Logging
+import Testing
+
+/// Media between nodes (Docs/cluster.md): the routing table's remote subscribers and sources,
+/// the relay's view of the cluster, and two `groupcast sfu --cluster` nodes relaying to each
+/// other's clients through a real redis-server.
+@Suite(.serialized) struct ClusterMediaTests {
+    static let nodeA = SocketAddress.ipv4(IPv4Address(127, 0, 0, 1), port: 7100)
+    static let nodeB = SocketAddress.ipv4(IPv4Address(127, 0, 0, 1), port: 7200)
+
+    /// Static participants of rooms `r` and `other` (127.0.0.2:PORT), as this node's registry holds them.
+    static func registry(_ participants: [(id: UInt32, room: String, ssrcs: StreamSSRCs)]) throws -> SessionRegistry {
+        var registry = SessionRegistry(capacity: 8, keepaliveTimeout: .seconds(10))
+        try registry.addRoom("r")
+        try registry.addRoom("other")
+        for participant in participants {
+            try registry.addStatic(
+                RoomFile.StaticParticipant(
+                    id: participant.id, address: .ipv4(IPv4Address(127, 0, 0, 2), port: 4000 + UInt16(participant.id)),
+                    ssrcs: participant.ssrcs, receive: .all),
+                room: participant.room)
+        }
+        return registry
+    }
+
+    /// A local stream wanted by two participants of node B gets one copy to B; a stream no
+    /// remote participant wants (VHQ: B's participants cannot receive it) gets none; B's stream
+    /// comes from B's address only, reaches the local participants of its room, never another
+    /// node, and has no echo.
+    @Test func remoteNodesBecomeSubscribersAndSources() throws {
+        let registry = try Self.registry([(1, "r", StreamSSRCs(asq: 11, vsq: 0, vhq: 13)), (2, "other", .none)])
+        let alice = try #require(registry.participants[1])
+        let b = RemoteNode(name: "node-b", address: Self.nodeB, participants: [
+            RemoteParticipant(id: 1, room: "r", ssrcs: StreamSSRCs(asq: 21, vsq: 0, vhq: 0), receivable: [.asq, .vsq]),
+            RemoteParticipant(id: 2, room: "r", ssrcs: StreamSSRCs(asq: 0, vsq: 0, vhq: 11), receivable: [.asq]),
+        ])
+        let c = RemoteNode(name: "node-c", address: .ipv4(IPv4Address(127, 0, 0, 1), port: 7300), participants: [
+            RemoteParticipant(id: 1, room: "r", ssrcs: .none, perLocalSource: [1: []]),
+        ])
+        let table = registry.routingTable(echo: true, remoteNodes: [b, c])
+
+        let asq = table[11]!
+        #expect(asq.subscribers == [Subscriber(participant: 0, address: Self.nodeB, node: "node-b")])
+        #expect(asq.echoes && asq.recipients.map(\.address) == [alice.mediaAddress, Self.nodeB] && asq.originNode == nil)
+        #expect(table[13]!.subscribers.isEmpty)
+
+        let relayed = table[21]!
+        #expect(relayed.origin == Self.nodeB && relayed.originNode == "node-b" && relayed.participant == 1 && !relayed.echoes)
+        #expect(table.rooms[relayed.room] == "r")
+        #expect(relayed.subscribers == [Subscriber(participant: 1, address: alice.mediaAddress)])
+        #expect(relayed.recipients.map(\.address) == [alice.mediaAddress])
+        // node-b/2's SSRC 11 collides with alice's: the local participant keeps it.
+        #expect(table[11]!.participant == 1 && table.routes.count == 3)
+    }
+
+    /// The forwarding engine takes a relayed stream from its origin node only (other senders:
+    /// `spoofed`) and counts its copies as forwarded, none as echo.
+    @Test func relayedStreamsComeFromTheirNodeOnly() throws {
+        let registry = try Self.registry([(1, "r", .none)])
+        let alice = try #require(registry.participants[1])
+        let b = RemoteNode(name: "node-b", address: Self.nodeB, participants: [
+            RemoteParticipant(id: 1, room: "r", ssrcs: StreamSSRCs(asq: 21, vsq: 0, vhq: 0))
+        ])
+        var engine = ForwardingEngine(table: registry.routingTable(echo: true, remoteNodes: [b]), backlogCapacity: 4)
+        var sent: [[SocketAddress]] = []
+        let packet = RTPHeader.packet(payloadType: 96, sequenceNumber: 1, timestamp: 0, ssrc: 21, payload: [1, 2, 3])
+        for source in [Self.nodeB, alice.mediaAddress, Self.nodeA] {
+            engine.process(ReceivedDatagram(bytes: packet, source: source), pickup: 0) { _, recipients in
+                sent.append(recipients.map(\.address))
+                return Array(repeating: nil, count: recipients.count)
+            }
+        }
+        #expect(sent == [[alice.mediaAddress]])
+        #expect(engine.statistics.forwarded == 1 && engine.statistics.echoed == 0 && engine.statistics[.spoofed] == 2)
+    }
+
+    /// The relay's view: the other live nodes' participants in the watched rooms, overrides
+    /// naming this node's sources only; this node's own participants, nodes without
+    /// participants there and a node advertising an unusable address are left out.
+    @Test func relayViewOfTheCluster() {
+        var bob = ClusterParticipant(node: "node-b", id: 4, room: "r", ssrcs: StreamSSRCs(asq: 21, vsq: 0, vhq: 0), receivable: [.asq])
+        bob.perSource = [ParticipantKey(node: "node-a", id: 1): [.asq], ParticipantKey(node: "node-c", id: 1): []]
+        let alice = ClusterParticipant(node: "node-a", id: 1, room: "r", ssrcs: StreamSSRCs(asq: 11, vsq: 0, vhq: 0))
+        let dora = ClusterParticipant(node: "node-d", id: 1, room: "r", ssrcs: .none)
+        let room = ClusterRoom(name: "r", participants: [bob.key: bob, alice.key: alice, dora.key: dora])
+        let nodes = [
+            ClusterNodeInfo(name: "node-a", advertise: "127.0.0.1:7100"),
+            ClusterNodeInfo(name: "node-b", advertise: "127.0.0.1:7200"),
+            ClusterNodeInfo(name: "node-c", advertise: "127.0.0.1:7300"),
+            ClusterNodeInfo(name: "node-d", advertise: "not an address"),
+        ]
+        let remote = ClusterRelay.remoteNodes(rooms: [room], nodes: nodes, localNode: "node-a", logger: Logger(label: "test"))
+        #expect(remote == [RemoteNode(name: "node-b", address: Self.nodeB, participants: [
+            RemoteParticipant(id: 4, room: "r", ssrcs: bob.ssrcs, receivable: [.asq], perLocalSource: [1: [.asq]])
+        ])])
+    }
+
+    /// Two `groupcast sfu --cluster` nodes and one redis-server on loopback, a client on each:
+    /// A's client's stream reaches B's client exactly once per packet, in order; B's stream
+    /// reaches A's client; each sender's echo comes from its own node only (nothing loops back
+    /// through the other node); a packet with A's SSRC sent to B from any address but A's is
+    /// dropped as `spoofed`.
+    @Test func twoNodesRelayEachOthersStreams() async throws {
+        let server = try await RedisServer()
+        let scratch = NSTemporaryDirectory() + "groupcast-cluster-media-\(getpid())"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        var nodes: [(name: String, control: SocketAddress, media: SocketAddress, stats: String, process: Process, output: Pipe)] = []
+        defer { for node in nodes where node.process.isRunning { node.process.terminate() } }
+        for name in ["node-a", "node-b"] {
+            let control = SocketAddress.ipv4(IPv4Address(127, 0, 0, 1), port: UInt16(try RedisServer.freePort(udp: true)))
+            let media = SocketAddress.ipv4(IPv4Address(127, 0, 0, 1), port: UInt16(try RedisServer.freePort(udp: true)))
+            let stats = "\(scratch)/\(name).json", output = Pipe()
+            let process = try SFUClusterTests.start(
+                ["sfu", "--control", "\(control)", "--media", "\(media)", "--backend", "sendmmsg", "--log-level", "warning",
+                 "--stats-interval", "50ms", "--stats-file", stats,
+                 "--cluster", "redis://127.0.0.1:\(server.port)", "--node", name, "--advertise", "\(media)"], output: output)
+            nodes.append((name, control, media, stats, process, output))
+        }
+        let (a, b) = (nodes[0], nodes[1])
+        let observer = try TestNode("observer", server: server)
+        try await waitUntil("both nodes are up") { try await Set(observer.node.nodes().map(\.name)).isSuperset(of: ["node-a", "node-b"]) }
+
+        let alice = try MediaClient(host: 2, sfu: a.control), bob = try MediaClient(host: 3, sfu: b.control)
+        // Each node routes its client's three streams and, once it has the other node's view,
+        // the other client's three.
+        for node in nodes {
+            try await waitUntil("\(node.name) routes both clients' streams") { Self.statistics(node.stats)?["routes"] as? Int == 6 }
+        }
+
+        let count = 40
+        try alice.send(.asq, count: count, firstSequence: 65_530, to: a.media)
+        let fromAlice = try alice.ssrc(.asq)
+        #expect(bob.collect() == (0..<count).map { Arrived(ssrc: fromAlice, sequence: UInt16(truncatingIfNeeded: 65_530 + $0), source: b.media) })
+        #expect(alice.collect() == (0..<count).map { Arrived(ssrc: fromAlice, sequence: UInt16(truncatingIfNeeded: 65_530 + $0), source: a.media) })
+
+        // A's SSRC from an address that is not node A's: B drops it by name.
+        let spoofer = try MediaClient(host: 4, sfu: nil)
+        try spoofer.socket.send(RTPHeader.packet(payloadType: 96, sequenceNumber: 7, timestamp: 0, ssrc: fromAlice, payload: [0]), to: b.media)
+        try await waitUntil("node-b counts the spoofed packet") { Self.dropped(b.stats, "spoofed") == 1 }
+        #expect(bob.collect().isEmpty)
+
+        try bob.send(.vsq, count: count, firstSequence: 100, to: b.media)
+        let fromBob = try bob.ssrc(.vsq)
+        #expect(alice.collect() == (0..<count).map { Arrived(ssrc: fromBob, sequence: UInt16(100 + $0), source: a.media) })
+        #expect(bob.collect() == (0..<count).map { Arrived(ssrc: fromBob, sequence: UInt16(100 + $0), source: b.media) })
+        #expect(Self.dropped(a.stats, "spoofed") == 0)
+
+        for node in nodes {
+            node.process.terminate()
+            node.process.waitUntilExit()
+            #expect(node.process.terminationStatus == 0, "\(String(decoding: node.output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
+        }
+    }
+
+    static func statistics(_ path: String) -> [String: Any]? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+    }
+
+    static func dropped(_ path: String, _ reason: String) -> Int? {
+        (statistics(path)?["dropped"] as? [String: Any])?[reason] as? Int
+    }
+}
+
+/// One RTP packet a test client received.
+struct Arrived: Hashable, CustomStringConvertible {
+    var ssrc: UInt32
+    var sequence: UInt16
+    var source: SocketAddress
+    var description: String { "\(ssrc)#\(sequence) from \(source)" }
+}
+
+/// A participant on 127.0.0.N: registered with an SFU (when given), sending and collecting RTP.
+final class MediaClient {
+    let socket: GroupSocket
+    let membership: Membership?
+
+    init(host: UInt8, sfu: SocketAddress?) throws {
+        let socket = try GroupSocket(bindingTo: .ipv4(IPv4Address(127, 0, 0, host), port: 0), backend: .socket, options: .init(nonBlocking: true))
+        self.socket = socket
+        membership = try sfu.map { try ControlChannel(socket: socket, sfu: $0).register(JoinParameters(), requestID: 1) }
+    }
+
+    func ssrc(_ type: StreamType) throws -> UInt32 {
+        guard let ssrc = membership?.ssrcs[type], ssrc != 0 else { throw TestFailure("no \(type) SSRC") }
+        return ssrc
+    }
+
+    func send(_ type: StreamType, count: Int, firstSequence: Int, to media: SocketAddress) throws {
+        let ssrc = try ssrc(type)
+        for index in 0..<count {
+            try socket.send(
+                RTPHeader.packet(payloadType: 96, sequenceNumber: UInt16(truncatingIfNeeded: firstSequence + index), timestamp: 0, ssrc: ssrc, payload: [UInt8](repeating: 0, count: 100)),
+                to: media)
+        }
+    }
+
+    /// Every RTP packet that arrives until none has for 300 ms.
+    func collect() -> [Arrived] {
+        var arrived: [Arrived] = []
+        while (try? socket.waitForReadable(timeout: .milliseconds(300))) == true {
+            for datagram in (try? socket.receiveBatch(maxCount: 64, maxSize: 2048)) ?? [] {
+                guard let header = try? RTPHeader.parse(datagram.bytes) else { continue }
+                arrived.append(Arrived(ssrc: header.ssrc, sequence: header.sequenceNumber, source: datagram.source))
+            }
+        }
+        return arrived
+    }
+}
