@@ -90,6 +90,19 @@ import Testing
         #expect((delayCount ?? 0) > 0, "\(delaySamples)")
         #expect(delaySamples.contains { ($0[1] as? [String: String])?["le"] == "+Inf" && $0[2] as? Double == delayCount })
         #expect(try #require(httpGet(port: metricsPort, path: "/healthz")).hasPrefix("HTTP/1.0 200"))
+        // Per-room media: every stream was in room `default`, so its copies are all the SFU's.
+        func sample(_ family: String, _ labels: [String: String]) -> Double? {
+            let samples = (families[family]?["samples"] as? [[Any]]) ?? []
+            return samples.first { ($0[1] as? [String: String]) == labels.merging(["backend": TestBackend.selected.rawValue]) { $1 } }?[2] as? Double
+        }
+        for kind in ["forwarded", "echo"] {
+            let room = sample("groupcast_sfu_room_packets_sent", ["room": "default", "kind": kind])
+            let all = sample("groupcast_sfu_packets_sent", ["kind": kind])
+            #expect(room != nil && room == all && (room ?? 0) > 0, "\(kind): room default \(String(describing: room)), all \(String(describing: all))")
+        }
+        let roomReceived = sample("groupcast_sfu_room_packets_received", ["room": "default"]) ?? 0
+        #expect(roomReceived > 0 && roomReceived <= (sample("groupcast_sfu_packets_received", [:]) ?? 0))
+        #expect((sample("groupcast_sfu_room_bytes_received", ["room": "default"]) ?? 0) >= roomReceived * 12)
 
         kill(sfu.processIdentifier, SIGTERM)
         let sfuText = String(decoding: sfuOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
