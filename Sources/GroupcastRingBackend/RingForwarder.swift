@@ -38,8 +38,9 @@ public struct RingPort: Hashable, Sendable, CustomStringConvertible {
 /// The C core (`groupcast_ring.h`) owns the rings: per interface a UMEM, fill/completion/RX/TX
 /// rings and `bpf/ring.bpf.c`, which moves frames for the media port into the RX ring and passes
 /// everything else (the control plane's traffic) to the host stack. This class drives it from one
-/// thread: wait, install a new routing table (resolving each subscriber's next hop), process a
-/// batch; and publishes the core's counters as ``ForwarderStatistics``.
+/// thread: wait, adopt the routing table ``install(_:)`` built (resolving each subscriber's next
+/// hop on the caller's thread) and handed over, process a batch; and publishes the core's counters
+/// as ``ForwarderStatistics``.
 ///
 /// The media port stays bound by an ordinary UDP socket that never reads: it reserves the port (and
 /// resolves port 0) in the host stack, so nothing else takes it and frames the program passes on
@@ -54,9 +55,24 @@ public final class RingForwarder: Forwarder {
     private nonisolated(unsafe) let ring: OpaquePointer
     /// Read by the C core while it waits for TX space; written by ``stop()``.
     private nonisolated(unsafe) let stopFlag: UnsafeMutablePointer<Int32>
-    private let pendingTable = Mutex<RoutingTable?>(nil)
+    /// Held by ``install(_:)`` from building a table until the forwarder thread took it, and by
+    /// ``close()``: the ring is never freed under a handover.
+    private let installing = Mutex(InstallState())
+    /// The routing table of the core table offered last (the forwarder thread resolves its
+    /// missing next hops again), with how many subscribers had none.
+    private let offered = Mutex<(table: RoutingTable, unresolved: Int)?>(nil)
     private let generation = Atomic<UInt64>(0)
     private let closed = Atomic<Bool>(false)
+
+    struct InstallState {
+        var closed = false
+        /// Addresses whose resolution was already waited for once.
+        var waitedFor = Set<[UInt8]>()
+    }
+
+    /// How long ``install(_:)`` waits for the forwarder thread to take a table (it wakes at once
+    /// unless a batch is stuck waiting for TX space).
+    static let handoverTimeoutMilliseconds: Int32 = 300
 
     /// Reserves `configuration.mediaAddress`'s port and opens the rings on `configuration.interfaces`
     /// (empty: those serving the media address).
@@ -170,8 +186,22 @@ public final class RingForwarder: Forwarder {
         }
     }
 
+    /// Builds the core's table here, on the caller's (control) thread: the next-hop lookups and
+    /// the wait for a fresh neighbour stay off the forwarder thread. Returns once the forwarder
+    /// thread has adopted it, so a client answered after this call finds its routes (bounded: a
+    /// warning after ``handoverTimeoutMilliseconds``); before ``run()`` starts, at once.
     public func install(_ table: RoutingTable) throws(SFUError) {
-        pendingTable.withLock { $0 = table }
+        installing.withLock { state in
+            guard !state.closed else { return }
+            var hops = nextHops(of: table)
+            waitForFresh(&hops, of: table, waitedFor: &state.waitedFor)
+            guard let (core, unresolved) = buildCore(table, hops: hops) else { return }
+            offered.withLock { $0 = (table, unresolved) }
+            if gc_ring_offer(ring, core, Self.handoverTimeoutMilliseconds) == Int32(GC_RING_TIMED_OUT.rawValue) {
+                logger.warning(
+                    "ring: the forwarder thread has not taken routing table \(table.generation) within \(Self.handoverTimeoutMilliseconds) ms; until it does, media of new participants counts as unknown SSRCs")
+            }
+        }
     }
 
     public func stop() {
@@ -180,6 +210,8 @@ public final class RingForwarder: Forwarder {
     }
 
     public func close() {
+        // Waits for an install() handing a table over; later ones do nothing.
+        installing.withLock { $0.closed = true }
         // Under the statistics lock: statistics() never reads a closed ring.
         let wasOpen = published.withLock { last -> Bool in
             guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return false }
@@ -247,9 +279,20 @@ public final class RingForwarder: Forwarder {
     }
 
     public func run() throws(SFUError) {
-        var current = pendingTable.withLock { $0 } ?? .empty
-        pendingTable.withLock { $0 = nil }
-        var unresolved = installInCore(current)
+        var current = RoutingTable.empty
+        var unresolved = 0
+        // The table install() offered last, once the core has it.
+        func adopt() -> Bool {
+            guard gc_ring_adopt(ring) == 1 else { return false }
+            if let latest = offered.withLock({ $0 }) {
+                (current, unresolved) = latest
+                generation.store(latest.table.generation, ordering: .relaxed)
+            }
+            return true
+        }
+        gc_ring_serving(ring, 1)
+        defer { gc_ring_serving(ring, 0) }
+        _ = adopt()
         var lastResolve = monotonicNanoseconds()
         var lastAddresses = lastResolve
         while gc_ring_load_int(stopFlag) == 0 {
@@ -261,32 +304,27 @@ public final class RingForwarder: Forwarder {
                     logger.warning("ring: re-reading the interfaces' addresses: \(Self.message(err))")
                 }
             }
-            if let table = pendingTable.withLock({ table -> RoutingTable? in defer { table = nil }; return table }) {
-                current = table
-                unresolved = installInCore(current)
-                lastResolve = monotonicNanoseconds()
-            }
+            // An offer ends the wait (the core's eventfd).
             let ready = gc_ring_wait(ring, 50)
             if ready < 0 {
                 throw .socket("poll(AF_XDP)", .systemCall(call: "poll", errno: Errno(rawValue: -ready)))
             }
-            // A table installed while we slept applies to what woke us; next hops the kernel has
+            // A table offered while we slept applies to what woke us; next hops the kernel has
             // learned since (the control plane's replies resolve them) are picked up.
-            if let table = pendingTable.withLock({ table -> RoutingTable? in defer { table = nil }; return table }) {
-                current = table
-                unresolved = installInCore(current)
+            if adopt() {
                 lastResolve = monotonicNanoseconds()
             } else if unresolved > 0, monotonicNanoseconds() &- lastResolve > 20_000_000 {
-                unresolved = installInCore(current)
+                // Without waiting: install() waited for every address once already.
+                if let (core, stillUnresolved) = buildCore(current, hops: nextHops(of: current)) {
+                    gc_ring_install(ring, core)
+                    unresolved = stillUnresolved
+                }
                 lastResolve = monotonicNanoseconds()
             }
             gc_ring_process(ring, stopFlag)
         }
         gc_ring_process(ring, stopFlag)
     }
-
-    /// Addresses whose resolution was already waited for once (only the forwarder thread).
-    private nonisolated(unsafe) var waitedFor = Set<[UInt8]>()
 
     struct NextHopEntry: Equatable {
         var ifindex: UInt32
@@ -328,39 +366,49 @@ public final class RingForwarder: Forwarder {
         return NextHopEntry(ifindex: out.ifindex, mac: withUnsafeBytes(of: &out.dst_mac) { Array($0) }, vlan: out.vlan_id)
     }
 
-    /// Builds the core's table from `table`; returns how many subscribers had no next hop.
-    private func installInCore(_ table: RoutingTable) -> Int {
-        var hops: [[UInt8]: NextHopEntry?] = [:]
-        // Subscribers the kernel has not resolved yet (a static participant nobody has talked
-        // to): it was asked to (probe); like the stack holding a packet for ARP, give it a moment
-        // once per address before the first packets would be lost.
-        var fresh = Set<[UInt8]>()
+    /// Next hops by address (nil: unresolved).
+    typealias NextHops = [[UInt8]: NextHopEntry?]
+
+    /// Every subscriber's next hop; the kernel was asked to resolve those it does not know (probe).
+    private func nextHops(of table: RoutingTable) -> NextHops {
+        var hops: NextHops = [:]
         for route in table.routes.values {
             for subscriber in route.subscribers where hops[subscriber.address.addressBytes] == nil {
-                let key = subscriber.address.addressBytes
-                hops[key] = nextHop(for: subscriber.address)
-                if hops[key]! == nil && !waitedFor.contains(key) { fresh.insert(key) }
+                hops[subscriber.address.addressBytes] = nextHop(for: subscriber.address)
             }
         }
-        if !fresh.isEmpty {
-            let deadline = monotonicNanoseconds() + 200_000_000
-            var pending = fresh
-            while !pending.isEmpty && monotonicNanoseconds() < deadline {
-                usleep(2_000)
-                for route in table.routes.values {
-                    for subscriber in route.subscribers where pending.contains(subscriber.address.addressBytes) {
-                        if let hop = nextHop(for: subscriber.address) {
-                            hops[subscriber.address.addressBytes] = hop
-                            pending.remove(subscriber.address.addressBytes)
-                        }
+        return hops
+    }
+
+    /// Subscribers the kernel has not resolved yet (a static participant nobody has talked to):
+    /// like the stack holding a packet for ARP, give each a moment once per address (up to 200
+    /// ms, `waitedFor` remembers) before the first packets would be lost.
+    private func waitForFresh(_ hops: inout NextHops, of table: RoutingTable, waitedFor: inout Set<[UInt8]>) {
+        let fresh = Set(hops.compactMap { key, hop in hop == nil && !waitedFor.contains(key) ? key : nil })
+        guard !fresh.isEmpty else { return }
+        let deadline = monotonicNanoseconds() + 200_000_000
+        var pending = fresh
+        while !pending.isEmpty && monotonicNanoseconds() < deadline {
+            usleep(2_000)
+            for route in table.routes.values {
+                for subscriber in route.subscribers where pending.contains(subscriber.address.addressBytes) {
+                    if let hop = nextHop(for: subscriber.address) {
+                        hops[subscriber.address.addressBytes] = hop
+                        pending.remove(subscriber.address.addressBytes)
                     }
                 }
             }
-            waitedFor.formUnion(fresh)
         }
+        waitedFor.formUnion(fresh)
+    }
+
+    /// The core's table for `table` (nil: allocation failed, logged), and how many subscribers
+    /// have no next hop in it.
+    private func buildCore(_ table: RoutingTable, hops: NextHops) -> (core: OpaquePointer, unresolved: Int)? {
+        var hops = hops
         guard let core = gc_ring_table_new(UInt32(max(1, table.routes.count)), table.echo ? 1 : 0) else {
             logger.error("ring: routing table allocation failed; keeping the previous one")
-            return 1
+            return nil
         }
         // The rooms, for the core's per-room media counters (table.rooms indexes them alike).
         let roomIndices = table.rooms.map { name in Int(name.withCString { gc_ring_table_add_room(core, $0) }) }
@@ -402,10 +450,8 @@ public final class RingForwarder: Forwarder {
             if result != 0 { logger.error("ring: route for SSRC \(route.ssrc) refused (\(gcfp_code_name(-result).map { String(cString: $0) } ?? "\(result)"))") }
             if result == 0, roomIndices[route.room] >= 0 { gc_ring_table_route_room(core, route.ssrc, Int32(roomIndices[route.room])) }
         }
-        gc_ring_install(ring, core)
-        generation.store(table.generation, ordering: .relaxed)
         if unresolved > 0 { logger.debug("ring: \(unresolved) subscribers without a known next hop yet") }
-        return unresolved
+        return (core, unresolved)
     }
 }
 

@@ -462,6 +462,34 @@ import Testing
         }
     }
 
+    /// "Once a client has its reply, its routes exist" (Docs/protocol.md): a client may send media
+    /// the moment its REGISTER reply arrives. The table before it is slow to build: a reload
+    /// declares a static subscriber whose neighbour never answers (10.203.0.200 on the veth; the
+    /// ring waits up to 200 ms for a fresh neighbour). A backend that builds its table after
+    /// answering (the ring's thread did, while still building the previous one) drops the first
+    /// packets as unknown SSRCs.
+    @Test func mediaSentRightAfterTheRegisterReplyIsRouted() throws {
+        let sfu = try TestSFU()
+        let silent = TestNetwork.selected.participantAddress(host: 200, family: .ipv4, port: 5000)
+        var reloaded = sfu.server.configuration
+        reloaded.room = try RoomFile.parse(Data("""
+            {"capacity": 8, "participants": [{"id": 100, "address": "\(silent)", "ssrc": {"asq": 5001}, "receive": ["asq"]}]}
+            """.utf8))
+        try sfu.server.reload(reloaded)
+        // Past the ring thread's poll timeout (50 ms): it is building the reloaded table, if it
+        // builds tables at all.
+        usleep(100_000)
+        let a = try TestParticipant(sfu, host: 43).register()
+        try a.sendMedia(.asq)
+        let b = try TestParticipant(sfu, host: 44).register()
+        try b.sendMedia(.asq)
+        #expect(sfu.waitForReceived(2))
+        let stats = sfu.stats
+        #expect(stats[.unknownSSRC] == 0, "\(stats[.unknownSSRC]) of 2 first packets dropped as unknown SSRC")
+        #expect(stats.echoed == 2)
+        #expect(try a.collectMedia().map(\.ssrc).sorted() == [a.ssrcs.asq, b.ssrcs.asq].sorted())
+    }
+
     @Test func requestedBackendIsTheOneRunning() throws {
         let sfu = try TestSFU()
         #expect(sfu.server.forwarder.backend == TestBackend.selected)

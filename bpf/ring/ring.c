@@ -23,10 +23,12 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -134,6 +136,14 @@ struct gc_ring {
 	struct ring_room *published_rooms;	/* the table's rooms, copied under publish_lock */
 	__u32 n_published_rooms, cap_published_rooms;
 	atomic_flag publish_lock;
+	/* gc_ring_offer() -> gc_ring_adopt(): the table another thread built,
+	 * under handover_lock. Offer n is live once adopted >= n. */
+	pthread_mutex_t handover_lock;
+	pthread_cond_t handover_done;		/* CLOCK_MONOTONIC */
+	struct gc_ring_table *offered;
+	__u64 offers, adopted;
+	int serving;				/* gc_ring_serving(): offers wait for adoption */
+	int wake_fd;				/* eventfd in gc_ring_wait()'s poll set */
 };
 
 /* ---- errors ---------------------------------------------------------------- */
@@ -559,6 +569,79 @@ void gc_ring_install(struct gc_ring *ring, struct gc_ring_table *t)
 	ring->table = t;
 }
 
+int gc_ring_offer(struct gc_ring *ring, struct gc_ring_table *t, int timeout_ms)
+{
+	static const __u64 one = 1;
+	struct timespec deadline;
+	__u64 ticket;
+	ssize_t woken;
+	int ret = GC_RING_ADOPTED;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&ring->handover_lock);
+	/* One the processing thread has not taken yet was never used: replaced. */
+	gc_ring_table_free(ring->offered);
+	__atomic_store_n(&ring->offered, t, __ATOMIC_RELEASE);
+	ticket = ++ring->offers;
+	/* Fails only with the counter at 2^64 - 2, unread: then adoption
+	 * waits for gc_ring_wait()'s timeout instead. */
+	woken = write(ring->wake_fd, &one, sizeof(one));
+	(void)woken;
+	while (ring->adopted < ticket) {
+		if (!ring->serving) {
+			ret = GC_RING_PENDING;
+			break;
+		}
+		if (pthread_cond_timedwait(&ring->handover_done, &ring->handover_lock, &deadline) == ETIMEDOUT &&
+		    ring->adopted < ticket) {
+			ret = GC_RING_TIMED_OUT;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ring->handover_lock);
+	return ret;
+}
+
+int gc_ring_adopt(struct gc_ring *ring)
+{
+	struct gc_ring_table *t;
+	__u64 ticket;
+
+	/* The common case, nothing offered, without the lock. */
+	if (!__atomic_load_n(&ring->offered, __ATOMIC_ACQUIRE))
+		return 0;
+	pthread_mutex_lock(&ring->handover_lock);
+	t = ring->offered;
+	ring->offered = NULL;
+	ticket = ring->offers;
+	pthread_mutex_unlock(&ring->handover_lock);
+	if (!t)
+		return 0;
+	/* The previous table is freed here, by the only thread that reads it. */
+	gc_ring_install(ring, t);
+	pthread_mutex_lock(&ring->handover_lock);
+	ring->adopted = ticket;
+	pthread_cond_broadcast(&ring->handover_done);
+	pthread_mutex_unlock(&ring->handover_lock);
+	return 1;
+}
+
+void gc_ring_serving(struct gc_ring *ring, int serving)
+{
+	pthread_mutex_lock(&ring->handover_lock);
+	ring->serving = serving;
+	/* Stopped: offerers stop waiting (what they offered stays until
+	 * gc_ring_close() or the next gc_ring_serving(ring, 1) and adoption). */
+	pthread_cond_broadcast(&ring->handover_done);
+	pthread_mutex_unlock(&ring->handover_lock);
+}
+
 /* ---- forwarding ------------------------------------------------------------ */
 
 /* A tagged frame's VLAN has a VLAN device on the port (as groupcast.bpf.c's
@@ -977,7 +1060,7 @@ int gc_ring_process(struct gc_ring *ring, const volatile int *stop)
 
 int gc_ring_wait(struct gc_ring *ring, int timeout_ms)
 {
-	struct pollfd pfds[GC_RING_MAX_PORTS];
+	struct pollfd pfds[GC_RING_MAX_PORTS + 1];
 	int k, n = 0, ret;
 
 	for (k = 0; k < ring->n_ports && n < GC_RING_MAX_PORTS; k++) {
@@ -992,11 +1075,20 @@ int gc_ring_wait(struct gc_ring *ring, int timeout_ms)
 		pfds[n].revents = 0;
 		n++;
 	}
-	if (!n)
-		return 0;
-	ret = poll(pfds, n, timeout_ms);
+	/* Last: a table offered (gc_ring_offer()) ends the wait too. */
+	pfds[n].fd = ring->wake_fd;
+	pfds[n].events = POLLIN;
+	pfds[n].revents = 0;
+	ret = poll(pfds, n + 1, timeout_ms);
 	if (ret < 0)
 		return errno == EINTR ? 0 : -errno;
+	if (pfds[n].revents & POLLIN) {
+		__u64 count;
+
+		/* Reset the counter (non-blocking: never waits). */
+		if (read(ring->wake_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+			return -errno;
+	}
 	return ret > 0;
 }
 
@@ -1055,11 +1147,24 @@ static int check_opts(struct gc_ring_opts *o, struct gcfp_error *err)
 static struct gc_ring *ring_alloc(const struct gc_ring_opts *opts, struct gcfp_error *err)
 {
 	struct gc_ring *ring = calloc(1, sizeof(*ring));
+	pthread_condattr_t attr;
 
 	if (!ring) {
 		gcfp_fail(err, GCFP_ERR_SYSTEM, ENOMEM, "gc_ring");
 		return NULL;
 	}
+	ring->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ring->wake_fd < 0) {
+		gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "eventfd (table handover)");
+		free(ring);
+		return NULL;
+	}
+	/* Default attributes: neither call can fail. */
+	pthread_mutex_init(&ring->handover_lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&ring->handover_done, &attr);
+	pthread_condattr_destroy(&attr);
 	ring->opts = *opts;
 	ring->stats.delay_min = UINT64_MAX;
 	ring->published.delay_min = UINT64_MAX;
@@ -1499,6 +1604,10 @@ void gc_ring_close(struct gc_ring *ring)
 	}
 	gc_ring_table_free(ring->table);
 	free(ring->published_rooms);
+	gc_ring_table_free(ring->offered);
+	close(ring->wake_fd);
+	pthread_cond_destroy(&ring->handover_done);
+	pthread_mutex_destroy(&ring->handover_lock);
 	free(ring->ports);
 	free(ring);
 }

@@ -11,6 +11,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -318,7 +319,7 @@ static void traffic(struct sim *s, long n, int mix, const volatile int *stop)
 static int sim_open_with(struct sim *s, int frames, __u16 port, struct gc_ring_port_info *infos,
 			 struct gc_ring_table *t);
 
-static int sim_open(struct sim *s, int frames)
+static int sim_open_with_table(struct sim *s, int frames, struct gc_ring_table *t)
 {
 	struct gc_ring_port_info infos[PORTS] = {};
 	int k;
@@ -327,7 +328,12 @@ static int sim_open(struct sim *s, int frames)
 		memcpy(infos[k].mac, sfu_mac[k], 6);
 		memcpy(infos[k].ipv4, sfu_ip[k], 4);
 	}
-	return sim_open_with(s, frames, SFU_PORT, infos, table());
+	return sim_open_with(s, frames, SFU_PORT, infos, t);
+}
+
+static int sim_open(struct sim *s, int frames)
+{
+	return sim_open_with_table(s, frames, table());
 }
 
 static int sim_open_with(struct sim *s, int frames, __u16 port, struct gc_ring_port_info *infos,
@@ -548,6 +554,106 @@ static void test_rooms(void)
 	other = room_find(&s, "beta", &none);
 	result(!found && other && none.received == 0,
 	       "rooms: a room absent from the table installed is forgotten, a route in no room counts in none");
+}
+
+/* The processing thread of test_handover: waits (no timeout of its own
+ * that could end the wait) and adopts what it is offered until told to stop;
+ * with adopt 0 it only serves, takes nothing, and stops serving after a while. */
+struct handover_thread {
+	struct gc_ring *ring;
+	int adopt;
+	int stop;
+	int adopted;
+};
+
+static void *handover_main(void *arg)
+{
+	struct handover_thread *h = arg;
+
+	if (!h->adopt) {
+		usleep(50000);
+		gc_ring_serving(h->ring, 0);
+		return NULL;
+	}
+	while (!__atomic_load_n(&h->stop, __ATOMIC_ACQUIRE)) {
+		if (gc_ring_wait(h->ring, 60000) < 0)
+			break;
+		h->adopted += gc_ring_adopt(h->ring);
+	}
+	gc_ring_serving(h->ring, 0);
+	return NULL;
+}
+
+/* One packet of the origin's SSRC, processed; the ring's counters after it. */
+static void origin_packet(struct sim *s, struct gc_ring_stats *st)
+{
+	__u8 buf[PKT_MAX];
+	size_t len = build(buf, 0, SSRC_ORIGIN, 1, 0);
+
+	sim_claim_fill(s, 0);
+	sim_receive(s, 0, buf, len);
+	drain(s);
+	gc_ring_process(s->ring, NULL);
+	gc_ring_stats(s->ring, st);
+}
+
+/* A table built on another thread (the SFU's control thread) and handed to
+ * the processing thread: live once gc_ring_offer() says so, the wait ended by
+ * the offer (not a timeout), never a wait when nothing processes. */
+static void test_handover(void)
+{
+	struct handover_thread h = {};
+	struct gc_ring_stats st;
+	pthread_t thread;
+	struct sim s;
+	int ret;
+
+	if (sim_open_with_table(&s, 4 * RING_SIZE, gc_ring_table_new(8, 1))) {
+		result(0, "handover: open");
+		return;
+	}
+	origin_packet(&s, &st);
+	ret = gc_ring_offer(s.ring, table(), 10000);
+	result(ret == GC_RING_PENDING && st.drops[GC_DROP_UNKNOWN_SSRC] == 1,
+	       "handover: before any table an SSRC is unknown; offered while nothing serves, pending at once (%d)", ret);
+	/* Replaces the pending one (freed: ASan/valgrind builds see a leak otherwise). */
+	gc_ring_offer(s.ring, table(), 0);
+	ret = gc_ring_adopt(s.ring);
+	origin_packet(&s, &st);
+	result(ret == 1 && gc_ring_adopt(s.ring) == 0 && st.drops[GC_DROP_UNKNOWN_SSRC] == 1 && st.forwarded == 3 &&
+	       st.echoed == 1, "handover: adopted once, the next packet routed (%llu copies, %llu unknown)",
+	       (unsigned long long)st.forwarded, (unsigned long long)st.drops[GC_DROP_UNKNOWN_SSRC]);
+
+	/* A thread that only returns from gc_ring_wait() when woken. */
+	gc_ring_serving(s.ring, 1);
+	h.ring = s.ring;
+	h.adopt = 1;
+	if (pthread_create(&thread, NULL, handover_main, &h)) {
+		result(0, "handover: pthread_create");
+		sim_close(&s);
+		return;
+	}
+	ret = gc_ring_offer(s.ring, table(), 10000);
+	result(ret == GC_RING_ADOPTED, "handover: the offer wakes the waiting thread, which adopts it (%d)", ret);
+	__atomic_store_n(&h.stop, 1, __ATOMIC_RELEASE);
+	gc_ring_offer(s.ring, table(), 10000);	/* wakes it to see stop */
+	pthread_join(thread, NULL);
+	result(h.adopted == 2, "handover: each offer adopted once (%d)", h.adopted);
+
+	/* Serving, not adopting, then stopping: the waiting offer returns then. */
+	gc_ring_serving(s.ring, 1);
+	h = (struct handover_thread){ .ring = s.ring };
+	if (pthread_create(&thread, NULL, handover_main, &h)) {
+		result(0, "handover: pthread_create");
+		sim_close(&s);
+		return;
+	}
+	ret = gc_ring_offer(s.ring, table(), 60000);
+	pthread_join(thread, NULL);
+	result(ret == GC_RING_PENDING, "handover: an offer waiting while the thread stops serving returns (%d)", ret);
+	gc_ring_serving(s.ring, 1);
+	ret = gc_ring_offer(s.ring, table(), 1);
+	result(ret == GC_RING_TIMED_OUT, "handover: not adopted in time (%d); the pending tables are freed at close", ret);
 	sim_close(&s);
 }
 
@@ -819,13 +925,14 @@ static void test_vlan(void)
 
 int main(void)
 {
-	printf("TAP version 13\n1..21\n");
+	printf("TAP version 13\n1..27\n");
 	test_options();
 	test_million();
 	test_tx_full();
 	test_corpus();
 	test_vlan();
 	test_rooms();
+	test_handover();
 	printf("# Totals: pass:%d fail:%d xfail:0 xpass:0 skip:0 error:0\n", n_pass, n_fail);
 	return n_fail ? 1 : 0;
 }

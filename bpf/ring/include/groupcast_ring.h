@@ -12,9 +12,10 @@
  * per packet: every buffer is a UMEM frame preallocated at open.
  *
  * Driven from one thread (Swift's RingForwarder): gc_ring_wait(),
- * gc_ring_install() and gc_ring_process() are not thread-safe; only
- * gc_ring_stats() and gc_ring_room_media() may be called from another thread
- * (they read a snapshot the processing thread publishes).
+ * gc_ring_install(), gc_ring_adopt(), gc_ring_serving() and gc_ring_process()
+ * are not thread-safe; only gc_ring_stats(), gc_ring_room_media() and
+ * gc_ring_offer() may be called from another thread (the first two read a
+ * snapshot the processing thread publishes, the last hands it a table).
  *
  * Functions returning int give 0 (or a count) on success and a negative
  * enum gcfp_code on failure, with @err filled as in groupcast_fastpath.h.
@@ -116,7 +117,8 @@ int gc_ring_port_count(const struct gc_ring *ring);
 int gc_ring_port_info(const struct gc_ring *ring, int port, struct gc_ring_port_info *info);
 
 /* Waits up to @timeout_ms for received frames (or, with transmissions in
- * flight, completions). 1: something to do, 0: timeout, <0: -errno. */
+ * flight, completions, or a table offered: gc_ring_offer()). 1: something to
+ * do, 0: timeout, <0: -errno. */
 int gc_ring_wait(struct gc_ring *ring, int timeout_ms);
 
 /* One pass over every port: a batch from each RX ring, forwarded, kicked,
@@ -128,6 +130,32 @@ int gc_ring_process(struct gc_ring *ring, const volatile int *stop);
  * previous one). Subscribers whose ifindex is not one of the ring's ports (or
  * 0: next hop unresolved) are counted as GC_DROP_SEND_FAILED. */
 void gc_ring_install(struct gc_ring *ring, struct gc_ring_table *table);
+
+/* What gc_ring_offer() found. */
+enum gc_ring_handover {
+	GC_RING_ADOPTED = 0,	/* installed: the next frame processed is routed by it */
+	GC_RING_PENDING = 1,	/* no processing thread serves (gc_ring_serving()): installed
+				 * when one does, freed by gc_ring_close() otherwise */
+	GC_RING_TIMED_OUT = 2,	/* the processing thread has not taken it yet (busy: a TX
+				 * stall); it does at its next gc_ring_adopt() */
+};
+
+/* Hands @table, built on another thread, to the processing thread (the ring
+ * owns it from now on): wakes its gc_ring_wait() and waits up to @timeout_ms
+ * for its gc_ring_adopt(). A table offered while another is still waiting
+ * replaces it (that one is freed, never used). Returns enum gc_ring_handover. */
+int gc_ring_offer(struct gc_ring *ring, struct gc_ring_table *table, int timeout_ms);
+
+/* The processing thread: installs the table offered since the last call, if
+ * any (gc_ring_install(): the previous one is freed here, so by the only
+ * thread that reads it), and releases its offerer. 1: installed one, 0: none
+ * was offered. */
+int gc_ring_adopt(struct gc_ring *ring);
+
+/* The processing thread, on starting (1) and on returning for good (0): while
+ * it does not serve, gc_ring_offer() does not wait (and offers waiting return
+ * GC_RING_PENDING). */
+void gc_ring_serving(struct gc_ring *ring, int serving);
 
 /* The stop flag gc_ring_process() watches, for callers without C11 atomics. */
 static inline void gc_ring_store_int(int *flag, int value)
