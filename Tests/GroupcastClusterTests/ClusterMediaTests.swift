@@ -108,7 +108,7 @@ import Testing
     /// A's client's stream reaches B's client exactly once per packet, in order; B's stream
     /// reaches A's client; each sender's echo comes from its own node only (nothing loops back
     /// through the other node); a packet with A's SSRC sent to B from any address but A's is
-    /// dropped as `spoofed`.
+    /// dropped as `spoofed`; once B is killed and its heartbeat expired, A sends it nothing.
     @Test func twoNodesRelayEachOthersStreams() async throws {
         let server = try await RedisServer()
         let scratch = NSTemporaryDirectory() + "groupcast-cluster-media-\(getpid())"
@@ -155,7 +155,18 @@ import Testing
         #expect(bob.collect() == (0..<count).map { Arrived(ssrc: fromBob, sequence: UInt16(100 + $0), source: b.media) })
         #expect(Self.dropped(a.stats, "spoofed") == 0)
 
-        for node in nodes {
+        // Node B dies: once its heartbeat expires (3 s) A forgets B's client and its stream,
+        // and sends B nothing more (A's copies of alice's packets are her echoes only).
+        kill(b.process.processIdentifier, SIGKILL)
+        b.process.waitUntilExit()
+        try await waitUntil("node-a drops node-b's routes") { Self.statistics(a.stats)?["routes"] as? Int == 3 }
+        let copies = try #require(Self.copies(a.stats))
+        try alice.send(.asq, count: 10, firstSequence: 0, to: a.media)
+        #expect(alice.collect().count == 10)
+        try await Task.sleep(for: .milliseconds(100))  // two statistics intervals
+        #expect(Self.copies(a.stats) == copies)
+
+        for node in [a] {
             node.process.terminate()
             node.process.waitUntilExit()
             #expect(node.process.terminationStatus == 0, "\(String(decoding: node.output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
@@ -165,6 +176,14 @@ import Testing
     static func statistics(_ path: String) -> [String: Any]? {
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
         return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+    }
+
+    /// Copies other than echoes: forwarded, failed or queued (a send to a dead node's port may fail).
+    static func copies(_ path: String) -> Int? {
+        guard let statistics = statistics(path), let forwarded = statistics["forwarded"] as? Int, let deferred = statistics["deferred"] as? Int,
+            let failed = (statistics["dropped"] as? [String: Any])?["send_failed"] as? Int
+        else { return nil }
+        return forwarded + deferred + failed
     }
 
     static func dropped(_ path: String, _ reason: String) -> Int? {
