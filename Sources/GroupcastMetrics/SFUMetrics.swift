@@ -11,6 +11,8 @@ import Prometheus
 /// counters advance by what the statistics gained since the previous scrape, gauges are set, and
 /// the processing-delay samples the data plane recorded since then are added to the Prometheus
 /// histogram (each at the middle of its fine bucket: boundaries within the data plane's ~3%).
+/// Series the statistics no longer report (a room's, once the room is gone) are unregistered, so
+/// rooms that come and go do not accumulate in the registry; a room that comes back starts at 0.
 public final class SFUMetrics: @unchecked Sendable {
     /// The registry `/metrics` renders; `MetricsSystem` is bootstrapped onto it too, so metrics
     /// that libraries emit through swift-metrics appear beside these.
@@ -19,6 +21,8 @@ public final class SFUMetrics: @unchecked Sendable {
     private let lock = NSLock()
     private var counters: [SeriesKey: (counter: Counter, value: UInt64)] = [:]
     private var gauges: [SeriesKey: Gauge] = [:]
+    /// The series the statistics being applied report; the others are unregistered after.
+    private var reported: Set<SeriesKey> = []
     private var delay: DurationHistogram?
     private var delaySeen = LatencyHistogram()
 
@@ -49,6 +53,7 @@ public final class SFUMetrics: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         update(statistics())
+        forgetUnreported()
         return registry.emitToString()
     }
 
@@ -71,6 +76,7 @@ public final class SFUMetrics: @unchecked Sendable {
     ) {
         let descriptor = Self.descriptor(name, unit: unit, help)
         let key = SeriesKey(descriptor.name, labels)
+        reported.insert(key)
         var entry = counters[key] ?? (registry.makeCounter(descriptor: descriptor, labels: labels), 0)
         // Totals only grow; a smaller one means the source restarted (a backend re-created).
         if value < entry.value {
@@ -85,9 +91,26 @@ public final class SFUMetrics: @unchecked Sendable {
     private func gauge(_ name: String, _ help: String, _ labels: [(String, String)] = [], _ value: Double) {
         let descriptor = Self.descriptor(name, help)
         let key = SeriesKey(descriptor.name, labels)
+        reported.insert(key)
         let gauge = gauges[key] ?? registry.makeGauge(descriptor: descriptor, labels: labels)
         gauges[key] = gauge
         gauge.set(value)
+    }
+
+    /// Unregisters the series ``update(_:)`` did not report this time: those of a room gone from
+    /// the SFU (the registry drops a room with its last participant, the forwarder its media
+    /// counters with the routing table that no longer has it).
+    private func forgetUnreported() {
+        defer { reported.removeAll(keepingCapacity: true) }
+        guard counters.count + gauges.count > reported.count else { return }
+        for (key, entry) in counters where !reported.contains(key) {
+            registry.unregisterCounter(entry.counter)
+            counters.removeValue(forKey: key)
+        }
+        for (key, gauge) in gauges where !reported.contains(key) {
+            registry.unregisterGauge(gauge)
+            gauges.removeValue(forKey: key)
+        }
     }
 
     private func update(_ s: SFUStatistics) {

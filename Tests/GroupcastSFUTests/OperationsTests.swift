@@ -76,6 +76,7 @@ import Testing
         forwarder.received = received
         forwarder.forwarded = received * 2
         forwarder[.spoofed] = received / 2
+        forwarder.rooms["standup"] = MediaCounters(received: received, receivedBytes: received * 28)
         for delay in delays { forwarder.delay.record(delay) }
         var control = ControlStatistics()
         control.participants = room
@@ -119,6 +120,30 @@ import Testing
         #expect(Self.sample(text, #"groupcast_sfu_room_participants{room="standup"}"#) == 1)
         let sum = try #require(Self.sample(text, #"groupcast_sfu_processing_delay_seconds_sum{backend="sendmmsg"}"#))
         #expect(abs(sum - 46_800e-9) < 46_800e-9 * 0.03, "\(sum)")
+        #expect(Self.sample(text, #"groupcast_sfu_room_packets_received_total{backend="sendmmsg",room="standup"}"#) == 25)
+
+        // The room goes (its last participant left, the routing table no longer has it): its
+        // series leave the registry, the others stay.
+        source.withLock {
+            $0.control.rooms = [:]
+            $0.forwarder.rooms = [:]
+        }
+        text = metrics.render()
+        #expect(!text.contains(#"room="standup""#), "\(text)")
+        #expect(Self.sample(text, #"groupcast_sfu_packets_received_total{backend="sendmmsg"}"#) == 25)
+
+        // It comes back: fresh series, from the new room's counts.
+        source.withLock {
+            $0.forwarder.rooms["standup"] = MediaCounters(received: 3, receivedBytes: 3 * 28)
+            var room = RoomStatistics()
+            room.participants = 1
+            room.registered = 1
+            $0.control.rooms["standup"] = room
+        }
+        text = metrics.render()
+        #expect(Self.sample(text, #"groupcast_sfu_room_packets_received_total{backend="sendmmsg",room="standup"}"#) == 3)
+        #expect(Self.sample(text, #"groupcast_sfu_room_joins_total{room="standup"}"#) == 1)
+        #expect(Self.sample(text, #"groupcast_sfu_room_participants{room="standup"}"#) == 1)
     }
 
     @Test func samplesSinceCountOnlyTheNewOnes() {
