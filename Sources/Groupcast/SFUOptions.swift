@@ -62,13 +62,13 @@ struct ControlPlaneOptions: ParsableArguments {
 
 /// `groupcast sfu --cluster`: the node's membership in a cluster of SFUs (Docs/cluster.md).
 struct ClusterOptions: ParsableArguments {
-    @Option(help: "Join the cluster whose state is in this Redis: redis://[:PASSWORD@]HOST[:PORT][/DB]. The SFU publishes its participants and their streams there; local routing never waits for Redis and keeps working while it is down.")
+    @Option(help: "Join the cluster whose state is in this Redis: redis://[:PASSWORD@]HOST[:PORT][/DB]. The SFU publishes its participants and their streams there and relays media to and from the other nodes (socket, sendmmsg and sendgroup backends); local routing never waits for Redis and keeps working while it is down.")
     var cluster: String?
 
     @Option(help: "This node's name in the cluster (A-Z a-z 0-9 . _ -, unique). Default: the host name.")
     var node: String?
 
-    @Option(help: "IP:PORT other nodes send relayed media to (required with --cluster).")
+    @Option(help: "IP:PORT other nodes send relayed media to, and the only source they accept this node's streams from: this node's media address as others reach it (required with --cluster).")
     var advertise: SocketAddress?
 
     func add(to settings: inout SFUSettings) {
