@@ -1,3 +1,4 @@
+import Foundation
 @testable import GroupcastCluster
 import GroupcastProtocol
 import GroupcastRedis
@@ -33,9 +34,12 @@ final class TestNode: Sendable {
         ClusterParticipant(node: node.configuration.name, id: id, room: room, ssrcs: StreamSSRCs(asq: asq, vsq: vsq, vhq: vhq))
     }
 
-    /// Publishes, retrying while the client is still connecting.
+    /// Publishes once the node is live (its first synchronization ran: reset, then heartbeat).
+    /// Earlier, the reset would delete the record again until the republish after it, and the
+    /// claims would look like a dead node's (Docs/cluster.md, known gaps).
     func publish(_ participant: ClusterParticipant) async throws {
-        try await waitUntil("connected") { client.isConnected }
+        let name = node.configuration.name
+        try await waitUntil("\(name) is live") { try await node.nodes().contains { $0.name == name } }
         try await node.publish(participant)
     }
 
@@ -107,7 +111,7 @@ func keys(_ pairs: (String, UInt32)...) -> Set<ParticipantKey> {
         let server = try await RedisServer()
         let a = try TestNode("node-a", server: server), b = try TestNode("node-b", server: server)
         try await a.publish(a.participant(1, asq: 1001, vsq: 1002))
-        try await waitUntil("a's heartbeat") { try await b.node.nodes().count >= 1 }
+        try await waitUntil("a's heartbeat") { try await b.node.nodes().contains { $0.name == "node-a" } }
 
         await #expect(throws: ClusterError.ssrcInUse(1002, owner: "node-a r 1 vsq")) {
             try await b.publish(b.participant(7, asq: 3001, vsq: 1002))
@@ -164,12 +168,13 @@ func keys(_ pairs: (String, UInt32)...) -> Set<ParticipantKey> {
         try await waitUntil("both in b's view") { watched.all.last?.participants.count == 2 }
         try await waitUntil("both alive") { try await b.node.nodes().count == 2 }
 
+        let heartbeat = try #require(try await b.node.nodes().first { $0.name == "node-a" }).heartbeatMilliseconds
         a.stop()
-        let stopped = ContinuousClock.now
         try await waitUntil("b's view without a") { watched.all.last.map { Set($0.participants.keys) } == keys(("node-b", 1)) }
-        // Not before the heartbeat could have expired (600 ms after a's last one, at most 100 ms
-        // before it stopped).
-        #expect(ContinuousClock.now - stopped >= .milliseconds(400))
+        // Not before a's heartbeat expired: 600 ms after the one read above (a later one, still
+        // on its way when a stopped, only moves the expiry later). Measured from the heartbeat,
+        // not from the stop: under load the last heartbeat can be well before the stop.
+        #expect(Int64(Date().timeIntervalSince1970 * 1000) >= heartbeat + 600)
         #expect(try await b.node.nodes().map(\.name) == ["node-b"])
         try await waitUntil("the reaper announced it") {
             gone.all.contains(.message(RedisPubSubMessage(channel: b.node.channel(of: "r"), payload: Array("gone node-a".utf8))))
