@@ -43,6 +43,10 @@ public final class ClusterNode: Sendable {
         var load: Double = 0
         /// Whether this run of the node has dropped an earlier run's leftovers.
         var reset = false
+        /// Whether this run's first synchronization wrote the heartbeat after the reset: only
+        /// then may a publish write; an earlier record would be deleted by the reset, and its
+        /// claims would look like a dead node's until the heartbeat.
+        var synchronized = false
         /// After ``leave()``: nothing is written any more.
         var left = false
     }
@@ -97,12 +101,23 @@ public final class ClusterNode: Sendable {
     /// Publishes a local participant (new or changed) and claims its SSRCs cluster-wide, all or
     /// none. Throws ``ClusterError/ssrcInUse(_:owner:)`` when another participant of a live
     /// node holds one of them (nothing is stored then), or the Redis error (the participant is
-    /// kept and published on reconnection).
+    /// kept and published on reconnection). Before this run's first synchronization (reset and
+    /// heartbeat, right after ``run()`` connects) the participant is kept and published by it,
+    /// and ``ClusterError/notSynchronized`` is thrown.
     public func publish(_ participant: ClusterParticipant) async throws {
         guard participant.node == name, participant.id != 0 else { throw ClusterError.notLocal(participant.key) }
         guard !state.withLock({ $0.left }) else { throw ClusterError.nodeLeft }
         guard RoomName.isValid(participant.room) else { throw ClusterError.invalidName(participant.room) }
-        let previous = state.withLock { $0.participants[participant.id] }
+        // Before the first synchronization the participant waits in memory, atomically with
+        // the check: the synchronization sets `synchronized` before it republishes.
+        let previous: ClusterParticipant?? = state.withLock { state in
+            guard state.synchronized else {
+                state.participants[participant.id] = participant
+                return nil
+            }
+            return .some(state.participants[participant.id])
+        }
+        guard let previous else { throw ClusterError.notSynchronized }
         do {
             try await write(participant)
         } catch let error as ClusterError {
@@ -243,6 +258,7 @@ public final class ClusterNode: Sendable {
                 state.withLock { $0.reset = true }
             }
             _ = try await heartbeat()
+            state.withLock { $0.synchronized = true }
             try await republish()
         } catch {
             logger.warning("cluster synchronization failed; retried on the next heartbeat", metadata: ["error": "\(error)"])
@@ -278,7 +294,7 @@ public final class ClusterNode: Sendable {
     private func tick() async {
         guard client.isConnected, !state.withLock({ $0.left }) else { return }
         do {
-            if !state.withLock({ $0.reset }) {
+            if !state.withLock({ $0.synchronized }) {
                 await synchronize()
                 return
             }

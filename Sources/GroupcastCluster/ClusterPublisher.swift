@@ -35,6 +35,8 @@ public final class ClusterPublisher: Sendable {
             for (id, participant) in current where published[id] != participant {
                 do {
                     try await node.publish(participant)
+                } catch ClusterError.notSynchronized {
+                    logger.debug("cluster: publish queued until the node has synchronized", metadata: ["participant": "\(id)"])
                 } catch let error as ClusterError {
                     // Not built yet: moving the participant to a fresh SSRC (Docs/cluster.md).
                     logger.error("cluster: participant \(id) not published: \(error)")

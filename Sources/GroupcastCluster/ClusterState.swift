@@ -137,6 +137,9 @@ public enum ClusterError: Error, Hashable, Sendable, CustomStringConvertible {
     case notLocal(ParticipantKey)
     /// The node left the cluster (``ClusterNode/leave()``): it publishes nothing any more.
     case nodeLeft
+    /// The node has not synchronized with Redis yet (reset and first heartbeat): the
+    /// participant is kept and published when it has, as while Redis is unreachable.
+    case notSynchronized
 
     public var description: String {
         switch self {
@@ -144,6 +147,7 @@ public enum ClusterError: Error, Hashable, Sendable, CustomStringConvertible {
         case .invalidName(let name): "\"\(name)\" is not 1-64 of A-Z a-z 0-9 . _ -"
         case .notLocal(let key): "participant \(key) is not this node's"
         case .nodeLeft: "the node left the cluster"
+        case .notSynchronized: "the node has not synchronized with Redis yet: published when it has"
         }
     }
 }

@@ -136,6 +136,36 @@ func keys(_ pairs: (String, UInt32)...) -> Set<ParticipantKey> {
         #expect(try await a.client.hget("groupcast:ssrcs", field: "1001") == nil)
     }
 
+    /// A publish before the node's first synchronization is kept and written by it, after the
+    /// reset: before, it was written at once, deleted by the reset and written back, its claims
+    /// looking like a dead node's meanwhile (another node could take one over).
+    @Test func publishBeforeTheFirstSynchronizationIsWrittenByIt() async throws {
+        let server = try await RedisServer()
+        let client = RedisClient(configuration: server.configuration)
+        var configuration = ClusterNode.Configuration(name: "node-a", advertise: "127.0.0.1:5000")
+        configuration.heartbeatInterval = .milliseconds(100)
+        configuration.nodeTimeout = .milliseconds(600)
+        let node = try ClusterNode(configuration: configuration, client: client)
+        let clientTask = Task { await client.run() }
+        defer { clientTask.cancel() }
+        try await waitUntil("connected") { client.isConnected }
+
+        let participant = ClusterParticipant(node: "node-a", id: 1, room: "r", ssrcs: StreamSSRCs(asq: 1001, vsq: 0, vhq: 0))
+        await #expect(throws: ClusterError.notSynchronized) { try await node.publish(participant) }
+        #expect(node.localParticipants == [participant])
+        #expect(try await client.hget("groupcast:ssrcs", field: "1001") == nil)
+
+        let nodeTask = Task { await node.run() }
+        defer { nodeTask.cancel() }
+        try await waitUntil("published by the synchronization") {
+            try await client.hget("groupcast:ssrcs", field: "1001") == "node-a r 1 asq"
+        }
+        #expect(try await node.room("r").participants[participant.key] != nil)
+        // Once synchronized, a publish writes at once.
+        try await node.publish(ClusterParticipant(node: "node-a", id: 2, room: "r", ssrcs: StreamSSRCs(asq: 1002, vsq: 0, vhq: 0)))
+        #expect(try await client.hget("groupcast:ssrcs", field: "1002") == "node-a r 2 asq")
+    }
+
     /// Two nodes race for one SSRC: exactly one wins.
     @Test func concurrentClaimsHaveOneWinner() async throws {
         let server = try await RedisServer()

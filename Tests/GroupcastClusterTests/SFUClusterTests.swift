@@ -71,8 +71,9 @@ import Testing
         sfu.terminate()
         sfu.waitUntilExit()
         #expect(sfu.terminationStatus == 0, "\(String(decoding: sfuOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
-        // A graceful exit leaves at once, long before the 3 s heartbeat expiry.
-        #expect(try await observer.node.nodes().map(\.name) == ["observer"])
+        // A graceful exit leaves at once, long before the 3 s heartbeat expiry. (Only the SFU's
+        // node is asked about: the observer's own 600 ms expiry can lapse on a loaded machine.)
+        #expect(try await !observer.node.nodes().map(\.name).contains("sfu-1"))
     }
 
     @Test(arguments: [
