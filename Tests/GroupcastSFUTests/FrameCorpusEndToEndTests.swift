@@ -107,7 +107,10 @@ import Testing
             + DropReason.allCases.filter { totals[$0] != 0 }.map { "\($0)=\(totals[$0])" }.joined(separator: " ")
         print("corpus totals: \(line)")
         if let path = ProcessInfo.processInfo.environment["GROUPCAST_CORPUS_TOTALS"], mismatches == 0 {
-            let handle = FileHandle(forWritingAtPath: path) ?? { FileManager.default.createFile(atPath: path, contents: nil); return FileHandle(forWritingAtPath: path)! }()
+            if !FileManager.default.fileExists(atPath: path) {
+                #expect(FileManager.default.createFile(atPath: path, contents: nil), "cannot create \(path)")
+            }
+            let handle = try #require(FileHandle(forWritingAtPath: path), "cannot write \(path)")
             handle.seekToEndOfFile()
             handle.write(Data((line + "\n").utf8))
             try? handle.close()
