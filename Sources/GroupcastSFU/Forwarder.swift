@@ -274,15 +274,8 @@ public struct ForwardingEngine: Sendable {
     @inline(__always)
     private mutating func record(_ error: Errno?, isEcho: Bool, address: SocketAddress, bytes: UnsafeRawBufferPointer, room: Int) {
         guard let error else {
-            if isEcho {
-                statistics.echoed &+= 1
-                roomCounters[room].echoed &+= 1
-                roomCounters[room].echoedBytes &+= UInt64(bytes.count)
-            } else {
-                statistics.forwarded &+= 1
-                roomCounters[room].forwarded &+= 1
-                roomCounters[room].forwardedBytes &+= UInt64(bytes.count)
-            }
+            countSent(isEcho: isEcho)
+            roomCounters[room].countSent(isEcho: isEcho, bytes: bytes.count)
             return
         }
         if Self.isBackpressure(error) {
@@ -291,6 +284,12 @@ public struct ForwardingEngine: Sendable {
             statistics[.sendFailed] &+= 1
             roomCounters[room].dropped &+= 1
         }
+    }
+
+    /// One copy sent, in the SFU-wide counters: an echo or a forwarded copy.
+    @inline(__always)
+    private mutating func countSent(isEcho: Bool) {
+        if isEcho { statistics.echoed &+= 1 } else { statistics.forwarded &+= 1 }
     }
 
     private mutating func enqueue(_ bytes: UnsafeRawBufferPointer, for address: SocketAddress, isEcho: Bool, room: Int) {
@@ -323,14 +322,9 @@ public struct ForwardingEngine: Sendable {
                 if error != nil {
                     statistics[.sendFailed] &+= 1
                     counters.dropped &+= 1
-                } else if entry.isEcho {
-                    statistics.echoed &+= 1
-                    counters.echoed &+= 1
-                    counters.echoedBytes &+= UInt64(entry.bytes.count)
                 } else {
-                    statistics.forwarded &+= 1
-                    counters.forwarded &+= 1
-                    counters.forwardedBytes &+= UInt64(entry.bytes.count)
+                    countSent(isEcho: entry.isEcho)
+                    counters.countSent(isEcho: entry.isEcho, bytes: entry.bytes.count)
                 }
                 statistics.rooms[entry.room] = counters
             }

@@ -291,6 +291,18 @@ public struct MediaCounters: Hashable, Sendable {
 
     public var isZero: Bool { self == MediaCounters() }
 
+    /// One copy of `bytes` bytes sent: an echo back to its origin or a copy to a receiver.
+    @inline(__always)
+    public mutating func countSent(isEcho: Bool, bytes: Int) {
+        if isEcho {
+            echoed &+= 1
+            echoedBytes &+= UInt64(bytes)
+        } else {
+            forwarded &+= 1
+            forwardedBytes &+= UInt64(bytes)
+        }
+    }
+
     public static func += (total: inout MediaCounters, other: MediaCounters) {
         total.received &+= other.received
         total.receivedBytes &+= other.receivedBytes

@@ -89,7 +89,7 @@ public struct RemoteParticipant: Hashable, Sendable {
 
     /// The stream types it receives from local participant `source` (``Participant/streams(from:)``).
     public func streams(from source: UInt32) -> StreamSet {
-        (perLocalSource[source] ?? defaultStreams).intersection(receivable)
+        .received(override: perLocalSource[source], defaults: defaultStreams, receivable: receivable)
     }
 }
 
@@ -97,7 +97,7 @@ extension Participant {
     /// The stream types it receives from a participant of another node. Its SUBSCRIBE overrides
     /// name local ids only (a remote participant's id may equal a local one), so they never
     /// apply: it gets its defaults (Docs/cluster.md).
-    public var streamsFromOtherNodes: StreamSet { defaultStreams.intersection(receivable) }
+    public var streamsFromOtherNodes: StreamSet { .received(override: nil, defaults: defaultStreams, receivable: receivable) }
 }
 
 /// The forwarding state: source SSRC -> route. Immutable; rebuilt from the ``SessionRegistry``

@@ -31,7 +31,16 @@ public struct Participant: Hashable, Sendable {
 
     /// The stream types this participant receives from `source`.
     public func streams(from source: UInt32) -> StreamSet {
-        (perSource[source] ?? defaultStreams).intersection(receivable)
+        .received(override: perSource[source], defaults: defaultStreams, receivable: receivable)
+    }
+}
+
+extension StreamSet {
+    /// What a receiver gets from one source: its SUBSCRIBE override for that source if it has
+    /// one, else its defaults, within what it can receive. The one rule for local participants
+    /// and for other nodes' (``RemoteParticipant``).
+    static func received(override: StreamSet?, defaults: StreamSet, receivable: StreamSet) -> StreamSet {
+        (override ?? defaults).intersection(receivable)
     }
 }
 
