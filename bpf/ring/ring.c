@@ -934,6 +934,18 @@ static int handle_frame(struct gc_ring *ring, int index, const struct xdp_desc *
 	return 1;
 }
 
+/* The published snapshot's lock: held for a copy only, so a spin. */
+static void lock_published(struct gc_ring *ring)
+{
+	while (atomic_flag_test_and_set_explicit(&ring->publish_lock, memory_order_acquire))
+		;
+}
+
+static void unlock_published(struct gc_ring *ring)
+{
+	atomic_flag_clear_explicit(&ring->publish_lock, memory_order_release);
+}
+
 static void publish(struct gc_ring *ring)
 {
 	const struct gc_ring_table *t = ring->table;
@@ -944,8 +956,7 @@ static void publish(struct gc_ring *ring)
 	 * a table brings more rooms than ever before). */
 	if (n_rooms > ring->cap_published_rooms)
 		grown = calloc(n_rooms, sizeof(*grown));
-	while (atomic_flag_test_and_set_explicit(&ring->publish_lock, memory_order_acquire))
-		;
+	lock_published(ring);
 	memcpy(&ring->published, &ring->stats, sizeof(ring->stats));
 	if (grown) {
 		free(ring->published_rooms);
@@ -957,7 +968,7 @@ static void publish(struct gc_ring *ring)
 	if (n_rooms)
 		memcpy(ring->published_rooms, t->rooms, n_rooms * sizeof(*t->rooms));
 	ring->n_published_rooms = n_rooms;
-	atomic_flag_clear_explicit(&ring->publish_lock, memory_order_release);
+	unlock_published(ring);
 }
 
 int gc_ring_room_media(struct gc_ring *ring, int index, char name[GC_RING_ROOM_NAME_MAX + 1],
@@ -965,23 +976,21 @@ int gc_ring_room_media(struct gc_ring *ring, int index, char name[GC_RING_ROOM_N
 {
 	int n;
 
-	while (atomic_flag_test_and_set_explicit(&ring->publish_lock, memory_order_acquire))
-		;
+	lock_published(ring);
 	n = (int)ring->n_published_rooms;
 	if (index >= 0 && index < n) {
 		memcpy(name, ring->published_rooms[index].name, GC_RING_ROOM_NAME_MAX + 1);
 		*media = ring->published_rooms[index].media;
 	}
-	atomic_flag_clear_explicit(&ring->publish_lock, memory_order_release);
+	unlock_published(ring);
 	return n;
 }
 
 void gc_ring_stats(struct gc_ring *ring, struct gc_ring_stats *stats)
 {
-	while (atomic_flag_test_and_set_explicit(&ring->publish_lock, memory_order_acquire))
-		;
+	lock_published(ring);
 	memcpy(stats, &ring->published, sizeof(*stats));
-	atomic_flag_clear_explicit(&ring->publish_lock, memory_order_release);
+	unlock_published(ring);
 }
 
 /* The kernel's counters: XDP_STATISTICS of each socket, the program's. */
