@@ -245,7 +245,7 @@ let package = Package(
         .testTarget(
             name: "GroupcastClusterTests",
             dependencies: [
-                "GroupcastClient", "GroupcastCluster", "GroupcastProtocol", "GroupcastRedis", "GroupcastSFU", "GroupUnicast", logging,
+                "GroupcastClient", "GroupcastCluster", "GroupcastLab", "GroupcastProtocol", "GroupcastRedis", "GroupcastSFU", "GroupUnicast", logging,
                 // Built before the tests, which run `groupcast sfu --cluster` and `groupcast client`.
                 "Groupcast",
             ]

@@ -4,7 +4,8 @@ import Glibc
 import Foundation
 
 /// A hub and its spokes: network namespaces joined to the hub by one veth pair each, with fixed
-/// addresses and no default route. The one topology builder of the Swift code (the demo, the SFU
+/// addresses and no default route; optionally a bridge in the hub joins the spokes into one
+/// subnet (the cluster's nodes reach each other and the hub directly). The one topology builder of the Swift code (the demo, the SFU
 /// benchmark, the SFU and fast-path tests); the shell's is `scripts/lib/netns.sh`.
 ///
 /// Both ends of a veth are created directly in their namespaces, so nothing appears on the host's
@@ -50,16 +51,31 @@ public final class Topology: @unchecked Sendable {
         }
     }
 
+    /// A bridge in the hub's namespace with every spoke's hub-side veth enslaved: the spokes and
+    /// the hub share one link, so spokes reach each other without routes.
+    public struct Bridge: Sendable {
+        public var name: String
+        /// The hub's addresses on the bridge, with prefix length.
+        public var addresses: [String]
+
+        public init(name: String, addresses: [String]) {
+            self.name = name
+            self.addresses = addresses
+        }
+    }
+
     public let hub: Placement
     public let spokes: [Spoke]
+    public let bridge: Bridge?
     private let lock = NSLock()
     /// Descriptors of the anonymous namespaces, by spoke index (and -1 for the hub).
     private var anonymous: [Int: CInt] = [:]
     private var created: [String] = []
 
-    public init(hub: Placement, spokes: [Spoke]) {
+    public init(hub: Placement, spokes: [Spoke], bridge: Bridge? = nil) {
         self.hub = hub
         self.spokes = spokes
+        self.bridge = bridge
     }
 
     deinit {
@@ -97,6 +113,28 @@ public final class Topology: @unchecked Sendable {
     public var hubName: String? { Self.name(hub) }
     public func spokeName(_ index: Int) -> String? { Self.name(spokes[index].placement) }
 
+    // MARK: The cluster of the three-node demo and tests
+
+    /// Namespaces `gcd<pid>-redis` (the hub: Redis, on bridge `gcbr` at `10.198.0.1/24`) and
+    /// `gcd<pid>-node1…N`; node N is `10.198.0.(10+N)/24` on the bridge, so nodes reach each
+    /// other and Redis on one link, and nothing else.
+    public static func cluster(nodes: Int) -> Topology {
+        let prefix = starPrefix
+        let tag = "gc\(getpid() % 1_000_000)"
+        return Topology(
+            hub: .named("\(prefix)-redis"),
+            spokes: (1...max(nodes, 1)).map { index in
+                Spoke(placement: .named("\(prefix)-node\(index)"), hubInterface: "\(tag)b\(index)", interface: "\(tag)n\(index)",
+                      addresses: ["10.198.0.\(10 + index)/24"])
+            },
+            bridge: Bridge(name: "gcbr", addresses: ["10.198.0.1/24"]))
+    }
+
+    /// The cluster's Redis address (the hub's on the bridge) and node `index`'s (1...nodes).
+    public var redisAddress: String { Self.host(bridge?.addresses.first ?? "") }
+    public func nodeAddress(_ index: Int) -> String { spokeAddress(index - 1) }
+    public func nodeNamespace(_ index: Int) -> String { spokeName(index - 1) ?? "" }
+
     // MARK: Building
 
     /// Builds the namespaces and links.
@@ -106,6 +144,9 @@ public final class Topology: @unchecked Sendable {
     public func create() throws(LabError) {
         do {
             try ensure(hub, key: -1)
+            if let bridge {
+                try configure(hub, key: -1, ["link add \(bridge.name) type bridge", "link set \(bridge.name) up"] + bridge.addresses.map { Self.addressCommand($0, bridge.name) })
+            }
             for (index, spoke) in spokes.enumerated() {
                 try ensure(spoke.placement, key: index)
                 var add = ["link", "add", spoke.hubInterface]
@@ -115,7 +156,8 @@ public final class Topology: @unchecked Sendable {
                 if let mac = spoke.mac { add += ["address", mac] }
                 if let target = netnsArgument(spoke.placement, key: index) { add += ["netns", target] }
                 try Self.ip(add)
-                try configure(hub, key: -1, ["link set \(spoke.hubInterface) up"] + spoke.hubAddresses.map { Self.addressCommand($0, spoke.hubInterface) })
+                let enslave = bridge.map { ["link set \(spoke.hubInterface) master \($0.name)"] } ?? []
+                try configure(hub, key: -1, enslave + ["link set \(spoke.hubInterface) up"] + spoke.hubAddresses.map { Self.addressCommand($0, spoke.hubInterface) })
                 try configure(spoke.placement, key: index, ["link set \(spoke.interface) up"] + spoke.addresses.map { Self.addressCommand($0, spoke.interface) })
                 // Spokes send complete UDP checksums, as from a NIC: the in-kernel data paths
                 // (xdp, ring) see a frame's bytes, where an offloaded checksum (the pseudo-header

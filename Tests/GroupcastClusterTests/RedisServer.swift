@@ -11,19 +11,55 @@ import Testing
 /// fails the test: the client is only ever tested against the real thing.
 final class RedisServer: @unchecked Sendable {
     let port: Int
+    /// The address it listens on: loopback, or its namespace's (``init(namespace:address:)``).
+    let host: String
+    /// The named network namespace it runs in; nil: the test's own.
+    let namespace: String?
     private let directory: URL
     private var process: Process?
 
     static let executable = "/usr/bin/redis-server"
 
     init() async throws {
+        namespace = nil
+        host = "127.0.0.1"
+        directory = try Self.makeDirectory()
+        port = try Self.freePort()
+        try await start()
+    }
+
+    /// A server inside the named network namespace `namespace`, on `address`:6379 (a
+    /// ``GroupcastLab/Topology``'s, which has nothing else on it). The test process cannot
+    /// reach it: it is asked with `redis-cli` run in that namespace (``command(_:)``).
+    init(namespace: String, address: String) async throws {
+        self.namespace = namespace
+        host = address
+        directory = try Self.makeDirectory()
+        port = 6379
+        try await start()
+    }
+
+    private static func makeDirectory() throws -> URL {
         guard FileManager.default.isExecutableFile(atPath: Self.executable) else {
             throw TestFailure("\(Self.executable) is missing: `apt-get install redis-server` (scripts/setup test installs it)")
         }
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("groupcast-redis-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("groupcast-redis-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        port = try Self.freePort()
-        try await start()
+        return directory
+    }
+
+    var url: String { "redis://\(host):\(port)" }
+
+    /// `redis-cli COMMAND...` in the server's namespace; its output, trimmed (nil: it failed).
+    func command(_ arguments: [String]) -> String? {
+        let process = inNamespace(["/usr/bin/redis-cli", "-h", host, "-p", String(port)] + arguments)
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return nil }
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return process.terminationStatus == 0 ? text.trimmingCharacters(in: .whitespacesAndNewlines) : nil
     }
 
     var configuration: RedisConfiguration {
@@ -36,19 +72,23 @@ final class RedisServer: @unchecked Sendable {
     /// Starts the server (again, after ``stop()``: empty, as a restarted server without
     /// persistence is) and waits until it answers PING.
     func start() async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.executable)
-        process.arguments = [
-            "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        // `ip netns exec` execs the server: the process is the server itself.
+        let process = inNamespace([
+            Self.executable, "--port", String(port), "--bind", host, "--save", "", "--appendonly", "no",
             "--dir", directory.path, "--daemonize", "no", "--loglevel", "warning", "--logfile", "",
-        ]
+            // Protected mode accepts loopback clients only; in its namespace only the bridge's
+            // nodes reach it.
+            "--protected-mode", namespace == nil ? "yes" : "no",
+        ])
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         self.process = process
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
             if !process.isRunning { throw TestFailure("redis-server on port \(port) exited with status \(process.terminationStatus)") }
-            if let connection = try? await RedisConnection.connect(configuration) {
+            if namespace != nil {
+                if command(["PING"]) == "PONG" { return }
+            } else if let connection = try? await RedisConnection.connect(configuration) {
                 defer { connection.close() }
                 if (try? await connection.ping()) == "PONG" { return }
             }
@@ -56,6 +96,15 @@ final class RedisServer: @unchecked Sendable {
         }
         stop()
         throw TestFailure("redis-server on port \(port) did not answer PING within 10 s")
+    }
+
+    /// A process running `command` (its program's path first) in the server's namespace.
+    private func inNamespace(_ command: [String]) -> Process {
+        let command = namespace.map { ["/usr/sbin/ip", "netns", "exec", $0] + command } ?? command
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
+        return process
     }
 
     /// SIGKILL, like a crash: connections drop, nothing is saved.
