@@ -135,7 +135,7 @@ struct SFUCommand: ParsableCommand {
 
         let reporter = StatisticsReporter(authenticated: configuration.authKey != nil)
         let interval = (statsInterval ?? (isatty(STDERR_FILENO) != 0 ? .seconds(1) : .zero))
-        let intervalNs = UInt64(max(0, interval.components.seconds)) * 1_000_000_000 + UInt64(max(0, interval.components.attoseconds) / 1_000_000_000)
+        let intervalNs = interval.wholeNanoseconds
         var nextReport = monotonicNanoseconds() + (intervalNs == 0 ? UInt64.max / 2 : intervalNs)
         let statsLogger = Logger(label: "groupcast.sfu.stats")
         while !stop.received, server.failure == nil {

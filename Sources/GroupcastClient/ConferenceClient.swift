@@ -83,7 +83,7 @@ public struct ControlChannel: Sendable {
         let name = "\(request.kind)"
         for _ in 0..<attempts {
             do { try socket.send(bytes, to: sfu) } catch { throw .socket("send \(name) to \(sfu)", error) }
-            let deadline = monotonicNanoseconds() + UInt64(timeout.components.seconds) * 1_000_000_000 + UInt64(timeout.components.attoseconds / 1_000_000_000)
+            let deadline = monotonicNanoseconds() + timeout.wholeNanoseconds
             while monotonicNanoseconds() < deadline {
                 let left = deadline - monotonicNanoseconds()
                 do {
@@ -334,9 +334,9 @@ public final class ConferenceClient: Sendable {
             logger.info("participant \(membership.id) registered: \(membership.ssrcs)")
         }
 
-        let intervalNs = UInt64(configuration.interval.components.seconds) * 1_000_000_000 + UInt64(configuration.interval.components.attoseconds / 1_000_000_000)
-        let durationNs = UInt64(configuration.duration.components.seconds) * 1_000_000_000 + UInt64(configuration.duration.components.attoseconds / 1_000_000_000)
-        let drainNs = UInt64(configuration.drain.components.seconds) * 1_000_000_000 + UInt64(configuration.drain.components.attoseconds / 1_000_000_000)
+        let intervalNs = configuration.interval.wholeNanoseconds
+        let durationNs = configuration.duration.wholeNanoseconds
+        let drainNs = configuration.drain.wholeNanoseconds
         let start = monotonicNanoseconds()
         let sendEnd = Atomic<UInt64>(start + durationNs)
         let senderDone = Atomic<Bool>(false)

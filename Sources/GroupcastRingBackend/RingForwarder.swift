@@ -1,4 +1,5 @@
 import CGroupcastRing
+import Foundation
 import Glibc
 import GroupcastProtocol
 import GroupcastSFU
@@ -40,7 +41,9 @@ public struct RingPort: Hashable, Sendable, CustomStringConvertible {
 /// everything else (the control plane's traffic) to the host stack. This class drives it from one
 /// thread: wait, adopt the routing table ``install(_:)`` built (resolving each subscriber's next
 /// hop on the caller's thread) and handed over, process a batch; and publishes the core's counters
-/// as ``ForwarderStatistics``.
+/// as ``ForwarderStatistics``. Subscribers whose next hop is not known yet are looked up again by
+/// a thread of their own (`groupcast-ring-routes`), which hands over a rebuilt table the same way:
+/// the forwarding thread never waits for rtnetlink.
 ///
 /// The media port stays bound by an ordinary UDP socket that never reads: it reserves the port (and
 /// resolves port 0) in the host stack, so nothing else takes it and frames the program passes on
@@ -55,12 +58,10 @@ public final class RingForwarder: Forwarder {
     private nonisolated(unsafe) let ring: OpaquePointer
     /// Read by the C core while it waits for TX space; written by ``stop()``.
     private nonisolated(unsafe) let stopFlag: UnsafeMutablePointer<Int32>
-    /// Held by ``install(_:)`` from building a table until the forwarder thread took it, and by
-    /// ``close()``: the ring is never freed under a handover.
+    /// Held by ``install(_:)`` and the next-hop retry from building a table until the forwarder
+    /// thread took it, and by ``close()``: the ring is never freed under a handover.
     private let installing = Mutex(InstallState())
-    /// The routing table of the core table offered last (the forwarder thread resolves its
-    /// missing next hops again), with how many subscribers had none.
-    private let offered = Mutex<(table: RoutingTable, unresolved: Int)?>(nil)
+    /// The generation of the table the forwarder thread installed (the core's table names it).
     private let generation = Atomic<UInt64>(0)
     private let closed = Atomic<Bool>(false)
 
@@ -68,6 +69,14 @@ public final class RingForwarder: Forwarder {
         var closed = false
         /// Addresses whose resolution was already waited for once.
         var waitedFor = Set<[UInt8]>()
+        /// What the core table offered last was built from; its unresolved next hops are retried.
+        var offered: Offered?
+    }
+
+    struct Offered {
+        var table: RoutingTable
+        var hops: NextHops
+        var unresolved: Int
     }
 
     /// How long ``install(_:)`` waits for the forwarder thread to take a table (it wakes at once
@@ -155,6 +164,7 @@ public final class RingForwarder: Forwarder {
         self.ports = ports
         stopFlag = .allocate(capacity: 1)
         stopFlag.initialize(to: 0)
+        startNextHopRetry()
     }
 
     deinit {
@@ -195,13 +205,51 @@ public final class RingForwarder: Forwarder {
             guard !state.closed else { return }
             var hops = nextHops(of: table)
             waitForFresh(&hops, of: table, waitedFor: &state.waitedFor)
-            guard let (core, unresolved) = buildCore(table, hops: hops) else { return }
-            offered.withLock { $0 = (table, unresolved) }
-            if gc_ring_offer(ring, core, Self.handoverTimeoutMilliseconds) == Int32(GC_RING_TIMED_OUT.rawValue) {
-                logger.warning(
-                    "ring: the forwarder thread has not taken routing table \(table.generation) within \(Self.handoverTimeoutMilliseconds) ms; until it does, media of new participants counts as unknown SSRCs")
+            offer(table, hops: hops, &state)
+        }
+    }
+
+    /// Builds the core's table for `table` and hands it to the forwarder thread (under
+    /// `installing`).
+    private func offer(_ table: RoutingTable, hops: NextHops, _ state: inout InstallState) {
+        var hops = hops
+        guard let (core, unresolved) = buildCore(table, hops: &hops) else { return }
+        gc_ring_table_set_generation(core, table.generation)
+        state.offered = Offered(table: table, hops: hops, unresolved: unresolved)
+        if gc_ring_offer(ring, core, Self.handoverTimeoutMilliseconds) == Int32(GC_RING_TIMED_OUT.rawValue) {
+            logger.warning(
+                "ring: the forwarder thread has not taken routing table \(table.generation) within \(Self.handoverTimeoutMilliseconds) ms; until it does, media of new participants counts as unknown SSRCs")
+        }
+    }
+
+    /// Looks up the next hops still unknown in the table offered last, every
+    /// ``ForwarderConfiguration/nextHopRetryInterval`` from open to ``close()``, and offers a
+    /// rebuilt table once one is known (the control plane's replies make the kernel learn them).
+    /// Off the forwarder thread: with many unresolved subscribers the lookups take milliseconds.
+    private func startNextHopRetry() {
+        let thread = Thread { [self] in
+            var running = true
+            while running {
+                usleep(UInt32(clamping: configuration.nextHopRetryInterval.wholeNanoseconds / 1000))
+                running = installing.withLock { state in
+                    guard !state.closed else { return false }
+                    guard let offered = state.offered, offered.unresolved > 0 else { return true }
+                    var hops = offered.hops
+                    var learned = false
+                    for route in offered.table.routes.values {
+                        for subscriber in route.subscribers where hops[subscriber.address.addressBytes] ?? nil == nil {
+                            guard let hop = nextHop(for: subscriber.address) else { continue }
+                            hops[subscriber.address.addressBytes] = hop
+                            learned = true
+                        }
+                    }
+                    if learned { offer(offered.table, hops: hops, &state) }
+                    return true
+                }
             }
         }
+        thread.name = "groupcast-ring-routes"
+        thread.start()
     }
 
     public func stop() {
@@ -249,7 +297,7 @@ public final class RingForwarder: Forwarder {
         var media = gc_media_counters()
         var index: Int32 = 0
         while index < gc_ring_room_media(ring, index, &name, &media) {
-            rooms[String(cString: name)] = MediaCounters(media)
+            rooms[String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)] = MediaCounters(media)
             index += 1
         }
         return rooms
@@ -279,22 +327,15 @@ public final class RingForwarder: Forwarder {
     }
 
     public func run() throws(SFUError) {
-        var current = RoutingTable.empty
-        var unresolved = 0
-        // The table install() offered last, once the core has it.
-        func adopt() -> Bool {
-            guard gc_ring_adopt(ring) == 1 else { return false }
-            if let latest = offered.withLock({ $0 }) {
-                (current, unresolved) = latest
-                generation.store(latest.table.generation, ordering: .relaxed)
-            }
-            return true
+        // The table offered last (install() or the next-hop retry), once the core has it.
+        func adopt() {
+            guard gc_ring_adopt(ring) == 1 else { return }
+            generation.store(gc_ring_installed_generation(ring), ordering: .relaxed)
         }
         gc_ring_serving(ring, 1)
         defer { gc_ring_serving(ring, 0) }
-        _ = adopt()
-        var lastResolve = monotonicNanoseconds()
-        var lastAddresses = lastResolve
+        adopt()
+        var lastAddresses = monotonicNanoseconds()
         while gc_ring_load_int(stopFlag) == 0 {
             // The ports serve media sent to their addresses: follow addresses added or removed.
             if monotonicNanoseconds() &- lastAddresses > 2_000_000_000 {
@@ -309,18 +350,8 @@ public final class RingForwarder: Forwarder {
             if ready < 0 {
                 throw .socket("poll(AF_XDP)", .systemCall(call: "poll", errno: Errno(rawValue: -ready)))
             }
-            // A table offered while we slept applies to what woke us; next hops the kernel has
-            // learned since (the control plane's replies resolve them) are picked up.
-            if adopt() {
-                lastResolve = monotonicNanoseconds()
-            } else if unresolved > 0, monotonicNanoseconds() &- lastResolve > 20_000_000 {
-                // Without waiting: install() waited for every address once already.
-                if let (core, stillUnresolved) = buildCore(current, hops: nextHops(of: current)) {
-                    gc_ring_install(ring, core)
-                    unresolved = stillUnresolved
-                }
-                lastResolve = monotonicNanoseconds()
-            }
+            // A table offered while we slept applies to what woke us.
+            adopt()
             gc_ring_process(ring, stopFlag)
         }
         gc_ring_process(ring, stopFlag)
@@ -404,8 +435,7 @@ public final class RingForwarder: Forwarder {
 
     /// The core's table for `table` (nil: allocation failed, logged), and how many subscribers
     /// have no next hop in it.
-    private func buildCore(_ table: RoutingTable, hops: NextHops) -> (core: OpaquePointer, unresolved: Int)? {
-        var hops = hops
+    private func buildCore(_ table: RoutingTable, hops: inout NextHops) -> (core: OpaquePointer, unresolved: Int)? {
         guard let core = gc_ring_table_new(UInt32(max(1, table.routes.count)), table.echo ? 1 : 0) else {
             logger.error("ring: routing table allocation failed; keeping the previous one")
             return nil

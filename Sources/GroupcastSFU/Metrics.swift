@@ -16,6 +16,15 @@ public func monotonicNanoseconds() -> UInt64 {
     return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
 }
 
+extension Duration {
+    /// The duration in whole nanoseconds, as ``monotonicNanoseconds()`` counts; 0 if negative.
+    public var wholeNanoseconds: UInt64 {
+        let (seconds, attoseconds) = components
+        guard seconds >= 0, attoseconds >= 0 else { return 0 }
+        return UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+    }
+}
+
 /// A histogram of non-negative integer samples (nanoseconds) with about 3% relative error:
 /// exact below 64, then 32 sub-buckets per power of two. Fixed size, no allocation per sample.
 /// The buckets are those of every data plane (`groupcast_layout.h`: `GC_DELAY_*`,

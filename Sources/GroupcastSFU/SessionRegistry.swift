@@ -133,13 +133,8 @@ public struct SessionRegistry: Sendable {
 
     public init(limits: Limits = Limits(), keepaliveTimeout: Duration, generator: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator()) {
         self.limits = limits
-        self.keepaliveTimeout = Self.nanoseconds(keepaliveTimeout)
+        self.keepaliveTimeout = keepaliveTimeout.wholeNanoseconds
         self.generator = generator
-    }
-
-    private static func nanoseconds(_ duration: Duration) -> UInt64 {
-        let (seconds, attoseconds) = duration.components
-        return UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
     }
 
     /// One room of `capacity` (the old single-room registry's shape).
@@ -343,7 +338,7 @@ public struct SessionRegistry: Sendable {
     public mutating func reconfigure(limits: Limits, keepaliveTimeout: Duration, declaring declared: [RoomFile.Declaration]) throws(RegistryError) {
         var next = self
         next.limits = limits
-        next.keepaliveTimeout = Self.nanoseconds(keepaliveTimeout)
+        next.keepaliveTimeout = keepaliveTimeout.wholeNanoseconds
         let rooms = declared.isEmpty ? [RoomFile.Declaration(name: RoomName.defaultRoom)] : declared
         var wanted: [UInt32: (room: String, participant: RoomFile.StaticParticipant)] = [:]
         for room in rooms {

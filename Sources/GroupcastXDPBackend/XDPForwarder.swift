@@ -180,7 +180,7 @@ public final class XDPForwarder: Forwarder {
     /// exchange that resolved them).
     private func program(_ state: inout State, now: UInt64, retryNow: Bool = false) throws(SFUError) {
         guard !state.closed else { return }
-        let refresh = now &- state.lastRefresh >= nanoseconds(configuration.nextHopRefreshInterval)
+        let refresh = now &- state.lastRefresh >= configuration.nextHopRefreshInterval.wholeNanoseconds
         if refresh {
             state.lastRefresh = now
             // The programs replicate only media sent to one of the interface's addresses: follow
@@ -282,7 +282,7 @@ public final class XDPForwarder: Forwarder {
         if !refresh, let known = state.nextHops[address], case .success(let hop) = known.hop {
             return sendable ? usable(hop) : hop
         }
-        if !refresh, !retryNow, let known = state.nextHops[address], now &- known.resolved < nanoseconds(configuration.nextHopRetryInterval) {
+        if !refresh, !retryNow, let known = state.nextHops[address], now &- known.resolved < configuration.nextHopRetryInterval.wholeNanoseconds {
             return nil
         }
         let result = Result { () throws(FastPathError) in try NextHop.resolve(address, probe: true) }
@@ -314,7 +314,7 @@ public final class XDPForwarder: Forwarder {
     private func startMaintenance() {
         let thread = Thread { [self] in
             while !closing.load(ordering: .acquiring) {
-                usleep(UInt32(nanoseconds(configuration.nextHopRetryInterval) / 1000))
+                usleep(UInt32(configuration.nextHopRetryInterval.wholeNanoseconds / 1000))
                 do throws(SFUError) {
                     try state.withLock { state throws(SFUError) in try program(&state, now: monotonicNanoseconds()) }
                 } catch {
@@ -424,11 +424,6 @@ public final class XDPForwarder: Forwarder {
 
     /// The statistics at close (the maps are gone after it).
     private let frozen = Mutex<ForwarderStatistics?>(nil)
-}
-
-private func nanoseconds(_ duration: Duration) -> UInt64 {
-    let (seconds, attoseconds) = duration.components
-    return UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
 }
 
 /// `address` if a `gc_route` can hold it: nil for an IPv4-mapped IPv6 address or a scoped one.

@@ -3,6 +3,7 @@ import GroupcastAuth
 import GroupcastProtocol
 import GroupcastRingBackend
 import GroupcastClient
+import GroupcastLab
 import GroupcastMetrics
 import GroupcastSFU
 import GroupcastSocketBackend
@@ -488,6 +489,36 @@ import Testing
         #expect(stats[.unknownSSRC] == 0, "\(stats[.unknownSSRC]) of 2 first packets dropped as unknown SSRC")
         #expect(stats.echoed == 2)
         #expect(try a.collectMedia().map(\.ssrc).sorted() == [a.ssrcs.asq, b.ssrcs.asq].sorted())
+    }
+
+    /// A subscriber whose neighbour does not answer when the table is installed (a static
+    /// participant that has not come up yet) receives media once it does: the backends that
+    /// resolve next hops themselves (xdp's maintenance thread, the ring's next-hop retry thread)
+    /// keep looking it up after install(). Only on the veth topology: on loopback there is no
+    /// neighbour to learn.
+    @Test(.enabled(if: TestNetwork.selected == .veth)) func subscriberWhoseNeighbourAnswersLateReceivesMedia() throws {
+        let late = "10.203.0.201"
+        let sfu = try TestSFU()
+        var reloaded = sfu.server.configuration
+        reloaded.room = try RoomFile.parse(Data("""
+            {"capacity": 8, "participants": [{"id": 100, "address": "\(late):5000", "ssrc": {"asq": 5001}, "receive": ["asq"]}]}
+            """.utf8))
+        try sfu.server.reload(reloaded)
+        let a = try TestParticipant(sfu, host: 46).register(receive: [])
+        try a.sendMedia(.asq)  // its copy to the silent address goes nowhere
+        #expect(sfu.waitForReceived(1))
+        // The participant comes up: its address answers ARP from now on.
+        _ = try VethTopology.shared.inPeer { try Topology.ip(["addr", "add", "\(late)/24", "dev", "gcpeer0"]) }
+        defer { _ = try? VethTopology.shared.inPeer { try Topology.ip(["addr", "del", "\(late)/24", "dev", "gcpeer0"]) } }
+        let receiver = try TestNetwork.selected.participantSocket(bindingTo: try #require(SocketAddress("\(late):5000")))
+        var arrived = false
+        let deadline = ContinuousClock.now.advanced(by: .seconds(5))
+        while !arrived && ContinuousClock.now < deadline {
+            try a.sendMedia(.asq)
+            guard try receiver.waitForReadable(timeout: .milliseconds(50)) else { continue }
+            arrived = try receiver.receiveBatch().contains { (try? RTPHeader.parse($0.bytes).ssrc) == a.ssrcs.asq }
+        }
+        #expect(arrived, "no copy reached \(late) within 5 s of its address coming up")
     }
 
     @Test func requestedBackendIsTheOneRunning() throws {

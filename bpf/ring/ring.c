@@ -114,6 +114,7 @@ struct gc_ring_table {
 	__u32 n_routes, max_routes;
 	int echo;
 	int resolved;			/* ring ports filled in by gc_ring_install() */
+	__u64 generation;		/* gc_ring_table_set_generation() */
 	struct ring_route *slots;
 	struct ring_copy *copies;
 	__u32 n_copies, cap_copies;
@@ -420,6 +421,16 @@ struct gc_ring_table *gc_ring_table_new(__u32 max_routes, int echo)
 		return NULL;
 	}
 	return t;
+}
+
+void gc_ring_table_set_generation(struct gc_ring_table *t, __u64 generation)
+{
+	t->generation = generation;
+}
+
+__u64 gc_ring_installed_generation(const struct gc_ring *ring)
+{
+	return ring->table ? ring->table->generation : 0;
 }
 
 void gc_ring_table_free(struct gc_ring_table *t)

@@ -464,6 +464,15 @@ static void test_tx_full(void)
 }
 
 /* table() with its route in room @room (NULL: none) after the rooms @rooms. */
+static struct gc_ring_table *table_of_generation(__u64 generation)
+{
+	struct gc_ring_table *t = table();
+
+	if (t)
+		gc_ring_table_set_generation(t, generation);
+	return t;
+}
+
 static struct gc_ring_table *table_in(const char *const *rooms, int n_rooms, const char *room)
 {
 	struct gc_ring_table *t = table();
@@ -603,6 +612,7 @@ static void origin_packet(struct sim *s, struct gc_ring_stats *st)
 static void test_handover(void)
 {
 	struct handover_thread h = {};
+	__u64 generation_before;
 	struct gc_ring_stats st;
 	pthread_t thread;
 	struct sim s;
@@ -613,16 +623,21 @@ static void test_handover(void)
 		return;
 	}
 	origin_packet(&s, &st);
-	ret = gc_ring_offer(s.ring, table(), 10000);
+	ret = gc_ring_offer(s.ring, table_of_generation(7), 10000);
 	result(ret == GC_RING_PENDING && st.drops[GC_DROP_UNKNOWN_SSRC] == 1,
 	       "handover: before any table an SSRC is unknown; offered while nothing serves, pending at once (%d)", ret);
-	/* Replaces the pending one (freed: ASan/valgrind builds see a leak otherwise). */
-	gc_ring_offer(s.ring, table(), 0);
+	/* Replaces the pending one (freed: ASan/valgrind builds see a leak otherwise);
+	 * the table installed names itself, whichever offer it was. */
+	generation_before = gc_ring_installed_generation(s.ring);
+	gc_ring_offer(s.ring, table_of_generation(8), 0);
 	ret = gc_ring_adopt(s.ring);
 	origin_packet(&s, &st);
 	result(ret == 1 && gc_ring_adopt(s.ring) == 0 && st.drops[GC_DROP_UNKNOWN_SSRC] == 1 && st.forwarded == 3 &&
 	       st.echoed == 1, "handover: adopted once, the next packet routed (%llu copies, %llu unknown)",
 	       (unsigned long long)st.forwarded, (unsigned long long)st.drops[GC_DROP_UNKNOWN_SSRC]);
+	result(generation_before == 0 && gc_ring_installed_generation(s.ring) == 8,
+	       "handover: the installed table's generation is the last offer's (%llu, before %llu)",
+	       (unsigned long long)gc_ring_installed_generation(s.ring), (unsigned long long)generation_before);
 
 	/* A thread that only returns from gc_ring_wait() when woken. */
 	gc_ring_serving(s.ring, 1);
@@ -925,7 +940,7 @@ static void test_vlan(void)
 
 int main(void)
 {
-	printf("TAP version 13\n1..27\n");
+	printf("TAP version 13\n1..28\n");
 	test_options();
 	test_million();
 	test_tx_full();

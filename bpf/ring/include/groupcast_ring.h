@@ -192,6 +192,13 @@ int gc_ring_table_add(struct gc_ring_table *table, __u32 ssrc, __u8 family, __u8
 		      const __u8 origin_addr[16], __u16 origin_port_be, __u16 origin_vlan,
 		      const struct gc_subscriber *subs, __u32 n_subs);
 void gc_ring_table_free(struct gc_ring_table *table);
+/* The caller's name for what @table was built from (the SFU's routing-table
+ * generation): it travels with the table through gc_ring_offer() and
+ * gc_ring_adopt(), so the processing thread learns which one it installed
+ * from the table itself. 0 until set. */
+void gc_ring_table_set_generation(struct gc_ring_table *table, __u64 generation);
+/* The processing thread: the generation of the table in use (0: none). */
+__u64 gc_ring_installed_generation(const struct gc_ring *ring);
 
 /*
  * Media per room (struct gc_media_counters, Docs/operations.md): a table
