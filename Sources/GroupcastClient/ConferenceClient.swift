@@ -179,6 +179,9 @@ public struct StreamReport: Sendable, Hashable {
     public var lost: UInt64 = 0
     /// Other participants' streams of this type seen.
     public var sources = 0
+    /// One-way delay of those packets, nanoseconds: arrival minus the sender's time stamp, so
+    /// only meaningful when both ends share a clock (one machine: the demo's namespaces).
+    public var delay = LatencyHistogram()
     /// Mean RFC 3550 interarrival jitter over those streams, nanoseconds.
     public var jitter: Double = 0
 
@@ -212,7 +215,8 @@ public struct ClientReport: Sendable {
         let rows = streams.map { row in
             "{\"participant\":\(row.participant),\"stream\":\"\(row.type)\",\"sent\":\(row.sent),\"echoed\":\(row.echoed),"
                 + "\"rtt_p50_ns\":\(row.roundTrip.quantile(0.5)),\"rtt_p99_ns\":\(row.roundTrip.quantile(0.99)),\"rtt_max_ns\":\(row.roundTrip.count == 0 ? 0 : row.roundTrip.max),"
-                + "\"received\":\(row.received),\"lost\":\(row.lost),\"sources\":\(row.sources),\"jitter_ns\":\(Int(row.jitter))}"
+                + "\"received\":\(row.received),\"lost\":\(row.lost),\"sources\":\(row.sources),\"jitter_ns\":\(Int(row.jitter)),"
+                + "\"delay_p50_ns\":\(row.delay.quantile(0.5)),\"delay_p99_ns\":\(row.delay.quantile(0.99))}"
         }
         return "{\"streams\":[" + rows.joined(separator: ",") + "]}"
     }
@@ -294,6 +298,7 @@ public final class ConferenceClient: Sendable {
         var highest: UInt32 = 0  // extended sequence number
         var jitter: Double = 0
         var lastTransit: Int64?
+        var delay = LatencyHistogram()
     }
 
     public func run() throws(ClientError) -> ClientReport {
@@ -447,6 +452,7 @@ public final class ConferenceClient: Sendable {
                 row.lost += expected > stream.count ? expected - stream.count : 0
                 row.jitter = (row.jitter * Double(row.sources) + stream.jitter) / Double(row.sources + 1)
                 row.sources += 1
+                row.delay.merge(stream.delay)
                 reports[receiver]![stream.type] = row
             }
         }
@@ -477,6 +483,7 @@ public final class ConferenceClient: Sendable {
             stream.jitter += (d - stream.jitter) / 16
         }
         stream.lastTransit = transit
+        if transit >= 0 { stream.delay.record(UInt64(transit)) }
         streams[receiver, default: [:]][header.ssrc] = stream
     }
 }

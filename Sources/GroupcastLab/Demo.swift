@@ -10,10 +10,14 @@ import GroupUnicast
 
 /// The demo (`groupcast-lab demo`, `make demo`): a throw-away ``Topology``, the SFU and its
 /// clients in it, a live status line, a final table; everything it created is removed at the end,
-/// on Ctrl-C, and on failure.
+/// on Ctrl-C, and on failure. With ``nodes`` > 1 the SFU is a cluster (Docs/cluster.md): that many
+/// `groupcast sfu --cluster` nodes and a redis-server, each in a namespace of its own on one bridge
+/// (``Topology/cluster(nodes:)``), the client hosts spread over the nodes.
 public struct Demo {
     public var clients = 3
     public var participants = 1
+    /// SFU nodes: 1 runs one SFU; more run a cluster of that many.
+    public var nodes = 1
     public var duration: Duration = .seconds(10)
     public var interval: Duration = .milliseconds(4)
     public var receive: StreamSet = .all
@@ -24,6 +28,8 @@ public struct Demo {
 
     public init() {}
 
+    static let redisServer = "/usr/bin/redis-server"
+
     /// Runs every backend in turn and prints the table.
     ///
     /// - Throws: ``LabError`` (`.interrupted` after SIGINT/SIGTERM, with everything removed).
@@ -32,24 +38,37 @@ public struct Demo {
             throw .failed("needs root: it creates network namespaces and veth links (run it with sudo)")
         }
         let groupcast = try GroupcastExecutable()
-        let topology = Topology.sfuStar(clients: clients)
+        if nodes > 1 {
+            guard FileManager.default.isExecutableFile(atPath: Self.redisServer) else {
+                throw .missingExecutable("--nodes \(nodes): the cluster needs \(Self.redisServer) (apt-get install redis-server)")
+            }
+            if let backend = backends.first(where: \.needsInterface) {
+                throw .failed("--nodes \(nodes): media between nodes runs on the socket, sendmmsg and sendgroup backends, not \(backend) (Docs/cluster.md)")
+            }
+            guard clients >= nodes else { throw .failed("--nodes \(nodes) needs at least as many --clients (client hosts), one per node or more") }
+        }
+        let topology = nodes > 1 ? Topology.cluster(nodes: nodes) : Topology.sfuStar(clients: clients)
+        let layout = nodes > 1 ? DemoLayout.cluster(topology, nodes: nodes, clients: clients) : DemoLayout.star(topology, clients: clients)
         let logs = RunDirectory(prefix: Topology.starPrefix)
         Topology.removeStale()
         let stop = StopSignal()
         var results: [DemoResult] = []
         var failure: String?
+        var redis = ProcessGroup()
         do {
             try logs.create()
             try topology.create()
-            say("topology \(Topology.starPrefix): SFU namespace \(topology.sfuNamespace), \(clients) client namespaces, veth 10.199.N.1 <-> 10.199.N.2, no default route")
+            say("topology \(Topology.starPrefix): \(layout.description)")
+            if nodes > 1 { try startRedis(in: topology, logs: logs, processes: &redis) }
             say(auth ? "authentication on: a fresh key per backend, one join token per participant (--no-auth: open SFU)" : "authentication off (--no-auth): the SFU is open")
             for backend in backends {
                 guard !stop.received else { break }
-                results.append(try runOnce(backend: backend, topology: topology, logs: logs, stop: stop, groupcast: groupcast))
+                results.append(try runOnce(backend: backend, layout: layout, logs: logs, stop: stop, groupcast: groupcast))
             }
         } catch {
             failure = "\(error)"
         }
+        redis.terminateAll()
         topology.destroy()
         logs.remove()
         if !results.isEmpty { say("\n" + DemoResult.table(results)) }
@@ -60,63 +79,99 @@ public struct Demo {
         say("removed namespaces and links \(Topology.starPrefix)-*")
     }
 
-    func runOnce(backend: ForwarderBackend, topology: Topology, logs: RunDirectory, stop: StopSignal, groupcast: GroupcastExecutable) throws -> DemoResult {
-        let statsFile = logs.path + "/sfu-\(backend).json"
+    /// redis-server in the cluster's hub namespace, on the bridge's address (the nodes reach it
+    /// there and nothing else does, hence no protected mode), without persistence; returns once
+    /// it answers PING.
+    func startRedis(in topology: Topology, logs: RunDirectory, processes: inout ProcessGroup) throws {
+        let namespace = topology.hubName ?? "", address = topology.redisAddress
+        let redis = try processes.start(
+            ["/usr/sbin/ip", "netns", "exec", namespace, Self.redisServer, "--bind", address, "--port", "6379", "--save", "",
+             "--appendonly", "no", "--protected-mode", "no", "--daemonize", "no", "--dir", logs.path, "--logfile", ""],
+            output: logs.path + "/redis.log")
+        let deadline = Date().addingTimeInterval(10)
+        while (try? Topology.ip(["netns", "exec", namespace, "/usr/bin/redis-cli", "-h", address, "PING"]))?.hasPrefix("PONG") != true {
+            guard redis.isRunning else { throw LabError.processFailed("redis-server exited", logs.tail("redis.log")) }
+            guard Date() < deadline else { throw LabError.processFailed("redis-server did not answer PING in 10 s", logs.tail("redis.log")) }
+            usleep(20_000)
+        }
+        say("redis-server \(address):6379 in namespace \(namespace)")
+    }
+
+    func runOnce(backend: ForwarderBackend, layout: DemoLayout, logs: RunDirectory, stop: StopSignal, groupcast: GroupcastExecutable) throws -> DemoResult {
         var processes = ProcessGroup()
         defer { processes.terminateAll() }
-        // With authentication: a key for this run and a token file per client host.
+        // With authentication: a key for this run (every node checks tokens with it) and a
+        // token file per client host.
         var sfuAuth: [String] = []
         var clientAuth: [Int: [String]] = [:]
         if auth {
             let issuer = try TokenIssuer(keyPath: logs.path + "/key-\(backend)")
             sfuAuth = ["--auth-key-file", issuer.keyPath]
-            for index in 1...clients {
-                let path = logs.path + "/tokens-\(backend)-\(index)"
-                try issuer.writeTokens(room: "demo", identityPrefix: "host\(index)", count: participants, to: path)
+            for index in layout.hosts.indices {
+                let path = logs.path + "/tokens-\(backend)-\(index + 1)"
+                try issuer.writeTokens(room: "demo", identityPrefix: "host\(index + 1)", count: participants, to: path)
                 clientAuth[index] = ["--token-file", path]
             }
         }
-        let sfu = try processes.start(
-            groupcast.sfu(in: topology, backend: backend, statsFile: statsFile, statsInterval: "250ms",
-                          capacity: clients * participants + 8, options: sfuAuth),
-            output: logs.path + "/sfu-\(backend).log")
-        switch groupcast.waitUntilUp(sfu, statsFile: statsFile, within: 10, stop: stop) {
-        case .up: break
-        case .exited: throw LabError.processFailed("SFU", logs.tail("sfu-\(backend).log"))
-        case .timedOut: throw LabError.processFailed("SFU did not start in 10 s", logs.tail("sfu-\(backend).log"))
-        case .interrupted: return DemoResult(backend: backend, sfu: nil, clients: [])
+        var sfus: [Process] = []
+        for node in layout.nodes {
+            let statsFile = logs.path + "/\(node.name)-\(backend).json", log = "\(node.name)-\(backend).log"
+            let sfu = try processes.start(
+                groupcast.sfu(namespace: node.namespace, backend: backend, statsFile: statsFile, statsInterval: "250ms",
+                              capacity: clients * participants + 8, options: sfuAuth + node.options),
+                output: logs.path + "/" + log)
+            switch groupcast.waitUntilUp(sfu, statsFile: statsFile, within: 10, stop: stop) {
+            case .up: break
+            case .exited: throw LabError.processFailed("SFU \(node.name)", logs.tail(log))
+            case .timedOut: throw LabError.processFailed("SFU \(node.name) did not start in 10 s", logs.tail(log))
+            case .interrupted: return DemoResult(backend: backend, nodes: [])
+            }
+            // What the SFU says it runs with, not what it was asked to: tokens checked or not.
+            guard let first = SFUSnapshot.load(statsFile), first.authenticated == auth else {
+                throw LabError.failed("the SFU \(node.name) (\(backend)) does not report authentication \(auth ? "on" : "off") in \(statsFile)")
+            }
+            sfus.append(sfu)
         }
-        // What the SFU says it runs with, not what it was asked to: tokens checked or not.
-        guard let first = SFUSnapshot.load(statsFile), first.authenticated == auth else {
-            throw LabError.failed("the SFU (\(backend)) does not report authentication \(auth ? "on" : "off") in \(statsFile)")
-        }
+        let statsFiles = layout.nodes.map { logs.path + "/\($0.name)-\(backend).json" }
         var clientProcesses: [Process] = []
-        for index in 1...clients {
+        for (index, host) in layout.hosts.enumerated() {
             clientProcesses.append(try processes.start(
-                groupcast.client(in: topology, namespace: index, participants: participants, seconds: duration.seconds,
+                groupcast.client(namespace: host.namespace, sfu: host.sfu, local: host.local, participants: participants, seconds: duration.seconds,
                                  interval: interval.seconds, receive: receive.description,
-                                 report: logs.path + "/client-\(backend)-\(index).json", options: clientAuth[index] ?? []),
-                output: logs.path + "/client-\(backend)-\(index).log"))
+                                 report: logs.path + "/client-\(backend)-\(index + 1).json", options: clientAuth[index] ?? []),
+                output: logs.path + "/client-\(backend)-\(index + 1).log"))
         }
         let start = Date()
         let softirqStart = DemoResult.softirqTicks()
-        var previous: (Date, UInt64, UInt64)?
+        var previous: (Date, [SFUSnapshot])?
         while clientProcesses.contains(where: \.isRunning) {
             if stop.received { break }
-            guard sfu.isRunning else { throw LabError.processFailed("SFU exited", logs.tail("sfu-\(backend).log")) }
-            if let stats = SFUSnapshot.load(statsFile) {
-                let now = Date()
-                var rates = ""
-                if let (time, received, sent) = previous, now.timeIntervalSince(time) > 0 {
-                    let seconds = now.timeIntervalSince(time)
-                    rates = String(format: " in %.0f/s out %.0f/s", Double(stats.received - min(stats.received, received)) / seconds, Double(stats.copies - min(stats.copies, sent)) / seconds)
+            for (node, sfu) in zip(layout.nodes, sfus) where !sfu.isRunning {
+                throw LabError.processFailed("SFU \(node.name) exited", logs.tail("\(node.name)-\(backend).log"))
+            }
+            let now = Date(), stats = statsFiles.compactMap { SFUSnapshot.load($0) }
+            if stats.count == statsFiles.count {
+                let seconds = previous.map { now.timeIntervalSince($0.0) } ?? 0
+                func rates(_ node: Int) -> String {
+                    guard let earlier = previous?.1[node], seconds > 0 else { return "" }
+                    let now = stats[node]
+                    return String(format: " in %.0f/s out %.0f/s", Double(now.received - min(now.received, earlier.received)) / seconds,
+                                  Double(now.copies - min(now.copies, earlier.copies)) / seconds)
                 }
-                previous = (now, stats.received, stats.copies)
-                let line = String(
-                    format: "\r[%@] %4.1fs/%.0fs participants %d%@ dropped %llu delay p50 %.1f p99 %.1f us cpu %.1f%%   ",
-                    backend.rawValue, Date().timeIntervalSince(start), duration.seconds, stats.participants, rates, stats.dropped,
-                    Double(stats.p50) / 1000, Double(stats.p99) / 1000, stats.cpuUser + stats.cpuSystem)
-                FileHandle.standardOutput.write(Data(line.utf8))
+                var line = String(format: "\r[%@] %4.1fs/%.0fs", backend.rawValue, now.timeIntervalSince(start), duration.seconds)
+                if let only = stats.first, stats.count == 1 {
+                    line += String(
+                        format: " participants %d%@ dropped %llu delay p50 %.1f p99 %.1f us cpu %.1f%%", only.participants, rates(0), only.dropped,
+                        Double(only.p50) / 1000, Double(only.p99) / 1000, only.cpuUser + only.cpuSystem)
+                } else {
+                    // One short field per node, so three nodes fit a terminal line.
+                    for (index, node) in layout.nodes.enumerated() {
+                        line += String(format: " | %@%@ cpu %.0f%%", node.name, rates(index), stats[index].cpuUser + stats[index].cpuSystem)
+                    }
+                    line += " | dropped \(stats.reduce(0) { $0 + $1.dropped })"
+                }
+                FileHandle.standardOutput.write(Data((line + "   ").utf8))
+                previous = (now, stats)
             }
             usleep(250_000)
         }
@@ -131,25 +186,91 @@ public struct Demo {
                 throw LabError.processFailed("client \(index + 1) exited \(process.terminationStatus)", logs.tail("client-\(backend)-\(index + 1).log"))
             }
         }
-        sfu.interrupt()  // SIGINT: clean shutdown, final statistics
+        for sfu in sfus { sfu.interrupt() }  // SIGINT: clean shutdown (a node leaves the cluster), final statistics
         let deadline = Date().addingTimeInterval(5)
-        while sfu.isRunning && Date() < deadline { usleep(20_000) }
-        let sfuStats = SFUSnapshot.load(statsFile)
-        let reports = (1...clients).compactMap { ClientStats.load(logs.path + "/client-\(backend)-\($0).json") }
+        while sfus.contains(where: \.isRunning) && Date() < deadline { usleep(20_000) }
         var softirq: Double?
         if let softirqStart, let softirqEnd = DemoResult.softirqTicks() {
             let seconds = Date().timeIntervalSince(start)
             softirq = seconds > 0 ? 100 * Double(softirqEnd - softirqStart) / Double(sysconf(Int32(_SC_CLK_TCK))) / seconds : nil
         }
-        return DemoResult(backend: backend, sfu: sfuStats, clients: reports, softirqPercent: softirq)
+        let received = Set(receive.types.map(\.description))
+        let nodes = layout.nodes.enumerated().map { index, node in
+            DemoResult.Node(
+                name: layout.nodes.count == 1 ? nil : node.name, sfu: SFUSnapshot.load(statsFiles[index]),
+                clients: layout.hosts.indices.filter { layout.hosts[$0].node == index }.compactMap {
+                    ClientStats.load(logs.path + "/client-\(backend)-\($0 + 1).json", receiving: received)
+                })
+        }
+        return DemoResult(backend: backend, nodes: nodes, otherParticipants: layout.hosts.count * participants - 1, softirqPercent: softirq)
     }
 }
 
-/// One backend's outcome: the SFU's final statistics and the clients' reports.
+/// Where the demo runs its SFU nodes and its client hosts (namespaces, addresses, options).
+struct DemoLayout {
+    struct Node {
+        var name: String
+        var namespace: String
+        /// The node's own `groupcast sfu` options (addresses, cluster membership).
+        var options: [String]
+    }
+
+    struct ClientHost {
+        /// Index into ``nodes`` of the SFU it joins.
+        var node: Int
+        var namespace: String
+        /// The SFU's control address (`IP:PORT`) and the client's own IP.
+        var sfu: String
+        var local: String
+    }
+
+    var nodes: [Node]
+    var hosts: [ClientHost]
+    var description: String
+
+    /// One SFU in the star's hub (default addresses), a client host per spoke.
+    static func star(_ topology: Topology, clients: Int) -> DemoLayout {
+        DemoLayout(
+            nodes: [Node(name: "sfu", namespace: topology.sfuNamespace, options: [])],
+            hosts: (1...clients).map {
+                ClientHost(node: 0, namespace: topology.clientNamespace($0), sfu: "\(topology.sfuAddress(client: $0)):7000", local: topology.clientAddress($0))
+            },
+            description: "SFU namespace \(topology.sfuNamespace), \(clients) client namespaces, veth 10.199.N.1 <-> 10.199.N.2, no default route")
+    }
+
+    /// `nodes` cluster nodes, one per spoke of ``Topology/cluster(nodes:)``, each joining the
+    /// Redis on the hub; client host N runs in node ((N-1) mod nodes)+1's namespace, on its address.
+    static func cluster(_ topology: Topology, nodes: Int, clients: Int) -> DemoLayout {
+        let redis = "redis://\(topology.redisAddress):6379"
+        return DemoLayout(
+            nodes: (1...nodes).map { index in
+                let address = topology.nodeAddress(index)
+                return Node(
+                    name: "node\(index)", namespace: topology.nodeNamespace(index),
+                    options: ["--control", "\(address):7000", "--media", "\(address):7002", "--cluster", redis, "--node", "node\(index)",
+                              "--advertise", "\(address):7002"])
+            },
+            hosts: (0..<clients).map { index in
+                let node = index % nodes
+                return ClientHost(node: node, namespace: topology.nodeNamespace(node + 1), sfu: "\(topology.nodeAddress(node + 1)):7000", local: topology.nodeAddress(node + 1))
+            },
+            description: "\(nodes) SFU nodes (namespaces \(Topology.starPrefix)-node1...\(nodes), 10.198.0.11...\(10 + nodes)) and redis-server (\(Topology.starPrefix)-redis, 10.198.0.1) on one bridge, no default route; \(clients) client hosts spread over the nodes")
+    }
+}
+
+/// One backend's outcome: each SFU node's final statistics and its clients' reports.
 struct DemoResult {
+    struct Node {
+        /// nil for the one SFU of a single-node run.
+        var name: String?
+        var sfu: SFUSnapshot?
+        var clients: [ClientStats]
+    }
+
     var backend: ForwarderBackend
-    var sfu: SFUSnapshot?
-    var clients: [ClientStats]
+    var nodes: [Node]
+    /// Other participants every participant should receive (each stream type): the run's participants but itself.
+    var otherParticipants = 0
     /// Softirq time of the whole machine (every CPU) while the clients ran, percent of one CPU.
     var softirqPercent: Double? = nil
 
@@ -163,34 +284,48 @@ struct DemoResult {
         return fields.count > 7 ? UInt64(fields[7]) : nil
     }
 
+    /// One row per backend and node (`backend` or `backend/node`).
     static func table(_ results: [DemoResult]) -> String {
-        var lines = ["backend    pkts-in  pkts-out  dropped  sfu-p50us  sfu-p99us  sfu-maxus  cpu-user%  cpu-sys%  rtt-p50us  rtt-p99us  echo-loss%  loss%  softirq%"]
+        var lines = ["backend    pkts-in  pkts-out  dropped  sfu-p50us  sfu-p99us  sfu-maxus  cpu-user%  cpu-sys%  rtt-p50us  rtt-p99us  echo-loss%  loss%  softirq%  owd-p50us  owd-p99us  sources"]
         for result in results {
-            guard let sfu = result.sfu else {
-                lines.append(pad(result.backend.rawValue, 9) + "  (no statistics: interrupted before the SFU reported)")
-                continue
+            if result.nodes.isEmpty { lines.append(pad(result.backend.rawValue, 9) + "  (no statistics: interrupted before the SFU reported)") }
+            for node in result.nodes {
+                let label = result.backend.rawValue + (node.name.map { "/" + $0 } ?? "")
+                guard let sfu = node.sfu else {
+                    lines.append(pad(label, 9) + "  (no statistics: interrupted before the SFU reported)")
+                    continue
+                }
+                let clients = node.clients
+                let sent = clients.reduce(0) { $0 + $1.sent }, echoed = clients.reduce(0) { $0 + $1.echoed }
+                let received = clients.reduce(0) { $0 + $1.received }, lost = clients.reduce(0) { $0 + $1.lost }
+                func us(_ ns: UInt64) -> String { String(format: "%.1f", Double(ns) / 1000) }
+                func percent(_ part: UInt64, _ whole: UInt64) -> String { whole == 0 ? "-" : String(format: "%.2f", 100 * Double(part) / Double(whole)) }
+                // The fewest other participants' streams any participant of this node received, of those it should.
+                let sources = clients.compactMap(\.fewestSources).min().map { "\($0)/\(result.otherParticipants)" } ?? "-"
+                lines.append([
+                    pad(label, 9, left: true), pad("\(sfu.received)", 8), pad("\(sfu.copies)", 9), pad("\(sfu.dropped)", 8),
+                    pad(us(sfu.p50), 10), pad(us(sfu.p99), 10), pad(us(sfu.max), 10), pad(String(format: "%.1f", sfu.cpuUser), 10),
+                    pad(String(format: "%.1f", sfu.cpuSystem), 9), pad(us(percentile(clients.flatMap(\.rttP50), 0.5) ?? 0), 10),
+                    pad(us(percentile(clients.flatMap(\.rttP99), 1) ?? 0), 10),
+                    pad(percent(sent - min(sent, echoed), sent), 11), pad(percent(lost, received + lost), 6),
+                    pad(result.softirqPercent.map { String(format: "%.1f", $0) } ?? "-", 9),
+                    pad(us(percentile(clients.flatMap(\.delayP50), 0.5) ?? 0), 10), pad(us(percentile(clients.flatMap(\.delayP99), 1) ?? 0), 10),
+                    pad(sources, 8),
+                ].joined(separator: " "))
             }
-            let sent = result.clients.reduce(0) { $0 + $1.sent }, echoed = result.clients.reduce(0) { $0 + $1.echoed }
-            let received = result.clients.reduce(0) { $0 + $1.received }, lost = result.clients.reduce(0) { $0 + $1.lost }
-            let rttP50 = percentile(result.clients.flatMap(\.rttP50), 0.5) ?? 0
-            let rttP99 = percentile(result.clients.flatMap(\.rttP99), 1) ?? 0
-            func us(_ ns: UInt64) -> String { String(format: "%.1f", Double(ns) / 1000) }
-            func percent(_ part: UInt64, _ whole: UInt64) -> String { whole == 0 ? "-" : String(format: "%.2f", 100 * Double(part) / Double(whole)) }
-            lines.append([
-                pad(result.backend.rawValue, 9, left: true), pad("\(sfu.received)", 8), pad("\(sfu.copies)", 9), pad("\(sfu.dropped)", 8),
-                pad(us(sfu.p50), 10), pad(us(sfu.p99), 10), pad(us(sfu.max), 10), pad(String(format: "%.1f", sfu.cpuUser), 10),
-                pad(String(format: "%.1f", sfu.cpuSystem), 9), pad(us(rttP50), 10), pad(us(rttP99), 10),
-                pad(percent(sent - min(sent, echoed), sent), 11), pad(percent(lost, received + lost), 6),
-                pad(result.softirqPercent.map { String(format: "%.1f", $0) } ?? "-", 9),
-            ].joined(separator: " "))
         }
-        // A drop is named, not only counted: which reason, on which backend.
+        // A drop is named, not only counted: which reason, on which backend and node.
         for result in results {
-            guard let sfu = result.sfu, !sfu.dropsByReason.isEmpty else { continue }
-            let reasons = sfu.dropsByReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
-            lines.append("\(result.backend.rawValue) dropped: \(reasons.joined(separator: ", "))")
+            for node in result.nodes {
+                guard let sfu = node.sfu, !sfu.dropsByReason.isEmpty else { continue }
+                let reasons = sfu.dropsByReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+                lines.append("\(result.backend.rawValue)\(node.name.map { "/" + $0 } ?? "") dropped: \(reasons.joined(separator: ", "))")
+            }
         }
-        lines.append("sfu-*: the SFU's per-packet processing delay (receive to last copy scheduled); rtt-*: client -> SFU -> client (echo), median of per-stream p50 and worst p99; cpu: the SFU process; softirq: the whole machine while the clients ran (% of one CPU).")
+        lines.append("sfu-*: the SFU's per-packet processing delay (receive to last copy scheduled); rtt-*: client -> SFU -> client (echo), median of per-stream p50 and worst p99; owd-*: one-way delay of the other participants' streams (send stamp to arrival, one clock), same aggregation; sources: the fewest other participants' streams of a received type any participant got, of all; cpu: the SFU process; softirq: the whole machine while the clients ran (% of one CPU).")
+        if results.contains(where: { $0.nodes.count > 1 }) {
+            lines.append("cluster: each node's row counts its own SFU and the clients that joined it; pkts-in includes the copies other nodes relayed to it (one per stream), pkts-out the copies it relayed to them.")
+        }
         return lines.joined(separator: "\n")
     }
 }
@@ -199,8 +334,12 @@ struct DemoResult {
 struct ClientStats {
     var sent: UInt64 = 0, echoed: UInt64 = 0, received: UInt64 = 0, lost: UInt64 = 0
     var rttP50: [UInt64] = [], rttP99: [UInt64] = []
+    var delayP50: [UInt64] = [], delayP99: [UInt64] = []
+    /// The fewest other participants' streams of one type (among those received) a participant got.
+    var fewestSources: Int?
 
-    static func load(_ path: String) -> ClientStats? {
+    /// `receiving`: the names of the stream types the participants asked for (`ASQ`, ...).
+    static func load(_ path: String, receiving: Set<String> = []) -> ClientStats? {
         guard let data = FileManager.default.contents(atPath: path),
             let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
             let streams = json["streams"] as? [[String: Any]]
@@ -215,6 +354,14 @@ struct ClientStats {
             if u("echoed") > 0 {
                 stats.rttP50.append(u("rtt_p50_ns"))
                 stats.rttP99.append(u("rtt_p99_ns"))
+            }
+            if u("received") > 0 {
+                stats.delayP50.append(u("delay_p50_ns"))
+                stats.delayP99.append(u("delay_p99_ns"))
+            }
+            if let type = row["stream"] as? String, receiving.contains(type) {
+                let sources = Int(u("sources"))
+                stats.fewestSources = min(stats.fewestSources ?? sources, sources)
             }
         }
         return stats

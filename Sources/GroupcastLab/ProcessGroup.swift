@@ -72,7 +72,14 @@ struct GroupcastExecutable {
     /// every `statsInterval`, room capacity `capacity`, then `options`.
     func sfu(in topology: Topology, backend: ForwarderBackend, statsFile: String, statsInterval: String, capacity: Int,
              options: [String] = []) -> [String] {
-        ["/usr/sbin/ip", "netns", "exec", topology.sfuNamespace, path, "sfu", "--backend", backend.rawValue,
+        sfu(namespace: topology.sfuNamespace, backend: backend, statsFile: statsFile, statsInterval: statsInterval, capacity: capacity,
+            options: options)
+    }
+
+    /// `groupcast sfu` in the named namespace `namespace`, otherwise as above.
+    func sfu(namespace: String, backend: ForwarderBackend, statsFile: String, statsInterval: String, capacity: Int,
+             options: [String] = []) -> [String] {
+        ["/usr/sbin/ip", "netns", "exec", namespace, path, "sfu", "--backend", backend.rawValue,
          "--stats-file", statsFile, "--stats-interval", statsInterval, "--capacity", "\(capacity)", "--log-level", "warning"]
             + options
     }
@@ -98,8 +105,15 @@ struct GroupcastExecutable {
     /// `receive`, the report as JSON to `report`, then `options`.
     func client(in topology: Topology, namespace index: Int, participants: Int, seconds: Double, interval: Double,
                 receive: String, report: String, options: [String] = []) -> [String] {
-        ["/usr/sbin/ip", "netns", "exec", topology.clientNamespace(index), path, "client",
-         "--sfu", "\(topology.sfuAddress(client: index)):7000", "--local", "\(topology.clientAddress(index)):0",
+        client(namespace: topology.clientNamespace(index), sfu: "\(topology.sfuAddress(client: index)):7000", local: topology.clientAddress(index),
+               participants: participants, seconds: seconds, interval: interval, receive: receive, report: report, options: options)
+    }
+
+    /// `groupcast client` in the named namespace `namespace`, on address `local`, against the SFU
+    /// at `sfu` (`IP:PORT`), otherwise as above.
+    func client(namespace: String, sfu: String, local: String, participants: Int, seconds: Double, interval: Double,
+                receive: String, report: String, options: [String] = []) -> [String] {
+        ["/usr/sbin/ip", "netns", "exec", namespace, path, "client", "--sfu", sfu, "--local", "\(local):0",
          "--participants", "\(participants)", "--duration", String(format: "%.3f", seconds),
          "--interval", String(format: "%.6f", interval), "--receive", receive, "--json-output", report, "--log-level", "warning"]
             + options

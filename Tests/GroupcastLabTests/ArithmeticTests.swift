@@ -208,9 +208,15 @@ import Testing
         let sfu = try #require(SFUSnapshot.load(path))
         #expect(sfu.dropped == 4)
         #expect(sfu.dropsByReason == ["unknown_ssrc": 3, "send_failed": 1])
-        let table = DemoResult.table([DemoResult(backend: .ring, sfu: sfu, clients: [])])
-        #expect(table.contains("ring dropped: send_failed 1, unknown_ssrc 3"))
-        let clean = DemoResult.table([DemoResult(backend: .ring, sfu: SFUSnapshot(), clients: [])])
+        let table = DemoResult.table([DemoResult(backend: .ring, nodes: [.init(name: nil, sfu: sfu, clients: [])])])
+        #expect(table.contains("\nring dropped: send_failed 1, unknown_ssrc 3"))
+        let clean = DemoResult.table([DemoResult(backend: .ring, nodes: [.init(name: nil, sfu: SFUSnapshot(), clients: [])])])
         #expect(!clean.contains("dropped:"))
+        // A cluster run: a row and a drop line per node, named.
+        let cluster = DemoResult.table([DemoResult(backend: .sendmmsg, nodes: [
+            .init(name: "node1", sfu: sfu, clients: []), .init(name: "node2", sfu: SFUSnapshot(), clients: []),
+        ])])
+        #expect(cluster.contains("\nsendmmsg/node1 ") && cluster.contains("\nsendmmsg/node2 "))
+        #expect(cluster.contains("\nsendmmsg/node1 dropped: send_failed 1, unknown_ssrc 3") && !cluster.contains("node2 dropped"))
     }
 }
