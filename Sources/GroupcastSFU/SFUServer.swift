@@ -176,19 +176,37 @@ public final class SFUServer: Sendable {
     /// Whether a thread ended on its own (an error), and which error.
     public var failure: SFUError? { finished.withLock { $0.error } }
 
-    /// Stops both threads and waits for them (at most ~1 s), then closes the sockets.
+    /// Stops both threads, waits for them, then closes the sockets: never under a thread still
+    /// using them (the ring's memory and a reused descriptor number would be another's). Each
+    /// returns within a poll interval of ``Forwarder/stop()``; one that has not after 2 s is named in
+    /// a warning, and after ``stopGiveUpSeconds`` the SFU gives up and leaves its sockets open
+    /// (an error says so) rather than closing them under it.
     public func stop() {
         stopping.store(true, ordering: .releasing)
         forwarder.stop()
-        let deadline = monotonicNanoseconds() + 2_000_000_000
-        while monotonicNanoseconds() < deadline {
-            let done = finished.withLock { $0.control && $0.forwarder }
-            if done || !threadsStarted.load(ordering: .acquiring) { break }
+        let start = monotonicNanoseconds()
+        var warned = false
+        while threadsStarted.load(ordering: .acquiring) {
+            let (control, data) = finished.withLock { ($0.control, $0.forwarder) }
+            if control && data { break }
+            let running = [control ? nil : "control", data ? nil : "forwarder"].compactMap { $0 }.joined(separator: " and ")
+            let waited = monotonicNanoseconds() - start
+            if waited > UInt64(Self.stopGiveUpSeconds) * 1_000_000_000 {
+                logger.error("stop: the \(running) thread still runs after \(Self.stopGiveUpSeconds) s; its sockets stay open")
+                return
+            }
+            if !warned && waited > 2_000_000_000 {
+                logger.warning("stop: the \(running) thread has not returned after 2 s; waiting for it before closing the sockets")
+                warned = true
+            }
             usleep(2_000)
         }
         forwarder.close()
         try? controlSocket.close()
     }
+
+    /// How long ``stop()`` waits for the threads before it leaves the sockets open.
+    public static let stopGiveUpSeconds = 30
 
     public func statistics() -> SFUStatistics {
         let control = state.withLock { state in

@@ -17,6 +17,23 @@ import Testing
 @Suite struct OperationsTests {
     // MARK: Logs
 
+    // MARK: Shutdown
+
+    /// stop() closes the sockets only after the threads using them returned, however long the
+    /// forwarder takes (here 2.5 s past stop(), longer than the old fixed 2 s wait).
+    @Test func stopClosesTheForwarderOnlyAfterItsThreadReturned() throws {
+        let forwarder = try LingeringForwarder(lingering: 2_500_000)
+        let server = try SFUServer(
+            configuration: .init(controlAddress: .ipv4(.loopback, port: 0)), forwarder: forwarder, logger: testLogger)
+        server.start()
+        while !forwarder.running.load(ordering: .acquiring) { usleep(1_000) }
+        server.stop()
+        let closed = forwarder.closed.load(ordering: .acquiring)
+        let closedWhileRunning = forwarder.closedWhileRunning.load(ordering: .acquiring)
+        #expect(closed)
+        #expect(!closedWhileRunning, "close() called while run() still ran")
+    }
+
     @Test func jsonLinesParseAndCarryTimestampLevelAndMetadata() throws {
         let line = LineLogHandler.format(
             .json, timestamp: "2026-11-29T04:30:00.123456Z", level: .warning, label: "groupcast.sfu",
@@ -217,5 +234,46 @@ import Testing
             text += String(decoding: buffer[0..<count], as: UTF8.self)
         }
         return text
+    }
+}
+
+/// A forwarder whose run() returns `lingering` microseconds after stop() (a batch still draining).
+private final class LingeringForwarder: Forwarder {
+    let backend = ForwarderBackend.socket
+    let lingering: UInt32
+    let running = Atomic(false)
+    let stopped = Atomic(false)
+    let closed = Atomic(false)
+    let closedWhileRunning = Atomic(false)
+    private let socket: GroupSocket
+
+    init(lingering: UInt32) throws {
+        self.lingering = lingering
+        socket = try GroupSocket(bindingTo: .ipv4(.loopback, port: 0), backend: .socket, options: .init(nonBlocking: true))
+    }
+
+    var localAddress: SocketAddress {
+        get throws(SFUError) {
+            do { return try socket.localAddress } catch { throw .socket("getsockname", error) }
+        }
+    }
+
+    func install(_ table: RoutingTable) throws(SFUError) {}
+
+    func run() throws(SFUError) {
+        running.store(true, ordering: .releasing)
+        while !stopped.load(ordering: .acquiring) { usleep(1_000) }
+        usleep(lingering)
+        running.store(false, ordering: .releasing)
+    }
+
+    func stop() { stopped.store(true, ordering: .releasing) }
+
+    func statistics() -> ForwarderStatistics { ForwarderStatistics() }
+
+    func close() {
+        if running.load(ordering: .acquiring) { closedWhileRunning.store(true, ordering: .releasing) }
+        closed.store(true, ordering: .releasing)
+        try? socket.close()
     }
 }
