@@ -147,11 +147,14 @@ public struct ForwardingEngine: Sendable {
     private var backlogs: [SocketAddress: ReceiverBacklog] = [:]
     /// Receivers with a non-empty backlog, oldest first (flush order).
     private var backlogged: [SocketAddress] = []
+    /// The table's rooms: a queued copy whose room has gone since is counted in no room.
+    private var liveRooms: Set<String>
 
     public init(table: RoutingTable, backlogCapacity: Int) {
         self.table = table
         self.backlogCapacity = backlogCapacity
         roomCounters = Array(repeating: MediaCounters(), count: table.rooms.count)
+        liveRooms = Set(table.rooms)
         statistics.tableGeneration = table.generation
     }
 
@@ -298,7 +301,7 @@ public struct ForwardingEngine: Sendable {
         if backlog.isEmpty { backlogged.append(address) }
         if let dropped = backlog.append(.init(bytes: Array(bytes), isEcho: isEcho, room: table.rooms[room])) {
             statistics[.headDrop] &+= 1
-            statistics.rooms[dropped.room, default: MediaCounters()].dropped &+= 1
+            countQueued(in: dropped.room) { $0.dropped &+= 1 }
         }
         backlogs[address] = backlog
     }
@@ -317,16 +320,13 @@ public struct ForwardingEngine: Sendable {
                     break
                 }
                 backlog.removeFirst()
-                // Off the per-packet path (the receiver was backlogged): counted by room name.
-                var counters = statistics.rooms.removeValue(forKey: entry.room) ?? MediaCounters()
                 if error != nil {
                     statistics[.sendFailed] &+= 1
-                    counters.dropped &+= 1
+                    countQueued(in: entry.room) { $0.dropped &+= 1 }
                 } else {
                     countSent(isEcho: entry.isEcho)
-                    counters.countSent(isEcho: entry.isEcho, bytes: entry.bytes.count)
+                    countQueued(in: entry.room) { $0.countSent(isEcho: entry.isEcho, bytes: entry.bytes.count) }
                 }
-                statistics.rooms[entry.room] = counters
             }
             if backlog.isEmpty {
                 backlogged.remove(at: index)
@@ -338,19 +338,27 @@ public struct ForwardingEngine: Sendable {
         }
     }
 
+    /// Counts a queued copy's fate in its room, by name (off the per-packet path: the receiver was
+    /// backlogged), unless the room has left the table since the copy was queued: a gone room's
+    /// counters are forgotten with it and must not come back.
+    private mutating func countQueued(in room: String, _ update: (inout MediaCounters) -> Void) {
+        guard liveRooms.contains(room) else { return }
+        update(&statistics.rooms[room, default: MediaCounters()])
+    }
+
     /// Installs a new table; backlogs of receivers no longer in any route are dropped (head drops).
     /// The media counters of rooms no longer in the table are forgotten (a room goes with its
     /// last participant, its control counters too).
     public mutating func install(_ newTable: RoutingTable) {
         foldRoomCounters()
         table = newTable
+        liveRooms = Set(newTable.rooms)
         statistics.tableGeneration = newTable.generation
         if roomCounters.count != newTable.rooms.count {
             roomCounters = Array(repeating: MediaCounters(), count: newTable.rooms.count)
         }
         if statistics.rooms.count > 0 {
-            let live = Set(newTable.rooms)
-            statistics.rooms = statistics.rooms.filter { live.contains($0.key) }
+            statistics.rooms = statistics.rooms.filter { liveRooms.contains($0.key) }
         }
         guard !backlogged.isEmpty else { return }
         var live = Set<SocketAddress>()
@@ -359,7 +367,7 @@ public struct ForwardingEngine: Sendable {
             guard var backlog = backlogs.removeValue(forKey: address) else { continue }
             statistics[.headDrop] &+= UInt64(backlog.count)
             while let entry = backlog.first {
-                if statistics.rooms[entry.room] != nil { statistics.rooms[entry.room]!.dropped &+= 1 }
+                countQueued(in: entry.room) { $0.dropped &+= 1 }
                 backlog.removeFirst()
             }
         }

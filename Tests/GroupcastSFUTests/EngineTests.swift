@@ -77,6 +77,34 @@ import Testing
         #expect(engine.snapshot().rooms.isEmpty)
     }
 
+    /// A receiver's backlog outlives the room its copies were queued in (the receiver is still in
+    /// another room's routes): flushing it counts the copies as sent but brings the gone room's
+    /// counters back in no form.
+    @Test func aQueuedCopyOfAGoneRoomDoesNotBringTheRoomBack() throws {
+        let (table, ssrc) = try table()
+        var engine = ForwardingEngine(table: table, backlogCapacity: 4)
+        var slowBlocked = true
+        let send: ForwardingEngine.Send = { _, recipients in
+            recipients.map { $0.address == Self.slow && slowBlocked ? .wouldBlock : nil }
+        }
+        for sequence in 0..<3 {
+            let packet = RTPHeader.packet(payloadType: 96, sequenceNumber: UInt16(sequence), timestamp: 0, ssrc: ssrc, payload: [1, 2])
+            engine.process(ReceivedDatagram(bytes: packet, source: Self.origin), pickup: 0, send: send)
+        }
+        #expect(engine.backlogCount(for: Self.slow) == 3)
+        // The default room empties; the slow receiver is now in room "b", subscribed to a source there.
+        var registry = SessionRegistry(capacity: 4, keepaliveTimeout: .seconds(1))
+        _ = try registry.register(JoinRequest(source: Self.fast, room: "b", receive: []), now: 0)
+        _ = try registry.register(JoinRequest(source: Self.slow, room: "b", receive: .all), now: 0)
+        engine.install(registry.routingTable(echo: false))
+        #expect(engine.backlogCount(for: Self.slow) == 3)
+        slowBlocked = false
+        engine.flushBacklogs(send: send)
+        let statistics = engine.snapshot()
+        #expect(statistics.forwarded == 3 * 2, "the fast receiver's three and the flushed three")
+        #expect(statistics.rooms[RoomName.defaultRoom] == nil, "\(statistics.rooms)")
+    }
+
     @Test func queuedReceiverKeepsOrderBehindItsBacklog() throws {
         let (table, ssrc) = try table()
         var engine = ForwardingEngine(table: table, backlogCapacity: 8)
