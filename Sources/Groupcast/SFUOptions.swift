@@ -92,6 +92,9 @@ struct ForwarderOptions: ParsableArguments {
     @Option(help: "xdp: XDP attach mode: auto (native where the driver supports it), native or generic. Default: \(forwarder.xdpMode).")
     var xdpMode: XDPMode?
 
+    @Option(help: "sendgroup: groups (one kernel group per route, one group send per route and recvmmsg batch) or oneshot (one SENDGROUP_IOC_SEND per packet). Default: \(forwarder.sendgroupMode).")
+    var sendgroupMode: SendgroupMode?
+
     @Option(help: "Datagrams per recvmmsg (sendmmsg and sendgroup backends), RX descriptors per batch (ring). Default: \(forwarder.batchSize).")
     var batch: Int?
 
@@ -130,6 +133,7 @@ struct ForwarderOptions: ParsableArguments {
         settings.backend = backend
         settings.interfaces = interfaces.isEmpty ? nil : interfaces
         settings.xdpMode = xdpMode
+        settings.sendgroupMode = sendgroupMode
         settings.batch = batch
         settings.receiveBuffer = receiveBuffer
         settings.sendBuffer = sendBuffer
@@ -146,3 +150,4 @@ struct ForwarderOptions: ParsableArguments {
 
 extension RingMode: ExpressibleByArgument {}
 extension XDPMode: ExpressibleByArgument {}
+extension SendgroupMode: ExpressibleByArgument {}

@@ -41,6 +41,7 @@ public struct SFUSettings: Sendable, Equatable {
     public var backend: ForwarderBackend?
     public var interfaces: [String]?
     public var xdpMode: XDPMode?
+    public var sendgroupMode: SendgroupMode?
     public var batch: Int?
     public var receiveBuffer: Int?
     public var sendBuffer: Int?
@@ -147,6 +148,7 @@ extension SFUSettings {
         field("backend", \.backend, reloadable: false) { value, key throws(SettingError) in try value.choice(key, of: ForwarderBackend.self) },
         field("interface", \.interfaces, reloadable: false) { value, key throws(SettingError) in try value.texts(key) },
         field("xdp-mode", \.xdpMode, reloadable: false) { value, key throws(SettingError) in try value.choice(key, of: XDPMode.self) },
+        field("sendgroup-mode", \.sendgroupMode, reloadable: false) { value, key throws(SettingError) in try value.choice(key, of: SendgroupMode.self) },
         field("batch", \.batch, reloadable: false) { value, key throws(SettingError) in try value.integer(key) },
         field("receive-buffer", \.receiveBuffer, reloadable: false) { value, key throws(SettingError) in try value.integer(key) },
         field("send-buffer", \.sendBuffer, reloadable: false) { value, key throws(SettingError) in try value.integer(key) },
@@ -200,6 +202,7 @@ extension SFUSettings {
         settings.backend = forwarder.backend
         settings.interfaces = forwarder.interfaces
         settings.xdpMode = forwarder.xdpMode
+        settings.sendgroupMode = forwarder.sendgroupMode
         settings.batch = forwarder.batchSize
         settings.receiveBuffer = forwarder.receiveBufferSize
         settings.sendBuffer = forwarder.sendBufferSize
@@ -256,6 +259,9 @@ extension SFUSettings {
         let backend = backend ?? forwarder.backend
         if backend == .ring, (batch ?? forwarder.batchSize) > Int(ringSize ?? forwarder.ringSize) {
             throw SettingError("batch", "must not exceed ring-size (\(ringSize ?? forwarder.ringSize))")
+        }
+        if backend != .sendgroup, let sendgroupMode, sendgroupMode != forwarder.sendgroupMode {
+            throw SettingError("sendgroup-mode", "applies to the sendgroup backend, not \(backend)")
         }
         if !backend.needsInterface {
             if interfaces?.isEmpty == false { throw SettingError("interface", "applies to the xdp and ring backends, not \(backend)") }
@@ -321,6 +327,7 @@ extension SFUSettings {
         if let backlog { forwarder.backlogCapacity = backlog }
         if let interfaces { forwarder.interfaces = interfaces }
         if let xdpMode { forwarder.xdpMode = xdpMode }
+        if let sendgroupMode { forwarder.sendgroupMode = sendgroupMode }
         if let ringQueue { forwarder.ringQueue = ringQueue }
         if let ringMode { forwarder.ringMode = ringMode }
         if let ringSize { forwarder.ringSize = ringSize }

@@ -9,7 +9,9 @@ public enum ForwarderBackend: String, CaseIterable, Hashable, Sendable, CustomSt
     case socket
     /// `recvmmsg` batches, one `sendmmsg` per packet for all its recipients.
     case sendmmsg
-    /// `recvmmsg` batches, one `ioctl(SENDGROUP_IOC_SEND)` per packet (the sendgroup module).
+    /// `recvmmsg` batches through the sendgroup module: by default one kernel group per route and
+    /// one `ioctl(SENDGROUP_GROUP_IOC_SEND)` per route and batch, or one
+    /// `ioctl(SENDGROUP_IOC_SEND)` per packet (``SendgroupMode``).
     case sendgroup
     /// The XDP/TC fast path (`bpf/groupcast.bpf.c`): the control plane programs its route map,
     /// the kernel replicates; what it passes up is forwarded by a user-space slow path
@@ -123,6 +125,38 @@ public struct ReceiverBacklog: Sendable {
     public var isEmpty: Bool { count == 0 }
 }
 
+/// What one group send of a route's payloads did (``ForwardingEngine/RouteSend``).
+public struct RouteDelivery: Sendable {
+    /// A copy the kernel refused: which payload, to which member, why.
+    public struct Failure: Sendable {
+        public var payloadIndex: Int
+        public var address: SocketAddress
+        /// Whether the member is the route's origin (its echo).
+        public var isEcho: Bool
+        public var error: Errno
+
+        public init(payloadIndex: Int, address: SocketAddress, isEcho: Bool, error: Errno) {
+            self.payloadIndex = payloadIndex
+            self.address = address
+            self.isEcho = isEcho
+            self.error = error
+        }
+    }
+
+    /// The members every payload went to (0: the route has no group, nothing was sent).
+    public var memberCount: Int
+    /// Whether the route's origin is a member (the table echoes).
+    public var echoIsMember: Bool
+    /// Every refused copy; each payload reached the other members.
+    public var failures: [Failure]
+
+    public init(memberCount: Int, echoIsMember: Bool, failures: [Failure]) {
+        self.memberCount = memberCount
+        self.echoIsMember = echoIsMember
+        self.failures = failures
+    }
+}
+
 /// The forwarding decisions, without I/O: parse, look up, check origin, shed, replicate through a
 /// `send` function, queue what the kernel refused for lack of buffer, count everything.
 ///
@@ -134,6 +168,11 @@ public struct ReceiverBacklog: Sendable {
 public struct ForwardingEngine: Sendable {
     /// `send(payload, recipients) -> per-recipient errno` (a `GroupSocket.send`).
     public typealias Send = (UnsafeRawBufferPointer, [Recipient]) -> [Errno?]
+    /// `routeSend(route, payloads)`: every payload, in order, to every member of the route's
+    /// kernel group (a `MemberGroup.sendBatch`), which the forwarder keeps equal to the
+    /// installed table's ``Route/recipients``; `nil` when the route has no group (the packets
+    /// then go through `send` one by one).
+    public typealias RouteSend = (Route, [[UInt8]]) -> RouteDelivery?
 
     public private(set) var table: RoutingTable
     /// The counters; the per-room ones (``ForwarderStatistics/rooms``) as of the last
@@ -200,20 +239,74 @@ public struct ForwardingEngine: Sendable {
 
     @inline(__always)
     mutating func process(_ bytes: UnsafeRawBufferPointer, from source: SocketAddress, pickup: UInt64, send: Send) -> UInt64 {
+        guard let route = admit(bytes, from: source) else { return pickup }
+        replicate(bytes, along: route, send: send)
+        let done = monotonicNanoseconds()
+        statistics.delay.record(done &- pickup)
+        return done
+    }
+
+    /// Handles one `recvmmsg` batch picked up at `pickup`: every packet is checked as by
+    /// ``process(_:pickup:send:)``, then the packets of one route leave in one `routeSend`, in
+    /// order, routes in the order of their first packet. While a receiver has a backlog, the
+    /// packets of every route go through `send` one by one instead, so they queue behind it.
+    /// A packet's delay runs from the end of the previous route's send. Returns when the last
+    /// route was done.
+    ///
+    /// One difference from ``process(_:pickup:send:)``: a receiver refused for lack of buffer on
+    /// one payload of a group send is not skipped for the later payloads of the same call (the
+    /// kernel goes on), so it may get those before its queued copy.
+    @discardableResult
+    public mutating func processBatch(_ datagrams: [ReceivedDatagram], pickup: UInt64, send: Send, routeSend: RouteSend) -> UInt64 {
+        // Route slots in order of first packet; a batch holds a few streams, so a linear scan wins.
+        var routes: [Route] = []
+        var payloads: [[[UInt8]]] = []
+        for datagram in datagrams {
+            statistics.received &+= 1
+            if datagram.isTruncated {
+                statistics[.tooLarge] &+= 1
+                continue
+            }
+            guard let route = datagram.bytes.withUnsafeBytes({ admit($0, from: datagram.source) }) else { continue }
+            if let slot = routes.firstIndex(where: { $0.ssrc == route.ssrc }) {
+                payloads[slot].append(datagram.bytes)
+            } else {
+                routes.append(route)
+                payloads.append([datagram.bytes])
+            }
+        }
+        var pickup = pickup
+        for (route, packets) in zip(routes, payloads) {
+            if !route.recipients.isEmpty && backlogged.isEmpty, let delivery = timedRouteSend(routeSend, route, packets) {
+                record(delivery, of: packets, room: route.room)
+            } else {
+                for packet in packets { packet.withUnsafeBytes { replicate($0, along: route, send: send) } }
+            }
+            let done = monotonicNanoseconds()
+            for _ in packets { statistics.delay.record(done &- pickup) }
+            pickup = done
+        }
+        return pickup
+    }
+
+    /// Parses, looks up, checks the origin and sheds; counts a refused packet under its reason
+    /// and an admitted one as received by its room. The route to replicate along, or `nil`.
+    @inline(__always)
+    private mutating func admit(_ bytes: UnsafeRawBufferPointer, from source: SocketAddress) -> Route? {
         let header: RTPHeader
         do {
             header = try RTPHeader.parse(bytes)
         } catch {
             statistics[DropReason(error)] &+= 1
-            return pickup
+            return nil
         }
         guard let route = table[header.ssrc] else {
             statistics[.unknownSSRC] &+= 1
-            return pickup
+            return nil
         }
         guard route.origin == source else {
             statistics[.spoofed] &+= 1
-            return pickup
+            return nil
         }
         let room = route.room
         roomCounters[room].received &+= 1
@@ -222,46 +315,83 @@ public struct ForwardingEngine: Sendable {
         case .vhq where sheddingLevel >= 1:
             statistics[.shedVHQ] &+= 1
             roomCounters[room].dropped &+= 1
-            return pickup
+            return nil
         case .vsq where sheddingLevel >= 2:
             statistics[.shedVSQ] &+= 1
             roomCounters[room].dropped &+= 1
-            return pickup
+            return nil
         default:
-            break
+            return route
         }
+    }
+
+    /// One packet to every recipient of `route` through `send`, receivers with a backlog queued.
+    @inline(__always)
+    private mutating func replicate(_ bytes: UnsafeRawBufferPointer, along route: Route, send: Send) {
         let recipients = route.recipients
+        guard !recipients.isEmpty else { return }
+        let room = route.room
         // A relayed route (another node's source) has no echo: recipient 0 is a subscriber.
         let echoes = route.echoes
-        if !recipients.isEmpty {
-            if backlogged.isEmpty {
-                let errors = timedSend(send, bytes, recipients)
-                for (index, error) in errors.enumerated() {
-                    record(error, isEcho: echoes && index == 0, address: recipients[index].address, bytes: bytes, room: room)
+        if backlogged.isEmpty {
+            let errors = timedSend(send, bytes, recipients)
+            for (index, error) in errors.enumerated() {
+                record(error, isEcho: echoes && index == 0, address: recipients[index].address, bytes: bytes, room: room)
+            }
+        } else {
+            // Keep each receiver's order: receivers with a backlog queue behind it.
+            var direct: [Recipient] = []
+            var directIndices: [Int] = []
+            for (index, recipient) in recipients.enumerated() {
+                if backlogs[recipient.address].map({ !$0.isEmpty }) ?? false {
+                    enqueue(bytes, for: recipient.address, isEcho: echoes && index == 0, room: room)
+                } else {
+                    direct.append(recipient)
+                    directIndices.append(index)
                 }
-            } else {
-                // Keep each receiver's order: receivers with a backlog queue behind it.
-                var direct: [Recipient] = []
-                var directIndices: [Int] = []
-                for (index, recipient) in recipients.enumerated() {
-                    if backlogs[recipient.address].map({ !$0.isEmpty }) ?? false {
-                        enqueue(bytes, for: recipient.address, isEcho: echoes && index == 0, room: room)
-                    } else {
-                        direct.append(recipient)
-                        directIndices.append(index)
-                    }
-                }
-                if !direct.isEmpty {
-                    let errors = timedSend(send, bytes, direct)
-                    for (slot, error) in errors.enumerated() {
-                        record(error, isEcho: echoes && directIndices[slot] == 0, address: direct[slot].address, bytes: bytes, room: room)
-                    }
+            }
+            if !direct.isEmpty {
+                let errors = timedSend(send, bytes, direct)
+                for (slot, error) in errors.enumerated() {
+                    record(error, isEcho: echoes && directIndices[slot] == 0, address: direct[slot].address, bytes: bytes, room: room)
                 }
             }
         }
-        let done = monotonicNanoseconds()
-        statistics.delay.record(done &- pickup)
-        return done
+    }
+
+    /// Counts a group send's copies: every member got every payload but the failures; a failure
+    /// for lack of buffer is queued for its receiver, any other one dropped.
+    private mutating func record(_ delivery: RouteDelivery, of packets: [[UInt8]], room: Int) {
+        var failedEcho = [Bool](repeating: false, count: packets.count)
+        var failed = [Int](repeating: 0, count: packets.count)
+        for failure in delivery.failures {
+            failed[failure.payloadIndex] += 1
+            if failure.isEcho { failedEcho[failure.payloadIndex] = true }
+            packets[failure.payloadIndex].withUnsafeBytes {
+                record(failure.error, isEcho: failure.isEcho, address: failure.address, bytes: $0, room: room)
+            }
+        }
+        for (index, packet) in packets.enumerated() {
+            let echoed = delivery.echoIsMember && !failedEcho[index]
+            if echoed {
+                countSent(isEcho: true)
+                roomCounters[room].countSent(isEcho: true, bytes: packet.count)
+            }
+            let forwarded = UInt64(max(0, delivery.memberCount - failed[index] - (echoed ? 1 : 0)))
+            statistics.forwarded &+= forwarded
+            roomCounters[room].forwarded &+= forwarded
+            roomCounters[room].forwardedBytes &+= forwarded &* UInt64(packet.count)
+        }
+    }
+
+    /// `routeSend`, its duration added to ``ForwarderStatistics/sendNanoseconds`` when it sent.
+    @inline(__always)
+    private mutating func timedRouteSend(_ routeSend: RouteSend, _ route: Route, _ packets: [[UInt8]]) -> RouteDelivery? {
+        let start = monotonicNanoseconds()
+        guard let delivery = routeSend(route, packets) else { return nil }
+        statistics.sendNanoseconds &+= monotonicNanoseconds() &- start
+        statistics.sendCalls &+= 1
+        return delivery
     }
 
     /// `send`, with its duration added to ``ForwarderStatistics/sendNanoseconds``.

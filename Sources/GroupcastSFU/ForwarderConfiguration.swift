@@ -14,6 +14,9 @@ public struct ForwarderConfiguration: Sendable {
     public var mediaAddress: SocketAddress
     /// Datagrams per `recvmmsg` (sendmmsg, sendgroup), RX descriptors per batch (ring).
     public var batchSize = 64
+    /// How the sendgroup backend uses the module: a kernel group per route, or a one-shot call
+    /// per packet.
+    public var sendgroupMode: SendgroupMode = .groups
     /// Receive-queue fill (0...1) above which VHQ is shed: the media socket's queue, the ring's
     /// RX ring. VSQ is shed above ``shedVSQAt``, ASQ never.
     public var shedVHQAt = 0.5
@@ -64,6 +67,19 @@ public struct ForwarderConfiguration: Sendable {
         self.backend = backend
         self.mediaAddress = mediaAddress
     }
+}
+
+/// How the sendgroup backend sends (`--sendgroup-mode groups|oneshot`).
+public enum SendgroupMode: String, CaseIterable, Sendable, CustomStringConvertible {
+    /// One kernel group per route (`SENDGROUP_IOC_GROUP_CREATE`), its members kept equal to the
+    /// route's recipients on every table change (`SENDGROUP_GROUP_IOC_ADD`, `_UPDATE`,
+    /// `_REMOVE`); a `recvmmsg` batch's packets of one route leave in one
+    /// `SENDGROUP_GROUP_IOC_SEND`.
+    case groups
+    /// One `SENDGROUP_IOC_SEND` per packet, its recipient array copied in every time.
+    case oneshot
+
+    public var description: String { rawValue }
 }
 
 /// How the XDP programs attach: in the driver (`native`), in the generic (skb) path, or native

@@ -17,7 +17,11 @@ import SystemPackage
 /// | --- | --- | --- |
 /// | `socket` | `recvmsg`, one datagram per call | one `sendmsg` per recipient (`GroupSendBackend.socket`) |
 /// | `sendmmsg` | `recvmmsg`, up to `batchSize` | one `sendmmsg` for all recipients |
-/// | `sendgroup` | `recvmmsg`, up to `batchSize` | one `ioctl(SENDGROUP_IOC_SEND)` (`GroupSendBackend.sendgroup`) |
+/// | `sendgroup`, ``SendgroupMode/groups`` | `recvmmsg`, up to `batchSize` | one `ioctl(SENDGROUP_GROUP_IOC_SEND)` per route and batch (``RouteGroups``) |
+/// | `sendgroup`, ``SendgroupMode/oneshot`` | `recvmmsg`, up to `batchSize` | one `ioctl(SENDGROUP_IOC_SEND)` (`GroupSendBackend.sendgroup`) |
+///
+/// In groups mode a copy queued for a slow receiver, and every packet while any receiver has a
+/// queue, goes out one-shot (`SENDGROUP_IOC_SEND`), so each receiver keeps its order.
 ///
 /// Overload: after every receive the forwarder reads how full the socket's receive queue is
 /// (`getsockopt(SO_MEMINFO)`); above ``ForwarderConfiguration/shedVHQAt`` it sheds VHQ, above
@@ -27,7 +31,10 @@ public final class UserspaceForwarder: Forwarder {
     public let configuration: ForwarderConfiguration
     private let socket: GroupSocket
     private let logger: Logger
+    /// The table for the next batch (``SendgroupMode/groups`` keeps it in ``routeGroups``).
     private let pendingTable = Mutex<RoutingTable?>(nil)
+    /// The kernel group of every route (`sendgroup` in ``SendgroupMode/groups``), else `nil`.
+    private let routeGroups: RouteGroups?
     private let published = Mutex(ForwarderStatistics())
     private let stopping = Atomic<Bool>(false)
 
@@ -62,6 +69,18 @@ public final class UserspaceForwarder: Forwarder {
         guard socket.backend == socketBackend else {
             throw .backendUnavailable(backend, "GroupSocket chose \(socket.backend) instead of \(socketBackend)")
         }
+        if backend == .sendgroup && configuration.sendgroupMode == .groups {
+            // Refuse at start, not per route later, when the module has no groups.
+            do {
+                try socket.makeGroup(backend: .sendgroup).close()
+            } catch {
+                try? socket.close()
+                throw .backendUnavailable(.sendgroup, "--sendgroup-mode groups: \(error) (--sendgroup-mode oneshot needs no groups)")
+            }
+            routeGroups = RouteGroups(socket: socket, logger: logger)
+        } else {
+            routeGroups = nil
+        }
         if let descriptor = try? socket.fileDescriptor.rawValue {
             SocketBufferGrant.log(
                 SocketBufferGrant.read(
@@ -76,15 +95,24 @@ public final class UserspaceForwarder: Forwarder {
         }
     }
 
+    /// In groups mode the kernel groups are in step with `table` when this returns.
     public func install(_ table: RoutingTable) throws(SFUError) {
-        pendingTable.withLock { $0 = table }
+        if let routeGroups {
+            routeGroups.install(table)
+        } else {
+            pendingTable.withLock { $0 = table }
+        }
     }
 
     public func stop() { stopping.store(true, ordering: .releasing) }
 
     public func statistics() -> ForwarderStatistics { published.withLock { $0 } }
 
-    public func close() { try? socket.close() }
+    /// Closes the kernel groups, then the media socket.
+    public func close() {
+        routeGroups?.close()
+        try? socket.close()
+    }
 
     /// The receive queue's fill, 0...1, from `SO_MEMINFO` (`rmem_alloc / rcvbuf`).
     func receiveQueueFill(_ descriptor: CInt) -> Double {
@@ -115,11 +143,23 @@ public final class UserspaceForwarder: Forwarder {
         var lastPublish = monotonicNanoseconds()
         var lastPressureLog = 0
         defer { published.withLock { $0 = engine.snapshot() } }
+        /// Runs `work` with the newest table installed in the engine and, in groups mode, with
+        /// table changes held off and the route groups' send.
+        func batch(_ work: (ForwardingEngine.RouteSend?) -> Void) {
+            if let routeGroups {
+                routeGroups.forward { table, routeSend in
+                    if let table { engine.install(table) }
+                    // `work` takes it as an optional, which Swift counts as escaping; it does not escape.
+                    withoutActuallyEscaping(routeSend) { work($0) }
+                }
+            } else {
+                if let table = pendingTable.withLock({ $0.take() }) { engine.install(table) }
+                work(nil)
+            }
+        }
 
         while !stopping.load(ordering: .acquiring) {
-            if let table = pendingTable.withLock({ table -> RoutingTable? in defer { table = nil }; return table }) {
-                engine.install(table)
-            }
+            batch { _ in }
             var entry = pollfd(fd: descriptor, events: CShort(POLLIN) | (engine.hasBacklog ? CShort(POLLOUT) : 0), revents: 0)
             let ready = Glibc.poll(&entry, 1, 50)
             if ready < 0 {
@@ -131,10 +171,9 @@ public final class UserspaceForwarder: Forwarder {
             // Busy time is added at every publication, so a forwarder that never waits shows it too.
             var busySince = monotonicNanoseconds()
             // A table installed while we slept applies to what woke us.
-            if let table = pendingTable.withLock({ table -> RoutingTable? in defer { table = nil }; return table }) {
-                engine.install(table)
+            batch { _ in
+                if entry.revents & CShort(POLLOUT) != 0 { engine.flushBacklogs(send: send) }
             }
-            if entry.revents & CShort(POLLOUT) != 0 { engine.flushBacklogs(send: send) }
             if entry.revents & CShort(POLLIN) != 0 {
                 var sinceCheck = 0
                 drain: while true {
@@ -161,9 +200,15 @@ public final class UserspaceForwarder: Forwarder {
                     // Delay per packet: from the receive call's return, or within a batch from the
                     // moment the previous packet was done (waiting in the batch is not processing).
                     var pickup = monotonicNanoseconds()
-                    for datagram in datagrams { pickup = engine.process(datagram, pickup: pickup, send: send) }
+                    batch { routeSend in
+                        if let routeSend {
+                            engine.processBatch(datagrams, pickup: pickup, send: send, routeSend: routeSend)
+                        } else {
+                            for datagram in datagrams { pickup = engine.process(datagram, pickup: pickup, send: send) }
+                        }
+                        if engine.hasBacklog { engine.flushBacklogs(send: send) }
+                    }
                     sinceCheck = (sinceCheck + datagrams.count) >= 16 ? 0 : sinceCheck + datagrams.count
-                    if engine.hasBacklog { engine.flushBacklogs(send: send) }
                     let now = monotonicNanoseconds()
                     if now &- lastPublish > 50_000_000 {
                         engine.statistics.busyNanoseconds &+= now &- busySince
@@ -172,9 +217,6 @@ public final class UserspaceForwarder: Forwarder {
                         lastPublish = now
                     }
                     if stopping.load(ordering: .relaxed) { break drain }
-                    if let table = pendingTable.withLock({ table -> RoutingTable? in defer { table = nil }; return table }) {
-                        engine.install(table)
-                    }
                 }
             }
             lastPublish = monotonicNanoseconds()

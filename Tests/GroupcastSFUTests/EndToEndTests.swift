@@ -106,6 +106,57 @@ import Testing
         #expect(sfu.server.participants().map(\.id) == [a.id, c.id])
     }
 
+    /// The recipients follow every table change, and a subscriber that left, or dropped a stream,
+    /// gets none of it once the reply came (the sendgroup backend's kernel groups: the diff's
+    /// ADD, REMOVE and the groups of routes that go). Bursts, so a receive batch carries several
+    /// packets of one route.
+    @Test func membershipFollowsJoinsLeavesAndPreferences() throws {
+        let sfu = try TestSFU()
+        let a = try TestParticipant(sfu, host: 34).register()
+        let b = try TestParticipant(sfu, host: 35).register()
+        func burst(_ count: Int, _ types: [StreamType] = [.asq, .vsq], from source: TestParticipant = a) throws {
+            for _ in 0..<count { for type in types { try source.sendMedia(type) } }
+        }
+        var received: UInt64 = 0
+        func settle(_ count: Int) { received += UInt64(count); #expect(sfu.waitForReceived(received)) }
+
+        try burst(20)
+        settle(40)
+        var atB = try b.collectMedia()
+        #expect(atB.count(of: a.ssrcs.asq) == 20 && atB.count(of: a.ssrcs.vsq) == 20)
+
+        // C joins: it gets the next burst.
+        let c = try TestParticipant(sfu, host: 36).register()
+        try burst(20)
+        settle(40)
+        var atC = try c.collectMedia()
+        #expect(atC.count(of: a.ssrcs.asq) == 20 && atC.count(of: a.ssrcs.vsq) == 20)
+        #expect(try b.collectMedia().count == 40)
+
+        // C keeps only A's VSQ: no ASQ after the reply.
+        try c.subscribe(to: a.id, [.vsq])
+        try burst(20)
+        settle(40)
+        atC = try c.collectMedia()
+        #expect(atC.count(of: a.ssrcs.asq) == 0 && atC.count(of: a.ssrcs.vsq) == 20)
+
+        // B leaves: nothing more reaches it (and its own routes go). C takes ASQ back: the
+        // member removed before is added again.
+        try b.channel.expect(.leave(requestID: 70, participant: b.id, session: b.session), .left)
+        try c.subscribe(to: a.id, [.asq, .vsq])
+        try burst(30)
+        settle(60)
+        atB = try b.collectMedia()
+        #expect(atB.count == 0, "copies reached B after it left")
+        atC = try c.collectMedia()
+        #expect(atC.count(of: a.ssrcs.asq) == 30 && atC.count(of: a.ssrcs.vsq) == 30)
+        let echoes = try a.collectMedia()
+        #expect(echoes.count(of: a.ssrcs.asq) == 90 && echoes.count(of: a.ssrcs.vsq) == 90)
+        let stats = sfu.stats
+        #expect(stats.received == 180 && stats.dropped == 0)
+        #expect(stats.echoed == 180 && stats.forwarded == 40 + 80 + 60 + 60)
+    }
+
     @Test func silentParticipantsTimeOut() throws {
         let sfu = try TestSFU(keepalive: .milliseconds(600))
         let a = try TestParticipant(sfu, host: 41).register()
@@ -274,7 +325,7 @@ import Testing
         let source = try registry.register(from: try sender.localAddress, mediaPort: 0, receive: [], now: 0)
         _ = try registry.register(from: try receiver.localAddress, mediaPort: 0, receive: .all, now: 0)
         let turn = InterfaceTurn()
-        var configuration = ForwarderConfiguration(backend: TestBackend.selected, mediaAddress: network.sfuHost())
+        var configuration = TestBackend.configuration(mediaAddress: network.sfuHost())
         // The queue that fills: the media socket's receive buffer, or the ring's RX ring (256
         // entries, taken 32 at a time).
         configuration.receiveBufferSize = 200_000

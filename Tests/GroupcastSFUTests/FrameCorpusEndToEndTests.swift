@@ -270,7 +270,7 @@ final class CorpusSFU {
             // The SFU on the wildcard address (the stack delivers broadcast and multicast to it).
             var configuration = SFUServer.Configuration(controlAddress: family == .ipv4 ? .ipv4(.any, port: 0) : .ipv6(.any, port: 0))
             configuration.room = RoomFile(rooms: [.init(name: "corpus", participants: participants)])
-            var forwarder = ForwarderConfiguration(backend: backend, mediaAddress: family == .ipv4 ? .ipv4(.any, port: port) : .ipv6(.any, port: port))
+            var forwarder = TestBackend.configuration(backend, mediaAddress: family == .ipv4 ? .ipv4(.any, port: port) : .ipv6(.any, port: port))
             if backend.needsInterface { forwarder.interfaces = ["gccor0"] }
             server = try Backends.makeServer(configuration, forwarder: forwarder, logger: testLogger)
             server.start()

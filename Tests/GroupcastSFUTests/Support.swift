@@ -24,6 +24,22 @@ enum TestBackend {
         }
         return backend
     }()
+
+    /// How a sendgroup SFU sends: `GROUPCAST_SENDGROUP_MODE` (groups, oneshot), default groups.
+    static let sendgroupMode: SendgroupMode = {
+        guard let name = ProcessInfo.processInfo.environment["GROUPCAST_SENDGROUP_MODE"] else { return .groups }
+        guard let mode = SendgroupMode(rawValue: name) else {
+            fatalError("GROUPCAST_SENDGROUP_MODE=\(name): not one of \(SendgroupMode.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return mode
+    }()
+
+    /// The forwarder configuration of `backend` on `mediaAddress`, in the selected sendgroup mode.
+    static func configuration(_ backend: ForwarderBackend = selected, mediaAddress: SocketAddress) -> ForwarderConfiguration {
+        var configuration = ForwarderConfiguration(backend: backend, mediaAddress: mediaAddress)
+        configuration.sendgroupMode = sendgroupMode
+        return configuration
+    }
 }
 
 /// Where the test SFU and its participants live.
@@ -165,7 +181,7 @@ final class TestSFU {
         configuration.echo = echo
         configuration.room = room
         configure(&configuration)
-        server = try Backends.makeServer(configuration, forwarder: ForwarderConfiguration(backend: backend, mediaAddress: host), logger: testLogger)
+        server = try Backends.makeServer(configuration, forwarder: TestBackend.configuration(backend, mediaAddress: host), logger: testLogger)
         control = try server.controlAddress
         media = try server.mediaAddress
         server.start()
