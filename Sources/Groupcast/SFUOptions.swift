@@ -150,4 +150,3 @@ struct ForwarderOptions: ParsableArguments {
 
 extension RingMode: ExpressibleByArgument {}
 extension XDPMode: ExpressibleByArgument {}
-extension SendgroupMode: ExpressibleByArgument {}

@@ -11,6 +11,7 @@ extension SocketAddress: ExpressibleByArgument {
 }
 
 extension ForwarderBackend: ExpressibleByArgument {}
+extension SendgroupMode: ExpressibleByArgument {}
 
 extension StreamSet: ExpressibleByArgument {
     public init?(argument: String) { self.init(list: argument) }

@@ -9,6 +9,8 @@ import GroupcastSFU
 /// ``resolved(repository:)`` applies `quick` and fills in what depends on the machine.
 public struct BenchPlan: Sendable {
     public var backends: [ForwarderBackend] = ForwarderBackend.allCases
+    /// How the sendgroup backend's SFU sends (`--sendgroup-mode`).
+    public var sendgroupMode: SendgroupMode = .groups
     /// Participants per grid session (the fan-out n of d(n)).
     public var clients = [6, 8, 10]
     /// Packets per second per client (three streams together).

@@ -151,7 +151,8 @@ public final class SFUBench {
         // the per-address control rate limit is raised for them.
         let command = pinned(plan.sfuCPU, groupcast.sfu(
             in: topology, backend: backend, statsFile: statsFile, statsInterval: "100ms", capacity: capacity + 8,
-            options: ["--keepalive-timeout", "30s", "--auth-key-file", keyPath, "--control-rate", "20000", "--control-burst", "20000"]))
+            options: ["--keepalive-timeout", "30s", "--auth-key-file", keyPath, "--control-rate", "20000", "--control-burst", "20000"]
+                + (backend == .sendgroup ? ["--sendgroup-mode", plan.sendgroupMode.rawValue] : [])))
         let sfu = try processes.start(command, output: logs.path + "/\(name).log")
         switch groupcast.waitUntilUp(sfu, statsFile: statsFile, within: plan.quick ? 20 : 30) {
         case .up: break

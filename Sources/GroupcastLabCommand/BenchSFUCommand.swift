@@ -35,6 +35,9 @@ struct BenchSFUCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Backends to measure (socket sendmmsg sendgroup xdp ring).")
     var backends: [ForwarderBackend] = Self.defaults.backends
 
+    @Option(help: "How the sendgroup backend's SFU sends: groups (a kernel group per route) or oneshot (one SENDGROUP_IOC_SEND per packet).")
+    var sendgroupMode: SendgroupMode = Self.defaults.sendgroupMode
+
     @Option(parsing: .upToNextOption, help: "Clients (participants, one namespace each) per session.")
     var clients: [Int] = Self.defaults.clients
 
@@ -128,6 +131,7 @@ struct BenchSFUCommand: ParsableCommand {
         }
         var plan = BenchPlan()
         plan.backends = backends
+        plan.sendgroupMode = sendgroupMode
         plan.clients = clients
         plan.rates = rates
         plan.sizes = sizes.sizes

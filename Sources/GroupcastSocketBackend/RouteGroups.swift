@@ -17,30 +17,21 @@ import SystemPackage
 /// nothing more, by group send or by the one-shot sends of backlogs.
 ///
 /// Member ids are dense per group (the module's xarray costs least so): a removed member's id is
-/// given to the next newcomer.
+/// given to the next newcomer. A member is its address: an address a route names twice (the
+/// control plane never does) is one member.
+///
+/// The diff costs one pass over each changed route's recipients: a join, a leave or a
+/// preference change adds or removes a few in the middle, so the common head and tail are
+/// skipped by comparison, and only what lies between is hashed.
 final class RouteGroups: Sendable {
-    /// A member as the kernel has it: its id and whether it is the route's origin (the echo).
-    private struct Member: Sendable {
-        var id: UInt64
-        var recipient: Recipient
-        var isEcho: Bool
-    }
-
-    /// A recipient's identity in a group: its address, and which occurrence of that address in
-    /// the route's recipients (the control plane does not repeat an address; nothing breaks if it does).
-    private struct MemberKey: Hashable, Sendable {
-        var address: SocketAddress
-        var occurrence: Int
-    }
-
     private struct RouteGroup: Sendable {
         let group: MemberGroup
-        /// The recipients the kernel group holds, as last installed (a table that repeats them
-        /// needs no system call).
+        /// The recipients as last installed: what the kernel group holds, in the table's order.
         var recipients: [Recipient] = []
-        var echoes = false
-        var members: [MemberKey: Member] = [:]
-        var byID: [UInt64: Member] = [:]
+        /// The route's origin while the table echoes (a member like the others).
+        var echo: SocketAddress?
+        var ids: [SocketAddress: UInt64] = [:]
+        var addresses: [UInt64: SocketAddress] = [:]
         var freeIDs: [UInt64] = []
         var nextID: UInt64 = 0
 
@@ -77,7 +68,8 @@ final class RouteGroups: Sendable {
                 try? state.groups.removeValue(forKey: ssrc)?.group.close()
             }
             for (ssrc, route) in table.routes where !route.recipients.isEmpty {
-                if let current = state.groups[ssrc], current.recipients == route.recipients, current.echoes == route.echoes { continue }
+                let echo = route.echoes ? route.recipients.first?.address : nil
+                if let current = state.groups[ssrc], current.echo == echo, current.recipients == route.recipients { continue }
                 do throws(GroupUnicastError) {
                     var routeGroup: RouteGroup
                     if let existing = state.groups.removeValue(forKey: ssrc) {
@@ -115,89 +107,72 @@ final class RouteGroups: Sendable {
 
     /// REMOVE, UPDATE, ADD: the kernel group of `routeGroup` becomes `route.recipients`.
     private static func synchronize(_ routeGroup: inout RouteGroup, with route: Route) throws(GroupUnicastError) {
-        var wanted: [MemberKey: (recipient: Recipient, isEcho: Bool)] = [:]
-        var occurrences: [SocketAddress: Int] = [:]
-        for (index, recipient) in route.recipients.enumerated() {
-            let occurrence = occurrences[recipient.address, default: 0]
-            occurrences[recipient.address] = occurrence + 1
-            wanted[MemberKey(address: recipient.address, occurrence: occurrence)] = (recipient, route.echoes && index == 0)
-        }
-        let leaving = routeGroup.members.filter { wanted[$0.key] == nil }
-        if !leaving.isEmpty {
-            try routeGroup.group.remove(leaving.values.map(\.id))
-            for (key, member) in leaving {
-                routeGroup.members[key] = nil
-                routeGroup.byID[member.id] = nil
-                routeGroup.freeIDs.append(member.id)
-            }
-        }
-        var changed: [MemberKey: Member] = [:]
-        var arriving: [MemberKey: Member] = [:]
-        for (key, want) in wanted {
-            if var member = routeGroup.members[key] {
-                let bytesChanged = member.recipient != want.recipient
-                member.recipient = want.recipient
-                member.isEcho = want.isEcho
-                if bytesChanged {
-                    changed[key] = member
-                } else {
-                    routeGroup.members[key] = member
-                    routeGroup.byID[member.id] = member
-                }
+        let old = routeGroup.recipients, new = route.recipients
+        let common = min(old.count, new.count)
+        var head = 0
+        while head < common && old[head] == new[head] { head += 1 }
+        var tail = 0
+        while tail < common - head && old[old.count - 1 - tail] == new[new.count - 1 - tail] { tail += 1 }
+        let gone = old[head..<(old.count - tail)], came = new[head..<(new.count - tail)]
+        // What stays in the head and the tail is unchanged; between them an address may have
+        // left, arrived, moved, or kept its place with new private bytes.
+        var wanted: [SocketAddress: Recipient] = [:]
+        for recipient in came where wanted[recipient.address] == nil { wanted[recipient.address] = recipient }
+        let kept = Set(new[..<head].map(\.address)).union(new[(new.count - tail)...].map(\.address))
+        let leaving = gone.map(\.address).filter { wanted[$0] == nil && !kept.contains($0) }
+        var previous: [SocketAddress: Recipient] = [:]
+        for recipient in gone { previous[recipient.address] = recipient }
+        var changed: [GroupMember] = []
+        var arriving: [GroupMember] = []
+        for (address, recipient) in wanted where !kept.contains(address) {
+            if let id = routeGroup.ids[address] {
+                if previous[address].map({ $0 != recipient }) ?? false { changed.append(GroupMember(id: id, recipient: recipient)) }
             } else {
-                arriving[key] = Member(id: routeGroup.allocateID(), recipient: want.recipient, isEcho: want.isEcho)
+                arriving.append(GroupMember(id: routeGroup.allocateID(), recipient: recipient))
             }
         }
-        if !changed.isEmpty {
-            do throws(GroupUnicastError) {
-                try routeGroup.group.update(changed.values.map { GroupMember(id: $0.id, recipient: $0.recipient) })
-            } catch {
-                routeGroup.freeIDs.append(contentsOf: arriving.values.map(\.id))
-                throw error
-            }
-            for (key, member) in changed {
-                routeGroup.members[key] = member
-                routeGroup.byID[member.id] = member
+        if !leaving.isEmpty {
+            let ids = Set(leaving).compactMap { routeGroup.ids[$0] }
+            try routeGroup.group.remove(ids)
+            for address in Set(leaving) {
+                guard let id = routeGroup.ids.removeValue(forKey: address) else { continue }
+                routeGroup.addresses[id] = nil
+                routeGroup.freeIDs.append(id)
             }
         }
-        if !arriving.isEmpty {
-            do throws(GroupUnicastError) {
-                try routeGroup.group.add(arriving.values.map { GroupMember(id: $0.id, recipient: $0.recipient) })
-            } catch {
-                routeGroup.freeIDs.append(contentsOf: arriving.values.map(\.id))
-                throw error
-            }
-            for (key, member) in arriving {
-                routeGroup.members[key] = member
-                routeGroup.byID[member.id] = member
-            }
+        try routeGroup.group.update(changed)
+        try routeGroup.group.add(arriving)
+        for member in arriving {
+            routeGroup.ids[member.recipient.address] = member.id
+            routeGroup.addresses[member.id] = member.recipient.address
         }
-        routeGroup.recipients = route.recipients
-        routeGroup.echoes = route.echoes
+        routeGroup.recipients = new
+        routeGroup.echo = route.echoes ? new.first?.address : nil
     }
 
     /// `payloads`, in order, to every member of `routeGroup` in one `SENDGROUP_GROUP_IOC_SEND`
     /// per 64 payloads. A call refused as a whole fails every copy with its errno.
     private static func send(_ payloads: [[UInt8]], through routeGroup: RouteGroup) -> RouteDelivery {
-        let memberCount = routeGroup.byID.count
+        let memberCount = routeGroup.addresses.count
+        let echoIsMember = routeGroup.echo != nil
         do throws(GroupUnicastError) {
             let result = try routeGroup.group.sendBatch(payloads, failureLimit: memberCount * payloads.count)
             let failures = result.failures.compactMap { failure -> RouteDelivery.Failure? in
-                guard let member = routeGroup.byID[failure.recipient] else { return nil }
+                guard let address = routeGroup.addresses[failure.recipient] else { return nil }
                 return RouteDelivery.Failure(
-                    payloadIndex: failure.payloadIndex, address: member.recipient.address, isEcho: member.isEcho, error: failure.error)
+                    payloadIndex: failure.payloadIndex, address: address, isEcho: address == routeGroup.echo, error: failure.error)
             }
-            return RouteDelivery(memberCount: memberCount, echoIsMember: routeGroup.echoes, failures: failures)
+            return RouteDelivery(memberCount: memberCount, echoIsMember: echoIsMember, failures: failures)
         } catch {
             let errno = error.errno ?? .badFileDescriptor
             var failures: [RouteDelivery.Failure] = []
             failures.reserveCapacity(memberCount * payloads.count)
             for index in payloads.indices {
-                for member in routeGroup.byID.values {
-                    failures.append(.init(payloadIndex: index, address: member.recipient.address, isEcho: member.isEcho, error: errno))
+                for address in routeGroup.addresses.values {
+                    failures.append(.init(payloadIndex: index, address: address, isEcho: address == routeGroup.echo, error: errno))
                 }
             }
-            return RouteDelivery(memberCount: memberCount, echoIsMember: routeGroup.echoes, failures: failures)
+            return RouteDelivery(memberCount: memberCount, echoIsMember: echoIsMember, failures: failures)
         }
     }
 
