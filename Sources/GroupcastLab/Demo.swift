@@ -10,14 +10,18 @@ import GroupUnicast
 
 /// The demo (`groupcast-lab demo`, `make demo`): a throw-away ``Topology``, the SFU and its
 /// clients in it, a live status line, a final table; everything it created is removed at the end,
-/// on Ctrl-C, and on failure. With ``nodes`` > 1 the SFU is a cluster (Docs/cluster.md): that many
+/// on Ctrl-C, and on failure. With ``nodes`` set the SFU is a cluster (Docs/cluster.md): that many
 /// `groupcast sfu --cluster` nodes and a redis-server, each in a namespace of its own on one bridge
 /// (``Topology/cluster(nodes:)``), the client hosts spread over the nodes.
 public struct Demo {
     public var clients = 3
     public var participants = 1
-    /// SFU nodes: 1 runs one SFU; more run a cluster of that many.
-    public var nodes = 1
+    /// nil: one SFU, a namespace per client host. N: a cluster of N nodes (1: a cluster of one,
+    /// for comparing with more), the client hosts in the nodes' namespaces.
+    public var nodes: Int?
+    /// A broadcast instead of a conference: client host 1 is one speaker (on node 1) sending
+    /// every stream type and receiving none; the other hosts are its audience, sending nothing.
+    public var broadcast = false
     public var duration: Duration = .seconds(10)
     public var interval: Duration = .milliseconds(4)
     public var receive: StreamSet = .all
@@ -38,17 +42,19 @@ public struct Demo {
             throw .failed("needs root: it creates network namespaces and veth links (run it with sudo)")
         }
         let groupcast = try GroupcastExecutable()
-        if nodes > 1 {
+        if let nodes {
             guard FileManager.default.isExecutableFile(atPath: Self.redisServer) else {
                 throw .missingExecutable("--nodes \(nodes): the cluster needs \(Self.redisServer) (apt-get install redis-server)")
             }
             if let backend = backends.first(where: \.needsInterface) {
                 throw .failed("--nodes \(nodes): media between nodes runs on the socket, sendmmsg and sendgroup backends, not \(backend) (Docs/cluster.md)")
             }
-            guard clients >= nodes else { throw .failed("--nodes \(nodes) needs at least as many --clients (client hosts), one per node or more") }
+            guard clients >= nodes + (broadcast ? 1 : 0) else {
+                throw .failed("--nodes \(nodes) needs a client host per node or more (and one for the speaker with --broadcast)")
+            }
         }
-        let topology = nodes > 1 ? Topology.cluster(nodes: nodes) : Topology.sfuStar(clients: clients)
-        let layout = nodes > 1 ? DemoLayout.cluster(topology, nodes: nodes, clients: clients) : DemoLayout.star(topology, clients: clients)
+        let topology = nodes.map { Topology.cluster(nodes: $0) } ?? Topology.sfuStar(clients: clients)
+        let layout = nodes.map { DemoLayout.cluster(topology, nodes: $0, clients: clients, broadcast: broadcast) } ?? DemoLayout.star(topology, clients: clients)
         let logs = RunDirectory(prefix: Topology.starPrefix)
         Topology.removeStale()
         let stop = StopSignal()
@@ -59,7 +65,7 @@ public struct Demo {
             try logs.create()
             try topology.create()
             say("topology \(Topology.starPrefix): \(layout.description)")
-            if nodes > 1 { try startRedis(in: topology, logs: logs, processes: &redis) }
+            if nodes != nil { try startRedis(in: topology, logs: logs, processes: &redis) }
             say(auth ? "authentication on: a fresh key per backend, one join token per participant (--no-auth: open SFU)" : "authentication off (--no-auth): the SFU is open")
             for backend in backends {
                 guard !stop.received else { break }
@@ -109,7 +115,7 @@ public struct Demo {
             sfuAuth = ["--auth-key-file", issuer.keyPath]
             for index in layout.hosts.indices {
                 let path = logs.path + "/tokens-\(backend)-\(index + 1)"
-                try issuer.writeTokens(room: "demo", identityPrefix: "host\(index + 1)", count: participants, to: path)
+                try issuer.writeTokens(room: "demo", identityPrefix: "host\(index + 1)", count: participants(host: index), to: path)
                 clientAuth[index] = ["--token-file", path]
             }
         }
@@ -135,10 +141,12 @@ public struct Demo {
         let statsFiles = layout.nodes.map { logs.path + "/\($0.name)-\(backend).json" }
         var clientProcesses: [Process] = []
         for (index, host) in layout.hosts.enumerated() {
+            let speaker = broadcast && index == 0
+            let roles = broadcast ? ["--send", speaker ? "all" : "none"] : []
             clientProcesses.append(try processes.start(
-                groupcast.client(namespace: host.namespace, sfu: host.sfu, local: host.local, participants: participants, seconds: duration.seconds,
-                                 interval: interval.seconds, receive: receive.description,
-                                 report: logs.path + "/client-\(backend)-\(index + 1).json", options: clientAuth[index] ?? []),
+                groupcast.client(namespace: host.namespace, sfu: host.sfu, local: host.local, participants: participants(host: index),
+                                 seconds: duration.seconds, interval: interval.seconds, receive: speaker ? "none" : receive.description,
+                                 report: logs.path + "/client-\(backend)-\(index + 1).json", options: roles + (clientAuth[index] ?? [])),
                 output: logs.path + "/client-\(backend)-\(index + 1).log"))
         }
         let start = Date()
@@ -197,13 +205,18 @@ public struct Demo {
         let received = Set(receive.types.map(\.description))
         let nodes = layout.nodes.enumerated().map { index, node in
             DemoResult.Node(
-                name: layout.nodes.count == 1 ? nil : node.name, sfu: SFUSnapshot.load(statsFiles[index]),
+                name: layout.isCluster ? node.name : nil, sfu: SFUSnapshot.load(statsFiles[index]),
                 clients: layout.hosts.indices.filter { layout.hosts[$0].node == index }.compactMap {
-                    ClientStats.load(logs.path + "/client-\(backend)-\($0 + 1).json", receiving: received)
+                    ClientStats.load(logs.path + "/client-\(backend)-\($0 + 1).json", receiving: broadcast && $0 == 0 ? [] : received)
                 })
         }
-        return DemoResult(backend: backend, nodes: nodes, otherParticipants: layout.hosts.count * participants - 1, softirqPercent: softirq)
+        let senders = broadcast ? 1 : layout.hosts.indices.reduce(0) { $0 + participants(host: $1) }
+        return DemoResult(backend: backend, nodes: nodes, otherParticipants: senders - (broadcast ? 0 : 1), softirqPercent: softirq,
+                          seconds: Date().timeIntervalSince(start))
     }
+
+    /// Participants of client host `index` (0-based): one speaker in a broadcast, else ``participants``.
+    func participants(host index: Int) -> Int { broadcast && index == 0 ? 1 : participants }
 }
 
 /// Where the demo runs its SFU nodes and its client hosts (namespaces, addresses, options).
@@ -227,6 +240,8 @@ struct DemoLayout {
     var nodes: [Node]
     var hosts: [ClientHost]
     var description: String
+    /// Cluster nodes (named in the table), not the one SFU of a star.
+    var isCluster = false
 
     /// One SFU in the star's hub (default addresses), a client host per spoke.
     static func star(_ topology: Topology, clients: Int) -> DemoLayout {
@@ -239,8 +254,9 @@ struct DemoLayout {
     }
 
     /// `nodes` cluster nodes, one per spoke of ``Topology/cluster(nodes:)``, each joining the
-    /// Redis on the hub; client host N runs in node ((N-1) mod nodes)+1's namespace, on its address.
-    static func cluster(_ topology: Topology, nodes: Int, clients: Int) -> DemoLayout {
+    /// Redis on the hub; client host N runs in node ((N-1) mod nodes)+1's namespace, on its
+    /// address; in a broadcast host 1 (the speaker) on node 1 and the audience's hosts round robin.
+    static func cluster(_ topology: Topology, nodes: Int, clients: Int, broadcast: Bool = false) -> DemoLayout {
         let redis = "redis://\(topology.redisAddress):6379"
         return DemoLayout(
             nodes: (1...nodes).map { index in
@@ -251,10 +267,10 @@ struct DemoLayout {
                               "--advertise", "\(address):7002"])
             },
             hosts: (0..<clients).map { index in
-                let node = index % nodes
+                let node = broadcast ? max(index - 1, 0) % nodes : index % nodes
                 return ClientHost(node: node, namespace: topology.nodeNamespace(node + 1), sfu: "\(topology.nodeAddress(node + 1)):7000", local: topology.nodeAddress(node + 1))
             },
-            description: "\(nodes) SFU nodes (namespaces \(Topology.starPrefix)-node1...\(nodes), 10.198.0.11...\(10 + nodes)) and redis-server (\(Topology.starPrefix)-redis, 10.198.0.1) on one bridge, no default route; \(clients) client hosts spread over the nodes")
+            description: "\(nodes) SFU node(s) (namespaces \(Topology.starPrefix)-node1...\(nodes), 10.198.0.11...\(10 + nodes)) and redis-server (\(Topology.starPrefix)-redis, 10.198.0.1) on one bridge, no default route; \(clients) client hosts spread over the nodes", isCluster: true)
     }
 }
 
@@ -273,6 +289,8 @@ struct DemoResult {
     var otherParticipants = 0
     /// Softirq time of the whole machine (every CPU) while the clients ran, percent of one CPU.
     var softirqPercent: Double? = nil
+    /// From the clients' start to the SFUs' exit.
+    var seconds: Double = 0
 
     /// The `softirq` column of `/proc/stat`'s `cpu` line (all CPUs), in clock ticks.
     static func softirqTicks() -> UInt64? {
@@ -286,7 +304,7 @@ struct DemoResult {
 
     /// One row per backend and node (`backend` or `backend/node`).
     static func table(_ results: [DemoResult]) -> String {
-        var lines = ["backend    pkts-in  pkts-out  dropped  sfu-p50us  sfu-p99us  sfu-maxus  cpu-user%  cpu-sys%  rtt-p50us  rtt-p99us  echo-loss%  loss%  softirq%  owd-p50us  owd-p99us  sources"]
+        var lines = ["backend    pkts-in  pkts-out  dropped  sfu-p50us  sfu-p99us  sfu-maxus  cpu-user%  cpu-sys%  rtt-p50us  rtt-p99us  echo-loss%  loss%  softirq%  owd-p50us  owd-p99us  sources  cpu-us/copy"]
         for result in results {
             if result.nodes.isEmpty { lines.append(pad(result.backend.rawValue, 9) + "  (no statistics: interrupted before the SFU reported)") }
             for node in result.nodes {
@@ -310,7 +328,7 @@ struct DemoResult {
                     pad(percent(sent - min(sent, echoed), sent), 11), pad(percent(lost, received + lost), 6),
                     pad(result.softirqPercent.map { String(format: "%.1f", $0) } ?? "-", 9),
                     pad(us(percentile(clients.flatMap(\.delayP50), 0.5) ?? 0), 10), pad(us(percentile(clients.flatMap(\.delayP99), 1) ?? 0), 10),
-                    pad(sources, 8),
+                    pad(sources, 8), pad(sfu.cpuPerCopy.map { String(format: "%.2f", $0) } ?? "-", 12),
                 ].joined(separator: " "))
             }
         }
@@ -322,8 +340,8 @@ struct DemoResult {
                 lines.append("\(result.backend.rawValue)\(node.name.map { "/" + $0 } ?? "") dropped: \(reasons.joined(separator: ", "))")
             }
         }
-        lines.append("sfu-*: the SFU's per-packet processing delay (receive to last copy scheduled); rtt-*: client -> SFU -> client (echo), median of per-stream p50 and worst p99; owd-*: one-way delay of the other participants' streams (send stamp to arrival, one clock), same aggregation; sources: the fewest other participants' streams of a received type any participant got, of all; cpu: the SFU process; softirq: the whole machine while the clients ran (% of one CPU).")
-        if results.contains(where: { $0.nodes.count > 1 }) {
+        lines.append("sfu-*: the SFU's per-packet processing delay (receive to last copy scheduled); rtt-*: client -> SFU -> client (echo), median of per-stream p50 and worst p99; owd-*: one-way delay of the other participants' streams (send stamp to arrival, one clock), same aggregation; sources: the fewest other participants' streams of a received type any participant got, of all; cpu: the SFU process (cpu-us/copy: its CPU time since it started over the copies it sent, idle time included); softirq: the whole machine while the clients ran (% of one CPU).")
+        if results.contains(where: { $0.nodes.contains { $0.name != nil } }) {
             lines.append("cluster: each node's row counts its own SFU and the clients that joined it; pkts-in includes the copies other nodes relayed to it (one per stream), pkts-out the copies it relayed to them.")
         }
         return lines.joined(separator: "\n")

@@ -51,10 +51,17 @@ struct SFUSnapshot {
     var p50: UInt64 = 0, p99: UInt64 = 0, max: UInt64 = 0
     /// The SFU process's CPU since it started, percent of one CPU.
     var cpuUser = 0.0, cpuSystem = 0.0
+    /// Since it started, nanoseconds (with the percentages: its CPU time).
+    var uptime: UInt64 = 0
     /// REGISTER needs a join token (the SFU runs with `--auth-key-file`).
     var authenticated = false
     /// The drops by reason (the statistics file's `dropped` keys), only those not zero.
     var dropsByReason: [String: UInt64] = [:]
+
+    /// CPU time (user + system) per copy sent, microseconds; nil before any copy.
+    var cpuPerCopy: Double? {
+        copies == 0 ? nil : (cpuUser + cpuSystem) / 100 * Double(uptime) / 1000 / Double(copies)
+    }
 
     static func load(_ path: String) -> SFUSnapshot? {
         guard let data = FileManager.default.contents(atPath: path),
@@ -68,6 +75,7 @@ struct SFUSnapshot {
             dropped: dropped.values.reduce(0) { $0 + u($1) }, participants: (json["participants"] as? NSNumber)?.intValue ?? 0, sendNs: u(json["send_ns"]), busyNs: u(json["busy_ns"]),
             delayCount: u(delay["count"]), delaySum: u(delay["sum"]), p50: u(delay["p50"]), p99: u(delay["p99"]), max: u(delay["max"]),
             cpuUser: (cpu?["user"] as? NSNumber)?.doubleValue ?? 0, cpuSystem: (cpu?["system"] as? NSNumber)?.doubleValue ?? 0,
+            uptime: u(json["uptime_ns"]),
             authenticated: (json["authenticated"] as? Bool) ?? false,
             dropsByReason: dropped.compactMapValues { u($0) == 0 ? nil : u($0) })
     }

@@ -20,7 +20,7 @@ struct DemoCommand: ParsableCommand {
             addresses (10.199.N.1 SFU side, 10.199.N.2 client side) and no default route: no traffic \
             leaves the namespaces. Needs root. Removes the namespaces, links and processes it created \
             when it ends, when interrupted (Ctrl-C) and when something fails. \
-            With --nodes N (2-16) the SFU is a cluster (Docs/cluster.md): N `groupcast sfu --cluster` \
+            With --nodes N (1-16) the SFU is a cluster (Docs/cluster.md): N `groupcast sfu --cluster` \
             nodes and a redis-server, each in a namespace on one bridge (10.198.0.11... nodes, \
             10.198.0.1 Redis), the --clients hosts spread over the nodes, a row per node in the table.
             """
@@ -32,8 +32,11 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Client hosts (namespaces), each running --participants participants.")
     var clients: Int = Self.defaults.clients
 
-    @Option(help: "SFU nodes: 1 runs one SFU; 2-16 run a cluster with its own redis-server, the client hosts spread over the nodes (needs redis-server; socket, sendmmsg and sendgroup backends).")
-    var nodes: Int = Self.defaults.nodes
+    @Option(help: "Run a cluster of this many SFU nodes (1-16; 1: a cluster of one) with its own redis-server, the client hosts spread over the nodes (needs redis-server; socket, sendmmsg and sendgroup backends). Default: one SFU, no cluster.")
+    var nodes: Int?
+
+    @Flag(help: "A broadcast: client host 1 is one speaker sending every stream type, the other hosts its audience (--participants each), sending nothing.")
+    var broadcast = false
 
     @Option(help: "Participants per client host.")
     var participants: Int = Self.defaults.participants
@@ -57,8 +60,13 @@ struct DemoCommand: ParsableCommand {
 
     func validate() throws {
         guard (1...200).contains(clients) else { throw ValidationError("--clients must be 1...200") }
-        guard (1...16).contains(nodes) else { throw ValidationError("--nodes must be 1...16") }
-        guard clients >= nodes else { throw ValidationError("--nodes \(nodes) needs at least as many --clients (one client host per node or more)") }
+        if let nodes {
+            guard (1...16).contains(nodes) else { throw ValidationError("--nodes must be 1...16") }
+            guard clients >= nodes + (broadcast ? 1 : 0) else {
+                throw ValidationError("--nodes \(nodes) needs a client host per node or more (--clients; one more for the speaker with --broadcast)")
+            }
+        }
+        guard clients >= 2 || !broadcast else { throw ValidationError("--broadcast needs --clients 2 or more (a speaker and an audience)") }
         guard (1...64).contains(participants) else { throw ValidationError("--participants must be 1...64") }
         guard duration.value > .zero else { throw ValidationError("--duration must be positive") }
         for backend in backends {
@@ -74,6 +82,7 @@ struct DemoCommand: ParsableCommand {
         demo.clients = clients
         demo.participants = participants
         demo.nodes = nodes
+        demo.broadcast = broadcast
         demo.duration = duration.value
         demo.interval = interval.value
         demo.receive = receive
