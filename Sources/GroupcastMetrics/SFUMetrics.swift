@@ -13,6 +13,9 @@ import Prometheus
 /// histogram (each at the middle of its fine bucket: boundaries within the data plane's ~3%).
 /// Series the statistics no longer report (a room's, once the room is gone) are unregistered, so
 /// rooms that come and go do not accumulate in the registry; a room that comes back starts at 0.
+/// A room that went and came back between two scrapes (its ``RoomStatistics/incarnation``
+/// changed) keeps its series, which grow by all of the new room's counts: a counter never goes
+/// down, and what the new room counted is not taken for what the old one had.
 public final class SFUMetrics: @unchecked Sendable {
     /// The registry `/metrics` renders; `MetricsSystem` is bootstrapped onto it too, so metrics
     /// that libraries emit through swift-metrics appear beside these.
@@ -23,6 +26,8 @@ public final class SFUMetrics: @unchecked Sendable {
     private var gauges: [SeriesKey: Gauge] = [:]
     /// The series the statistics being applied report; the others are unregistered after.
     private var reported: Set<SeriesKey> = []
+    /// Each room's incarnation at the previous scrape.
+    private var roomIncarnations: [String: UInt64] = [:]
     private var delay: DurationHistogram?
     private var delaySeen = LatencyHistogram()
 
@@ -113,7 +118,20 @@ public final class SFUMetrics: @unchecked Sendable {
         }
     }
 
+    /// The counters of a room that is not the one the previous scrape saw (it went and a room of
+    /// the same name was created since) count the new room's totals from 0.
+    private func rebaseReplacedRooms(_ rooms: [String: RoomStatistics]) {
+        let replaced = Set(rooms.compactMap { name, room in roomIncarnations[name].map { $0 == room.incarnation ? nil : name } ?? nil })
+        roomIncarnations = rooms.mapValues(\.incarnation)
+        guard !replaced.isEmpty else { return }
+        func ofReplacedRoom(_ key: SeriesKey) -> Bool {
+            stride(from: 0, to: key.labels.count - 1, by: 2).contains { key.labels[$0] == "room" && replaced.contains(key.labels[$0 + 1]) }
+        }
+        for key in counters.keys where ofReplacedRoom(key) { counters[key]?.value = 0 }
+    }
+
     private func update(_ s: SFUStatistics) {
+        rebaseReplacedRooms(s.control.rooms)
         let f = s.forwarder
         let backend = [("backend", "\(s.backend)")]
         count("packets_received", "Datagrams received on the media port.", backend, f.received)

@@ -68,6 +68,9 @@ public struct Room: Hashable, Sendable {
 
 /// Per-room control counters (the media counters per room are the data plane's: ``MediaCounters``).
 public struct RoomStatistics: Hashable, Sendable {
+    /// Which room of this name: one created again after it went has a new number, and its
+    /// counters start again from 0 (a metrics exporter resets the room's series on a change).
+    public var incarnation: UInt64 = 0
     public var participants = 0
     public var registered: UInt64 = 0
     public var left: UInt64 = 0
@@ -129,6 +132,8 @@ public struct SessionRegistry: Sendable {
     private var byIdentity: [String: [String: UInt32]] = [:]  // room -> identity -> id
     private var ssrcOwners: [UInt32: UInt32] = [:]
     private var nextID: UInt32 = 1
+    /// Rooms created so far: the next room's ``RoomStatistics/incarnation``.
+    private var roomsCreated: UInt64 = 0
     private var generator: any RandomNumberGenerator & Sendable
 
     public init(limits: Limits = Limits(), keepaliveTimeout: Duration, generator: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator()) {
@@ -153,7 +158,14 @@ public struct SessionRegistry: Sendable {
         guard rooms.count < limits.maxRooms else { throw RegistryError(.serverFull, "more than \(limits.maxRooms) rooms") }
         let capacity = capacity ?? limits.roomCapacity
         guard capacity >= 1 else { throw RegistryError(.malformed, "room \(name): capacity \(capacity) < 1") }
-        rooms[name] = Room(name: name, capacity: capacity, isConfigured: true)
+        rooms[name] = newRoom(name, capacity: capacity, isConfigured: true)
+    }
+
+    private mutating func newRoom(_ name: String, capacity: Int, isConfigured: Bool) -> Room {
+        roomsCreated &+= 1
+        var room = Room(name: name, capacity: capacity, isConfigured: isConfigured)
+        room.statistics.incarnation = roomsCreated
+        return room
     }
 
     /// Adds a participant from the room file to `room` (declared with ``addRoom(_:capacity:)``).
@@ -219,7 +231,7 @@ public struct SessionRegistry: Sendable {
             guard limits.allowRoomCreation else { throw RegistryError(.unknownRoom, "room \(request.room) does not exist") }
             guard rooms.count < limits.maxRooms else { throw RegistryError(.serverFull, "the SFU holds \(limits.maxRooms) rooms") }
         }
-        let room = rooms[request.room] ?? Room(name: request.room, capacity: limits.roomCapacity, isConfigured: false)
+        let room = rooms[request.room] ?? newRoom(request.room, capacity: limits.roomCapacity, isConfigured: false)
         guard room.members.count < room.capacity else { throw RegistryError(.roomFull, "room \(room.name) is full (\(room.capacity))") }
         guard participants.count < limits.maxParticipants else {
             throw RegistryError(.serverFull, "the SFU holds \(limits.maxParticipants) participants")

@@ -161,6 +161,32 @@ import Testing
         #expect(Self.sample(text, #"groupcast_sfu_room_packets_received_total{backend="sendmmsg",room="standup"}"#) == 3)
         #expect(Self.sample(text, #"groupcast_sfu_room_joins_total{room="standup"}"#) == 1)
         #expect(Self.sample(text, #"groupcast_sfu_room_participants{room="standup"}"#) == 1)
+
+        // It goes and comes back between two scrapes (another incarnation), with more than the old
+        // room had: the series grow by all of the new room's counts, not by the difference.
+        source.withLock {
+            $0.forwarder.rooms["standup"] = MediaCounters(received: 5, receivedBytes: 5 * 28)
+            $0.control.rooms["standup"]?.registered = 2
+            $0.control.rooms["standup"]?.incarnation += 1
+        }
+        text = metrics.render()
+        #expect(Self.sample(text, #"groupcast_sfu_room_packets_received_total{backend="sendmmsg",room="standup"}"#) == 8)  // 3 + 5
+        #expect(Self.sample(text, #"groupcast_sfu_room_joins_total{room="standup"}"#) == 3)  // 1 + 2
+    }
+
+    /// A room created again gets another incarnation; a room that stays keeps its own.
+    @Test func aRoomCreatedAgainIsAnotherIncarnation() throws {
+        var registry = SessionRegistry(capacity: 4, keepaliveTimeout: .seconds(1))
+        let address = SocketAddress.ipv4(IPv4Address(10, 0, 0, 9), port: 1000)
+        let first = try registry.register(JoinRequest(source: address, room: "pop-up", receive: .all), now: 0)
+        let incarnation = try #require(registry.rooms["pop-up"]?.statistics.incarnation)
+        _ = try registry.register(JoinRequest(source: address, room: "pop-up", receive: .all), now: 1)  // a refresh
+        #expect(registry.rooms["pop-up"]?.statistics.incarnation == incarnation)
+        try registry.leave(first.id, session: first.session, from: address)
+        #expect(registry.rooms["pop-up"] == nil)
+        _ = try registry.register(JoinRequest(source: address, room: "pop-up", receive: .all), now: 2)
+        let again = try #require(registry.rooms["pop-up"]?.statistics.incarnation)
+        #expect(again != incarnation)
     }
 
     @Test func samplesSinceCountOnlyTheNewOnes() {
