@@ -14,6 +14,13 @@
  *              SENDGROUP_GROUP_IOC_SEND with one payload per group send: the
  *              recipient array is not passed per call, private bytes live in
  *              the kernel (where the module reports SENDGROUP_FEATURE_GROUPS)
+ *   clone-floor  not a send: the floor of an in-kernel copy. One
+ *              BPF_PROG_TEST_RUN per group send of a TC program
+ *              (clone_floor.bpf.c) that bpf_clone_redirect()s the prepared
+ *              UDP frame (headers + payload) group-size times to the
+ *              --count-dev device's egress: a clone per copy, no socket, no
+ *              route lookup, no checksum, the device's own transmit included
+ *              (where BPF can be loaded and --count-dev is given)
  *
  * A method is one entry in methods[]: available(), optional per-point
  * setup()/teardown() (untimed), and run().
@@ -67,6 +74,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/udp.h>
+#include <net/if.h>
+
 #include <linux/sendgroup.h>
 
 #define MAX_GROUP	1024
@@ -91,6 +105,7 @@ struct point {
 struct ctx {
 	int fd;			/* UDP socket, bound to --src */
 	int sg;			/* /dev/sendgroup, or -1 */
+	struct in_addr src;	/* --src */
 	struct sockaddr_in dst[MAX_GROUP];
 	unsigned char shared[65536];
 	unsigned char *private;	/* MAX_GROUP * PRIVATE_TOTAL, distinct per recipient */
@@ -104,6 +119,13 @@ struct ctx {
 	__u64 sg_features;	/* SENDGROUP_IOC_INFO features */
 	struct io_uring ring;
 	bool ring_ok;
+	/* clone-floor: the program, the frame it clones, the device the clones go to */
+	struct bpf_object *floor_obj;
+	int floor_prog;		/* or -1 */
+	const char *floor_why;	/* why clone-floor is unavailable */
+	int floor_ifindex;
+	unsigned char frame[ETH_HLEN + sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_PAYLOAD];
+	unsigned int frame_len;
 	unsigned ring_flags;
 	const struct point *pt;
 	uint64_t packets;	/* datagrams reported sent, all methods, calibration included */
@@ -307,12 +329,121 @@ static void run_group(struct ctx *c, long iters)
 	}
 }
 
+/* ---------- clone-floor ---------- */
+
+static const char *floor_available(struct ctx *c)
+{
+	return c->floor_prog >= 0 ? NULL : c->floor_why;
+}
+
+static uint16_t ip_checksum(const void *hdr, size_t len)
+{
+	const uint16_t *w = hdr;
+	uint32_t sum = 0;
+
+	for (size_t i = 0; i < len / 2; i++)
+		sum += w[i];
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return ~sum;
+}
+
+/* The datagram the other methods send to recipient 0, as a frame (checksum-less UDP). */
+static void floor_setup(struct ctx *c)
+{
+	const struct point *p = c->pt;
+	struct ethhdr *eth = (void *)c->frame;
+	struct iphdr *ip = (void *)(eth + 1);
+	struct udphdr *udp = (void *)(ip + 1);
+	unsigned int body = p->private_len + p->shared;
+
+	memset(c->frame, 0, sizeof(c->frame));
+	memset(eth->h_dest, 0x02, ETH_ALEN);
+	memset(eth->h_source, 0x04, ETH_ALEN);
+	eth->h_proto = htons(ETH_P_IP);
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->ttl = 64;
+	ip->protocol = IPPROTO_UDP;
+	ip->tot_len = htons(sizeof(*ip) + sizeof(*udp) + body);
+	ip->saddr = c->src.s_addr;
+	ip->daddr = c->dst[0].sin_addr.s_addr;
+	ip->check = ip_checksum(ip, sizeof(*ip));
+	udp->source = htons(PORT_BASE);
+	udp->dest = c->dst[0].sin_port;
+	udp->len = htons(sizeof(*udp) + body);
+	memcpy(udp + 1, c->private, p->private_len);
+	memcpy((unsigned char *)(udp + 1) + p->private_len, c->shared, p->shared);
+	c->frame_len = sizeof(*eth) + sizeof(*ip) + sizeof(*udp) + body;
+}
+
+static void run_floor(struct ctx *c, long iters)
+{
+	int g = c->pt->group;
+	struct __sk_buff skb = { .cb = { g, c->floor_ifindex } };
+	LIBBPF_OPTS(bpf_test_run_opts, opts,
+		    .data_in = c->frame, .data_size_in = c->frame_len,
+		    .ctx_in = &skb, .ctx_size_in = sizeof(skb), .repeat = 1);
+
+	for (long it = 0; it < iters; it++) {
+		if (bpf_prog_test_run_opts(c->floor_prog, &opts) < 0) {
+			note_error(c, errno);
+			c->errors += g - 1;
+			continue;
+		}
+		count_group_send(c, g - (int)opts.retval, g);
+	}
+}
+
+/* Load clone_floor.bpf.o from beside this executable; on failure say why in c->floor_why. */
+static void setup_floor(struct ctx *c, const char *count_dev)
+{
+	static char why[4096 + 64];
+	char path[4096];
+	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 32);
+	struct bpf_program *prog;
+
+	c->floor_prog = -1;
+	c->floor_why = why;
+	if (!count_dev) {
+		snprintf(why, sizeof(why), "needs --count-dev (the device the copies go to)");
+		return;
+	}
+	c->floor_ifindex = if_nametoindex(count_dev);
+	if (!c->floor_ifindex) {
+		snprintf(why, sizeof(why), "no device %s", count_dev);
+		return;
+	}
+	if (n < 0) {
+		snprintf(why, sizeof(why), "readlink /proc/self/exe: %s", strerror(errno));
+		return;
+	}
+	path[n] = 0;
+	strcpy(strrchr(path, '/') + 1, "clone_floor.bpf.o");
+	c->floor_obj = bpf_object__open_file(path, NULL);
+	if (!c->floor_obj) {
+		snprintf(why, sizeof(why), "cannot open %s: %s", path, strerror(errno));
+		return;
+	}
+	if (bpf_object__load(c->floor_obj)) {
+		snprintf(why, sizeof(why), "cannot load %s: %s", path, strerror(errno));
+		bpf_object__close(c->floor_obj);
+		c->floor_obj = NULL;
+		return;
+	}
+	prog = bpf_object__find_program_by_name(c->floor_obj, "clone_floor");
+	c->floor_prog = prog ? bpf_program__fd(prog) : -1;
+	if (c->floor_prog < 0)
+		snprintf(why, sizeof(why), "no program clone_floor in %s", path);
+}
+
 static const struct method methods[] = {
 	{ "sendmsg",         false, always,              run_sendmsg,   NULL, NULL },
 	{ "sendmmsg",        false, always,              run_sendmmsg,  NULL, NULL },
 	{ "uring",           false, uring_available,     run_uring,     NULL, NULL },
 	{ "sendgroup",       true,  sendgroup_available, run_sendgroup, NULL, NULL },
 	{ "sendgroup-group", true,  group_available,     run_group,     group_setup, group_teardown },
+	{ "clone-floor",     false, floor_available,     run_floor,     floor_setup, NULL },
 };
 #define NMETHODS (int)(sizeof(methods) / sizeof(methods[0]))
 
@@ -633,7 +764,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: sendbench --src A.B.C.D --dst-net A.B.C.0 [--sweeps all|group,payload,private,goal|goal-1|goal-1000]\n"
-		"                 [--methods all|sendmsg,sendmmsg,uring,sendgroup,sendgroup-group] [--reps N] [--time SEC]\n"
+		"                 [--methods all|sendmsg,sendmmsg,uring,sendgroup,sendgroup-group,clone-floor] [--reps N] [--time SEC]\n"
 		"                 [--quick] [--json FILE] [--csv FILE] [--label TEXT] [--count-dev DEV]\n");
 	exit(1);
 }
@@ -717,6 +848,8 @@ int main(int argc, char **argv)
 			c.sg_features = info.features;
 	}
 	setup_ring(&c);
+	c.src = o.src;
+	setup_floor(&c, o.count_dev);
 
 	bool usable[NMETHODS];
 	int nm = 0, baseline = -1;
