@@ -235,15 +235,7 @@ public final class RingForwarder: Forwarder {
                     guard !state.closed else { return false }
                     guard let offered = state.offered, offered.unresolved > 0 else { return true }
                     var hops = offered.hops
-                    var learned = false
-                    for route in offered.table.routes.values {
-                        for subscriber in route.subscribers where hops[subscriber.address.addressBytes] ?? nil == nil {
-                            guard let hop = nextHop(for: subscriber.address) else { continue }
-                            hops[subscriber.address.addressBytes] = hop
-                            learned = true
-                        }
-                    }
-                    if learned { offer(offered.table, hops: hops, &state) }
+                    if !resolveMissing(&hops, of: offered.table).isEmpty { offer(offered.table, hops: hops, &state) }
                     return true
                 }
             }
@@ -421,16 +413,26 @@ public final class RingForwarder: Forwarder {
         var pending = fresh
         while !pending.isEmpty && monotonicNanoseconds() < deadline {
             usleep(2_000)
-            for route in table.routes.values {
-                for subscriber in route.subscribers where pending.contains(subscriber.address.addressBytes) {
-                    if let hop = nextHop(for: subscriber.address) {
-                        hops[subscriber.address.addressBytes] = hop
-                        pending.remove(subscriber.address.addressBytes)
-                    }
-                }
-            }
+            pending.subtract(resolveMissing(&hops, of: table, among: pending))
         }
         waitedFor.formUnion(fresh)
+    }
+
+    /// Looks up, once each, the subscriber addresses of `table` that `hops` has no next hop for
+    /// (of `candidates` only, when given); records those found. Returns the addresses learned.
+    private func resolveMissing(_ hops: inout NextHops, of table: RoutingTable, among candidates: Set<[UInt8]>? = nil) -> Set<[UInt8]> {
+        var tried = Set<[UInt8]>()
+        var learned = Set<[UInt8]>()
+        for route in table.routes.values {
+            for subscriber in route.subscribers {
+                let key = subscriber.address.addressBytes
+                guard (hops[key] ?? nil) == nil, candidates?.contains(key) ?? true, tried.insert(key).inserted else { continue }
+                guard let hop = nextHop(for: subscriber.address) else { continue }
+                hops[key] = hop
+                learned.insert(key)
+            }
+        }
+        return learned
     }
 
     /// The core's table for `table` (nil: allocation failed, logged), and how many subscribers
