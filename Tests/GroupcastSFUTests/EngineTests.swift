@@ -20,6 +20,15 @@ import Testing
         return (registry.routingTable(echo: true), source.ssrcs.asq)
     }
 
+    /// Packets `sequences` of `ssrc` (2-byte payload, 14 bytes each) as received from the origin.
+    static func fromOrigin(_ sequences: Range<Int>, ssrc: UInt32) -> [ReceivedDatagram] {
+        sequences.map { sequence in
+            ReceivedDatagram(
+                bytes: RTPHeader.packet(payloadType: 96, sequenceNumber: UInt16(sequence), timestamp: 0, ssrc: ssrc, payload: [1, 2]),
+                source: origin)
+        }
+    }
+
     @Test func slowReceiverLosesItsOwnOldestPacketsOnly() throws {
         let (table, ssrc) = try table()
         var engine = ForwardingEngine(table: table, backlogCapacity: 4)
@@ -33,9 +42,8 @@ import Testing
                 return nil
             }
         }
-        for sequence in 0..<10 {
-            let packet = RTPHeader.packet(payloadType: 96, sequenceNumber: UInt16(sequence), timestamp: 0, ssrc: ssrc, payload: [1, 2])
-            engine.process(ReceivedDatagram(bytes: packet, source: Self.origin), pickup: monotonicNanoseconds(), send: send)
+        for datagram in Self.fromOrigin(0..<10, ssrc: ssrc) {
+            engine.process(datagram, pickup: monotonicNanoseconds(), send: send)
         }
         #expect(delivered[Self.fast] == Array(0..<10))
         #expect(delivered[Self.origin] == Array(0..<10))  // echo
@@ -58,9 +66,8 @@ import Testing
         let send: ForwardingEngine.Send = { _, recipients in
             recipients.map { $0.address == Self.slow && slowBlocked ? .wouldBlock : nil }
         }
-        for sequence in 0..<10 {
-            let packet = RTPHeader.packet(payloadType: 96, sequenceNumber: UInt16(sequence), timestamp: 0, ssrc: ssrc, payload: [1, 2])
-            engine.process(ReceivedDatagram(bytes: packet, source: Self.origin), pickup: 0, send: send)
+        for datagram in Self.fromOrigin(0..<10, ssrc: ssrc) {
+            engine.process(datagram, pickup: 0, send: send)
         }
         // An unknown SSRC and a spoofed origin: in no room.
         engine.process(ReceivedDatagram(bytes: RTPHeader.packet(payloadType: 96, sequenceNumber: 0, timestamp: 0, ssrc: 9, payload: []), source: Self.origin), pickup: 0, send: send)
@@ -87,9 +94,8 @@ import Testing
         let send: ForwardingEngine.Send = { _, recipients in
             recipients.map { $0.address == Self.slow && slowBlocked ? .wouldBlock : nil }
         }
-        for sequence in 0..<3 {
-            let packet = RTPHeader.packet(payloadType: 96, sequenceNumber: UInt16(sequence), timestamp: 0, ssrc: ssrc, payload: [1, 2])
-            engine.process(ReceivedDatagram(bytes: packet, source: Self.origin), pickup: 0, send: send)
+        for datagram in Self.fromOrigin(0..<3, ssrc: ssrc) {
+            engine.process(datagram, pickup: 0, send: send)
         }
         #expect(engine.backlogCount(for: Self.slow) == 3)
         // The default room empties; the slow receiver is now in room "b", subscribed to a source there.
