@@ -139,6 +139,46 @@ TEST_F(delivery, one_shared_copy_per_call)
 
 /* ---- per-recipient failures -------------------------------------------- */
 
+/*
+ * One-shot calls take their payload pages from a per-CPU pool (pages.c),
+ * which may hand a page to the next call only once no skb references it.
+ * Datagrams still queued at a receiver (loopback delivery keeps their page
+ * frags) must keep the payload they were sent with while later calls, more
+ * than the pool holds, send other payloads. Fails when the pool reuses a
+ * page regardless of its reference count.
+ */
+TEST(queued_datagrams_keep_their_payload)
+{
+	enum { CALLS = 48 };	/* three times the pool's 16 pages */
+	static unsigned char shared[CALLS][1000];
+	struct sockaddr_in any = { .sin_family = AF_INET };
+	struct sendgroup_recipient r;
+	struct sendgroup_send_args args;
+	int dev = open_device(), sock = socket(AF_INET, SOCK_DGRAM, 0);
+	int rcvbuf = 4 << 20, rx;
+	unsigned int port;
+
+	ASSERT_LE(0, dev);
+	ASSERT_LE(0, sock);
+	rx = make_receiver(AF_INET, &port);
+	ASSERT_LE(0, rx);
+	ASSERT_EQ(0, setsockopt(rx, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)));
+	ASSERT_EQ(0, bind(sock, (void *)&any, sizeof(any)));	/* bound: the direct path */
+	set_loopback(&r, AF_INET, port);
+	for (int i = 0; i < CALLS; i++) {
+		fill_pattern(shared[i], sizeof(shared[i]), 100 + i);
+		args = send_args(sock, shared[i], sizeof(shared[i]), &r, 1, NULL);
+		ASSERT_EQ(1, sendgroup(dev, &args)) TH_LOG("call %d", i);
+	}
+	for (int i = 0; i < CALLS; i++) {
+		EXPECT_TRUE(got_exactly(rx, NULL, shared[i], sizeof(shared[i]), NULL))
+			TH_LOG("the datagram of call %d", i);
+	}
+	close(rx);
+	close(sock);
+	close(dev);
+}
+
 TEST(mixed_failures_do_not_stop_the_others)
 {
 	static char big_prepend[65000];
