@@ -83,6 +83,7 @@ struct SFUCommand: ParsableCommand {
         let settings = startup.settings
         let logger = logging.bootstrap(label: "groupcast.sfu", level: settings.logLevel, format: settings.logFormat)
         for note in notes { logger.notice("\(note)") }
+        OpenFileLimit.raiseToHard(logger: logger)
         configuration.authKey = try AuthKeyOptions.load(file: settings.authKeyFile, environment: settings.authKeyEnv, logger: logger)
         if configuration.authKey == nil {
             logger.warning("no --auth-key-file: the SFU is open, anyone who reaches the control port may join any room (trusted networks only)")

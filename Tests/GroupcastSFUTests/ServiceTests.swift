@@ -23,18 +23,27 @@ import Testing
         var errorLines: [String] { standardError.split(separator: "\n").map(String.init) }
     }
 
-    /// Runs `groupcast sfu ARGUMENTS` for `seconds` (calling `during` meanwhile), then SIGTERM.
-    static func runSFU(_ arguments: [String], port: Int, seconds: Double = 1, during: () throws -> Void = {}) throws -> Run {
+    /// Runs `groupcast sfu ARGUMENTS` for `seconds` (calling `during` meanwhile with its pid), then
+    /// SIGTERM; through `launcher` (a command that execs its last argument, like `prlimit`) if given.
+    static func runSFU(
+        _ arguments: [String], port: Int, seconds: Double = 1, launcher: [String] = [], during: (pid_t) throws -> Void = { _ in }
+    ) throws -> Run {
         let process = Process()
-        process.executableURL = GroupcastBinary.url
-        process.arguments = ["sfu", "--control", "127.0.0.1:\(port)", "--media", "127.0.0.1:\(port + 1)"] + arguments
+        let sfu = ["sfu", "--control", "127.0.0.1:\(port)", "--media", "127.0.0.1:\(port + 1)"] + arguments
+        if let command = launcher.first {
+            process.executableURL = URL(fileURLWithPath: command)
+            process.arguments = Array(launcher.dropFirst()) + [GroupcastBinary.url.path] + sfu
+        } else {
+            process.executableURL = GroupcastBinary.url
+            process.arguments = sfu
+        }
         let output = Pipe(), error = Pipe()
         process.standardOutput = output
         process.standardError = error
         try process.run()
         defer { if process.isRunning { process.terminate() } }
         usleep(UInt32(seconds * 1_000_000))
-        try during()
+        try during(process.processIdentifier)
         kill(process.processIdentifier, SIGTERM)
         let out = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         let err = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -62,6 +71,25 @@ import Testing
         #expect(run.standardOutput.hasPrefix("final: "), "\(run.standardOutput)")
     }
 
+    /// Kernel groups take a descriptor per route: a soft limit of 256 under a hard one of 4096
+    /// would leave routes without their group from about 80 participants on.
+    @Test func theOpenFileLimitIsRaisedToTheHardOneAtStart() throws {
+        var limits = ""
+        let run = try Self.runSFU(
+            ["--log-format", "json"], port: Self.basePort + 60, seconds: 1.2, launcher: ["/usr/bin/prlimit", "--nofile=256:4096"]
+        ) { pid in
+            limits = try String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8)
+        }
+        #expect(run.status == 0, "\(run.standardError)")
+        let openFiles = limits.split(separator: "\n").first { $0.hasPrefix("Max open files") }
+        let values = openFiles?.split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).prefix(2).map(String.init)
+        #expect(values == ["4096", "4096"], "\(limits)")
+        let record = try run.errorLines.compactMap { line in
+            try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String]
+        }.first { $0["msg"]?.hasPrefix("open-file limit raised") == true }
+        #expect(record?["was"] == "256" && record?["soft"] == "4096", "\(run.standardError)")
+    }
+
     @Test func logfmtStatsLinesWhenAnIntervalIsGiven() throws {
         let run = try Self.runSFU(["--log-format", "logfmt", "--stats-interval", "200ms"], port: Self.basePort + 10, seconds: 1.2)
         #expect(run.status == 0, "\(run.standardError)")
@@ -77,7 +105,7 @@ import Testing
         let port = Self.basePort + 20
         var parsed: [String: Any] = [:]
         var health = ""
-        let run = try Self.runSFU(["--metrics-listen", "127.0.0.1:\(port + 2)", "--log-level", "warning"], port: port) {
+        let run = try Self.runSFU(["--metrics-listen", "127.0.0.1:\(port + 2)", "--log-level", "warning"], port: port) { _ in
             parsed = try scrapeMetrics(port: UInt16(port + 2))
             health = httpGet(port: UInt16(port + 2), path: "/healthz") ?? ""
         }
@@ -123,7 +151,7 @@ extension ServiceTests {
 
         let port = Self.basePort + 30
         var granted: UInt32 = 0
-        let run = try Self.runSFU(["--room", rooms, "--keepalive-timeout", "2s", "--capacity", "8", "--log-format", "logfmt"], port: port) {
+        let run = try Self.runSFU(["--room", rooms, "--keepalive-timeout", "2s", "--capacity", "8", "--log-format", "logfmt"], port: port) { _ in
             granted = try Self.grantedKeepalive(control: port)
         }
         #expect(run.status == 0, "\(run.standardError)")
@@ -132,7 +160,7 @@ extension ServiceTests {
         #expect(run.standardError.contains("room default: capacity 3 from the room file (--capacity 8 is for rooms without their own)"), "\(run.standardError)")
 
         // Without the flag the room file's value holds.
-        let fallback = try Self.runSFU(["--room", rooms], port: port + 5) {
+        let fallback = try Self.runSFU(["--room", rooms], port: port + 5) { _ in
             granted = try Self.grantedKeepalive(control: port + 5)
         }
         #expect(fallback.status == 0, "\(fallback.standardError)")
