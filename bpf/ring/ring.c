@@ -62,6 +62,13 @@
 #ifndef AF_XDP
 #define AF_XDP 44
 #endif
+/* Linux 5.11 (asm-generic/socket.h); a kernel without them says ENOPROTOOPT. */
+#ifndef SO_PREFER_BUSY_POLL
+#define SO_PREFER_BUSY_POLL 69
+#endif
+#ifndef SO_BUSY_POLL_BUDGET
+#define SO_BUSY_POLL_BUDGET 70
+#endif
 
 struct ring_port {
 	struct gc_ring_port_info info;
@@ -130,6 +137,8 @@ struct gc_ring {
 	gc_ring_kick_fn sim_kick;
 	void *sim_ctx;
 	int shed_level;
+	__u32 last_pass;			/* frames the last gc_ring_process() took */
+	int busy;				/* some port busy-polls */
 	__u64 last_publish;
 	__u64 last_kernel_read;
 	struct gc_ring_stats stats;		/* the processing thread's */
@@ -1057,6 +1066,7 @@ int gc_ring_process(struct gc_ring *ring, const volatile int *stop)
 		cons_release(&p->rx, n);
 		total += n;
 	}
+	ring->last_pass = total;
 	/* One kick per TX ring per batch, then recycle. */
 	for (k = 0; k < ring->n_ports; k++)
 		kick(ring, k);
@@ -1078,11 +1088,41 @@ int gc_ring_process(struct gc_ring *ring, const volatile int *stop)
 	return total;
 }
 
+/* Any port with received frames: 1. */
+static int rx_pending(struct gc_ring *ring)
+{
+	for (int k = 0; k < ring->n_ports; k++)
+		if (cons_avail(&ring->ports[k].rx, 1))
+			return 1;
+	return 0;
+}
+
 int gc_ring_wait(struct gc_ring *ring, int timeout_ms)
 {
 	struct pollfd pfds[GC_RING_MAX_PORTS + 1];
 	int k, n = 0, ret;
 
+	/* Coalescing: the last pass was busy but short of a batch; let more
+	 * arrive before the next one (an idle ring goes straight to poll()). */
+	if (ring->opts.coalesce_us && ring->last_pass && ring->last_pass < ring->opts.batch) {
+		struct timespec ts = { .tv_nsec = (long)ring->opts.coalesce_us * 1000 };
+
+		ring->last_pass = 0;
+		ring->stats.coalesce_sleeps++;
+		clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+	}
+	/* Busy polling: run each port's NAPI here, once (non-blocking: one
+	 * pass of up to SO_BUSY_POLL_BUDGET frames), before sleeping. */
+	if (ring->busy && !rx_pending(ring)) {
+		for (k = 0; k < ring->n_ports; k++) {
+			struct ring_port *p = &ring->ports[k];
+
+			if (p->fd < 0 || !p->info.busy_poll_us)
+				continue;
+			recvfrom(p->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+			ring->stats.busy_polls++;
+		}
+	}
 	for (k = 0; k < ring->n_ports && n < GC_RING_MAX_PORTS; k++) {
 		struct ring_port *p = &ring->ports[k];
 
@@ -1099,6 +1139,7 @@ int gc_ring_wait(struct gc_ring *ring, int timeout_ms)
 	pfds[n].fd = ring->wake_fd;
 	pfds[n].events = POLLIN;
 	pfds[n].revents = 0;
+	ring->stats.waits++;
 	ret = poll(pfds, n + 1, timeout_ms);
 	if (ret < 0)
 		return errno == EINTR ? 0 : -errno;
@@ -1161,6 +1202,14 @@ static int check_opts(struct gc_ring_opts *o, struct gcfp_error *err)
 		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "mode %d: auto, copy or zerocopy", o->mode);
 	if (!o->port)
 		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "media port 0");
+	if (o->busy_poll_us > GC_RING_MAX_BUSY_POLL_US)
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "busy poll %u us: at most %u", o->busy_poll_us,
+				 GC_RING_MAX_BUSY_POLL_US);
+	if (o->busy_poll_us && o->batch > 65535)
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "batch %u: busy polling takes a budget up to 65535", o->batch);
+	if (o->coalesce_us > GC_RING_MAX_COALESCE_US)
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "coalescing %u us: at most %u", o->coalesce_us,
+				 GC_RING_MAX_COALESCE_US);
 	return 0;
 }
 
@@ -1295,6 +1344,7 @@ int gc_ring_open_simulated(const struct gc_ring_opts *opts, int n_ports,
 			goto fail;
 		ring->n_ports++;
 		p->info = infos[k];
+		p->info.fd = -1;
 		p->umem_size = (size_t)p->n_frames * ring->opts.frame_size;
 		p->umem = mmap(NULL, p->umem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p->umem == MAP_FAILED) {
@@ -1432,6 +1482,36 @@ static int read_addresses(struct gc_ring *ring, struct ring_port *p, struct gcfp
 	return read_ip_addresses(ring, p, err);
 }
 
+int gc_ring_set_busy_poll(int fd, __u32 usec, __u32 budget, struct gc_ring_port_info *info)
+{
+	static const struct { int name; const char *label; } opts[] = {
+		{ SO_PREFER_BUSY_POLL, "SO_PREFER_BUSY_POLL" },
+		{ SO_BUSY_POLL, "SO_BUSY_POLL" },
+		{ SO_BUSY_POLL_BUDGET, "SO_BUSY_POLL_BUDGET" },
+	};
+	int values[3] = { 1, (int)usec, (int)budget }, value, zero = 0, e;
+	socklen_t len = sizeof(value);
+
+	info->busy_poll_us = info->busy_poll_budget = 0;
+	info->busy_poll_refused[0] = 0;
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		if (setsockopt(fd, SOL_SOCKET, opts[i].name, &values[i], sizeof(values[i]))) {
+			e = errno;
+			snprintf(info->busy_poll_refused, sizeof(info->busy_poll_refused), "%s", opts[i].label);
+			/* Half set is not a mode: back to interrupts (what the kernel
+			 * took may not be undone either; it is harmless without
+			 * SO_BUSY_POLL, which is what gates busy polling). */
+			setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &zero, sizeof(zero));
+			setsockopt(fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &zero, sizeof(zero));
+			return -e;
+		}
+	}
+	if (!getsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &value, &len))
+		info->busy_poll_us = (__u32)value;
+	info->busy_poll_budget = budget;	/* taken; the kernel has no getsockopt for it */
+	return 0;
+}
+
 /* EBUSY: another socket holds the queue - or held it: a closed socket's
  * buffer pool lets go of the queue in deferred work (xp_release_deferred), so
  * an SFU restarted at once may find it busy for a moment. Retry for 2 s. */
@@ -1560,6 +1640,16 @@ int gc_ring_add_interface(struct gc_ring *ring, const char *ifname, struct gcfp_
 		}
 	} else {
 		p->info.zerocopy = 1;
+	}
+	p->info.fd = p->fd;
+	p->info.tx_need_wakeup = !!(*p->tx.flags & XDP_RING_NEED_WAKEUP);
+	if (ring->opts.busy_poll_us) {
+		ret = gc_ring_set_busy_poll(p->fd, ring->opts.busy_poll_us, ring->opts.batch, &p->info);
+		if (ret)
+			p->info.busy_poll_errno = -ret;	/* runs on wake-ups; the caller logs why */
+		else
+			ring->busy = 1;
+		ret = 0;
 	}
 
 	key = ring->opts.queue;

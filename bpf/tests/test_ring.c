@@ -9,10 +9,22 @@
  *
  * TAP output; the last line is kselftest's "# Totals: ..." (tally.sh).
  */
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stddef.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -336,6 +348,9 @@ static int sim_open(struct sim *s, int frames)
 	return sim_open_with_table(s, frames, table());
 }
 
+/* The next sim_open*()'s coalesce_us (test_coalesce), reset by it. */
+static __u32 next_coalesce_us;
+
 static int sim_open_with(struct sim *s, int frames, __u16 port, struct gc_ring_port_info *infos,
 			 struct gc_ring_table *t)
 {
@@ -345,6 +360,8 @@ static int sim_open_with(struct sim *s, int frames, __u16 port, struct gc_ring_p
 
 	memset(s, 0, sizeof(*s));
 	gc_ring_opts_init(&o);
+	o.coalesce_us = next_coalesce_us;
+	next_coalesce_us = 0;
 	o.port = port;
 	o.ring_size = RING_SIZE;
 	o.frame_size = FRAME_SIZE;
@@ -584,10 +601,20 @@ static void *handover_main(void *arg)
 		gc_ring_serving(h->ring, 0);
 		return NULL;
 	}
-	while (!__atomic_load_n(&h->stop, __ATOMIC_ACQUIRE)) {
+	/* Until it adopts an offer made after stop was set (the one that wakes
+	 * it to stop): stop read before adopting, so an offer adopted before
+	 * stop was set never ends the loop (checking stop after the adoption
+	 * raced with the test's store and lost the last offer). */
+	for (;;) {
+		int stopping, n;
+
 		if (gc_ring_wait(h->ring, 60000) < 0)
 			break;
-		h->adopted += gc_ring_adopt(h->ring);
+		stopping = __atomic_load_n(&h->stop, __ATOMIC_ACQUIRE);
+		n = gc_ring_adopt(h->ring);
+		h->adopted += n;
+		if (stopping && n)
+			break;
 	}
 	gc_ring_serving(h->ring, 0);
 	return NULL;
@@ -688,6 +715,14 @@ static void test_options(void)
 	gc_ring_opts_init(&o);
 	o.batch = 0;
 	result(gc_ring_open(&o, &ring, &err) == -GCFP_ERR_INVALID, "options: batch 0 refused (%s)", err.message);
+	gc_ring_opts_init(&o);
+	o.busy_poll_us = GC_RING_MAX_BUSY_POLL_US + 1;
+	result(gc_ring_open(&o, &ring, &err) == -GCFP_ERR_INVALID && strstr(err.message, "busy poll"),
+	       "options: a busy-poll time over %u us is refused (%s)", GC_RING_MAX_BUSY_POLL_US, err.message);
+	gc_ring_opts_init(&o);
+	o.coalesce_us = GC_RING_MAX_COALESCE_US + 1;
+	result(gc_ring_open(&o, &ring, &err) == -GCFP_ERR_INVALID && strstr(err.message, "coalescing"),
+	       "options: a coalescing time over %u us is refused (%s)", GC_RING_MAX_COALESCE_US, err.message);
 	gc_ring_opts_init(&o);
 	result(gc_ring_open(&o, &ring, &err) == 0 &&
 	       gc_ring_add_interface(ring, "gc-no-such-if", &err) == -GCFP_ERR_NO_DEVICE,
@@ -938,9 +973,210 @@ static void test_vlan(void)
 	sim_close(&s);
 }
 
+static double seconds_since(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - start->tv_sec) + (now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+/* One origin frame received and processed in one pass (no drain before it). */
+static void one_frame_pass(struct sim *s)
+{
+	__u8 buf[PKT_MAX];
+	size_t len = build(buf, 0, SSRC_ORIGIN, 1, 0);
+
+	sim_claim_fill(s, 0);
+	sim_receive(s, 0, buf, len);
+	gc_ring_process(s->ring, NULL);
+	sim_claim_fill(s, 0);
+}
+
+/* Wake-up coalescing (coalesce_us): a wait after a short pass sleeps first,
+ * one after an idle pass (or with coalescing off) does not. */
+static void test_coalesce(void)
+{
+	struct gc_ring_stats st;
+	struct timespec start;
+	struct sim s;
+	double slept;
+
+	next_coalesce_us = 20000;
+	if (sim_open(&s, 4 * RING_SIZE)) {
+		result(0, "coalesce: open");
+		return;
+	}
+	one_frame_pass(&s);		/* short of a batch */
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	gc_ring_wait(s.ring, 0);
+	slept = seconds_since(&start);
+	gc_ring_process(s.ring, NULL);	/* finds nothing */
+	gc_ring_wait(s.ring, 0);	/* after an idle pass: no sleep */
+	one_frame_pass(&s);		/* publishes the counters */
+	gc_ring_stats(s.ring, &st);
+	result(st.forwarded == 6 && st.coalesce_sleeps == 1 && st.waits == 2 && slept >= 0.02,
+	       "coalesce: the wait after a one-frame pass slept %.1f ms (20 ms asked), the one after an idle pass "
+	       "did not (%llu sleeps in %llu waits)", slept * 1000, (unsigned long long)st.coalesce_sleeps,
+	       (unsigned long long)st.waits);
+	sim_close(&s);
+
+	if (sim_open(&s, 4 * RING_SIZE)) {
+		result(0, "coalesce: open");
+		return;
+	}
+	one_frame_pass(&s);
+	gc_ring_wait(s.ring, 0);
+	one_frame_pass(&s);
+	gc_ring_stats(s.ring, &st);
+	result(st.forwarded == 6 && st.coalesce_sleeps == 0 && st.waits == 1,
+	       "coalesce: off by default (%llu sleeps, %llu waits)", (unsigned long long)st.coalesce_sleeps,
+	       (unsigned long long)st.waits);
+	sim_close(&s);
+}
+
+/* ---- busy polling on a real AF_XDP socket (root: a veth in a private netns) ---- */
+
+struct busy_result {
+	int opened, index, busy_errno, prefer, tx_need_wakeup, zerocopy;
+	__u32 busy_poll_us, budget, sock_busy_poll, busy_polls;
+	char refused[24], message[600];
+};
+
+/* setsockopt(SOL_SOCKET, SO_PREFER_BUSY_POLL) fails with ENOPROTOOPT, as on a
+ * kernel before 5.11: the fallback's test. */
+static int refuse_prefer_busy_poll(void)
+{
+#if defined(__x86_64__)
+	const __u32 arch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+	const __u32 arch = AUDIT_ARCH_AARCH64;
+#else
+	const __u32 arch = 0;
+#endif
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_setsockopt, 0, 5),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SOL_SOCKET, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 69 /* SO_PREFER_BUSY_POLL */, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOPROTOOPT),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
+
+	if (!arch || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -1;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
+/* In a child in a fresh network namespace (gone with it, veth included): a
+ * copy-mode ring on a veth with busy polling asked for. */
+static void busy_child(struct busy_result *r, int refuse)
+{
+	struct gc_ring_port_info info;
+	struct gc_ring_stats st;
+	struct gc_ring_opts o;
+	struct gc_ring *ring = NULL;
+	struct gcfp_error err = {};
+	int value = -1;
+	socklen_t len = sizeof(value);
+
+	if (unshare(CLONE_NEWNET) ||
+	    system("ip link add gcbp0 type veth peer name gcbp1 && ip link set gcbp0 up && "
+		   "ip link set gcbp1 up && ip addr add 10.9.9.1/24 dev gcbp0") != 0) {
+		snprintf(r->message, sizeof(r->message), "netns/veth setup failed (%s)", strerror(errno));
+		_exit(1);
+	}
+	if (refuse && refuse_prefer_busy_poll()) {
+		snprintf(r->message, sizeof(r->message), "seccomp filter: %s", strerror(errno));
+		_exit(1);
+	}
+	gc_ring_opts_init(&o);
+	o.ring_size = 256;
+	o.batch = 48;
+	o.mode = GC_RING_MODE_COPY;
+	o.busy_poll_us = 50;
+	if (gc_ring_open(&o, &ring, &err)) {
+		snprintf(r->message, sizeof(r->message), "%s", err.message);
+		_exit(1);
+	}
+	r->index = gc_ring_add_interface(ring, "gcbp0", &err);
+	if (r->index < 0) {
+		snprintf(r->message, sizeof(r->message), "%s", err.message);
+		gc_ring_close(ring);
+		_exit(1);
+	}
+	r->opened = 1;
+	gc_ring_port_info(ring, r->index, &info);
+	r->busy_errno = info.busy_poll_errno;
+	r->busy_poll_us = info.busy_poll_us;
+	r->budget = info.busy_poll_budget;
+	r->tx_need_wakeup = info.tx_need_wakeup;
+	r->zerocopy = info.zerocopy;
+	memcpy(r->refused, info.busy_poll_refused, sizeof(r->refused));
+	if (!getsockopt(info.fd, SOL_SOCKET, SO_BUSY_POLL, &value, &len))
+		r->sock_busy_poll = value;
+	len = sizeof(value);
+	value = -1;
+	if (!getsockopt(info.fd, SOL_SOCKET, 69 /* SO_PREFER_BUSY_POLL */, &value, &len))
+		r->prefer = value;
+	gc_ring_wait(ring, 0);
+	gc_ring_process(ring, NULL);
+	gc_ring_stats(ring, &st);
+	r->busy_polls = st.busy_polls;
+	gc_ring_close(ring);
+	_exit(0);
+}
+
+static int run_busy_child(struct busy_result *r, int refuse)
+{
+	int status = 0;
+	pid_t pid;
+
+	memset(r, 0, sizeof(*r));
+	pid = fork();
+	if (pid == 0)
+		busy_child(r, refuse);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return -1;
+	if (r->message[0])
+		printf("# busy polling child: %s\n", r->message);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static void test_busy_poll(void)
+{
+	struct busy_result *r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int ok;
+
+	if (r == MAP_FAILED) {
+		result(0, "busy poll: mmap");
+		result(0, "busy poll: mmap");
+		return;
+	}
+	ok = !run_busy_child(r, 0);
+	result(ok && r->busy_errno == 0 && r->busy_poll_us == 50 && r->sock_busy_poll == 50 && r->budget == 48 &&
+	       r->prefer == 1 && r->busy_polls >= 1,
+	       "busy poll: SO_BUSY_POLL %u us and SO_PREFER_BUSY_POLL %d on the socket, SO_BUSY_POLL_BUDGET %u (the batch) taken; "
+	       "the wait polled the NAPI (%u)", r->sock_busy_poll, r->prefer, r->budget, r->busy_polls);
+	result(ok && !r->zerocopy && r->tx_need_wakeup == 1,
+	       "busy poll: copy mode on veth, its TX ring asks for every kick (need_wakeup %u)", r->tx_need_wakeup);
+	ok = !run_busy_child(r, 1);
+	result(ok && r->opened && r->busy_errno == ENOPROTOOPT && !strcmp(r->refused, "SO_PREFER_BUSY_POLL") &&
+	       r->sock_busy_poll == 0 && r->busy_poll_us == 0 && r->busy_polls == 0,
+	       "busy poll: refused by the kernel (%s: %s), the port runs without it (SO_BUSY_POLL %u, %u polls)",
+	       r->refused[0] ? r->refused : "-", strerror(r->busy_errno), r->sock_busy_poll, r->busy_polls);
+	munmap(r, sizeof(*r));
+}
+
 int main(void)
 {
-	printf("TAP version 13\n1..28\n");
+	printf("TAP version 13\n1..35\n");
 	test_options();
 	test_million();
 	test_tx_full();
@@ -948,6 +1184,8 @@ int main(void)
 	test_vlan();
 	test_rooms();
 	test_handover();
+	test_coalesce();
+	test_busy_poll();
 	printf("# Totals: pass:%d fail:%d xfail:0 xpass:0 skip:0 error:0\n", n_pass, n_fail);
 	return n_fail ? 1 : 0;
 }

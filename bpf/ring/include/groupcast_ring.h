@@ -50,11 +50,29 @@ struct gc_ring_opts {
 	int echo;		/* 1: move each received media buffer back to its origin */
 	__u32 shed_vhq_permille; /* RX ring fill above which VHQ is shed (default 500) */
 	__u32 shed_vsq_permille; /* RX ring fill above which VSQ is shed too (default 750) */
+	/* Preferred busy polling (Documentation/networking/napi.rst): with
+	 * @busy_poll_us > 0 each socket gets SO_PREFER_BUSY_POLL, SO_BUSY_POLL
+	 * @busy_poll_us and SO_BUSY_POLL_BUDGET @batch, and gc_ring_wait() polls
+	 * the device's NAPI from this thread (a non-blocking recvfrom()) before it
+	 * sleeps. Pays off with the device's napi_defer_hard_irqs and
+	 * gro_flush_timeout set (Docs/ring.md). Refused by the kernel: the port
+	 * runs without it (gc_ring_port_info.busy_poll_errno). 0: off (default). */
+	__u32 busy_poll_us;
+	/* Wake-up coalescing: a gc_ring_wait() after a pass that found frames but
+	 * less than a batch first sleeps this long, so what arrives meanwhile is
+	 * taken, sent and kicked together (one wake-up per @coalesce_us under
+	 * load, at most that much added latency; an idle ring still sleeps in
+	 * poll() until the next frame). 0: off (default). At most
+	 * GC_RING_MAX_COALESCE_US. */
+	__u32 coalesce_us;
 	/* The address the SFU's media socket is bound to: the only destination
 	 * served (and so the copies' source). Family 0 (zeroed): every address
 	 * of the interfaces and their VLAN devices. */
 	struct gc_local_addr listen;
 };
+
+#define GC_RING_MAX_BUSY_POLL_US	100000	/* 100 ms */
+#define GC_RING_MAX_COALESCE_US		100000
 
 /* Fills @opts with the defaults above (port 7002, echo on). */
 void gc_ring_opts_init(struct gc_ring_opts *opts);
@@ -67,6 +85,9 @@ struct gc_ring_stats {
 	__u64 batches;		/* non-empty RX batches */
 	__u64 kicks;		/* sendto() calls that started transmission */
 	__u64 wakeups;		/* recvfrom()/poll() calls for the fill ring (need_wakeup) */
+	__u64 waits;		/* gc_ring_wait() calls that slept in poll() */
+	__u64 busy_polls;	/* non-blocking recvfrom() calls that polled the NAPI (busy_poll_us) */
+	__u64 coalesce_sleeps;	/* coalescing sleeps (coalesce_us) */
 	__u64 tx_stalls;	/* times a TX ring or the free frames ran out mid-batch */
 	__u64 tx_stall_ns;	/* time spent waiting for TX space (the paper's NTX wait) */
 	__u64 rx_ring_dropped;	/* kernel: frames dropped for lack of fill-ring buffers or RX space (XDP_STATISTICS) */
@@ -91,6 +112,12 @@ struct gc_ring_port_info {
 				 * the origin sent to */
 	__u8 ipv6[16];		/* its first served global IPv6 address, 0 if none */
 	int zerocopy_errno;	/* AUTO mode in copy mode: why the zero-copy bind failed */
+	int fd;			/* the AF_XDP socket (-1: simulated) */
+	__u32 busy_poll_us;	/* SO_BUSY_POLL as the kernel reports it (0: busy polling off) */
+	__u32 busy_poll_budget;	/* SO_BUSY_POLL_BUDGET as set (the kernel took it; it has no getsockopt) */
+	int busy_poll_errno;	/* busy_poll_us asked for but refused: the setsockopt's errno */
+	char busy_poll_refused[24];	/* ...and which option it refused ("SO_PREFER_BUSY_POLL") */
+	__u32 tx_need_wakeup;	/* the TX ring asks for a sendto() kick (XDP_RING_NEED_WAKEUP; copy mode always does) */
 };
 
 struct gc_ring;
@@ -106,6 +133,15 @@ int gc_ring_open(const struct gc_ring_opts *opts, struct gc_ring **ring, struct 
  * interface. */
 int gc_ring_add_interface(struct gc_ring *ring, const char *ifname, struct gcfp_error *err);
 
+/* The busy-polling options on socket @fd (the choke point of
+ * gc_ring_add_interface(), any socket will do): SO_PREFER_BUSY_POLL,
+ * SO_BUSY_POLL @usec, SO_BUSY_POLL_BUDGET @budget. 0: all set, @info's
+ * busy_poll_us says what the kernel holds (read back), busy_poll_budget what
+ * it took; -errno: one was
+ * refused (@info->busy_poll_refused names it) and busy polling is turned off
+ * again on @fd. */
+int gc_ring_set_busy_poll(int fd, __u32 usec, __u32 budget, struct gc_ring_port_info *info);
+
 /* Reads every port's addresses again (gcfp_local_addrs(): the interface's
  * and its VLAN devices', or only the listen address, each a destination
  * served): an address or VLAN device added since the port was added is
@@ -117,8 +153,10 @@ int gc_ring_port_count(const struct gc_ring *ring);
 int gc_ring_port_info(const struct gc_ring *ring, int port, struct gc_ring_port_info *info);
 
 /* Waits up to @timeout_ms for received frames (or, with transmissions in
- * flight, completions, or a table offered: gc_ring_offer()). 1: something to
- * do, 0: timeout, <0: -errno. */
+ * flight, completions, or a table offered: gc_ring_offer()): with
+ * coalesce_us, after a sleep that long if the last gc_ring_process() found
+ * less than a batch; with busy polling, after polling each port's NAPI once.
+ * 1: something to do, 0: timeout, <0: -errno. */
 int gc_ring_wait(struct gc_ring *ring, int timeout_ms);
 
 /* One pass over every port: a batch from each RX ring, forwarded, kicked,
