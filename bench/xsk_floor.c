@@ -49,13 +49,6 @@
 #include <linux/if_ether.h>
 #include <linux/if_xdp.h>
 
-#ifndef SOL_XDP
-#define SOL_XDP 283
-#endif
-#ifndef AF_XDP
-#define AF_XDP 44
-#endif
-
 #define FRAME_SIZE 2048
 
 struct ring {

@@ -50,11 +50,12 @@ public struct DurationArgument: ExpressibleByArgument, Sendable {
         let units: [(String, Double)] = [("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
         for (suffix, scale) in units where argument.hasSuffix(suffix) {
             guard let number = Double(argument.dropLast(suffix.count)), number >= 0 else { return nil }
-            value = .nanoseconds(Int64(number * scale * 1e9))
+            // Rounded: 50 x 1e-6 x 1e9 is 49999.99..., which truncation made 49,999 ns.
+            value = .nanoseconds(Int64((number * scale * 1e9).rounded()))
             return
         }
         guard let seconds = Double(argument), seconds >= 0 else { return nil }
-        value = .nanoseconds(Int64(seconds * 1e9))
+        value = .nanoseconds(Int64((seconds * 1e9).rounded()))
     }
     public var defaultValueDescription: String { "\(value)" }
 }
