@@ -128,6 +128,12 @@ struct ForwarderOptions: ParsableArguments {
     @Option(help: "ring: UMEM frame size, 2048 or 4096. Default: \(forwarder.ringFrameSize).")
     var ringFrameSize: UInt32?
 
+    @Option(help: "ring: preferred busy polling (e.g. 50us; 0: off): SO_PREFER_BUSY_POLL, SO_BUSY_POLL this long and SO_BUSY_POLL_BUDGET = --batch on each AF_XDP socket, the NAPI polled before sleeping; set the device's napi_defer_hard_irqs and gro_flush_timeout with it (Docs/ring.md). Refused by the kernel: logged, the port runs without. Default: \(forwarder.ringBusyPoll).")
+    var ringBusyPoll: DurationArgument?
+
+    @Option(help: "ring: wake-up coalescing (e.g. 200us; 0: off): after a pass with less than a batch, sleep this long before waiting again, so more goes out per pass and kick; adds up to this much latency under load. Default: \(forwarder.ringCoalesce).")
+    var ringCoalesce: DurationArgument?
+
     func add(to settings: inout SFUSettings) {
         settings.media = media
         settings.backend = backend
@@ -145,6 +151,8 @@ struct ForwarderOptions: ParsableArguments {
         settings.ringSize = ringSize
         settings.ringFrameCount = ringFrameCount
         settings.ringFrameSize = ringFrameSize
+        settings.ringBusyPoll = ringBusyPoll?.value
+        settings.ringCoalesce = ringCoalesce?.value
     }
 }
 

@@ -53,6 +53,8 @@ public struct SFUSettings: Sendable, Equatable {
     public var ringSize: UInt32?
     public var ringFrameCount: UInt32?
     public var ringFrameSize: UInt32?
+    public var ringBusyPoll: Duration?
+    public var ringCoalesce: Duration?
     // Service.
     public var statsInterval: Duration?
     public var statsFile: String?
@@ -160,6 +162,8 @@ extension SFUSettings {
         field("ring-size", \.ringSize, reloadable: false) { value, key throws(SettingError) in try value.integer(key) },
         field("ring-frame-count", \.ringFrameCount, reloadable: false) { value, key throws(SettingError) in try value.integer(key) },
         field("ring-frame-size", \.ringFrameSize, reloadable: false) { value, key throws(SettingError) in try value.integer(key) },
+        field("ring-busy-poll", \.ringBusyPoll, reloadable: false) { value, key throws(SettingError) in try value.duration(key) },
+        field("ring-coalesce", \.ringCoalesce, reloadable: false) { value, key throws(SettingError) in try value.duration(key) },
         field("stats-interval", \.statsInterval, reloadable: false) { value, key throws(SettingError) in try value.duration(key) },
         field("stats-file", \.statsFile, reloadable: false) { value, key throws(SettingError) in try value.text(key) },
         field("metrics-listen", \.metricsListen, reloadable: false) { value, key throws(SettingError) in try value.address(key) },
@@ -214,6 +218,8 @@ extension SFUSettings {
         settings.ringSize = forwarder.ringSize
         settings.ringFrameCount = forwarder.ringFrameCount
         settings.ringFrameSize = forwarder.ringFrameSize
+        settings.ringBusyPoll = forwarder.ringBusyPoll
+        settings.ringCoalesce = forwarder.ringCoalesce
         settings.logLevel = defaultLogLevel
         settings.logFormat = defaultLogFormat
         return settings
@@ -242,6 +248,10 @@ extension SFUSettings {
         }
         if let ringFrameSize, ringFrameSize != 2048 && ringFrameSize != 4096 {
             throw SettingError("ring-frame-size", "\(ringFrameSize) is neither 2048 nor 4096")
+        }
+        // The ring core's limits (GC_RING_MAX_BUSY_POLL_US, GC_RING_MAX_COALESCE_US).
+        for (key, value) in [("ring-busy-poll", ringBusyPoll), ("ring-coalesce", ringCoalesce)] {
+            if let value, value > .milliseconds(100) { throw SettingError(key, "\(value) is above 100 ms") }
         }
         for (key, value) in [("shed-vhq", shedVhq), ("shed-vsq", shedVsq)] {
             if let value, !(value > 0 && value <= 1) { throw SettingError(key, "\(value) is not within (0, 1]") }
@@ -333,6 +343,8 @@ extension SFUSettings {
         if let ringSize { forwarder.ringSize = ringSize }
         if let ringFrameCount { forwarder.ringFrameCount = ringFrameCount }
         if let ringFrameSize { forwarder.ringFrameSize = ringFrameSize }
+        if let ringBusyPoll { forwarder.ringBusyPoll = ringBusyPoll }
+        if let ringCoalesce { forwarder.ringCoalesce = ringCoalesce }
         return forwarder
     }
 }

@@ -28,9 +28,12 @@ public struct RingPort: Hashable, Sendable, CustomStringConvertible {
     public var zeroCopy: Bool
     /// The redirect program runs in driver mode (else generic/skb mode).
     public var nativeXDP: Bool
+    /// `SO_BUSY_POLL` as the kernel holds it (`.zero`: the port wakes on interrupts).
+    public var busyPoll: Duration = .zero
 
     public var description: String {
         "\(interface) queue \(queue) \(zeroCopy ? "zero-copy" : "copy") mode, \(nativeXDP ? "native" : "generic") XDP"
+            + (busyPoll > .zero ? ", busy polling \(busyPoll)" : "")
     }
 }
 
@@ -130,6 +133,8 @@ public final class RingForwarder: Forwarder {
         options.mode = configuration.ringMode.cValue
         options.shed_vhq_permille = UInt32((configuration.shedVHQAt * 1000).rounded())
         options.shed_vsq_permille = UInt32((configuration.shedVSQAt * 1000).rounded())
+        options.busy_poll_us = Self.microseconds(configuration.ringBusyPoll)
+        options.coalesce_us = Self.microseconds(configuration.ringCoalesce)
         // A reservation bound to one address: only media sent to it is served, with it as the
         // copies' source (the kernel would deliver nothing else to that socket either).
         if let bound = try? reservation.localAddress, !bound.addressBytes.allSatisfy({ $0 == 0 }) {
@@ -153,9 +158,15 @@ public final class RingForwarder: Forwarder {
             var info = gc_ring_port_info()
             gc_ring_port_info(opened, index, &info)
             let port = RingPort(
-                interface: name, ifindex: info.ifindex, queue: info.queue, zeroCopy: info.zerocopy != 0, nativeXDP: info.xdp_native != 0)
+                interface: name, ifindex: info.ifindex, queue: info.queue, zeroCopy: info.zerocopy != 0, nativeXDP: info.xdp_native != 0,
+                busyPoll: .microseconds(info.busy_poll_us))
             if info.zerocopy_errno != 0 {
                 logger.info("ring: \(name) queue \(info.queue): no zero-copy (\(String(cString: strerror(info.zerocopy_errno)))), using copy mode")
+            }
+            if info.busy_poll_errno != 0 {
+                let option = withUnsafeBytes(of: info.busy_poll_refused) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                logger.warning(
+                    "ring: \(name): busy polling refused (\(option): \(String(cString: strerror(info.busy_poll_errno)))); this port wakes on interrupts")
             }
             logger.info("ring: \(port)")
             ports.append(port)
@@ -183,6 +194,11 @@ public final class RingForwarder: Forwarder {
             }
         }
         return enabled("route_localnet") && enabled("accept_local")
+    }
+
+    /// `duration` in whole microseconds for the core (the settings cap it at 100 ms).
+    static func microseconds(_ duration: Duration) -> UInt32 {
+        UInt32(clamping: duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000)
     }
 
     static func message(_ error: gcfp_error) -> String {

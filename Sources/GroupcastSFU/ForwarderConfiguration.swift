@@ -62,6 +62,16 @@ public struct ForwarderConfiguration: Sendable {
     public var ringFrameCount: UInt32 = 0
     /// UMEM frame size, 2048 or 4096 (ring).
     public var ringFrameSize: UInt32 = 2048
+    /// Preferred busy polling (ring): `SO_PREFER_BUSY_POLL`, `SO_BUSY_POLL` this long and
+    /// `SO_BUSY_POLL_BUDGET` = ``batchSize`` on each AF_XDP socket, the device's NAPI polled from
+    /// the forwarder thread before it sleeps (Docs/ring.md: it pays off with the device's
+    /// `napi_defer_hard_irqs` and `gro_flush_timeout`); `.zero`: off. A kernel that refuses it
+    /// leaves the port on wake-ups (logged).
+    public var ringBusyPoll: Duration = .zero
+    /// Wake-up coalescing (ring): after a pass that found less than a batch the forwarder
+    /// thread sleeps this long before it waits again, so what arrives meanwhile goes out in one
+    /// pass and one kick; adds up to this much latency under load, none when idle. `.zero`: off.
+    public var ringCoalesce: Duration = .zero
 
     public init(backend: ForwarderBackend, mediaAddress: SocketAddress) {
         self.backend = backend

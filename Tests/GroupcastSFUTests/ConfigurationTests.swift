@@ -52,6 +52,8 @@ import Testing
             ring-size: 1024
             ring-frame-count: 4096
             ring-frame-size: 4096
+            ring-busy-poll: 50us
+            ring-coalesce: 200us
             stats-interval: 5s
             stats-file: /run/stats.json
             metrics-listen: 127.0.0.1:9464
@@ -74,15 +76,17 @@ import Testing
         #expect(s.authKeyEnv == "KEY" && s.backend == .socket && s.batch == 32 && s.receiveBuffer == 1 << 20 && s.sendBuffer == 65536)
         #expect(s.shedVhq == 0.4 && s.shedVsq == 0.6 && s.backlog == 16)
         #expect(s.ringQueue == 1 && s.ringMode == .copy && s.ringSize == 1024 && s.ringFrameCount == 4096 && s.ringFrameSize == 4096)
+        #expect(s.ringBusyPoll == .microseconds(50) && s.ringCoalesce == .microseconds(200))
+        #expect(s.forwarderConfiguration.ringBusyPoll == .microseconds(50) && s.forwarderConfiguration.ringCoalesce == .microseconds(200))
         #expect(s.statsInterval == .seconds(5) && s.statsFile == "/run/stats.json" && s.logLevel == .debug && s.logFormat == .json)
         guard case .declared(let rooms)? = s.rooms else { Issue.record("rooms: \(String(describing: s.rooms))"); return }
         let participant = try #require(rooms.first?.participants.first)
         #expect(participant.id == 100 && participant.address == SocketAddress("10.0.0.5:5004") && participant.ssrcs[.asq] == 1001)
         #expect(participant.perSource[7] == [.asq, .vsq])
-        #expect(file.lines["rooms"] == 29 && file.lines["control"] == 1)
+        #expect(file.lines["rooms"] == 31 && file.lines["control"] == 1)
         // Every key given is one of the settings: none is silently dropped.
         #expect(s.cluster == "redis://127.0.0.1:6379" && s.node == "sfu-1" && s.advertise == SocketAddress("10.0.0.1:7002"))
-        #expect(s.givenKeys.count == 32, "\(s.givenKeys)")
+        #expect(s.givenKeys.count == 34, "\(s.givenKeys)")
     }
 
     /// Each refusal names the line and the reason.
@@ -99,6 +103,8 @@ import Testing
         ("ring-queue: -1\n", 1, "ring-queue: -1 is out of range 0...4294967295"),
         ("ring-size: 1000\n", 1, "ring-size: 1000 is not a power of two"),
         ("shed-vhq: 1.5\n", 1, "shed-vhq: 1.5 is not within (0, 1]"),
+        ("ring-busy-poll: 200ms\n", 1, "ring-busy-poll: 0.2 seconds is above 100 ms"),
+        ("ring-coalesce: 1s\n", 1, "ring-coalesce: 1.0 seconds is above 100 ms"),
         ("capacity: 8\ncapacity: 9\n", 1, "capacity given twice"),
         ("- capacity\n", 1, "expected settings as `key: value` lines"),
         ("rooms:\n  - name: a\n    capacty: 3\n", 3, "unknown key \"capacty\" in a room"),

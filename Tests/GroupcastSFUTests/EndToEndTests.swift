@@ -572,6 +572,27 @@ import Testing
         #expect(arrived, "no copy reached \(late) within 5 s of its address coming up")
     }
 
+    /// The ring's CPU options (Docs/ring.md): busy polling reaches every AF_XDP socket (the core
+    /// reads SO_BUSY_POLL back), and with it and wake-up coalescing media is still copied and
+    /// echoed exactly once.
+    @Test(.enabled(if: TestBackend.selected == .ring)) func ringBusyPollingAndCoalescingForwardMedia() throws {
+        let sfu = try TestSFU(forwarder: {
+            $0.ringBusyPoll = .microseconds(50)
+            $0.ringCoalesce = .microseconds(200)
+        })
+        let ring = try #require(sfu.server.forwarder as? RingForwarder)
+        #expect(!ring.ports.isEmpty && ring.ports.allSatisfy { $0.busyPoll == .microseconds(50) }, "\(ring.ports)")
+        let a = try TestParticipant(sfu, host: 26).register()
+        let b = try TestParticipant(sfu, host: 27).register()
+        for type in StreamType.allCases { try a.sendMedia(type) }
+        #expect(sfu.waitForReceived(3))
+        let atA = try a.collectMedia(), atB = try b.collectMedia()
+        for type in StreamType.allCases {
+            #expect(atA.count(of: a.ssrcs[type]) == 1 && atB.count(of: a.ssrcs[type]) == 1, "\(type): echo and copy")
+        }
+        #expect(sfu.stats.forwarded == 3 && sfu.stats.echoed == 3 && sfu.stats.dropped == 0)
+    }
+
     @Test func requestedBackendIsTheOneRunning() throws {
         let sfu = try TestSFU()
         #expect(sfu.server.forwarder.backend == TestBackend.selected)

@@ -172,7 +172,8 @@ final class TestSFU {
     init(
         capacity: Int = 16, keepalive: Duration = .seconds(10), echo: Bool = true, room: RoomFile? = nil,
         backend: ForwarderBackend = TestBackend.selected, host: SocketAddress = TestNetwork.selected.sfuHost(),
-        configure: (inout SFUServer.Configuration) -> Void = { _ in }
+        configure: (inout SFUServer.Configuration) -> Void = { _ in },
+        forwarder: (inout ForwarderConfiguration) -> Void = { _ in }
     ) throws {
         turn = InterfaceTurn(backend: backend)
         var configuration = SFUServer.Configuration(controlAddress: host)
@@ -181,7 +182,9 @@ final class TestSFU {
         configuration.echo = echo
         configuration.room = room
         configure(&configuration)
-        server = try Backends.makeServer(configuration, forwarder: TestBackend.configuration(backend, mediaAddress: host), logger: testLogger)
+        var forwarderConfiguration = TestBackend.configuration(backend, mediaAddress: host)
+        forwarder(&forwarderConfiguration)
+        server = try Backends.makeServer(configuration, forwarder: forwarderConfiguration, logger: testLogger)
         control = try server.controlAddress
         media = try server.mediaAddress
         server.start()

@@ -138,6 +138,8 @@ struct gc_ring {
 	void *sim_ctx;
 	int shed_level;
 	__u32 last_pass;			/* frames the last gc_ring_process() took */
+	__u64 last_busy;			/* when the last pass that took frames ended */
+	__u64 busy_gap_ns;			/* moving average of the time between such passes */
 	int busy;				/* some port busy-polls */
 	__u64 last_publish;
 	__u64 last_kernel_read;
@@ -1067,6 +1069,16 @@ int gc_ring_process(struct gc_ring *ring, const volatile int *stop)
 		total += n;
 	}
 	ring->last_pass = total;
+	if (total) {
+		/* How often frames come: a moving average (1/4) of the time between
+		 * passes that found some, each gap counted as at most a second. */
+		__u64 now = now_ns(), gap = now - ring->last_busy;
+
+		if (gap > 1000000000ull)
+			gap = 1000000000ull;
+		ring->busy_gap_ns = ring->busy_gap_ns - ring->busy_gap_ns / 4 + gap / 4;
+		ring->last_busy = now;
+	}
 	/* One kick per TX ring per batch, then recycle. */
 	for (k = 0; k < ring->n_ports; k++)
 		kick(ring, k);
@@ -1102,9 +1114,13 @@ int gc_ring_wait(struct gc_ring *ring, int timeout_ms)
 	struct pollfd pfds[GC_RING_MAX_PORTS + 1];
 	int k, n = 0, ret;
 
-	/* Coalescing: the last pass was busy but short of a batch; let more
-	 * arrive before the next one (an idle ring goes straight to poll()). */
-	if (ring->opts.coalesce_us && ring->last_pass && ring->last_pass < ring->opts.batch) {
+	/* Coalescing: the last pass was busy but short of a batch, and frames
+	 * have been coming more often than the coalescing time: let more arrive
+	 * before the next pass. Otherwise the sleep would only add a wake-up
+	 * (the next frame is likely later than it), and an idle ring goes
+	 * straight to poll(). */
+	if (ring->opts.coalesce_us && ring->last_pass && ring->last_pass < ring->opts.batch &&
+	    ring->busy_gap_ns < (__u64)ring->opts.coalesce_us * 1000) {
 		struct timespec ts = { .tv_nsec = (long)ring->opts.coalesce_us * 1000 };
 
 		ring->last_pass = 0;
@@ -1235,6 +1251,7 @@ static struct gc_ring *ring_alloc(const struct gc_ring_opts *opts, struct gcfp_e
 	pthread_cond_init(&ring->handover_done, &attr);
 	pthread_condattr_destroy(&attr);
 	ring->opts = *opts;
+	ring->busy_gap_ns = 1000000000ull;	/* no traffic seen: no coalescing yet */
 	ring->stats.delay_min = UINT64_MAX;
 	ring->published.delay_min = UINT64_MAX;
 	atomic_flag_clear(&ring->publish_lock);

@@ -993,21 +993,34 @@ static void one_frame_pass(struct sim *s)
 	sim_claim_fill(s, 0);
 }
 
-/* Wake-up coalescing (coalesce_us): a wait after a short pass sleeps first,
- * one after an idle pass (or with coalescing off) does not. */
+/* Wake-up coalescing (coalesce_us): a wait after a short pass sleeps first
+ * when frames have been coming more often than the coalescing time, not when
+ * they come less often, not after an idle pass, not when off. */
 static void test_coalesce(void)
 {
+	struct timespec start, pause = { .tv_nsec = 25000000 };
 	struct gc_ring_stats st;
-	struct timespec start;
 	struct sim s;
 	double slept;
+	int i;
 
 	next_coalesce_us = 20000;
 	if (sim_open(&s, 4 * RING_SIZE)) {
 		result(0, "coalesce: open");
 		return;
 	}
-	one_frame_pass(&s);		/* short of a batch */
+	for (i = 0; i < 3; i++) {	/* a frame every 25 ms: sparser than 20 ms */
+		one_frame_pass(&s);
+		gc_ring_wait(s.ring, 0);
+		nanosleep(&pause, NULL);
+	}
+	one_frame_pass(&s);
+	gc_ring_stats(s.ring, &st);
+	result(st.forwarded == 12 && st.coalesce_sleeps == 0 && st.waits == 3,
+	       "coalesce: frames 25 ms apart (20 ms asked): no sleep, it would only add a wake-up "
+	       "(%llu sleeps in %llu waits)", (unsigned long long)st.coalesce_sleeps, (unsigned long long)st.waits);
+	for (i = 0; i < 40; i++)	/* back to back */
+		one_frame_pass(&s);
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	gc_ring_wait(s.ring, 0);
 	slept = seconds_since(&start);
@@ -1015,23 +1028,23 @@ static void test_coalesce(void)
 	gc_ring_wait(s.ring, 0);	/* after an idle pass: no sleep */
 	one_frame_pass(&s);		/* publishes the counters */
 	gc_ring_stats(s.ring, &st);
-	result(st.forwarded == 6 && st.coalesce_sleeps == 1 && st.waits == 2 && slept >= 0.02,
-	       "coalesce: the wait after a one-frame pass slept %.1f ms (20 ms asked), the one after an idle pass "
-	       "did not (%llu sleeps in %llu waits)", slept * 1000, (unsigned long long)st.coalesce_sleeps,
-	       (unsigned long long)st.waits);
+	result(st.coalesce_sleeps == 1 && st.waits == 5 && slept >= 0.02,
+	       "coalesce: frames back to back: the wait after a one-frame pass slept %.1f ms (20 ms asked), the "
+	       "one after an idle pass did not (%llu sleeps in %llu waits)", slept * 1000,
+	       (unsigned long long)st.coalesce_sleeps, (unsigned long long)st.waits);
 	sim_close(&s);
 
 	if (sim_open(&s, 4 * RING_SIZE)) {
 		result(0, "coalesce: open");
 		return;
 	}
-	one_frame_pass(&s);
+	for (i = 0; i < 40; i++)
+		one_frame_pass(&s);
 	gc_ring_wait(s.ring, 0);
 	one_frame_pass(&s);
 	gc_ring_stats(s.ring, &st);
-	result(st.forwarded == 6 && st.coalesce_sleeps == 0 && st.waits == 1,
-	       "coalesce: off by default (%llu sleeps, %llu waits)", (unsigned long long)st.coalesce_sleeps,
-	       (unsigned long long)st.waits);
+	result(st.coalesce_sleeps == 0 && st.waits == 1, "coalesce: off by default (%llu sleeps, %llu waits)",
+	       (unsigned long long)st.coalesce_sleeps, (unsigned long long)st.waits);
 	sim_close(&s);
 }
 
@@ -1176,7 +1189,7 @@ static void test_busy_poll(void)
 
 int main(void)
 {
-	printf("TAP version 13\n1..35\n");
+	printf("TAP version 13\n1..36\n");
 	test_options();
 	test_million();
 	test_tx_full();

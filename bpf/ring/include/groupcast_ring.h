@@ -59,10 +59,12 @@ struct gc_ring_opts {
 	 * runs without it (gc_ring_port_info.busy_poll_errno). 0: off (default). */
 	__u32 busy_poll_us;
 	/* Wake-up coalescing: a gc_ring_wait() after a pass that found frames but
-	 * less than a batch first sleeps this long, so what arrives meanwhile is
+	 * less than a batch first sleeps this long - when frames have been coming
+	 * more often than that (a moving average of the time between passes that
+	 * found some), so the sleep collects more - and what arrives meanwhile is
 	 * taken, sent and kicked together (one wake-up per @coalesce_us under
-	 * load, at most that much added latency; an idle ring still sleeps in
-	 * poll() until the next frame). 0: off (default). At most
+	 * load, at most that much added latency; sparse traffic and an idle ring
+	 * sleep in poll() until the next frame). 0: off (default). At most
 	 * GC_RING_MAX_COALESCE_US. */
 	__u32 coalesce_us;
 	/* The address the SFU's media socket is bound to: the only destination
