@@ -15,6 +15,11 @@
  *                     and the egress program only learns the device, so this
  *                     needs one subscriber per interface: IPv4 only, for the
  *                     measurement.
+ *   bench_clone_floor TC ingress: the floor of the fast path's copy, its
+ *                     mechanism bare: bpf_clone_redirect() of the received
+ *                     frame, unchanged, to every device in floor_ports, then
+ *                     bpf_redirect() of the original back out of the ingress
+ *                     device (the echo). No parsing, validation or rewrite.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -178,4 +183,37 @@ int bench_devmap_out(struct xdp_md *ctx)
 	iph->daddr = new_ip;
 	udp->dest = s->port;
 	return XDP_PASS;
+}
+
+/* bench_clone_floor's copies: floor_cfg[0] = how many, floor_ports[i] = the
+ * ifindex of copy i's device. */
+#define FLOOR_MAX_COPIES 1024
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} floor_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FLOOR_MAX_COPIES);
+	__type(key, __u32);
+	__type(value, __u32);
+} floor_ports SEC(".maps");
+
+SEC("tc")
+int bench_clone_floor(struct __sk_buff *skb)
+{
+	__u32 zero = 0, *n = bpf_map_lookup_elem(&floor_cfg, &zero), *ifindex, i;
+
+	if (!n)
+		return TC_ACT_OK;
+	for (i = 0; i < FLOOR_MAX_COPIES && i < *n; i++) {
+		ifindex = bpf_map_lookup_elem(&floor_ports, &i);
+		if (ifindex)
+			bpf_clone_redirect(skb, *ifindex, 0);
+	}
+	return bpf_redirect(skb->ifindex, 0);
 }

@@ -12,6 +12,10 @@
  *                       SUBIFACE,MAC,IP,PORT...
  *       Attach the devmap-broadcast replicator to IFACE in NETNS: copies to
  *       each SUBIFACE (one subscriber per interface), echo to the origin.
+ *   bench-helper floor NETNS IFACE SUBIFACE...
+ *       Attach the clone floor (bench_clone_floor) at IFACE's TC ingress in
+ *       NETNS: every frame received there is cloned, unchanged, to each
+ *       SUBIFACE (in NETNS) and sent back out of IFACE.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -102,6 +106,19 @@ static struct bpf_object *open_obj(const char *keep1, const char *keep2)
 	return obj;
 }
 
+/* Attach @fd at @ifn's TC ingress (in the current network namespace). */
+static int attach_tc_ingress(int fd, const char *ifn)
+{
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = if_nametoindex(ifn),
+			    .attach_point = BPF_TC_INGRESS);
+	DECLARE_LIBBPF_OPTS(bpf_tc_opts, o, .prog_fd = fd);
+	int ret = bpf_tc_hook_create(&hook);
+
+	if (!ret || ret == -EEXIST)
+		ret = bpf_tc_attach(&hook, &o);
+	return ret;
+}
+
 static int cmd_sink(const char *kind, int argc, char **argv)
 {
 	int tc = !strcmp(kind, "tc");
@@ -126,23 +143,49 @@ static int cmd_sink(const char *kind, int argc, char **argv)
 		*ifn++ = 0;
 		if (enter_netns(ns))
 			return 1;
-		if (tc) {
-			DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = if_nametoindex(ifn),
-					    .attach_point = BPF_TC_INGRESS);
-			DECLARE_LIBBPF_OPTS(bpf_tc_opts, o, .prog_fd = fd);
-
-			ret = bpf_tc_hook_create(&hook);
-			if (!ret || ret == -EEXIST)
-				ret = bpf_tc_attach(&hook, &o);
-		} else {
+		if (tc)
+			ret = attach_tc_ingress(fd, ifn);
+		else
 			ret = bpf_xdp_attach(if_nametoindex(ifn), fd, XDP_FLAGS_DRV_MODE, NULL);
-		}
 		if (ret) {
 			fprintf(stderr, "bench-helper: attaching the sink to %s in %s: %s\n", ifn, ns,
 				strerror(-ret));
 			return 1;
 		}
 		setns(self, CLONE_NEWNET);
+	}
+	return 0;
+}
+
+static int cmd_floor(int argc, char **argv)
+{
+	struct bpf_object *obj;
+	__u32 zero = 0, n = argc - 2, i;
+	int fd, ports_fd, cfg_fd, ret;
+
+	if (argc < 3 || enter_netns(argv[0]))
+		return 2;
+	obj = open_obj("bench_clone_floor", NULL);
+	if (!obj || bpf_object__load(obj))
+		return 1;
+	fd = bpf_program__fd(bpf_object__find_program_by_name(obj, "bench_clone_floor"));
+	ports_fd = bpf_map__fd(bpf_object__find_map_by_name(obj, "floor_ports"));
+	cfg_fd = bpf_map__fd(bpf_object__find_map_by_name(obj, "floor_cfg"));
+	for (i = 0; i < n; i++) {
+		__u32 ifindex = if_nametoindex(argv[2 + i]);
+
+		if (!ifindex || bpf_map_update_elem(ports_fd, &i, &ifindex, 0)) {
+			fprintf(stderr, "bench-helper: floor copy to %s: %s\n", argv[2 + i],
+				strerror(errno));
+			return 1;
+		}
+	}
+	if (bpf_map_update_elem(cfg_fd, &zero, &n, 0))
+		return 1;
+	ret = attach_tc_ingress(fd, argv[1]);
+	if (ret) {
+		fprintf(stderr, "bench-helper: attaching the floor to %s: %s\n", argv[1], strerror(-ret));
+		return 1;
 	}
 	return 0;
 }
@@ -255,7 +298,10 @@ int main(int argc, char **argv)
 		return cmd_count(argv[2]);
 	if (argc >= 3 && !strcmp(argv[1], "devmap"))
 		return cmd_devmap(argc - 2, argv + 2);
+	if (argc >= 5 && !strcmp(argv[1], "floor"))
+		return cmd_floor(argc - 2, argv + 2);
 	fprintf(stderr, "usage: bench-helper sink xdp|tc PIN NETNS:IFACE... | count PIN | "
-		"devmap NETNS IFACE PORT SSRC ORIGIN_IP ORIGIN_PORT ORIGIN_MAC SUB...\n");
+		"devmap NETNS IFACE PORT SSRC ORIGIN_IP ORIGIN_PORT ORIGIN_MAC SUB... | "
+		"floor NETNS IFACE SUBIFACE...\n");
 	return 2;
 }
