@@ -12,6 +12,12 @@
  *                       SUBIFACE,MAC,IP,PORT...
  *       Attach the devmap-broadcast replicator to IFACE in NETNS: copies to
  *       each SUBIFACE (one subscriber per interface), echo to the origin.
+ *   bench-helper fastpath NETNS IFACE PORT SSRC ORIGIN_IP ORIGIN_PORT SUBIFACE,MAC,IP,PORT...
+ *       Attach the fast path (bpf/groupcast.bpf.c as built here, through the
+ *       loader library `groupcast xdp attach` uses) to IFACE in NETNS, echo
+ *       on, and install the route of SSRC (IPv4, one subscriber each).
+ *       `bench-helper fastpath-detach NETNS IFACE` detaches it. For measuring
+ *       a change of the programs without rebuilding the Swift package.
  *   bench-helper floor NETNS IFACE SUBIFACE...
  *       Attach the clone floor (bench_clone_floor) at IFACE's TC ingress in
  *       NETNS: every frame received there is cloned, unchanged, to each
@@ -34,6 +40,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "groupcast_fastpath.h"
 #include "groupcast_layout.h"
 
 static const char *obj_path(void)
@@ -190,6 +197,66 @@ static int cmd_floor(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_fastpath(int argc, char **argv)
+{
+	struct gcfp_attach_opts o = { .echo = 1, .xdp_mode = GCFP_XDP_NATIVE };
+	struct gc_subscriber *subs;
+	struct gcfp_handle *h;
+	struct gcfp_error err;
+	uint8_t origin[4], mac[6], a[4];
+	int i, n = argc - 6, ret;
+
+	if (argc < 7 || enter_netns(argv[0]) || inet_pton(AF_INET, argv[4], origin) != 1)
+		return 2;
+	o.ifname = argv[1];
+	o.port = atoi(argv[2]);
+	subs = calloc(n, sizeof(*subs));
+	if (!subs || gcfp_attach(&o, &err) || gcfp_open(argv[1], &h, &err)) {
+		fprintf(stderr, "bench-helper: fast path on %s: %s\n", argv[1],
+			subs ? err.message : "out of memory");
+		return 1;
+	}
+	for (i = 0; i < n; i++) {
+		char buf[256], *f[4], *save = NULL;
+		int k;
+
+		snprintf(buf, sizeof(buf), "%s", argv[6 + i]);
+		for (k = 0; k < 4; k++)
+			if (!(f[k] = strtok_r(k ? NULL : buf, ",", &save)))
+				return 2;
+		if (parse_mac(f[1], mac) || inet_pton(AF_INET, f[2], a) != 1)
+			return 2;
+		if (gcfp_subscriber_init(&subs[i], GC_FAMILY_IPV4, a, atoi(f[3]), mac,
+					 if_nametoindex(f[0]), 0, &err)) {
+			fprintf(stderr, "bench-helper: subscriber %s: %s\n", argv[6 + i], err.message);
+			return 1;
+		}
+	}
+	ret = gcfp_route_set(h, strtoul(argv[3], NULL, 0), GC_FAMILY_IPV4, origin, atoi(argv[5]), 0,
+			     GC_STREAM_ASQ, subs, n, &err);
+	if (ret) {
+		fprintf(stderr, "bench-helper: route: %s\n", ret < 0 ? err.message : "over the limit");
+		return 1;
+	}
+	gcfp_close(h);
+	free(subs);
+	return 0;
+}
+
+static int cmd_fastpath_detach(int argc, char **argv)
+{
+	struct gcfp_error err;
+
+	if (argc != 2 || enter_netns(argv[0]))
+		return 2;
+	if (gcfp_detach(argv[1], &err)) {
+		fprintf(stderr, "bench-helper: detaching the fast path from %s: %s\n", argv[1],
+			err.message);
+		return 1;
+	}
+	return 0;
+}
+
 static int cmd_count(const char *pin)
 {
 	int fd = bpf_obj_get(pin), n = libbpf_num_possible_cpus(), i;
@@ -298,10 +365,15 @@ int main(int argc, char **argv)
 		return cmd_count(argv[2]);
 	if (argc >= 3 && !strcmp(argv[1], "devmap"))
 		return cmd_devmap(argc - 2, argv + 2);
+	if (argc >= 9 && !strcmp(argv[1], "fastpath"))
+		return cmd_fastpath(argc - 2, argv + 2);
+	if (argc == 4 && !strcmp(argv[1], "fastpath-detach"))
+		return cmd_fastpath_detach(argc - 2, argv + 2);
 	if (argc >= 5 && !strcmp(argv[1], "floor"))
 		return cmd_floor(argc - 2, argv + 2);
 	fprintf(stderr, "usage: bench-helper sink xdp|tc PIN NETNS:IFACE... | count PIN | "
 		"devmap NETNS IFACE PORT SSRC ORIGIN_IP ORIGIN_PORT ORIGIN_MAC SUB... | "
-		"floor NETNS IFACE SUBIFACE...\n");
+		"fastpath NETNS IFACE PORT SSRC ORIGIN_IP ORIGIN_PORT SUB... | "
+		"fastpath-detach NETNS IFACE | floor NETNS IFACE SUBIFACE...\n");
 	return 2;
 }
