@@ -222,7 +222,7 @@ final class StatisticsReporter {
         return [
             ("backend", "\(s.backend)"), ("participants", "\(s.control.participants)"),
             ("received", "\(f.received)"), ("received_per_s", rate(f.received, base.2)),
-            ("sent", "\(f.sent)"), ("sent_per_s", rate(f.sent, base.3)), ("echoed", "\(f.echoed)"), ("dropped", "\(f.dropped)"),
+            ("sent", "\(f.sent)"), ("sent_per_s", rate(f.sent, base.3)), ("echoed", "\(f.echoed)"), ("relayed", "\(f.relayed)"), ("dropped", "\(f.dropped)"),
             ("delay_p50_us", microseconds(f.delay.quantile(0.5))), ("delay_p99_us", microseconds(f.delay.quantile(0.99))),
             ("delay_max_us", microseconds(f.delay.count == 0 ? 0 : f.delay.max)),
             ("cpu_user_percent", String(format: "%.1f", cpu.user)), ("cpu_system_percent", String(format: "%.1f", cpu.system)),
@@ -238,7 +238,7 @@ final class StatisticsReporter {
     func line(_ s: SFUStatistics, sinceStart: Bool = false) -> String {
         let v = Dictionary(uniqueKeysWithValues: fields(s, sinceStart: sinceStart).map { ($0.key, $0.value) })
         return "\(v["backend"]!) participants \(v["participants"]!) in \(v["received"]!) (\(v["received_per_s"]!)/s) out \(v["sent"]!) (\(v["sent_per_s"]!)/s) "
-            + "echo \(v["echoed"]!) dropped \(v["dropped"]!) delay p50 \(v["delay_p50_us"]!) p99 \(v["delay_p99_us"]!) "
+            + "echo \(v["echoed"]!) relayed \(v["relayed"]!) dropped \(v["dropped"]!) delay p50 \(v["delay_p50_us"]!) p99 \(v["delay_p99_us"]!) "
             + "max \(v["delay_max_us"]!) us cpu user \(v["cpu_user_percent"]!)% sys \(v["cpu_system_percent"]!)%"
     }
 
@@ -257,8 +257,8 @@ final class StatisticsReporter {
             "\"\($0.key)\":{\"participants\":\($0.value.participants),\"registered\":\($0.value.registered),\"left\":\($0.value.left),\"expired\":\($0.value.expired)}"
         }.joined(separator: ",")
         return """
-            {"backend":"\(s.backend)","authenticated":\(authenticated),"final":\(final),"uptime_ns":\(s.uptime),"participants":\(s.control.participants),"routes":\(s.control.routes),\
-            "received":\(f.received),"forwarded":\(f.forwarded),"echoed":\(f.echoed),"in_kernel":\(f.inKernel),"deferred":\(f.deferred),"dropped":{\(drops)},\
+            {"backend":"\(s.backend)","authenticated":\(authenticated),"final":\(final),"uptime_ns":\(s.uptime),"participants":\(s.control.participants),"routes":\(s.control.routes),"relay_children":\(s.control.relayChildren),\
+            "received":\(f.received),"forwarded":\(f.forwarded),"echoed":\(f.echoed),"relayed":\(f.relayed),"in_kernel":\(f.inKernel),"deferred":\(f.deferred),"dropped":{\(drops)},\
             "tx_stalls":\(f.transmitStalls),"tx_stall_ns":\(f.transmitStallNanoseconds),\
             "send_ns":\(f.sendNanoseconds),"send_calls":\(f.sendCalls),"busy_ns":\(f.busyNanoseconds),\
             "delay_ns":{"count":\(f.delay.count),"sum":\(f.delay.sum),"p50":\(f.delay.quantile(0.5)),"p99":\(f.delay.quantile(0.99)),"max":\(f.delay.count == 0 ? 0 : f.delay.max)},\
@@ -298,7 +298,9 @@ final class ClusterMembership: Sendable {
     /// `nil` without `--cluster`.
     init?(settings: SFUSettings, logger: Logger) throws {
         guard let url = settings.cluster else {
-            if settings.node != nil || settings.advertise != nil { throw ClusterSettingError("--node and --advertise need --cluster") }
+            if settings.node != nil || settings.advertise != nil || settings.relayFanout != nil {
+                throw ClusterSettingError("--node, --advertise and --relay-fanout need --cluster")
+            }
             return nil
         }
         let redis: RedisConfiguration
@@ -310,16 +312,18 @@ final class ClusterMembership: Sendable {
         }
         let name = settings.node ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? ""
         let client = RedisClient(configuration: redis, logger: Logger(label: "groupcast.redis"))
+        var configuration = ClusterNode.Configuration(name: name, advertise: "\(advertise)")
+        configuration.relayFanout = settings.relayFanout ?? 0
         do {
-            node = try ClusterNode(configuration: .init(name: name, advertise: "\(advertise)"), client: client, logger: Logger(label: "groupcast.cluster"))
+            node = try ClusterNode(configuration: configuration, client: client, logger: Logger(label: "groupcast.cluster"))
         } catch {
             throw ClusterSettingError("--node: \(error)")
         }
         publisher = ClusterPublisher(node: node, logger: logger)
         self.logger = logger
         let server = self.server
-        mediaRelay = ClusterRelay(node: node, logger: logger) { nodes in
-            do throws(SFUError) { try server.value.withLock { $0 }?.setRemoteNodes(nodes) } catch {
+        mediaRelay = ClusterRelay(node: node, logger: logger) { nodes, relays in
+            do throws(SFUError) { try server.value.withLock { $0 }?.setRemoteNodes(nodes, relays: relays) } catch {
                 logger.error("cluster: other nodes not installed: \(error)")
             }
         }
@@ -336,11 +340,23 @@ final class ClusterMembership: Sendable {
         }
     }
 
-    /// Starts relaying media between `server` and the other nodes.
+    /// Starts relaying media between `server` and the other nodes, and reporting its load
+    /// (copies sent per second, which the cluster compares to pick a relay parent).
     func relay(to server: SFUServer) {
         self.server.value.withLock { $0 = server }
-        let relay = mediaRelay
-        tasks.withLock { $0.append(Task { await relay.run() }) }
+        let relay = mediaRelay, node = self.node
+        tasks.withLock {
+            $0.append(Task { await relay.run() })
+            $0.append(Task {
+                var last = (time: monotonicNanoseconds(), sent: server.statistics().forwarder.sent)
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: node.configuration.heartbeatInterval)
+                    let now = (time: monotonicNanoseconds(), sent: server.statistics().forwarder.sent)
+                    if now.time > last.time { node.setLoad((Double(now.sent &- last.sent) * 1e9 / Double(now.time - last.time)).rounded()) }
+                    last = now
+                }
+            })
+        }
     }
 
     /// Leaves the cluster (at most 2 s: Redis may be down), then stops the tasks.

@@ -71,10 +71,14 @@ struct ClusterOptions: ParsableArguments {
     @Option(help: "IP:PORT other nodes send relayed media to, and the only source they accept this node's streams from: this node's media address as others reach it (required with --cluster).")
     var advertise: SocketAddress?
 
+    @Option(help: "How many other nodes this node relays one stream to before the cluster hands later nodes to other carriers of the stream with the lowest load (relay trees, Docs/cluster.md). Default: 0, no limit (every node takes a stream from its origin).")
+    var relayFanout: Int?
+
     func add(to settings: inout SFUSettings) {
         settings.cluster = cluster
         settings.node = node
         settings.advertise = advertise
+        settings.relayFanout = relayFanout
     }
 }
 

@@ -23,6 +23,12 @@ public final class ClusterNode: Sendable {
         public var heartbeatInterval: Duration = .seconds(1)
         /// A node whose heartbeat is this old is dead: its participants leave every room.
         public var nodeTimeout: Duration = .seconds(3)
+        /// How many other nodes this node prefers to relay one stream to (its children in the
+        /// stream's relay tree); later ones attach to other carriers (Docs/cluster.md, "Relay
+        /// trees"). 0: no limit (every node takes the stream from its origin).
+        public var relayFanout: Int = 0
+        /// The deepest a node may be in a relay tree (the origin's children are at depth 1).
+        public var maxRelayDepth: Int = 8
 
         public init(name: String, advertise: String) {
             self.name = name
@@ -186,6 +192,17 @@ public final class ClusterNode: Sendable {
         let reply = try await client.eval(ClusterScripts.roomView, arguments: [prefix, room])
         var view = ClusterRoom(name: room)
         for (node, records) in try Self.pairs(reply, command: "room view") {
+            if node.hasPrefix("relay:") {
+                guard let ssrc = UInt32(node.dropFirst("relay:".count)) else { continue }
+                for (child, text) in records {
+                    guard RoomName.isValid(child), let edge = RelayEdge(text) else {
+                        logger.warning("malformed relay edge in Redis", metadata: ["room": "\(room)", "ssrc": "\(ssrc)", "child": "\(child)"])
+                        continue
+                    }
+                    view.relays[ssrc, default: [:]][child] = edge
+                }
+                continue
+            }
             for (field, record) in records {
                 guard let participant = ParticipantRecord.decode(record), participant.node == node, participant.room == room,
                     String(participant.id) == field
@@ -223,6 +240,39 @@ public final class ClusterNode: Sendable {
         }
         continuation.onTermination = { _ in task.cancel() }
         return stream
+    }
+
+    // MARK: Relay trees
+
+    /// Attaches this node to the relay tree of `ssrc`, a stream of node `origin` in `room`
+    /// (``ClusterScripts/attachRelay``): its current parent if that still reaches the origin,
+    /// else the one Redis picks by fan-out and load. `nil` when the origin node is not alive.
+    /// A new edge is pending until ``confirmRelay(ssrc:room:parent:)``.
+    public func attachRelay(ssrc: UInt32, room: String, origin: String) async throws -> RelayEdge? {
+        guard !state.withLock({ $0.left }) else { throw ClusterError.nodeLeft }
+        let reply = try await client.eval(
+            ClusterScripts.attachRelay,
+            arguments: [prefix, room, String(ssrc), name, origin, String(max(1, configuration.maxRelayDepth))])
+        guard case .array(let parts) = reply, let first = parts.first?.string else { throw RedisError.unexpectedReply("attach relay", reply) }
+        if first == "none", parts.count == 1 { return nil }
+        guard parts.count == 2, let state = parts[1].string, let edge = RelayEdge("\(first) \(state)") else {
+            throw RedisError.unexpectedReply("attach relay", reply)
+        }
+        return edge
+    }
+
+    /// This node installed its route of `ssrc` from `parent`: the pending edge becomes ready
+    /// and the parent starts sending. Returns false if the edge changed meanwhile.
+    @discardableResult
+    public func confirmRelay(ssrc: UInt32, room: String, parent: String) async throws -> Bool {
+        let reply = try await client.eval(ClusterScripts.confirmRelay, arguments: [prefix, room, String(ssrc), name, parent])
+        guard case .integer(let confirmed) = reply else { throw RedisError.unexpectedReply("confirm relay", reply) }
+        return confirmed == 1
+    }
+
+    /// This node no longer takes `ssrc`: its edge goes, and its children attach elsewhere.
+    public func detachRelay(ssrc: UInt32, room: String) async throws {
+        _ = try await client.eval(ClusterScripts.detachRelay, arguments: [prefix, room, String(ssrc), name])
     }
 
     // MARK: Redis writes
@@ -286,7 +336,9 @@ public final class ClusterNode: Sendable {
         let (rooms, load) = state.withLock { state in (Set(state.participants.values.map(\.room)).sorted(), state.load) }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let reply = try await client.eval(
-            ClusterScripts.heartbeat, arguments: [prefix, name, ttlMilliseconds, configuration.advertise, String(load), String(now)] + rooms)
+            ClusterScripts.heartbeat,
+            arguments: [prefix, name, ttlMilliseconds, configuration.advertise, String(load), String(now), String(max(0, configuration.relayFanout))]
+                + rooms)
         guard case .integer(let missing) = reply else { throw RedisError.unexpectedReply("heartbeat", reply) }
         return Int(missing)
     }

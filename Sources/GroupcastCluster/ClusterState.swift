@@ -102,14 +102,44 @@ public struct ClusterNodeInfo: Hashable, Sendable {
     }
 }
 
-/// A room as the cluster sees it: the participants of every live node.
+/// One edge of a stream's relay tree (Docs/cluster.md, "Relay trees"): the node a child node
+/// takes the stream from.
+public struct RelayEdge: Hashable, Sendable, CustomStringConvertible {
+    /// The origin node, or a node relaying the stream.
+    public var parent: String
+    /// Whether the child has installed its route from ``parent`` (and confirmed it in Redis):
+    /// only then does the parent send it the stream, so nothing arrives before the child
+    /// accepts it.
+    public var ready: Bool
+
+    public init(parent: String, ready: Bool) {
+        self.parent = parent
+        self.ready = ready
+    }
+
+    /// `PARENT pending` or `PARENT ready`, as stored in `P:room:ROOM:relay:SSRC`.
+    public var description: String { "\(parent) \(ready ? "ready" : "pending")" }
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: " ", omittingEmptySubsequences: false)
+        guard parts.count == 2, RoomName.isValid(String(parts[0])), parts[1] == "ready" || parts[1] == "pending" else { return nil }
+        self.init(parent: String(parts[0]), ready: parts[1] == "ready")
+    }
+}
+
+/// A room as the cluster sees it: the participants of every live node and the relay trees of
+/// its streams.
 public struct ClusterRoom: Hashable, Sendable {
     public var name: String
     public var participants: [ParticipantKey: ClusterParticipant]
+    /// The relay tree of each stream that has one, by SSRC: child node -> its edge. Edges may
+    /// still name a node that has died (until a reaper forgets it).
+    public var relays: [UInt32: [String: RelayEdge]]
 
-    public init(name: String, participants: [ParticipantKey: ClusterParticipant] = [:]) {
+    public init(name: String, participants: [ParticipantKey: ClusterParticipant] = [:], relays: [UInt32: [String: RelayEdge]] = [:]) {
         self.name = name
         self.participants = participants
+        self.relays = relays
     }
 
     /// The nodes with participants in the room.

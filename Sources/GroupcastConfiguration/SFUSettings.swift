@@ -63,6 +63,7 @@ public struct SFUSettings: Sendable, Equatable {
     public var cluster: String?
     public var node: String?
     public var advertise: SocketAddress?
+    public var relayFanout: Int?
     public var logLevel: Logger.Level?
     public var logFormat: LogFormat?
 
@@ -170,6 +171,7 @@ extension SFUSettings {
         field("cluster", \.cluster, reloadable: false) { value, key throws(SettingError) in try value.text(key) },
         field("node", \.node, reloadable: false) { value, key throws(SettingError) in try value.text(key) },
         field("advertise", \.advertise, reloadable: false) { value, key throws(SettingError) in try value.address(key) },
+        field("relay-fanout", \.relayFanout, reloadable: false) { value, key throws(SettingError) in try value.integer(key) },
         field("log-level", \.logLevel, reloadable: false) { value, key throws(SettingError) in try value.choice(key, of: Logger.Level.self) },
         field("log-format", \.logFormat, reloadable: false) { value, key throws(SettingError) in try value.choice(key, of: LogFormat.self) },
     ]
@@ -242,6 +244,7 @@ extension SFUSettings {
         try atLeast("receive-buffer", receiveBuffer, 1)
         try atLeast("send-buffer", sendBuffer, 1)
         try atLeast("backlog", backlog, 1)
+        try atLeast("relay-fanout", relayFanout, 0)
         if let batch, !(1...1024).contains(batch) { throw SettingError("batch", "\(batch) is not within 1...1024") }
         if let ringSize, ringSize.nonzeroBitCount != 1 || ringSize > 65536 {
             throw SettingError("ring-size", "\(ringSize) is not a power of two up to 65536")

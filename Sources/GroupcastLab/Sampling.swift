@@ -71,7 +71,7 @@ struct SFUSnapshot {
         func u(_ value: Any?) -> UInt64 { (value as? NSNumber)?.uint64Value ?? 0 }
         let cpu = json["cpu_percent"] as? [String: Any]
         return SFUSnapshot(
-            received: u(json["received"]), copies: u(json["forwarded"]) + u(json["echoed"]),
+            received: u(json["received"]), copies: u(json["forwarded"]) + u(json["echoed"]) + u(json["relayed"]),
             dropped: dropped.values.reduce(0) { $0 + u($1) }, participants: (json["participants"] as? NSNumber)?.intValue ?? 0, sendNs: u(json["send_ns"]), busyNs: u(json["busy_ns"]),
             delayCount: u(delay["count"]), delaySum: u(delay["sum"]), p50: u(delay["p50"]), p99: u(delay["p99"]), max: u(delay["max"]),
             cpuUser: (cpu?["user"] as? NSNumber)?.doubleValue ?? 0, cpuSystem: (cpu?["system"] as? NSNumber)?.doubleValue ?? 0,

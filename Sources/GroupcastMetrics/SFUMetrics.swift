@@ -135,8 +135,10 @@ public final class SFUMetrics: @unchecked Sendable {
         let f = s.forwarder
         let backend = [("backend", "\(s.backend)")]
         count("packets_received", "Datagrams received on the media port.", backend, f.received)
-        count("packets_sent", "Copies sent, by kind (forwarded to subscribers, echoed to their sender).", backend + [("kind", "forwarded")], f.forwarded)
-        count("packets_sent", "Copies sent, by kind (forwarded to subscribers, echoed to their sender).", backend + [("kind", "echo")], f.echoed)
+        let sentHelp = "Copies sent, by kind (forwarded to subscribers, echoed to their sender, relayed to other cluster nodes)."
+        count("packets_sent", sentHelp, backend + [("kind", "forwarded")], f.forwarded)
+        count("packets_sent", sentHelp, backend + [("kind", "echo")], f.echoed)
+        count("packets_sent", sentHelp, backend + [("kind", "relayed")], f.relayed)
         count("packets_sent_in_kernel", "Of the copies sent: made by an in-kernel data plane (xdp backend).", backend, f.inKernel)
         count("packets_deferred", "Copies queued in a receiver backlog (socket buffer full).", backend, f.deferred)
         for reason in DropReason.allCases {
@@ -175,10 +177,13 @@ public final class SFUMetrics: @unchecked Sendable {
             let room = backend + [("room", name)]
             count("room_packets_received", "Media datagrams received from the room's participants (registered streams, from their origin).", room, media.received)
             count("room_bytes_received", "Bytes of those datagrams (UDP payload).", room, media.receivedBytes)
-            count("room_packets_sent", "Copies of the room's media sent, by kind (forwarded to its receivers, echoed to their sender).", room + [("kind", "forwarded")], media.forwarded)
-            count("room_packets_sent", "Copies of the room's media sent, by kind (forwarded to its receivers, echoed to their sender).", room + [("kind", "echo")], media.echoed)
+            let roomSentHelp = "Copies of the room's media sent, by kind (forwarded to its receivers, echoed to their sender, relayed to other cluster nodes)."
+            count("room_packets_sent", roomSentHelp, room + [("kind", "forwarded")], media.forwarded)
+            count("room_packets_sent", roomSentHelp, room + [("kind", "echo")], media.echoed)
+            count("room_packets_sent", roomSentHelp, room + [("kind", "relayed")], media.relayed)
             count("room_bytes_sent", "Bytes of those copies (UDP payload), by kind.", room + [("kind", "forwarded")], media.forwardedBytes)
             count("room_bytes_sent", "Bytes of those copies (UDP payload), by kind.", room + [("kind", "echo")], media.echoedBytes)
+            count("room_bytes_sent", "Bytes of those copies (UDP payload), by kind.", room + [("kind", "relayed")], media.relayedBytes)
             count("room_packets_dropped", "The room's media datagrams shed and copies lost (shed_vhq, shed_vsq, head_drop, send_failed, family, rewrite_failed).", room, media.dropped)
         }
         for (name, room) in s.control.rooms.sorted(by: { $0.key < $1.key }) {

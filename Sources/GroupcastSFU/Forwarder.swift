@@ -83,7 +83,7 @@ public enum SFUError: Error, CustomStringConvertible, Sendable {
 public struct ReceiverBacklog: Sendable {
     public struct Entry: Sendable {
         public var bytes: [UInt8]
-        public var isEcho: Bool
+        public var kind: CopyKind
         /// The room of the stream (its media counters get the copy when it is sent or dropped).
         public var room: String
     }
@@ -278,7 +278,7 @@ public struct ForwardingEngine: Sendable {
         var pickup = pickup
         for (route, packets) in zip(routes, payloads) {
             if !route.recipients.isEmpty && backlogged.isEmpty, let delivery = timedRouteSend(routeSend, route, packets) {
-                record(delivery, of: packets, room: route.room)
+                record(delivery, of: packets, route: route)
             } else {
                 for packet in packets { packet.withUnsafeBytes { replicate($0, along: route, send: send) } }
             }
@@ -331,12 +331,10 @@ public struct ForwardingEngine: Sendable {
         let recipients = route.recipients
         guard !recipients.isEmpty else { return }
         let room = route.room
-        // A relayed route (another node's source) has no echo: recipient 0 is a subscriber.
-        let echoes = route.echoes
         if backlogged.isEmpty {
             let errors = timedSend(send, bytes, recipients)
             for (index, error) in errors.enumerated() {
-                record(error, isEcho: echoes && index == 0, address: recipients[index].address, bytes: bytes, room: room)
+                record(error, kind: route.copyKind(ofRecipient: index), address: recipients[index].address, bytes: bytes, room: room)
             }
         } else {
             // Keep each receiver's order: receivers with a backlog queue behind it.
@@ -344,7 +342,7 @@ public struct ForwardingEngine: Sendable {
             var directIndices: [Int] = []
             for (index, recipient) in recipients.enumerated() {
                 if backlogs[recipient.address].map({ !$0.isEmpty }) ?? false {
-                    enqueue(bytes, for: recipient.address, isEcho: echoes && index == 0, room: room)
+                    enqueue(bytes, for: recipient.address, kind: route.copyKind(ofRecipient: index), room: room)
                 } else {
                     direct.append(recipient)
                     directIndices.append(index)
@@ -353,7 +351,7 @@ public struct ForwardingEngine: Sendable {
             if !direct.isEmpty {
                 let errors = timedSend(send, bytes, direct)
                 for (slot, error) in errors.enumerated() {
-                    record(error, isEcho: echoes && directIndices[slot] == 0, address: direct[slot].address, bytes: bytes, room: room)
+                    record(error, kind: route.copyKind(ofRecipient: directIndices[slot]), address: direct[slot].address, bytes: bytes, room: room)
                 }
             }
         }
@@ -361,26 +359,44 @@ public struct ForwardingEngine: Sendable {
 
     /// Counts a group send's copies: every member got every payload but the failures; a failure
     /// for lack of buffer is queued for its receiver, any other one dropped.
-    private mutating func record(_ delivery: RouteDelivery, of packets: [[UInt8]], room: Int) {
+    private mutating func record(_ delivery: RouteDelivery, of packets: [[UInt8]], route: Route) {
+        let room = route.room
         var failedEcho = [Bool](repeating: false, count: packets.count)
         var failed = [Int](repeating: 0, count: packets.count)
+        var failedRelays = [Int](repeating: 0, count: packets.count)
+        // The other nodes among the members (rarely more than a few).
+        let nodes = route.subscribers.suffix(route.relayedCopies).map(\.address)
         for failure in delivery.failures {
             failed[failure.payloadIndex] += 1
-            if failure.isEcho { failedEcho[failure.payloadIndex] = true }
+            let kind: CopyKind
+            if failure.isEcho {
+                failedEcho[failure.payloadIndex] = true
+                kind = .echo
+            } else if nodes.contains(failure.address) {
+                failedRelays[failure.payloadIndex] += 1
+                kind = .relayed
+            } else {
+                kind = .forwarded
+            }
             packets[failure.payloadIndex].withUnsafeBytes {
-                record(failure.error, isEcho: failure.isEcho, address: failure.address, bytes: $0, room: room)
+                record(failure.error, kind: kind, address: failure.address, bytes: $0, room: room)
             }
         }
         for (index, packet) in packets.enumerated() {
             let echoed = delivery.echoIsMember && !failedEcho[index]
             if echoed {
-                countSent(isEcho: true)
-                roomCounters[room].countSent(isEcho: true, bytes: packet.count)
+                statistics.countSent(.echo)
+                roomCounters[room].countSent(.echo, bytes: packet.count)
             }
-            let forwarded = UInt64(max(0, delivery.memberCount - failed[index] - (echoed ? 1 : 0)))
+            // A group's members are the route's recipients (RouteSend).
+            let relayed = UInt64(max(0, min(delivery.memberCount, route.relayedCopies) - failedRelays[index]))
+            let forwarded = UInt64(max(0, delivery.memberCount - failed[index] - (echoed ? 1 : 0) - Int(relayed)))
             statistics.forwarded &+= forwarded
+            statistics.relayed &+= relayed
             roomCounters[room].forwarded &+= forwarded
             roomCounters[room].forwardedBytes &+= forwarded &* UInt64(packet.count)
+            roomCounters[room].relayed &+= relayed
+            roomCounters[room].relayedBytes &+= relayed &* UInt64(packet.count)
         }
     }
 
@@ -405,31 +421,25 @@ public struct ForwardingEngine: Sendable {
     }
 
     @inline(__always)
-    private mutating func record(_ error: Errno?, isEcho: Bool, address: SocketAddress, bytes: UnsafeRawBufferPointer, room: Int) {
+    private mutating func record(_ error: Errno?, kind: CopyKind, address: SocketAddress, bytes: UnsafeRawBufferPointer, room: Int) {
         guard let error else {
-            countSent(isEcho: isEcho)
-            roomCounters[room].countSent(isEcho: isEcho, bytes: bytes.count)
+            statistics.countSent(kind)
+            roomCounters[room].countSent(kind, bytes: bytes.count)
             return
         }
         if Self.isBackpressure(error) {
-            enqueue(bytes, for: address, isEcho: isEcho, room: room)
+            enqueue(bytes, for: address, kind: kind, room: room)
         } else {
             statistics[.sendFailed] &+= 1
             roomCounters[room].dropped &+= 1
         }
     }
 
-    /// One copy sent, in the SFU-wide counters: an echo or a forwarded copy.
-    @inline(__always)
-    private mutating func countSent(isEcho: Bool) {
-        if isEcho { statistics.echoed &+= 1 } else { statistics.forwarded &+= 1 }
-    }
-
-    private mutating func enqueue(_ bytes: UnsafeRawBufferPointer, for address: SocketAddress, isEcho: Bool, room: Int) {
+    private mutating func enqueue(_ bytes: UnsafeRawBufferPointer, for address: SocketAddress, kind: CopyKind, room: Int) {
         statistics.deferred &+= 1
         var backlog = backlogs.removeValue(forKey: address) ?? ReceiverBacklog(capacity: backlogCapacity)
         if backlog.isEmpty { backlogged.append(address) }
-        if let dropped = backlog.append(.init(bytes: Array(bytes), isEcho: isEcho, room: table.rooms[room])) {
+        if let dropped = backlog.append(.init(bytes: Array(bytes), kind: kind, room: table.rooms[room])) {
             statistics[.headDrop] &+= 1
             countQueued(in: dropped.room) { $0.dropped &+= 1 }
         }
@@ -454,8 +464,8 @@ public struct ForwardingEngine: Sendable {
                     statistics[.sendFailed] &+= 1
                     countQueued(in: entry.room) { $0.dropped &+= 1 }
                 } else {
-                    countSent(isEcho: entry.isEcho)
-                    countQueued(in: entry.room) { $0.countSent(isEcho: entry.isEcho, bytes: entry.bytes.count) }
+                    statistics.countSent(entry.kind)
+                    countQueued(in: entry.room) { $0.countSent(entry.kind, bytes: entry.bytes.count) }
                 }
             }
             if backlog.isEmpty {

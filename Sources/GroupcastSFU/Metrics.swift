@@ -216,10 +216,12 @@ public struct DropReason: RawRepresentable, CaseIterable, Hashable, Sendable, Cu
 public struct ForwarderStatistics: Hashable, Sendable {
     /// Datagrams received on the media port.
     public var received: UInt64 = 0
-    /// Copies sent to subscribers.
+    /// Copies sent to subscribing participants.
     public var forwarded: UInt64 = 0
     /// Copies sent back to their origin.
     public var echoed: UInt64 = 0
+    /// Copies sent to other nodes of the cluster (Docs/cluster.md, "Relay trees").
+    public var relayed: UInt64 = 0
     /// Of ``forwarded`` and ``echoed``: copies an in-kernel data plane sent without the SFU
     /// process seeing the packet (the `xdp` backend); the others went through a socket.
     public var inKernel: UInt64 = 0
@@ -255,7 +257,17 @@ public struct ForwarderStatistics: Hashable, Sendable {
         set { drops[reason.rawValue] = newValue }
     }
 
-    public var sent: UInt64 { forwarded + echoed }
+    public var sent: UInt64 { forwarded + echoed + relayed }
+
+    /// One copy sent, in the SFU-wide counters.
+    @inline(__always)
+    public mutating func countSent(_ kind: CopyKind) {
+        switch kind {
+        case .forwarded: forwarded &+= 1
+        case .echo: echoed &+= 1
+        case .relayed: relayed &+= 1
+        }
+    }
     public var dropped: UInt64 { drops.reduce(0, +) }
 }
 
@@ -273,6 +285,9 @@ public struct MediaCounters: Hashable, Sendable {
     /// Copies sent back to their origin (echo) and their bytes.
     public var echoed: UInt64 = 0
     public var echoedBytes: UInt64 = 0
+    /// Copies sent to other nodes of the cluster and their bytes (user-space backends only).
+    public var relayed: UInt64 = 0
+    public var relayedBytes: UInt64 = 0
     /// Of those datagrams and their copies, the ones dropped: shed (`shed_vhq`, `shed_vsq`) or
     /// copies lost (`head_drop`, `send_failed`, `family`, `rewrite_failed`).
     public var dropped: UInt64 = 0
@@ -300,15 +315,19 @@ public struct MediaCounters: Hashable, Sendable {
 
     public var isZero: Bool { self == MediaCounters() }
 
-    /// One copy of `bytes` bytes sent: an echo back to its origin or a copy to a receiver.
+    /// One copy of `bytes` bytes sent: to a receiver, back to its origin or to another node.
     @inline(__always)
-    public mutating func countSent(isEcho: Bool, bytes: Int) {
-        if isEcho {
-            echoed &+= 1
-            echoedBytes &+= UInt64(bytes)
-        } else {
+    public mutating func countSent(_ kind: CopyKind, bytes: Int) {
+        switch kind {
+        case .forwarded:
             forwarded &+= 1
             forwardedBytes &+= UInt64(bytes)
+        case .echo:
+            echoed &+= 1
+            echoedBytes &+= UInt64(bytes)
+        case .relayed:
+            relayed &+= 1
+            relayedBytes &+= UInt64(bytes)
         }
     }
 
@@ -319,6 +338,8 @@ public struct MediaCounters: Hashable, Sendable {
         total.forwardedBytes &+= other.forwardedBytes
         total.echoed &+= other.echoed
         total.echoedBytes &+= other.echoedBytes
+        total.relayed &+= other.relayed
+        total.relayedBytes &+= other.relayedBytes
         total.dropped &+= other.dropped
     }
 }

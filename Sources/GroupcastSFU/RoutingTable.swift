@@ -8,26 +8,48 @@ import GroupUnicast
 public struct Route: Hashable, Sendable {
     public var ssrc: UInt32
     public var streamType: StreamType
-    /// The source participant (on ``originNode`` when the stream is relayed: ids are node-local).
+    /// The source participant (on the stream's origin node when it is relayed: ids are node-local).
     public var participant: UInt32
     /// The room of the source (and of every subscriber): index in ``RoutingTable/rooms``.
     public var room: Int
     /// The only address and port allowed to send on ``ssrc``; others are spoofed. For a relayed
-    /// stream, the origin node's advertised address.
+    /// stream, the advertised address of the node this node takes it from (its parent in the
+    /// stream's relay tree: the origin node, or a node relaying it).
     public var origin: SocketAddress
     /// The receivers of this stream (the origin excluded): the local participants by id order,
-    /// then, for a local source, one per remote node that has participants wanting it.
+    /// then this node's children in the stream's relay tree (``relayedCopies`` of them).
     public var subscribers: [Subscriber]
     /// What a user-space forwarder hands to `GroupSocket.send`: the origin first when
     /// ``echoes``, then every subscriber.
     public var recipients: [Recipient]
     /// `nil`: the source is a participant of this node. Otherwise the cluster node the stream
-    /// comes from (Docs/cluster.md, "Media between nodes"): the route is relayed, its
-    /// subscribers are local participants only (never another node: no loops) and it has no echo
-    /// (the origin node echoes to its own participant).
-    public var originNode: String?
+    /// comes from, its parent in the relay tree (Docs/cluster.md, "Relay trees"): the route is
+    /// relayed, its subscribers are local participants and this node's children in the tree
+    /// (never its parent nor the origin node: no loops), and it has no echo (the origin node
+    /// echoes to its own participant).
+    public var parentNode: String?
     /// Whether ``recipients`` starts with the origin (the table's echo, local sources only).
     public var echoes: Bool
+    /// How many of the last ``recipients`` are other nodes (copies relayed, counted apart from
+    /// those forwarded to participants).
+    public var relayedCopies: Int
+
+    /// What a copy to ``recipients``[`index`] is.
+    @inline(__always)
+    public func copyKind(ofRecipient index: Int) -> CopyKind {
+        if echoes && index == 0 { return .echo }
+        return index >= recipients.count - relayedCopies ? .relayed : .forwarded
+    }
+}
+
+/// What one copy a forwarder sends is, for its counters.
+public enum CopyKind: Hashable, Sendable {
+    /// To a subscribing participant of this node.
+    case forwarded
+    /// Back to the stream's sender.
+    case echo
+    /// To another node of the cluster (a child in the stream's relay tree).
+    case relayed
 }
 
 /// One receiver of a route.
@@ -60,6 +82,23 @@ public struct RemoteNode: Hashable, Sendable {
         self.name = name
         self.address = address
         self.participants = participants
+    }
+}
+
+/// This node's place in one stream's relay tree (Docs/cluster.md, "Relay trees"), agreed in
+/// Redis: the node it takes the stream from and the nodes it sends it to. A stream of another
+/// node without one is not routed (this node has not attached to its tree); a local stream
+/// without one goes to no other node.
+public struct StreamRelay: Hashable, Sendable {
+    /// The node this node takes the stream from (the origin node or a relaying node); `nil` for
+    /// a stream of a local participant.
+    public var parent: String?
+    /// The nodes this node sends the stream to, once each.
+    public var children: [String]
+
+    public init(parent: String? = nil, children: [String] = []) {
+        self.parent = parent
+        self.children = children
     }
 }
 
@@ -116,39 +155,51 @@ public struct RoutingTable: Sendable {
     public static let empty = RoutingTable(participants: [], echo: true)
 
     /// Routes of the local `participants`' streams and, in a cluster, of `remoteNodes`'
-    /// participants' streams. A local stream gets one extra subscriber per remote node with at
-    /// least one participant in its room wanting it; a remote stream is relayed to the local
-    /// participants of its room only. A remote SSRC equal to a local one is left out (the cluster
-    /// claims SSRCs, so it only happens while a claim is refused; the local participant keeps it).
-    /// `rooms`: rooms that exist without participants (the registry's); the participants' own
-    /// (local and remote) are added.
-    public init(participants: [Participant], remoteNodes: [RemoteNode] = [], echo: Bool, rooms: some Sequence<String> = []) {
+    /// participants' streams, along the `relays` trees. A local stream also goes to its
+    /// children; a remote stream is routed only when it has a parent here, comes from that
+    /// parent's address only and goes to the local participants of its room that want it and
+    /// to its children (never to its parent or origin node). A child or parent that is not one
+    /// of `remoteNodes` (no address known) is left out. A remote SSRC equal to a local one is
+    /// left out (the cluster claims SSRCs, so it only happens while a claim is refused; the
+    /// local participant keeps it). `rooms`: rooms that exist without participants (the
+    /// registry's); the participants' own (local and remote) are added.
+    public init(
+        participants: [Participant], remoteNodes: [RemoteNode] = [], relays: [UInt32: StreamRelay] = [:], echo: Bool,
+        rooms: some Sequence<String> = []
+    ) {
         self.echo = echo
         let rooms = Set(rooms).union(participants.map(\.room)).union(remoteNodes.flatMap { $0.participants.map(\.room) }).sorted()
         self.rooms = rooms
         let roomIndex = Dictionary(uniqueKeysWithValues: rooms.enumerated().map { ($1, $0) })
+        let nodes = Dictionary(remoteNodes.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        // The children of `ssrc` this node can address, never `excluded` (its parent, its origin node).
+        func children(of ssrc: UInt32, excluding excluded: Set<String> = []) -> [Subscriber] {
+            (relays[ssrc]?.children ?? []).filter { !excluded.contains($0) }.compactMap { name in
+                nodes[name].map { Subscriber(participant: 0, address: $0.address, node: name) }
+            }
+        }
         var routes: [UInt32: Route] = [:]
         for source in participants {
             for (type, ssrc) in source.ssrcs.streams {
                 // Rooms never mix: only members of the source's room subscribe.
                 let local = participants.filter { $0.id != source.id && $0.room == source.room && $0.streams(from: source.id).contains(type) }
                     .map { Subscriber(participant: $0.id, address: $0.mediaAddress) }
-                let remote = remoteNodes.filter { node in
-                    node.participants.contains { $0.room == source.room && $0.streams(from: source.id).contains(type) }
-                }.map { Subscriber(participant: 0, address: $0.address, node: $0.name) }
+                let remote = children(of: ssrc)
                 routes[ssrc] = Route(
                     ssrc: ssrc, streamType: type, participant: source.id, room: roomIndex[source.room]!, origin: source.mediaAddress,
-                    subscribers: local + remote, echoes: echo)
+                    subscribers: local + remote, echoes: echo, relayedCopies: remote.count)
             }
         }
         for node in remoteNodes {
             for source in node.participants {
                 for (type, ssrc) in source.ssrcs.streams where routes[ssrc] == nil {
+                    guard let parentName = relays[ssrc]?.parent, let parent = nodes[parentName] else { continue }
                     let local = participants.filter { $0.room == source.room && $0.streamsFromOtherNodes.contains(type) }
                         .map { Subscriber(participant: $0.id, address: $0.mediaAddress) }
+                    let remote = children(of: ssrc, excluding: [parentName, node.name])
                     routes[ssrc] = Route(
-                        ssrc: ssrc, streamType: type, participant: source.id, room: roomIndex[source.room]!, origin: node.address,
-                        subscribers: local, originNode: node.name, echoes: false)
+                        ssrc: ssrc, streamType: type, participant: source.id, room: roomIndex[source.room]!, origin: parent.address,
+                        subscribers: local + remote, parentNode: parentName, echoes: false, relayedCopies: remote.count)
                 }
             }
         }
@@ -160,14 +211,15 @@ public struct RoutingTable: Sendable {
 }
 
 extension Route {
-    /// A route whose ``recipients`` are derived: the origin first when `echoes`, then the subscribers.
+    /// A route whose ``recipients`` are derived: the origin first when `echoes`, then the
+    /// subscribers, the last `relayedCopies` of them other nodes.
     init(
         ssrc: UInt32, streamType: StreamType, participant: UInt32, room: Int, origin: SocketAddress, subscribers: [Subscriber],
-        originNode: String? = nil, echoes: Bool
+        parentNode: String? = nil, echoes: Bool, relayedCopies: Int = 0
     ) {
         self.init(
             ssrc: ssrc, streamType: streamType, participant: participant, room: room, origin: origin, subscribers: subscribers,
-            recipients: (echoes ? [Recipient(origin)] : []) + subscribers.map { Recipient($0.address) }, originNode: originNode,
-            echoes: echoes)
+            recipients: (echoes ? [Recipient(origin)] : []) + subscribers.map { Recipient($0.address) }, parentNode: parentNode,
+            echoes: echoes, relayedCopies: relayedCopies)
     }
 }

@@ -21,6 +21,9 @@ public struct ControlStatistics: Hashable, Sendable {
     public var unanswered: UInt64 = 0
     public var participants = 0
     public var routes = 0
+    /// In a cluster: the copies of each packet round the table sends to other nodes, one per
+    /// stream and child node in its relay tree (Docs/cluster.md, "Relay trees").
+    public var relayChildren = 0
     /// Per room, by name.
     public var rooms: [String: RoomStatistics] = [:]
 
@@ -106,8 +109,10 @@ public final class SFUServer: Sendable {
         var echo: Bool
         /// `configuration.controlRateLimit` until a reload changes it.
         var rateLimit: RateLimiter.Limit?
-        /// The cluster's other nodes (``setRemoteNodes(_:)``), by name order.
+        /// The cluster's other nodes (``setRemoteNodes(_:relays:)``), by name order.
         var remoteNodes: [RemoteNode] = []
+        /// This node's places in the streams' relay trees, by SSRC.
+        var relays: [UInt32: StreamRelay] = [:]
     }
 
     /// An SFU driving `forwarder` (any backend): the control plane installs every new routing
@@ -251,20 +256,22 @@ public final class SFUServer: Sendable {
         try publishTable()
     }
 
-    /// In a cluster (Docs/cluster.md, "Media between nodes"): the other nodes' participants
-    /// this node shares rooms with, and their advertised addresses. The next routing table
-    /// relays local streams they want to them (one copy per node) and takes their streams from
-    /// their addresses only; installed at once when it changes anything. Only the user-space
-    /// backends forward between nodes: the xdp and ring data planes would echo a relayed stream
-    /// back to its origin node, so they refuse it.
-    public func setRemoteNodes(_ nodes: [RemoteNode]) throws(SFUError) {
+    /// In a cluster (Docs/cluster.md, "Media between nodes", "Relay trees"): the other nodes'
+    /// participants this node shares rooms with and the nodes of its relay trees, with their
+    /// advertised addresses, and this node's place in each stream's relay tree. The next
+    /// routing table sends each stream to this node's children in its tree (one copy each) and
+    /// takes another node's stream from its parent's address only; installed at once when it
+    /// changes anything. Only the user-space backends forward between nodes: the xdp and ring
+    /// data planes would echo a relayed stream back to its origin node, so they refuse it.
+    public func setRemoteNodes(_ nodes: [RemoteNode], relays: [UInt32: StreamRelay]) throws(SFUError) {
         guard !forwarder.backend.needsInterface else {
             throw .configuration("media between cluster nodes needs the socket, sendmmsg or sendgroup backend, not \(forwarder.backend)")
         }
         let sorted = nodes.sorted { $0.name < $1.name }
         let changed = state.withLock { state in
-            guard state.remoteNodes != sorted else { return false }
+            guard state.remoteNodes != sorted || state.relays != relays else { return false }
             state.remoteNodes = sorted
+            state.relays = relays
             return true
         }
         if changed { try publishTable() }
@@ -275,10 +282,11 @@ public final class SFUServer: Sendable {
             let observer = configuration.participantsChanged
             let (table, participants) = state.withLock { state -> (RoutingTable, [Participant]) in
                 state.generation += 1
-                var table = state.registry.routingTable(echo: state.echo, remoteNodes: state.remoteNodes)
+                var table = state.registry.routingTable(echo: state.echo, remoteNodes: state.remoteNodes, relays: state.relays)
                 table.generation = state.generation
                 state.statistics.participants = state.registry.count
                 state.statistics.routes = table.routes.count
+                state.statistics.relayChildren = table.routes.values.reduce(0) { $0 + $1.relayedCopies }
                 return (table, observer == nil ? [] : Array(state.registry.participants.values))
             }
             try forwarder.install(table)

@@ -404,8 +404,9 @@ public struct SessionRegistry: Sendable {
 
     /// The routing table for the current participants (each room's routes; SSRCs are unique
     /// across rooms, so one table holds them all), with the cluster's other nodes, if any.
-    public func routingTable(echo: Bool, remoteNodes: [RemoteNode] = []) -> RoutingTable {
-        RoutingTable(participants: participants.values.sorted { $0.id < $1.id }, remoteNodes: remoteNodes, echo: echo, rooms: rooms.keys)
+    public func routingTable(echo: Bool, remoteNodes: [RemoteNode] = [], relays: [UInt32: StreamRelay] = [:]) -> RoutingTable {
+        RoutingTable(
+            participants: participants.values.sorted { $0.id < $1.id }, remoteNodes: remoteNodes, relays: relays, echo: echo, rooms: rooms.keys)
     }
 }
 

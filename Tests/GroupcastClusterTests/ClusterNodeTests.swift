@@ -13,11 +13,16 @@ final class TestNode: Sendable {
     let node: ClusterNode
     private let tasks: [Task<Void, Never>]
 
-    init(_ name: String, server: RedisServer, port: Int = 5000, nodeTimeout: Duration = .milliseconds(600)) throws {
+    init(
+        _ name: String, server: RedisServer, port: Int = 5000, nodeTimeout: Duration = .milliseconds(600), relayFanout: Int = 0,
+        maxRelayDepth: Int = 8
+    ) throws {
         client = RedisClient(configuration: server.configuration)
         var configuration = ClusterNode.Configuration(name: name, advertise: "127.0.0.1:\(port)")
         configuration.heartbeatInterval = .milliseconds(100)
         configuration.nodeTimeout = nodeTimeout
+        configuration.relayFanout = relayFanout
+        configuration.maxRelayDepth = maxRelayDepth
         node = try ClusterNode(configuration: configuration, client: client)
         let client = self.client, node = self.node
         tasks = [Task { await client.run() }, Task { await node.run() }]

@@ -80,7 +80,9 @@ import Testing
         (["--cluster", "redis://127.0.0.1:6379"], "--cluster needs --advertise IP:PORT"),
         (["--cluster", "redis://127.0.0.1:0", "--advertise", "127.0.0.1:7002"], "port 0 is not 1-65535"),
         (["--cluster", "http://x", "--advertise", "127.0.0.1:7002"], "not a redis:// URL"),
-        (["--node", "a"], "--node and --advertise need --cluster"),
+        (["--node", "a"], "--node, --advertise and --relay-fanout need --cluster"),
+        (["--relay-fanout", "2"], "--node, --advertise and --relay-fanout need --cluster"),
+        (["--cluster", "redis://127.0.0.1:6379", "--advertise", "127.0.0.1:7002", "--relay-fanout=-1"], "-1 is below 0"),
         (["--cluster", "redis://127.0.0.1:6379", "--advertise", "127.0.0.1:7002", "--node", "a:b"], "\"a:b\" is not 1-64 of"),
         (["--cluster", "redis://127.0.0.1:6379", "--advertise", "127.0.0.1:7002", "--backend", "ring"], "media between nodes runs on the socket, sendmmsg and sendgroup backends, not ring"),
     ])

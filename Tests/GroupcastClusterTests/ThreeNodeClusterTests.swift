@@ -31,7 +31,7 @@ import Testing
         for node in 1...3 { try cluster.startNode(node) }
         var clients = try (1...3).flatMap { node in try (1...2).map { try ClusterClient("n\(node)c\($0)", node: node, cluster: cluster) } }
         defer { for client in clients { client.close() } }
-        try await cluster.waitForRoutes(3 * clients.count, on: [1, 2, 3])
+        try await cluster.waitForTrees(of: clients)
 
         // 1. Three nodes, six clients: exactly once, in order; counters; per-hop delay.
         let delays = try await cluster.exchange(clients, count: Self.packets, firstSequence: 65_400, phase: "three nodes")
@@ -45,7 +45,7 @@ import Testing
         // (3 s), and their counters show no copy to node 3 (they are exact for two nodes).
         let killed = ContinuousClock.now
         cluster.killNode(3)
-        try await cluster.waitForRoutes(3 * 4, on: [1, 2])
+        try await cluster.waitForTrees(of: clients.filter { $0.node != 3 })
         print("node 3 SIGKILLed: gone from nodes 1 and 2 after \(ContinuousClock.now - killed)")
         try await waitUntil("a reaper deleted node 3's participants from Redis") {
             cluster.redis.command(["EXISTS", "groupcast:room:default:node:node3"]) == "0"
@@ -59,7 +59,7 @@ import Testing
         // 3. Node 3 restarts under its name: new clients there receive and are received.
         try cluster.startNode(3)
         clients += try (1...2).map { try ClusterClient("n3c\($0)-again", node: 3, cluster: cluster) }
-        try await cluster.waitForRoutes(3 * clients.count, on: [1, 2, 3])
+        try await cluster.waitForTrees(of: clients)
         _ = try await cluster.exchange(clients, count: Self.packets, firstSequence: 1000, phase: "node 3 restarted")
 
         // 4. Redis dies: the routes installed keep forwarding.
@@ -74,8 +74,56 @@ import Testing
             }
         }
         clients.append(try ClusterClient("n2c3", node: 2, cluster: cluster))
-        try await cluster.waitForRoutes(3 * clients.count, on: [1, 2, 3])
+        try await cluster.waitForTrees(of: clients)
         _ = try await cluster.exchange(clients, count: Self.packets, firstSequence: 3000, phase: "redis-server back")
+        cluster.stopNodes()
+    }
+
+    /// Relay trees (Docs/cluster.md): with `--relay-fanout 1` node 1 relays the speaker's
+    /// stream to one node and that node to the third, so the third node's listeners get it
+    /// three hops from its origin (node 1 -> relay node -> relay node -> client), exactly once,
+    /// in order, from their own node; each node sends each packet once to its one child and
+    /// nothing back to its parent (node 1 receives the speaker's packets only). Then the middle
+    /// node dies: once its heartbeat expired, the last node attaches to node 1 directly and
+    /// its listeners receive again.
+    @Test func relayTreeCarriesABroadcastThreeHops() async throws {
+        try #require(geteuid() == 0, "needs root (network namespaces); CI runs the suite as root")
+        let cluster = try await NamespacedCluster(nodes: 3)
+        defer { cluster.shutdown() }
+        for node in 1...3 { try cluster.startNode(node, extra: ["--relay-fanout", "1"]) }
+        let speaker = try ClusterClient("speaker", node: 1, cluster: cluster)
+        var listeners = try [2, 3].flatMap { node in try (1...2).map { try ClusterClient("n\(node)l\($0)", node: node, cluster: cluster) } }
+        let everyone = [speaker] + listeners
+        defer { for client in everyone { client.close() } }
+        try await cluster.waitForTrees(of: [speaker] + listeners)
+
+        let tree = cluster.tree(of: speaker.ssrc)
+        let middle = try #require(tree.first { $0.value == "node1" }?.key), last = try #require(tree.first { $0.value == middle }?.key)
+        #expect(tree.count == 2, "the speaker's tree: \(tree)")
+        print("relay tree of the speaker's stream: node1 -> \(middle) -> \(last)")
+        let middleNode = Int(middle.dropFirst("node".count))!, lastNode = Int(last.dropFirst("node".count))!
+
+        let delays = try await cluster.broadcast(
+            from: speaker, to: listeners, count: Self.packets, firstSequence: 65_500, phase: "relay tree",
+            copies: [1: (forwarded: 0, relayed: 1), middleNode: (forwarded: 2, relayed: 1), lastNode: (forwarded: 2, relayed: 0)])
+        let oneRelay = delays.filter { $0.node == middleNode }.flatMap(\.delays).sorted()
+        let twoRelays = delays.filter { $0.node == lastNode }.flatMap(\.delays).sorted()
+        print(String(
+            format: "delay, speaker on node 1 to listeners on %@ (two SFUs): p50 %.1f us p99 %.1f us; on %@ (three SFUs, three hops): p50 %.1f us p99 %.1f us",
+            middle, microseconds(oneRelay, 0.5), microseconds(oneRelay, 0.99), last, microseconds(twoRelays, 0.5), microseconds(twoRelays, 0.99)))
+
+        // The middle node dies: the last node attaches to node 1 once the heartbeat expired.
+        let killed = ContinuousClock.now
+        cluster.killNode(middleNode)
+        let orphans = listeners.filter { $0.node == middleNode }
+        listeners.removeAll { $0.node == middleNode }
+        try await cluster.waitForTrees(of: [speaker] + listeners)
+        #expect(cluster.tree(of: speaker.ssrc) == [last: "node1"])
+        print("\(middle) SIGKILLed: \(last) takes the stream from node1 after \(ContinuousClock.now - killed)")
+        _ = try await cluster.broadcast(
+            from: speaker, to: listeners, silent: orphans, count: Self.packets, firstSequence: 0, phase: "parent dead",
+            copies: [1: (forwarded: 0, relayed: 1), lastNode: (forwarded: 2, relayed: 0)])
+        for client in orphans { client.close() }
         cluster.stopNodes()
     }
 }
@@ -115,7 +163,7 @@ final class NamespacedCluster: @unchecked Sendable {
     func statsFile(_ node: Int) -> String { "\(scratch)/node\(node).json" }
     func log(_ node: Int) -> String { "\(scratch)/node\(node).log" }
 
-    func startNode(_ node: Int) throws {
+    func startNode(_ node: Int, extra: [String] = []) throws {
         try? FileManager.default.removeItem(atPath: statsFile(node))
         FileManager.default.createFile(atPath: log(node), contents: nil)
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log(node)))
@@ -127,7 +175,7 @@ final class NamespacedCluster: @unchecked Sendable {
             "--media", "\(media(node))", "--backend", "sendmmsg", "--log-level", "warning", "--keepalive-timeout", "120s",
             "--stats-interval", "50ms", "--stats-file", statsFile(node), "--cluster", redis.url, "--node", "node\(node)",
             "--advertise", "\(media(node))",
-        ]
+        ] + extra
         process.standardOutput = output
         process.standardError = output
         try process.run()
@@ -173,13 +221,52 @@ final class NamespacedCluster: @unchecked Sendable {
         func count(_ value: Any?) -> Int { (value as? NSNumber)?.intValue ?? 0 }
         return NodeCounters(
             received: count(json["received"]), forwarded: count(json["forwarded"]), echoed: count(json["echoed"]),
-            dropped: dropped.values.reduce(0) { $0 + count($1) }, routes: count(json["routes"]))
+            relayed: count(json["relayed"]), dropped: dropped.values.reduce(0) { $0 + count($1) }, routes: count(json["routes"]),
+            relayChildren: count(json["relay_children"]))
     }
 
-    func waitForRoutes(_ routes: Int, on nodes: [Int]) async throws {
-        for node in nodes {
-            try await waitUntil("node \(node) routes \(routes) streams (\(counters(node).map { "\($0.routes)" } ?? "no statistics")); log: \(tail(node))") {
-                self.counters(node)?.routes == routes
+    /// The ready edges of every relay tree of the room in Redis, by SSRC: child node -> parent
+    /// node (one `redis-cli` call).
+    func trees() -> [UInt32: [String: String]] {
+        let script = """
+            local out = {}
+            for _, ssrc in ipairs(redis.call('SMEMBERS', 'groupcast:room:default:relays')) do
+              local edges = redis.call('HGETALL', 'groupcast:room:default:relay:' .. ssrc)
+              for i = 1, #edges, 2 do table.insert(out, ssrc .. ' ' .. edges[i] .. ' ' .. edges[i + 1]) end
+            end
+            return out
+            """
+        var trees: [UInt32: [String: String]] = [:]
+        for line in (redis.command(["EVAL", script, "0"]) ?? "").split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count == 4, let ssrc = UInt32(fields[0]), fields[3] == "ready" else { continue }
+            trees[ssrc, default: [:]][String(fields[1])] = String(fields[2])
+        }
+        return trees
+    }
+
+    /// The ready edges of `ssrc`'s relay tree: child node -> parent node.
+    func tree(of ssrc: UInt32) -> [String: String] { trees()[ssrc] ?? [:] }
+
+    /// Waits until every stream of `clients` (three each) has a tree in Redis with a ready edge
+    /// for each other node with clients (and no other edge), and every node routes all the
+    /// streams and sends each to the children Redis records for it.
+    func waitForTrees(of clients: [ClusterClient]) async throws {
+        let nodes = Set(clients.map(\.node)), ssrcs = clients.flatMap(\.ssrcs)
+        // Each stream's children in Redis: the nodes with clients but its own.
+        var expected: [UInt32: Set<String>] = [:]
+        for client in clients {
+            for ssrc in client.ssrcs { expected[ssrc] = Set(nodes.subtracting([client.node]).map { "node\($0)" }) }
+        }
+        try await waitUntil("every stream's tree reaches every other node with clients (\(nodes.sorted()))") { [expected] in
+            let trees = self.trees()
+            return expected.allSatisfy { ssrc, children in Set(trees[ssrc, default: [:]].keys) == children }
+        }
+        let trees = self.trees()
+        for node in nodes.sorted() {
+            let children = ssrcs.reduce(0) { $0 + trees[$1, default: [:]].values.filter { $0 == "node\(node)" }.count }
+            try await waitUntil("node \(node) routes \(ssrcs.count) streams to \(children) children (\(counters(node).map { "\($0.routes), \($0.relayChildren)" } ?? "no statistics")); log: \(tail(node))") {
+                self.counters(node).map { $0.routes == ssrcs.count && $0.relayChildren == children } ?? false
             }
         }
     }
@@ -226,31 +313,79 @@ final class NamespacedCluster: @unchecked Sendable {
 
         // Each node: its clients' packets plus one copy of every other node's stream; copies to
         // its other clients, one per other node per stream, and its relayed streams to its clients.
-        print("\(phase): node  clients  received (relayed in)  forwarded (to its clients + to other nodes)  echoed  dropped")
+        print("\(phase): node  clients  received (relayed in)  forwarded (to its clients)  relayed (to other nodes)  echoed  dropped")
         for node in nodes {
             let mine = clients.filter { $0.node == node }.count, others = clients.count - mine, otherNodes = nodes.count - 1
             let after = try #require(counters(node)), growth = after - before[node]!
             let toNodes = mine * otherNodes * count, toClients = (mine * (mine - 1) + others * mine) * count
-            let want = NodeCounters(received: (mine + others) * count, forwarded: toClients + toNodes, echoed: mine * count, dropped: 0, routes: growth.routes)
-            print("\(phase):   \(node)     \(mine)        \(growth.received) (\(growth.received - mine * count))      \(growth.forwarded) (\(growth.forwarded - toNodes) + \(toNodes))      \(growth.echoed)  \(growth.dropped)")
+            let want = NodeCounters(
+                received: (mine + others) * count, forwarded: toClients, echoed: mine * count, relayed: toNodes, dropped: 0, routes: growth.routes,
+                relayChildren: growth.relayChildren)
+            print("\(phase):   \(node)     \(mine)        \(growth.received) (\(growth.received - mine * count))      \(growth.forwarded)      \(growth.relayed)      \(growth.echoed)  \(growth.dropped)")
             #expect(growth == want, "\(phase): node \(node) counted \(growth), the routing implies \(want)")
         }
         return (local, remote)
     }
+
+    /// `speaker` sends `count` packets (one a millisecond, sequence numbers from
+    /// `firstSequence`): it receives its echo from its node, every listener receives each
+    /// packet exactly once, in order, from its own node, `silent` clients nothing, and each
+    /// node's counters grow by `copies` per packet (to its listeners, to its children), one
+    /// received per packet and no drop. Returns each listener's one-way delays (ns).
+    func broadcast(
+        from speaker: ClusterClient, to listeners: [ClusterClient], silent: [ClusterClient] = [], count: Int, firstSequence: Int, phase: String,
+        copies: [Int: (forwarded: Int, relayed: Int)]
+    ) async throws -> [(node: Int, delays: [UInt64])] {
+        var before: [Int: NodeCounters] = [:]
+        for node in copies.keys { before[node] = try #require(counters(node), "node \(node) writes no statistics") }
+        for client in [speaker] + listeners + silent { _ = client.take() }
+        for index in 0..<count {
+            try speaker.send(sequence: UInt16(truncatingIfNeeded: firstSequence + index), to: media(speaker.node))
+            usleep(1000)
+        }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline && ([speaker] + listeners).contains(where: { $0.arrivedCount < count }) { usleep(10_000) }
+        usleep(200_000)  // anything extra (a duplicate) arrives too, and four statistics intervals pass
+
+        let sequences = (0..<count).map { UInt16(truncatingIfNeeded: firstSequence + $0) }
+        var delays: [(node: Int, delays: [UInt64])] = []
+        for receiver in [speaker] + listeners {
+            let arrived = receiver.take()
+            #expect(arrived.map(\.ssrc) == Array(repeating: speaker.ssrc, count: arrived.count), "\(phase): \(receiver.name) got another stream")
+            #expect(arrived.map(\.sequence) == sequences, "\(phase): \(receiver.name) got \(arrived.count) of \(count) packets, in this order: \(arrived.map(\.sequence).prefix(20))…")
+            #expect(Set(arrived.map(\.source)) == [media(receiver.node)], "\(phase): \(receiver.name) got packets from \(Set(arrived.map(\.source))), only from its node expected")
+            if receiver !== speaker { delays.append((receiver.node, arrived.map(\.delay))) }
+        }
+        for client in silent {
+            let arrived = client.take()
+            #expect(arrived.isEmpty, "\(phase): \(client.name) (node \(client.node), dead) got \(arrived.count) packets")
+        }
+        print("\(phase): node  received  forwarded (to its listeners)  relayed (to its children)  echoed  dropped")
+        for (node, perPacket) in copies.sorted(by: { $0.key < $1.key }) {
+            let growth = try #require(counters(node)) - before[node]!
+            let want = NodeCounters(
+                received: count, forwarded: perPacket.forwarded * count, echoed: node == speaker.node ? count : 0, relayed: perPacket.relayed * count,
+                dropped: 0, routes: growth.routes, relayChildren: growth.relayChildren)
+            print("\(phase):   \(node)     \(growth.received)     \(growth.forwarded)     \(growth.relayed)     \(growth.echoed)  \(growth.dropped)")
+            #expect(growth == want, "\(phase): node \(node) counted \(growth), the tree implies \(want)")
+        }
+        return delays
+    }
 }
 
-/// A node's statistics (`--stats-file`): totals, and the routes in its table.
+/// A node's statistics (`--stats-file`): totals, and the routes and relay children in its table.
 struct NodeCounters: Equatable, CustomStringConvertible {
-    var received: Int, forwarded: Int, echoed: Int, dropped: Int, routes: Int
+    var received: Int, forwarded: Int, echoed: Int, relayed: Int, dropped: Int, routes: Int, relayChildren: Int
 
-    /// The totals' growth from `earlier` (routes: this one's).
+    /// The totals' growth from `earlier` (routes and relay children: this one's).
     static func - (later: NodeCounters, earlier: NodeCounters) -> NodeCounters {
         NodeCounters(
             received: later.received - earlier.received, forwarded: later.forwarded - earlier.forwarded, echoed: later.echoed - earlier.echoed,
-            dropped: later.dropped - earlier.dropped, routes: later.routes)
+            relayed: later.relayed - earlier.relayed, dropped: later.dropped - earlier.dropped, routes: later.routes,
+            relayChildren: later.relayChildren)
     }
 
-    var description: String { "received \(received), forwarded \(forwarded), echoed \(echoed), dropped \(dropped)" }
+    var description: String { "received \(received), forwarded \(forwarded), echoed \(echoed), relayed \(relayed), dropped \(dropped)" }
 }
 
 /// A participant in its node's namespace, on the node's address: registered with the node,
@@ -267,7 +402,10 @@ final class ClusterClient: @unchecked Sendable {
 
     let name: String
     let node: Int
+    /// Its ASQ stream's SSRC (the one it sends).
     let ssrc: UInt32
+    /// All three of its streams' SSRCs.
+    let ssrcs: [UInt32]
     private let socket: GroupSocket
     private let arrivals = Mutex<[Arrival]>([])
     private let stopping = Atomic<Bool>(false)
@@ -283,6 +421,7 @@ final class ClusterClient: @unchecked Sendable {
         }
         let membership = try ControlChannel(socket: socket, sfu: cluster.control(node)).register(JoinParameters(), requestID: 1)
         ssrc = membership.ssrcs[.asq]
+        ssrcs = StreamType.allCases.map { membership.ssrcs[$0] }.filter { $0 != 0 }
         let thread = Thread { [self] in receive() }
         thread.start()
     }
