@@ -144,7 +144,12 @@ extension RunResult {
             return percent(b &- a)
         }
         let busyNs = Double(statsSecond.busyNs &- statsFirst.busyNs)
-        let cpuNs = Double((second.user &- first.user) + (second.system &- first.system)) / ticks * 1e9
+        // The SFU's CPU time is its threads' run time; the ticks only split it into user and
+        // system (a window no tick landed in counts as system).
+        let cpuNs = Double(second.runTime &- first.runTime)
+        let userTicks = Double(second.user &- first.user), systemTicks = Double(second.system &- first.system)
+        let userShare = userTicks + systemTicks > 0 ? userTicks / (userTicks + systemTicks) : 0
+        let cpuPercent = cpuNs / 1e9 / elapsed * 100
         let received = statsSecond.received &- statsFirst.received
         let copies = statsSecond.copies &- statsFirst.copies
         let delayCount = statsSecond.delayCount &- statsFirst.delayCount
@@ -156,7 +161,7 @@ extension RunResult {
         self.init(
             kind: kind, backend: backend.rawValue, clients: sessionClients, fanout: sessionClients,
             rate: rate, windowSeconds: elapsed,
-            cpuUser: percent(second.user &- first.user), cpuSystem: percent(second.system &- first.system),
+            cpuUser: cpuPercent * userShare, cpuSystem: cpuPercent * (1 - userShare),
             cpuSoftirq: softirq(sfuCPU), cpuSoftirqClientCPU: softirq(clientCPU),
             runqueueWait: Double(second.runDelay &- first.runDelay) / 1e9 / elapsed * 100,
             received: received, copies: copies, dropped: statsSecond.dropped &- statsFirst.dropped,

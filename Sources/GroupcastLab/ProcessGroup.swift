@@ -14,7 +14,8 @@ struct ProcessGroup {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: command[0])
         process.arguments = Array(command.dropFirst())
-        FileManager.default.createFile(atPath: output, contents: nil)
+        // Truncates or creates it; when that fails, opening it below throws the reason.
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
         process.standardOutput = handle
         process.standardError = handle

@@ -97,12 +97,13 @@ import Testing
 }
 
 @Suite struct RunResultTests {
-    /// A 2-second window: 100 ticks/s; the SFU used 50 user + 30 system ticks; its CPU (1) had 20
-    /// softirq ticks; it received 1000 packets and sent 4000 copies, spent 0.6 s busy, 0.3 s in
-    /// send calls; three clients.
-    func window(kind: String) -> RunResult {
-        let first = ProcSample(time: 10, user: 100, system: 50, softirq: [0: 5, 1: 10], runDelay: 1_000_000)
-        let second = ProcSample(time: 12, user: 150, system: 80, softirq: [0: 15, 1: 30], runDelay: 21_000_000)
+    /// A 2-second window: 100 ticks/s; the SFU ran 0.8 s (schedstat) and was sampled in 50 user +
+    /// 30 system ticks; its CPU (1) had 20 softirq ticks; it received 1000 packets and sent 4000
+    /// copies, spent 0.6 s busy, 0.3 s in send calls; three clients.
+    func window(kind: String, userTicks: UInt64 = 50, systemTicks: UInt64 = 30) -> RunResult {
+        let first = ProcSample(time: 10, user: 100, system: 50, runTime: 5_000_000_000, softirq: [0: 5, 1: 10], runDelay: 1_000_000)
+        let second = ProcSample(
+            time: 12, user: 100 + userTicks, system: 50 + systemTicks, runTime: 5_800_000_000, softirq: [0: 15, 1: 30], runDelay: 21_000_000)
         let statsFirst = SFUSnapshot(received: 500, copies: 2000, dropped: 1, sendNs: 100_000_000, busyNs: 200_000_000,
                                      delayCount: 500, delaySum: 5_000_000)
         let statsSecond = SFUSnapshot(received: 1500, copies: 6000, dropped: 3, sendNs: 400_000_000, busyNs: 800_000_000,
@@ -127,6 +128,15 @@ import Testing
         #expect(r.cpuSoftirq == 10)  // CPU 1: 20 ticks
         #expect(r.cpuSoftirqClientCPU == 5)  // CPU 0: 10 ticks
         #expect(r.runqueueWait == 1)  // 20 ms of 2 s
+    }
+
+    /// Ticks in phase with the work undercount it: the run time is the CPU, the ticks only split it.
+    @Test func cpuIsTheRunTimeWhateverTheTicksSampled() {
+        let r = window(kind: "grid", userTicks: 5, systemTicks: 0)
+        #expect(r.cpuUser == 40 && r.cpuSystem == 0)  // 0.8 s of 2 s, all user by the ticks
+        #expect(r.cpuNsPerCopy == 200_000)  // 0.8 s / 4000 copies
+        let unsampled = window(kind: "grid", userTicks: 0, systemTicks: 0)
+        #expect(unsampled.cpuUser == 0 && unsampled.cpuSystem == 40)
     }
 
     @Test func countersArePerWindowAndPerPacket() {
