@@ -9,9 +9,9 @@ struct ProcSample {
     var user: UInt64
     var system: UInt64
     /// The SFU's threads' time on a CPU (schedstat run time, summed), ns. The CPU figures come
-    /// from this: utime/stime are sampled at the scheduler tick (4 ms at HZ=250), and clients
-    /// sending every 2-4 ms put the samples in phase with the work (2-74 % of a CPU measured
-    /// where the run time said 17-70 %, Docs/ring.md).
+    /// from this. /proc/PID/stat's utime + stime add up to the same run time (the kernel scales
+    /// its tick samples to it, cputime_adjust()), but in 10 ms clock ticks and clamped to stay
+    /// monotonic; only their ratio, the user/system split, comes from tick samples.
     var runTime: UInt64 = 0
     /// Per-CPU softirq, clock ticks.
     var softirq: [Int: UInt64]

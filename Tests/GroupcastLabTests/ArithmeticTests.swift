@@ -130,7 +130,7 @@ import Testing
         #expect(r.runqueueWait == 1)  // 20 ms of 2 s
     }
 
-    /// Ticks in phase with the work undercount it: the run time is the CPU, the ticks only split it.
+    /// The run time is the CPU (ns); the ticks only split it into user and system.
     @Test func cpuIsTheRunTimeWhateverTheTicksSampled() {
         let r = window(kind: "grid", userTicks: 5, systemTicks: 0)
         #expect(r.cpuUser == 40 && r.cpuSystem == 0)  // 0.8 s of 2 s, all user by the ticks
