@@ -401,11 +401,71 @@ struct gc_loop_ctx {
 	const struct gc_pkt *pkt;
 	__u32 *cur;		/* current destination address in the packet */
 	__u16 *cur_port;	/* current destination port */
+	__u32 ipv4_plain;	/* IPv4 without options behind an untagged Ethernet header */
 	__u32 sent;
 	__u32 lost;		/* copies not sent (family, send failed), rewrite failures aside */
 	__u32 failed;		/* a rewrite failed at subscriber failed_at: the loop stopped */
 	__u32 failed_at;
 };
+
+/* csum_replace4() of the kernel (RFC 1624 eqn. 3): the IPv4 header
+ * checksum @check after a 4-byte field changes from @from to @to, with the
+ * kernel's terms (~csum_unfold() of the 16-bit field is 32 bits wide), so
+ * the same bytes as bpf_l3_csum_replace() writes. */
+static __always_inline __u16 gc_csum_replace4(__u16 check, __u32 from, __u32 to)
+{
+	return ~gc_csum_fold((__u64)(__u32)~(__u32)check + (__u32)~from + to);
+}
+
+/* gc_set_dst() for IPv4 without options behind an untagged Ethernet header
+ * (lc->ipv4_plain), plus the MACs: only the UDP checksum goes through a
+ * helper (only bpf_l4_csum_replace() knows the skb's checksum state:
+ * CHECKSUM_PARTIAL keeps the pseudo header's sum there, COMPLETE needs
+ * skb->csum fixed); MACs, address, IPv4 header checksum and port are plain
+ * stores into the packet, in place of four helper calls. The bytes are
+ * gc_set_dst()'s: the header's sum is unchanged (its checksum absorbs the
+ * address, the UDP checksum the port), so a CHECKSUM_COMPLETE skb->csum
+ * needs nothing more, as for bpf_l3_csum_replace() and stores without
+ * BPF_F_RECOMPUTE_CSUM. The packet is writable here: the TC program's
+ * prologue unclones it, and bpf_clone_redirect() unclones it after each
+ * clone (for direct writes, net/core/filter.c). */
+static __always_inline int gc_set_dst_ipv4_plain(struct __sk_buff *skb, struct gc_loop_ctx *lc,
+						 const struct gc_subscriber *s)
+{
+	__u32 csum_off = sizeof(struct ethhdr) + sizeof(struct iphdr) +
+			 offsetof(struct udphdr, check);
+	__u32 old = lc->cur[0], new = *(const __u32 *)s->addr;
+	__u16 port_be = s->port;
+	void *data, *data_end;
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	struct udphdr *udp;
+
+	/* Helpers first: each invalidates the packet pointers. */
+	if (old != new &&
+	    bpf_l4_csum_replace(skb, csum_off, old, new, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | 4))
+		return -1;
+	if (*lc->cur_port != port_be &&
+	    bpf_l4_csum_replace(skb, csum_off, *lc->cur_port, port_be, BPF_F_MARK_MANGLED_0 | 2))
+		return -1;
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	eth = data;
+	ip = (void *)(eth + 1);
+	udp = (void *)(ip + 1);
+	if ((void *)(udp + 1) > data_end)
+		return -1;
+	/* dst_mac and src_mac are adjacent in the subscriber entry. */
+	__builtin_memcpy(eth->h_dest, s->dst_mac, 12);
+	if (old != new) {
+		ip->check = gc_csum_replace4(ip->check, old, new);
+		ip->daddr = new;
+		lc->cur[0] = new;
+	}
+	udp->dest = port_be;
+	*lc->cur_port = port_be;
+	return 0;
+}
 
 /* Give the packet the tag of VLAN @vlan_id (0: none) in place of the one it
  * carries. The tag travels out of band (skb->vlan_tci): the device or the
@@ -447,9 +507,11 @@ static long gc_send_copy(__u32 i, void *data)
 		lc->lost++;
 		return 0;
 	}
-	if (gc_set_dst(skb, lc->pkt, lc->cur, lc->cur_port, (const __u32 *)s->addr, s->port) ||
-	    /* dst_mac and src_mac are adjacent in the subscriber entry. */
-	    bpf_skb_store_bytes(skb, 0, s->dst_mac, 12, 0) ||
+	if ((lc->ipv4_plain ? gc_set_dst_ipv4_plain(skb, lc, s) :
+			      gc_set_dst(skb, lc->pkt, lc->cur, lc->cur_port,
+					 (const __u32 *)s->addr, s->port) ||
+			      /* dst_mac and src_mac are adjacent in the subscriber entry. */
+			      bpf_skb_store_bytes(skb, 0, s->dst_mac, 12, 0)) ||
 	    gc_set_vlan(skb, s->vlan_id)) {
 		lc->failed = 1;
 		lc->failed_at = i;
@@ -542,6 +604,10 @@ int groupcast_tc(struct __sk_buff *skb)
 	lc.pkt = &pkt;
 	lc.cur = cur;
 	lc.cur_port = &cur_port;
+	/* Any tag is out of band by now (popped above), so the IP header
+	 * follows the Ethernet header. */
+	lc.ipv4_plain = pkt.family == GC_FAMILY_IPV4 && pkt.l3_off == sizeof(struct ethhdr) &&
+			pkt.l4_off == sizeof(struct ethhdr) + sizeof(struct iphdr);
 	bpf_loop(n, gc_send_copy, &lc, 0);
 	/* The copies sent before a failed rewrite went out: they count. */
 	sent = lc.sent;
