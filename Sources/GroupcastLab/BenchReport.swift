@@ -144,12 +144,9 @@ extension RunResult {
             return percent(b &- a)
         }
         let busyNs = Double(statsSecond.busyNs &- statsFirst.busyNs)
-        // The SFU's CPU time is its threads' run time; the ticks only split it into user and
-        // system (a window no tick landed in counts as system).
-        let cpuNs = Double(second.runTime &- first.runTime)
-        let userTicks = Double(second.user &- first.user), systemTicks = Double(second.system &- first.system)
-        let userShare = userTicks + systemTicks > 0 ? userTicks / (userTicks + systemTicks) : 0
-        let cpuPercent = cpuNs / 1e9 / elapsed * 100
+        // The SFU's CPU time is its threads' run time; the ticks only split it into user and system.
+        let cpu = CPUWindow(from: first, to: second)
+        let cpuNs = cpu.runNanoseconds
         let received = statsSecond.received &- statsFirst.received
         let copies = statsSecond.copies &- statsFirst.copies
         let delayCount = statsSecond.delayCount &- statsFirst.delayCount
@@ -161,7 +158,7 @@ extension RunResult {
         self.init(
             kind: kind, backend: backend.rawValue, clients: sessionClients, fanout: sessionClients,
             rate: rate, windowSeconds: elapsed,
-            cpuUser: cpuPercent * userShare, cpuSystem: cpuPercent * (1 - userShare),
+            cpuUser: cpu.userPercent, cpuSystem: cpu.systemPercent,
             cpuSoftirq: softirq(sfuCPU), cpuSoftirqClientCPU: softirq(clientCPU),
             runqueueWait: Double(second.runDelay &- first.runDelay) / 1e9 / elapsed * 100,
             received: received, copies: copies, dropped: statsSecond.dropped &- statsFirst.dropped,

@@ -22,6 +22,10 @@ public struct Demo {
     /// A broadcast instead of a conference: client host 1 is one speaker (on node 1) sending
     /// every stream type and receiving none; the other hosts are its audience, sending nothing.
     public var broadcast = false
+    /// With ``nodes``: every node's `groupcast sfu --relay-fanout` (the most nodes it sends a
+    /// stream to in a relay tree; 0: no limit, 1: chains). nil: the SFU's default (0, a star
+    /// from each stream's origin node).
+    public var relayFanout: Int?
     public var duration: Duration = .seconds(10)
     public var interval: Duration = .milliseconds(4)
     public var receive: StreamSet = .all
@@ -38,6 +42,7 @@ public struct Demo {
     ///
     /// - Throws: ``LabError`` (`.interrupted` after SIGINT/SIGTERM, with everything removed).
     public func run() throws(LabError) {
+        if relayFanout != nil && nodes == nil { throw .failed("--relay-fanout needs --nodes (it is a cluster node's option)") }
         guard geteuid() == 0 else {
             throw .failed("needs root: it creates network namespaces and veth links (run it with sudo)")
         }
@@ -54,7 +59,8 @@ public struct Demo {
             }
         }
         let topology = nodes.map { Topology.cluster(nodes: $0) } ?? Topology.sfuStar(clients: clients)
-        let layout = nodes.map { DemoLayout.cluster(topology, nodes: $0, clients: clients, broadcast: broadcast) } ?? DemoLayout.star(topology, clients: clients)
+        let layout = nodes.map { DemoLayout.cluster(topology, nodes: $0, clients: clients, broadcast: broadcast, relayFanout: relayFanout) }
+            ?? DemoLayout.star(topology, clients: clients)
         let logs = RunDirectory(prefix: Topology.starPrefix)
         Topology.removeStale()
         let stop = StopSignal()
@@ -139,6 +145,8 @@ public struct Demo {
             sfus.append(sfu)
         }
         let statsFiles = layout.nodes.map { logs.path + "/\($0.name)-\(backend).json" }
+        // Each SFU's CPU while the clients run: its threads' run time (schedstat), as `bench sfu`.
+        let firstSamples = sfus.map { ProcSample.take(pid: $0.processIdentifier) }
         var clientProcesses: [Process] = []
         for (index, host) in layout.hosts.enumerated() {
             let speaker = broadcast && index == 0
@@ -152,8 +160,13 @@ public struct Demo {
         let start = Date()
         let softirqStart = DemoResult.softirqTicks()
         var previous: (Date, [SFUSnapshot])?
+        var relayTrees: [RelayTree]?
         while clientProcesses.contains(where: \.isRunning) {
             if stop.received { break }
+            // The relay trees once, halfway (they are deleted when the senders leave at the end).
+            if relayTrees == nil, let redis = layout.redis, layout.nodes.count > 1, Date().timeIntervalSince(start) >= duration.seconds / 2 {
+                relayTrees = RelayTree.read(namespace: redis.namespace, address: redis.address)
+            }
             for (node, sfu) in zip(layout.nodes, sfus) where !sfu.isRunning {
                 throw LabError.processFailed("SFU \(node.name) exited", logs.tail("\(node.name)-\(backend).log"))
             }
@@ -194,6 +207,7 @@ public struct Demo {
                 throw LabError.processFailed("client \(index + 1) exited \(process.terminationStatus)", logs.tail("client-\(backend)-\(index + 1).log"))
             }
         }
+        let lastSamples = sfus.map { ProcSample.take(pid: $0.processIdentifier) }
         for sfu in sfus { sfu.interrupt() }  // SIGINT: clean shutdown (a node leaves the cluster), final statistics
         let deadline = Date().addingTimeInterval(5)
         while sfus.contains(where: \.isRunning) && Date() < deadline { usleep(20_000) }
@@ -206,13 +220,14 @@ public struct Demo {
         let nodes = layout.nodes.enumerated().map { index, node in
             DemoResult.Node(
                 name: layout.isCluster ? node.name : nil, sfu: SFUSnapshot.load(statsFiles[index]),
+                cpu: firstSamples[index].flatMap { first in lastSamples[index].map { CPUWindow(from: first, to: $0) } },
                 clients: layout.hosts.indices.filter { layout.hosts[$0].node == index }.compactMap {
                     ClientStats.load(logs.path + "/client-\(backend)-\($0 + 1).json", receiving: broadcast && $0 == 0 ? [] : received)
                 })
         }
         let senders = broadcast ? 1 : layout.hosts.indices.reduce(0) { $0 + participants(host: $1) }
         return DemoResult(backend: backend, nodes: nodes, otherParticipants: senders - (broadcast ? 0 : 1), softirqPercent: softirq,
-                          seconds: Date().timeIntervalSince(start))
+                          seconds: Date().timeIntervalSince(start), relayTrees: relayTrees)
     }
 
     /// Participants of client host `index` (0-based): one speaker in a broadcast, else ``participants``.
@@ -242,6 +257,8 @@ struct DemoLayout {
     var description: String
     /// Cluster nodes (named in the table), not the one SFU of a star.
     var isCluster = false
+    /// The cluster's redis-server: the namespace it runs in and its address there.
+    var redis: (namespace: String, address: String)?
 
     /// One SFU in the star's hub (default addresses), a client host per spoke.
     static func star(_ topology: Topology, clients: Int) -> DemoLayout {
@@ -256,7 +273,7 @@ struct DemoLayout {
     /// `nodes` cluster nodes, one per spoke of ``Topology/cluster(nodes:)``, each joining the
     /// Redis on the hub; client host N runs in node ((N-1) mod nodes)+1's namespace, on its
     /// address; in a broadcast host 1 (the speaker) on node 1 and the audience's hosts round robin.
-    static func cluster(_ topology: Topology, nodes: Int, clients: Int, broadcast: Bool = false) -> DemoLayout {
+    static func cluster(_ topology: Topology, nodes: Int, clients: Int, broadcast: Bool = false, relayFanout: Int? = nil) -> DemoLayout {
         let redis = "redis://\(topology.redisAddress):6379"
         return DemoLayout(
             nodes: (1...nodes).map { index in
@@ -264,13 +281,14 @@ struct DemoLayout {
                 return Node(
                     name: "node\(index)", namespace: topology.nodeNamespace(index),
                     options: ["--control", "\(address):7000", "--media", "\(address):7002", "--cluster", redis, "--node", "node\(index)",
-                              "--advertise", "\(address):7002"])
+                              "--advertise", "\(address):7002"] + (relayFanout.map { ["--relay-fanout", "\($0)"] } ?? []))
             },
             hosts: (0..<clients).map { index in
                 let node = broadcast ? max(index - 1, 0) % nodes : index % nodes
                 return ClientHost(node: node, namespace: topology.nodeNamespace(node + 1), sfu: "\(topology.nodeAddress(node + 1)):7000", local: topology.nodeAddress(node + 1))
             },
-            description: "\(nodes) SFU node(s) (namespaces \(Topology.starPrefix)-node1...\(nodes), 10.198.0.11...\(10 + nodes)) and redis-server (\(Topology.starPrefix)-redis, 10.198.0.1) on one bridge, no default route; \(clients) client hosts spread over the nodes", isCluster: true)
+            description: "\(nodes) SFU node(s) (namespaces \(Topology.starPrefix)-node1...\(nodes), 10.198.0.11...\(10 + nodes)) and redis-server (\(Topology.starPrefix)-redis, 10.198.0.1) on one bridge, no default route; \(clients) client hosts spread over the nodes\(relayFanout.map { ", relay fan-out \($0)" } ?? "")",
+            isCluster: true, redis: (topology.hubName ?? "", topology.redisAddress))
     }
 }
 
@@ -280,7 +298,15 @@ struct DemoResult {
         /// nil for the one SFU of a single-node run.
         var name: String?
         var sfu: SFUSnapshot?
+        /// The SFU's CPU from its clients' start to their end (nil: not sampled).
+        var cpu: CPUWindow? = nil
         var clients: [ClientStats]
+
+        /// Its run time while the clients ran over the copies it sent (all of them are sent then), us.
+        var cpuPerCopy: Double? {
+            guard let cpu, let copies = sfu?.copies, copies > 0 else { return nil }
+            return cpu.runNanoseconds / 1000 / Double(copies)
+        }
     }
 
     var backend: ForwarderBackend
@@ -291,6 +317,8 @@ struct DemoResult {
     var softirqPercent: Double? = nil
     /// From the clients' start to the SFUs' exit.
     var seconds: Double = 0
+    /// A cluster's relay trees as Redis held them halfway through (nil: not read, one node).
+    var relayTrees: [RelayTree]? = nil
 
     /// The `softirq` column of `/proc/stat`'s `cpu` line (all CPUs), in clock ticks.
     static func softirqTicks() -> UInt64? {
@@ -322,13 +350,13 @@ struct DemoResult {
                 let sources = clients.compactMap(\.fewestSources).min().map { "\($0)/\(result.otherParticipants)" } ?? "-"
                 lines.append([
                     pad(label, 9, left: true), pad("\(sfu.received)", 8), pad("\(sfu.copies)", 9), pad("\(sfu.dropped)", 8),
-                    pad(us(sfu.p50), 10), pad(us(sfu.p99), 10), pad(us(sfu.max), 10), pad(String(format: "%.1f", sfu.cpuUser), 10),
-                    pad(String(format: "%.1f", sfu.cpuSystem), 9), pad(us(percentile(clients.flatMap(\.rttP50), 0.5) ?? 0), 10),
+                    pad(us(sfu.p50), 10), pad(us(sfu.p99), 10), pad(us(sfu.max), 10), pad(decimal(node.cpu?.userPercent, 1), 10),
+                    pad(decimal(node.cpu?.systemPercent, 1), 9), pad(us(percentile(clients.flatMap(\.rttP50), 0.5) ?? 0), 10),
                     pad(us(percentile(clients.flatMap(\.rttP99), 1) ?? 0), 10),
                     pad(percent(sent - min(sent, echoed), sent), 11), pad(percent(lost, received + lost), 6),
                     pad(result.softirqPercent.map { String(format: "%.1f", $0) } ?? "-", 9),
                     pad(us(percentile(clients.flatMap(\.delayP50), 0.5) ?? 0), 10), pad(us(percentile(clients.flatMap(\.delayP99), 1) ?? 0), 10),
-                    pad(sources, 8), pad(sfu.cpuPerCopy.map { String(format: "%.2f", $0) } ?? "-", 12),
+                    pad(sources, 8), pad(decimal(node.cpuPerCopy, 2), 12),
                 ].joined(separator: " "))
             }
         }
@@ -340,10 +368,34 @@ struct DemoResult {
                 lines.append("\(result.backend.rawValue)\(node.name.map { "/" + $0 } ?? "") dropped: \(reasons.joined(separator: ", "))")
             }
         }
-        lines.append("sfu-*: the SFU's per-packet processing delay (receive to last copy scheduled); rtt-*: client -> SFU -> client (echo), median of per-stream p50 and worst p99; owd-*: one-way delay of the other participants' streams (send stamp to arrival, one clock), same aggregation; sources: the fewest other participants' streams of a received type any participant got, of all; cpu: the SFU process (cpu-us/copy: its CPU time since it started over the copies it sent, idle time included); softirq: the whole machine while the clients ran (% of one CPU).")
+        lines.append("sfu-*: the SFU's per-packet processing delay (receive to last copy scheduled); rtt-*: client -> SFU -> client (echo), median of per-stream p50 and worst p99; owd-*: one-way delay of the other participants' streams (send stamp to arrival, one clock), same aggregation; sources: the fewest other participants' streams of a received type any participant got, of all; cpu: the SFU process's threads' run time (schedstat) while the clients ran, split into user and system by its utime/stime ticks (cpu-us/copy: that time over the copies it sent, idle time included); softirq: the whole machine while the clients ran (% of one CPU).")
         if results.contains(where: { $0.nodes.contains { $0.name != nil } }) {
             lines.append("cluster: each node's row counts its own SFU and the clients that joined it; pkts-in includes the copies other nodes relayed to it (one per stream), pkts-out the copies it relayed to them.")
+            lines.append("")
+            lines.append(clusterTable(results))
         }
+        return lines.joined(separator: "\n")
+    }
+
+    /// Per cluster node: its place in the relay trees and its copies by kind, from the SFU's
+    /// counters (`relayed` counted by the SFU, not implied), with the CPU and delays of the main table.
+    static func clusterTable(_ results: [DemoResult]) -> String {
+        var lines = ["node            hops  parent       pkts-in  forwarded   relayed   echoed  dropped   cpu%  cpu-us/copy  sfu-p50us  sfu-p99us  owd-p50us  owd-p99us"]
+        for result in results {
+            for node in result.nodes {
+                guard let name = node.name, let sfu = node.sfu else { continue }
+                func us(_ ns: UInt64?) -> String { ns.map { String(format: "%.1f", Double($0) / 1000) } ?? "-" }
+                let place = result.relayTrees.map { RelayTree.place(of: name, in: $0) }
+                lines.append([
+                    pad(result.backend.rawValue + "/" + name, 14, left: true), pad(place?.hops ?? "-", 5), pad(place?.parents ?? "-", 12, left: true),
+                    pad("\(sfu.received)", 8), pad("\(sfu.forwarded)", 10), pad("\(sfu.relayed)", 9), pad("\(sfu.echoed)", 8), pad("\(sfu.dropped)", 8),
+                    pad(decimal(node.cpu?.percent, 1), 6), pad(decimal(node.cpuPerCopy, 2), 12), pad(us(sfu.p50), 10), pad(us(sfu.p99), 10),
+                    pad(us(percentile(node.clients.flatMap(\.delayP50), 0.5)), 10), pad(us(percentile(node.clients.flatMap(\.delayP99), 1)), 10),
+                ].joined(separator: " "))
+            }
+            for tree in result.relayTrees ?? [] { lines.append("\(result.backend.rawValue) \(tree)") }
+        }
+        lines.append("hops: how far the node is from each stream's origin node in its relay tree (0: the origin; several: the trees differ); parent: who sends it the streams; forwarded: copies to its own participants, relayed: to other nodes, echoed: to the senders; cpu%: run time while the clients ran (% of one CPU).")
         return lines.joined(separator: "\n")
     }
 }
@@ -383,6 +435,79 @@ struct ClientStats {
             }
         }
         return stats
+    }
+}
+
+/// `value` with `places` decimals, `-` for nil.
+func decimal(_ value: Double?, _ places: Int) -> String {
+    value.map { String(format: "%.\(places)f", $0) } ?? "-"
+}
+
+/// One stream's relay tree in Redis (Docs/cluster.md, "Relay trees"): its ready edges.
+struct RelayTree: CustomStringConvertible {
+    var ssrc: String
+    /// The stream's origin node and type, from the SSRC's claim.
+    var origin: String
+    var type: String
+    /// Child node -> parent node, ready edges only.
+    var parents: [String: String]
+    /// Edges not yet confirmed by their child.
+    var pending = 0
+
+    /// Every relay tree of the cluster (key prefix `groupcast`), read with one redis-cli call in
+    /// the Redis namespace; nil when it fails.
+    static func read(namespace: String, address: String) -> [RelayTree]? {
+        // One line per edge: SSRC OWNER-NODE ROOM ID TYPE CHILD PARENT STATE.
+        let script = """
+            local out = {}
+            for _, key in ipairs(redis.call('KEYS', ARGV[1] .. ':room:*:relay:*')) do
+              local ssrc = string.match(key, ':relay:(%d+)$')
+              local owner = redis.call('HGET', ARGV[1] .. ':ssrcs', ssrc) or '- - - -'
+              local edges = redis.call('HGETALL', key)
+              for i = 1, #edges, 2 do out[#out + 1] = ssrc .. ' ' .. owner .. ' ' .. edges[i] .. ' ' .. edges[i + 1] end
+            end
+            return out
+            """
+        guard let output = try? Topology.ip(["netns", "exec", namespace, "/usr/bin/redis-cli", "-h", address, "EVAL", script, "0", "groupcast"])
+        else { return nil }
+        return parse(output)
+    }
+
+    /// The lines of ``read(namespace:address:)``'s script, trees in SSRC order.
+    static func parse(_ output: String) -> [RelayTree] {
+        var trees: [String: RelayTree] = [:]
+        for line in output.split(separator: "\n") {
+            let fields = line.split(separator: " ").map(String.init)
+            guard fields.count == 8 else { continue }
+            var tree = trees[fields[0]] ?? RelayTree(ssrc: fields[0], origin: fields[1], type: fields[4], parents: [:])
+            if fields[7] == "ready" { tree.parents[fields[5]] = fields[6] } else { tree.pending += 1 }
+            trees[fields[0]] = tree
+        }
+        return trees.values.sorted { (UInt32($0.ssrc) ?? 0, $0.ssrc) < (UInt32($1.ssrc) ?? 0, $1.ssrc) }
+    }
+
+    /// Hops from the origin to `node` (0: the origin), nil when it is not in the tree (or a
+    /// corrupted tree loops).
+    func hops(to node: String) -> Int? {
+        var hops = 0, current = node
+        while current != origin {
+            guard let parent = parents[current], hops < parents.count else { return nil }
+            current = parent
+            hops += 1
+        }
+        return hops
+    }
+
+    /// `node`'s hops and parents over `trees` (distinct values joined by `,`; `-`: in none).
+    static func place(of node: String, in trees: [RelayTree]) -> (hops: String, parents: String) {
+        let hops = Set(trees.compactMap { $0.hops(to: node) }).sorted().map(String.init)
+        let parents = Set(trees.compactMap { $0.parents[node] }).sorted()
+        return (hops.isEmpty ? "-" : hops.joined(separator: ","), parents.isEmpty ? "-" : parents.joined(separator: ","))
+    }
+
+    var description: String {
+        let edges = parents.sorted { (hops(to: $0.key) ?? 99, $0.key) < (hops(to: $1.key) ?? 99, $1.key) }.map { "\($0.value) -> \($0.key)" }
+        return "relay tree \(type) \(ssrc) (origin \(origin)): " + (edges.isEmpty ? "no edges" : edges.joined(separator: ", ")) + (pending > 0 ? ", \(pending) pending" : "")
     }
 }
 

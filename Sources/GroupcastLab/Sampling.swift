@@ -52,24 +52,40 @@ struct ProcSample {
     }
 }
 
+/// A process's CPU between two ``ProcSample``s: its threads' run time, split into user and system
+/// by the utime/stime ticks (a window no tick landed in counts as system).
+struct CPUWindow {
+    var seconds: Double
+    var runNanoseconds: Double
+    /// The user share of the ticks, 0...1.
+    var userShare: Double
+
+    init(from first: ProcSample, to second: ProcSample) {
+        seconds = max(second.time - first.time, 1e-3)
+        runNanoseconds = Double(second.runTime &- first.runTime)
+        let userTicks = Double(second.user &- first.user), systemTicks = Double(second.system &- first.system)
+        userShare = userTicks + systemTicks > 0 ? userTicks / (userTicks + systemTicks) : 0
+    }
+
+    /// Percent of one CPU.
+    var percent: Double { runNanoseconds / 1e9 / seconds * 100 }
+    var userPercent: Double { percent * userShare }
+    var systemPercent: Double { percent * (1 - userShare) }
+}
+
 /// The SFU's statistics file, the fields the benchmark uses.
 struct SFUSnapshot {
     var received: UInt64 = 0, copies: UInt64 = 0, dropped: UInt64 = 0, participants = 0
     var sendNs: UInt64 = 0, busyNs: UInt64 = 0, delayCount: UInt64 = 0, delaySum: UInt64 = 0
     var p50: UInt64 = 0, p99: UInt64 = 0, max: UInt64 = 0
-    /// The SFU process's CPU since it started, percent of one CPU.
+    /// The SFU process's CPU since it started, percent of one CPU (the demo's status line).
     var cpuUser = 0.0, cpuSystem = 0.0
-    /// Since it started, nanoseconds (with the percentages: its CPU time).
-    var uptime: UInt64 = 0
     /// REGISTER needs a join token (the SFU runs with `--auth-key-file`).
     var authenticated = false
     /// The drops by reason (the statistics file's `dropped` keys), only those not zero.
     var dropsByReason: [String: UInt64] = [:]
-
-    /// CPU time (user + system) per copy sent, microseconds; nil before any copy.
-    var cpuPerCopy: Double? {
-        copies == 0 ? nil : (cpuUser + cpuSystem) / 100 * Double(uptime) / 1000 / Double(copies)
-    }
+    /// `copies` by kind: to its own participants, echoes to senders, to other cluster nodes.
+    var forwarded: UInt64 = 0, echoed: UInt64 = 0, relayed: UInt64 = 0
 
     static func load(_ path: String) -> SFUSnapshot? {
         guard let data = FileManager.default.contents(atPath: path),
@@ -83,9 +99,9 @@ struct SFUSnapshot {
             dropped: dropped.values.reduce(0) { $0 + u($1) }, participants: (json["participants"] as? NSNumber)?.intValue ?? 0, sendNs: u(json["send_ns"]), busyNs: u(json["busy_ns"]),
             delayCount: u(delay["count"]), delaySum: u(delay["sum"]), p50: u(delay["p50"]), p99: u(delay["p99"]), max: u(delay["max"]),
             cpuUser: (cpu?["user"] as? NSNumber)?.doubleValue ?? 0, cpuSystem: (cpu?["system"] as? NSNumber)?.doubleValue ?? 0,
-            uptime: u(json["uptime_ns"]),
             authenticated: (json["authenticated"] as? Bool) ?? false,
-            dropsByReason: dropped.compactMapValues { u($0) == 0 ? nil : u($0) })
+            dropsByReason: dropped.compactMapValues { u($0) == 0 ? nil : u($0) },
+            forwarded: u(json["forwarded"]), echoed: u(json["echoed"]), relayed: u(json["relayed"]))
     }
 }
 

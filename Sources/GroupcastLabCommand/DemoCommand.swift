@@ -35,6 +35,9 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Run a cluster of this many SFU nodes (1-16; 1: a cluster of one) with its own redis-server, the client hosts spread over the nodes (needs redis-server; socket, sendmmsg and sendgroup backends). Default: one SFU, no cluster.")
     var nodes: Int?
 
+    @Option(help: "With --nodes: every node's `groupcast sfu --relay-fanout` (the most nodes it relays a stream to; 0: no limit, a star from each stream's origin; 1: a chain). Default: the SFU's (0).")
+    var relayFanout: Int?
+
     @Flag(help: "A broadcast: client host 1 is one speaker sending every stream type, the other hosts its audience (--participants each), sending nothing.")
     var broadcast = false
 
@@ -66,6 +69,10 @@ struct DemoCommand: ParsableCommand {
                 throw ValidationError("--nodes \(nodes) needs a client host per node or more (--clients; one more for the speaker with --broadcast)")
             }
         }
+        if let relayFanout {
+            guard nodes != nil else { throw ValidationError("--relay-fanout needs --nodes (it is a cluster node's option)") }
+            guard relayFanout >= 0 else { throw ValidationError("--relay-fanout must be 0 (no limit) or more") }
+        }
         guard clients >= 2 || !broadcast else { throw ValidationError("--broadcast needs --clients 2 or more (a speaker and an audience)") }
         guard (1...64).contains(participants) else { throw ValidationError("--participants must be 1...64") }
         guard duration.value > .zero else { throw ValidationError("--duration must be positive") }
@@ -83,6 +90,7 @@ struct DemoCommand: ParsableCommand {
         demo.participants = participants
         demo.nodes = nodes
         demo.broadcast = broadcast
+        demo.relayFanout = relayFanout
         demo.duration = duration.value
         demo.interval = interval.value
         demo.receive = receive

@@ -229,4 +229,45 @@ import Testing
         #expect(cluster.contains("\nsendmmsg/node1 ") && cluster.contains("\nsendmmsg/node2 "))
         #expect(cluster.contains("\nsendmmsg/node1 dropped: send_failed 1, unknown_ssrc 3") && !cluster.contains("node2 dropped"))
     }
+
+    /// The demo's relay trees: redis-cli's lines (SSRC OWNER-NODE ROOM ID TYPE CHILD PARENT STATE)
+    /// to each node's hops from the origin and its parents.
+    @Test func relayTreesGiveEachNodeItsHops() throws {
+        let output = """
+            12 node1 demo 1 vhq node2 node1 ready
+            12 node1 demo 1 vhq node3 node2 ready
+            11 node1 demo 1 asq node3 node1 ready
+            11 node1 demo 1 asq node2 node3 ready
+            13 node1 demo 1 vsq node2 node1 pending
+            not an edge
+            """
+        let trees = RelayTree.parse(output)
+        #expect(trees.map(\.ssrc) == ["11", "12", "13"])
+        #expect(trees[1].hops(to: "node1") == 0 && trees[1].hops(to: "node2") == 1 && trees[1].hops(to: "node3") == 2)
+        #expect(trees[2].pending == 1 && trees[2].hops(to: "node2") == nil)  // pending: not in the tree yet
+        #expect(RelayTree.place(of: "node3", in: trees) == ("1,2", "node1,node2"))
+        #expect(RelayTree.place(of: "node1", in: trees) == ("0", "-"))
+        #expect(RelayTree.place(of: "node4", in: trees) == ("-", "-"))
+        #expect("\(trees[1])" == "relay tree vhq 12 (origin node1): node1 -> node2, node2 -> node3")
+        // A corrupted tree that loops ends, unplaced.
+        let loop = RelayTree(ssrc: "9", origin: "node1", type: "asq", parents: ["node2": "node3", "node3": "node2"])
+        #expect(loop.hops(to: "node2") == nil)
+    }
+
+    @Test func clusterTableCountsCopiesByKindAndCPUOverTheClientsWindow() throws {
+        var sfu = SFUSnapshot(received: 6000, copies: 132_000, dropped: 0)
+        (sfu.forwarded, sfu.relayed, sfu.echoed) = (120_000, 6000, 6000)
+        let first = ProcSample(time: 10, user: 100, system: 100, runTime: 1_000_000_000, softirq: [:], runDelay: 0)
+        let second = ProcSample(time: 12, user: 130, system: 110, runTime: 1_264_000_000, softirq: [:], runDelay: 0)
+        let node = DemoResult.Node(name: "node1", sfu: sfu, cpu: CPUWindow(from: first, to: second), clients: [])
+        #expect(abs((node.cpu?.percent ?? 0) - 13.2) < 1e-9 && node.cpu?.userShare == 0.75)
+        #expect(node.cpuPerCopy == 2)  // 264 ms over 132000 copies
+        let trees = RelayTree.parse("7 node1 demo 1 asq node2 node1 ready")
+        let table = DemoResult.table([DemoResult(backend: .sendmmsg, nodes: [node], relayTrees: trees)])
+        let row = try #require(table.split(separator: "\n").first { $0.hasPrefix("sendmmsg/node1 ") && $0.contains("120000") })
+        #expect(row.split(separator: " ").map(String.init) == [
+            "sendmmsg/node1", "0", "-", "6000", "120000", "6000", "6000", "0", "13.2", "2.00", "0.0", "0.0", "-", "-",
+        ])
+        #expect(table.contains("\nsendmmsg relay tree asq 7 (origin node1): node1 -> node2"))
+    }
 }
