@@ -12,7 +12,10 @@ import Synchronization
 ///
 /// A new edge is pending in Redis until this node has installed the route from its parent;
 /// only then does it confirm it and the parent start sending, so nothing arrives before this
-/// node accepts it (no `unknown_ssrc` at start). The SFU tells it its participants
+/// node accepts it (no `unknown_ssrc` at start). Leaving a tree mirrors it: a node whose
+/// participants no longer want a stream (or that has none left in its room) detaches in Redis
+/// but keeps accepting the stream from its former parent for ``drainTime``, the packets the
+/// parent sent before it read the detach (no `unknown_ssrc` at the end). The SFU tells it its participants
 /// (``update(_:)``, never blocking); ``run()`` keeps one ``ClusterNode/watch(room:)`` per room
 /// and works after every view that changes anything. While Redis is down nothing changes: the
 /// routes installed keep forwarding.
@@ -24,11 +27,28 @@ public final class ClusterRelay: Sendable {
     private let roomContinuation: AsyncStream<Set<String>>.Continuation
     /// The SFU's participants, as of the last ``update(_:)``.
     private let participants = Mutex<[Participant]>([])
-    /// The newest view of each watched room.
-    private let views = Mutex<[String: ClusterRoom]>([:])
+    /// The newest view of each watched room, and the last view of each room this node's
+    /// participants have all left until it has detached from that room's trees.
+    private let views = Mutex<RoomViews>(RoomViews())
     /// Signalled when a view or the participants changed (or Redis work must be retried).
     private let changes: AsyncStream<Void>
     private let changed: AsyncStream<Void>.Continuation
+
+    /// How long a node that detached from a stream's tree still accepts the stream from its
+    /// former parent: the parent stops once it has read the detach (a Redis round trip or two).
+    public static let drainTime: Duration = .seconds(2)
+
+    struct RoomViews {
+        var watched: [String: ClusterRoom] = [:]
+        var departed: [String: ClusterRoom] = [:]
+    }
+
+    /// A stream this node detached from, still accepted from `parent` until `until`.
+    struct Drain {
+        var room: String
+        var parent: String
+        var until: ContinuousClock.Instant
+    }
 
     /// `install` gets the remote nodes and this node's relay trees after every change
     /// (``SFUServer/setRemoteNodes(_:relays:)``); it must have installed them when it returns.
@@ -63,14 +83,18 @@ public final class ClusterRelay: Sendable {
             for (room, watcher) in watchers where !rooms.contains(room) {
                 watcher.cancel()
                 watchers.removeValue(forKey: room)
-                views.withLock { _ = $0.removeValue(forKey: room) }
+                // Its last view stays until this node has detached from the room's trees.
+                views.withLock {
+                    if let view = $0.watched.removeValue(forKey: room) { $0.departed[room] = view }
+                }
                 changed.yield()
             }
             for room in rooms where watchers[room] == nil {
+                views.withLock { _ = $0.departed.removeValue(forKey: room) }
                 watchers[room] = Task {
                     for await view in node.watch(room: room) {
                         guard !Task.isCancelled else { break }
-                        views.withLock { $0[room] = view }
+                        views.withLock { $0.watched[room] = view }
                         changed.yield()
                     }
                 }
@@ -80,10 +104,16 @@ public final class ClusterRelay: Sendable {
 
     private func installChanges() async {
         var installed: (nodes: [RemoteNode], relays: [UInt32: StreamRelay])?
+        var draining: [UInt32: Drain] = [:]
+        var wakeUp: Task<Void, Never>?
+        defer { wakeUp?.cancel() }
         for await _ in changes {
-            var rooms = views.withLock { Array($0.values) }.sorted { $0.name < $1.name }
+            let (watched, departed) = views.withLock { ($0.watched, $0.departed) }
+            var rooms = (Array(watched.values) + departed.values.filter { watched[$0.name] == nil }).sorted { $0.name < $1.name }
             let participants = self.participants.withLock { $0 }
             let local = node.configuration.name
+            let now = ContinuousClock.now
+            draining = draining.filter { $0.value.until > now }
             do {
                 let nodes = try await node.nodes()
                 let live = Set(nodes.map(\.name))
@@ -94,11 +124,17 @@ public final class ClusterRelay: Sendable {
                         rooms[index].relays[stream.ssrc, default: [:]][local] = edge
                     }
                     for ssrc in Self.streamsToDetach(room: room, participants: participants, localNode: local) {
+                        let parent = room.relays[ssrc]?[local]?.parent
                         try await node.detachRelay(ssrc: ssrc, room: room.name)
                         rooms[index].relays[ssrc]?[local] = nil
+                        if let parent { draining[ssrc] = Drain(room: room.name, parent: parent, until: now + Self.drainTime) }
                     }
                 }
-                let relays = Self.relays(rooms: rooms, localNode: local, live: live)
+                var relays = Self.relays(rooms: rooms, localNode: local, live: live)
+                // Still accept what the former parents sent before they read the detach.
+                for (ssrc, drain) in draining where relays[ssrc]?.parent == nil && live.contains(drain.parent) {
+                    relays[ssrc, default: StreamRelay()].parent = drain.parent
+                }
                 let remote = Self.remoteNodes(rooms: rooms, nodes: nodes, relays: relays, localNode: local, logger: logger)
                 if installed?.nodes != remote || installed?.relays != relays {
                     install(remote, relays)
@@ -111,6 +147,19 @@ public final class ClusterRelay: Sendable {
                         guard let edge = edges[local], !edge.ready, relays[ssrc]?.parent == edge.parent, addressed.contains(edge.parent)
                         else { continue }
                         try await node.confirmRelay(ssrc: ssrc, room: room.name, parent: edge.parent)
+                    }
+                }
+                // A departed room is detached from: its view goes once nothing drains from it.
+                let finished = views.withLock { views in
+                    departed.filter { name, view in views.departed[name] == view && !draining.values.contains { $0.room == name } }.keys
+                        .map { views.departed.removeValue(forKey: $0) }.count
+                }
+                if finished > 0 { changed.yield() }
+                if let next = draining.values.map(\.until).min() {
+                    wakeUp?.cancel()
+                    wakeUp = Task { [changed = self.changed] in
+                        try? await Task.sleep(until: next, clock: .continuous)
+                        if !Task.isCancelled { changed.yield() }
                     }
                 }
             } catch {

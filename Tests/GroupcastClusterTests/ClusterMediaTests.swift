@@ -218,15 +218,7 @@ import Testing
         let aMedia = a.media, aStats = a.stats, bStats = b.stats
         try await waitUntil("node-b routes its listeners") { Self.statistics(bStats)?["routes"] as? Int == 24 }
         let sending = SendLoop()
-        let sender = Thread {
-            var sequence: UInt16 = 0
-            while sending.running.load(ordering: .relaxed) {
-                for speaker in sending.speakers.withLock({ $0 }) { try? speaker.send(.asq, count: 1, firstSequence: Int(sequence), to: aMedia) }
-                sequence &+= 1
-                usleep(1000)
-            }
-        }
-        sender.start()
+        sending.start(to: aMedia)
         defer { sending.running.store(false, ordering: .relaxed) }
         var speakers: [MediaClient] = []
         for room in rooms {
@@ -247,6 +239,36 @@ import Testing
         print("startup: node-b unknown_ssrc \(Self.dropped(bStats, "unknown_ssrc") ?? -1), forwarded \(Self.statistics(bStats)?["forwarded"] ?? "-")")
         #expect(Self.dropped(bStats, "unknown_ssrc") == 0, "node-b dropped relayed packets it had no route for yet")
         #expect(Self.dropped(bStats, "spoofed") == 0 && Self.dropped(aStats, "unknown_ssrc") == 0)
+    }
+
+    /// Leaving mirrors joining: when node B's only listener in a room leaves, B detaches from
+    /// the speaker's trees, node A stops relaying to B, and the packets A sent before it read the
+    /// detach still find their route on B (it accepts the stream from its former parent for
+    /// ``ClusterRelay/drainTime``): no `unknown_ssrc` on B. (Before, B stopped watching the
+    /// room without detaching: A went on relaying to B until the stream ended, and B dropped
+    /// every packet as `unknown_ssrc`, as the end of the three-node demo showed.)
+    @Test func aNodeWhoseListenersLeftIsDetachedWithoutDrops() async throws {
+        let cluster = try await LoopbackCluster(nodes: ["node-a", "node-b"])
+        defer { cluster.shutdown() }
+        let (a, b) = (cluster.nodes[0], cluster.nodes[1])
+        let listener = try MediaClient(host: 3, sfu: b.control, room: "l")
+        let speaker = try MediaClient(host: 2, sfu: a.control, room: "l")
+        let aMedia = a.media, aStats = a.stats, bStats = b.stats
+        try await waitUntil("node-a relays the speaker's streams to node-b") { Self.statistics(aStats)?["relay_children"] as? Int == 3 }
+        let sending = SendLoop()
+        sending.speakers.withLock { $0 = [speaker] }
+        sending.start(to: aMedia)
+        defer { sending.running.store(false, ordering: .relaxed) }
+        try await waitUntil("node-b forwards to its listener") { Self.statistics(bStats)?["forwarded"] as? Int ?? 0 >= 100 }
+        try listener.leave(b.control)
+        try await waitUntil("node-a stops relaying to node-b") { Self.statistics(aStats)?["relay_children"] as? Int == 0 }
+        let relayed = Self.statistics(aStats)?["relayed"] as? Int
+        try await Task.sleep(for: .milliseconds(300))  // six statistics intervals, ~300 packets
+        #expect(Self.statistics(aStats)?["relayed"] as? Int == relayed, "node-a still relays to node-b")
+        sending.running.store(false, ordering: .relaxed)
+        print("leave: node-b received \(Self.statistics(bStats)?["received"] ?? "-"), unknown_ssrc \(Self.dropped(bStats, "unknown_ssrc") ?? -1)")
+        #expect(Self.dropped(bStats, "unknown_ssrc") == 0, "node-b dropped packets node-a relayed before it read the detach")
+        #expect(Self.dropped(bStats, "spoofed") == 0)
     }
 
     static func statistics(_ path: String) -> [String: Any]? {
@@ -328,6 +350,18 @@ final class LoopbackCluster {
 final class SendLoop: Sendable {
     let running = Atomic<Bool>(true)
     let speakers = Mutex<[MediaClient]>([])
+
+    /// A thread sending one ASQ packet per speaker every millisecond to `media` while running.
+    func start(to media: SocketAddress) {
+        Thread { [self] in
+            var sequence: UInt16 = 0
+            while running.load(ordering: .relaxed) {
+                for speaker in speakers.withLock({ $0 }) { try? speaker.send(.asq, count: 1, firstSequence: Int(sequence), to: media) }
+                sequence &+= 1
+                usleep(1000)
+            }
+        }.start()
+    }
 }
 
 /// A participant on 127.0.0.N: registered with an SFU (when given), sending and collecting RTP.
@@ -340,6 +374,12 @@ final class MediaClient: @unchecked Sendable {
         let socket = try GroupSocket(bindingTo: .ipv4(IPv4Address(127, 0, 0, host), port: 0), backend: .socket, options: .init(nonBlocking: true))
         self.socket = socket
         membership = try sfu.map { try ControlChannel(socket: socket, sfu: $0).register(JoinParameters(room: room), requestID: 1) }
+    }
+
+    /// LEAVE: the SFU removes the participant at once.
+    func leave(_ sfu: SocketAddress) throws {
+        guard let membership else { throw TestFailure("not registered") }
+        try ControlChannel(socket: socket, sfu: sfu).expect(.leave(requestID: 0x4C45, participant: membership.id, session: membership.session), .left)
     }
 
     func ssrc(_ type: StreamType) throws -> UInt32 {
