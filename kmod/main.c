@@ -157,12 +157,15 @@ static struct miscdevice sendgroup_misc = {
 
 static int __init sendgroup_init(void)
 {
+	sg_call_pools_init();
 	return misc_register(&sendgroup_misc);
 }
 
 static void __exit sendgroup_exit(void)
 {
 	misc_deregister(&sendgroup_misc);
+	/* No call can run any more: nothing takes pages from the pools. */
+	sg_call_pools_release();
 	/* Let queued zero-copy RCU callbacks finish before our text goes away. */
 	rcu_barrier();
 }

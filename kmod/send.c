@@ -6,9 +6,10 @@
  * The arguments are copied and checked first (args.c): the recipient array
  * whole, every entry validated, and the results array made writable, before
  * any datagram leaves. The shared payload is then copied from user space
- * once into pages (pages.c), and every recipient gets one datagram from the
- * sender (sender.c) over those pages, with its own prepend and append bytes
- * read from user space as the datagram is built. A recipient's failure goes
+ * once into pages (pages.c; taken from a per-CPU pool, not allocated per
+ * call), and every recipient gets one datagram from the sender (sender.c)
+ * over those pages, with its own prepend and append bytes read from user
+ * space as the datagram is built. A recipient's failure goes
  * to its results slot and never stops the others; only a signal does.
  */
 
@@ -166,6 +167,7 @@ static int sg_send_all(struct sg_call *call)
 
 long sendgroup_ioctl_send(void __user *uargs)
 {
+	struct sg_page_pool *pool;
 	struct sg_call *call;
 	long ret;
 	int err;
@@ -200,11 +202,12 @@ long sendgroup_ioctl_send(void __user *uargs)
 	ret = sg_prepare_results(call);
 	if (ret)
 		goto out_free_recipients;
-	ret = sg_payload_copy(&call->shared, NULL, call->args.shared, call->args.shared_len);
+	pool = sg_call_pool();
+	ret = sg_payload_copy(&call->shared, pool, call->args.shared, call->args.shared_len);
 	if (ret)
 		goto out_free_results;
 
-	sg_sender_init(&call->sender, call->sock, call->args.msg_flags, NULL);
+	sg_sender_init(&call->sender, call->sock, call->args.msg_flags, pool);
 	ret = sg_send_all(call);
 	sg_sender_release(&call->sender);
 	sg_payload_release(&call->shared);

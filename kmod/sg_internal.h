@@ -157,6 +157,9 @@ struct sg_sender {
 };
 
 /* pages.c */
+void sg_call_pools_init(void);
+void sg_call_pools_release(void);
+struct sg_page_pool *sg_call_pool(void);
 void sg_pool_init(struct sg_page_pool *pool);
 void sg_pool_release(struct sg_page_pool *pool);
 int sg_payload_copy(struct sg_payload *payload, struct sg_page_pool *pool, u64 uptr, u32 len);

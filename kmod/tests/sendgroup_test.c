@@ -140,16 +140,16 @@ TEST_F(delivery, one_shared_copy_per_call)
 /* ---- per-recipient failures -------------------------------------------- */
 
 /*
+ * One-shot calls take their payload pages from a per-CPU pool (pages.c),
+ * which may hand a page to the next call only once no skb references it.
  * Datagrams still queued at a receiver (loopback delivery keeps their page
- * frags) must keep the payload they were sent with while later one-shot
- * calls send other payloads. It guards any reuse of payload pages between
- * calls (a per-CPU pool was tried and reverted, Docs/benchmarks.md): such a
- * pool failed this test when it reused a page regardless of its reference
- * count.
+ * frags) must keep the payload they were sent with while later calls, more
+ * than the pool holds, send other payloads. Fails when the pool reuses a
+ * page regardless of its reference count.
  */
 TEST(queued_datagrams_keep_their_payload)
 {
-	enum { CALLS = 48 };	/* three times the 16 pages the tried pool held */
+	enum { CALLS = 48 };	/* three times the pool's 16 pages */
 	static unsigned char shared[CALLS][1000];
 	struct sockaddr_in any = { .sin_family = AF_INET };
 	struct sendgroup_recipient r;
