@@ -226,8 +226,16 @@ public struct Demo {
                 })
         }
         let senders = broadcast ? 1 : layout.hosts.indices.reduce(0) { $0 + participants(host: $1) }
+        // Every registered participant has streams and trees, a silent audience's too: keep the
+        // trees of the streams the clients sent on (`NODE/ID` of their participants).
+        var sending = Set<String>()
+        for index in layout.hosts.indices where !broadcast || index == 0 {
+            let node = layout.nodes[layout.hosts[index].node].name
+            for id in ClientStats.load(logs.path + "/client-\(backend)-\(index + 1).json")?.participants ?? [] { sending.insert("\(node)/\(id)") }
+        }
         return DemoResult(backend: backend, nodes: nodes, otherParticipants: senders - (broadcast ? 0 : 1), softirqPercent: softirq,
-                          seconds: Date().timeIntervalSince(start), relayTrees: relayTrees)
+                          seconds: Date().timeIntervalSince(start), relayTrees: relayTrees?.filter { sending.contains($0.originKey) },
+                          silentTrees: relayTrees.map { trees in trees.count { tree in !sending.contains(tree.originKey) } } ?? 0)
     }
 
     /// Participants of client host `index` (0-based): one speaker in a broadcast, else ``participants``.
@@ -319,6 +327,8 @@ struct DemoResult {
     var seconds: Double = 0
     /// A cluster's relay trees as Redis held them halfway through (nil: not read, one node).
     var relayTrees: [RelayTree]? = nil
+    /// Trees of streams no client sent on (a silent participant's streams have trees too), left out.
+    var silentTrees = 0
 
     /// The `softirq` column of `/proc/stat`'s `cpu` line (all CPUs), in clock ticks.
     static func softirqTicks() -> UInt64? {
@@ -394,8 +404,11 @@ struct DemoResult {
                 ].joined(separator: " "))
             }
             for tree in result.relayTrees ?? [] { lines.append("\(result.backend.rawValue) \(tree)") }
+            if result.silentTrees > 0 {
+                lines.append("\(result.backend.rawValue): \(result.silentTrees) more relay trees of streams no client sent on (silent participants'), not listed nor counted in hops")
+            }
         }
-        lines.append("hops: how far the node is from each stream's origin node in its relay tree (0: the origin; several: the trees differ); parent: who sends it the streams; forwarded: copies to its own participants, relayed: to other nodes, echoed: to the senders; cpu%: run time while the clients ran (% of one CPU).")
+        lines.append("hops: how far the node is from each sent stream's origin node in its relay tree (0: the origin; several: the trees differ); parent: who sends it the streams; forwarded: copies to its own participants, relayed: to other nodes, echoed: to the senders; cpu%: run time while the clients ran (% of one CPU).")
         return lines.joined(separator: "\n")
     }
 }
@@ -403,6 +416,8 @@ struct DemoResult {
 /// A `groupcast client --json-output` report, summed over its streams.
 struct ClientStats {
     var sent: UInt64 = 0, echoed: UInt64 = 0, received: UInt64 = 0, lost: UInt64 = 0
+    /// The participants' ids on their SFU.
+    var participants: Set<UInt32> = []
     var rttP50: [UInt64] = [], rttP99: [UInt64] = []
     var delayP50: [UInt64] = [], delayP99: [UInt64] = []
     /// The fewest other participants' streams of one type (among those received) a participant got.
@@ -417,6 +432,7 @@ struct ClientStats {
         var stats = ClientStats()
         for row in streams {
             func u(_ key: String) -> UInt64 { (row[key] as? NSNumber)?.uint64Value ?? 0 }
+            stats.participants.insert(UInt32(truncatingIfNeeded: u("participant")))
             stats.sent += u("sent")
             stats.echoed += u("echoed")
             stats.received += u("received")
@@ -446,8 +462,9 @@ func decimal(_ value: Double?, _ places: Int) -> String {
 /// One stream's relay tree in Redis (Docs/cluster.md, "Relay trees"): its ready edges.
 struct RelayTree: CustomStringConvertible {
     var ssrc: String
-    /// The stream's origin node and type, from the SSRC's claim.
+    /// The stream's origin node, its participant there and the type, from the SSRC's claim.
     var origin: String
+    var participant: String
     var type: String
     /// Child node -> parent node, ready edges only.
     var parents: [String: String]
@@ -479,12 +496,15 @@ struct RelayTree: CustomStringConvertible {
         for line in output.split(separator: "\n") {
             let fields = line.split(separator: " ").map(String.init)
             guard fields.count == 8 else { continue }
-            var tree = trees[fields[0]] ?? RelayTree(ssrc: fields[0], origin: fields[1], type: fields[4], parents: [:])
+            var tree = trees[fields[0]] ?? RelayTree(ssrc: fields[0], origin: fields[1], participant: fields[3], type: fields[4], parents: [:])
             if fields[7] == "ready" { tree.parents[fields[5]] = fields[6] } else { tree.pending += 1 }
             trees[fields[0]] = tree
         }
         return trees.values.sorted { (UInt32($0.ssrc) ?? 0, $0.ssrc) < (UInt32($1.ssrc) ?? 0, $1.ssrc) }
     }
+
+    /// The origin participant as `NODE/ID`.
+    var originKey: String { "\(origin)/\(participant)" }
 
     /// Hops from the origin to `node` (0: the origin), nil when it is not in the tree (or a
     /// corrupted tree loops).

@@ -250,7 +250,7 @@ import Testing
         #expect(RelayTree.place(of: "node4", in: trees) == ("-", "-"))
         #expect("\(trees[1])" == "relay tree vhq 12 (origin node1): node1 -> node2, node2 -> node3")
         // A corrupted tree that loops ends, unplaced.
-        let loop = RelayTree(ssrc: "9", origin: "node1", type: "asq", parents: ["node2": "node3", "node3": "node2"])
+        let loop = RelayTree(ssrc: "9", origin: "node1", participant: "1", type: "asq", parents: ["node2": "node3", "node3": "node2"])
         #expect(loop.hops(to: "node2") == nil)
     }
 
@@ -263,11 +263,13 @@ import Testing
         #expect(abs((node.cpu?.percent ?? 0) - 13.2) < 1e-9 && node.cpu?.userShare == 0.75)
         #expect(node.cpuPerCopy == 2)  // 264 ms over 132000 copies
         let trees = RelayTree.parse("7 node1 demo 1 asq node2 node1 ready")
-        let table = DemoResult.table([DemoResult(backend: .sendmmsg, nodes: [node], relayTrees: trees)])
+        let table = DemoResult.table([DemoResult(backend: .sendmmsg, nodes: [node], relayTrees: trees, silentTrees: 4)])
         let row = try #require(table.split(separator: "\n").first { $0.hasPrefix("sendmmsg/node1 ") && $0.contains("120000") })
         #expect(row.split(separator: " ").map(String.init) == [
             "sendmmsg/node1", "0", "-", "6000", "120000", "6000", "6000", "0", "13.2", "2.00", "0.0", "0.0", "-", "-",
         ])
         #expect(table.contains("\nsendmmsg relay tree asq 7 (origin node1): node1 -> node2"))
+        #expect(trees.first?.originKey == "node1/1")
+        #expect(table.contains("\nsendmmsg: 4 more relay trees of streams no client sent on"))
     }
 }
