@@ -354,18 +354,17 @@ struct DemoResult {
                 let clients = node.clients
                 let sent = clients.reduce(0) { $0 + $1.sent }, echoed = clients.reduce(0) { $0 + $1.echoed }
                 let received = clients.reduce(0) { $0 + $1.received }, lost = clients.reduce(0) { $0 + $1.lost }
-                func us(_ ns: UInt64) -> String { String(format: "%.1f", Double(ns) / 1000) }
                 func percent(_ part: UInt64, _ whole: UInt64) -> String { whole == 0 ? "-" : String(format: "%.2f", 100 * Double(part) / Double(whole)) }
                 // The fewest other participants' streams any participant of this node received, of those it should.
                 let sources = clients.compactMap(\.fewestSources).min().map { "\($0)/\(result.otherParticipants)" } ?? "-"
                 lines.append([
                     pad(label, 9, left: true), pad("\(sfu.received)", 8), pad("\(sfu.copies)", 9), pad("\(sfu.dropped)", 8),
-                    pad(us(sfu.p50), 10), pad(us(sfu.p99), 10), pad(us(sfu.max), 10), pad(decimal(node.cpu?.userPercent, 1), 10),
-                    pad(decimal(node.cpu?.systemPercent, 1), 9), pad(us(percentile(clients.flatMap(\.rttP50), 0.5) ?? 0), 10),
-                    pad(us(percentile(clients.flatMap(\.rttP99), 1) ?? 0), 10),
+                    pad(microseconds(sfu.p50), 10), pad(microseconds(sfu.p99), 10), pad(microseconds(sfu.max), 10), pad(decimal(node.cpu?.userPercent, 1), 10),
+                    pad(decimal(node.cpu?.systemPercent, 1), 9), pad(microseconds(percentile(clients.flatMap(\.rttP50), 0.5) ?? 0), 10),
+                    pad(microseconds(percentile(clients.flatMap(\.rttP99), 1) ?? 0), 10),
                     pad(percent(sent - min(sent, echoed), sent), 11), pad(percent(lost, received + lost), 6),
                     pad(result.softirqPercent.map { String(format: "%.1f", $0) } ?? "-", 9),
-                    pad(us(percentile(clients.flatMap(\.delayP50), 0.5) ?? 0), 10), pad(us(percentile(clients.flatMap(\.delayP99), 1) ?? 0), 10),
+                    pad(microseconds(percentile(clients.flatMap(\.delayP50), 0.5) ?? 0), 10), pad(microseconds(percentile(clients.flatMap(\.delayP99), 1) ?? 0), 10),
                     pad(sources, 8), pad(decimal(node.cpuPerCopy, 2), 12),
                 ].joined(separator: " "))
             }
@@ -394,13 +393,12 @@ struct DemoResult {
         for result in results {
             for node in result.nodes {
                 guard let name = node.name, let sfu = node.sfu else { continue }
-                func us(_ ns: UInt64?) -> String { ns.map { String(format: "%.1f", Double($0) / 1000) } ?? "-" }
                 let place = result.relayTrees.map { RelayTree.place(of: name, in: $0) }
                 lines.append([
                     pad(result.backend.rawValue + "/" + name, 14, left: true), pad(place?.hops ?? "-", 5), pad(place?.parents ?? "-", 12, left: true),
                     pad("\(sfu.received)", 8), pad("\(sfu.forwarded)", 10), pad("\(sfu.relayed)", 9), pad("\(sfu.echoed)", 8), pad("\(sfu.dropped)", 8),
-                    pad(decimal(node.cpu?.percent, 1), 6), pad(decimal(node.cpuPerCopy, 2), 12), pad(us(sfu.p50), 10), pad(us(sfu.p99), 10),
-                    pad(us(percentile(node.clients.flatMap(\.delayP50), 0.5)), 10), pad(us(percentile(node.clients.flatMap(\.delayP99), 1)), 10),
+                    pad(decimal(node.cpu?.percent, 1), 6), pad(decimal(node.cpuPerCopy, 2), 12), pad(microseconds(sfu.p50), 10), pad(microseconds(sfu.p99), 10),
+                    pad(microseconds(percentile(node.clients.flatMap(\.delayP50), 0.5)), 10), pad(microseconds(percentile(node.clients.flatMap(\.delayP99), 1)), 10),
                 ].joined(separator: " "))
             }
             for tree in result.relayTrees ?? [] { lines.append("\(result.backend.rawValue) \(tree)") }
@@ -457,6 +455,11 @@ struct ClientStats {
 /// `value` with `places` decimals, `-` for nil.
 func decimal(_ value: Double?, _ places: Int) -> String {
     value.map { String(format: "%.\(places)f", $0) } ?? "-"
+}
+
+/// Nanoseconds as microseconds with one decimal, `-` for nil.
+func microseconds(_ ns: UInt64?) -> String {
+    decimal(ns.map { Double($0) / 1000 }, 1)
 }
 
 /// One stream's relay tree in Redis (Docs/cluster.md, "Relay trees"): its ready edges.
