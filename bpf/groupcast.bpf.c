@@ -43,6 +43,18 @@ const volatile struct gc_config gc_cfg = {
 };
 
 /*
+ * The key of this load's XDP -> TC vouch (struct gc_xdp_meta.key): random,
+ * made by the XDP program's first run, never 0 once made. Every load of the
+ * object has its own, so the TC program never takes metadata written by any
+ * other program (another instance's XDP program, another tool's) for its own
+ * XDP program's. Not a secret from root, who can read this map; from the
+ * wire, nothing can set metadata at all. Two first runs on two CPUs may both
+ * make one: the later store wins, and a frame stamped with the other key is
+ * verified in full by the TC program.
+ */
+__u64 gc_meta_key;
+
+/*
  * Routes: SSRC -> a one-element array map holding the route, never written
  * after it is published. A route update installs a new inner map; the
  * kernel frees the replaced one only after an RCU grace period
@@ -186,19 +198,30 @@ static __always_inline int gc_vlan_served(const struct gc_pkt *pkt)
 /* Shared by both programs: classify and count everything but success.
  * @ctx/@ctx_kind: the program's context (enum gc_ctx_kind); @oob_tag/@oob_vid:
  * the VLAN tag the skb carries out of band (TC: the stack took it off before
- * the hook), GC_VLAN_TAG_* or 0. */
+ * the hook), GC_VLAN_TAG_* or 0. @vouch (TC): the XDP program's vouch for
+ * this frame (gc_read_vouch()), or NULL; pkt->vouch_* set from it. */
 static __always_inline int gc_classify(void *ctx, int ctx_kind, void *data, void *data_end,
 				       struct gc_pkt *pkt, const struct gc_route **route, int count,
-				       int oob_tag, __u16 oob_vid)
+				       int oob_tag, __u16 oob_vid, const struct gc_xdp_meta *vouch)
 {
 	const struct gc_route *r;
 	__u32 zero = 0;
 	void *cell;
-	int ret;
+	int ret, vouched = 0;
 
 	ret = gc_parse(data, data_end, bpf_htons(gc_cfg.port), pkt, ctx, ctx_kind);
 	if (ret == GC_PARSE_OTHER)
 		return ret;
+	if (vouch && ret == GC_PARSE_RTP) {
+		/* The checksum was taken on the vouch if length and field
+		 * matched: the rest of the frame must match too, or the
+		 * stack verifies it. */
+		if (pkt->ssrc != vouch->ssrc) {
+			pkt->reason = GC_STAT_PASS_UDP_CSUM;
+			return GC_PARSE_PASS;
+		}
+		vouched = pkt->udp_len == vouch->udp_len && pkt->udp_check == vouch->udp_check;
+	}
 	if (pkt->to_port) {
 		if (oob_tag) {
 			if (pkt->vlan) {
@@ -214,7 +237,8 @@ static __always_inline int gc_classify(void *ctx, int ctx_kind, void *data, void
 		if (pkt->vlan && !gc_vlan_served(pkt)) {
 			pkt->drop = GC_DROP_VLAN;
 			ret = GC_PARSE_DROP;
-		} else if (!gc_for_this_host(pkt)) {
+		} else if (!vouched && !gc_for_this_host(pkt)) {
+			/* (Vouched: the XDP program found it so on this frame.) */
 			/* Not ours to judge: whatever the parser found further
 			 * in, the stack decides, as for the socket path. */
 			pkt->reason = GC_STAT_PASS_NOT_LOCAL;
@@ -257,34 +281,69 @@ static __always_inline int gc_classify(void *ctx, int ctx_kind, void *data, void
 	return GC_PARSE_RTP;
 }
 
-/* Hand the receive time to the TC program (best effort: a driver without
- * metadata support leaves TC to use its own start). */
-static __always_inline void gc_stamp_rx(struct xdp_md *ctx)
+/* Metadata the frame arrived with (another XDP program's, a redirected
+ * frame's) never reaches the TC program looking like a vouch: its first
+ * word, where the magic would be, is cleared. */
+static __always_inline int gc_meta_clear(struct xdp_md *ctx)
 {
-	__u64 now = bpf_ktime_get_ns();
-	struct gc_delay_meta *meta;
-	void *data;
+	__u32 *m = (void *)(long)ctx->data_meta;
 
-	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*meta)))
-		return;
-	meta = (void *)(long)ctx->data_meta;
-	data = (void *)(long)ctx->data;
-	if ((void *)(meta + 1) > data)
-		return;
-	meta->magic = GC_DELAY_META_MAGIC;
-	meta->reserved = 0;
-	meta->rx_ns = now;
+	if ((void *)(m + 1) > (void *)(long)ctx->data)
+		return 0;
+	*m = 0;
+	return 1;
 }
 
-/* The receive time: the XDP program's stamp, else now. */
-static __always_inline __u64 gc_rx_time(struct __sk_buff *skb)
+/* Vouch for the valid media frame @pkt to the TC program, with the receive
+ * time (struct gc_xdp_meta). Best effort: without metadata (a driver without
+ * support; metadata already there, which is cleared, not added to) the TC
+ * program verifies the frame in full and uses its own start as the receive
+ * time. */
+static __always_inline void gc_vouch(struct xdp_md *ctx, const struct gc_pkt *pkt)
 {
-	struct gc_delay_meta *meta = (void *)(long)skb->data_meta;
-	void *data = (void *)(long)skb->data;
+	__u64 now = bpf_ktime_get_ns(), key = gc_meta_key;
+	struct gc_xdp_meta *meta;
 
-	if ((void *)(meta + 1) <= data && meta->magic == GC_DELAY_META_MAGIC)
-		return meta->rx_ns;
-	return bpf_ktime_get_ns();
+	if (!key) {
+		key = ((__u64)bpf_get_prandom_u32() << 32 | bpf_get_prandom_u32()) | 1;
+		gc_meta_key = key;
+	}
+	if (gc_meta_clear(ctx) || bpf_xdp_adjust_meta(ctx, -(int)sizeof(*meta)))
+		return;
+	meta = (void *)(long)ctx->data_meta;
+	if ((void *)(meta + 1) > (void *)(long)ctx->data)
+		return;
+	meta->magic = GC_XDP_META_MAGIC;
+	meta->ifindex = ctx->ingress_ifindex;
+	meta->rx_ns = now;
+	meta->key = key;
+	meta->ssrc = pkt->ssrc;
+	meta->udp_len = pkt->udp_len;
+	meta->udp_check = pkt->udp_check;
+}
+
+/* The XDP program's vouch for this frame into @out: only metadata that is
+ * exactly a struct gc_xdp_meta with this load's key, written on the
+ * interface the frame came in on. Read before any helper that may move the
+ * packet (and its metadata). */
+static __always_inline int gc_read_vouch(struct __sk_buff *skb, struct gc_xdp_meta *out)
+{
+	struct gc_xdp_meta *meta = (void *)(long)skb->data_meta;
+	void *data = (void *)(long)skb->data, *end = meta + 1;
+	__u64 key = gc_meta_key;
+
+	if (end > data)
+		return 0;
+	/* Not one test for !=: the verifier takes only <, <=, >, >= between
+	 * metadata and packet pointers as bounds checks. */
+	gc_barrier_var(end);
+	if (end < data)
+		return 0;
+	if (meta->magic != GC_XDP_META_MAGIC || !key || meta->key != key ||
+	    meta->ifindex != skb->ingress_ifindex || !meta->udp_len)
+		return 0;
+	__builtin_memcpy(out, meta, sizeof(*out));
+	return 1;
 }
 
 SEC("xdp")
@@ -295,14 +354,15 @@ int groupcast_xdp(struct xdp_md *ctx)
 	const struct gc_route *route = NULL;
 	struct gc_pkt pkt = {};
 
-	switch (gc_classify(ctx, GC_CTX_XDP, data, data_end, &pkt, &route, 1, 0, 0)) {
+	switch (gc_classify(ctx, GC_CTX_XDP, data, data_end, &pkt, &route, 1, 0, 0, NULL)) {
 	case GC_PARSE_DROP:
 		return XDP_DROP;
 	case GC_PARSE_RTP:
 		gc_count(GC_STAT_RX_MEDIA, 1);
-		gc_stamp_rx(ctx);
+		gc_vouch(ctx, &pkt);
 		return XDP_PASS;	/* to groupcast_tc, which replicates */
 	default:
+		gc_meta_clear(ctx);
 		return XDP_PASS;
 	}
 }
@@ -533,15 +593,23 @@ int groupcast_tc(struct __sk_buff *skb)
 	struct gc_media_counters *media;
 	struct gc_pkt pkt = {};
 	struct gc_loop_ctx lc = {};
+	struct gc_xdp_meta vouch;
 	__u32 cur[4], n, sent, lost, bytes;
 	__u16 cur_port;
 	__u8 macs[12];
 	void *data, *data_end;
 	__u64 rx_ns;
-	int ret, oob_tag;
+	int ret, oob_tag, vouched;
 
 	/* Before any helper that may move the packet (and its metadata). */
-	rx_ns = gc_rx_time(skb);
+	vouched = gc_read_vouch(skb, &vouch);
+	if (vouched) {
+		rx_ns = vouch.rx_ns;
+		pkt.vouch_len = vouch.udp_len;
+		pkt.vouch_check = vouch.udp_check;
+	} else {
+		rx_ns = bpf_ktime_get_ns();
+	}
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
 	/* The whole datagram, for its checksum (a no-op when already linear). */
@@ -556,7 +624,7 @@ int groupcast_tc(struct __sk_buff *skb)
 		oob_tag = skb->vlan_proto == bpf_htons(ETH_P_8021Q) ? GC_VLAN_TAG_8021Q
 								   : GC_VLAN_TAG_8021AD;
 	ret = gc_classify(skb, GC_CTX_SKB, data, data_end, &pkt, &route, 0, oob_tag,
-			  skb->vlan_tci & 0x0fff);
+			  skb->vlan_tci & 0x0fff, vouched ? &vouch : NULL);
 	if (ret == GC_PARSE_DROP)
 		return TC_ACT_SHOT;
 	if (ret != GC_PARSE_RTP || !route)

@@ -123,6 +123,12 @@ struct gc_pkt {
 	__u16 vlan_id;		/* the skipped tag's VLAN id (12 bits), host order */
 	__u8  eth_dst[6];
 	__u8  eth_src[6];
+	__u16 udp_check;	/* the UDP checksum field, network order */
+	/* In, zero when none: a UDP checksum the caller vouches for (the fast
+	 * path's XDP program verified it on this frame: struct gc_xdp_meta).
+	 * A datagram of this length with this checksum field is not summed. */
+	__u16 vouch_len;	/* UDP length, host order */
+	__u16 vouch_check;	/* UDP checksum field, network order */
 };
 
 static __always_inline int gc_parse_drop(struct gc_pkt *pkt, enum gc_drop why)
@@ -315,11 +321,14 @@ static __always_inline int gc_parse_udp_rtp(void *data, void *data_end, struct u
 	pkt->udp_len = ulen;
 	if (pkt->family == GC_FAMILY_IPV6 && udp->check == 0)
 		return gc_parse_drop(pkt, GC_DROP_UDP_CSUM_ZERO6);
+	pkt->udp_check = udp->check;
 	/* The stack's UDP receive drops a datagram whose checksum is wrong, and
 	 * accepts a local sender's whose checksum is offloaded (the field then
 	 * holds the pseudo-header sum only): what does not verify here goes to
-	 * the stack, which tells the two apart. IPv4 checksum 0: none. */
-	if (udp->check && !gc_udp_csum_ok(data, data_end, udp, ulen, pkt, ctx, ctx_kind)) {
+	 * the stack, which tells the two apart. IPv4 checksum 0: none. A
+	 * checksum the caller vouches for (pkt->vouch_*) is not summed again. */
+	if (udp->check && !(pkt->vouch_len == ulen && pkt->vouch_check == udp->check) &&
+	    !gc_udp_csum_ok(data, data_end, udp, ulen, pkt, ctx, ctx_kind)) {
 		pkt->reason = GC_STAT_PASS_UDP_CSUM;
 		return GC_PARSE_PASS;
 	}

@@ -314,7 +314,7 @@ static inline __attribute__((always_inline)) __u32 gc_delay_bucket(__u64 ns)
 /*
  * Processing delay of the in-kernel path, one sample per replicated packet:
  * from the XDP program's run on the frame (its receive; the time travels to
- * the TC program in the frame's metadata, GC_DELAY_META_MAGIC) to the TC
+ * the TC program in the frame's metadata, struct gc_xdp_meta) to the TC
  * program's last copy scheduled, in ns. Without the XDP program in front
  * (or its metadata) the TC program's own start is the receive time.
  * Per-CPU, one entry; the loader sums over CPUs.
@@ -339,12 +339,28 @@ static inline void gc_delay_hist_add(struct gc_delay_hist *total, const struct g
 		total->buckets[b] += h->buckets[b];
 }
 
-/* XDP -> TC metadata (bpf_xdp_adjust_meta), right before the frame. */
-#define GC_DELAY_META_MAGIC	0x67634d54	/* "gcMT" */
-struct gc_delay_meta {
-	__u32 magic;
-	__u32 reserved;
+/*
+ * XDP -> TC metadata (bpf_xdp_adjust_meta), right before the frame: the XDP
+ * program's receive time and its vouch for the datagram. Written only for
+ * media it found valid (checksums, lengths, RTP, sent to this host on a
+ * served VLAN, from the route's origin), and then exactly this struct (the
+ * metadata's whole length). The TC program takes it for a vouch only when
+ * @magic, @key and @ifindex are its own XDP program's and @udp_len,
+ * @udp_check and @ssrc are those of the frame it holds; it then does not
+ * sum the UDP checksum or look the local addresses up again. Anything else
+ * (no metadata, another program's, another load's, another interface's, a
+ * frame that does not match) is verified in full (Docs/fastpath.md).
+ * 32 bytes: the most metadata older kernels let XDP add (newer ones: 255).
+ */
+#define GC_XDP_META_MAGIC	0x67635856	/* "gcXV" */
+struct gc_xdp_meta {
+	__u32 magic;		/* GC_XDP_META_MAGIC */
+	__u32 ifindex;		/* the interface the XDP program ran on */
 	__u64 rx_ns;		/* bpf_ktime_get_ns() in the XDP program */
+	__u64 key;		/* the loaded object's random key (gc_meta_key), never 0 */
+	__u32 ssrc;		/* the datagram vouched for: RTP SSRC, host order */
+	__u16 udp_len;		/* UDP length, host order */
+	__u16 udp_check;	/* UDP checksum field as received, network order */
 };
 
 /* Names of the pinned objects under /sys/fs/bpf/groupcast/IFACE/. */

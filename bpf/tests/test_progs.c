@@ -850,14 +850,16 @@ static int t_drops_within_rx(void)
 	return 0;
 }
 
+static int udp_payload_off(const uint8_t *f, size_t len);
+
 static int run_xdp_case(const struct corpus_frame *c)
 {
 	uint8_t out[PKT_MAX];
 	const uint8_t *in = c->f;
 	uint64_t before[GC_STAT_MAX], after[GC_STAT_MAX];
-	const struct gc_delay_meta *meta;
+	const struct gc_xdp_meta *meta;
 	size_t len = c->len, meta_len;
-	int media;
+	int media, u;
 	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = len, .data_out = out,
 		    .data_size_out = sizeof(out), .repeat = 1);
 	int ret;
@@ -866,16 +868,31 @@ static int run_xdp_case(const struct corpus_frame *c)
 	ret = bpf_prog_test_run_opts(bpf_program__fd(skel_echo->progs.groupcast_xdp), &o);
 	CHECK(ret == 0, "BPF_PROG_TEST_RUN: %s", strerror(errno));
 	CHECK((int)o.retval == c->verdict, "verdict %u, want %d", o.retval, c->verdict);
-	/* Media handed to TC carries its receive time in front of the frame
-	 * (struct gc_delay_meta); test runs return the metadata too. */
+	/* Media handed to TC carries the XDP program's vouch and receive time
+	 * in front of the frame (struct gc_xdp_meta); test runs return the
+	 * metadata too. */
 	meta_len = o.data_size_out > len ? o.data_size_out - len : 0;
-	meta = (const struct gc_delay_meta *)out;
+	meta = (const struct gc_xdp_meta *)out;
 	CHECK(stats_read(skel_echo, after) == 0, "reading counters");
 	media = after[GC_STAT_RX_MEDIA] != before[GC_STAT_RX_MEDIA];
 	CHECK(meta_len == (media ? sizeof(*meta) : 0), "%zu bytes of metadata, want %zu", meta_len,
 	      media ? sizeof(*meta) : 0);
-	CHECK(!meta_len || (meta->magic == GC_DELAY_META_MAGIC && meta->rx_ns != 0),
+	CHECK(!meta_len || (meta->magic == GC_XDP_META_MAGIC && meta->rx_ns != 0),
 	      "metadata without the receive time");
+	if (meta_len) {
+		/* The vouch names this load's key, the interface (a test run
+		 * without a context: the namespace's loopback) and the datagram. */
+		u = udp_payload_off(in, len) - 8;
+		CHECK(u > 0, "media without a UDP header");
+		CHECK(meta->key && meta->key == skel_echo->bss->gc_meta_key, "vouch key %#llx, the load's %#llx",
+		      (unsigned long long)meta->key, (unsigned long long)skel_echo->bss->gc_meta_key);
+		CHECK(meta->ifindex == if_nametoindex("lo"), "vouch ifindex %u, want lo's", meta->ifindex);
+		CHECK(meta->udp_len == ((in[u + 4] << 8) | in[u + 5]) &&
+		      !memcmp(&meta->udp_check, in + u + 6, 2) &&
+		      meta->ssrc == ((uint32_t)in[u + 16] << 24 | in[u + 17] << 16 | in[u + 18] << 8 | in[u + 19]),
+		      "the vouch names another datagram (len %u check %#x ssrc %#x)", meta->udp_len,
+		      meta->udp_check, meta->ssrc);
+	}
 	CHECK(o.data_size_out == len + meta_len && !memcmp(in, out + meta_len, len),
 	      "XDP changed the frame");
 	if (c->stat >= 0 && c->rx)
@@ -1513,6 +1530,214 @@ static int t_tc_malformed(void) { return tc_alone(M_UDPLEN_LONG, SSRC_V4, TC_ACT
 static int t_tc_bad_rtp(void) { return tc_alone(M_BAD_RTP_VER, SSRC_V4, TC_ACT_SHOT, GC_STAT_DROP(GC_DROP_BAD_RTP_VERSION)); }
 static int t_tc_unknown(void) { return tc_alone(M_NONE, SSRC_UNKNOWN, TC_ACT_OK, -1); }
 static int t_tc_other_port(void) { return tc_alone(M_OTHER_PORT, SSRC_V4, TC_ACT_OK, -1); }
+static int t_tc_bad_csum(void) { return tc_alone(M_UDP_CSUM_BAD, SSRC_V4, TC_ACT_OK, -1); }
+
+/*
+ * ---- The XDP -> TC vouch (struct gc_xdp_meta) ----------------------------
+ *
+ * The TC program does not sum the UDP checksum of (or look the local
+ * addresses up for) a frame its own XDP program vouched for, and nothing
+ * else. These run frames the way the stack does after an XDP_PASS: a live
+ * XDP test run (BPF_F_TEST_XDP_LIVE_FRAMES) on gin0 hands each frame that
+ * passes, with its metadata, to gin0's receive path, where skel_echo's TC
+ * program is attached at ingress; a copy reaching gr0 means TC replicated.
+ * The XDP program is either skel_echo's own or a forger: raw instructions
+ * that put any 32 bytes in front of the frame and pass it.
+ */
+#define INSN(c, d, s_, o, i) ((struct bpf_insn){ .code = (c), .dst_reg = (d), .src_reg = (s_), \
+						   .off = (o), .imm = (i) })
+
+static int forger_load(const struct gc_xdp_meta *m)
+{
+	struct bpf_insn p[32];
+	uint64_t w[4];
+	int n = 0, k, fd;
+
+	memcpy(w, m, sizeof(w));
+	p[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_6, BPF_REG_1, 0, 0);
+	p[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_2, 0, 0, -(int)sizeof(w));
+	p[n++] = INSN(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_xdp_adjust_meta);
+	p[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_0, 0, 17, 0);		/* -> pass */
+	p[n++] = INSN(BPF_LDX | BPF_MEM | BPF_W, BPF_REG_2, BPF_REG_6,
+		      offsetof(struct xdp_md, data_meta), 0);
+	p[n++] = INSN(BPF_LDX | BPF_MEM | BPF_W, BPF_REG_3, BPF_REG_6, offsetof(struct xdp_md, data), 0);
+	p[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_4, BPF_REG_2, 0, 0);
+	p[n++] = INSN(BPF_ALU64 | BPF_ADD | BPF_K, BPF_REG_4, 0, 0, sizeof(w));
+	p[n++] = INSN(BPF_JMP | BPF_JGT | BPF_X, BPF_REG_4, BPF_REG_3, 12, 0);	/* -> pass */
+	for (k = 0; k < 4; k++) {
+		p[n++] = INSN(BPF_LD | BPF_DW | BPF_IMM, BPF_REG_5, 0, 0, (uint32_t)w[k]);
+		p[n++] = INSN(0, 0, 0, 0, (uint32_t)(w[k] >> 32));
+		p[n++] = INSN(BPF_STX | BPF_MEM | BPF_DW, BPF_REG_2, BPF_REG_5, 8 * k, 0);
+	}
+	p[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, XDP_PASS);	/* pass: */
+	p[n++] = INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+	{
+		static char log[8192];
+		LIBBPF_OPTS(bpf_prog_load_opts, lo, .log_buf = log, .log_size = sizeof(log),
+			    .log_level = 1);
+
+		log[0] = 0;
+		fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "gc_forger", "Dual BSD/GPL", p, n, &lo);
+		if (fd < 0)
+			failf("loading the forger: %s; %s", strerror(errno), log);
+	}
+	return fd;
+}
+
+/* @f through XDP program @prog_fd as if received on gin0, then the stack. */
+static int live_run(int prog_fd, const uint8_t *f, size_t len)
+{
+	struct xdp_md ctx = { .data_end = len, .ingress_ifindex = ifi_in };
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f, .data_size_in = len, .ctx_in = &ctx,
+		    .ctx_size_in = sizeof(ctx), .flags = BPF_F_TEST_XDP_LIVE_FRAMES, .repeat = 1);
+
+	if (bpf_prog_test_run_opts(prog_fd, &o))
+		return failf("live BPF_PROG_TEST_RUN: %s", strerror(errno));
+	return 0;
+}
+
+enum forge { F_OWN_XDP, F_EXACT, F_NONE, F_OTHER_KEY, F_OTHER_IF, F_OTHER_CHECK, F_OTHER_LEN,
+	     F_OTHER_SSRC };
+
+/* @m's frame (SSRC_V4 to one subscriber on gs0) through skel_echo's XDP
+ * program (F_OWN_XDP) or a forger vouching as @how says; @copies: how many
+ * must reach gr0. */
+static int vouch_case(enum mut m, enum forge how, int copies)
+{
+	const struct xdp_case c = { "", 4, 0, SSRC_V4, m, 0, 0, 0, 0, "", "" };
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifi_in, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, tco, .handle = 1, .priority = 1);
+	struct gc_xdp_meta v = { .magic = GC_XDP_META_MAGIC };
+	struct sub_def defs[1];
+	uint8_t in[PKT_MAX];
+	struct frame got[4];
+	struct pkt_spec spec;
+	size_t len;
+	int fd, u, ret = 0, n;
+
+	sub_def_v4(&defs[0], 0, 0);
+	len = xdp_case_frame(&c, in, &spec);
+	CHECK(route_put(skel_echo, SSRC_V4, 4, V4_ORIGIN, ORIGIN_PORT, defs, 1, 0) == 0,
+	      "installing the route: %s", strerror(errno));
+	u = udp_payload_off(in, len) - 8;
+	CHECK(u > 0, "no UDP header");
+	if (how == F_OWN_XDP) {
+		fd = bpf_program__fd(skel_echo->progs.groupcast_xdp);
+	} else {
+		/* Exactly what skel_echo's XDP program writes for this frame,
+		 * but for the one field @how changes. */
+		v.ifindex = ifi_in;
+		v.rx_ns = 1;
+		v.key = skel_echo->bss->gc_meta_key;
+		v.ssrc = SSRC_V4;
+		v.udp_len = in[u + 4] << 8 | in[u + 5];
+		memcpy(&v.udp_check, in + u + 6, 2);
+		CHECK(v.key, "skel_echo's XDP program has not made its key");
+		if (how == F_NONE)
+			v.magic = 0;
+		if (how == F_OTHER_KEY)
+			v.key ^= 1ull << 40;
+		if (how == F_OTHER_IF)
+			v.ifindex = ifi_sub[0];
+		if (how == F_OTHER_CHECK)
+			v.udp_check ^= 0x0100;
+		if (how == F_OTHER_LEN)
+			v.udp_len++;
+		if (how == F_OTHER_SSRC)
+			v.ssrc++;
+		fd = forger_load(&v);
+		if (fd < 0)
+			return -1;
+	}
+	if (bpf_tc_hook_create(&hook) && errno != EEXIST) {
+		ret = failf("clsact on gin0: %s", strerror(errno));
+		goto out;
+	}
+	if (bpf_tc_attach(&hook, (tco.prog_fd = bpf_program__fd(skel_echo->progs.groupcast_tc), &tco))) {
+		ret = failf("attaching TC to gin0: %s", strerror(errno));
+		goto out_hook;
+	}
+	drain(cap_fd[0]);
+	if (live_run(fd, in, len)) {
+		ret = -1;
+		goto out_hook;
+	}
+	if (copies && m == M_NONE) {
+		/* Byte for byte the copy of the TC cases. */
+		ret = check_copies(&spec, defs, 1, 0) ? -1 : 0;
+	} else {
+		n = capture(cap_fd[0], got, 4, copies);
+		if (n != copies)
+			ret = failf("gr0 captured %d frames, want %d", n, copies);
+	}
+out_hook:
+	hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+	bpf_tc_hook_destroy(&hook);
+out:
+	if (how != F_OWN_XDP)
+		close(fd);
+	return ret;
+}
+
+static int t_vouch_own(void) { return vouch_case(M_NONE, F_OWN_XDP, 1); }
+static int t_vouch_own_bad_csum(void) { return vouch_case(M_UDP_CSUM_BAD, F_OWN_XDP, 0); }
+static int t_vouch_forged_exact(void) { return vouch_case(M_UDP_CSUM_BAD, F_EXACT, 1); }
+static int t_vouch_none(void) { return vouch_case(M_UDP_CSUM_BAD, F_NONE, 0); }
+static int t_vouch_other_key(void) { return vouch_case(M_UDP_CSUM_BAD, F_OTHER_KEY, 0); }
+static int t_vouch_other_if(void) { return vouch_case(M_UDP_CSUM_BAD, F_OTHER_IF, 0); }
+static int t_vouch_other_check(void) { return vouch_case(M_UDP_CSUM_BAD, F_OTHER_CHECK, 0); }
+static int t_vouch_other_len(void) { return vouch_case(M_UDP_CSUM_BAD, F_OTHER_LEN, 0); }
+static int t_vouch_other_ssrc(void) { return vouch_case(M_UDP_CSUM_BAD, F_OTHER_SSRC, 0); }
+static int t_vouch_forged_not_local(void) { return vouch_case(M_DST_OTHER, F_EXACT, 1); }
+static int t_vouch_other_key_not_local(void) { return vouch_case(M_DST_OTHER, F_OTHER_KEY, 0); }
+
+/* Metadata a frame arrives with at the XDP program never leaves it as a
+ * vouch: not for a frame it passes unvouched (@m: a wrong checksum), not
+ * for media it would vouch for itself (no room for its own then). */
+static int xdp_meta_in(enum mut m, int media)
+{
+	const struct xdp_case c = { "", 4, 0, SSRC_V4, m, 0, 0, 0, 0, "", "" };
+	struct gc_xdp_meta v = { .magic = GC_XDP_META_MAGIC, .ifindex = 1, .rx_ns = 1 };
+	uint8_t in[PKT_MAX + sizeof(v)], out[PKT_MAX + sizeof(v)];
+	uint64_t before[GC_STAT_MAX], after[GC_STAT_MAX];
+	struct xdp_md ctx = { .data = sizeof(v) };
+	struct pkt_spec spec;
+	uint32_t magic;
+	size_t len;
+	int u;
+
+	len = xdp_case_frame(&c, in + sizeof(v), &spec);
+	u = udp_payload_off(in + sizeof(v), len) - 8 + sizeof(v);
+	CHECK(u > (int)sizeof(v), "no UDP header");
+	v.key = skel_echo->bss->gc_meta_key;
+	v.ssrc = SSRC_V4;
+	v.udp_len = in[u + 4] << 8 | in[u + 5];
+	memcpy(&v.udp_check, in + u + 6, 2);
+	memcpy(in, &v, sizeof(v));
+	ctx.data_end = sizeof(v) + len;
+	{
+		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = sizeof(v) + len,
+			    .data_out = out, .data_size_out = sizeof(out), .ctx_in = &ctx,
+			    .ctx_size_in = sizeof(ctx), .ctx_out = &ctx, .ctx_size_out = sizeof(ctx),
+			    .repeat = 1);
+
+		CHECK(stats_read(skel_echo, before) == 0, "reading counters");
+		CHECK(bpf_prog_test_run_opts(bpf_program__fd(skel_echo->progs.groupcast_xdp), &o) == 0,
+		      "BPF_PROG_TEST_RUN: %s", strerror(errno));
+		CHECK(stats_read(skel_echo, after) == 0, "reading counters");
+		CHECK(o.retval == XDP_PASS, "verdict %u, want XDP_PASS", o.retval);
+		CHECK(ctx.data == sizeof(v), "%u bytes of metadata out, want the %zu that came in",
+		      ctx.data, sizeof(v));
+		memcpy(&magic, out, 4);
+		CHECK(magic != GC_XDP_META_MAGIC, "the metadata that came in left as a vouch");
+		CHECK(!memcmp(out + sizeof(v), in + sizeof(v), len), "XDP changed the frame");
+	}
+	return stats_expect(before, after, GC_STAT_RX, 1,
+			    media ? GC_STAT_RX_MEDIA : GC_STAT_PASS_UDP_CSUM, 1, -1);
+}
+
+static int t_xdp_meta_in_bad_csum(void) { return xdp_meta_in(M_UDP_CSUM_BAD, 0); }
+static int t_xdp_meta_in_media(void) { return xdp_meta_in(M_NONE, 1); }
 
 /*
  * Route updates are never seen half-made: stream A's route flips between
@@ -2432,6 +2657,20 @@ static const struct named_test tests[] = {
 	{ "tc: bad rtp version dropped without xdp", t_tc_bad_rtp },
 	{ "tc: unknown ssrc left to the stack", t_tc_unknown },
 	{ "tc: other port left to the stack", t_tc_other_port },
+	{ "tc: wrong udp checksum left to the stack without xdp", t_tc_bad_csum },
+	{ "xdp: metadata arriving with a wrong-checksum frame does not leave as a vouch", t_xdp_meta_in_bad_csum },
+	{ "xdp: metadata arriving with valid media does not leave as a vouch", t_xdp_meta_in_media },
+	{ "vouch: media through its own xdp (live) -> tc replicates it", t_vouch_own },
+	{ "vouch: wrong udp checksum through its own xdp (live) -> not vouched, not replicated", t_vouch_own_bad_csum },
+	{ "vouch: a forger with this load's key, ifindex and the frame's fields is trusted (what the key guards)", t_vouch_forged_exact },
+	{ "vouch: wrong udp checksum, metadata without the magic -> verified, not replicated", t_vouch_none },
+	{ "vouch: wrong udp checksum, another key -> verified, not replicated", t_vouch_other_key },
+	{ "vouch: wrong udp checksum, another interface -> verified, not replicated", t_vouch_other_if },
+	{ "vouch: wrong udp checksum, another checksum field -> verified, not replicated", t_vouch_other_check },
+	{ "vouch: wrong udp checksum, another udp length -> verified, not replicated", t_vouch_other_len },
+	{ "vouch: wrong udp checksum, another ssrc -> verified, not replicated", t_vouch_other_ssrc },
+	{ "vouch: not to this host, a forger's exact vouch is trusted (the local check is what it covers)", t_vouch_forged_not_local },
+	{ "vouch: not to this host, another key -> local addresses looked up, not replicated", t_vouch_other_key_not_local },
 	{ "tc: route replacement under traffic never mixes streams", t_tc_route_churn },
 	{ "loader: no such device", t_loader_no_device },
 	{ "loader: attach, status, routes, detach, generic mode", t_loader_lifecycle },
