@@ -698,13 +698,25 @@ int groupcast_tc(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 	lost = 1;	/* from here on, only the echo can be lost */
-	if (gc_set_dst(skb, &pkt, cur, &cur_port, pkt.saddr, pkt.sport) ||
-	    gc_set_vlan(skb, pkt.vlan_id))
-		goto rewrite_failed;
-	__builtin_memcpy(macs, pkt.eth_src, 6);
-	__builtin_memcpy(macs + 6, pkt.eth_dst, 6);
-	if (bpf_skb_store_bytes(skb, 0, macs, 12, 0))
-		goto rewrite_failed;
+	if (lc.ipv4_plain) {
+		/* The copies' plain stores, to the origin as a subscriber
+		 * (its MAC from the frame's source, ours from its destination). */
+		struct gc_subscriber back = { .port = pkt.sport };
+
+		__builtin_memcpy(back.addr, pkt.saddr, 4);
+		__builtin_memcpy(back.dst_mac, pkt.eth_src, 6);
+		__builtin_memcpy(back.src_mac, pkt.eth_dst, 6);
+		if (gc_set_dst_ipv4_plain(skb, &lc, &back) || gc_set_vlan(skb, pkt.vlan_id))
+			goto rewrite_failed;
+	} else {
+		if (gc_set_dst(skb, &pkt, cur, &cur_port, pkt.saddr, pkt.sport) ||
+		    gc_set_vlan(skb, pkt.vlan_id))
+			goto rewrite_failed;
+		__builtin_memcpy(macs, pkt.eth_src, 6);
+		__builtin_memcpy(macs + 6, pkt.eth_dst, 6);
+		if (bpf_skb_store_bytes(skb, 0, macs, 12, 0))
+			goto rewrite_failed;
+	}
 	ret = bpf_redirect(skb->ifindex, 0);
 	if (ret != TC_ACT_REDIRECT) {
 		gc_count(GC_STAT_DROP(GC_DROP_SEND_FAILED), 1);
