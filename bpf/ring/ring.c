@@ -346,6 +346,62 @@ static int kick(struct gc_ring *ring, int index)
 	return ret;
 }
 
+/* Most frames one copy-mode transmit call sends per socket (TX_BATCH_SIZE in
+ * net/xdp/xsk.c). */
+#define XSK_COPY_TX_BATCH 32
+
+/* Start transmission on every TX ring with descriptors not yet kicked, and no
+ * other: with as few system calls as the kernel allows. A copy-mode socket
+ * transmits in xsk_poll() as in sendmsg() (both run xsk_generic_xmit(): the
+ * TX ring's need_wakeup flag never clears in copy mode), so one poll() with
+ * a zero timeout over the sockets that got frames does the work of a sendto()
+ * per socket. A socket with more than a call sends, or one the poll left
+ * frames on (completion ring full, device busy or dropping), gets kick(), as
+ * do zero-copy sockets (which kick() skips unless the driver asks) and
+ * simulated ports; a single socket gets its sendto(). */
+static void kick_all(struct gc_ring *ring)
+{
+	struct pollfd pfds[GC_RING_MAX_PORTS];
+	int polled[GC_RING_MAX_PORTS];
+	int k, i, n = 0;
+
+	for (k = 0; k < ring->n_ports; k++) {
+		struct ring_port *p = &ring->ports[k];
+
+		if (!p->tx_unkicked)
+			continue;
+		if (p->fd < 0 || p->info.zerocopy ||
+		    p->tx.cached_prod - __atomic_load_n(p->tx.consumer, __ATOMIC_ACQUIRE) > XSK_COPY_TX_BATCH) {
+			kick(ring, k);
+			continue;
+		}
+		pfds[n].fd = p->fd;
+		pfds[n].events = 0;
+		pfds[n].revents = 0;
+		polled[n++] = k;
+	}
+	if (n == 1) {
+		kick(ring, polled[0]);
+		return;
+	}
+	if (n == 0)
+		return;
+	ring->stats.tx_polls++;
+	if (poll(pfds, n, 0) < 0) {
+		for (i = 0; i < n; i++)
+			kick(ring, polled[i]);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		struct ring_port *p = &ring->ports[polled[i]];
+
+		if (__atomic_load_n(p->tx.consumer, __ATOMIC_ACQUIRE) == p->tx.cached_prod)
+			p->tx_unkicked = 0;
+		else
+			kick(ring, polled[i]);
+	}
+}
+
 /* Wait until port @index has a TX slot and (@need_frame) a free frame: the
  * paper's "wait for NTX buffers", counted as stall time. 0, or -1 when it
  * cannot come (no frames in flight), on stop or after a second. */
@@ -1079,9 +1135,9 @@ int gc_ring_process(struct gc_ring *ring, const volatile int *stop)
 		ring->busy_gap_ns = ring->busy_gap_ns - ring->busy_gap_ns / 4 + gap / 4;
 		ring->last_busy = now;
 	}
-	/* One kick per TX ring per batch, then recycle. */
-	for (k = 0; k < ring->n_ports; k++)
-		kick(ring, k);
+	/* Kick the TX rings that got frames (one system call for all of them
+	 * where copy mode allows it), then recycle. */
+	kick_all(ring);
 	for (k = 0; k < ring->n_ports; k++) {
 		reap(&ring->ports[k]);
 		refill(ring, &ring->ports[k]);

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stddef.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -30,6 +31,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/if_xdp.h>
+#include <linux/if_packet.h>
+#include <linux/if_ether.h>
+#include <net/if.h>
+#include <poll.h>
 
 #include "groupcast_ring.h"
 #include "pkt.h"
@@ -1187,9 +1192,206 @@ static void test_busy_poll(void)
 	munmap(r, sizeof(*r));
 }
 
+/* ---- TX kicks on real copy-mode sockets (root: two veths in a private netns) ----
+ * The ring on gck0 and gcq0; packet sockets on their peers gck1 and gcq1
+ * inject the origin's frame and count what the ring sends. After
+ * gc_ring_process() returns, every copy must have left: a TX ring left
+ * unkicked shows as missing copies. The counters say how: one poll() for
+ * several rings (tx_polls), a sendto() each for a ring with more than one
+ * transmit call sends (32) or a ring alone. */
+
+struct kick_result {
+	int step;
+	__u32 got[3][2];			/* per scenario: copies seen at gck1, gcq1 */
+	__u64 kicks[3], polls[3], forwarded[3];
+	char message[600];
+};
+
+/* (sysfs shows the namespace it was mounted in, not this one: ask the kernel.) */
+static int kick_mac(const char *ifname, __u8 mac[6])
+{
+	struct ifreq ifr = {};
+	int fd = socket(AF_INET, SOCK_DGRAM, 0), ret;
+
+	if (fd < 0)
+		return -1;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	ret = ioctl(fd, SIOCGIFHWADDR, &ifr);
+	close(fd);
+	if (ret)
+		return -1;
+	memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+	return 0;
+}
+
+static int kick_packet_socket(const char *ifname)
+{
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL) };
+	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(ETH_P_ALL));
+
+	sll.sll_ifindex = if_nametoindex(ifname);
+	if (fd < 0 || !sll.sll_ifindex || bind(fd, (struct sockaddr *)&sll, sizeof(sll))) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Frames from the SFU's media port that arrived at @fd: what is queued now
+ * (veth delivers in the sender's system call), plus anything within 200 ms. */
+static __u32 kick_count(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	__u8 buf[2048];
+	__u32 n = 0;
+
+	for (;;) {
+		struct sockaddr_ll from;
+		socklen_t fl = sizeof(from);
+		ssize_t len = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
+
+		if (len < 0) {
+			if (errno == EAGAIN && poll(&pfd, 1, 200) > 0)
+				continue;
+			return n;
+		}
+		if (from.sll_pkttype == PACKET_OUTGOING || len < 14 + 20 + 8 || buf[12] != 0x08 || buf[13] != 0 ||
+		    buf[14 + 9] != 17)
+			continue;
+		if ((buf[14 + 20] << 8 | buf[14 + 21]) == SFU_PORT)
+			n++;
+	}
+}
+
+static void kick_child(struct kick_result *r)
+{
+	static const int subs_k[3] = { 3, 40, 3 }, subs_q[3] = { 2, 2, 0 };
+	struct gc_ring_opts o;
+	struct gc_ring *ring = NULL;
+	struct gcfp_error err = {};
+	__u8 mac_k0[6], mac_k1[6], mac_q0[6], mac_q1[6];
+	__u32 if_k0, if_q0;
+	int fd_k, fd_q, sc;
+
+	if (unshare(CLONE_NEWNET) ||
+	    system("ip link add gck0 type veth peer name gck1 && ip link add gcq0 type veth peer name gcq1 && "
+		   "ip link set gck0 up && ip link set gck1 up && ip link set gcq0 up && ip link set gcq1 up && "
+		   "ip addr add 10.9.7.1/24 dev gck0 && ip addr add 10.9.6.1/24 dev gcq0") != 0) {
+		snprintf(r->message, sizeof(r->message), "netns/veth setup failed (%s)", strerror(errno));
+		_exit(1);
+	}
+	if (kick_mac("gck0", mac_k0) || kick_mac("gck1", mac_k1) || kick_mac("gcq0", mac_q0) ||
+	    kick_mac("gcq1", mac_q1)) {
+		snprintf(r->message, sizeof(r->message), "reading the veths' MACs failed");
+		_exit(1);
+	}
+	if_k0 = if_nametoindex("gck0");
+	if_q0 = if_nametoindex("gcq0");
+	fd_k = kick_packet_socket("gck1");
+	fd_q = kick_packet_socket("gcq1");
+	if (fd_k < 0 || fd_q < 0) {
+		snprintf(r->message, sizeof(r->message), "packet sockets: %s", strerror(errno));
+		_exit(1);
+	}
+	gc_ring_opts_init(&o);
+	o.ring_size = 256;
+	o.mode = GC_RING_MODE_COPY;
+	if (gc_ring_open(&o, &ring, &err) || gc_ring_add_interface(ring, "gck0", &err) != 0 ||
+	    gc_ring_add_interface(ring, "gcq0", &err) != 1) {
+		snprintf(r->message, sizeof(r->message), "%s", err.message);
+		_exit(1);
+	}
+	for (sc = 0; sc < 3; sc++) {
+		struct gc_subscriber subs[64] = {};
+		struct gc_ring_table *t = gc_ring_table_new(8, 1);
+		struct gc_ring_stats before, after;
+		struct pkt_spec sp = { .family = 4, .ttl = 64, .sport = 5000, .dport = SFU_PORT };
+		struct pkt_layout lay;
+		__u8 origin[16] = { 10, 9, 7, 2 }, payload[200], frame[PKT_MAX];
+		size_t len;
+		int i, n = 0;
+
+		for (i = 0; i < subs_k[sc] + subs_q[sc]; i++, n++) {
+			int q = i >= subs_k[sc];
+
+			subs[n].ifindex = q ? if_q0 : if_k0;
+			subs[n].family = GC_FAMILY_IPV4;
+			subs[n].port = htons(6000 + i);
+			memcpy(subs[n].dst_mac, q ? mac_q1 : mac_k1, 6);
+			memcpy(subs[n].addr, (__u8[4]){ 10, 9, q ? 6 : 7, 2 }, 4);
+		}
+		if (!t || gc_ring_table_add(t, SSRC_ORIGIN, GC_FAMILY_IPV4, GC_STREAM_ASQ, origin, htons(5000), 0, subs, n)) {
+			snprintf(r->message, sizeof(r->message), "table %d", sc);
+			_exit(1);
+		}
+		gc_ring_install(ring, t);
+		memcpy(sp.dmac, mac_k0, 6);
+		memcpy(sp.smac, mac_k1, 6);
+		memcpy(sp.saddr, origin, 4);
+		memcpy(sp.daddr, (__u8[4]){ 10, 9, 7, 1 }, 4);
+		sp.payload = payload;
+		sp.payload_len = rtp_build(payload, SSRC_ORIGIN, 100 + sc, 96, 120);
+		len = pkt_build(&sp, frame, &lay);
+		gc_ring_stats(ring, &before);
+		if (send(fd_k, frame, len, 0) != (ssize_t)len) {
+			snprintf(r->message, sizeof(r->message), "inject: %s", strerror(errno));
+			_exit(1);
+		}
+		for (i = 0; i < 20 && gc_ring_wait(ring, 100) <= 0; i++)
+			;
+		gc_ring_process(ring, NULL);
+		gc_ring_stats(ring, &after);
+		r->got[sc][0] = kick_count(fd_k);
+		r->got[sc][1] = kick_count(fd_q);
+		r->kicks[sc] = after.kicks - before.kicks;
+		r->polls[sc] = after.tx_polls - before.tx_polls;
+		r->forwarded[sc] = after.forwarded + after.echoed - before.forwarded - before.echoed;
+		r->step = sc + 1;
+	}
+	gc_ring_close(ring);
+	_exit(0);
+}
+
+static void test_kicks(void)
+{
+	struct kick_result *r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int status = 0, ok;
+	pid_t pid;
+
+	if (r == MAP_FAILED) {
+		for (int i = 0; i < 3; i++)
+			result(0, "kicks: mmap");
+		return;
+	}
+	memset(r, 0, sizeof(*r));
+	pid = fork();
+	if (pid == 0)
+		kick_child(r);
+	ok = pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	if (r->message[0])
+		printf("# kicks child: %s\n", r->message);
+	result(ok && r->step == 3 && r->forwarded[0] == 6 && r->got[0][0] == 4 && r->got[0][1] == 2 &&
+	       r->polls[0] == 1 && r->kicks[0] == 0,
+	       "kicks: 3 + echo and 2 copies on two copy-mode veths all sent by the pass (%u, %u seen), "
+	       "by one poll() for both rings (%llu polls, %llu sendto)", r->got[0][0], r->got[0][1],
+	       (unsigned long long)r->polls[0], (unsigned long long)r->kicks[0]);
+	result(ok && r->step == 3 && r->forwarded[1] == 43 && r->got[1][0] == 41 && r->got[1][1] == 2 &&
+	       r->polls[1] == 0 && r->kicks[1] >= 2,
+	       "kicks: 40 + echo copies on one ring (more than a call sends) and 2 on the other all sent (%u, %u seen), "
+	       "a sendto() each (%llu sendto, %llu polls)", r->got[1][0], r->got[1][1],
+	       (unsigned long long)r->kicks[1], (unsigned long long)r->polls[1]);
+	result(ok && r->step == 3 && r->forwarded[2] == 4 && r->got[2][0] == 4 && r->got[2][1] == 0 &&
+	       r->polls[2] == 0 && r->kicks[2] == 1,
+	       "kicks: 3 + echo copies on one ring sent (%u seen, %u on the other), one sendto() and no kick "
+	       "for the ring without frames (%llu sendto, %llu polls)", r->got[2][0], r->got[2][1],
+	       (unsigned long long)r->kicks[2], (unsigned long long)r->polls[2]);
+	munmap(r, sizeof(*r));
+}
+
 int main(void)
 {
-	printf("TAP version 13\n1..36\n");
+	printf("TAP version 13\n1..39\n");
 	test_options();
 	test_million();
 	test_tx_full();
@@ -1199,6 +1401,7 @@ int main(void)
 	test_handover();
 	test_coalesce();
 	test_busy_poll();
+	test_kicks();
 	printf("# Totals: pass:%d fail:%d xfail:0 xpass:0 skip:0 error:0\n", n_pass, n_fail);
 	return n_fail ? 1 : 0;
 }

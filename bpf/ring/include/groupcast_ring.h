@@ -86,6 +86,7 @@ struct gc_ring_stats {
 	__u64 drops[GC_DROP_MAX];	/* by enum gc_drop (groupcast_layout.h) */
 	__u64 batches;		/* non-empty RX batches */
 	__u64 kicks;		/* sendto() calls that started transmission */
+	__u64 tx_polls;		/* poll() calls that started transmission on several copy-mode TX rings at once */
 	__u64 wakeups;		/* recvfrom()/poll() calls for the fill ring (need_wakeup) */
 	__u64 waits;		/* gc_ring_wait() calls that slept in poll() */
 	__u64 busy_polls;	/* non-blocking recvfrom() calls that polled the NAPI (busy_poll_us) */
