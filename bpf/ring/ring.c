@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -156,6 +157,7 @@ struct gc_ring {
 	__u64 offers, adopted;
 	int serving;				/* gc_ring_serving(): offers wait for adoption */
 	int wake_fd;				/* eventfd in gc_ring_wait()'s poll set */
+	int epoll_fd;				/* gc_ring_wait()'s sleep: wake_fd and every socket, for RX */
 };
 
 /* ---- errors ---------------------------------------------------------------- */
@@ -1168,7 +1170,7 @@ static int rx_pending(struct gc_ring *ring)
 int gc_ring_wait(struct gc_ring *ring, int timeout_ms)
 {
 	struct pollfd pfds[GC_RING_MAX_PORTS + 1];
-	int k, n = 0, ret;
+	int k, n = 0, ret, tx_left = 0, woken = 0;
 
 	/* Coalescing: the last pass was busy but short of a batch, and frames
 	 * have been coming more often than the coalescing time: let more arrive
@@ -1195,27 +1197,53 @@ int gc_ring_wait(struct gc_ring *ring, int timeout_ms)
 			ring->stats.busy_polls++;
 		}
 	}
-	for (k = 0; k < ring->n_ports && n < GC_RING_MAX_PORTS; k++) {
+	for (k = 0; k < ring->n_ports; k++) {
 		struct ring_port *p = &ring->ports[k];
 
 		if (cons_avail(&p->rx, 1))
 			return 1;
-		if (p->fd < 0)
-			continue;
-		pfds[n].fd = p->fd;
-		pfds[n].events = POLLIN | (p->tx_unkicked ? POLLOUT : 0);
-		pfds[n].revents = 0;
-		n++;
+		if (p->fd >= 0 && p->tx_unkicked)
+			tx_left = 1;
 	}
-	/* Last: a table offered (gc_ring_offer()) ends the wait too. */
-	pfds[n].fd = ring->wake_fd;
-	pfds[n].events = POLLIN;
-	pfds[n].revents = 0;
 	ring->stats.waits++;
-	ret = poll(pfds, n + 1, timeout_ms);
-	if (ret < 0)
-		return errno == EINTR ? 0 : -errno;
-	if (pfds[n].revents & POLLIN) {
+	if (!tx_left) {
+		/* The usual sleep: for received frames or an offer. epoll, not
+		 * poll(): poll() calls every socket's xsk_poll() (each a copy-mode
+		 * transmit attempt under the socket's mutex) before sleeping and
+		 * again after, and puts itself on every wait queue and takes
+		 * itself off; epoll_wait() stays registered and polls only the
+		 * sockets that woke it. */
+		struct epoll_event evs[GC_RING_MAX_PORTS + 1];
+
+		ret = epoll_wait(ring->epoll_fd, evs, GC_RING_MAX_PORTS + 1, timeout_ms);
+		if (ret < 0)
+			return errno == EINTR ? 0 : -errno;
+		for (k = 0; k < ret; k++)
+			if (evs[k].data.u32 == GC_RING_MAX_PORTS)
+				woken = 1;
+	} else {
+		/* A TX ring kick() could not empty: poll() for room as well
+		 * (its xsk_poll() transmits in copy mode). */
+		for (k = 0; k < ring->n_ports && n < GC_RING_MAX_PORTS; k++) {
+			struct ring_port *p = &ring->ports[k];
+
+			if (p->fd < 0)
+				continue;
+			pfds[n].fd = p->fd;
+			pfds[n].events = POLLIN | (p->tx_unkicked ? POLLOUT : 0);
+			pfds[n].revents = 0;
+			n++;
+		}
+		/* Last: a table offered (gc_ring_offer()) ends the wait too. */
+		pfds[n].fd = ring->wake_fd;
+		pfds[n].events = POLLIN;
+		pfds[n].revents = 0;
+		ret = poll(pfds, n + 1, timeout_ms);
+		if (ret < 0)
+			return errno == EINTR ? 0 : -errno;
+		woken = !!(pfds[n].revents & POLLIN);
+	}
+	if (woken) {
 		__u64 count;
 
 		/* Reset the counter (non-blocking: never waits). */
@@ -1297,6 +1325,17 @@ static struct gc_ring *ring_alloc(const struct gc_ring_opts *opts, struct gcfp_e
 	ring->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (ring->wake_fd < 0) {
 		gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "eventfd (table handover)");
+		free(ring);
+		return NULL;
+	}
+	ring->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (ring->epoll_fd < 0 ||
+	    epoll_ctl(ring->epoll_fd, EPOLL_CTL_ADD, ring->wake_fd,
+		      &(struct epoll_event){ .events = EPOLLIN, .data.u32 = GC_RING_MAX_PORTS })) {
+		gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "epoll (the ring's wait)");
+		if (ring->epoll_fd >= 0)
+			close(ring->epoll_fd);
+		close(ring->wake_fd);
 		free(ring);
 		return NULL;
 	}
@@ -1746,6 +1785,12 @@ int gc_ring_add_interface(struct gc_ring *ring, const char *ifname, struct gcfp_
 		goto fail;
 	}
 	p->attached = 1;
+	/* Closing the socket (port_release()) takes it out of the set again. */
+	if (epoll_ctl(ring->epoll_fd, EPOLL_CTL_ADD, p->fd,
+		      &(struct epoll_event){ .events = EPOLLIN, .data.u32 = (__u32)index })) {
+		ret = gcfp_fail(err, GCFP_ERR_SYSTEM, errno, "%s: epoll_ctl (the ring's wait)", ifname);
+		goto fail;
+	}
 	port_start(ring, p);
 	return index;
 fail:
@@ -1788,6 +1833,7 @@ void gc_ring_close(struct gc_ring *ring)
 	gc_ring_table_free(ring->table);
 	free(ring->published_rooms);
 	gc_ring_table_free(ring->offered);
+	close(ring->epoll_fd);
 	close(ring->wake_fd);
 	pthread_cond_destroy(&ring->handover_done);
 	pthread_mutex_destroy(&ring->handover_lock);

@@ -1204,6 +1204,7 @@ struct kick_result {
 	int step;
 	__u32 got[3][2];			/* per scenario: copies seen at gck1, gcq1 */
 	__u64 kicks[3], polls[3], forwarded[3];
+	int woke;				/* first scenario: what the wait returned */
 	char message[600];
 };
 
@@ -1262,6 +1263,24 @@ static __u32 kick_count(int fd)
 		if ((buf[14 + 20] << 8 | buf[14 + 21]) == SFU_PORT)
 			n++;
 	}
+}
+
+struct kick_inject {
+	int fd;
+	const __u8 *frame;
+	size_t len;
+	ssize_t sent;
+};
+
+/* The origin's frame 20 ms from now: the ring is asleep in gc_ring_wait() by then. */
+static void *kick_inject_later(void *arg)
+{
+	struct kick_inject *in = arg;
+	struct timespec ts = { .tv_nsec = 20000000 };
+
+	nanosleep(&ts, NULL);
+	in->sent = send(in->fd, in->frame, in->len, 0);
+	return NULL;
 }
 
 static void kick_child(struct kick_result *r)
@@ -1334,7 +1353,23 @@ static void kick_child(struct kick_result *r)
 		sp.payload_len = rtp_build(payload, SSRC_ORIGIN, 100 + sc, 96, 120);
 		len = pkt_build(&sp, frame, &lay);
 		gc_ring_stats(ring, &before);
-		if (send(fd_k, frame, len, 0) != (ssize_t)len) {
+		if (sc == 0) {
+			/* Sent while the ring sleeps: the socket's readiness must end
+			 * the wait (1), long before its 5 s timeout (0). */
+			struct kick_inject in = { .fd = fd_k, .frame = frame, .len = len };
+			pthread_t th;
+
+			if (pthread_create(&th, NULL, kick_inject_later, &in)) {
+				snprintf(r->message, sizeof(r->message), "pthread_create");
+				_exit(1);
+			}
+			r->woke = gc_ring_wait(ring, 5000);
+			pthread_join(th, NULL);
+			if (in.sent != (ssize_t)len) {
+				snprintf(r->message, sizeof(r->message), "inject: %s", strerror(errno));
+				_exit(1);
+			}
+		} else if (send(fd_k, frame, len, 0) != (ssize_t)len) {
 			snprintf(r->message, sizeof(r->message), "inject: %s", strerror(errno));
 			_exit(1);
 		}
@@ -1360,7 +1395,7 @@ static void test_kicks(void)
 	pid_t pid;
 
 	if (r == MAP_FAILED) {
-		for (int i = 0; i < 3; i++)
+		for (int i = 0; i < 4; i++)
 			result(0, "kicks: mmap");
 		return;
 	}
@@ -1371,6 +1406,8 @@ static void test_kicks(void)
 	ok = pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 	if (r->message[0])
 		printf("# kicks child: %s\n", r->message);
+	result(ok && r->woke == 1,
+	       "kicks: a ring asleep in gc_ring_wait() is woken by a frame to its socket (wait returned %d)", r->woke);
 	result(ok && r->step == 3 && r->forwarded[0] == 6 && r->got[0][0] == 4 && r->got[0][1] == 2 &&
 	       r->polls[0] == 1 && r->kicks[0] == 0,
 	       "kicks: 3 + echo and 2 copies on two copy-mode veths all sent by the pass (%u, %u seen), "
@@ -1391,7 +1428,7 @@ static void test_kicks(void)
 
 int main(void)
 {
-	printf("TAP version 13\n1..39\n");
+	printf("TAP version 13\n1..40\n");
 	test_options();
 	test_million();
 	test_tx_full();

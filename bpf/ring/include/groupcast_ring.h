@@ -64,7 +64,7 @@ struct gc_ring_opts {
 	 * found some), so the sleep collects more - and what arrives meanwhile is
 	 * taken, sent and kicked together (one wake-up per @coalesce_us under
 	 * load, at most that much added latency; sparse traffic and an idle ring
-	 * sleep in poll() until the next frame). 0: off (default). At most
+	 * sleep until the next frame). 0: off (default). At most
 	 * GC_RING_MAX_COALESCE_US. */
 	__u32 coalesce_us;
 	/* The address the SFU's media socket is bound to: the only destination
@@ -88,7 +88,7 @@ struct gc_ring_stats {
 	__u64 kicks;		/* sendto() calls that started transmission */
 	__u64 tx_polls;		/* poll() calls that started transmission on several copy-mode TX rings at once */
 	__u64 wakeups;		/* recvfrom()/poll() calls for the fill ring (need_wakeup) */
-	__u64 waits;		/* gc_ring_wait() calls that slept in poll() */
+	__u64 waits;		/* gc_ring_wait() calls that went to sleep (epoll_wait(), or poll() while a TX ring waits for room) */
 	__u64 busy_polls;	/* non-blocking recvfrom() calls that polled the NAPI (busy_poll_us) */
 	__u64 coalesce_sleeps;	/* coalescing sleeps (coalesce_us) */
 	__u64 tx_stalls;	/* times a TX ring or the free frames ran out mid-batch */
@@ -155,15 +155,17 @@ int gc_ring_refresh_addresses(struct gc_ring *ring, struct gcfp_error *err);
 int gc_ring_port_count(const struct gc_ring *ring);
 int gc_ring_port_info(const struct gc_ring *ring, int port, struct gc_ring_port_info *info);
 
-/* Waits up to @timeout_ms for received frames (or, with transmissions in
- * flight, completions, or a table offered: gc_ring_offer()): with
+/* Waits up to @timeout_ms for received frames (or, while a TX ring holds
+ * frames its kick could not send, room in it; or a table offered:
+ * gc_ring_offer()), in epoll_wait() (poll() in the TX case): with
  * coalesce_us, after a sleep that long if the last gc_ring_process() found
  * less than a batch; with busy polling, after polling each port's NAPI once.
  * 1: something to do, 0: timeout, <0: -errno. */
 int gc_ring_wait(struct gc_ring *ring, int timeout_ms);
 
-/* One pass over every port: a batch from each RX ring, forwarded, kicked,
- * completions recycled. Waits for TX space when a TX ring is full, unless
+/* One pass over every port: a batch from each RX ring, forwarded, kicked
+ * (only the TX rings that got frames: one poll() for the copy-mode ones, a
+ * sendto() for one alone or one with more than 32), completions recycled. Waits for TX space when a TX ring is full, unless
  * *@stop becomes nonzero. Returns the frames received. */
 int gc_ring_process(struct gc_ring *ring, const volatile int *stop);
 
