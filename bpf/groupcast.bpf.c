@@ -11,6 +11,8 @@
  *       media of a registered stream on to the TC program.
  *
  *   groupcast_tc   (TC clsact ingress of the same interface)
+ *       (with gc_cfg.ingress == GC_INGRESS_TC, no XDP program attached, it
+ *       first judges and counts every datagram as the XDP program would)
  *       replicates: XDP cannot clone a frame, so each subscriber's copy is
  *       made by bpf_clone_redirect() in a loop inside ONE program run (a
  *       program re-entered per copy would hit the transmit recursion limit),
@@ -599,10 +601,13 @@ int groupcast_tc(struct __sk_buff *skb)
 	__u8 macs[12];
 	void *data, *data_end;
 	__u64 rx_ns;
-	int ret, oob_tag, vouched;
+	int ret, oob_tag, vouched, tc_ingress;
 
+	/* The first judge (GC_INGRESS_TC): count what the XDP program
+	 * counts; take no metadata for a vouch (no XDP program of ours). */
+	tc_ingress = gc_cfg.ingress == GC_INGRESS_TC;
 	/* Before any helper that may move the packet (and its metadata). */
-	vouched = gc_read_vouch(skb, &vouch);
+	vouched = tc_ingress ? 0 : gc_read_vouch(skb, &vouch);
 	if (vouched) {
 		rx_ns = vouch.rx_ns;
 		pkt.vouch_len = vouch.udp_len;
@@ -623,12 +628,14 @@ int groupcast_tc(struct __sk_buff *skb)
 	if (skb->vlan_present)
 		oob_tag = skb->vlan_proto == bpf_htons(ETH_P_8021Q) ? GC_VLAN_TAG_8021Q
 								   : GC_VLAN_TAG_8021AD;
-	ret = gc_classify(skb, GC_CTX_SKB, data, data_end, &pkt, &route, 0, oob_tag,
+	ret = gc_classify(skb, GC_CTX_SKB, data, data_end, &pkt, &route, tc_ingress, oob_tag,
 			  skb->vlan_tci & 0x0fff, vouched ? &vouch : NULL);
 	if (ret == GC_PARSE_DROP)
 		return TC_ACT_SHOT;
 	if (ret != GC_PARSE_RTP || !route)
 		return TC_ACT_OK;
+	if (tc_ingress)
+		gc_count(GC_STAT_RX_MEDIA, 1);
 
 	/* The route's media: counted here, where it is replicated (what
 	 * goes up to user space is counted there). */

@@ -127,17 +127,36 @@ static inline void gc_media_counters_add(struct gc_media_counters *total,
 }
 
 /*
+ * The fast path's ingress (struct gc_config.ingress, the loader's
+ * gcfp_attach_opts.ingress, the CLI's and the SFU's "ingress" options):
+ *   GC_INGRESS_XDP  the XDP program judges every datagram first (drops
+ *                   garbage before an skb exists, counts rx, rx_media and
+ *                   pass_*) and vouches for valid media to the TC program,
+ *                   which replicates. For real NICs.
+ *   GC_INGRESS_TC   no XDP program: the TC program alone verifies every
+ *                   datagram in full and counts what the XDP program would.
+ *                   For veth and other virtual devices, where native XDP
+ *                   copies each skb into a page first (Docs/fastpath.md).
+ */
+enum gc_ingress {
+	GC_INGRESS_XDP = 0,
+	GC_INGRESS_TC = 1,
+};
+
+/*
  * Read-only configuration of a loaded program (its .rodata, set before load).
  * @port:    the SFU's media UDP port, host byte order.
  * @echo:    1: every forwarded media packet also goes back to its origin.
  * @mac:     the attached interface's MAC: only frames sent to it are replicated
  *           (PACKET_HOST; broadcast, multicast and other hosts' frames go to the stack).
+ * @ingress: the fast path's ingress, enum gc_ingress: which program judges a
+ *           datagram first and counts it (rx, rx_media, pass_*).
  */
 struct gc_config {
 	__u32 abi_version;	/* GC_ABI_VERSION */
 	__u16 port;
 	__u8  echo;
-	__u8  reserved;
+	__u8  ingress;		/* enum gc_ingress; 0 (GC_INGRESS_XDP) in older pins */
 	__u8  mac[6];
 	__u8  reserved2[2];
 };

@@ -416,6 +416,9 @@ static int attach_locked(const struct gcfp_attach_opts *o, struct gcfp_error *er
 				 sizeof(err->log_path) - 1);
 	if (o->xdp_mode > GCFP_XDP_GENERIC)
 		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "unknown XDP mode %u", o->xdp_mode);
+	if (o->ingress != GC_INGRESS_XDP && o->ingress != GC_INGRESS_TC)
+		return gcfp_fail(err, GCFP_ERR_INVALID, 0, "unknown ingress %u (xdp 0, tc 1)",
+				 o->ingress);
 	ret = check_ifname(o->ifname, &ifindex, err);
 	if (ret)
 		return ret;
@@ -435,7 +438,9 @@ static int attach_locked(const struct gcfp_attach_opts *o, struct gcfp_error *er
 					 "detach it first", o->ifname, st.xdp_prog_id, st.tc_prog_id);
 		unpin_all(dir);
 	}
-	if (xdp_current(ifindex, &q) == 0 && q.prog_id)
+	/* GC_INGRESS_TC takes no metadata for a vouch: an XDP program in
+	 * front (not ours) is no concern of the fast path's then. */
+	if (o->ingress == GC_INGRESS_XDP && xdp_current(ifindex, &q) == 0 && q.prog_id)
 		return gcfp_fail(err, GCFP_ERR_BUSY, 0,
 				 "%s already has XDP program %u attached (not ours)", o->ifname,
 				 q.prog_id);
@@ -452,6 +457,10 @@ static int attach_locked(const struct gcfp_attach_opts *o, struct gcfp_error *er
 	skel->rodata->gc_cfg.abi_version = GC_ABI_VERSION;
 	skel->rodata->gc_cfg.port = o->port;
 	skel->rodata->gc_cfg.echo = o->echo ? 1 : 0;
+	skel->rodata->gc_cfg.ingress = o->ingress;
+	/* GC_INGRESS_TC: the XDP program is neither loaded nor pinned. */
+	if (o->ingress == GC_INGRESS_TC)
+		bpf_program__set_autoload(skel->progs.groupcast_xdp, false);
 	ret = if_mac(ifindex, skel->rodata->gc_cfg.mac);
 	if (ret) {
 		ret = gcfp_fail(err, GCFP_ERR_SYSTEM, -ret, "reading the MAC address of %s", o->ifname);
@@ -514,13 +523,17 @@ static int attach_locked(const struct gcfp_attach_opts *o, struct gcfp_error *er
 	PIN(bpf_map__pin, skel->maps.rodata, GC_PIN_CONFIG);
 	PIN(bpf_map__pin, skel->maps.gc_state, GC_PIN_STATE);
 	PIN(bpf_map__pin, skel->maps.gc_local, GC_PIN_LOCAL);
-	PIN(bpf_program__pin, skel->progs.groupcast_xdp, GC_PIN_PROG_XDP);
+	if (o->ingress == GC_INGRESS_XDP)
+		PIN(bpf_program__pin, skel->progs.groupcast_xdp, GC_PIN_PROG_XDP);
 	PIN(bpf_program__pin, skel->progs.groupcast_tc, GC_PIN_PROG_TC);
 #undef PIN
 
 	xdp_fd = bpf_program__fd(skel->progs.groupcast_xdp);
 	tc_fd = bpf_program__fd(skel->progs.groupcast_tc);
 
+	mode_flags = 0;
+	if (o->ingress == GC_INGRESS_TC)
+		goto attach_tc;
 	mode_flags = o->xdp_mode == GCFP_XDP_GENERIC ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
 	ret = bpf_xdp_attach(ifindex, xdp_fd, XDP_FLAGS_UPDATE_IF_NOEXIST | mode_flags, NULL);
 	if (ret && o->xdp_mode == GCFP_XDP_AUTO && (ret == -EOPNOTSUPP || ret == -EINVAL)) {
@@ -536,6 +549,7 @@ static int attach_locked(const struct gcfp_attach_opts *o, struct gcfp_error *er
 	}
 	xdp_attached = 1;
 
+attach_tc:
 	hook.ifindex = ifindex;
 	ret = bpf_tc_hook_create(&hook);
 	if (ret && ret != -EEXIST) {
@@ -807,6 +821,7 @@ int gcfp_status(const char *ifname, struct gcfp_status *st, struct gcfp_error *e
 	}
 	st->port = cfg.port;
 	st->echo = cfg.echo;
+	st->ingress = cfg.ingress;
 	st->ifindex = state.ifindex;
 	if (!bpf_obj_get_info_by_fd(h->routes_fd, &info, &info_len))
 		st->max_routes = info.max_entries;
@@ -838,7 +853,7 @@ int gcfp_status(const char *ifname, struct gcfp_status *st, struct gcfp_error *e
 		if (bpf_tc_query(&hook, &tc) == 0 && tc.prog_id == our_tc && our_tc)
 			st->tc_prog_id = our_tc;
 	}
-	st->attached = st->xdp_prog_id && st->tc_prog_id;
+	st->attached = st->tc_prog_id && (st->xdp_prog_id || cfg.ingress == GC_INGRESS_TC);
 	ret = 0;
 out:
 	gcfp_close(h);

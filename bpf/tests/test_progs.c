@@ -91,6 +91,8 @@ static void report(const char *name, int ret)
 /* ---- environment -------------------------------------------------------- */
 
 static struct groupcast *skel_echo, *skel_noecho;
+/* Loaded with gc_cfg.ingress = GC_INGRESS_TC: the TC program is the first judge. */
+static struct groupcast *skel_tcin;
 static int ifi_in, ifi_sub[N_SUB_DEVS], cap_fd[N_SUB_DEVS];
 static uint8_t mac_sub_dev[N_SUB_DEVS][6];	/* MAC of gsN (the copies' source) */
 
@@ -294,7 +296,7 @@ static int local_add_vlans(int map_fd)
 	       bpf_map_update_elem(map_fd, &aa, &one, 0) || bpf_map_update_elem(map_fd, &ab, &one, 0);
 }
 
-static struct groupcast *load_skel(int echo)
+static struct groupcast *load_skel(int echo, int ingress)
 {
 	struct groupcast *s = groupcast__open();
 
@@ -302,6 +304,7 @@ static struct groupcast *load_skel(int echo)
 		return NULL;
 	s->rodata->gc_cfg.port = SFU_PORT;
 	s->rodata->gc_cfg.echo = echo;
+	s->rodata->gc_cfg.ingress = ingress;
 	memcpy(s->rodata->gc_cfg.mac, MAC_SFU, 6);
 	if (groupcast__load(s)) {
 		groupcast__destroy(s);
@@ -902,6 +905,48 @@ static int run_xdp_case(const struct corpus_frame *c)
 	return stats_expect(before, after, -1);
 }
 
+/* The routes of the XDP fixtures (the corpus and the VLAN cases) on @s. */
+static int fixture_routes(struct groupcast *s)
+{
+	struct sub_def defs[1];
+	struct gc_route *r10;
+	int ret;
+
+	sub_def_v4(&defs[0], 0, 0);
+	if (route_put(s, SSRC_V4, 4, V4_ORIGIN, ORIGIN_PORT, defs, 1, 0) ||
+	    route_put(s, SSRC_FANOUT, 4, V4_ORIGIN, ORIGIN_PORT, NULL, 0, GC_ROUTE_F_USERSPACE))
+		return -1;
+	sub_def_v6(&defs[0], 0, 0);
+	if (route_put(s, SSRC_V6, 6, V6_ORIGIN, ORIGIN_PORT, defs, 1, 0))
+		return -1;
+	/* The stream of the origin that registered through VLAN 10. */
+	sub_def_v4(&defs[0], 0, 0);
+	defs[0].vlan = VLAN_B;
+	r10 = calloc(1, sizeof(*r10));
+	if (!r10)
+		return -1;
+	route_fill(r10, 4, V4_ORIGIN_A, ORIGIN_PORT, defs, 1, 0);
+	r10->origin_vlan = VLAN_A;
+	ret = route_write(s, SSRC_V10, r10);
+	free(r10);
+	return ret;
+}
+
+struct tc_run;
+static int tc_run(struct groupcast *s, const uint8_t *in, size_t len, struct tc_run *r);
+
+/* What the comparisons below saw, summed (GC_INGRESS_TC's counters). */
+static uint64_t tcin_seen[GC_STAT_MAX];
+
+/*
+ * GC_INGRESS_TC: the TC program alone (skel_tcin) gives @f the verdict, the
+ * counters (every one, rx, rx_media and pass_* among them) and the copies
+ * that the XDP program and the TC program behind it give it (skel_echo, the
+ * TC program run only on what XDP passes; an XDP drop is a TC shot).
+ */
+static int tc_ingress_same(const uint8_t *f, size_t len);
+static int t_tc_ingress_covered(void);
+
 /* ---- the corpus ----------------------------------------------------------- */
 
 /*
@@ -1071,6 +1116,78 @@ static int tc_run(struct groupcast *s, const uint8_t *in, size_t len, struct tc_
 		return failf("BPF_PROG_TEST_RUN: %s", strerror(errno));
 	r->retval = o.retval;
 	r->out_len = o.data_size_out;
+	return 0;
+}
+
+static int tc_ingress_same(const uint8_t *f, size_t len)
+{
+	uint64_t a0[GC_STAT_MAX], a1[GC_STAT_MAX], b0[GC_STAT_MAX], b1[GC_STAT_MAX];
+	static struct frame ga[4], gb[4];
+	static struct tc_run r;
+	uint8_t out[PKT_MAX];
+	int va, vb, na = 0, nb = 0, k, i;
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f, .data_size_in = len, .data_out = out,
+		    .data_size_out = sizeof(out), .repeat = 1);
+
+	CHECK(stats_read(skel_echo, a0) == 0, "reading counters");
+	CHECK(bpf_prog_test_run_opts(bpf_program__fd(skel_echo->progs.groupcast_xdp), &o) == 0,
+	      "BPF_PROG_TEST_RUN (xdp): %s", strerror(errno));
+	if (o.retval == XDP_PASS) {
+		if (tc_run(skel_echo, f, len, &r))
+			return -1;
+		va = r.retval;
+	} else {
+		CHECK(o.retval == XDP_DROP, "xdp verdict %u", o.retval);
+		va = TC_ACT_SHOT;
+	}
+	CHECK(stats_read(skel_echo, a1) == 0, "reading counters");
+	if (a1[GC_STAT_FORWARDED] != a0[GC_STAT_FORWARDED])
+		na = capture(cap_fd[0], ga, 4, (int)(a1[GC_STAT_FORWARDED] - a0[GC_STAT_FORWARDED]));
+
+	CHECK(stats_read(skel_tcin, b0) == 0, "reading counters");
+	if (tc_run(skel_tcin, f, len, &r)) {
+		/* A frame shorter than an IPv4 header after Ethernet: the
+		 * test run makes no skb of it. */
+		if (errno == EINVAL && va == TC_ACT_SHOT && len < ETH_HLEN + 20) {
+			failf("BPF_PROG_TEST_RUN makes no skb of a %zu-byte frame; the e2e tc ingress corpus run sends it", len);
+			return SKIPPED;
+		}
+		return -1;
+	}
+	vb = r.retval;
+	CHECK(stats_read(skel_tcin, b1) == 0, "reading counters");
+	if (b1[GC_STAT_FORWARDED] != b0[GC_STAT_FORWARDED] || na)
+		nb = capture(cap_fd[0], gb, 4, (int)(b1[GC_STAT_FORWARDED] - b0[GC_STAT_FORWARDED]));
+
+	CHECK(va == vb, "tc ingress verdict %d, xdp+tc %d", vb, va);
+	for (k = 0; k < GC_STAT_MAX; k++) {
+		CHECK(b1[k] - b0[k] == a1[k] - a0[k],
+		      "counter %s moved by %lld with tc ingress, %lld with xdp+tc", gcfp_stat_name(k),
+		      (long long)(b1[k] - b0[k]), (long long)(a1[k] - a0[k]));
+		tcin_seen[k] += b1[k] - b0[k];
+	}
+	CHECK(na == nb, "%d copies with tc ingress, %d with xdp+tc", nb, na);
+	for (i = 0; i < na; i++)
+		CHECK(ga[i].len == gb[i].len && !memcmp(ga[i].b, gb[i].b, ga[i].len),
+		      "copy %d differs between tc ingress and xdp+tc", i);
+	return 0;
+}
+
+static int t_tc_ingress_covered(void)
+{
+	uint64_t drops = 0;
+	int k;
+
+	for (k = 0; k < GC_DROP_MAX; k++)
+		drops += tcin_seen[GC_STAT_DROP(k)];
+	CHECK(tcin_seen[GC_STAT_RX_MEDIA] && tcin_seen[GC_STAT_FORWARDED] &&
+	      tcin_seen[GC_STAT_ECHOED], "no media replicated");
+	CHECK(drops && tcin_seen[GC_STAT_PASS_UDP_CSUM] && tcin_seen[GC_STAT_PASS_NOT_LOCAL] &&
+	      tcin_seen[GC_STAT_PASS_UNKNOWN_SSRC] && tcin_seen[GC_STAT_PASS_FANOUT_LIMIT] &&
+	      tcin_seen[GC_STAT_RX] > tcin_seen[GC_STAT_RX_MEDIA],
+	      "drops %llu, pass_udp_csum %llu, pass_not_local %llu", (unsigned long long)drops,
+	      (unsigned long long)tcin_seen[GC_STAT_PASS_UDP_CSUM],
+	      (unsigned long long)tcin_seen[GC_STAT_PASS_NOT_LOCAL]);
 	return 0;
 }
 
@@ -2021,6 +2138,40 @@ static int t_loader_lifecycle(void)
 	return 0;
 }
 
+/* GC_INGRESS_TC: only the TC program attached (and pinned), the status says so. */
+static int t_loader_tc_ingress(void)
+{
+	struct gcfp_attach_opts o = { .ifname = "gin1", .port = 7000, .echo = 1,
+				      .ingress = GC_INGRESS_TC };
+	struct bpf_xdp_query_opts q = { .sz = sizeof(q) };
+	struct gcfp_status st;
+	struct gcfp_error err;
+	char path[PATH_MAX];
+
+	o.ingress = 2;
+	CHECK(gcfp_attach(&o, &err) == -GCFP_ERR_INVALID, "ingress 2 accepted: %s", err.message);
+	o.ingress = GC_INGRESS_TC;
+	CHECK(gcfp_attach(&o, &err) == 0, "attach: %s", err.message);
+	CHECK(gcfp_status("gin1", &st, &err) == 0, "status: %s", err.message);
+	CHECK(st.attached && !st.xdp_prog_id && st.tc_prog_id && st.ingress == GC_INGRESS_TC,
+	      "status: attached %u xdp %u tc %u ingress %u", st.attached, st.xdp_prog_id,
+	      st.tc_prog_id, st.ingress);
+	CHECK(bpf_xdp_query(if_nametoindex("gin1"), 0, &q) == 0 && q.prog_id == 0,
+	      "XDP program %u attached with tc ingress", q.prog_id);
+	snprintf(path, sizeof(path), "%s/%s", st.pin_dir, GC_PIN_PROG_XDP);
+	CHECK(access(path, F_OK) != 0, "%s pinned with tc ingress", path);
+	CHECK(gcfp_attach(&o, &err) == -GCFP_ERR_ALREADY_ATTACHED, "second attach: %s", err.message);
+	CHECK(gcfp_detach("gin1", &err) == 0, "detach: %s", err.message);
+	CHECK(gcfp_status("gin1", &st, &err) == -GCFP_ERR_NOT_ATTACHED, "status after detach");
+	/* And back: the default ingress attaches both, the status says xdp. */
+	o.ingress = GC_INGRESS_XDP;
+	CHECK(gcfp_attach(&o, &err) == 0, "attach: %s", err.message);
+	CHECK(gcfp_status("gin1", &st, &err) == 0 && st.attached && st.xdp_prog_id &&
+	      st.ingress == GC_INGRESS_XDP, "xdp ingress status");
+	CHECK(gcfp_detach("gin1", &err) == 0, "detach: %s", err.message);
+	return 0;
+}
+
 /* The local-address map follows the interface: an address added after
  * attach is not served until gcfp_local_refresh(), then it is; a removed
  * one no longer is. */
@@ -2302,9 +2453,11 @@ static int recv_count(int fd)
 	return n;
 }
 
-static int t_e2e_corpus(void)
+static int e2e_corpus(int ingress)
 {
-	struct gcfp_attach_opts o = { .ifname = "gin0", .port = SFU_PORT, .echo = 1 };
+	struct gcfp_attach_opts o = { .ifname = "gin0", .port = SFU_PORT, .echo = 1,
+				      .ingress = ingress };
+	struct bpf_xdp_query_opts q = { .sz = sizeof(q) };
 	struct sockaddr_ll to = { .sll_family = AF_PACKET, .sll_halen = 6 };
 	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons(SFU_PORT) };
 	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons(SFU_PORT) };
@@ -2318,10 +2471,17 @@ static int t_e2e_corpus(void)
 
 	if (sh("ip link set gin0 address 02:5f:00:00:00:fe") ||
 	    write_file("/proc/sys/net/ipv6/conf/gin0/disable_ipv6", "0") ||
-	    sh("ip addr add 10.0.0.254/24 dev gin0") || sh("ip -6 addr add fd00::fe/64 dev gin0 nodad"))
+	    sh("ip addr replace 10.0.0.254/24 dev gin0") ||
+	    sh("ip -6 addr replace fd00::fe/64 dev gin0 nodad"))
 		return failf("configuring gin0");
 	if (gcfp_attach(&o, &err))
 		return failf("attach: %s", err.message);
+	/* GC_INGRESS_TC: no XDP program on the device, the TC program judges alone. */
+	if (bpf_xdp_query(if_nametoindex("gin0"), 0, &q) ||
+	    (ingress == GC_INGRESS_TC) != (q.prog_id == 0)) {
+		ret = failf("XDP program %u on gin0 with ingress %d", q.prog_id, ingress);
+		goto out;
+	}
 	if (gcfp_open("gin0", &h, &err)) {
 		ret = failf("open: %s", err.message);
 		goto out;
@@ -2417,6 +2577,9 @@ out:
 	gcfp_detach("gin0", &err);
 	return ret;
 }
+
+static int t_e2e_corpus(void) { return e2e_corpus(GC_INGRESS_XDP); }
+static int t_e2e_corpus_tc(void) { return e2e_corpus(GC_INGRESS_TC); }
 
 /* The next IPv4 frame received on @fd (an ETH_P_ALL capture), skipping what
  * this host sent itself (PACKET_OUTGOING), with its VLAN tag put back; 0:
@@ -2674,11 +2837,13 @@ static const struct named_test tests[] = {
 	{ "tc: route replacement under traffic never mixes streams", t_tc_route_churn },
 	{ "loader: no such device", t_loader_no_device },
 	{ "loader: attach, status, routes, detach, generic mode", t_loader_lifecycle },
+	{ "loader: tc ingress attaches no xdp program, status says so, detach; unknown ingress refused", t_loader_tc_ingress },
 	{ "loader: attached with a listen address, only media to it is replicated", t_loader_listen },
 	{ "loader: busy hook", t_loader_busy },
 	{ "loader: not root", t_loader_not_root },
 	{ "loader: verifier log in a private directory", t_loader_verifier_log_private },
 	{ "e2e: the corpus through an attached fast path and the stack", t_e2e_corpus },
+	{ "e2e: the corpus through a fast path attached with tc ingress (no xdp) and the stack", t_e2e_corpus_tc },
 	{ "loader: gin0's 802.1Q VLAN devices served, next hop through gin0.10 is gin0 vlan 10", t_vlan_devices },
 	{ "e2e: vlan 10 media copied with each subscriber's tag and echoed tagged; vlan 20 spoof and vlan 30 dropped", t_e2e_vlan },
 };
@@ -2706,8 +2871,6 @@ int main(int argc, char **argv)
 	size_t n_xdp = sizeof(xdp_cases) / sizeof(xdp_cases[0]);
 	size_t n_tests = sizeof(tests) / sizeof(tests[0]), i;
 	size_t n_vlan = sizeof(vlan_cases) / sizeof(vlan_cases[0]);
-	struct sub_def defs[1];
-	struct gc_route *r10;
 
 	if (argc > 2 && !strcmp(argv[1], "--write-corpus")) {
 		char *t = corpus_text();
@@ -2721,7 +2884,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("TAP version 13\n1..%zu\n", n_xdp + n_vlan + n_tests + 2);
+	printf("TAP version 13\n1..%zu\n", 2 * (n_xdp + n_vlan) + n_tests + 3);
 	if (geteuid() != 0) {
 		printf("Bail out! needs root (network namespaces, BPF)\n");
 		printf("# Totals: pass:0 fail:0 xfail:0 xpass:0 skip:0 error:1\n");
@@ -2732,39 +2895,19 @@ int main(int argc, char **argv)
 		printf("# Totals: pass:0 fail:0 xfail:0 xpass:0 skip:0 error:1\n");
 		return 1;
 	}
-	skel_echo = load_skel(1);
-	skel_noecho = load_skel(0);
-	if (!skel_echo || !skel_noecho) {
+	skel_echo = load_skel(1, GC_INGRESS_XDP);
+	skel_noecho = load_skel(0, GC_INGRESS_XDP);
+	skel_tcin = load_skel(1, GC_INGRESS_TC);
+	if (!skel_echo || !skel_noecho || !skel_tcin) {
 		printf("Bail out! the BPF programs did not load\n");
 		printf("# Totals: pass:0 fail:0 xfail:0 xpass:0 skip:0 error:1\n");
 		return 1;
 	}
 	/* Routes of the XDP fixtures. */
-	sub_def_v4(&defs[0], 0, 0);
-	if (route_put(skel_echo, SSRC_V4, 4, V4_ORIGIN, ORIGIN_PORT, defs, 1, 0) ||
-	    route_put(skel_echo, SSRC_FANOUT, 4, V4_ORIGIN, ORIGIN_PORT, NULL, 0,
-		      GC_ROUTE_F_USERSPACE)) {
+	if (fixture_routes(skel_echo) || fixture_routes(skel_tcin)) {
 		printf("Bail out! cannot install routes\n");
 		return 1;
 	}
-	sub_def_v6(&defs[0], 0, 0);
-	if (route_put(skel_echo, SSRC_V6, 6, V6_ORIGIN, ORIGIN_PORT, defs, 1, 0)) {
-		printf("Bail out! cannot install routes\n");
-		return 1;
-	}
-	/* The stream of the origin that registered through VLAN 10. */
-	sub_def_v4(&defs[0], 0, 0);
-	defs[0].vlan = VLAN_B;
-	r10 = calloc(1, sizeof(*r10));
-	if (!r10)
-		return 1;
-	route_fill(r10, 4, V4_ORIGIN_A, ORIGIN_PORT, defs, 1, 0);
-	r10->origin_vlan = VLAN_A;
-	if (route_write(skel_echo, SSRC_V10, r10)) {
-		printf("Bail out! cannot install routes\n");
-		return 1;
-	}
-	free(r10);
 	report("corpus: bpf/tests/corpus/frames.txt is the fixture table's", t_corpus_current());
 	if (corpus_load(corpus_path()) || n_corpus != n_xdp) {
 		printf("Bail out! cannot read the corpus %s (%zu frames)\n", corpus_path(), n_corpus);
@@ -2774,6 +2917,26 @@ int main(int argc, char **argv)
 		report(corpus[i].name, run_xdp_case(&corpus[i]));
 	for (i = 0; i < n_vlan; i++)
 		report(vlan_cases[i].name, run_vlan_case(&vlan_cases[i]));
+	for (i = 0; i < n_corpus; i++) {
+		char name[160];
+
+		snprintf(name, sizeof(name), "tc ingress, as xdp+tc: %.127s", corpus[i].name);
+		report(name, tc_ingress_same(corpus[i].f, corpus[i].len));
+	}
+	for (i = 0; i < n_vlan; i++) {
+		struct corpus_frame *fr = calloc(1, sizeof(*fr));
+		struct pkt_spec spec;
+		char name[160];
+
+		if (!fr)
+			return 1;
+		fr->len = vlan_case_frame(&vlan_cases[i], fr->f, &spec);
+		snprintf(name, sizeof(name), "tc ingress, as xdp+tc: %.127s", vlan_cases[i].name);
+		report(name, tc_ingress_same(fr->f, fr->len));
+		free(fr);
+	}
+	report("tc ingress: the corpus was replicated, dropped and passed up (the comparison is not empty)",
+	       t_tc_ingress_covered());
 	report("corpus: the XDP counters never show more datagram drops than rx", t_drops_within_rx());
 	for (i = 0; i < n_tests; i++)
 		report(tests[i].name, tests[i].fn());
@@ -2781,6 +2944,7 @@ int main(int argc, char **argv)
 		bench_xdp();
 	groupcast__destroy(skel_echo);
 	groupcast__destroy(skel_noecho);
+	groupcast__destroy(skel_tcin);
 	printf("# Totals: pass:%d fail:%d xfail:0 xpass:0 skip:%d error:0\n", n_pass, n_fail, n_skip);
 	return n_fail ? 1 : 0;
 }

@@ -63,7 +63,7 @@ struct gcfp_attach_opts {
 	const char *ifname;
 	uint16_t port;			/* SFU media UDP port, host order, != 0 */
 	uint8_t echo;			/* 1: echo every media packet to its origin */
-	uint8_t xdp_mode;		/* enum gcfp_xdp_mode */
+	uint8_t xdp_mode;		/* enum gcfp_xdp_mode (GC_INGRESS_XDP only) */
 	uint32_t max_routes;		/* 0: GC_DEFAULT_MAX_ROUTES */
 	const char *verifier_log_path;	/* NULL: <IFACE>.log in a new 0700 directory
 					 * /tmp/groupcast-verifier.XXXXXX (mkdtemp) */
@@ -72,10 +72,16 @@ struct gcfp_attach_opts {
 	 * wildcard socket, every address of the interface and its VLAN devices.
 	 * vlan_id and reserved zero. */
 	struct gc_local_addr listen;
+	/* enum gc_ingress (groupcast_layout.h): GC_INGRESS_XDP (0) attaches the
+	 * XDP program in front of the TC program; GC_INGRESS_TC attaches only
+	 * the TC program, which then verifies and counts everything itself
+	 * (for veth and other virtual devices, where native XDP copies every
+	 * skb; Docs/fastpath.md). */
+	uint8_t ingress;
 };
 
-/* Load both programs, pin their maps and attach XDP (ingress) and TC
- * (clsact ingress) to @opts->ifname. */
+/* Load both programs (GC_INGRESS_TC: only the TC program), pin their maps
+ * and attach XDP (ingress) and TC (clsact ingress) to @opts->ifname. */
 int gcfp_attach(const struct gcfp_attach_opts *opts, struct gcfp_error *err);
 
 /* Detach both programs from @ifname and remove its pins. With nothing
@@ -85,10 +91,10 @@ int gcfp_attach(const struct gcfp_attach_opts *opts, struct gcfp_error *err);
 int gcfp_detach(const char *ifname, struct gcfp_error *err);
 
 struct gcfp_status {
-	uint8_t attached;	/* 1: both programs attached and pinned */
+	uint8_t attached;	/* 1: the programs of its ingress attached and pinned */
 	uint8_t xdp_mode;	/* enum gcfp_xdp_mode: NATIVE/GENERIC, AUTO if not attached */
 	uint8_t echo;
-	uint8_t reserved;
+	uint8_t ingress;	/* enum gc_ingress */
 	uint16_t port;
 	uint32_t ifindex;
 	uint32_t xdp_prog_id;	/* 0: not attached */
