@@ -96,6 +96,9 @@ struct ForwarderOptions: ParsableArguments {
     @Option(help: "xdp: XDP attach mode: auto (native where the driver supports it), native or generic. Default: \(forwarder.xdpMode).")
     var xdpMode: XDPMode?
 
+    @Option(help: "xdp: the fast path's ingress: xdp (an XDP program judges every datagram before an skb exists, drops garbage early; for real NICs) or tc (no XDP program, the TC program alone verifies and replicates; for veth and other virtual devices, where native XDP copies each skb first; Docs/fastpath.md). Default: \(forwarder.xdpIngress).")
+    var xdpIngress: FastPathIngress?
+
     @Option(help: "sendgroup: groups (one kernel group per route, one group send per route and recvmmsg batch) or oneshot (one SENDGROUP_IOC_SEND per packet). Default: \(forwarder.sendgroupMode).")
     var sendgroupMode: SendgroupMode?
 
@@ -143,6 +146,7 @@ struct ForwarderOptions: ParsableArguments {
         settings.backend = backend
         settings.interfaces = interfaces.isEmpty ? nil : interfaces
         settings.xdpMode = xdpMode
+        settings.xdpIngress = xdpIngress
         settings.sendgroupMode = sendgroupMode
         settings.batch = batch
         settings.receiveBuffer = receiveBuffer
@@ -162,3 +166,4 @@ struct ForwarderOptions: ParsableArguments {
 
 extension RingMode: ExpressibleByArgument {}
 extension XDPMode: ExpressibleByArgument {}
+extension FastPathIngress: ExpressibleByArgument {}

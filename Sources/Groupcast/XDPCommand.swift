@@ -25,7 +25,9 @@ struct XDPCommand: ParsableCommand {
         @OptionGroup var device: Device
         @Option(help: "The SFU's media UDP port.") var port: UInt16
         @Flag(help: "Do not echo media packets to their sender.") var noEcho = false
-        @Option(help: "XDP mode: auto, native or generic.") var mode: XDPMode = .automatic
+        @Option(help: "XDP mode: auto, native or generic (with --ingress xdp).") var mode: XDPMode = .automatic
+        @Option(help: "The fast path's ingress: xdp (an XDP program judges every datagram before an skb exists, drops garbage early; for real NICs) or tc (no XDP program, the TC program alone verifies and replicates; for veth and other virtual devices, where native XDP copies each skb first; Docs/fastpath.md).")
+        var ingress: FastPathIngress = .xdp
         @Option(help: "Route map capacity (source SSRCs); 0: default.") var maxRoutes: UInt32 = 0
         @Option(help: "Where to save the verifier log if the kernel rejects the programs.")
         var verifierLog: String?
@@ -37,7 +39,8 @@ struct XDPCommand: ParsableCommand {
         func run() throws {
             try fastPath {
                 _ = try FastPath.attach(interface: device.interface, port: port, echo: !noEcho,
-                                        mode: mode, maxRoutes: maxRoutes, verifierLogPath: verifierLog)
+                                        mode: mode, ingress: ingress, maxRoutes: maxRoutes,
+                                        verifierLogPath: verifierLog)
             }
         }
     }
@@ -95,6 +98,7 @@ struct XDPCommand: ParsableCommand {
                     interface: \(device.interface)
                     attached: \(s.attached ? "yes" : "no")
                     mode: \(mode)
+                    ingress: \(s.ingress.map(\.rawValue) ?? "unknown")
                     xdp_prog_id: \(s.xdpProgramID)
                     tc_prog_id: \(s.tcProgramID)
                     port: \(s.port)

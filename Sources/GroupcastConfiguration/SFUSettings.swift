@@ -41,6 +41,7 @@ public struct SFUSettings: Sendable, Equatable {
     public var backend: ForwarderBackend?
     public var interfaces: [String]?
     public var xdpMode: XDPMode?
+    public var xdpIngress: FastPathIngress?
     public var sendgroupMode: SendgroupMode?
     public var batch: Int?
     public var receiveBuffer: Int?
@@ -151,6 +152,7 @@ extension SFUSettings {
         field("backend", \.backend, reloadable: false) { value, key throws(SettingError) in try value.choice(key, of: ForwarderBackend.self) },
         field("interface", \.interfaces, reloadable: false) { value, key throws(SettingError) in try value.texts(key) },
         field("xdp-mode", \.xdpMode, reloadable: false) { value, key throws(SettingError) in try value.choice(key, of: XDPMode.self) },
+        field("xdp-ingress", \.xdpIngress, reloadable: false) { value, key throws(SettingError) in try value.choice(key, of: FastPathIngress.self) },
         field("sendgroup-mode", \.sendgroupMode, reloadable: false) { value, key throws(SettingError) in try value.choice(key, of: SendgroupMode.self) },
         field("batch", \.batch, reloadable: false) { value, key throws(SettingError) in try value.integer(key) },
         field("receive-buffer", \.receiveBuffer, reloadable: false) { value, key throws(SettingError) in try value.integer(key) },
@@ -208,6 +210,7 @@ extension SFUSettings {
         settings.backend = forwarder.backend
         settings.interfaces = forwarder.interfaces
         settings.xdpMode = forwarder.xdpMode
+        settings.xdpIngress = forwarder.xdpIngress
         settings.sendgroupMode = forwarder.sendgroupMode
         settings.batch = forwarder.batchSize
         settings.receiveBuffer = forwarder.receiveBufferSize
@@ -280,6 +283,9 @@ extension SFUSettings {
             if interfaces?.isEmpty == false { throw SettingError("interface", "applies to the xdp and ring backends, not \(backend)") }
             if let xdpMode, xdpMode != forwarder.xdpMode { throw SettingError("xdp-mode", "applies to the xdp backend, not \(backend)") }
         }
+        if backend != .xdp, let xdpIngress, xdpIngress != forwarder.xdpIngress {
+            throw SettingError("xdp-ingress", "applies to the xdp backend, not \(backend)")
+        }
         if authKeyFile != nil && authKeyEnv != nil { throw SettingError("auth-key-env", "one key, not two: auth-key-file is given too") }
     }
 }
@@ -340,6 +346,7 @@ extension SFUSettings {
         if let backlog { forwarder.backlogCapacity = backlog }
         if let interfaces { forwarder.interfaces = interfaces }
         if let xdpMode { forwarder.xdpMode = xdpMode }
+        if let xdpIngress { forwarder.xdpIngress = xdpIngress }
         if let sendgroupMode { forwarder.sendgroupMode = sendgroupMode }
         if let ringQueue { forwarder.ringQueue = ringQueue }
         if let ringMode { forwarder.ringMode = ringMode }

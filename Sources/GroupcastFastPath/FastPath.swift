@@ -32,7 +32,9 @@ public final class FastPath {
     /// - Parameters:
     ///   - port: the SFU's media UDP port.
     ///   - echo: send every media packet back to its origin (the pktswitch SFU does).
-    ///   - mode: native XDP, generic XDP, or native falling back to generic.
+    ///   - mode: native XDP, generic XDP, or native falling back to generic (`ingress` `.xdp`).
+    ///   - ingress: the XDP program in front of the TC program (`.xdp`), or the TC program alone
+    ///     (`.tc`: no XDP program attached; for veth and other virtual devices).
     ///   - maxRoutes: capacity of the route map (one entry per source SSRC); 0 for the default.
     ///   - verifierLogPath: where the verifier log goes if the kernel rejects the programs.
     ///   - listen: the address the SFU's media socket is bound to, the only destination replicated
@@ -42,7 +44,7 @@ public final class FastPath {
     ///   `.verifierRejected`, ...).
     public static func attach(
         interface: String, port: UInt16, echo: Bool = true, mode: XDPMode = .automatic,
-        maxRoutes: UInt32 = 0, verifierLogPath: String? = nil, listen: SocketAddress? = nil
+        ingress: FastPathIngress = .xdp, maxRoutes: UInt32 = 0, verifierLogPath: String? = nil, listen: SocketAddress? = nil
     ) throws(FastPathError) -> FastPath {
         var err = gcfp_error()
         let ret: Int32 = interface.withCString { ifname in
@@ -52,6 +54,7 @@ public final class FastPath {
                 opts.port = port
                 opts.echo = echo ? 1 : 0
                 opts.xdp_mode = mode.cValue
+                opts.ingress = ingress.cValue
                 opts.max_routes = maxRoutes
                 opts.verifier_log_path = logPath
                 if let listen { opts.listen = listen.localAddressKey }
@@ -264,6 +267,25 @@ public enum RouteInstallation: Sendable, Equatable {
     case userSpace
 }
 
+/// ``FastPathIngress`` (GroupcastSFU, the forwarder's configuration) in the loader's terms.
+extension FastPathIngress {
+    /// `enum gc_ingress` of `groupcast_layout.h`.
+    var cValue: UInt8 {
+        switch self {
+        case .xdp: UInt8(GC_INGRESS_XDP.rawValue)
+        case .tc: UInt8(GC_INGRESS_TC.rawValue)
+        }
+    }
+
+    init?(cValue: UInt8) {
+        switch UInt32(cValue) {
+        case GC_INGRESS_XDP.rawValue: self = .xdp
+        case GC_INGRESS_TC.rawValue: self = .tc
+        default: return nil
+        }
+    }
+}
+
 /// ``XDPMode`` (GroupcastSFU, the forwarder's configuration) in the loader's terms.
 extension XDPMode {
     /// `enum gcfp_xdp_mode` of `groupcast_fastpath.h`.
@@ -360,6 +382,8 @@ extension FastPath {
 public struct FastPathStatus: Sendable, Equatable {
     public var attached: Bool
     public var mode: XDPMode?
+    /// The attachment's ingress (nil: a value this build does not know).
+    public var ingress: FastPathIngress?
     public var xdpProgramID: UInt32
     public var tcProgramID: UInt32
     public var port: UInt16
@@ -372,6 +396,7 @@ public struct FastPathStatus: Sendable, Equatable {
         var s = s
         attached = s.attached != 0
         mode = XDPMode(cValue: s.xdp_mode)
+        ingress = FastPathIngress(cValue: s.ingress)
         xdpProgramID = s.xdp_prog_id
         tcProgramID = s.tc_prog_id
         port = s.port

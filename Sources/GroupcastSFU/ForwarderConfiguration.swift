@@ -43,6 +43,9 @@ public struct ForwarderConfiguration: Sendable {
     public var interfaces: [String] = []
     /// How the XDP programs attach (xdp).
     public var xdpMode: XDPMode = .automatic
+    /// Which program of the fast path judges a datagram first (xdp): XDP, then TC (real NICs), or
+    /// the TC program alone (veth and other virtual devices).
+    public var xdpIngress: FastPathIngress = .xdp
     /// Capacity of each route map; 0: `GC_DEFAULT_MAX_ROUTES` (xdp).
     public var xdpMaxRoutes: UInt32 = 0
     /// How often receivers the kernel cannot reach yet are resolved again (xdp).
@@ -100,6 +103,19 @@ public enum XDPMode: String, Sendable, CaseIterable, CustomStringConvertible {
     case automatic = "auto"
     case native
     case generic
+
+    public var description: String { rawValue }
+}
+
+/// The fast path's ingress (`enum gc_ingress` of `groupcast_layout.h`; Docs/fastpath.md): `xdp`,
+/// the XDP program judges every datagram before an skb exists (drops garbage at the cheapest
+/// point, counts it) and the TC program behind it replicates, the choice for a real NIC; `tc`,
+/// no XDP program, the TC program alone verifies, counts and replicates, the choice for veth and
+/// other virtual devices, where native XDP first copies each skb into a page. Raw values are
+/// the command line's spelling (`--xdp-ingress xdp|tc`, `groupcast xdp attach --ingress xdp|tc`).
+public enum FastPathIngress: String, Sendable, CaseIterable, CustomStringConvertible {
+    case xdp
+    case tc
 
     public var description: String { rawValue }
 }

@@ -100,6 +100,7 @@ public final class XDPForwarder: Forwarder {
                 // the copies' source (the kernel would not deliver the rest to that socket).
                 attachments.append(try FastPath.attach(
                     interface: interface, port: media.port, echo: echo, mode: configuration.xdpMode,
+                    ingress: configuration.xdpIngress,
                     maxRoutes: configuration.xdpMaxRoutes, listen: media))
             } catch {
                 for attached in attachments { try? attached.detach() }
@@ -110,7 +111,7 @@ public final class XDPForwarder: Forwarder {
         self.interfaces = interfaces
         state = Mutex(State(attachments: attachments))
         startMaintenance()
-        logger.info("xdp: attached to \(interfaces.joined(separator: ", ")) (\(configuration.xdpMode)), media port \(media.port)")
+        logger.info("xdp: attached to \(interfaces.joined(separator: ", ")) (\(configuration.xdpIngress == .tc ? "tc ingress" : "xdp ingress, \(configuration.xdpMode)")), media port \(media.port)")
     }
 
     private static func explain(_ error: FastPathError, interface: String) -> String {

@@ -127,6 +127,30 @@ final class FastPathTests: XCTestCase {
         }
     }
 
+    /// The TC ingress: only the TC program attached, the status says so, detach removes it.
+    func testTCIngressOnVeth() throws {
+        try XCTSkipIf(geteuid() != 0, "needs root (BPF, network namespaces)")
+        let namespace = try Topology.PrivateNamespace()
+        defer { namespace.leave() }
+        let topology = Topology(hub: .caller, spokes: [.init(placement: .caller, hubInterface: "gcsw0", interface: "gcsw1")])
+        try topology.create()
+
+        let fp = try FastPath.attach(interface: "gcsw0", port: 5004, ingress: .tc)
+        let st = try FastPath.status(interface: "gcsw0")
+        XCTAssertTrue(st.attached)
+        XCTAssertEqual(st.ingress, .tc)
+        XCTAssertNil(st.mode)
+        XCTAssertEqual(st.xdpProgramID, 0)
+        XCTAssertNotEqual(st.tcProgramID, 0)
+        try fp.detach()
+        XCTAssertThrowsError(try FastPath.status(interface: "gcsw0")) { error in
+            guard case .notAttached? = error as? FastPathError else { return XCTFail("\(error)") }
+        }
+        let xdp = try FastPath.attach(interface: "gcsw0", port: 5004)
+        XCTAssertEqual(try FastPath.status(interface: "gcsw0").ingress, .xdp)
+        try xdp.detach()
+    }
+
     /// Two attachers racing for one interface: each round exactly one wins and can use its
     /// attachment, the other is refused (already attached / busy), and nothing is left behind.
     func testConcurrentAttachOneWins() throws {

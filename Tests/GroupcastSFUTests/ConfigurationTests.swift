@@ -162,6 +162,31 @@ import Testing
         }
     }
 
+    /// `xdp-ingress` (`--xdp-ingress`): xdp or tc, into the forwarder's configuration; default
+    /// xdp; only for the xdp backend; another value refused with the choices.
+    @Test func xdpIngressChoosesTheFastPathsFirstProgram() throws {
+        let tc = try ConfigurationFile.parse("backend: xdp\nxdp-ingress: tc\n", path: "sfu.yaml")
+        #expect(tc.settings.xdpIngress == .tc)
+        let effective = try EffectiveSettings(flags: SFUSettings(), file: tc)
+        #expect(effective.settings.forwarderConfiguration.xdpIngress == .tc)
+        #expect(SFUSettings().forwarderConfiguration.xdpIngress == .xdp)
+        var flags = SFUSettings()
+        flags.xdpIngress = .xdp
+        #expect(try EffectiveSettings(flags: flags, file: tc).settings.forwarderConfiguration.xdpIngress == .xdp)
+        do {
+            _ = try ConfigurationFile.parse("xdp-ingress: nic\n", path: "sfu.yaml")
+            Issue.record("xdp-ingress: nic accepted")
+        } catch {
+            #expect(error.reason.contains("\"nic\" is not one of xdp, tc"), "\(error)")
+        }
+        do {
+            _ = try EffectiveSettings(flags: SFUSettings(), file: try ConfigurationFile.parse("backend: socket\nxdp-ingress: tc\n", path: "sfu.yaml"))
+            Issue.record("xdp-ingress with the socket backend accepted")
+        } catch {
+            #expect(error.description.hasPrefix("sfu.yaml:2: xdp-ingress: applies to the xdp backend, not socket"), "\(error)")
+        }
+    }
+
     /// A room file named by `rooms` (the `--room` flag's file) and the rooms in the file are the
     /// same setting: the flag's room file beats the file's rooms.
     @Test func roomsFromTheFileOrARoomFile() throws {

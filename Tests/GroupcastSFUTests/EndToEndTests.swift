@@ -407,7 +407,7 @@ import Testing
         let b = try network.participantSocket(bindingTo: network.participantAddress(host: 92, family: .ipv4), options: .init(nonBlocking: true, receiveBufferSize: 1 << 20))
         let source = try registry.register(from: try a.localAddress, mediaPort: 0, receive: .all, now: 0)
         let sink = try registry.register(from: try b.localAddress, mediaPort: 0, receive: .all, now: 0)
-        var configuration = ForwarderConfiguration(backend: .xdp, mediaAddress: network.sfuHost())
+        var configuration = TestBackend.configuration(.xdp, mediaAddress: network.sfuHost())
         configuration.xdpMaxRoutes = 2
         let forwarder = try #require(try Backends.makeForwarder(configuration, echo: false, logger: testLogger) as? XDPForwarder)
         defer { forwarder.close() }

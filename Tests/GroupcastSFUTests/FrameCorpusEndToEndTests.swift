@@ -103,7 +103,7 @@ import Testing
         #expect(bench.frames.count >= 10, "only \(bench.frames.count) \(family) frames in the corpus")
         #expect(copies == Int(expectedTotals.forwarded), "\(copies) copies at the subscriber, want \(expectedTotals.forwarded)")
         #expect(totals.drops == expectedTotals.drops && totals.forwarded == expectedTotals.forwarded && totals.echoed == expectedTotals.echoed)
-        let line = "\(backend) \(family) frames=\(bench.frames.count) forwarded=\(totals.forwarded) echoed=\(totals.echoed) "
+        let line = "\(TestBackend.label(backend)) \(family) frames=\(bench.frames.count) forwarded=\(totals.forwarded) echoed=\(totals.echoed) "
             + DropReason.allCases.filter { totals[$0] != 0 }.map { "\($0)=\(totals[$0])" }.joined(separator: " ")
         print("corpus totals: \(line)")
         if let path = ProcessInfo.processInfo.environment["GROUPCAST_CORPUS_TOTALS"], mismatches == 0 {

@@ -34,10 +34,26 @@ enum TestBackend {
         return mode
     }()
 
-    /// The forwarder configuration of `backend` on `mediaAddress`, in the selected sendgroup mode.
+    /// The xdp backend's fast-path ingress: `GROUPCAST_XDP_INGRESS` (xdp, tc), default xdp.
+    static let xdpIngress: FastPathIngress = {
+        guard let name = ProcessInfo.processInfo.environment["GROUPCAST_XDP_INGRESS"] else { return .xdp }
+        guard let ingress = FastPathIngress(rawValue: name) else {
+            fatalError("GROUPCAST_XDP_INGRESS=\(name): not one of \(FastPathIngress.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return ingress
+    }()
+
+    /// The backend's name in reports: `xdp-tc` for the xdp backend with the TC ingress.
+    static func label(_ backend: ForwarderBackend) -> String {
+        backend == .xdp && xdpIngress == .tc ? "xdp-tc" : backend.rawValue
+    }
+
+    /// The forwarder configuration of `backend` on `mediaAddress`, in the selected sendgroup mode
+    /// and xdp ingress.
     static func configuration(_ backend: ForwarderBackend = selected, mediaAddress: SocketAddress) -> ForwarderConfiguration {
         var configuration = ForwarderConfiguration(backend: backend, mediaAddress: mediaAddress)
         configuration.sendgroupMode = sendgroupMode
+        configuration.xdpIngress = xdpIngress
         return configuration
     }
 }

@@ -12,10 +12,12 @@
  *                       SUBIFACE,MAC,IP,PORT...
  *       Attach the devmap-broadcast replicator to IFACE in NETNS: copies to
  *       each SUBIFACE (one subscriber per interface), echo to the origin.
- *   bench-helper fastpath NETNS IFACE PORT SSRC ORIGIN_IP ORIGIN_PORT SUBIFACE,MAC,IP,PORT...
+ *   bench-helper fastpath[-tc] NETNS IFACE PORT SSRC ORIGIN_IP ORIGIN_PORT SUBIFACE,MAC,IP,PORT...
  *       Attach the fast path (bpf/groupcast.bpf.c as built here, through the
  *       loader library `groupcast xdp attach` uses) to IFACE in NETNS, echo
  *       on, and install the route of SSRC (IPv4, one subscriber each).
+ *       fastpath: the XDP ingress (native XDP, then TC); fastpath-tc: the TC
+ *       ingress (the TC program alone, GC_INGRESS_TC).
  *       `bench-helper fastpath-detach NETNS IFACE` detaches it. For measuring
  *       a change of the programs without rebuilding the Swift package.
  *   bench-helper floor NETNS IFACE SUBIFACE...
@@ -197,9 +199,9 @@ static int cmd_floor(int argc, char **argv)
 	return 0;
 }
 
-static int cmd_fastpath(int argc, char **argv)
+static int cmd_fastpath(int argc, char **argv, int ingress)
 {
-	struct gcfp_attach_opts o = { .echo = 1, .xdp_mode = GCFP_XDP_NATIVE };
+	struct gcfp_attach_opts o = { .echo = 1, .xdp_mode = GCFP_XDP_NATIVE, .ingress = ingress };
 	struct gc_subscriber *subs;
 	struct gcfp_handle *h;
 	struct gcfp_error err;
@@ -366,14 +368,16 @@ int main(int argc, char **argv)
 	if (argc >= 3 && !strcmp(argv[1], "devmap"))
 		return cmd_devmap(argc - 2, argv + 2);
 	if (argc >= 9 && !strcmp(argv[1], "fastpath"))
-		return cmd_fastpath(argc - 2, argv + 2);
+		return cmd_fastpath(argc - 2, argv + 2, GC_INGRESS_XDP);
+	if (argc >= 9 && !strcmp(argv[1], "fastpath-tc"))
+		return cmd_fastpath(argc - 2, argv + 2, GC_INGRESS_TC);
 	if (argc == 4 && !strcmp(argv[1], "fastpath-detach"))
 		return cmd_fastpath_detach(argc - 2, argv + 2);
 	if (argc >= 5 && !strcmp(argv[1], "floor"))
 		return cmd_floor(argc - 2, argv + 2);
 	fprintf(stderr, "usage: bench-helper sink xdp|tc PIN NETNS:IFACE... | count PIN | "
 		"devmap NETNS IFACE PORT SSRC ORIGIN_IP ORIGIN_PORT ORIGIN_MAC SUB... | "
-		"fastpath NETNS IFACE PORT SSRC ORIGIN_IP ORIGIN_PORT SUB... | "
+		"fastpath[-tc] NETNS IFACE PORT SSRC ORIGIN_IP ORIGIN_PORT SUB... | "
 		"fastpath-detach NETNS IFACE | floor NETNS IFACE SUBIFACE...\n");
 	return 2;
 }
