@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import GroupcastBackends
+import GroupcastFastPath
 import GroupcastLab
 import GroupcastProtocol
 import GroupcastSFU
@@ -274,6 +275,12 @@ final class CorpusSFU {
             if backend.needsInterface { forwarder.interfaces = ["gccor0"] }
             server = try Backends.makeServer(configuration, forwarder: forwarder, logger: testLogger)
             server.start()
+            if backend == .xdp {
+                // The attachment has the selected ingress (xdp-tc: the TC program alone).
+                let status = try FastPath.status(interface: "gccor0")
+                #expect(status.ingress == TestBackend.xdpIngress && (status.xdpProgramID == 0) == (TestBackend.xdpIngress == .tc),
+                        "attached with ingress \(String(describing: status.ingress)), xdp program \(status.xdpProgramID)")
+            }
 
             // The peer's sockets: the subscriber, the origins (their echoes), the barrier's sender.
             func peer(_ address: String, _ port: UInt16) throws -> GroupSocket {
