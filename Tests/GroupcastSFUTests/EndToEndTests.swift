@@ -435,11 +435,17 @@ import Testing
             received += try b.receiveBatch().compactMap { try? RTPHeader.parse($0.bytes).ssrc }
         }
         #expect(received.sorted() == [source.ssrcs.asq, source.ssrcs.vsq, source.ssrcs.vhq].sorted())
-        let stats = forwarder.statistics()
         // Routes are installed in SSRC order: the two lowest of the six got in; A's streams among
         // them were replicated by the kernel, the rest by user space; every copy counted once.
         let inMap = Set(table.routes.keys.sorted().prefix(2))
         let aInKernel = [source.ssrcs.asq, source.ssrcs.vsq, source.ssrcs.vhq].filter { inMap.contains($0) }.count
+        // The slow path publishes its counters every 50 ms: a copy can arrive before they say so.
+        var stats = forwarder.statistics()
+        let settled = ContinuousClock.now.advanced(by: .seconds(2))
+        while stats.forwarded < 3 || stats.received < 3, ContinuousClock.now < settled {
+            usleep(10_000)
+            stats = forwarder.statistics()
+        }
         #expect(stats.forwarded == 3 && stats.inKernel == UInt64(aInKernel) && stats.received == 3 && stats.dropped == 0,
                 "\(stats), expected \(aInKernel) in kernel")
         #expect(table.routes.keys.contains(sink.ssrcs.asq))
