@@ -44,6 +44,7 @@
 
 #include "groupcast_fastpath.h"
 #include "groupcast_layout.h"
+#include "pkt.h"
 
 static const char *obj_path(void)
 {
@@ -70,20 +71,6 @@ static int enter_netns(const char *ns)
 	}
 	close(fd);
 	return 0;
-}
-
-static int if_mac(const char *name, uint8_t mac[6])
-{
-	struct ifreq ifr = {};
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ret;
-
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
-	ret = fd < 0 ? -1 : ioctl(fd, SIOCGIFHWADDR, &ifr);
-	if (fd >= 0)
-		close(fd);
-	if (!ret)
-		memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
-	return ret;
 }
 
 static int parse_mac(const char *s, uint8_t mac[6])

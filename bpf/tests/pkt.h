@@ -8,13 +8,38 @@
 #define GC_TEST_PKT_H
 
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define PKT_MAX	2048
+
+/*
+ * The MAC address of interface @name in this network namespace, for the
+ * frames a test builds (not /sys/class/net: sysfs shows the namespace of
+ * whoever mounted it). 0, or -1 with errno set.
+ */
+static inline int if_mac(const char *name, uint8_t mac[6])
+{
+	struct ifreq ifr = {};
+	int fd, ret;
+
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	ret = ioctl(fd, SIOCGIFHWADDR, &ifr);
+	close(fd);
+	if (ret)
+		return -1;
+	memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+	return 0;
+}
 
 struct pkt_spec {
 	uint8_t  dmac[6], smac[6];

@@ -139,24 +139,6 @@ static int write_file(const char *path, const char *val)
 	return fclose(f);
 }
 
-/* (Not /sys/class/net: sysfs shows the netns of whoever mounted it.) */
-static int if_mac(const char *name, uint8_t mac[6])
-{
-	struct ifreq ifr = {};
-	int fd, ret;
-
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
-	ret = ioctl(fd, SIOCGIFHWADDR, &ifr);
-	close(fd);
-	if (ret)
-		return -1;
-	memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
-	return 0;
-}
-
 static int open_capture(const char *ifname)
 {
 	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL) };

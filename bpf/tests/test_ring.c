@@ -1208,23 +1208,6 @@ struct kick_result {
 	char message[600];
 };
 
-/* (sysfs shows the namespace it was mounted in, not this one: ask the kernel.) */
-static int kick_mac(const char *ifname, __u8 mac[6])
-{
-	struct ifreq ifr = {};
-	int fd = socket(AF_INET, SOCK_DGRAM, 0), ret;
-
-	if (fd < 0)
-		return -1;
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	ret = ioctl(fd, SIOCGIFHWADDR, &ifr);
-	close(fd);
-	if (ret)
-		return -1;
-	memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
-	return 0;
-}
-
 static int kick_packet_socket(const char *ifname)
 {
 	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL) };
@@ -1300,8 +1283,8 @@ static void kick_child(struct kick_result *r)
 		snprintf(r->message, sizeof(r->message), "netns/veth setup failed (%s)", strerror(errno));
 		_exit(1);
 	}
-	if (kick_mac("gck0", mac_k0) || kick_mac("gck1", mac_k1) || kick_mac("gcq0", mac_q0) ||
-	    kick_mac("gcq1", mac_q1)) {
+	if (if_mac("gck0", mac_k0) || if_mac("gck1", mac_k1) || if_mac("gcq0", mac_q0) ||
+	    if_mac("gcq1", mac_q1)) {
 		snprintf(r->message, sizeof(r->message), "reading the veths' MACs failed");
 		_exit(1);
 	}
